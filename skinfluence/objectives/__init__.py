@@ -1,0 +1,143 @@
+"""Training objectives of fitted estimators: losses, gradients, Hessians and HVPs.
+
+:func:`make_objective` turns a fitted estimator (or a :class:`~sklearn.pipeline.Pipeline`
+ending in one) plus its training data into an :class:`Objective`.  Each model
+family lives in its own module and registers a builder with
+:func:`register_objective`; modules are imported on first use.
+"""
+
+import importlib
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import Objective
+
+__all__ = ["Objective", "make_objective", "register_objective", "supported_estimators"]
+
+# estimator class name -> (module that registers it, description shown in errors)
+_FAMILY_MODULES = {
+    "LogisticRegression": "logistic",
+    "LinearRegression": "linear",
+    "Ridge": "linear",
+    "RidgeClassifier": "linear",
+    "SGDClassifier": "sgd",
+    "SGDRegressor": "sgd",
+    "LinearSVC": "svm",
+    "PoissonRegressor": "glm",
+    "GammaRegressor": "glm",
+    "TweedieRegressor": "glm",
+    "MLPClassifier": "mlp",
+    "MLPRegressor": "mlp",
+}
+
+_REGISTRY = {}
+
+
+def register_objective(*class_names):
+    """Class decorator / function registering a builder for estimator classes (by class name).
+
+    The builder is called as ``builder(estimator, Xf, y, sample_weight, feature_map)`` where
+    ``estimator`` is the fitted final estimator, ``Xf`` the training features it saw,
+    ``feature_map`` a callable validating raw ``X`` and mapping it to features.
+    """
+
+    def decorator(builder):
+        for name in class_names:
+            _REGISTRY[name] = builder
+        return builder
+
+    return decorator
+
+
+def supported_estimators():
+    """Names of the estimator classes the objective layer supports."""
+    return sorted(_FAMILY_MODULES)
+
+
+def _unsupported(estimator, reason=None):
+    msg = f"{type(estimator).__name__} is not supported by skinfluence's objective layer"
+    if reason:
+        msg += f": {reason}"
+    msg += ". Supported estimators: " + ", ".join(supported_estimators()) + (
+        " (or a Pipeline ending in one of them)."
+    )
+    return TypeError(msg)
+
+
+def _builder_for(estimator):
+    name = type(estimator).__name__
+    module = _FAMILY_MODULES.get(name)
+    if module is None:
+        raise _unsupported(estimator)
+    importlib.import_module(f"{__name__}.{module}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:  # module exists in the plan but did not register (should not happen)
+        raise _unsupported(estimator, "its objective module is not available") from None
+
+
+def split_pipeline(estimator):
+    """Return ``(preprocessing, final_estimator)``; preprocessing is None for a bare estimator."""
+    if isinstance(estimator, Pipeline):
+        final = estimator.steps[-1][1]
+        pre = estimator[:-1] if len(estimator.steps) > 1 else None
+        return pre, final
+    return None, estimator
+
+
+def make_objective(estimator, X, y, sample_weight=None):
+    """Build the training objective of a fitted estimator on its training data.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or Pipeline
+        Earlier pipeline steps are treated as a fixed feature map.
+    X : array-like or sparse matrix of shape (n_samples, n_features)
+        The data the estimator was fitted on.
+    y : array-like of shape (n_samples,)
+    sample_weight : array-like of shape (n_samples,), default=None
+        The sample weights used in the fit.
+
+    Returns
+    -------
+    objective : Objective
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.objectives import make_objective
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = X[:, :5]
+    >>> model = LogisticRegression(max_iter=1000).fit(X, y)
+    >>> obj = make_objective(model, X, y)
+    >>> obj.n_params
+    6
+    """
+    check_is_fitted(estimator)
+    pre, final = split_pipeline(estimator)
+    builder = _builder_for(final)
+    if pre is not None:
+        check_is_fitted(pre)
+
+        def feature_map(X_new):
+            return pre.transform(X_new)
+
+    else:
+
+        def feature_map(X_new):
+            return X_new
+
+    Xf = feature_map(X)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != Xf.shape[0]:
+            raise ValueError(
+                f"sample_weight has shape {sample_weight.shape}; expected ({Xf.shape[0]},)."
+            )
+    objective = builder(final, Xf, y, sample_weight, feature_map)
+    objective.is_classifier = is_classifier(final)
+    return objective

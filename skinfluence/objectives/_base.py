@@ -1,0 +1,175 @@
+"""The objective layer's contract.
+
+Every supported model family describes the training objective scikit-learn
+minimised, in *output space*:
+
+    J(theta) = sum_j w_j * loss(f(x_j; theta), y_j) + R(theta)
+
+* ``f(x; theta)`` is the model's raw output, a vector of ``n_outputs`` (K)
+  numbers per sample (the decision function / linear predictor);
+* ``loss(z, y)`` is the per-sample loss as a function of that output;
+* ``w_j`` are the effective sample weights (``sample_weight`` times
+  ``class_weight`` times any constant the estimator uses, e.g. ``C``);
+* ``R`` is the penalty, scaled so that ``J`` has the same minimiser as the
+  estimator's own objective.  Only the *ratio* of penalty to data term
+  matters for influence, so ``J`` may differ from scikit-learn's objective by
+  a positive constant factor.
+
+Everything above this layer (influence functions, valuation, cleaning) only
+talks to an :class:`Objective` through the methods below, so a new model
+family is one new module here.
+
+The per-sample gradient of the loss is ``J_j^T r_j`` where ``J_j`` is the
+``(K, p)`` Jacobian of the output and ``r_j = dloss/dz``: :meth:`vjp` with
+``r`` gives all per-sample gradients at once.  For models whose output is
+linear in the parameters (all GLMs), ``J_j = I_K kron [x_j, 1]`` and the
+Hessian of ``J`` is ``sum_j w_j J_j^T S_j J_j + R''`` with ``S_j`` the
+``(K, K)`` second derivative of the loss in ``z``: the removal of one point is
+then a rank-K update, which the influence engine exploits.
+"""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Objective(ABC):
+    """Training objective of one fitted estimator, evaluated on its training set.
+
+    Subclasses are built by :func:`skinfluence.objectives.make_objective` and
+    must set these attributes in ``__init__``:
+
+    Attributes
+    ----------
+    estimator : estimator
+        The fitted final estimator (last step of a pipeline).
+    theta : ndarray of shape (n_params,)
+        The fitted parameters, flattened (see :meth:`unflatten`).
+    n_outputs : int
+        K, the number of raw outputs per sample.
+    X : ndarray or sparse matrix of shape (n_train, n_features)
+        Training features as the final estimator sees them.
+    y : ndarray of shape (n_train,)
+        Encoded training targets (class indices for classifiers).
+    weights : ndarray of shape (n_train,)
+        Effective weight ``w_j`` of each training point in ``J``.
+    linear_in_params : bool
+        True when ``f`` is linear in ``theta`` (then the Hessian has no
+        output-curvature term and Gauss-Newton is exact).
+    """
+
+    linear_in_params = False
+
+    # ---------------------------------------------------------------- sizes
+    @property
+    def n_params(self):
+        return self.theta.shape[0]
+
+    @property
+    def n_train(self):
+        return self.X.shape[0]
+
+    # ------------------------------------------------------------- targets
+    @abstractmethod
+    def features(self, X):
+        """Validate ``X`` and map it to the features the final estimator sees."""
+
+    @abstractmethod
+    def encode_target(self, y):
+        """Encode targets as the loss expects them; raise ``ValueError`` on unseen labels."""
+
+    # ------------------------------------------------------ output and loss
+    @abstractmethod
+    def outputs(self, Xf, theta=None):
+        """Raw outputs ``f(x; theta)`` of shape ``(n, K)`` for features ``Xf``."""
+
+    @abstractmethod
+    def loss_from_outputs(self, Z, y):
+        """Unweighted per-sample loss ``loss(z_i, y_i)``, shape ``(n,)``."""
+
+    @abstractmethod
+    def loss_derivatives(self, Z, y):
+        """First and second derivative of the loss in ``z``.
+
+        Returns
+        -------
+        r : ndarray of shape (n, K)
+        S : ndarray of shape (n, K, K)
+        """
+
+    @abstractmethod
+    def prediction_from_outputs(self, Z):
+        """The scalar output explained when no target is given, shape ``(n,)``.
+
+        The decision function for binary classifiers, the prediction for
+        regressors (through the inverse link), and for multiclass models the
+        decision value of the class predicted at the fitted parameters.
+        """
+
+    # ------------------------------------------------------------ jacobian
+    @abstractmethod
+    def jvp(self, Xf, V, theta=None):
+        """Output Jacobian times vectors: ``(n, K, m)`` array ``J_i @ V`` for ``V`` of shape ``(p, m)``."""
+
+    @abstractmethod
+    def vjp(self, Xf, C, theta=None):
+        """Per-sample transposed Jacobian products: ``(n, p)`` array with rows ``J_i^T c_i``.
+
+        With ``C = r`` (from :meth:`loss_derivatives`) the rows are the
+        per-sample loss gradients.
+        """
+
+    # ------------------------------------------------------------- hessian
+    @abstractmethod
+    def hessian(self, theta=None):
+        """Dense ``(p, p)`` Hessian of ``J`` (data term plus penalty)."""
+
+    @abstractmethod
+    def hvp(self, V, theta=None):
+        """Hessian of ``J`` times ``V`` (shape ``(p,)`` or ``(p, m)``), without forming it."""
+
+    def hessian_diagonal(self, theta=None):
+        """Diagonal of the Hessian (for preconditioning); subclasses should override."""
+        return np.diag(self.hessian(theta)).copy()
+
+    def null_space(self):
+        """Orthonormal basis ``(p, r)`` of directions along which ``J`` is exactly flat.
+
+        These are *structural* flat directions (e.g. adding a constant to all
+        unpenalised multinomial intercepts), on which the solvers use a
+        pseudo-inverse instead of damping.  ``None`` when there are none.
+        """
+        return None
+
+    # ---------------------------------------------------------- parameters
+    @abstractmethod
+    def unflatten(self, theta):
+        """Dict of estimator attribute name -> array for a flat parameter vector."""
+
+    def with_params(self, theta):
+        """A shallow copy of the final estimator with its parameters replaced by ``theta``."""
+        import copy
+
+        est = copy.copy(self.estimator)
+        for name, value in self.unflatten(theta).items():
+            setattr(est, name, value)
+        return est
+
+    # ------------------------------------------------------ conveniences
+    def sample_gradients(self, Xf, y, theta=None):
+        """Per-sample loss gradients ``(n, p)`` (unweighted)."""
+        Z = self.outputs(Xf, theta)
+        r, _ = self.loss_derivatives(Z, y)
+        return self.vjp(Xf, r, theta)
+
+    def sample_losses(self, Xf, y, theta=None):
+        return self.loss_from_outputs(self.outputs(Xf, theta), y)
+
+    def objective_value(self, theta=None):
+        """``J(theta)`` on the training set (for tests and line searches)."""
+        losses = self.sample_losses(self.X, self.y, theta)
+        return float(self.weights @ losses) + self.penalty_value(theta)
+
+    @abstractmethod
+    def penalty_value(self, theta=None):
+        """``R(theta)``."""
