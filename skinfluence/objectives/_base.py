@@ -155,6 +155,40 @@ class Objective(ABC):
             setattr(est, name, value)
         return est
 
+    # ------------------------------------------- changes of loss and output
+    def loss_change(self, Z0, y, D):
+        """Exact loss change ``loss(z_i + D[i, :, j], y_i) - loss(z_i, y_i)``.
+
+        ``Z0`` is ``(n, K)``, ``D`` is ``(n, K, m)``; returns ``(n, m)``.
+        Families override this with a fused kernel; this default is correct
+        for any loss.
+        """
+        base = self.loss_from_outputs(Z0, y)
+        m = D.shape[2]
+        out = np.empty((Z0.shape[0], m))
+        for j in range(m):
+            out[:, j] = self.loss_from_outputs(Z0 + D[:, :, j], y) - base
+        return out
+
+    def prediction_change(self, Z0, D):
+        """Change of :meth:`prediction_from_outputs` when the outputs move by ``D``: ``(n, m)``.
+
+        For multiclass models the class whose decision value is tracked is the
+        one predicted at ``Z0``.
+        """
+        base = self.prediction_from_outputs(Z0)
+        m = D.shape[2]
+        out = np.empty((Z0.shape[0], m))
+        if Z0.shape[1] > 1:
+            cls = np.argmax(Z0, axis=1)
+            rows = np.arange(Z0.shape[0])
+            for j in range(m):
+                out[:, j] = D[rows, cls, j]
+            return out
+        for j in range(m):
+            out[:, j] = self.prediction_from_outputs(Z0 + D[:, :, j]) - base
+        return out
+
     # ------------------------------------------------------ conveniences
     def sample_gradients(self, Xf, y, theta=None):
         """Per-sample loss gradients ``(n, p)`` (unweighted)."""
