@@ -1,0 +1,178 @@
+"""CleanClassifier: fit, remove or relabel flagged points, refit."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from ._cleaner import InfluenceCleaner, _default_estimator, _fit
+
+__all__ = ["CleanClassifier"]
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        est = self.estimator if self.estimator is not None else _default_estimator()
+        return hasattr(est, attr)
+
+    return check
+
+
+class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Classifier trained on its own data with suspected label errors removed or fixed.
+
+    ``fit`` runs ``cleaner`` on the training data, removes (or relabels) the
+    flagged points, then fits a fresh clone of ``estimator`` on the result.
+    Because ``fraction`` is an ordinary hyper-parameter,
+    ``GridSearchCV(CleanClassifier(model), {"fraction": [0, .05, .1, .2]})``
+    searches over cleaned subsets of the training data, scored on held-out
+    folds that are *not* cleaned.
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The final model (unfitted). ``None`` means ``LogisticRegression(max_iter=1000)``.
+    cleaner : InfluenceCleaner, default=None
+        The cleaner; ``None`` means ``InfluenceCleaner(estimator)`` (approximate
+        leave-one-out probabilities + confident learning).  Its ``action``
+        (``"remove"`` or ``"relabel"``) is used.
+    fraction : float in [0, 1) or None, default=None
+        ``None``: clean the points the cleaner flags (its threshold).  A
+        float: clean that fraction of the training set with the highest
+        ``scores_`` (``0`` refits on the data as given).
+
+    Attributes
+    ----------
+    cleaner_ : InfluenceCleaner
+        The fitted cleaner.
+    estimator_ : estimator
+        The estimator fitted on the cleaned data.
+    classes_ : ndarray of shape (n_classes,)
+    cleaned_mask_ : ndarray of shape (n_samples,), dtype=bool
+        Training points removed or relabelled.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import CleanClassifier
+    >>> from skinfluence.datasets import make_noisy_labels
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> y_noisy, _ = make_noisy_labels(y, 0.2, random_state=0)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> search = GridSearchCV(CleanClassifier(model), {"fraction": [0.0, 0.1, 0.2]}, cv=3)
+    >>> search = search.fit(X, y_noisy)
+    >>> sorted(search.best_params_)
+    ['fraction']
+    """
+
+    def __init__(self, estimator=None, cleaner=None, fraction=None):
+        self.estimator = estimator
+        self.cleaner = cleaner
+        self.fraction = fraction
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        est = self.estimator if self.estimator is not None else _default_estimator()
+        try:
+            est_tags = est.__sklearn_tags__()
+            tags.input_tags.sparse = est_tags.input_tags.sparse
+            tags.input_tags.allow_nan = est_tags.input_tags.allow_nan
+        except AttributeError:  # pragma: no cover
+            pass
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        """Clean the training data, then fit the estimator on it.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Used by the cleaner and, for kept points, by the final fit.
+
+        Returns
+        -------
+        self : CleanClassifier
+        """
+        f = self.fraction
+        if f is not None and not (
+            isinstance(f, numbers.Real) and not isinstance(f, bool) and 0.0 <= f < 1.0
+        ):
+            raise ValueError(f"fraction must be None or a float in [0, 1); got {f!r}.")
+        estimator = self.estimator if self.estimator is not None else _default_estimator()
+        if self.cleaner is None:
+            cleaner = InfluenceCleaner(clone(estimator))
+        elif isinstance(self.cleaner, InfluenceCleaner):
+            cleaner = clone(self.cleaner)
+            if cleaner.estimator is None:
+                cleaner.set_params(estimator=clone(estimator))
+        else:
+            raise TypeError(
+                f"cleaner must be an InfluenceCleaner or None; got {type(self.cleaner).__name__}."
+            )
+        cleaner.fit(X, y, sample_weight=sample_weight)
+        self.cleaner_ = cleaner
+        if f is None:
+            mask = cleaner.issues_
+        else:
+            mask = cleaner._top(cleaner.scores_, int(round(f * cleaner.scores_.shape[0])))
+        self.cleaned_mask_ = mask
+        X_fit, y_fit = cleaner._apply(X, y, mask)
+        sw = sample_weight
+        if sw is not None and cleaner.action == "remove":
+            sw = np.asarray(sw)[~mask]
+        self.estimator_ = _fit(clone(estimator), X_fit, y_fit, sw)
+        self.classes_ = cleaner.classes_
+        self.n_features_in_ = cleaner.n_features_in_
+        if hasattr(cleaner, "feature_names_in_"):
+            self.feature_names_in_ = cleaner.feature_names_in_
+        return self
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the estimator fitted on the cleaned data."""
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the estimator fitted on the cleaned data.
+
+        Columns follow ``classes_``; a class that cleaning removed entirely
+        gets probability zero.
+        """
+        check_is_fitted(self)
+        return self._align(self.estimator_.predict_proba(X))
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities (see :meth:`predict_proba`)."""
+        check_is_fitted(self)
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the estimator fitted on the cleaned data."""
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    def _align(self, P):
+        est_classes = getattr(self.estimator_, "classes_", self.classes_)
+        if len(est_classes) == len(self.classes_):
+            return P
+        out = np.zeros((P.shape[0], len(self.classes_)))
+        out[:, np.searchsorted(self.classes_, est_classes)] = P
+        return out

@@ -1,0 +1,431 @@
+"""InfluenceCleaner: find mislabelled training points from one fit."""
+
+import numbers
+import time
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _confident as cl
+
+__all__ = ["InfluenceCleaner"]
+
+METHODS = ("loo", "self_influence", "validation", "loss", "cross_val")
+ACTIONS = ("remove", "relabel")
+
+
+def _default_estimator():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000)
+
+
+def scores_to_proba(Z, n_classes):
+    """Map raw decision values to pseudo-probabilities (sigmoid / softmax).
+
+    Confident learning only needs per-class thresholds on a monotone
+    confidence, so this is enough for estimators without ``predict_proba``.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if n_classes == 2:
+        z = Z.reshape(Z.shape[0], -1)
+        if z.shape[1] == 2:  # two columns: use their difference
+            z = z[:, 1] - z[:, 0]
+        else:
+            z = z[:, 0]
+        p = expit(z)
+        return np.column_stack([1.0 - p, p])
+    return softmax(Z, axis=1)
+
+
+def _take(X, mask):
+    """Row-select ``X`` keeping its container (pandas, sparse, ndarray, list)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[np.flatnonzero(mask)]
+    if isinstance(X, list):
+        return [x for x, keep in zip(X, mask) if keep]
+    return X[np.flatnonzero(mask)] if hasattr(X, "tocsr") else np.asarray(X)[mask]
+
+
+def _replace_labels(y, new_values):
+    """Return ``y`` with all values replaced, keeping a pandas container if given."""
+    if hasattr(y, "iloc"):
+        return y.__class__(new_values, index=y.index, name=getattr(y, "name", None))
+    return new_values
+
+
+class InfluenceCleaner(BaseEstimator):
+    """Find, remove or relabel mislabelled training examples with one fit.
+
+    The estimator is fitted once on the (noisy) training data.  The influence
+    machinery (:class:`skinfluence.InfluenceFunctions`) then gives every
+    training point's predicted class probabilities *under the model refitted
+    without that point* (a Newton step, exact Woodbury algebra for GLMs), which
+    are the out-of-sample probabilities confident learning (Northcutt et al.,
+    JAIR 2021) needs -- without the K-fold refits.
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The model whose training set is cleaned, unfitted.  Influence methods
+        need an estimator supported by :mod:`skinfluence.objectives`
+        (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, or a
+        Pipeline ending in one).  ``None`` means ``LogisticRegression(max_iter=1000)``.
+    method : {"loo", "self_influence", "validation", "loss", "cross_val"}, default="loo"
+        How suspicion is scored (``scores_``):
+
+        * ``"loo"``: one minus the approximate leave-one-out probability of
+          the given label; flags by confident-learning thresholds on the
+          leave-one-out probabilities.
+        * ``"self_influence"``: predicted increase of a point's own loss when
+          it is removed (Koh & Liang's self-influence).
+        * ``"validation"``: harm to the loss on a trusted, clean
+          ``validation_data`` set (minus the summed influence on it).
+        * ``"loss"``: baseline -- one minus the in-sample probability of the
+          given label (equivalent ranking to the training loss); confident
+          learning on in-sample probabilities.
+        * ``"cross_val"``: confident learning on ``cv``-fold cross-validated
+          probabilities (what cleanlab does); works for any classifier.
+
+        With ``threshold="auto"`` the score-only methods (``self_influence``,
+        ``validation``) flag as many top-scored points as confident learning
+        estimates are mislabelled from the leave-one-out probabilities.
+    threshold : "auto" or float in [0, 1), default="auto"
+        ``"auto"``: confident learning decides (``filter_by``).  A float:
+        flag that fraction of the training set with the highest scores.
+    action : {"remove", "relabel"}, default="remove"
+        What :meth:`fit_resample` does with flagged points.
+    filter_by : str, default="prune_by_noise_rate"
+        Confident-learning pruning rule, see
+        :func:`skinfluence.cleaning.find_label_issues`.
+    validation_data : tuple (X_val, y_val), default=None
+        Trusted clean data, required by ``method="validation"``.
+    cv : int or cross-validation generator, default=5
+        Folds for ``method="cross_val"``.
+    damping : float, default=0.0
+        Damping passed to :class:`~skinfluence.InfluenceFunctions`.
+    n_jobs : int, default=None
+        Passed to :class:`~skinfluence.InfluenceFunctions` / ``cross_val_predict``.
+    verbose : int, default=0
+        Print timings of the stages.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The estimator fitted on all the data given to :meth:`fit`.
+    classes_ : ndarray of shape (n_classes,)
+    scores_ : ndarray of shape (n_samples,)
+        Higher = more likely mislabelled.
+    issues_ : ndarray of shape (n_samples,), dtype=bool
+        Flagged samples.
+    suggested_labels_ : ndarray of shape (n_samples,)
+        For flagged samples, the most probable other class under the
+        out-of-sample probabilities; for the others, the given label.
+    proba_ : ndarray of shape (n_samples, n_classes)
+        The probabilities confident learning used (leave-one-out,
+        cross-validated or in-sample depending on ``method``).
+    noise_joint_ : ndarray of shape (n_classes, n_classes)
+        Confident-learning estimate of the joint distribution of given
+        (rows) and true (columns) labels.
+    n_issues_ : int
+        Number of flagged samples.
+    influence_ : InfluenceFunctions or None
+        The fitted influence engine (influence methods only).
+
+    See Also
+    --------
+    CleanClassifier : fit, clean, refit in one estimator.
+    skinfluence.cleaning.cleaning_curve : fraction of flips found vs checked.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceCleaner
+    >>> from skinfluence.datasets import make_noisy_labels
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> y_noisy, flipped = make_noisy_labels(y, 0.1, random_state=0)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> cleaner = InfluenceCleaner(model).fit(X, y_noisy)
+    >>> precision = (cleaner.issues_ & flipped).sum() / cleaner.issues_.sum()
+    >>> bool(precision > 0.8)
+    True
+    >>> X_clean, y_clean = cleaner.fit_resample(X, y_noisy)
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="loo",
+        threshold="auto",
+        action="remove",
+        filter_by="prune_by_noise_rate",
+        validation_data=None,
+        cv=5,
+        damping=0.0,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.threshold = threshold
+        self.action = action
+        self.filter_by = filter_by
+        self.validation_data = validation_data
+        self.cv = cv
+        self.damping = damping
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        est = self.estimator if self.estimator is not None else _default_estimator()
+        try:
+            est_tags = est.__sklearn_tags__()
+            tags.input_tags.sparse = est_tags.input_tags.sparse
+            tags.input_tags.allow_nan = est_tags.input_tags.allow_nan
+        except AttributeError:  # pragma: no cover - foreign estimator without tags
+            pass
+        return tags
+
+    # ------------------------------------------------------------ checks
+    def _validate_params_(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {self.method!r}.")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}; got {self.action!r}.")
+        if self.filter_by not in cl.FILTERS:
+            raise ValueError(f"filter_by must be one of {cl.FILTERS}; got {self.filter_by!r}.")
+        t = self.threshold
+        if not (
+            (isinstance(t, str) and t == "auto")
+            or (isinstance(t, numbers.Real) and not isinstance(t, bool) and 0.0 <= t < 1.0)
+        ):
+            raise ValueError(f"threshold must be 'auto' or a float in [0, 1); got {t!r}.")
+        if self.method == "validation":
+            vd = self.validation_data
+            if vd is None or not isinstance(vd, (tuple, list)) or len(vd) != 2:
+                raise ValueError(
+                    "method='validation' needs validation_data=(X_val, y_val), a trusted clean set."
+                )
+
+    def _log(self, msg):
+        if self.verbose:
+            print(f"[InfluenceCleaner] {msg}")
+
+    # --------------------------------------------------------------- fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit the estimator once and score every training point.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data; pandas DataFrames are passed to the estimator as is.
+        y : array-like of shape (n_samples,)
+            Possibly noisy class labels (any hashable type, e.g. strings).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : InfluenceCleaner
+        """
+        self._validate_params_()
+        estimator = self.estimator if self.estimator is not None else _default_estimator()
+        # validate without converting X (the estimator / pipeline owns preprocessing),
+        # but check consistent lengths, NaN and label type here for clear errors
+        tags = self.__sklearn_tags__()
+        validate_data(
+            self,
+            X,
+            y,
+            reset=True,
+            accept_sparse=tags.input_tags.sparse,
+            ensure_all_finite=not tags.input_tags.allow_nan,
+            dtype=None,
+            skip_check_array=hasattr(X, "iloc"),
+        )
+        check_consistent_length(X, y)
+        y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if y_arr.ndim != 1:
+            raise ValueError(f"y must be one-dimensional; got shape {y_arr.shape}.")
+        check_classification_targets(y_arr)
+        if type_of_target(y_arr) not in ("binary", "multiclass"):
+            raise ValueError("InfluenceCleaner needs binary or multiclass labels.")
+        encoder = LabelEncoder().fit(y_arr)
+        self.classes_ = encoder.classes_
+        codes = encoder.transform(y_arr).astype(np.intp)
+        K = self.classes_.shape[0]
+        if K < 2:
+            raise ValueError(
+                f"y has a single class ({self.classes_[0]!r}); cleaning needs at least two."
+            )
+        n = codes.shape[0]
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)))
+
+        t0 = time.perf_counter()
+        self.influence_ = None
+        if self.method in ("loo", "self_influence", "validation"):
+            P = self._fit_influence(estimator, X, y, sample_weight, K)
+        elif self.method == "loss":
+            self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+            P = self._proba_of(self.estimator_, X, K)
+        else:  # cross_val
+            self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+            P = self._cross_val_proba(estimator, X, y, codes, sample_weight, K)
+        self._log(f"probabilities in {time.perf_counter() - t0:.3f} s")
+        if not np.all(np.isfinite(P)):
+            raise FloatingPointError(
+                "the out-of-sample probabilities contain NaN/inf; try damping > 0."
+            )
+        self.proba_ = P
+
+        # scores: higher = more suspicious
+        if self.method == "self_influence":
+            scores = np.asarray(self.influence_.self_influence_, dtype=np.float64)
+        elif self.method == "validation":
+            scores = self._validation_scores()
+        else:
+            scores = cl.issue_scores(codes, P, "self_confidence")
+        self.scores_ = scores
+
+        C, _ = cl.confident_joint(codes, P)
+        self.noise_joint_ = cl.estimate_joint(C, np.bincount(codes, minlength=K))
+
+        if isinstance(self.threshold, str):  # "auto"
+            if self.method in ("loo", "loss", "cross_val"):
+                issues = cl.find_label_issues(codes, P, filter_by=self.filter_by)
+            else:
+                k = int(round(n * (1.0 - np.trace(self.noise_joint_))))
+                issues = self._top(scores, k)
+                if self.method == "validation":
+                    issues &= scores > 0  # only points that actually hurt the trusted set
+        else:
+            issues = self._top(scores, int(round(self.threshold * n)))
+        self.issues_ = issues
+        self.n_issues_ = int(issues.sum())
+
+        other = P.copy()
+        other[np.arange(n), codes] = -np.inf
+        self._alternative_codes = np.argmax(other, axis=1)
+        self._codes = codes
+        self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
+        self._log(f"flagged {self.n_issues_} of {n} samples")
+        return self
+
+    @staticmethod
+    def _top(scores, k):
+        mask = np.zeros(scores.shape[0], dtype=bool)
+        k = max(0, min(int(k), scores.shape[0]))
+        if k:
+            # stable order so ties break by index (reproducible)
+            mask[np.argsort(-scores, kind="stable")[:k]] = True
+        return mask
+
+    def _fit_influence(self, estimator, X, y, sample_weight, K):
+        from ..influence import InfluenceFunctions
+
+        infl = InfluenceFunctions(
+            clone(estimator), damping=self.damping, n_jobs=self.n_jobs, verbose=self.verbose
+        )
+        infl.fit(X, y, sample_weight=sample_weight)
+        self.influence_ = infl
+        self.estimator_ = infl.estimator_
+        if hasattr(self.estimator_, "predict_proba"):
+            P = np.asarray(infl.loo_predict_proba(), dtype=np.float64)
+        else:
+            P = scores_to_proba(infl.loo_decision_function(), K)
+        return P
+
+    @staticmethod
+    def _proba_of(est, X, K):
+        if hasattr(est, "predict_proba"):
+            return np.asarray(est.predict_proba(X), dtype=np.float64)
+        return scores_to_proba(est.decision_function(X), K)
+
+    def _cross_val_proba(self, estimator, X, y, codes, sample_weight, K):
+        cv = self.cv
+        if isinstance(cv, numbers.Integral):
+            min_count = np.bincount(codes, minlength=K).min()
+            if min_count < cv:
+                raise ValueError(
+                    f"method='cross_val' with cv={cv} needs at least {cv} samples per class; "
+                    f"the smallest class has {min_count}."
+                )
+            cv = StratifiedKFold(cv, shuffle=True, random_state=0)
+        params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
+        out = cross_val_predict(
+            clone(estimator), X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params
+        )
+        if method == "predict_proba":
+            return np.asarray(out, dtype=np.float64)
+        return scores_to_proba(out, K)
+
+    def _validation_scores(self):
+        X_val, y_val = self.validation_data
+        y_val = np.asarray(y_val.to_numpy() if hasattr(y_val, "to_numpy") else y_val)
+        unseen = np.setdiff1d(np.unique(y_val), self.classes_)
+        if unseen.size:
+            raise ValueError(f"validation_data has labels not seen in training: {unseen!r}.")
+        helps = np.asarray(self.influence_.transform(X_val, y_val), dtype=np.float64)
+        # positive entries: training point j lowers the loss of validation point i
+        return -helps.sum(axis=0)
+
+    # ------------------------------------------------------ resampling
+    def fit_resample(self, X, y, sample_weight=None):
+        """Fit, then return the cleaned training set.
+
+        Makes the cleaner usable as a sampler step in an imbalanced-learn
+        :class:`~imblearn.pipeline.Pipeline` (the step is applied only
+        during ``fit``; prediction data passes through untouched).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        X_clean : same container as X
+            ``X`` without the flagged rows (``action="remove"``) or ``X``.
+        y_clean : same container as y
+            The kept labels, or all labels with flagged ones replaced by
+            ``suggested_labels_`` (``action="relabel"``).
+        """
+        self.fit(X, y, sample_weight=sample_weight)
+        return self._apply(X, y, self.issues_)
+
+    def _apply(self, X, y, mask, action=None):
+        action = self.action if action is None else action
+        if action == "remove":
+            keep = ~mask
+            return _take(X, keep), _take(y, keep)
+        new_codes = np.where(mask, self._alternative_codes, self._codes)
+        return X, _replace_labels(y, self.classes_[new_codes])
+
+    def get_mask(self):
+        """Boolean mask of flagged samples (``issues_``)."""
+        check_is_fitted(self, "issues_")
+        return self.issues_
+
+
+def _fit(est, X, y, sample_weight):
+    if sample_weight is None:
+        return est.fit(X, y)
+    return est.fit(X, y, sample_weight=sample_weight)
