@@ -111,6 +111,17 @@ class Objective(ABC):
     def jvp(self, Xf, V, theta=None):
         """Output Jacobian times vectors: ``(n, K, m)`` array ``J_i @ V`` for ``V`` of shape ``(p, m)``."""
 
+    def jvp_diagonal(self, Xf, V, theta=None):
+        """``J_j @ V[:, j]`` for each row ``j`` of ``Xf``: shape ``(n, K)``.
+
+        The diagonal of a :meth:`jvp` block, used for each training point's
+        change of its own output; this default costs one jvp per row.
+        """
+        out = np.empty((Xf.shape[0], self.n_outputs))
+        for j in range(Xf.shape[0]):
+            out[j] = self.jvp(Xf[j : j + 1], V[:, j : j + 1], theta)[0, :, 0]
+        return out
+
     @abstractmethod
     def vjp(self, Xf, C, theta=None):
         """Per-sample transposed Jacobian products: ``(n, p)`` array with rows ``J_i^T c_i``.

@@ -141,6 +141,19 @@ class LinearObjective(Objective):
                 out[:, k, :] += intercept[k]
         return out[:, :, 0] if squeeze else out
 
+    def jvp_diagonal(self, Xf, V, theta=None):
+        coef, intercept = self._split_block(np.asarray(V, dtype=np.float64))
+        out = np.empty((Xf.shape[0], self.n_outputs))
+        for k in range(self.n_outputs):
+            Ck = coef[k]  # (d, m)
+            if sp.issparse(Xf):
+                out[:, k] = np.asarray(Xf.multiply(Ck.T).sum(axis=1)).ravel()
+            else:
+                out[:, k] = np.einsum("jd,dj->j", Xf, Ck)
+            if intercept is not None:
+                out[:, k] += intercept[k]
+        return out
+
     def vjp(self, Xf, C, theta=None):
         C = np.asarray(C, dtype=np.float64).reshape(Xf.shape[0], self.n_outputs)
         n, K, d = Xf.shape[0], self.n_outputs, self.n_features

@@ -1,0 +1,538 @@
+"""Influence functions for fitted scikit-learn estimators."""
+
+import numbers
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .objectives import make_objective, split_pipeline
+from .objectives._kernels import solve_small_systems
+from .solvers import HessianSolver, make_solver
+from .utils._parallel import (
+    blas_and_numba_threads,
+    chunk_slices,
+    effective_n_jobs,
+    numba_single_thread,
+)
+from .utils._progress import progress
+
+# Influence blocks are materialised this many float64 entries at a time (64 MiB).
+_BLOCK_ENTRIES = 1 << 23
+# Parameter changes of all training points are cached when they fit in this many entries.
+_CACHE_ENTRIES = 1 << 26
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+def _unwrap_frozen(estimator):
+    try:
+        from sklearn.frozen import FrozenEstimator
+    except ImportError:  # scikit-learn < 1.6
+        return None
+    if isinstance(estimator, FrozenEstimator):
+        return estimator.estimator
+    return None
+
+
+class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Influence of each training point on losses and predictions of a fitted model.
+
+    Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
+    ending in one), reconstructs the exact objective it minimised, and predicts
+    what happens when a training point is removed and the model refit.  The unit
+    of every number is the one you can check by retraining: ``transform(X, y)[i, j]``
+    is ``loss_i(model refit without j) - loss_i(model)``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A supported estimator (see :func:`skinfluence.objectives.supported_estimators`),
+        a Pipeline ending in one (earlier steps are a fixed feature map), or a fitted
+        one wrapped in :class:`sklearn.frozen.FrozenEstimator` (then it is not refit:
+        pass the data it was fitted on to :meth:`fit`).
+    approximation : {"newton", "first_order"}, default="newton"
+        ``"newton"``: one Newton step of the objective *without* the point, using the
+        exact Hessian minus the point's own curvature (a rank-K Woodbury update; exact
+        for the Hessian of GLMs, Gauss-Newton for neural nets), then the loss evaluated
+        exactly at the new parameters.  ``"first_order"``: the classic influence
+        function of Koh & Liang (2017), ``g_i^T H^{-1} g_j w_j``.
+    solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
+        Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
+        gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
+        to 3000 parameters (dense features) and ``"cg"`` beyond.
+    damping : float, default=0.0
+        Added to the Hessian diagonal.  More is added automatically, with a warning,
+        when the Hessian is not positive definite.
+    tol : float, default=1e-10
+        Relative residual tolerance of the iterative solvers.
+    max_iter : int, default=None
+        Iteration cap of the iterative solvers.
+    n_jobs : int, default=None
+        Threads over chunks of training points (BLAS is limited to one thread per
+        worker while they run).  ``None`` means one worker using all BLAS threads,
+        usually the fastest on few cores.
+    verbose : int, default=0
+        Progress bars on long loops when positive.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator (predictions are delegated to it).
+    objective_ : skinfluence.objectives.Objective
+        The reconstructed training objective.
+    solver_ : skinfluence.solvers.HessianSolver
+        The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
+    solver_info_ : dict
+        Solver name, damping used, iterations and residuals (iterative solvers).
+    self_influence_ : ndarray of shape (n_train,)
+        Predicted change of each training point's own loss when it is removed.
+        Large values mark points the rest of the data does not explain (suspects).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+
+    See Also
+    --------
+    skinfluence.TracIn : Influence from training checkpoints.
+    skinfluence.InfluenceValuation : Data values from these influences.
+
+    Notes
+    -----
+    For a GLM with ``K`` outputs, removing point ``j`` changes the Hessian by the
+    rank-``K`` term ``w_j J_j^T S_j J_j``.  With ``M_j = J_j H^{-1} J_j^T`` the
+    Newton step of the objective without ``j`` is
+    ``dtheta_j = w_j H^{-1} J_j^T (I - w_j S_j M_j)^{-1} r_j``, costing one
+    ``K x K`` solve per point on top of the first-order formula.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceFunctions
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> inf = InfluenceFunctions(model).fit(X[:400], y[:400])
+    >>> inf.transform(X[400:405], y[400:405]).shape
+    (5, 400)
+    >>> top = inf.explain(X[400:402], y[400:402], k=3)
+    >>> top.helpful_indices.shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "approximation": [StrOptions({"newton", "first_order"})],
+        "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
+        "damping": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        approximation="newton",
+        solver="auto",
+        damping=0.0,
+        tol=1e-10,
+        max_iter=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.approximation = approximation
+        self.solver = solver
+        self.damping = damping
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit the estimator (unless frozen) and prepare the Hessian.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : InfluenceFunctions
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                "InfluenceFunctions requires y: influence is defined through the training loss."
+            )
+        # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
+        # validates the features the final estimator sees.
+        validate_data(self, X, skip_check_array=True)
+        frozen = _unwrap_frozen(self.estimator)
+        if frozen is not None:
+            self.estimator_ = self.estimator
+            fitted = frozen
+        else:
+            self.estimator_ = clone(self.estimator)
+            fit_params = {}
+            if sample_weight is not None:
+                pre, _ = split_pipeline(self.estimator_)
+                key = "sample_weight"
+                if pre is not None:
+                    key = f"{self.estimator_.steps[-1][0]}__sample_weight"
+                fit_params[key] = sample_weight
+            self.estimator_.fit(X, y, **fit_params)
+            fitted = self.estimator_
+        if is_classifier(fitted):
+            self.classes_ = fitted.classes_
+        self.objective_ = make_objective(fitted, X, y, sample_weight)
+        self.solver_ = make_solver(
+            self.solver, self.objective_, damping=self.damping, tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        self._prepare_training_side()
+        self.solver_info_ = self.solver_.info()
+        return self
+
+    def _prepare_training_side(self):
+        obj = self.objective_
+        n, K = obj.n_train, obj.n_outputs
+        Z = obj.outputs(obj.X)
+        r, S = obj.loss_derivatives(Z, obj.y)
+        self._train_outputs = Z
+        w = obj.weights
+        if self.approximation == "newton":
+            M = self._leverages(obj.X)
+            A = np.eye(K)[None, :, :] - w[:, None, None] * np.einsum("ikl,ilm->ikm", S, M)
+            c, singular = solve_small_systems(np.ascontiguousarray(A), np.ascontiguousarray(r))
+            if singular.any():
+                warnings.warn(
+                    f"{int(singular.sum())} training point(s) have leverage 1: the model refit "
+                    "without them is not determined by the rest of the data (their Newton "
+                    "step is singular). Their influence uses the first-order formula instead.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self._leverages_ = M
+        else:
+            c = r
+            self._leverages_ = None
+        self._removal_coef = w[:, None] * c  # dtheta_j = H^{-1} J_j^T (w_j c_j)
+
+        cache = obj.n_params * n <= _CACHE_ENTRIES
+        self._directions = None
+        if cache:
+            self._directions = self._solve_directions(slice(0, n))
+        # self influence: the point's own output change dz_jj = J_j dtheta_j
+        if self._leverages_ is not None:
+            dz_self = np.einsum("ikl,il->ik", self._leverages_, self._removal_coef)
+        else:
+            dz_self = np.empty((n, K))
+            for sl in chunk_slices(n, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
+                dz_self[sl] = obj.jvp_diagonal(obj.X[sl], self._columns(sl))
+        self._loo_train_outputs = Z + dz_self
+        if self.approximation == "newton":
+            self.self_influence_ = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
+        else:
+            self.self_influence_ = np.einsum("ik,ik->i", r, dz_self)
+
+    def _leverages(self, Xf):
+        """``M_j = J_j H^{-1} J_j^T`` for every row of ``Xf``: (n, K, K)."""
+        obj = self.objective_
+        Hinv = self.solver_.inverse()
+        if Hinv is not None and hasattr(obj, "jacobian_quadratic_forms"):
+            return obj.jacobian_quadratic_forms(Xf, Hinv)
+        n, K = Xf.shape[0], obj.n_outputs
+        M = np.empty((n, K, K))
+        chunk = max(1, _BLOCK_ENTRIES // max(obj.n_params * K, 1))
+        for sl in chunk_slices(n, chunk):
+            m = sl.stop - sl.start
+            Js = []
+            for k in range(K):
+                E = np.zeros((m, K))
+                E[:, k] = 1.0
+                Js.append(obj.vjp(Xf[sl], E))  # (m, p): rows J_j^T e_k
+            for k in range(K):
+                Y = Js[k] @ Hinv if Hinv is not None else self.solver_.solve(Js[k].T).T
+                for l in range(k, K):
+                    q = np.einsum("ip,ip->i", Y, Js[l])
+                    M[sl, k, l] = q
+                    M[sl, l, k] = q
+        return M
+
+    def _solve_directions(self, cols):
+        """Parameter changes ``dtheta_j`` (p, m) for training points ``cols`` (slice or indices)."""
+        obj = self.objective_
+        Xc = obj.X[cols]
+        C = self._removal_coef[cols]
+        if hasattr(obj, "vjp_T"):
+            RHS = obj.vjp_T(Xc, C)
+        else:
+            RHS = obj.vjp(Xc, C).T
+        Hinv = self.solver_.inverse()
+        if Hinv is not None:
+            return Hinv @ RHS
+        return self.solver_.solve(RHS)
+
+    # ------------------------------------------------------------ blocks
+    def _columns(self, cols):
+        if self._directions is not None:
+            return self._directions[:, cols]
+        return self._solve_directions(cols)
+
+    def _block(self, Xf, Z0, y_enc, cols):
+        """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``."""
+        obj = self.objective_
+        V = self._columns(cols)
+        D = obj.jvp(Xf, V)  # (n, K, m): output changes
+        if y_enc is None:
+            return obj.prediction_change(Z0, D)
+        if self.approximation == "newton":
+            return obj.loss_change(Z0, y_enc, D)
+        r, _ = obj.loss_derivatives(Z0, y_enc)
+        return np.einsum("ik,ikm->im", r, D)
+
+    def _prepare_queries(self, X, y):
+        check_is_fitted(self, "objective_")
+        obj = self.objective_
+        Xf = obj.features(X)
+        Z0 = obj.outputs(Xf)
+        y_enc = None
+        if y is not None:
+            y_enc = obj.encode_target(y)
+            if y_enc.shape[0] != Xf.shape[0]:
+                raise ValueError(f"X has {Xf.shape[0]} samples but y has {y_enc.shape[0]}.")
+        return Xf, Z0, y_enc
+
+    def _column_chunks(self, n_rows):
+        K = self.objective_.n_outputs
+        size = max(256, _BLOCK_ENTRIES // max(n_rows * K, 1))
+        return chunk_slices(self.objective_.n_train, size)
+
+    def _run_chunks(self, func, chunks, desc):
+        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
+        if n_workers <= 1:
+            return [func(c) for c in progress(chunks, desc=desc, verbose=self.verbose)]
+
+        def work(c):
+            numba_single_thread()
+            return func(c)
+
+        with blas_and_numba_threads(n_workers):
+            return Parallel(n_jobs=n_workers, prefer="threads")(
+                delayed(work)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
+            )
+
+    # --------------------------------------------------------- public API
+    def transform(self, X, y=None):
+        """Influence of every training point on the loss (or output) at each sample.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            With targets, entry ``[i, j]`` is the predicted change of the loss at
+            sample ``i`` when training point ``j`` is removed and the model refit
+            (positive: ``j`` helps ``i``).  Without (as inside a Pipeline), it is the
+            predicted change of the model's output at ``i``: the decision function
+            for classifiers (of the predicted class for multiclass models), the
+            prediction for regressors.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_samples, n_train)
+        """
+        Xf, Z0, y_enc = self._prepare_queries(X, y)
+        n = Xf.shape[0]
+        out = np.empty((n, self.objective_.n_train))
+        chunks = self._column_chunks(n)
+
+        def fill(cols):
+            out[:, cols] = self._block(Xf, Z0, y_enc, cols)
+
+        self._run_chunks(fill, chunks, "influence")
+        return out
+
+    def fit_transform(self, X, y, sample_weight=None):
+        """Fit, then the influence of the training points on each other's loss.
+
+        Entry ``[i, j]`` is the predicted change of training point ``i``'s loss when
+        ``j`` is removed; the diagonal is :attr:`self_influence_`.
+        """
+        return self.fit(X, y, sample_weight=sample_weight).transform(X, y)
+
+    def explain(self, X, y=None, k=10):
+        """The ``k`` most helpful and ``k`` most harmful training points for each sample.
+
+        Computed in blocks, never materialising ``n_samples x n_train``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            See :meth:`transform` for what is explained with and without ``y``.
+        k : int, default=10
+
+        Returns
+        -------
+        result : Bunch
+            ``helpful_indices``, ``helpful_values`` (largest influence first),
+            ``harmful_indices``, ``harmful_values`` (most negative first), each of
+            shape ``(n_samples, k)``.
+        """
+        Xf, Z0, y_enc = self._prepare_queries(X, y)
+        n, n_train = Xf.shape[0], self.objective_.n_train
+        k = int(min(k, n_train))
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}.")
+        best_val = np.full((n, k), -np.inf)
+        best_idx = np.full((n, k), -1, dtype=np.intp)
+        worst_val = np.full((n, k), np.inf)
+        worst_idx = np.full((n, k), -1, dtype=np.intp)
+        chunks = self._column_chunks(n)
+
+        def topk(cols):
+            vals = self._block(Xf, Z0, y_enc, cols)
+            idx = np.arange(cols.start, cols.stop)
+            return _top_k(vals, idx, k, largest=True), _top_k(vals, idx, k, largest=False)
+
+        for (bv, bi), (wv, wi) in self._run_chunks(topk, chunks, "explain"):
+            best_val, best_idx = _merge_top_k(best_val, best_idx, bv, bi, k, largest=True)
+            worst_val, worst_idx = _merge_top_k(worst_val, worst_idx, wv, wi, k, largest=False)
+        return Bunch(
+            helpful_indices=best_idx,
+            helpful_values=best_val,
+            harmful_indices=worst_idx,
+            harmful_values=worst_val,
+        )
+
+    def parameter_changes(self, indices=None):
+        """Predicted ``theta(refit without j) - theta`` for training points ``indices``.
+
+        Returns
+        -------
+        changes : ndarray of shape (n_params, n_indices)
+            In the flat layout of ``objective_.theta``
+            (``objective_.unflatten`` maps a column back to ``coef_`` / ``intercept_``).
+        """
+        check_is_fitted(self, "objective_")
+        n = self.objective_.n_train
+        idx = np.arange(n) if indices is None else np.asarray(indices)
+        if self._directions is not None:
+            return self._directions[:, idx].copy()
+        out = np.empty((self.objective_.n_params, idx.size))
+        for sl in chunk_slices(idx.size, 4096):
+            out[:, sl] = self._solve_directions(idx[sl])
+        return out
+
+    def loo_decision_function(self):
+        """Raw outputs of each training point under the model refit without it: (n_train, K)."""
+        check_is_fitted(self, "objective_")
+        return self._loo_train_outputs.copy()
+
+    @available_if(_estimator_has("predict_proba"))
+    def loo_predict_proba(self):
+        """Approximate leave-one-out class probabilities of the training points.
+
+        Each row is the model's ``predict_proba`` for a training point when the model is
+        refit without that point (one Newton step; no K-fold refits).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_train, n_classes)
+        """
+        check_is_fitted(self, "objective_")
+        obj = self.objective_
+        if not hasattr(obj, "proba_from_outputs"):
+            raise AttributeError(
+                f"{type(obj.estimator).__name__} objective has no probability link."
+            )
+        return obj.proba_from_outputs(self._loo_train_outputs)
+
+    # ----------------------------------------------------------- delegation
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the wrapped estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the wrapped estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities from the wrapped estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the wrapped estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """Score of the wrapped estimator."""
+        check_is_fitted(self, "estimator_")
+        if sample_weight is None:
+            return self.estimator_.score(X, y)
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.string = inner.input_tags.string
+        tags.input_tags.categorical = inner.input_tags.categorical
+        tags.target_tags.required = True
+        tags.target_tags.single_output = inner.target_tags.single_output
+        tags.target_tags.multi_output = inner.target_tags.multi_output
+        return tags
+
+
+def _top_k(vals, idx, k, largest):
+    """Per-row top-k of a block: (values, global indices), each (n, min(k, m))."""
+    m = vals.shape[1]
+    kk = min(k, m)
+    key = -vals if largest else vals
+    part = np.argpartition(key, kk - 1, axis=1)[:, :kk] if kk < m else np.tile(np.arange(m), (vals.shape[0], 1))
+    v = np.take_along_axis(vals, part, axis=1)
+    return v, idx[part]
+
+
+def _merge_top_k(cur_v, cur_i, new_v, new_i, k, largest):
+    v = np.concatenate([cur_v, new_v], axis=1)
+    i = np.concatenate([cur_i, new_i], axis=1)
+    key = -v if largest else v
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)

@@ -1,0 +1,45 @@
+"""Chunking and thread control shared by the parallel loops."""
+
+from contextlib import contextmanager
+
+import joblib
+import numpy as np
+
+
+def effective_n_jobs(n_jobs):
+    """joblib's interpretation of ``n_jobs`` (None -> 1, -1 -> all cores)."""
+    return joblib.effective_n_jobs(n_jobs)
+
+
+def chunk_slices(n, chunk_size):
+    """Consecutive slices of ``range(n)`` of at most ``chunk_size`` items."""
+    chunk_size = max(1, int(chunk_size))
+    return [slice(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+
+
+@contextmanager
+def blas_and_numba_threads(n_workers):
+    """Limit BLAS to one thread while ``n_workers`` > 1 joblib workers run.
+
+    Each joblib worker then uses one core for its GEMMs instead of every worker
+    starting a full BLAS thread pool (oversubscription).  numba's own thread
+    count is set per worker with :func:`numba_single_thread`.
+    """
+    if n_workers <= 1:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def numba_single_thread():
+    """Make numba's parallel kernels run on one thread in the calling thread (thread-local)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def as_float_array(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
