@@ -1,0 +1,683 @@
+"""Numba training and rollback loops for neural matrix factorisation.
+
+Nothing here is compiled at import time; every kernel is ``cache=True`` and
+``nogil=True`` so that independent fits can run in threads.
+
+Random stream
+-------------
+Batch order and negative samples come from a counter-based hash (splitmix64)
+of ``(seed, epoch, content of the example)`` instead of a sequential
+generator.  Consequences, both needed for faithful retraining experiments:
+
+* an example with ``sample_weight=0`` is skipped (no gradient, no optimizer
+  state touched) while every other example sees exactly the same batch
+  neighbours and negatives as in the full run;
+* with ``batch_size=1`` physically deleting a row of ``X`` gives bit-for-bit
+  the same model as giving it weight 0, because the order is an argsort of
+  per-example hashes (deleting one key keeps the relative order of the rest).
+
+Rollback bookkeeping
+--------------------
+When ``record`` is true, every example ``i`` accumulates in ``gam_*[i]`` the
+parameter change it caused on the rows it owns (head/relation/tail rows for
+knowledge graphs, user/item rows for ratings): under SGD this is
+``-lr * (its gradient on that row)`` summed over all steps, an exact additive
+split of the trajectory of those rows.  Under (lazy) Adam the credit is
+``-lr * g_i / (sqrt(v_hat) + eps)`` with the second-moment estimate of the
+step, i.e. each gradient's full effect through the momentum, credited when the
+gradient is computed; the preconditioner ``v_hat`` (built from everyone's
+gradients) is not rolled back.
+"""
+
+import numpy as np
+from numba import njit
+
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_NEG = np.uint64(0x632BE59BD9B4E019)
+
+SGD = 0
+ADAM = 1
+DISTMULT = 0
+COMPLEX = 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix(z):
+    z = z + _GOLD
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def content_keys(cols, seed):
+    """Hash of each row's integer content, salted by ``seed`` (uint64)."""
+    n, m = cols.shape
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        z = _mix(seed)
+        for j in range(m):
+            z = _mix(z ^ np.uint64(cols[i, j]))
+        keys[i] = z
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def _epoch_order(keys, epoch):
+    salt = _mix(np.uint64(epoch) * _NEG + _GOLD)
+    n = keys.shape[0]
+    ek = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        ek[i] = _mix(keys[i] ^ salt)
+    # mergesort is stable: duplicated examples keep their relative order
+    return np.argsort(ek, kind="mergesort"), ek
+
+
+@njit(cache=True, nogil=True)
+def epoch_negatives(keys, epoch, tails, n_entities, n_neg):
+    """Negatives each example sees in ``epoch`` (for tests and inspection)."""
+    _, ek = _epoch_order(keys, epoch)
+    n = keys.shape[0]
+    out = np.empty((n, n_neg), dtype=np.int64)
+    for i in range(n):
+        for s in range(n_neg):
+            out[i, s] = _negative(ek[i], s, tails[i], n_entities)
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _negative(ek, s, t, n_entities):
+    u = _mix(ek + np.uint64(s + 1) * _NEG)
+    neg = np.int64(u % np.uint64(n_entities - 1))
+    if neg >= t:  # uniform over entities other than the true tail
+        neg += 1
+    return neg
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _query(model, E, R, h, r, q):
+    d = E.shape[1]
+    if model == DISTMULT:
+        for k in range(d):
+            q[k] = E[h, k] * R[r, k]
+    else:
+        c = d // 2
+        for k in range(c):
+            hr = E[h, k]
+            hi = E[h, c + k]
+            rr = R[r, k]
+            ri = R[r, c + k]
+            q[k] = hr * rr - hi * ri
+            q[c + k] = hr * ri + hi * rr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _query_backward(model, E, R, h, r, dq, gh, gr):
+    d = E.shape[1]
+    if model == DISTMULT:
+        for k in range(d):
+            gh[k] = dq[k] * R[r, k]
+            gr[k] = dq[k] * E[h, k]
+    else:
+        c = d // 2
+        for k in range(c):
+            hr = E[h, k]
+            hi = E[h, c + k]
+            rr = R[r, k]
+            ri = R[r, c + k]
+            da = dq[k]
+            db = dq[c + k]
+            gh[k] = da * rr + db * ri
+            gh[c + k] = -da * ri + db * rr
+            gr[k] = da * hr + db * hi
+            gr[c + k] = -da * hi + db * hr
+
+
+@njit(cache=True, nogil=True)
+def kg_scores(model, E, R, heads, rels):
+    """Scores of every tail for each (head, relation): (n, n_entities)."""
+    n = heads.shape[0]
+    ne, d = E.shape
+    out = np.empty((n, ne))
+    q = np.empty(d)
+    for i in range(n):
+        _query(model, E, R, heads[i], rels[i], q)
+        for e in range(ne):
+            s = 0.0
+            for k in range(d):
+                s += q[k] * E[e, k]
+            out[i, e] = s
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm):
+    d = P.shape[1]
+    for j in range(n_rows):
+        row = rows[j]
+        if opt == SGD:
+            for k in range(d):
+                P[row, k] -= lr * G[row, k]
+        else:
+            T[row] += 1
+            c1 = 1.0 - b1 ** T[row]
+            c2 = 1.0 - b2 ** T[row]
+            for k in range(d):
+                g = G[row, k]
+                M[row, k] = b1 * M[row, k] + (1.0 - b1) * g
+                V[row, k] = b2 * V[row, k] + (1.0 - b2) * g * g
+                P[row, k] -= lr * (M[row, k] / c1) / (np.sqrt(V[row, k] / c2) + eps)
+        if max_norm > 0.0:
+            nrm = 0.0
+            for k in range(d):
+                nrm += P[row, k] * P[row, k]
+            nrm = np.sqrt(nrm)
+            if nrm > max_norm:
+                f = max_norm / nrm
+                for k in range(d):
+                    P[row, k] *= f
+        for k in range(d):
+            G[row, k] = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _credit(gam, i, buf, b, P_V, P_T, row, opt, lr, b2, eps):
+    d = buf.shape[1]
+    if opt == SGD:
+        for k in range(d):
+            gam[i, k] -= lr * buf[b, k]
+    else:
+        c2 = 1.0 - b2 ** P_T[row]
+        for k in range(d):
+            gam[i, k] -= lr * buf[b, k] / (np.sqrt(P_V[row, k] / c2) + eps)
+    for k in range(d):
+        buf[b, k] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs,
+           batch_size, n_neg, lr, alpha, opt, b1, b2, eps, max_norm,
+           mE, vE, tE, mR, vR, tR, record, gamH, gamR, gamT, losses):
+    """Train DistMult / ComplEx with softmax cross-entropy over the true tail
+    and ``n_neg`` sampled negatives (``n_neg < 0``: all entities).
+
+    Per-example loss: ``w * (-log p(t | h, r) + alpha/2 * (|e_h|^2 + |w_r|^2
+    + |e_t|^2))``; a batch minimises the sum divided by its positional size
+    (zero-weight examples included), so removing an example never rescales
+    the others.  Modifies ``E``, ``R``, the optimizer state and (if
+    ``record``) the ``gam*`` arrays in place; writes per-epoch mean loss.
+    """
+    n = heads.shape[0]
+    ne, dE = E.shape
+    dR = R.shape[1]
+    full = n_neg < 0
+    n_cand = ne if full else n_neg + 1
+    cand = np.empty(n_cand, dtype=np.int64)
+    sc = np.empty(n_cand)
+    q = np.empty(dE)
+    dq = np.empty(dE)
+    gh = np.empty(dE)
+    gr = np.empty(dR)
+    GE = np.zeros_like(E)
+    GR = np.zeros_like(R)
+    stampE = np.full(ne, -1, dtype=np.int64)
+    stampR = np.full(R.shape[0], -1, dtype=np.int64)
+    rowsE = np.empty(ne, dtype=np.int64)
+    rowsR = np.empty(R.shape[0], dtype=np.int64)
+    bufH = np.zeros((batch_size, dE))
+    bufT = np.zeros((batch_size, dE))
+    bufR = np.zeros((batch_size, dR))
+    bidx = np.empty(batch_size, dtype=np.int64)
+    step = 0
+    for ep in range(epoch_start, epoch_start + n_epochs):
+        order, ek = _epoch_order(keys, ep)
+        tot_loss = 0.0
+        tot_w = 0.0
+        for b0 in range(0, n, batch_size):
+            b1_ = min(n, b0 + batch_size)
+            bsz = b1_ - b0
+            nE = 0
+            nR = 0
+            nb = 0
+            for pos in range(b0, b1_):
+                i = order[pos]
+                w = weights[i]
+                if w == 0.0:
+                    continue  # removed: consumes its randoms, touches nothing
+                h = heads[i]
+                r = rels[i]
+                t = tails[i]
+                if full:
+                    for c in range(ne):
+                        cand[c] = c
+                else:
+                    cand[0] = t
+                    for s in range(n_neg):
+                        cand[s + 1] = _negative(ek[i], s, t, ne)
+                _query(model, E, R, h, r, q)
+                mx = -np.inf
+                for c in range(n_cand):
+                    s_ = 0.0
+                    row = cand[c]
+                    for k in range(dE):
+                        s_ += q[k] * E[row, k]
+                    sc[c] = s_
+                    if s_ > mx:
+                        mx = s_
+                z = 0.0
+                st = 0.0
+                for c in range(n_cand):
+                    sc[c] = np.exp(sc[c] - mx)
+                    z += sc[c]
+                    if cand[c] == t and (full or c == 0):
+                        st = sc[c]
+                tot_loss += w * (np.log(z) - np.log(st))
+                tot_w += w
+                scale = w / bsz
+                for k in range(dE):
+                    dq[k] = 0.0
+                for c in range(n_cand):
+                    row = cand[c]
+                    coef = sc[c] / z
+                    if row == t and (full or c == 0):
+                        coef -= 1.0
+                    coef *= scale
+                    if stampE[row] != step:
+                        stampE[row] = step
+                        rowsE[nE] = row
+                        nE += 1
+                    for k in range(dE):
+                        dq[k] += coef * E[row, k]
+                        GE[row, k] += coef * q[k]
+                    if record:
+                        if row == h:
+                            for k in range(dE):
+                                bufH[nb, k] += coef * q[k]
+                        elif row == t:
+                            for k in range(dE):
+                                bufT[nb, k] += coef * q[k]
+                _query_backward(model, E, R, h, r, dq, gh, gr)
+                if stampE[h] != step:
+                    stampE[h] = step
+                    rowsE[nE] = h
+                    nE += 1
+                if stampR[r] != step:
+                    stampR[r] = step
+                    rowsR[nR] = r
+                    nR += 1
+                ra = scale * alpha
+                for k in range(dE):
+                    g_h = gh[k] + ra * E[h, k]
+                    g_t = ra * E[t, k]
+                    GE[h, k] += g_h
+                    GE[t, k] += g_t
+                    if record:
+                        bufH[nb, k] += g_h
+                        if t == h:
+                            bufH[nb, k] += g_t
+                        else:
+                            bufT[nb, k] += g_t
+                for k in range(dR):
+                    g_r = gr[k] + ra * R[r, k]
+                    GR[r, k] += g_r
+                    if record:
+                        bufR[nb, k] += g_r
+                bidx[nb] = i
+                nb += 1
+            if nb == 0:
+                continue
+            _apply_rows(E, GE, mE, vE, tE, rowsE, nE, opt, lr, b1, b2, eps, max_norm)
+            _apply_rows(R, GR, mR, vR, tR, rowsR, nR, opt, lr, b1, b2, eps, 0.0)
+            if record:
+                for b in range(nb):
+                    i = bidx[b]
+                    _credit(gamH, i, bufH, b, vE, tE, heads[i], opt, lr, b2, eps)
+                    _credit(gamR, i, bufR, b, vR, tR, rels[i], opt, lr, b2, eps)
+                    _credit(gamT, i, bufT, b, vE, tE, tails[i], opt, lr, b2, eps)
+            step += 1
+        losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
+           batch_size, lr, alpha, opt, b1, b2, eps, mP, vP, tP, mQ, vQ, tQ,
+           record, gamP, gamQ, losses):
+    """Train biased matrix factorisation on explicit ratings.
+
+    ``P`` is ``(n_users, k + 1)`` and ``Q`` is ``(n_items, k + 1)``: the last
+    column holds the user / item bias, so ``y_hat = mu + P[u, :k] . Q[i, :k]
+    + P[u, k] + Q[i, k]``.  Per-example loss ``w * ((y_hat - y)^2 / 2 +
+    alpha/2 * (|P[u]|^2 + |Q[i]|^2))``, batches divided by positional size.
+    """
+    n = users.shape[0]
+    d = P.shape[1]
+    k_ = d - 1
+    GP = np.zeros_like(P)
+    GQ = np.zeros_like(Q)
+    stampP = np.full(P.shape[0], -1, dtype=np.int64)
+    stampQ = np.full(Q.shape[0], -1, dtype=np.int64)
+    rowsP = np.empty(P.shape[0], dtype=np.int64)
+    rowsQ = np.empty(Q.shape[0], dtype=np.int64)
+    bufP = np.zeros((batch_size, d))
+    bufQ = np.zeros((batch_size, d))
+    bidx = np.empty(batch_size, dtype=np.int64)
+    step = 0
+    for ep in range(epoch_start, epoch_start + n_epochs):
+        order, _ = _epoch_order(keys, ep)
+        tot_loss = 0.0
+        tot_w = 0.0
+        for b0 in range(0, n, batch_size):
+            b1_ = min(n, b0 + batch_size)
+            bsz = b1_ - b0
+            nP = 0
+            nQ = 0
+            nb = 0
+            for pos in range(b0, b1_):
+                i = order[pos]
+                w = weights[i]
+                if w == 0.0:
+                    continue
+                u = users[i]
+                it = items[i]
+                pred = mu + P[u, k_] + Q[it, k_]
+                for k in range(k_):
+                    pred += P[u, k] * Q[it, k]
+                err = pred - y[i]
+                tot_loss += w * 0.5 * err * err
+                tot_w += w
+                scale = w / bsz
+                e = scale * err
+                ra = scale * alpha
+                if stampP[u] != step:
+                    stampP[u] = step
+                    rowsP[nP] = u
+                    nP += 1
+                if stampQ[it] != step:
+                    stampQ[it] = step
+                    rowsQ[nQ] = it
+                    nQ += 1
+                for k in range(k_):
+                    gp = e * Q[it, k] + ra * P[u, k]
+                    gq = e * P[u, k] + ra * Q[it, k]
+                    GP[u, k] += gp
+                    GQ[it, k] += gq
+                    if record:
+                        bufP[nb, k] = gp
+                        bufQ[nb, k] = gq
+                gp = e + ra * P[u, k_]
+                gq = e + ra * Q[it, k_]
+                GP[u, k_] += gp
+                GQ[it, k_] += gq
+                if record:
+                    bufP[nb, k_] = gp
+                    bufQ[nb, k_] = gq
+                bidx[nb] = i
+                nb += 1
+            if nb == 0:
+                continue
+            _apply_rows(P, GP, mP, vP, tP, rowsP, nP, opt, lr, b1, b2, eps, 0.0)
+            _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0)
+            if record:
+                for b in range(nb):
+                    i = bidx[b]
+                    _credit(gamP, i, bufP, b, vP, tP, users[i], opt, lr, b2, eps)
+                    _credit(gamQ, i, bufQ, b, vQ, tQ, items[i], opt, lr, b2, eps)
+            step += 1
+        losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
+
+
+# --------------------------------------------------------------------------
+# rollback at explanation time
+# --------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _log_softmax_at(scores, t):
+    mx = -np.inf
+    for e in range(scores.shape[0]):
+        if scores[e] > mx:
+            mx = scores[e]
+    z = 0.0
+    for e in range(scores.shape[0]):
+        z += np.exp(scores[e] - mx)
+    return scores[t] - mx - np.log(z)
+
+
+@njit(cache=True, nogil=True)
+def kg_candidates(qh, qr, qt, ent_ptr, ent_idx, rel_ptr, rel_idx, n_train, scope_all):
+    """CSR (ptr, idx) of training examples to score for each query.
+
+    ``scope_all``: every training example (rolling any of them back moves the
+    softmax normaliser); otherwise the neighbourhood of the query, i.e. the
+    examples whose head or tail is the query's head or tail, or whose
+    relation is the query's relation (the only ones whose rollback changes
+    the query's own score).
+    """
+    nq = qh.shape[0]
+    ptr = np.zeros(nq + 1, dtype=np.int64)
+    if scope_all:
+        for a in range(nq):
+            ptr[a + 1] = ptr[a] + n_train
+        idx = np.empty(ptr[nq], dtype=np.int64)
+        for a in range(nq):
+            for j in range(n_train):
+                idx[ptr[a] + j] = j
+        return ptr, idx
+    stamp = np.full(n_train, -1, dtype=np.int64)
+    for pass_ in range(2):
+        if pass_ == 1:
+            idx = np.empty(ptr[nq], dtype=np.int64)
+            stamp[:] = -1
+        for a in range(nq):
+            cnt = 0
+            for src in range(3):
+                if src == 0:
+                    lo, hi_, arr = ent_ptr[qh[a]], ent_ptr[qh[a] + 1], ent_idx
+                elif src == 1:
+                    lo, hi_, arr = ent_ptr[qt[a]], ent_ptr[qt[a] + 1], ent_idx
+                else:
+                    lo, hi_, arr = rel_ptr[qr[a]], rel_ptr[qr[a] + 1], rel_idx
+                for p in range(lo, hi_):
+                    j = arr[p]
+                    if stamp[j] != a:
+                        stamp[j] = a
+                        if pass_ == 1:
+                            idx[ptr[a] + cnt] = j
+                        cnt += 1
+            if pass_ == 0:
+                ptr[a + 1] = ptr[a] + cnt
+        if pass_ == 1:
+            # sorted within each query for reproducible output
+            for a in range(nq):
+                idx[ptr[a]:ptr[a + 1]] = np.sort(idx[ptr[a]:ptr[a + 1]])
+    return ptr, idx
+
+
+@njit(cache=True, nogil=True)
+def kg_rollback_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
+                       gamH, gamR, gamT):
+    """Predicted drop ``p(t|h,r) - p_rolled(t|h,r)`` for each (query, candidate).
+
+    The rollback of example ``j`` subtracts its recorded updates from rows
+    ``h_j``, ``r_j``, ``t_j``; the full softmax over all tails is recomputed
+    exactly (incrementally when only two tail scores move).
+    """
+    ne, dE = E.shape
+    out = np.empty(idx.shape[0])
+    q = np.empty(dE)
+    q2 = np.empty(dE)
+    base = np.empty(ne)
+    sc2 = np.empty(ne)
+    Eh = np.empty(dE)
+    Et = np.empty(dE)
+    Rr = np.empty(R.shape[1])
+    for a in range(qh.shape[0]):
+        h = qh[a]
+        r = qr[a]
+        t = qt[a]
+        _query(model, E, R, h, r, q)
+        mx = -np.inf
+        for e in range(ne):
+            s_ = 0.0
+            for k in range(dE):
+                s_ += q[k] * E[e, k]
+            base[e] = s_
+            if s_ > mx:
+                mx = s_
+        z = 0.0
+        for e in range(ne):
+            z += np.exp(base[e] - mx)
+        lp0 = base[t] - mx - np.log(z)
+        p0 = np.exp(lp0)
+        for p in range(ptr[a], ptr[a + 1]):
+            j = idx[p]
+            hj = heads[j]
+            rj = rels[j]
+            tj = tails[j]
+            if hj == h or tj == h or rj == r:
+                # the query vector itself moves: rescore every tail
+                for k in range(dE):
+                    Eh[k] = E[hj, k] - gamH[j, k]
+                    if tj == hj:
+                        Eh[k] -= gamT[j, k]
+                        Et[k] = Eh[k]
+                    else:
+                        Et[k] = E[tj, k] - gamT[j, k]
+                for k in range(R.shape[1]):
+                    Rr[k] = R[rj, k] - gamR[j, k]
+                # query with modified rows, computed via temporaries
+                if model == DISTMULT:
+                    for k in range(dE):
+                        hv = Eh[k] if h == hj else (Et[k] if h == tj else E[h, k])
+                        rv = Rr[k] if r == rj else R[r, k]
+                        q2[k] = hv * rv
+                else:
+                    c = dE // 2
+                    for k in range(c):
+                        if h == hj:
+                            hr, hi = Eh[k], Eh[c + k]
+                        elif h == tj:
+                            hr, hi = Et[k], Et[c + k]
+                        else:
+                            hr, hi = E[h, k], E[h, c + k]
+                        if r == rj:
+                            rr, ri = Rr[k], Rr[c + k]
+                        else:
+                            rr, ri = R[r, k], R[r, c + k]
+                        q2[k] = hr * rr - hi * ri
+                        q2[c + k] = hr * ri + hi * rr
+                for e in range(ne):
+                    s_ = 0.0
+                    if e == hj:
+                        for k in range(dE):
+                            s_ += q2[k] * Eh[k]
+                    elif e == tj:
+                        for k in range(dE):
+                            s_ += q2[k] * Et[k]
+                    else:
+                        for k in range(dE):
+                            s_ += q2[k] * E[e, k]
+                    sc2[e] = s_
+                lp = _log_softmax_at(sc2, t)
+                out[p] = p0 - np.exp(lp)
+            else:
+                # only the scores of tails hj and tj move
+                s_h = 0.0
+                s_t = 0.0
+                for k in range(dE):
+                    eh = E[hj, k] - gamH[j, k]
+                    s_h += q[k] * eh
+                if tj == hj:
+                    s_h = 0.0
+                    for k in range(dE):
+                        s_h += q[k] * (E[hj, k] - gamH[j, k] - gamT[j, k])
+                else:
+                    for k in range(dE):
+                        s_t += q[k] * (E[tj, k] - gamT[j, k])
+                rest = z - np.exp(base[hj] - mx)
+                if tj != hj:
+                    rest -= np.exp(base[tj] - mx)
+                if rest < 1e-9 * z:
+                    # cancellation would be inaccurate: rescore from scratch
+                    for e in range(ne):
+                        sc2[e] = base[e]
+                    sc2[hj] = s_h
+                    if tj != hj:
+                        sc2[tj] = s_t
+                    lp = _log_softmax_at(sc2, t)
+                else:
+                    mx2 = max(mx, s_h)
+                    if tj != hj:
+                        mx2 = max(mx2, s_t)
+                    z2 = rest * np.exp(mx - mx2) + np.exp(s_h - mx2)
+                    if tj != hj:
+                        z2 += np.exp(s_t - mx2)
+                    st = base[t]
+                    if t == hj:
+                        st = s_h
+                    elif t == tj:
+                        st = s_t
+                    lp = st - mx2 - np.log(z2)
+                out[p] = p0 - np.exp(lp)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def mf_candidates(qu, qi, u_ptr, u_idx, i_ptr, i_idx, n_train):
+    """CSR of training examples sharing the user or the item of each query."""
+    nq = qu.shape[0]
+    ptr = np.zeros(nq + 1, dtype=np.int64)
+    stamp = np.full(n_train, -1, dtype=np.int64)
+    for pass_ in range(2):
+        if pass_ == 1:
+            idx = np.empty(ptr[nq], dtype=np.int64)
+            stamp[:] = -1
+        for a in range(nq):
+            cnt = 0
+            for src in range(2):
+                if src == 0:
+                    lo, hi_, arr = u_ptr[qu[a]], u_ptr[qu[a] + 1], u_idx
+                else:
+                    lo, hi_, arr = i_ptr[qi[a]], i_ptr[qi[a] + 1], i_idx
+                for p in range(lo, hi_):
+                    j = arr[p]
+                    if stamp[j] != a:
+                        stamp[j] = a
+                        if pass_ == 1:
+                            idx[ptr[a] + cnt] = j
+                        cnt += 1
+            if pass_ == 0:
+                ptr[a + 1] = ptr[a] + cnt
+        if pass_ == 1:
+            for a in range(nq):
+                idx[ptr[a]:ptr[a + 1]] = np.sort(idx[ptr[a]:ptr[a + 1]])
+    return ptr, idx
+
+
+@njit(cache=True, nogil=True)
+def mf_rollback_deltas(P, Q, qu, qi, ptr, idx, users, items, gamP, gamQ):
+    """Predicted drop of the rating ``y_hat(u, i)`` when example ``j`` is
+    rolled back (its recorded updates subtracted from rows ``u_j``, ``i_j``)."""
+    d = P.shape[1]
+    k_ = d - 1
+    out = np.empty(idx.shape[0])
+    pu = np.empty(d)
+    qv = np.empty(d)
+    for a in range(qu.shape[0]):
+        u = qu[a]
+        it = qi[a]
+        base = P[u, k_] + Q[it, k_]
+        for k in range(k_):
+            base += P[u, k] * Q[it, k]
+        for p in range(ptr[a], ptr[a + 1]):
+            j = idx[p]
+            for k in range(d):
+                pu[k] = P[u, k] - (gamP[j, k] if users[j] == u else 0.0)
+                qv[k] = Q[it, k] - (gamQ[j, k] if items[j] == it else 0.0)
+            new = pu[k_] + qv[k_]
+            for k in range(k_):
+                new += pu[k] * qv[k]
+            out[p] = base - new
+    return out
