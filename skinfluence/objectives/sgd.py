@@ -62,19 +62,19 @@ def _sgd_penalty(estimator):
 
 
 def _check_common(estimator, losses):
-    if estimator.loss not in losses:
-        raise unsupported(
-            estimator,
-            f"loss={estimator.loss!r} (not differentiable)" if estimator.loss in (
-                "hinge", "perceptron", "epsilon_insensitive") else f"loss={estimator.loss!r}",
-            "loss in " + ", ".join(repr(s) for s in losses),
-        )
     if estimator.learning_rate in ("pa1", "pa2"):
         raise unsupported(
             estimator,
             f"learning_rate={estimator.learning_rate!r} (passive-aggressive updates do not "
             "minimise a regularised objective)",
             "learning_rate in 'constant', 'optimal', 'invscaling', 'adaptive'",
+        )
+    if estimator.loss not in losses:
+        raise unsupported(
+            estimator,
+            f"loss={estimator.loss!r} (not differentiable)" if estimator.loss in (
+                "hinge", "perceptron", "epsilon_insensitive") else f"loss={estimator.loss!r}",
+            "loss in " + ", ".join(repr(s) for s in losses),
         )
     if estimator.early_stopping:
         raise unsupported(
