@@ -105,9 +105,12 @@ class InfluenceCleaner(BaseEstimator):
         flag that fraction of the training set with the highest scores.
     action : {"remove", "relabel"}, default="remove"
         What :meth:`fit_resample` does with flagged points.
-    filter_by : str, default="prune_by_noise_rate"
+    filter_by : str, default="prune_globally"
         Confident-learning pruning rule, see
-        :func:`skinfluence.cleaning.find_label_issues`.
+        :func:`skinfluence.cleaning.find_label_issues`.  The default flags
+        the ``n (1 - trace Q)`` samples with the lowest out-of-sample
+        probability of their label (``Q``: calibrated confident joint);
+        ``"prune_by_noise_rate"`` is the paper's (and cleanlab's) default.
     validation_data : tuple (X_val, y_val), default=None
         Trusted clean data, required by ``method="validation"``.
     cv : int or cross-validation generator, default=5
@@ -172,7 +175,7 @@ class InfluenceCleaner(BaseEstimator):
         method="loo",
         threshold="auto",
         action="remove",
-        filter_by="prune_by_noise_rate",
+        filter_by="prune_globally",
         validation_data=None,
         cv=5,
         damping=0.0,

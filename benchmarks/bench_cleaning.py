@@ -1,0 +1,246 @@
+"""Label cleaning: skinfluence vs cleanlab 2.9, measured in the same run.
+
+For every dataset x noise rate, labels of the training split are flipped
+(:func:`skinfluence.datasets.make_noisy_labels`), then
+
+* cleanlab: ``find_label_issues`` (default ``prune_by_noise_rate``) and
+  ``get_label_quality_scores`` (self-confidence) on 5-fold cross-validated
+  probabilities of the same model -- cleanlab's recommended workflow;
+* skinfluence: :class:`~skinfluence.InfluenceCleaner` with each method
+  (approximate leave-one-out from one fit, self-influence, influence on a
+  small trusted clean set, training loss).
+
+Metrics: AUROC of the scores against the true flip mask, precision at the
+true noise count (P@k), precision / recall / F1 of the flagged set, test
+accuracy of the model refitted on the training set without the flagged
+points ("acc" ; "noisy" is without cleaning, "oracle" without the true
+flips), and wall-clock seconds of the cleaning step (fit + scoring +
+flagging; the refit for accuracy is not timed).  Also Koh & Liang's
+"fraction of flips found vs fraction of training data checked" curve.
+
+Model: ``StandardScaler() + LogisticRegression(C=1)`` (L2).
+
+Run::
+
+    python benchmarks/bench_cleaning.py            # full grid (~5-10 min on 2 cores)
+    python benchmarks/bench_cleaning.py --quick    # small grid, no 50k case
+    python benchmarks/bench_cleaning.py --curve-out curve.npz   # save the curves
+
+Needs the ``[bench]`` extra (cleanlab 2.9).
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence.cleaning import InfluenceCleaner, cleaning_curve
+from skinfluence.datasets import make_noisy_labels
+
+CHECKED = (0.05, 0.1, 0.2, 0.3, 0.4)
+
+
+def make_model():
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+
+
+def load(name, quick):
+    if name == "digits":
+        return load_digits(return_X_y=True)
+    if name == "wine":
+        return load_wine(return_X_y=True)
+    if name == "breast_cancer":
+        return load_breast_cancer(return_X_y=True)
+    if name == "synthetic50k":
+        n_train = 10_000 if quick else 50_000
+        # 65% of the rows are the training split below
+        return make_classification(
+            n_samples=int(round(n_train / 0.65)),
+            n_features=20,
+            n_informative=10,
+            n_redundant=4,
+            n_classes=4,
+            n_clusters_per_class=1,
+            class_sep=1.5,
+            random_state=0,
+        )
+    raise ValueError(name)
+
+
+def split(X, y, seed):
+    """65% train (noisy), 10% trusted clean set (validation method only), 25% test."""
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    X_tr, X_val, y_tr, y_val = train_test_split(
+        X_tr, y_tr, test_size=0.10 / 0.75, stratify=y_tr, random_state=seed
+    )
+    return X_tr, y_tr, X_val, y_val, X_te, y_te
+
+
+def quality(flipped, scores, issues):
+    k = int(flipped.sum())
+    top = np.argsort(-scores, kind="stable")[:k]
+    tp = int((issues & flipped).sum())
+    prec = tp / max(int(issues.sum()), 1)
+    rec = tp / max(k, 1)
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    return {
+        "auroc": roc_auc_score(flipped, scores),
+        "p@k": float(flipped[top].mean()),
+        "prec": prec,
+        "rec": rec,
+        "f1": f1,
+        "n_flag": int(issues.sum()),
+    }
+
+
+def accuracy_after(X_tr, y_noisy, keep, X_te, y_te):
+    return make_model().fit(X_tr[keep], y_noisy[keep]).score(X_te, y_te)
+
+
+def run_cleanlab(X, y, seed):
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    t0 = time.perf_counter()
+    cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+    P = cross_val_predict(make_model(), X, y, cv=cv, method="predict_proba")
+    issues = find_label_issues(y, P)
+    scores = 1.0 - get_label_quality_scores(y, P)
+    return scores, issues, time.perf_counter() - t0
+
+
+def run_skinfluence(X, y, method, X_val, y_val):
+    kw = {"validation_data": (X_val, y_val)} if method == "validation" else {}
+    t0 = time.perf_counter()
+    cleaner = InfluenceCleaner(make_model(), method=method, **kw).fit(X, y)
+    return cleaner.scores_, cleaner.issues_, time.perf_counter() - t0
+
+
+def fmt_row(cols, widths):
+    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small grid, 10k synthetic")
+    parser.add_argument("--seeds", type=int, default=1, help="repetitions per cell")
+    parser.add_argument(
+        "--methods",
+        default="loo,self_influence,validation,loss",
+        help="comma-separated InfluenceCleaner methods",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
+    parser.add_argument("--curve-out", default=None, help="save curves to this .npz file")
+    args = parser.parse_args()
+
+    import cleanlab
+
+    from threadpoolctl import threadpool_limits
+
+    datasets = ["digits", "wine", "breast_cancer", "synthetic50k"]
+    rates = [0.1, 0.2, 0.3]
+    if args.quick:
+        rates = [0.1, 0.3]
+    methods = [m for m in args.methods.split(",") if m]
+    libs = ["cleanlab"] + [f"sk:{m}" for m in methods]
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    rows = []  # dicts
+    curves = {lib: [] for lib in libs}
+    print(f"cleanlab {cleanlab.__version__}; model StandardScaler + LogisticRegression(C=1)")
+    with threadpool_limits(args.threads):
+        for name in datasets:
+            X, y = load(name, args.quick)
+            for rate in rates:
+                for seed in range(args.seeds):
+                    X_tr, y_tr, X_val, y_val, X_te, y_te = split(X, y, seed)
+                    y_noisy, flipped = make_noisy_labels(y_tr, rate, random_state=seed)
+                    base = {"data": name, "n": X_tr.shape[0], "rate": rate, "seed": seed}
+                    acc_noisy = accuracy_after(X_tr, y_noisy, np.ones_like(flipped), X_te, y_te)
+                    acc_oracle = accuracy_after(X_tr, y_noisy, ~flipped, X_te, y_te)
+                    for lib in libs:
+                        if lib == "cleanlab":
+                            scores, issues, secs = run_cleanlab(X_tr, y_noisy, seed)
+                        else:
+                            scores, issues, secs = run_skinfluence(
+                                X_tr, y_noisy, lib[3:], X_val, y_val
+                            )
+                        q = quality(flipped, scores, issues)
+                        acc = accuracy_after(X_tr, y_noisy, ~issues, X_te, y_te)
+                        checked, found, _ = cleaning_curve(flipped, scores)
+                        curves[lib].append(
+                            np.interp(np.linspace(0, 1, 101), checked, found)
+                        )
+                        rows.append(
+                            {**base, "lib": lib, **q, "acc": acc, "noisy": acc_noisy,
+                             "oracle": acc_oracle, "secs": secs}
+                        )
+                        r = rows[-1]
+                        print(
+                            f"  {name:13s} {rate:.1f} s{seed} {lib:18s} auroc={r['auroc']:.3f} "
+                            f"p@k={r['p@k']:.3f} f1={r['f1']:.3f} acc={acc:.3f} {secs:.3f}s",
+                            flush=True,
+                        )
+
+    # ---------------------------------------------------------- table
+    cols = ["data", "rate", "lib", "AUROC", "P@k", "prec", "rec", "F1", "flagged",
+            "acc", "noisy", "oracle", "secs", "speedup"]
+    widths = [13, 4, 18, 6, 6, 6, 6, 6, 7, 6, 6, 6, 8, 7]
+    print()
+    print(fmt_row(cols, widths))
+    print(fmt_row(["-" * w for w in widths], widths))
+
+    def agg(sel):
+        return {k: float(np.mean([r[k] for r in sel])) for k in
+                ("auroc", "p@k", "prec", "rec", "f1", "n_flag", "acc", "noisy", "oracle", "secs")}
+
+    cells = sorted({(r["data"], r["rate"]) for r in rows}, key=lambda c: (datasets.index(c[0]), c[1]))
+    for data, rate in cells:
+        ref = agg([r for r in rows if (r["data"], r["rate"], r["lib"]) == (data, rate, "cleanlab")])
+        for lib in libs:
+            a = agg([r for r in rows if (r["data"], r["rate"], r["lib"]) == (data, rate, lib)])
+            print(fmt_row([data, rate, lib, f"{a['auroc']:.3f}", f"{a['p@k']:.3f}",
+                           f"{a['prec']:.3f}", f"{a['rec']:.3f}", f"{a['f1']:.3f}",
+                           f"{a['n_flag']:.0f}", f"{a['acc']:.3f}", f"{a['noisy']:.3f}",
+                           f"{a['oracle']:.3f}", f"{a['secs']:.3f}",
+                           f"{ref['secs'] / a['secs']:.1f}x"], widths))
+    print(fmt_row(["-" * w for w in widths], widths))
+    ref_all = [r for r in rows if r["lib"] == "cleanlab"]
+    for lib in libs:
+        sel = [r for r in rows if r["lib"] == lib]
+        a = agg(sel)
+        # speedup averaged as ratio of total time and as geometric mean of per-cell ratios
+        ratios = [c["secs"] / s["secs"] for c, s in zip(ref_all, sel)]
+        gm = float(np.exp(np.mean(np.log(ratios))))
+        print(fmt_row(["AVERAGE", "all", lib, f"{a['auroc']:.3f}", f"{a['p@k']:.3f}",
+                       f"{a['prec']:.3f}", f"{a['rec']:.3f}", f"{a['f1']:.3f}",
+                       f"{a['n_flag']:.0f}", f"{a['acc']:.3f}", f"{a['noisy']:.3f}",
+                       f"{a['oracle']:.3f}", f"{a['secs']:.3f}", f"{gm:.1f}x"], widths))
+    print("speedup: cleanlab seconds / this row's seconds (AVERAGE: geometric mean over cells)")
+
+    # ---------------------------------------------------------- curve
+    grid = np.linspace(0, 1, 101)
+    print("\nFraction of flipped labels found vs fraction of training data checked "
+          "(Koh & Liang), mean over all cells")
+    head = ["lib"] + [f"{c:.0%}" for c in CHECKED] + ["AUC"]
+    w2 = [18] + [6] * len(CHECKED) + [6]
+    print(fmt_row(head, w2))
+    for lib in libs:
+        mean = np.mean(curves[lib], axis=0)
+        vals = [f"{np.interp(c, grid, mean):.3f}" for c in CHECKED]
+        print(fmt_row([lib] + vals + [f"{np.trapezoid(mean, grid):.3f}"], w2))
+    if args.curve_out:
+        np.savez(args.curve_out, fraction_checked=grid,
+                 **{lib.replace("sk:", "skinfluence_"): np.mean(curves[lib], axis=0) for lib in libs})
+        print(f"curves saved to {args.curve_out}")
+
+
+if __name__ == "__main__":
+    main()
