@@ -350,3 +350,157 @@ def weighted_gram(G, w):
     """``G^T diag(w) G`` for a (n, p) matrix of per-sample rows."""
     Gw = G * np.sqrt(w).reshape((-1, 1))
     return np.dot(Gw.T, Gw)
+
+
+@njit(cache=True)
+def _r_forward_block(X, theta, sizes, A, D1, V, RZh):
+    """R-forward pass for m directions at once.
+
+    ``V`` is (p, m).  All R-quantities use the layout (n, d, m) -- directions
+    innermost -- so that ``a_{l-1} dW`` for every direction is one GEMM with
+    ``V``'s own memory and the parameter-major result needs no transposes.
+    Fills ``RZh`` (hidden ``R{z_l}``, layer l a (n, d_l, m) block at offset
+    ``m * hoff[l]``) and returns ``R{z_L}`` of shape (n, d_L, m).
+    """
+    n = X.shape[0]
+    m = V.shape[1]
+    L = sizes.shape[0] - 1
+    coef_off, int_off = param_offsets(sizes)
+    hoff = hidden_offsets(sizes, n)
+    Ra = np.zeros((1, 1, 1))
+    rz = np.zeros((n, sizes[L], m))
+    for layer in range(L):
+        d_in = sizes[layer]
+        d_out = sizes[layer + 1]
+        a_in = np.ascontiguousarray(_layer_input(X, A, hoff, sizes, n, layer))
+        # rows (u, o) of V are contiguous: (d_in, d_out * m)
+        dW = V[coef_off[layer] : coef_off[layer + 1]].reshape((d_in, d_out * m))
+        rz = np.dot(a_in, dW).reshape((n, d_out, m))
+        db = V[int_off[layer] : int_off[layer] + d_out]
+        if layer > 0:
+            # (Ra W)[i, o, j] = sum_u W[u, o] Ra[i, u, j]: one GEMM per sample
+            WT = np.ascontiguousarray(_coef(theta, sizes, coef_off, layer).T)
+            tmp = np.empty((d_out, m))
+            for i in range(n):
+                np.dot(WT, Ra[i], tmp)
+                for o in range(d_out):
+                    for j in range(m):
+                        rz[i, o, j] += tmp[o, j]
+        for i in range(n):
+            for o in range(d_out):
+                for j in range(m):
+                    rz[i, o, j] += db[o, j]
+        if layer < L - 1:
+            RZh[m * hoff[layer + 1] : m * (hoff[layer + 1] + n * d_out)] = rz.ravel()
+            D1b = _block(D1, hoff, sizes, n, layer + 1)
+            Ra = np.empty((n, d_out, m))
+            for i in range(n):
+                for o in range(d_out):
+                    g = D1b[i, o]
+                    for j in range(m):
+                        Ra[i, o, j] = rz[i, o, j] * g
+    return rz
+
+
+@njit(cache=True)
+def jvp_block(X, theta, sizes, A, D1, V):
+    """``J_i V`` for all samples, (n, d_L, m), from one batched R-forward pass."""
+    n = X.shape[0]
+    m = V.shape[1]
+    L = sizes.shape[0] - 1
+    hoff = hidden_offsets(sizes, n)
+    RZh = np.empty(m * hoff[L])
+    return _r_forward_block(X, theta, sizes, A, D1, np.ascontiguousarray(V), RZh)
+
+
+@njit(cache=True)
+def hvp_block(X, theta, sizes, A, D1, D2, delta_out, Sw, V, gauss_newton):
+    """Batched version of :func:`hvp_columns`: all m directions go through each layer
+    together (layout (n, d, m)), so the heavy products are large GEMMs."""
+    n = X.shape[0]
+    m = V.shape[1]
+    L = sizes.shape[0] - 1
+    coef_off, int_off = param_offsets(sizes)
+    hoff = hidden_offsets(sizes, n)
+    p = int_off[L]
+    V = np.ascontiguousarray(V)
+    delta_out = np.ascontiguousarray(delta_out)
+    Dl = backward_deltas(theta, sizes, D1, delta_out)
+    RZh = np.empty(m * hoff[L])
+    rzL = _r_forward_block(X, theta, sizes, A, D1, V, RZh)
+    out = np.zeros((p, m))
+    # R{delta_L} = S_i R{z_L}
+    rdelta = np.empty_like(rzL)
+    K = rzL.shape[1]
+    for i in range(n):
+        for a in range(K):
+            for j in range(m):
+                rdelta[i, a, j] = 0.0
+            for b in range(K):
+                s = Sw[i, a, b]
+                if s != 0.0:
+                    for j in range(m):
+                        rdelta[i, a, j] += s * rzL[i, b, j]
+    for layer in range(L - 1, -1, -1):
+        d_in = sizes[layer]
+        d_out = sizes[layer + 1]
+        c0 = coef_off[layer]
+        a_in = np.ascontiguousarray(_layer_input(X, A, hoff, sizes, n, layer))
+        delta = _layer_delta(Dl, delta_out, hoff, sizes, n, layer + 1)
+        # a_in^T R{delta}: rows (u, o), columns j -- already parameter-major
+        out[c0 : c0 + d_in * d_out] = np.dot(a_in.T, rdelta.reshape((n, d_out * m))).reshape(
+            (d_in * d_out, m)
+        )
+        if layer > 0 and not gauss_newton:
+            # R{a_l}^T delta with R{a_l} = sigma'(z_l) R{z_l}
+            D1b = _block(D1, hoff, sizes, n, layer)
+            rz_h = RZh[m * hoff[layer] : m * (hoff[layer] + n * d_in)].reshape((n, d_in, m))
+            Ra = np.empty((n, d_in, m))
+            for i in range(n):
+                for u in range(d_in):
+                    g = D1b[i, u]
+                    for j in range(m):
+                        Ra[i, u, j] = rz_h[i, u, j] * g
+            t = np.dot(Ra.reshape((n, d_in * m)).T, delta).reshape((d_in, m, d_out))
+            for u in range(d_in):
+                for o in range(d_out):
+                    row = c0 + u * d_out + o
+                    for j in range(m):
+                        out[row, j] += t[u, j, o]
+        i0 = int_off[layer]
+        for i in range(n):
+            for o in range(d_out):
+                for j in range(m):
+                    out[i0 + o, j] += rdelta[i, o, j]
+        if layer > 0:
+            W = np.ascontiguousarray(_coef(theta, sizes, coef_off, layer))
+            D1b = _block(D1, hoff, sizes, n, layer)
+            new = np.empty((n, d_in, m))
+            for i in range(n):
+                np.dot(W, rdelta[i], new[i])
+            if gauss_newton:
+                for i in range(n):
+                    for u in range(d_in):
+                        g = D1b[i, u]
+                        for j in range(m):
+                            new[i, u, j] *= g
+            else:
+                # delta dW^T as one GEMM: M[o, (u, j)] = dW[u, o, j]
+                Vb = V[c0 : c0 + d_in * d_out].reshape((d_in, d_out, m))
+                M = np.empty((d_out, d_in, m))
+                for u in range(d_in):
+                    for o in range(d_out):
+                        for j in range(m):
+                            M[o, u, j] = Vb[u, o, j]
+                t2 = np.dot(delta, M.reshape((d_out, d_in * m))).reshape((n, d_in, m))
+                pre = np.dot(delta, W.T)
+                D2b = _block(D2, hoff, sizes, n, layer)
+                rz_h = RZh[m * hoff[layer] : m * (hoff[layer] + n * d_in)].reshape((n, d_in, m))
+                for i in range(n):
+                    for u in range(d_in):
+                        c = pre[i, u] * D2b[i, u]
+                        d1 = D1b[i, u]
+                        for j in range(m):
+                            new[i, u, j] = (new[i, u, j] + t2[i, u, j]) * d1 + c * rz_h[i, u, j]
+            rdelta = new
+    return out

@@ -269,9 +269,17 @@ class MLPObjective(Objective):
         V = _as_c64(V)
         if V.ndim == 1:
             V = V[:, None].copy()
+        Xf = _as_c64(Xf)
         Z, A, D1, _ = self._state(Xf, theta)
         th = self.theta if theta is None else _as_c64(theta)
-        return K_.jvp_columns(_as_c64(Xf), th, self.sizes, A, D1, V)
+        out = np.empty((Xf.shape[0], self.n_outputs, V.shape[1]))
+        step = self._block_columns()
+        for start in range(0, V.shape[1], step):
+            stop = min(V.shape[1], start + step)
+            out[:, :, start:stop] = K_.jvp_block(
+                Xf, th, self.sizes, A, D1, _as_c64(V[:, start:stop])
+            )
+        return out
 
     def vjp(self, Xf, C, theta=None):
         Xf = _as_c64(Xf)
@@ -321,12 +329,23 @@ class MLPObjective(Objective):
         r, S = self.loss_derivatives(Z, self.y)
         w = self.weights
         th = self.theta if theta is None else _as_c64(theta)
-        out = K_.hvp_columns(
-            self.X, th, self.sizes, A, D1, D2, _as_c64(r * w[:, None]),
-            _as_c64(S * w[:, None, None]), _as_c64(V), bool(gauss_newton),
-        )
+        delta_out = _as_c64(r * w[:, None])
+        Sw = _as_c64(S * w[:, None, None])
+        out = np.empty(V.shape)
+        step = self._block_columns()
+        for start in range(0, V.shape[1], step):
+            stop = min(V.shape[1], start + step)
+            out[:, start:stop] = K_.hvp_block(
+                self.X, th, self.sizes, A, D1, D2, delta_out, Sw, _as_c64(V[:, start:stop]),
+                bool(gauss_newton),
+            )
         out += self.penalty_diagonal()[:, None] * V
         return out[:, 0] if squeeze else out
+
+    def _block_columns(self, budget_bytes=2**27):
+        """Directions per batched R-operator pass so its buffers stay under ~128 MiB."""
+        per_direction = 8 * 4 * self.X.shape[0] * max(1, int(self.sizes[1:].sum()))
+        return int(max(1, min(512, budget_bytes // per_direction)))
 
     def hvp(self, V, theta=None):
         """Exact Hessian of ``J`` times ``V`` ((p,) or (p, m)) by the R-operator."""
@@ -344,13 +363,14 @@ class MLPObjective(Objective):
                 "'lissa')."
             )
 
-    def hessian(self, theta=None, block_size=256):
+    def hessian(self, theta=None, block_size=None):
         """Dense exact Hessian (p, p), assembled from R-operator products with unit vectors."""
         self._check_dense()
         key = "hessian"
         if theta is None and key in self._cache:
             return self._cache[key].copy()
         p = self.n_params
+        block_size = block_size or self._block_columns()
         H = np.empty((p, p))
         for start in range(0, p, block_size):
             stop = min(p, start + block_size)
