@@ -1,0 +1,30 @@
+"""Data valuation: what is each training point worth to the model's validation score?
+
+All valuation estimators share one shape: ``fit(X, y, *, X_val=None, y_val=None,
+sample_weight=None)`` sets ``values_`` (one value per training point, higher =
+the point helps the validation score more); methods that decompose over
+samples also have ``transform(X, y)`` -> ``(n_samples, n_train)``; ``predict``
+and ``score`` delegate to the model fitted on all the data.
+
+* :class:`LOOValuation`: exact leave-one-out refits.
+* :class:`KNNShapley`: exact Shapley values of the KNN classifier utility.
+* :class:`TMCShapley`, :class:`BetaShapley`, :class:`BanzhafValuation`:
+  Monte-Carlo semivalues for any estimator and scorer.
+* :class:`DataOOB`: out-of-bag values of a bagged ensemble.
+"""
+
+from ._knn import KNNShapley
+from ._loo import LOOValuation
+from ._oob import DataOOB
+from ._semivalues import BanzhafValuation, BetaShapley, TMCShapley, exact_semivalues, semivalue_weights
+
+__all__ = [
+    "LOOValuation",
+    "KNNShapley",
+    "TMCShapley",
+    "BetaShapley",
+    "BanzhafValuation",
+    "DataOOB",
+    "exact_semivalues",
+    "semivalue_weights",
+]

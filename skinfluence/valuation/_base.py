@@ -1,0 +1,280 @@
+"""Shared machinery of the valuation estimators: input checks, the subset utility, progress."""
+
+import logging
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.metrics import check_scoring
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
+
+logger = logging.getLogger("skinfluence.valuation")
+
+
+class BaseValuation(BaseEstimator):
+    """Common behaviour: one ``fit`` shape, delegation of ``predict``/``score`` to ``estimator_``."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.requires_fit = True
+        return tags
+
+    # -- delegation to the model fitted on the full training set ----------
+    def _delegate(self, name):
+        check_is_fitted(self, "values_")
+        if not hasattr(self.estimator_, name):
+            raise AttributeError(f"{type(self.estimator_).__name__} has no method {name!r}")
+        return getattr(self.estimator_, name)
+
+    def predict(self, X):
+        """Predict with the model fitted on the full training set."""
+        return self._delegate("predict")(X)
+
+    def predict_proba(self, X):
+        """Class probabilities of the model fitted on the full training set."""
+        return self._delegate("predict_proba")(X)
+
+    def decision_function(self, X):
+        """Decision function of the model fitted on the full training set."""
+        return self._delegate("decision_function")(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Score of the model fitted on the full training set (its own ``score``)."""
+        score = self._delegate("score")
+        if sample_weight is None:
+            return score(X, y)
+        return score(X, y, sample_weight=sample_weight)
+
+    @property
+    def classes_(self):
+        return self._delegate("classes_")
+
+
+# ---------------------------------------------------------------- inputs
+def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True):
+    X, y = validate_data(est, X, y, reset=reset, accept_sparse=accept_sparse,
+                         ensure_all_finite=True, y_numeric=False, multi_output=False)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.ndim != 1:
+            raise ValueError(f"sample_weight must be 1-D, got shape {sample_weight.shape}.")
+        check_consistent_length(X, sample_weight)
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError("sample_weight must be finite and non-negative.")
+    return X, y, sample_weight
+
+
+def check_validation(est, X_val, y_val, *, required, name="X_val"):
+    """Validate the validation set against the training features; ``None`` when absent."""
+    if X_val is None and y_val is None:
+        if required:
+            raise ValueError(
+                f"{type(est).__name__} needs a validation set: pass X_val= and y_val= to fit. "
+                "Values measure how much each training point improves the score on it; "
+                "valuing on the training set itself would reward memorisation."
+            )
+        return None, None
+    if X_val is None or y_val is None:
+        raise ValueError("Pass both X_val and y_val, or neither.")
+    X_val, y_val = validate_data(est, X_val, y_val, reset=False, accept_sparse=True,
+                                 ensure_all_finite=True, multi_output=False)
+    return X_val, y_val
+
+
+def check_groups(groups, n_samples):
+    """Map a ``groups`` vector to (labels, list of index arrays); ``None`` -> one point per player."""
+    if groups is None:
+        return None, None
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups must have shape ({n_samples},), got {groups.shape}."
+        )
+    labels, inverse = np.unique(groups, return_inverse=True)
+    if labels.shape[0] < 2:
+        raise ValueError("groups must contain at least two distinct groups.")
+    members = [np.flatnonzero(inverse == g) for g in range(labels.shape[0])]
+    return labels, members
+
+
+def spawn_seeds(random_state, n):
+    """``n`` independent integer seeds derived reproducibly from ``random_state``."""
+    rng = check_random_state(random_state)
+    base = int(rng.randint(np.iinfo(np.int32).max))
+    return [np.random.SeedSequence(base, spawn_key=(i,)) for i in range(n)]
+
+
+def progress(iterable, verbose, total=None, desc=None):
+    """tqdm progress bar when ``verbose`` and tqdm is importable, the iterable itself otherwise."""
+    if not verbose:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        logger.info("%s: %s steps", desc or "progress", total)
+        return iterable
+    return tqdm(iterable, total=total, desc=desc)
+
+
+# --------------------------------------------------------------- utility
+class _ConstantClassifier(DummyClassifier):
+    pass
+
+
+class SubsetUtility:
+    """``U(S)``: score on the validation set of the estimator refitted on the subset ``S``.
+
+    Subsets on which the estimator cannot be fitted meaningfully are defined
+    explicitly instead of failing:
+
+    * the empty set has utility ``empty_score`` (default: for classifiers, the
+      mean score of the constant predictors of each class, i.e. an uninformed
+      guess; for regressors, the score of predicting the training mean);
+    * a subset whose points all carry one class has the utility of the
+      constant predictor of that class (a classifier cannot learn more from it).
+
+    ``players`` are indices into ``members`` (groups) or training indices.
+    """
+
+    def __init__(self, estimator, X, y, X_val, y_val, *, scoring=None, sample_weight=None,
+                 members=None, empty_score=None, error_score="raise", warm_start=True,
+                 cache_size=4096):
+        self.estimator = estimator
+        self.X, self.y, self.X_val, self.y_val = X, y, X_val, y_val
+        self.sample_weight = sample_weight
+        self.members = members
+        self.scorer = check_scoring(estimator, scoring=scoring)
+        self.classifier = is_classifier(estimator)
+        self.error_score = error_score
+        self.warm_start = warm_start and "warm_start" in estimator.get_params()
+        self.cache_size = cache_size
+        self._cache = {}
+        self.n_fits = 0
+        self.n_failures = 0
+        if self.classifier:
+            self.classes, self.y_codes = np.unique(y, return_inverse=True)
+        self._constant = {}
+        self.empty_score = self._empty(empty_score)
+
+    @property
+    def n_players(self):
+        return self.X.shape[0] if self.members is None else len(self.members)
+
+    def indices(self, players):
+        players = np.asarray(players, dtype=np.intp)
+        if self.members is None:
+            return players
+        if players.size == 0:
+            return players
+        return np.concatenate([self.members[p] for p in players])
+
+    # -- degenerate subsets ------------------------------------------------
+    def constant_score(self, code):
+        if code not in self._constant:
+            dummy = DummyClassifier(strategy="constant", constant=self.classes[code])
+            dummy.fit(self.X[: len(self.y)], self.y)  # classes_ = all training classes
+            self._constant[code] = float(self.scorer(dummy, self.X_val, self.y_val))
+        return self._constant[code]
+
+    def _empty(self, empty_score):
+        if empty_score is not None:
+            if not isinstance(empty_score, numbers.Real):
+                raise ValueError(f"empty_score must be a real number or None, got {empty_score!r}.")
+            return float(empty_score)
+        if self.classifier:
+            return float(np.mean([self.constant_score(c) for c in range(len(self.classes))]))
+        dummy = DummyRegressor(strategy="mean").fit(self.X, self.y, sample_weight=self.sample_weight)
+        return float(self.scorer(dummy, self.X_val, self.y_val))
+
+    # -- fitting ------------------------------------------------------------
+    def _fit_score(self, idx, model=None):
+        """Score of the estimator refitted on training rows ``idx``; ``model`` is reused when warm."""
+        if idx.size == 0:
+            return self.empty_score, None
+        if self.classifier:
+            codes = self.y_codes[idx]
+            if codes.min() == codes.max():
+                return self.constant_score(int(codes[0])), None
+        est = model if model is not None else clone(self.estimator)
+        fit_params = {}
+        if self.sample_weight is not None:
+            fit_params["sample_weight"] = self.sample_weight[idx]
+        self.n_fits += 1
+        try:
+            with warnings.catch_warnings():
+                # tiny subsets often stop early; that is the utility, not an error
+                warnings.filterwarnings("ignore", message=".*converge.*")
+                est.fit(self.X[idx], self.y[idx], **fit_params)
+            return float(self.scorer(est, self.X_val, self.y_val)), est
+        except Exception as exc:
+            if isinstance(self.error_score, str) and self.error_score == "raise":
+                raise RuntimeError(
+                    f"Fitting {type(self.estimator).__name__} on a subset of {idx.size} training "
+                    f"points failed: {exc}. Pass error_score=<number> to use a fixed score for "
+                    "such subsets."
+                ) from exc
+            self.n_failures += 1
+            return float(self.error_score), None
+
+    def __call__(self, players):
+        idx = np.sort(self.indices(players))
+        key = idx.tobytes()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        value, _ = self._fit_score(idx)
+        if len(self._cache) < self.cache_size:
+            self._cache[key] = value
+        return value
+
+    def prefix_scores(self, order, u_full, trunc_abs):
+        """``U`` of every prefix of the player order ``order`` (truncated Monte Carlo).
+
+        Returns the scores ``s[k] = U(order[:k+1])``; after truncation (the
+        running score is within ``trunc_abs`` of ``u_full``) the remaining
+        prefixes get ``u_full``, i.e. zero marginal contributions.
+        """
+        n = len(order)
+        scores = np.empty(n)
+        prev = self.empty_score
+        model = None
+        model_classes = None
+        idx = np.empty(0, dtype=np.intp)
+        for k in range(n):
+            if trunc_abs > 0 and abs(u_full - prev) <= trunc_abs:
+                scores[k:] = u_full
+                break
+            if k == n - 1:  # the full set is known already
+                scores[k] = u_full
+                break
+            idx = np.concatenate([idx, self.indices(order[k : k + 1])])
+            warm = None
+            if self.warm_start and model is not None:
+                # warm starts only while the class set is unchanged (coef shapes must match)
+                if not self.classifier or model_classes == _n_classes(self.y_codes[idx]):
+                    warm = model
+            score, fitted = self._fit_score(np.sort(idx), warm)
+            if self.warm_start and fitted is not None:
+                if fitted is not warm:
+                    fitted.set_params(warm_start=True)
+                model = fitted
+                model_classes = _n_classes(self.y_codes[idx]) if self.classifier else None
+            scores[k] = score
+            prev = score
+        return scores
+
+
+def _n_classes(codes):
+    return np.unique(codes).size
+
+
+def full_score(utility):
+    """``U(N)`` and the estimator fitted on all training points."""
+    est = clone(utility.estimator)
+    fit_params = {} if utility.sample_weight is None else {"sample_weight": utility.sample_weight}
+    est.fit(utility.X, utility.y, **fit_params)
+    return float(utility.scorer(est, utility.X_val, utility.y_val)), est

@@ -1,0 +1,166 @@
+"""Data-OOB: values from the out-of-bag performance of a bagged ensemble (Kwon & Zou, 2023)."""
+
+import numbers
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import clone, is_classifier
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseValuation, check_train, progress, spawn_seeds
+
+
+def _bag_task(estimator, X, y, sample_weight, seeds, n_draw, classifier):
+    """Fit one model per seed on a bootstrap sample; return OOB masks and per-point OOB scores."""
+    n = X.shape[0]
+    masks, scores = [], []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, n, size=n_draw)
+        counts = np.bincount(idx, minlength=n)
+        oob = counts == 0
+        if not oob.any():
+            continue
+        yb = y[idx]
+        if classifier and np.unique(yb).size == 1:
+            pred = np.full(int(oob.sum()), yb[0])  # single-class bag: constant predictor
+        else:
+            model = clone(estimator)
+            fit_params = {}
+            if sample_weight is not None:
+                fit_params["sample_weight"] = sample_weight[idx]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*converge.*")
+                model.fit(X[idx], yb, **fit_params)
+            pred = model.predict(X[oob])
+        if classifier:
+            s = (pred == y[oob]).astype(np.float64)
+        else:
+            s = -((np.asarray(pred, dtype=np.float64) - y[oob]) ** 2)
+        masks.append(oob)
+        scores.append(s)
+    return masks, scores
+
+
+class DataOOB(BaseValuation):
+    """Data-OOB values: each point's average out-of-bag score in a bagged ensemble.
+
+    ``n_estimators`` models are fitted on bootstrap samples; the value of a
+    point is the mean, over the models that did not see it, of the
+    correctness of their prediction for it (classifiers) or minus its squared
+    error (regressors).  Needs no validation set and only ``n_estimators``
+    fits; low values flag points the rest of the data contradicts, e.g.
+    mislabelled ones.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Base model of the bag (any scikit-learn estimator).
+    n_estimators : int, default=200
+        Number of bootstrap models.
+    max_samples : float, default=1.0
+        Bootstrap size as a fraction of the training set.
+    random_state : int, RandomState or None, default=None
+    n_jobs : int, default=None
+        Parallel fits through joblib (any backend, e.g. dask).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    values_ : ndarray of shape (n_train,)
+        Mean out-of-bag score of each point (``nan`` if a point was never out of bag).
+    stderr_ : ndarray of shape (n_train,)
+        Standard error of that mean.
+    n_oob_ : ndarray of shape (n_train,)
+        Number of models for which the point was out of bag.
+    estimator_ : estimator
+        The base estimator fitted on all points (``predict``/``score`` delegate to it).
+
+    References
+    ----------
+    Y. Kwon and J. Zou, "Data-OOB: Out-of-bag estimate as a simple and
+    efficient data value", ICML 2023.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.valuation import DataOOB
+    >>> X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    >>> oob = DataOOB(LogisticRegression(), n_estimators=50, random_state=0).fit(X, y)
+    >>> oob.values_.shape
+    (60,)
+    """
+
+    _parameter_constraints = {
+        "estimator": [object],
+        "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_samples": [Interval(numbers.Real, 0, 1, closed="right")],
+        "random_state": ["random_state"],
+        "n_jobs": [None, numbers.Integral],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, estimator, n_estimators=200, *, max_samples=1.0, random_state=None,
+                 n_jobs=None, verbose=0):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
+        """Fit the bag and compute the out-of-bag value of every training point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_train, n_features)
+        y : array-like of shape (n_train,)
+        X_val, y_val : None
+            Not used: Data-OOB scores points out of bag.  Passing them raises.
+        sample_weight : array-like of shape (n_train,), default=None
+            Passed to the base estimator's ``fit`` on each bootstrap sample.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if X_val is not None or y_val is not None:
+            raise ValueError("DataOOB values points by their out-of-bag scores and uses no "
+                             "validation set; do not pass X_val/y_val.")
+        X, y, sample_weight = check_train(self, X, y, sample_weight)
+        classifier = is_classifier(self.estimator)
+        if classifier:
+            check_classification_targets(y)
+        n = X.shape[0]
+        n_draw = max(1, int(round(self.max_samples * n)))
+        seeds = spawn_seeds(self.random_state, self.n_estimators)
+        n_chunks = min(self.n_estimators, 4 * max(1, effective_n_jobs(self.n_jobs)))
+        chunks = [list(c) for c in np.array_split(np.arange(self.n_estimators), n_chunks)]
+        jobs = (delayed(_bag_task)(self.estimator, X, y, sample_weight, [seeds[i] for i in c],
+                                   n_draw, classifier)
+                for c in progress(chunks, self.verbose, total=len(chunks), desc="Data-OOB"))
+        total = np.zeros(n)
+        total_sq = np.zeros(n)
+        count = np.zeros(n)
+        for masks, scores in Parallel(n_jobs=self.n_jobs)(jobs):
+            for m, s in zip(masks, scores):
+                total[m] += s
+                total_sq[m] += s**2
+                count[m] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / count
+            var = np.maximum(total_sq / count - mean**2, 0) * count / np.maximum(count - 1, 1)
+            self.stderr_ = np.sqrt(var / count)
+        if np.any(count == 0):
+            warnings.warn(f"{int(np.sum(count == 0))} points were never out of bag; their value "
+                          "is nan. Increase n_estimators.", UserWarning)
+        self.values_ = mean
+        self.n_oob_ = count.astype(np.int64)
+        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        return self
