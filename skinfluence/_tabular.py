@@ -377,7 +377,7 @@ def target_values(table, plan, *, task="classification"):
     classes, counts = np.unique(labels.astype(str), return_counts=True)
     if len(classes) < 2:
         raise DataError(
-            f"target column {plan.target!r} has a single class ({classes[0]!r}); "
+            f"target column {plan.target!r} has a single class ({str(classes[0])!r}); "
             "a classifier needs at least two."
         )
     if len(classes) > max(50, table.n_rows // 2):

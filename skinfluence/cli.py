@@ -140,7 +140,8 @@ def make_model(name, task="classification", random_state=0):
         raise UsageError(f"--model {name} is a classifier; for a numeric target use "
                          "--model ridge or --model mlp with --regression.")
     if name == "logistic":
-        return LogisticRegression(max_iter=2000)
+        # Influence assumes the fit is at the optimum: converge tightly (cheap here).
+        return LogisticRegression(tol=1e-8, max_iter=10_000)
     if name == "mlp":
         return MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-2, max_iter=1000,
                              random_state=random_state)
@@ -180,7 +181,15 @@ def _task(args):
 
 
 # --------------------------------------------------------------------------- label-issues
-def rank_label_issues(X, y, estimator, *, verbose=0):
+CLEAN_METHODS = {
+    "loo": "approximate leave-one-out probabilities + confident learning (default; one fit)",
+    "self_influence": "predicted rise of a row's own loss when it is removed",
+    "loss": "in-sample loss (baseline)",
+    "cross_val": "5-fold cross-validated probabilities + confident learning (any model)",
+}
+
+
+def rank_label_issues(X, y, estimator, *, method="loo", verbose=0):
     """Suspicion score, issue flag and suggested label for every row.
 
     Uses :class:`skinfluence.InfluenceCleaner`.  Returns ``(scores, issues,
@@ -188,10 +197,14 @@ def rank_label_issues(X, y, estimator, *, verbose=0):
     """
     from skinfluence.cleaning import InfluenceCleaner
 
-    cleaner = InfluenceCleaner(estimator)
-    if "verbose" in cleaner.get_params():
-        cleaner.set_params(verbose=verbose)
-    cleaner.fit(X, y)
+    cleaner = InfluenceCleaner(estimator, method=method, verbose=verbose)
+    try:
+        cleaner.fit(X, y)
+    except TypeError as exc:
+        if "not supported" in str(exc) and method != "cross_val":
+            raise UsageError(f"{exc}\nTry --method cross_val, which works with any model.") \
+                from None
+        raise
     return (
         np.asarray(cleaner.scores_, dtype=np.float64),
         np.asarray(cleaner.issues_, dtype=bool),
@@ -205,7 +218,10 @@ def cmd_label_issues(args):
     _check_class_sizes(y, console)
     estimator = make_model(args.model, "classification", args.random_state)
     console.progress(f"scoring every label with {type(estimator).__name__} ...")
-    scores, issues, suggested = rank_label_issues(X, y, estimator, verbose=int(not args.quiet))
+    scores, issues, suggested = rank_label_issues(
+        X, y, estimator, method=args.method,
+        verbose=int(args.verbose and args.output != "-"),
+    )
     order = np.lexsort((np.arange(len(scores)), -scores))
     extra = _unique_names(table.header, ["row", "score", "given_label", "suggested_label", "issue"])
     header = table.header + extra
@@ -246,14 +262,14 @@ def _display_columns(table, plan, limit=3):
 
 def _check_class_sizes(y, console):
     classes, counts = np.unique(y.astype(str), return_counts=True)
-    small = [f"{c!r} ({k})" for c, k in zip(classes, counts) if k < 2]
+    small = [f"{str(c)!r} ({k})" for c, k in zip(classes, counts) if k < 2]
     if small:
         raise DataError(
             "some classes have a single row, so nothing can be said about their labels: "
             + ", ".join(small)
             + ". Remove those rows or merge the classes."
         )
-    few = [f"{c!r} ({k})" for c, k in zip(classes, counts) if k < 5]
+    few = [f"{str(c)!r} ({k})" for c, k in zip(classes, counts) if k < 5]
     if few:
         console.note("classes with fewer than 5 rows get unreliable scores: " + ", ".join(few))
 
@@ -391,12 +407,13 @@ def _digit_art(image):
 
 
 def _side_by_side(blocks, captions, gap=3):
+    """Text blocks next to each other under their captions, indented like the report."""
     width = max(len(line) for block in blocks for line in block)
     width = max(width, max(len(c) for c in captions))
     lines = [(" " * gap).join(c.ljust(width) for c in captions)]
     for k in range(len(blocks[0])):
         lines.append((" " * gap).join(block[k].ljust(width) for block in blocks))
-    return "\n".join(lines)
+    return "\n".join("   " + line.rstrip() for line in lines)
 
 
 class _Stages:
@@ -445,15 +462,15 @@ def run_demo(quiet=False, random_state=0, noise_rate=0.1):
     2. :class:`~skinfluence.InfluenceFunctions` explains one test prediction by
        its most helpful and most harmful training digits;
     3. :class:`~skinfluence.KNNShapley` values every training row.
+
+    The computations run first, under a progress bar; the report follows.
     """
     from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
     import skinfluence
     from skinfluence.datasets import make_noisy_labels
 
-    out = sys.stdout
     stages = _Stages(["finding flipped labels", "explaining a prediction", "valuing rows"],
                      quiet)
     digits = load_digits()
@@ -464,74 +481,90 @@ def run_demo(quiet=False, random_state=0, noise_rate=0.1):
     )
     y_noisy, flipped = make_noisy_labels(y_train, noise_rate, random_state=random_state)
     n, n_flip = len(y_noisy), int(flipped.sum())
-    print(f"skinfluence demo: {n} handwritten digits (8x8 pixels) from scikit-learn; "
-          f"{n_flip} training labels ({noise_rate:.0%}) were flipped at random.", file=out)
 
-    # 1. label issues --------------------------------------------------------------
     stages.start(0)
-    model = LogisticRegression(max_iter=2000)
-    scores, issues, suggested = rank_label_issues(X_train, y_noisy, model, verbose=0)
-    order = np.argsort(-scores, kind="stable")
-    found = flipped[order]
-    print("\n1. Finding the flipped labels (InfluenceCleaner + LogisticRegression)", file=out)
-    for frac in (0.05, 0.1, 0.2):
-        m = int(round(frac * n))
-        print(f"   checking the top {frac:4.0%} of rows ({m:4d}) finds "
-              f"{found[:m].sum() / n_flip:6.1%} of the flips (random order: {frac:.0%})",
-              file=out)
-    n_issue = int(issues.sum())
-    if n_issue:
-        prec = flipped[issues].mean()
-        fixed = np.mean(suggested[issues & flipped] == y_train[issues & flipped]) \
-            if (issues & flipped).any() else float("nan")
-        print(f"   {n_issue} rows flagged: {prec:.0%} of them really were flipped; the suggested "
-              f"label is the true one for {fixed:.0%} of those", file=out)
+    scores, issues, suggested = rank_label_issues(
+        X_train, y_noisy, make_model("logistic"), verbose=0
+    )
     stages.done()
 
-    # 2. explanation -------------------------------------------------------------------
     stages.start(1)
-    inf = skinfluence.InfluenceFunctions(LogisticRegression(max_iter=2000)).fit(X_train, y_noisy)
+    inf = skinfluence.InfluenceFunctions(make_model("logistic")).fit(X_train, y_noisy)
     pred = inf.predict(X_test)
     wrong = np.flatnonzero(pred != y_test)
     i = int(wrong[0]) if len(wrong) else 0
     expl = inf.explain(X_test[i : i + 1], pred[i : i + 1], k=3)
-    print(f"\n2. Why does the model (trained on the noisy labels) call test digit #{i} a "
-          f"{pred[i]}? (true label {y_test[i]})", file=out)
-    blocks = [_digit_art(img_test[i])]
-    captions = [f"test: pred {pred[i]}"]
-    for kind, sign in (("helpful", "+"), ("harmful", "-")):
-        for j in np.asarray(expl[f"{kind}_indices"])[0]:
-            j = int(j)
-            blocks.append(_digit_art(img_train[j]))
-            mark = "!" if flipped[j] else ""
-            captions.append(f"{sign}#{j} label {y_noisy[j]}{mark}")
-    print(_side_by_side(blocks, captions), file=out)
-    print("   '+' rows support this prediction most, '-' rows oppose it most (removing one "
-          "would raise / lower the loss the most);\n   '!' marks a flipped label.", file=out)
     stages.done()
 
-    # 3. valuation ---------------------------------------------------------------------
     stages.start(2)
     values = np.asarray(
-        skinfluence.KNNShapley(n_neighbors=5).fit(X_train, y_noisy, X_test, y_test).values_
+        skinfluence.KNNShapley(n_neighbors=5)
+        .fit(X_train, y_noisy, X_val=X_test, y_val=y_test)
+        .values_
     )
-    low = np.argsort(values, kind="stable")
-    print("\n3. Data values (KNNShapley, exact, validated on the 300 test digits)", file=out)
-    print(f"   of the {n_flip} least valuable rows, {flipped[low[:n_flip]].mean():.0%} are "
-          f"flipped labels (random: {n_flip / n:.0%}).  Least valuable five:", file=out)
-    rows = [[str(int(j)), values[j], str(y_noisy[j]), str(y_train[j]),
-             "yes" if flipped[j] else ""] for j in low[:5]]
-    print("   " + _format_table(["row", "value", "given", "true", "flipped"], rows)
-          .replace("\n", "\n   "), file=out)
     stages.done()
     seconds = stages.close()
-    print(f"\ndone in {seconds:.1f} s.  Next: `skinfluence label-issues YOUR.csv --target "
-          "COLUMN`, or `skinfluence --help`.", file=out)
+
+    # ------------------------------------------------------------------ report
+    def say(text=""):
+        print(text, flush=True)
+
+    say(f"skinfluence demo: {n} handwritten digits (8x8 pixels, bundled with scikit-learn);\n"
+        f"{n_flip} of their labels ({noise_rate:.0%}) were flipped at random.")
+
+    say("\n1. Finding the flipped labels (InfluenceCleaner + LogisticRegression, one fit)")
+    found = flipped[np.argsort(-scores, kind="stable")]
+    for frac in (0.05, 0.1, 0.2):
+        m = int(round(frac * n))
+        say(f"   checking the {m:4d} most suspicious rows ({frac:3.0%}) finds "
+            f"{found[:m].sum() / n_flip:6.1%} of the flips (random order: {frac:.0%})")
+    n_issue = int(issues.sum())
+    if n_issue:
+        hit = issues & flipped
+        fixed = np.mean(suggested[hit] == y_train[hit]) if hit.any() else float("nan")
+        say(f"   {n_issue} rows flagged, {flipped[issues].mean():.0%} of them really flipped; "
+            f"the suggested label is the true one for {fixed:.0%} of those.")
+
+    say(f"\n2. Why does the model (trained on the noisy labels) call test digit #{i} a "
+        f"{pred[i]}? Its true label is {y_test[i]}.")
+    h_idx = [int(j) for j in np.asarray(expl["helpful_indices"])[0]]
+    b_idx = [int(j) for j in np.asarray(expl["harmful_indices"])[0]]
+    blank = [" " * 16] * 8
+    say(_side_by_side(
+        [_digit_art(img_test[i])] + [_digit_art(img_train[j]) for j in h_idx],
+        [f"test #{i}"] + [f"+ #{j} y={y_noisy[j]}{'!' if flipped[j] else ''}" for j in h_idx],
+    ))
+    say(_side_by_side(
+        [blank] + [_digit_art(img_train[j]) for j in b_idx],
+        [""] + [f"- #{j} y={y_noisy[j]}{'!' if flipped[j] else ''}" for j in b_idx],
+    ))
+    say("   + most helpful training rows (removing one would raise the loss of this "
+        "prediction most)\n   - most harmful ones;  ! = a flipped label.")
+    n_bad = sum(bool(flipped[j]) for j in h_idx)
+    if n_bad:
+        say(f"   {n_bad} of the {len(h_idx)} rows behind this mistake carry flipped labels: "
+            "the model learnt it from them.")
+
+    say("\n3. Data values (KNNShapley: exact Shapley values, validated on 300 test digits)")
+    low = np.argsort(values, kind="stable")
+    say(f"   of the {n_flip} least valuable rows, {flipped[low[:n_flip]].mean():.0%} are "
+        f"flipped labels (random: {n_flip / n:.0%}).  The five least valuable:")
+    rows = [[str(int(j)), values[j], str(y_noisy[j]), str(y_train[j]),
+             "yes" if flipped[j] else ""] for j in low[:5]]
+    say("   " + _format_table(["row", "value", "given", "true", "flipped"], rows)
+        .replace("\n", "\n   "))
+    say(f"\ndone in {seconds:.1f} s.  Next: `skinfluence label-issues YOUR.csv --target "
+        "COLUMN`, or `skinfluence --help`.")
     return EXIT_OK
 
 
 def cmd_demo(args):
-    return run_demo(quiet=args.quiet, random_state=args.random_state)
+    from threadpoolctl import threadpool_limits
+
+    # The demo's problems are small: one BLAS thread is fastest and cannot
+    # oversubscribe a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return run_demo(quiet=args.quiet, random_state=args.random_state)
 
 
 # --------------------------------------------------------------------------- parser
@@ -625,9 +658,13 @@ def build_parser():
         description="Fit the model, score every row's label with influence functions and "
         "write the rows ranked by suspicion: all original columns plus row, score, "
         "given_label, suggested_label and issue.",
-        epilog="example: skinfluence label-issues data.csv --target label -o ranked.csv",
+        epilog="methods:\n" + "\n".join(f"  {k:15s} {v}" for k, v in CLEAN_METHODS.items())
+        + "\n\nexample: skinfluence label-issues data.csv --target label -o ranked.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_arguments(p)
+    p.add_argument("--method", default="loo", choices=list(CLEAN_METHODS), metavar="NAME",
+                   help="how labels are scored (default: loo; see below)")
     p.set_defaults(func=cmd_label_issues)
 
     p = sub.add_parser(
@@ -651,7 +688,9 @@ def build_parser():
         "value", parents=[common], help="how much each row is worth to the model",
         description="Compute a data value for every row (higher = more helpful) and write "
         "the rows least valuable first.",
-        epilog="methods: " + "; ".join(f"{k}: {v}" for k, v in VALUE_METHODS.items()),
+        epilog="methods:\n" + "\n".join(f"  {k:12s} {v}" for k, v in VALUE_METHODS.items())
+        + "\n\nexample: skinfluence value data.csv --target label --output values.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_arguments(p)
     p.add_argument("--method", default="knn-shapley", choices=list(VALUE_METHODS),

@@ -1,0 +1,294 @@
+"""The ``skinfluence`` command line, run as a subprocess on generated and bundled CSVs.
+
+Results are checked against the library called directly on the same features
+(the CLI must not change the numbers), and bad inputs must give exit code 2
+with a message naming the problem and no traceback.
+"""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skinfluence._tabular import DataError, infer_columns, load_table, read_csv
+from skinfluence.cli import make_model
+
+# One BLAS thread per subprocess: the problems are small and pytest -n 2 already uses both cores.
+ENV = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning", MPLBACKEND="Agg",
+           OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def run(*args, stdin=None, timeout=300):
+    """``python -m skinfluence ARGS`` -> CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "skinfluence", *map(str, args)],
+        capture_output=True, text=True, input=stdin, timeout=timeout, env=ENV,
+    )
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def read_out(path_or_text):
+    text = Path(path_or_text).read_text() if not isinstance(path_or_text, str) else path_or_text
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+def assert_user_error(proc, *fragments):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def shop_csv(tmp_path_factory):
+    """Mixed-type customer table with 10% flipped string labels.
+
+    Columns: a unique customer code (identifier), a row counter, numbers with
+    missing cells, a categorical city, and the label.
+    """
+    rng = np.random.default_rng(0)
+    n = 160
+    income = rng.normal(0, 1, n)
+    age = rng.integers(18, 80, n)
+    city = rng.choice(["Paris", "Lyon", "Nice"], n)
+    clean = np.where(income + 0.5 * (city == "Nice") > 0.2, "buyer", "browser")
+    flip = np.zeros(n, dtype=bool)
+    flip[rng.choice(n, 16, replace=False)] = True
+    label = np.where(flip, np.where(clean == "buyer", "browser", "buyer"), clean)
+    rows = []
+    for i in range(n):
+        inc = "" if i % 23 == 5 else f"{income[i]:.3f}"
+        rows.append([f"C-{i * 7919 % 10007:05d}", str(i + 1), str(age[i]), city[i], inc, label[i]])
+    path = write_csv(tmp_path_factory.mktemp("data") / "shop.csv",
+                     ["customer", "n", "age", "city", "income", "status"], rows)
+    return path, flip, label
+
+
+# ----------------------------------------------------------------- CSV -> features
+def test_column_roles_and_features(shop_csv):
+    path, _, label = shop_csv
+    table, plan, X, y, notes = load_table(str(path), "status")
+    assert plan.identifiers == ["customer", "n"]
+    assert plan.numeric == ["age", "income"] and plan.categorical == ["city"]
+    # 2 scaled numbers + 3 one-hot cities; every column finite
+    assert X.shape == (160, 5) and np.isfinite(X).all()
+    np.testing.assert_allclose(X[:, :2].mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(X[:, 2:].sum(axis=1), 1)
+    assert list(y) == list(label)
+    assert any("missing" in note for note in notes)
+
+
+def test_numeric_labels_are_normalised(tmp_path):
+    p = write_csv(tmp_path / "a.csv", ["x", "y"], [[1, "1"], [2, "1.0"], [3, "0"], [4, "0.0"],
+                                                   [5.5, "1"], [2, "0"]])
+    _, _, _, y, _ = load_table(str(p), "y")
+    assert sorted(set(y)) == ["0", "1"]
+
+
+def test_junk_and_identifier_detection(tmp_path):
+    rows = [[str(i), f"{i * 0.5}", "x" if i % 2 else "y"] for i in range(20)]
+    rows[3][1] = "oops"
+    table = read_csv(str(write_csv(tmp_path / "j.csv", ["lbl", "v", "c"], rows)))
+    with pytest.raises(DataError, match=r"column 'v' holds numbers except for 1 cell.*'oops'"):
+        infer_columns(table, "c")
+    plan = infer_columns(table, "c", categorical=["v"])
+    assert plan.categorical == ["v"]
+    # a mostly-text column with distinct values is an identifier, not 20 one-hot columns
+    rows = [[f"name {i}", str(i % 3), "x" if i % 2 else "y"] for i in range(20)]
+    table = read_csv(str(write_csv(tmp_path / "k.csv", ["who", "v", "c"], rows)))
+    plan = infer_columns(table, "c")
+    assert plan.identifiers == ["who"] and plan.numeric == ["v"]
+
+
+# ----------------------------------------------------------------- help and usage
+def test_help_version_and_usage_codes():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for cmd in ("demo", "label-issues", "explain", "value", "exit codes"):
+        assert cmd in proc.stdout
+    proc = run("label-issues", "--help")
+    assert proc.returncode == 0 and "--target" in proc.stdout and "cross_val" in proc.stdout
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("skinfluence ")
+    assert run("frobnicate").returncode == 2
+    assert_user_error(run("label-issues", "x.csv"), "--target")  # missing required option
+    assert_user_error(run("explain", "x.csv", "--target", "y", "--row", "two"), "invalid int")
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("skinfluence")
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable} (package not pip-installed)")
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0 and "skinfluence" in proc.stdout
+
+
+# ----------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    "name, content, args, fragments",
+    [
+        ("missing.csv", None, ["--target", "y"], ["no such file"]),
+        ("empty.csv", "", ["--target", "y"], ["is empty"]),
+        ("blank.csv", "\n\n  \n", ["--target", "y"], ["is empty"]),
+        ("header.csv", "a,b,y\n", ["--target", "y"], ["no data rows"]),
+        ("col.csv", "a,b,y\n1,2,0\n2,1,1\n", ["--target", "label"],
+         ["no column named 'label'", "Columns are: a, b, y"]),
+        ("one.csv", "a,b,y\n1,2,cat\n2,1,cat\n3,3,cat\n", ["--target", "y"],
+         ["single class ('cat')"]),
+        ("junk.csv", "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(12))
+         .replace("5,2,1", "5,n.a.,1"), ["--target", "y"],
+         ["column 'b' holds numbers except for 1 cell", "'n.a.'", "data rows 5"]),
+        ("ragged.csv", "a,b,y\n1,2,0\n1,2\n", ["--target", "y"], ["line 3", "2 fields"]),
+        ("nolabel.csv", "a,b,y\n1,2,0\n2,1,\n3,1,1\n", ["--target", "y"],
+         ["target column 'y' is empty in 1 row", "data rows 1"]),
+        ("nofeat.csv", "id,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)), ["--target", "y"],
+         ["no usable feature columns"]),
+        ("single.csv", "a,y\n1,0\n2,0\n3,1\n", ["--target", "y"], ["single row", "'1' (1)"]),
+        ("binary.csv", b"\x00\x01\x02PK", ["--target", "y"], ["binary file"]),
+    ],
+)
+def test_bad_inputs_exit_2_with_message(tmp_path, name, content, args, fragments):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    proc = run("label-issues", path, *args)
+    assert_user_error(proc, *fragments)
+    assert proc.stderr.splitlines()[-1].startswith("skinfluence label-issues: error: ")
+
+
+def test_row_out_of_range(shop_csv):
+    path, _, _ = shop_csv
+    assert_user_error(run("explain", path, "--target", "status", "--row", 160),
+                      "out of range", "0 to 159")
+
+
+# ----------------------------------------------------------------- label-issues
+def test_label_issues_output_and_fidelity(shop_csv, tmp_path):
+    from skinfluence import InfluenceCleaner
+
+    path, flip, label = shop_csv
+    out = tmp_path / "ranked.csv"
+    proc = run("label-issues", path, "--target", "status", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "not used as a feature" in proc.stderr and "'customer'" in proc.stderr
+    header, rows = read_out(out)
+    original_header, original_rows = read_out(path)
+    assert header == original_header + ["row", "score", "given_label", "suggested_label", "issue"]
+    assert len(rows) == 160
+    # every original cell is passed through unchanged
+    for r in rows:
+        assert r[:6] == original_rows[int(r[6])]
+    scores = np.array([float(r[7]) for r in rows])
+    assert np.all(np.diff(scores) <= 0)  # ranked by suspicion
+    # the same numbers as the library on the same features
+    _, _, X, y, _ = load_table(str(path), "status")
+    cleaner = InfluenceCleaner(make_model("logistic")).fit(X, y)
+    order = [int(r[6]) for r in rows]
+    # (tolerance: the fits converge to 1e-8 but BLAS threading differs between the processes)
+    np.testing.assert_allclose(scores, cleaner.scores_[order], rtol=1e-5, atol=1e-8)
+    assert [r[9] for r in rows] == [str(s) for s in cleaner.suggested_labels_[order]]
+    assert [r[8] for r in rows] == list(label[order])
+    # and it finds the flips: the 16 most suspicious rows hold most of the 16 flipped ones
+    assert flip[order[:16]].mean() >= 0.6
+
+
+def test_label_issues_to_stdout_keeps_messages_on_stderr(shop_csv):
+    path, _, _ = shop_csv
+    proc = run("label-issues", path, "-t", "status", "-o", "-", "--method", "loss")
+    assert proc.returncode == 0, proc.stderr
+    header, rows = read_out(proc.stdout)
+    assert header[-5:] == ["row", "score", "given_label", "suggested_label", "issue"]
+    assert len(rows) == 160
+    assert "look mislabelled" in proc.stderr
+
+
+def test_label_issues_on_bundled_iris(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    rows = [[f"{v:.1f}" for v in x] + [iris.target_names[t]] for x, t in
+            zip(iris.data, iris.target)]
+    rows[10][-1] = "virginica"  # a setosa labelled virginica
+    path = write_csv(tmp_path / "iris.csv", iris.feature_names + ["species"], rows)
+    proc = run("label-issues", path, "--target", "species", "--show", 3)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("most suspicious 3 rows:")[1].splitlines()
+    first = table[3].split()
+    assert first[0] == "10" and first[2:4] == ["virginica", "setosa"]
+
+
+# ----------------------------------------------------------------- explain and value
+def test_explain_matches_library(shop_csv, tmp_path):
+    from skinfluence import InfluenceFunctions
+
+    path, _, _ = shop_csv
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "status", "--row", 7, "-k", 4, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "most helpful training rows" in proc.stdout
+    header, rows = read_out(out)
+    assert header[:4] == ["kind", "rank", "row", "influence"]
+    assert [r[0] for r in rows] == ["helpful"] * 4 + ["harmful"] * 4
+
+    _, _, X, y, _ = load_table(str(path), "status")
+    inf = InfluenceFunctions(make_model("logistic")).fit(X, y)
+    pred = inf.predict(X[7:8])
+    effect = inf.transform(X[7:8], pred)[0]
+    rows_ = np.array([int(r[2]) for r in rows])
+    np.testing.assert_allclose([float(r[3]) for r in rows], effect[rows_], rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(rows_[:4], np.argsort(-effect, kind="stable")[:4])
+    np.testing.assert_array_equal(rows_[4:], np.argsort(effect, kind="stable")[:4])
+
+
+def test_explain_regression_target(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    t = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=40)
+    path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "price"],
+                     [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
+    proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2)
+    assert proc.returncode == 0, proc.stderr
+    assert "row 39" in proc.stdout and "most harmful" in proc.stdout
+
+
+def test_value_matches_library(shop_csv, tmp_path):
+    from skinfluence import KNNShapley
+
+    path, flip, _ = shop_csv
+    out = tmp_path / "values.csv"
+    proc = run("value", path, "--target", "status", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    header, rows = read_out(out)
+    assert header[-3:] == ["row", "value", "rank"]
+    values = np.array([float(r[-2]) for r in rows])
+    assert np.all(np.diff(values) >= 0)  # least valuable first
+    _, _, X, y, _ = load_table(str(path), "status")
+    expected = KNNShapley(n_neighbors=5).fit(X, y).values_
+    order = [int(r[-3]) for r in rows]
+    np.testing.assert_allclose(values, expected[order], rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------- demo
+def test_demo_runs_end_to_end():
+    proc = run(timeout=600)  # `python -m skinfluence` without arguments is the demo
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "1. Finding the flipped labels" in out
+    assert "2. Why does the model" in out
+    assert "3. Data values" in out
+    assert "done in" in out
