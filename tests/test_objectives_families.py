@@ -299,6 +299,54 @@ def test_outputs_predictions_and_layout(case, build):
         np.testing.assert_allclose(rebuilt.predict(Xf), final.predict(Xf), rtol=1e-12)
 
 
+# ------------------------------------------------- weights that move on removal
+REWEIGHT_CASES = {
+    "sgd-mean": (lambda: SGDRegressor(max_iter=5, tol=None, random_state=0), "reg", True),
+    "sgd-bin-balanced": (lambda: SGDClassifier(loss="log_loss", class_weight="balanced",
+                                               max_iter=5, tol=None, random_state=0), "bin", True),
+    "sgd-mc-dict": (lambda: SGDClassifier(loss="modified_huber", max_iter=5, tol=None,
+                                          class_weight={0: 2.0, 1: 1.0, 2: 0.5},
+                                          random_state=0), "mc", True),
+    "sgd-mc-balanced": (lambda: SGDClassifier(loss="log_loss", class_weight="balanced",
+                                              max_iter=5, tol=None, random_state=0), "mc", False),
+    "svc-bin-balanced": (lambda: LinearSVC(class_weight="balanced"), "bin", True),
+    "svc-mc-balanced": (lambda: LinearSVC(class_weight="balanced"), "mc", False),
+    "ridgeclf-balanced": (lambda: RidgeClassifier(class_weight="balanced"), "mc", True),
+    "poisson": (lambda: PoissonRegressor(alpha=0.1), "count", True),
+    "tweedie": (lambda: TweedieRegressor(power=1.5), "tweedie", True),
+}
+
+
+@pytest.mark.parametrize("case", list(REWEIGHT_CASES))
+def test_removal_reweighting_is_the_refit_objectives_gradient(case):
+    """``grad J_-j(theta) - grad J(theta) == B @ coeff[j] - factor[j] w_j g_j``, where J_-j
+    is built from scratch on the data without j (weights renormalised, class weights
+    recounted): the objective scikit-learn's refit minimises."""
+    make, kind, exact = REWEIGHT_CASES[case]
+    X, y, sw = _data(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X, y, sample_weight=sw)
+    obj = make_objective(est, X, y, sw)
+    factor, B, coeff = obj.removal_reweighting()
+    G = obj.sample_gradients(obj.X, obj.y)
+    g_full = _grad_J(obj)
+    for j in (0, 7, 33, N - 1):
+        keep = np.arange(N) != j
+        refit = make_objective(est, X[keep], y[keep], sw[keep])
+        expected = _grad_J(refit, obj.theta) - g_full
+        got = B @ coeff[j] - factor[j] * obj.weights[j] * G[j]
+        scale = np.abs(expected).max()
+        assert scale > 0
+        if exact:
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * scale)
+        else:  # j's own terms span parts that move differently: second-order mismatch
+            own = np.abs(obj.weights[j] * G[j]).max()
+            assert np.abs(got - expected).max() <= 2 * np.abs(coeff[j]).max() * own
+            assert np.abs(got - expected).max() < 0.1 * np.abs(expected).max()
+    assert make_objective(Ridge().fit(X[:, :2], sw), X[:, :2], sw).removal_reweighting() is None
+
+
 # ----------------------------------------------------------------- errors
 @pytest.mark.parametrize("est,kind,match", [
     (LinearRegression(positive=True), "reg", "positive"),

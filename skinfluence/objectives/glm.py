@@ -10,6 +10,9 @@ loss is the half unit deviance (``sklearn._loss``'s ``HalfTweedieLoss`` plus
 the constant making it zero at ``mu = y``), the weights are
 ``s_i / sum(s)`` and the penalty is ``alpha``.  The output is the linear
 predictor; :meth:`GLMObjective.prediction_from_outputs` returns ``mu``.
+Because of the normalisation by ``sum(s)``, a refit without point ``j``
+rescales the other weights by ``sum(s) / (sum(s) - s_j)``
+(:meth:`GLMObjective.removal_reweighting`).
 
 Links: log for Poisson and Gamma; for Tweedie, ``link="auto"`` is the
 identity when ``power <= 0`` and the log otherwise.  Half deviance for the
@@ -32,7 +35,7 @@ from numba import njit, prange
 from sklearn.utils.validation import check_array
 
 from . import register_objective
-from .linear import _check_xy, linear_parameters
+from .linear import _check_xy, linear_parameters, parts_reweighting
 from ._linear import LinearObjective
 
 
@@ -146,6 +149,13 @@ class GLMObjective(LinearObjective):
 
     def encode_target(self, y):
         return self._check_target(y)
+
+    def removal_reweighting(self):
+        """Weights are ``s_i / S``: removing ``j`` rescales the others by ``S / (S - s_j)``."""
+        n = self.n_train
+        s = self.weights  # already normalised: S = 1
+        ratio = (1.0 / (1.0 - s))[:, None]
+        return parts_reweighting(self, [np.ones((n, 1), dtype=bool)], ratio, np.zeros(n, np.intp))
 
     def _derivatives(self, Z, y):
         z = np.ascontiguousarray(np.asarray(Z, dtype=np.float64)[:, 0])

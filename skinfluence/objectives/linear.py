@@ -141,6 +141,59 @@ def unsupported(estimator, what, supported):
     )
 
 
+def parts_reweighting(objective, masks, ratio, own):
+    """:meth:`Objective.removal_reweighting` for weights that move in groups on removal.
+
+    Each sample's loss terms (one per output) are split into ``q`` parts by the
+    boolean ``(n, K)`` ``masks``; all terms of part ``c`` are rescaled by
+    ``ratio[j, c]`` when point ``j`` is removed and the model refit (for
+    instance a mean over the training set, ``1/n``, becomes ``1/(n - 1)``).  At
+    the fitted parameters the gradient of the objective without ``j`` is then
+    ``sum_c (ratio[j, c] - 1) G_c - ratio[j, own[j]] w_j g_j`` with ``G_c`` the
+    part's summed weighted gradient.  When ``j``'s own terms span parts with
+    different ratios, ``own[j]`` picks one; the error is second order in the
+    ratios' distance from 1, i.e. O(1/n^2) like the ignored change of the
+    Hessian.  Ratios that are not finite (removing the last point of a class
+    leaves no refit) are treated as 1.
+    """
+    X, w = objective.X, objective.weights
+    R, _ = objective.loss_derivatives(objective.outputs(X), objective.y)
+    WR = w[:, None] * R
+    B = np.column_stack([objective.vjp_T(X, WR * m).sum(axis=1) for m in masks])
+    ratio = np.where(np.isfinite(ratio), ratio, 1.0)
+    factor = ratio[np.arange(ratio.shape[0]), own]
+    return factor, B, ratio - 1.0
+
+
+def class_share_ratio(y_enc, s, n_classes):
+    """``ratio[j, c] = (S'/S) (S_c / S_c')``: how ``S / S_c`` moves when point ``j`` leaves.
+
+    ``S`` is the total and ``S_c`` the class-``c`` total of the weights ``s``
+    (ones for counts); primes are the totals without ``j``.  This is the change
+    of a "balanced" class weight ``S / (n_classes S_c)``.
+    """
+    n = y_enc.shape[0]
+    S = s.sum()
+    S_c = np.bincount(y_enc, weights=s, minlength=n_classes)
+    S_c_new = np.broadcast_to(S_c, (n, n_classes)).copy()
+    S_c_new[np.arange(n), y_enc] -= s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((S - s) / S)[:, None] * (S_c[None, :] / S_c_new)
+
+
+def class_masks(y_enc, n_classes, n_outputs):
+    """Masks of each class's samples (all outputs), for per-class weights."""
+    return [np.repeat((y_enc == c)[:, None], n_outputs, axis=1) for c in range(n_classes)]
+
+
+def ovr_masks(y_enc, n_classes):
+    """Masks for one-vs-rest fits: [negative terms, positive term of class 0, 1, ...]."""
+    n = y_enc.shape[0]
+    pos = np.zeros((n, n_classes), dtype=bool)
+    pos[np.arange(n), y_enc] = True
+    return [~pos] + [pos & (y_enc == c)[:, None] for c in range(n_classes)]
+
+
 class ElementwiseObjective(LinearObjective):
     """Linear model with loss ``sum_k a_k(y) L(t_k(y), z_k)`` for a scalar loss ``L``.
 
@@ -162,6 +215,10 @@ class ElementwiseObjective(LinearObjective):
         of output ``k`` is scaled by ``output_class_weight[k]`` when ``y = k``.
         These factors differ per output, so they live in the loss, not in
         ``weights``.
+    reweighting : callable or None
+        ``reweighting(objective) -> (factor, B, coeff)`` when the weights depend
+        on the training set (means over it, "balanced" class weights); see
+        :meth:`removal_reweighting` and :func:`parts_reweighting`.
     """
 
     def __init__(
@@ -180,8 +237,10 @@ class ElementwiseObjective(LinearObjective):
         epsilon=0.0,
         classes=None,
         output_class_weight=None,
+        reweighting=None,
     ):
         self.loss = loss
+        self._reweighting = reweighting
         self._code = LOSS_CODES[loss]
         self.epsilon = float(epsilon)
         self.classes = None if classes is None else np.asarray(classes)
@@ -202,6 +261,12 @@ class ElementwiseObjective(LinearObjective):
         )
         if penalty.ndim:  # one penalty per output (Ridge with an alpha per target)
             self.coef_penalty = np.broadcast_to(penalty, (self.n_outputs,)).copy()
+
+    def removal_reweighting(self):
+        """How the other points' weights move when one is removed (None: they do not)."""
+        if self._reweighting is None:
+            return None
+        return self._reweighting(self)
 
     @property
     def binary(self):
@@ -347,11 +412,20 @@ def _build_ridge_classifier(estimator, Xf, y, sample_weight, feature_map):
     X = _check_xy(estimator, Xf, y_enc)
     coef, intercept = linear_parameters(estimator)
     sw = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    reweighting = None
     if estimator.class_weight:
         # RidgeClassifier reweights with compute_sample_weight(class_weight, y): its
-        # "balanced" weights ignore sample_weight.
+        # "balanced" weights ignore sample_weight (they count samples).
         sw = sw * compute_sample_weight(estimator.class_weight, classes[y_enc])
+        if isinstance(estimator.class_weight, str):  # "balanced" moves on removal
+            K = len(classes)
+            ratio = class_share_ratio(y_enc, np.ones(len(y_enc)), K)
+
+            def reweighting(obj):
+                masks = class_masks(obj.y, K, obj.n_outputs)
+                return parts_reweighting(obj, masks, ratio, obj.y)
+
     return ElementwiseObjective(
         estimator, X, y_enc, sw, coef, intercept, 2.0 * float(estimator.alpha), 0.0,
-        feature_map, loss="least_squares", classes=classes,
+        feature_map, loss="least_squares", classes=classes, reweighting=reweighting,
     )

@@ -24,6 +24,10 @@ Supported losses: ``log_loss``, ``modified_huber``, ``squared_hinge``,
 once differentiable: at their kinks (a set of measure zero) the Hessian uses
 the one-sided second derivative, which exists almost everywhere.
 
+Because ``E`` is a mean, a refit without point ``j`` rescales every other
+weight by ``n / (n - 1)`` (and "balanced" class weights move with the class
+counts): :meth:`~ElementwiseObjective.removal_reweighting` reports this.
+
 SGD's solution is only approximately optimal (it is stochastic): influence
 estimates describe the exact minimiser of ``E`` near the fitted parameters.
 """
@@ -31,8 +35,48 @@ estimates describe the exact minimiser of ``E`` near the fitted parameters.
 import numpy as np
 
 from . import register_objective
-from .linear import ElementwiseObjective, _check_xy, linear_parameters, unsupported
+from .linear import (
+    ElementwiseObjective,
+    _check_xy,
+    class_masks,
+    class_share_ratio,
+    linear_parameters,
+    ovr_masks,
+    parts_reweighting,
+    unsupported,
+)
 from .logistic import encode_classes
+
+def _mean_reweighting(n):
+    """All weights are ``1/n`` means: removing a point scales them by ``n / (n - 1)``."""
+    ratio = np.full((n, 1), n / (n - 1.0))
+    own = np.zeros(n, dtype=np.intp)
+
+    def reweighting(obj):
+        return parts_reweighting(obj, [np.ones((n, obj.n_outputs), dtype=bool)], ratio, own)
+
+    return reweighting
+
+
+def _balanced_reweighting(y_enc, n_classes, binary):
+    """SGD's "balanced" weights ``n / (n_classes n_c)`` (counts, no sample_weight) over ``n``."""
+    n = y_enc.shape[0]
+    # the class weight's n cancels the mean's 1/n: the positives of class c weigh 1/n_c
+    cls = class_share_ratio(y_enc, np.ones(n), n_classes) * (n / (n - 1.0))
+    if binary:
+
+        def reweighting(obj):
+            return parts_reweighting(obj, class_masks(obj.y, n_classes, 1), cls, obj.y)
+
+        return reweighting
+    # one-vs-rest: negative terms are plain means, positive terms of class k weigh 1/n_k
+    ratio = np.column_stack([np.full(n, n / (n - 1.0)), cls])
+
+    def reweighting(obj):
+        return parts_reweighting(obj, ovr_masks(obj.y, n_classes), ratio, obj.y + 1)
+
+    return reweighting
+
 
 _CLASSIFIER_LOSSES = (
     "log_loss",
@@ -132,11 +176,15 @@ def _build_sgd_classifier(estimator, Xf, y, sample_weight, feature_map):
         sw = sw * cw[y_enc]
     elif np.any(cw != 1.0):
         out_cw = cw
+    if estimator.class_weight == "balanced":
+        reweighting = _balanced_reweighting(y_enc, len(classes), len(classes) == 2)
+    else:
+        reweighting = _mean_reweighting(n)
     coef, intercept = linear_parameters(estimator)
     return SGDObjective(
         estimator, X, y_enc, sw / n, coef, intercept, alpha, 0.0, feature_map,
         loss=estimator.loss, epsilon=estimator.epsilon, classes=classes,
-        output_class_weight=out_cw,
+        output_class_weight=out_cw, reweighting=reweighting,
     )
 
 
@@ -153,5 +201,5 @@ def _build_sgd_regressor(estimator, Xf, y, sample_weight, feature_map):
     coef, intercept = linear_parameters(estimator)
     return SGDObjective(
         estimator, X, y, sw / n, coef, intercept, alpha, 0.0, feature_map,
-        loss=estimator.loss, epsilon=estimator.epsilon,
+        loss=estimator.loss, epsilon=estimator.epsilon, reweighting=_mean_reweighting(n),
     )

@@ -14,6 +14,9 @@ independent binary problems in which only the positive examples of class
 ``k`` get ``C * class_weight[k]`` (the rest get ``C``), hence per-output loss
 factors as in :mod:`.sgd`.
 
+With ``class_weight="balanced"`` the class weights depend on the training set
+and move when a point is removed (:meth:`removal_reweighting`).
+
 The squared hinge is once differentiable: at the kink ``t z = 1`` (measure
 zero) the Hessian uses the one-sided second derivative.
 """
@@ -21,7 +24,16 @@ zero) the Hessian uses the one-sided second derivative.
 import numpy as np
 
 from . import register_objective
-from .linear import ElementwiseObjective, _check_xy, linear_parameters, unsupported
+from .linear import (
+    ElementwiseObjective,
+    _check_xy,
+    class_masks,
+    class_share_ratio,
+    linear_parameters,
+    ovr_masks,
+    parts_reweighting,
+    unsupported,
+)
 from .logistic import encode_classes
 
 _SUPPORTED = "penalty='l2', loss='squared_hinge', multi_class='ovr'"
@@ -54,7 +66,22 @@ def _build_linear_svc(estimator, Xf, y, sample_weight, feature_map):
     )
     C = float(estimator.C)
     out_cw = None
-    if len(classes) == 2:
+    K = len(classes)
+    reweighting = None
+    if estimator.class_weight == "balanced":  # S / (K S_c) moves when a point leaves
+        ratio = class_share_ratio(y_enc, sw, K)
+        if K == 2:
+
+            def reweighting(obj):
+                return parts_reweighting(obj, class_masks(obj.y, K, 1), ratio, obj.y)
+
+        else:  # only the positive terms of each one-vs-rest problem are class-weighted
+            ratio = np.column_stack([np.ones(len(y_enc)), ratio])
+
+            def reweighting(obj):
+                return parts_reweighting(obj, ovr_masks(obj.y, K), ratio, obj.y + 1)
+
+    if K == 2:
         sw = sw * cw[y_enc]
     elif np.any(cw != 1.0):
         out_cw = cw
@@ -65,4 +92,5 @@ def _build_linear_svc(estimator, Xf, y, sample_weight, feature_map):
     return ElementwiseObjective(
         estimator, X, y_enc, C * sw, coef, intercept, 1.0, intercept_penalty, feature_map,
         loss="squared_hinge", classes=classes, output_class_weight=out_cw,
+        reweighting=reweighting,
     )
