@@ -73,6 +73,17 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
         to 3000 parameters (dense features) and ``"cg"`` beyond.
+    refine : int or "auto", default="auto"
+        With ``approximation="newton"`` on a GLM, this many training points with the
+        largest predicted parameter change (in the Hessian norm) have their
+        leave-one-out parameters computed exactly, by Newton's method on the
+        objective without them, warm-started at the Newton-step estimate.  For a
+        GLM the model's outputs are linear in the parameters, so the influence of
+        these points becomes exact: the points whose one-step estimate is least
+        accurate are the ones refit.  ``"auto"`` refines ``min(n_train, 32)``
+        points when that costs about a second or less
+        (``n_train * n_params**2 <= 2e8``), else none.  ``0`` turns it off.
+        Skipped when the Hessian is damped: a refit solves the undamped problem.
     damping : float, default=0.0
         Added to the Hessian diagonal.  More is added automatically, with a warning,
         when the Hessian is not positive definite.
@@ -97,6 +108,9 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
         Solver name, damping used, iterations and residuals (iterative solvers).
+    refined_indices_ : ndarray of int
+        Training points whose leave-one-out parameters were computed exactly
+        (see ``refine``).
     self_influence_ : ndarray of shape (n_train,)
         Predicted change of each training point's own loss when it is removed.
         Large values mark points the rest of the data does not explain (suspects).
@@ -138,6 +152,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
         "approximation": [StrOptions({"newton", "first_order"})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
+        "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -151,6 +166,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         *,
         approximation="newton",
         solver="auto",
+        refine="auto",
         damping=0.0,
         tol=1e-10,
         max_iter=None,
@@ -160,6 +176,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.estimator = estimator
         self.approximation = approximation
         self.solver = solver
+        self.refine = refine
         self.damping = damping
         self.tol = tol
         self.max_iter = max_iter
@@ -238,18 +255,38 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             c = r
             self._leverages_ = None
         self._removal_coef = w[:, None] * c  # dtheta_j = H^{-1} J_j^T (w_j c_j)
+        # weights that depend on the training set (balanced class weights) move on removal
+        self._reweight_dirs = self._reweight_coef = None
+        rw = obj.removal_reweighting()
+        if rw is not None:
+            factor, B, coeff = rw
+            self._removal_coef *= factor[:, None]
+            self._reweight_dirs = self.solver_.solve(B)  # (p, q)
+            self._reweight_coef = coeff
 
         cache = obj.n_params * n <= _CACHE_ENTRIES
         self._directions = None
+        self._refined = {}
         if cache:
             self._directions = self._solve_directions(slice(0, n))
+        self._refine_largest()
         # self influence: the point's own output change dz_jj = J_j dtheta_j
+        if self._refined:
+            dz_self_refined = {
+                j: obj.jvp(obj.X[j : j + 1], v[:, None])[0, :, 0] for j, v in self._refined.items()
+            }
         if self._leverages_ is not None:
             dz_self = np.einsum("ikl,il->ik", self._leverages_, self._removal_coef)
+            if self._reweight_dirs is not None:
+                dz_self -= np.einsum(
+                    "ikq,iq->ik", obj.jvp(obj.X, self._reweight_dirs), self._reweight_coef
+                )
         else:
             dz_self = np.empty((n, K))
             for sl in chunk_slices(n, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
                 dz_self[sl] = obj.jvp_diagonal(obj.X[sl], self._columns(sl))
+        for j, dz in (dz_self_refined.items() if self._refined else ()):
+            dz_self[j] = dz
         self._loo_train_outputs = Z + dz_self
         if self.approximation == "newton":
             self.self_influence_ = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
@@ -290,9 +327,52 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         else:
             RHS = obj.vjp(Xc, C).T
         Hinv = self.solver_.inverse()
-        if Hinv is not None:
-            return Hinv @ RHS
-        return self.solver_.solve(RHS)
+        V = Hinv @ RHS if Hinv is not None else self.solver_.solve(RHS)
+        if self._reweight_dirs is not None:
+            V -= self._reweight_dirs @ self._reweight_coef[cols].T
+        if getattr(self, "_refined", None):
+            idx = np.arange(self.objective_.n_train)[cols]
+            for pos in np.flatnonzero(np.isin(idx, list(self._refined))):
+                V[:, pos] = self._refined[idx[pos]]
+        return V
+
+    def _n_refine(self):
+        obj = self.objective_
+        if (
+            self.approximation != "newton"
+            or not obj.linear_in_params
+            or self.solver_.damping_ > 0  # a refit solves the undamped problem
+        ):
+            return 0
+        if self.refine == "auto":
+            return min(obj.n_train, 32) if obj.n_train * obj.n_params**2 <= 2e8 else 0
+        return min(int(self.refine), obj.n_train)
+
+    def _refine_largest(self):
+        """Exact leave-one-out parameters for the points with the largest predicted change."""
+        n_refine = self._n_refine()
+        self.refined_indices_ = np.empty(0, dtype=np.intp)
+        if n_refine == 0:
+            return
+        obj = self.objective_
+        n = obj.n_train
+        # rank by the Hessian norm of the one-step change, dtheta^T H dtheta
+        size = np.empty(n)
+        for sl in chunk_slices(n, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
+            V = self._columns(sl)
+            size[sl] = np.einsum("pm,pm->m", V, obj.hvp(V))
+        order = np.argsort(-size, kind="stable")[:n_refine]
+        refined = {}
+        for j in progress(order, desc="exact refits", verbose=self.verbose):
+            theta = _refit_without(obj, int(j), obj.theta + self._columns(np.array([j]))[:, 0],
+                                   self.solver_.null_space)
+            if theta is not None:
+                refined[int(j)] = theta - obj.theta
+        self._refined = refined
+        self.refined_indices_ = np.array(sorted(refined), dtype=np.intp)
+        if self._directions is not None:
+            for j, v in refined.items():
+                self._directions[:, j] = v
 
     # ------------------------------------------------------------ blocks
     def _columns(self, cols):
@@ -518,6 +598,46 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         tags.target_tags.single_output = inner.target_tags.single_output
         tags.target_tags.multi_output = inner.target_tags.multi_output
         return tags
+
+
+def _refit_without(obj, j, theta, null_space, max_iter=50):
+    """Minimise the objective without training point ``j`` by damped Newton from ``theta``.
+
+    Returns the minimiser, or None (keeping the one-step estimate) if Newton did not
+    reach a relative gradient of 1e-10 -- e.g. when the point's removal leaves the
+    problem without a minimiser.
+    """
+    import scipy.linalg as la
+
+    w = obj.weights
+    obj.weights = obj.weights_without(j)
+    try:
+        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
+        f = obj.objective_value(theta)
+        for _ in range(max_iter):
+            g = obj.objective_gradient(theta)
+            if null_space is not None:
+                g = g - null_space @ (null_space.T @ g)
+            if np.abs(g).max() <= 1e-10 * scale:
+                return theta
+            H = obj.hessian(theta)
+            if null_space is not None:
+                H = H + np.mean(np.abs(np.diag(H))) * (null_space @ null_space.T)
+            try:
+                step = la.solve(H, g, assume_a="pos")
+            except (la.LinAlgError, ValueError):
+                return None
+            t = 1.0
+            slack = 1e-12 * max(1.0, abs(f))  # objective values stop resolving near the optimum
+            while t > 1e-8:  # backtracking keeps Newton monotone far from the optimum
+                f_new = obj.objective_value(theta - t * step)
+                if f_new <= f - 1e-4 * t * (g @ step) + slack:
+                    break
+                t *= 0.5
+            theta, f = theta - t * step, f_new
+        return None
+    finally:
+        obj.weights = w
 
 
 def _top_k(vals, idx, k, largest):

@@ -152,6 +152,29 @@ class Objective(ABC):
         """
         return None
 
+    def removal_reweighting(self):
+        """How removing a point changes the *other* points' weights, if it does.
+
+        Some weights depend on the training set itself (``class_weight="balanced"``
+        is computed from class counts), so a refit without point ``j`` reweights
+        everything.  Return ``None`` when weights are fixed, else
+        ``(factor, B, coeff)`` such that the gradient of the objective without
+        ``j`` at the fitted parameters is
+        ``-factor[j] * w_j * g_j + B @ coeff[j]``: ``factor`` (n,), ``B`` (p, q),
+        ``coeff`` (n, q).
+        """
+        return None
+
+    def weights_without(self, j):
+        """The effective weights of a refit without training point ``j`` (``w_j = 0``).
+
+        Families whose weights depend on the training set (balanced class
+        weights) override this with the recomputed weights.
+        """
+        w = self.weights.copy()
+        w[j] = 0.0
+        return w
+
     # ---------------------------------------------------------- parameters
     @abstractmethod
     def unflatten(self, theta):
@@ -218,3 +241,12 @@ class Objective(ABC):
     @abstractmethod
     def penalty_value(self, theta=None):
         """``R(theta)``."""
+
+    def penalty_gradient(self, theta=None):
+        """``R'(theta)``; needed for exact refits (:meth:`objective_gradient`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide penalty_gradient")
+
+    def objective_gradient(self, theta=None):
+        """Gradient of ``J`` on the training set (with the current ``weights``)."""
+        G = self.sample_gradients(self.X, self.y, theta)
+        return self.weights @ G + self.penalty_gradient(theta)

@@ -109,6 +109,10 @@ class LinearObjective(Objective):
             diag[K * d :] = self.intercept_penalty
         return diag
 
+    def penalty_gradient(self, theta=None):
+        theta = self.theta if theta is None else theta
+        return self.penalty_diagonal() * theta
+
     def penalty_value(self, theta=None):
         theta = self.theta if theta is None else theta
         return 0.5 * float(self.penalty_diagonal() @ (theta * theta))

@@ -92,6 +92,37 @@ def class_weight_factors(estimator, y_encoded, sample_weight):
     return np.asarray(weights, dtype=np.float64)[y_encoded]
 
 
+def balanced_reweighting(objective, raw_sample_weight, gradients=True):
+    """:meth:`Objective.removal_reweighting` for ``class_weight="balanced"``.
+
+    Balanced weights are ``f_c = S / (n_classes * S_c)`` with ``S`` the total and
+    ``S_c`` the class total of the sample weights.  Removing point ``j`` of class
+    ``c_j`` changes every ``f_c`` by the factor ``1 + delta_c(j)``; at the fitted
+    parameters the gradient of the objective without ``j`` is then
+    ``sum_c delta_c(j) G_c - (1 + delta_{c_j}(j)) w_j g_j`` where
+    ``G_c = sum_{i in c} w_i g_i``.
+    """
+    y = objective.y
+    n_classes = len(objective.classes)
+    s = raw_sample_weight
+    S = s.sum()
+    S_c = np.bincount(y, weights=s, minlength=n_classes)
+    f = S / (n_classes * S_c)
+    S_new = S - s  # (n,)
+    Sc_new = np.broadcast_to(S_c, (y.shape[0], n_classes)).copy()
+    Sc_new[np.arange(y.shape[0]), y] -= s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_new = S_new[:, None] / (n_classes * Sc_new)
+    delta = f_new / f[None, :] - 1.0
+    delta[~np.isfinite(delta)] = 0.0  # removing the last point of a class: undefined refit
+    factor = 1.0 + delta[np.arange(y.shape[0]), y]
+    if not gradients:
+        return factor, None, delta
+    G = objective.sample_gradients(objective.X, y) * objective.weights[:, None]
+    B = np.column_stack([G[y == c].sum(axis=0) for c in range(n_classes)])
+    return factor, B, delta
+
+
 def encode_classes(classes, y):
     """Map labels to indices into ``classes``; a clear error for labels the model never saw."""
     y = np.asarray(y)
@@ -124,8 +155,9 @@ class LogisticObjective(LinearObjective):
         y_enc = encode_classes(classes, y)
         if y_enc.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {y_enc.shape[0]}.")
-        sw = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-        sw = sw * class_weight_factors(estimator, y_enc, sw)
+        raw_sw = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+        self._raw_sample_weight = raw_sw
+        sw = raw_sw * class_weight_factors(estimator, y_enc, raw_sw)
         penalty = effective_penalty(estimator)
         if penalty not in ("l2", None):
             raise ValueError(
@@ -162,6 +194,18 @@ class LogisticObjective(LinearObjective):
 
     def encode_target(self, y):
         return encode_classes(self.classes, y)
+
+    def weights_without(self, j):
+        w = super().weights_without(j)
+        if getattr(self.estimator, "class_weight", None) == "balanced":
+            factor, _, delta = balanced_reweighting(self, self._raw_sample_weight, gradients=False)
+            w *= 1.0 + delta[j][self.y]
+        return w
+
+    def removal_reweighting(self):
+        if getattr(self.estimator, "class_weight", None) != "balanced":
+            return None
+        return balanced_reweighting(self, self._raw_sample_weight)
 
     def loss_derivatives(self, Z, y):
         Z = np.ascontiguousarray(Z, dtype=np.float64)

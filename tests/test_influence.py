@@ -1,0 +1,318 @@
+"""InfluenceFunctions against actual leave-one-out retraining, and its API contract.
+
+Refits use tol=1e-12 so that the "actual" effect is the exact minimiser's
+(solver noise would otherwise dominate the small LOO changes).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import pearsonr
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import Lasso, LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence import InfluenceFunctions
+
+
+def _data(n_classes=2, n=90, n_test=25, d=5, seed=0, flip=0.1):
+    X, y = make_classification(
+        n_samples=n + n_test, n_features=d, n_informative=min(d, 4), n_redundant=0,
+        n_classes=n_classes, n_clusters_per_class=1, flip_y=flip, class_sep=0.8,
+        random_state=seed,
+    )
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def _theta(model):
+    return np.concatenate([np.ravel(model.coef_), np.ravel(model.intercept_)])
+
+
+def actual_loo(inf, est, X, y, X_test, y_test, sample_weight=None):
+    """Actual loss changes (n_test, n) and self-loss changes (n,) from refitting without each point."""
+    obj = inf.objective_
+    Xf_t, yt = obj.features(X_test), obj.encode_target(y_test)
+    base = obj.sample_losses(Xf_t, yt)
+    base_self = obj.sample_losses(obj.X, obj.y)
+    n = X.shape[0]
+    act = np.empty((X_test.shape[0], n))
+    act_self = np.empty(n)
+    for j in range(n):
+        keep = np.arange(n) != j
+        kw = {} if sample_weight is None else {"sample_weight": sample_weight[keep]}
+        m = clone(est).fit(X[keep], y[keep], **kw)
+        th = _theta(m)
+        act[:, j] = obj.sample_losses(Xf_t, yt, th) - base
+        act_self[j] = obj.sample_losses(obj.X[j : j + 1], obj.y[j : j + 1], th)[0] - base_self[j]
+    return act, act_self
+
+
+CASES = {
+    "binary": dict(n_classes=2, est=LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12, max_iter=10000)),
+    "multinomial": dict(n_classes=3, est=LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12, max_iter=10000)),
+    "unpenalised": dict(n_classes=2, est=LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=10000)),
+    "multinomial-unpenalised": dict(
+        n_classes=3, est=LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    ),
+    "class_weight": dict(
+        n_classes=3,
+        est=LogisticRegression(C=2.0, class_weight="balanced", solver="newton-cholesky", tol=1e-12, max_iter=10000),
+    ),
+    "liblinear": dict(
+        n_classes=2,
+        est=LogisticRegression(solver="liblinear", C=1.0, intercept_scaling=2.0, tol=1e-12,
+                               max_iter=10000),
+    ),
+    "no-intercept": dict(
+        n_classes=3, est=LogisticRegression(fit_intercept=False, solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_newton_matches_actual_retraining(case):
+    spec = CASES[case]
+    X, y, Xt, yt = _data(spec["n_classes"], seed=1)
+    inf = InfluenceFunctions(spec["est"]).fit(X, y)
+    pred = inf.transform(Xt, yt)
+    act, act_self = actual_loo(inf, spec["est"], X, y, Xt, yt)
+    # default: Newton step + exact refits of the 32 largest effects (measured >= 0.9997)
+    assert pearsonr(pred.ravel(), act.ravel())[0] >= 0.999
+    assert pearsonr(inf.self_influence_, act_self)[0] >= 0.999
+    # same unit as the real loss change: no rescaling hides a wrong scale
+    slope = (pred.ravel() @ act.ravel()) / (act.ravel() @ act.ravel())
+    assert 0.98 <= slope <= 1.02
+    # the refined points are exact up to the reference refits' own accuracy (liblinear's
+    # solution is the least precise: 4e-7 in loss units)
+    refined = inf.refined_indices_
+    assert refined.size == 32
+    np.testing.assert_allclose(pred[:, refined], act[:, refined], atol=1e-6)
+    # the one-step estimate alone (refine=0) meets the issue's 0.99 on all but the
+    # unpenalised multinomial, the most non-linear case (measured 0.981 there)
+    one_step = InfluenceFunctions(spec["est"], refine=0).fit(X, y).transform(Xt, yt)
+    bar = 0.98 if case == "multinomial-unpenalised" else 0.99
+    assert pearsonr(one_step.ravel(), act.ravel())[0] >= bar
+
+
+def test_newton_parameter_changes_beat_first_order():
+    X, y, _, _ = _data(2, seed=1)
+    est = CASES["binary"]["est"]
+    newton = InfluenceFunctions(est, refine=0).fit(X, y)
+    first = InfluenceFunctions(est, approximation="first_order").fit(X, y)
+    actual = np.column_stack([
+        _theta(clone(est).fit(np.delete(X, j, 0), np.delete(y, j))) - _theta(newton.estimator_)
+        for j in range(len(y))
+    ])
+    norm = np.linalg.norm(actual, axis=0)
+    err_n = np.linalg.norm(newton.parameter_changes() - actual, axis=0) / norm
+    err_f = np.linalg.norm(first.parameter_changes() - actual, axis=0) / norm
+    # measured: median 1.0% (Newton) vs 4.4% (first order)
+    assert np.median(err_n) <= 0.02
+    assert np.median(err_n) <= 0.5 * np.median(err_f)
+
+
+def test_first_order_is_classic_formula_and_close():
+    X, y, Xt, yt = _data(2, seed=2)
+    est = CASES["binary"]["est"]
+    inf = InfluenceFunctions(est, approximation="first_order").fit(X, y)
+    pred = inf.transform(Xt, yt)
+    obj = inf.objective_
+    # closed form: g_test^T H^{-1} g_train w_j
+    G_tr = obj.sample_gradients(obj.X, obj.y)
+    G_te = obj.sample_gradients(obj.features(Xt), obj.encode_target(yt))
+    H = obj.hessian()
+    closed = G_te @ np.linalg.solve(H, (G_tr * obj.weights[:, None]).T)
+    np.testing.assert_allclose(pred, closed, rtol=1e-8, atol=1e-12)
+    act, _ = actual_loo(inf, est, X, y, Xt, yt)
+    # the classic formula: the issue measured 0.983 on a small multinomial problem
+    assert pearsonr(pred.ravel(), act.ravel())[0] >= 0.98
+
+
+def test_sample_weight_and_pipeline_and_sparse():
+    X, y, Xt, yt = _data(3, seed=3)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
+    est = make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000))
+    inf = InfluenceFunctions(est).fit(X, y, sample_weight=sw)
+    pred = inf.transform(Xt, yt)
+    # actual: refit the whole pipeline's last step on the fixed feature map
+    scaler = inf.estimator_[0]
+    Xs, Xts = scaler.transform(X), scaler.transform(Xt)
+    last = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    inf_last = InfluenceFunctions(last).fit(Xs, y, sample_weight=sw)
+    np.testing.assert_allclose(pred, inf_last.transform(Xts, yt), rtol=1e-5, atol=1e-9)
+    act, _ = actual_loo(inf_last, last, Xs, y, Xts, yt, sample_weight=sw)
+    assert pearsonr(pred.ravel(), act.ravel())[0] >= 0.999
+    # sparse input gives the same numbers as dense
+    inf_sp = InfluenceFunctions(last).fit(sp.csr_matrix(Xs), y, sample_weight=sw)
+    np.testing.assert_allclose(inf_sp.transform(sp.csr_matrix(Xts), yt), inf_last.transform(Xts, yt),
+                               rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["cg", "lissa"])
+def test_iterative_solvers_agree_with_exact(solver):
+    X, y, Xt, yt = _data(3, seed=4)
+    est = LogisticRegression(C=0.3, solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    exact = InfluenceFunctions(est, solver="exact").fit(X, y)
+    other = InfluenceFunctions(est, solver=solver, tol=1e-12, max_iter=20000).fit(X, y)
+    np.testing.assert_allclose(other.transform(Xt, yt), exact.transform(Xt, yt), rtol=1e-5,
+                               atol=1e-8)
+    np.testing.assert_allclose(other.self_influence_, exact.self_influence_, rtol=1e-5, atol=1e-8)
+    assert other.solver_info_["solver"] == solver
+
+
+def test_cg_reports_non_convergence():
+    X, y, Xt, yt = _data(2, seed=5)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        inf = InfluenceFunctions(LogisticRegression(C=100.0), solver="cg", max_iter=1).fit(X, y)
+    assert not inf.solver_.converged_
+
+
+def test_loo_outputs_match_refits():
+    X, y, _, _ = _data(3, seed=6)
+    est = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    inf = InfluenceFunctions(est).fit(X, y)
+    loo = inf.loo_decision_function()
+    proba = inf.loo_predict_proba()
+    actual = np.empty_like(loo)
+    actual_proba = np.empty_like(proba)
+    for j in range(len(y)):
+        keep = np.arange(len(y)) != j
+        m = clone(est).fit(X[keep], y[keep])
+        actual[j] = m.decision_function(X[j : j + 1])[0]
+        actual_proba[j] = m.predict_proba(X[j : j + 1])[0]
+    refined = inf.refined_indices_
+    np.testing.assert_allclose(loo[refined], actual[refined], atol=1e-7)
+    # the unrefined points: one Newton step (measured max error 0.03 in decision values)
+    assert pearsonr(loo.ravel(), actual.ravel())[0] >= 0.999
+    assert np.abs(proba - actual_proba).max() <= 0.02
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_output_mode_matches_decision_function_change():
+    X, y, Xt, _ = _data(2, seed=7)
+    est = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    inf = InfluenceFunctions(est, refine=0).fit(X, y)
+    pred = inf.transform(Xt)  # y=None: change of the decision function
+    base = inf.decision_function(Xt)
+    for j in [3, 50]:
+        keep = np.arange(len(y)) != j
+        m = clone(est).fit(X[keep], y[keep])
+        np.testing.assert_allclose(pred[:, j], m.decision_function(Xt) - base, atol=1e-3)
+
+
+def test_explain_agrees_with_transform_and_n_jobs():
+    X, y, Xt, yt = _data(3, seed=8)
+    inf = InfluenceFunctions(LogisticRegression()).fit(X, y)
+    T = inf.transform(Xt, yt)
+    ex = inf.explain(Xt, yt, k=4)
+    np.testing.assert_array_equal(ex.helpful_indices, np.argsort(-T, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(ex.helpful_values, -np.sort(-T, axis=1)[:, :4])
+    np.testing.assert_array_equal(ex.harmful_indices, np.argsort(T, axis=1, kind="stable")[:, :4])
+    par = InfluenceFunctions(LogisticRegression(), n_jobs=2).fit(X, y)
+    np.testing.assert_allclose(par.transform(Xt, yt), T, rtol=1e-10, atol=1e-14)
+
+
+def test_parameter_changes_match_refit():
+    X, y, _, _ = _data(2, seed=9)
+    est = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    inf = InfluenceFunctions(est, refine=0).fit(X, y)
+    dtheta = inf.parameter_changes([4, 10])
+    for col, j in enumerate([4, 10]):
+        keep = np.arange(len(y)) != j
+        m = clone(est).fit(X[keep], y[keep])
+        np.testing.assert_allclose(dtheta[:, col], _theta(m) - _theta(inf.estimator_), atol=2e-3)
+
+
+def test_frozen_estimator_is_not_refit():
+    from sklearn.frozen import FrozenEstimator
+
+    X, y, Xt, yt = _data(2, seed=10)
+    fitted = LogisticRegression().fit(X, y)
+    coef = fitted.coef_.copy()
+    inf = InfluenceFunctions(FrozenEstimator(fitted)).fit(X, y)
+    np.testing.assert_array_equal(fitted.coef_, coef)
+    ref = InfluenceFunctions(LogisticRegression()).fit(X, y)
+    np.testing.assert_allclose(inf.transform(Xt, yt), ref.transform(Xt, yt), rtol=1e-6, atol=1e-10)
+
+
+def test_pipeline_and_grid_search_delegation():
+    X, y, Xt, yt = _data(2, seed=11)
+    pipe = make_pipeline(StandardScaler(), InfluenceFunctions(LogisticRegression()))
+    pipe.fit(X, y)
+    assert pipe.predict(Xt).shape == (Xt.shape[0],)
+    assert 0.0 <= pipe.score(Xt, yt) <= 1.0
+    gs = GridSearchCV(InfluenceFunctions(LogisticRegression()), {"estimator__C": [0.1, 1.0]}, cv=3)
+    gs.fit(X, y)
+    assert gs.best_estimator_.transform(Xt, yt).shape == (Xt.shape[0], X.shape[0])
+
+
+# ----------------------------------------------------------------- errors
+def test_bad_input_errors():
+    X, y, Xt, yt = _data(2, seed=12)
+    inf = InfluenceFunctions(LogisticRegression())
+    with pytest.raises(NotFittedError):
+        inf.transform(Xt, yt)
+    inf.fit(X, y)
+    bad = Xt.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        inf.transform(bad, yt)
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        inf.transform(bad, yt)
+    with pytest.raises(ValueError, match="features"):
+        inf.transform(Xt[:, :3], yt)
+    with pytest.raises(ValueError, match="not seen during fit"):
+        inf.transform(Xt, np.where(yt == 1, 7, yt))
+    with pytest.raises(ValueError, match="samples"):
+        inf.transform(Xt, yt[:-1])
+    with pytest.raises(ValueError, match="requires y"):
+        InfluenceFunctions(LogisticRegression()).fit(X, None)
+
+
+def test_unsupported_estimators_are_refused():
+    X, y, _, _ = _data(2, seed=13)
+    with pytest.raises(TypeError, match="Supported estimators: .*LogisticRegression"):
+        InfluenceFunctions(Lasso()).fit(X, y.astype(float))
+    with pytest.warns(FutureWarning):  # sklearn's own deprecation of `penalty`
+        with pytest.raises(ValueError, match="'l1' penalty is not supported"):
+            InfluenceFunctions(LogisticRegression(penalty="l1", solver="liblinear")).fit(X, y)
+    with pytest.raises(ValueError, match="'elasticnet' penalty is not supported"):
+        InfluenceFunctions(LogisticRegression(l1_ratio=0.5, solver="saga")).fit(X, y)
+
+
+def test_singular_hessian_is_damped_with_warning():
+    X, y, Xt, yt = _data(2, seed=14)
+    Xdup = np.hstack([X, X[:, :1]])  # duplicated column: flat direction without penalty
+    Xtdup = np.hstack([Xt, Xt[:, :1]])
+    with pytest.warns(RuntimeWarning, match="added damping"):
+        inf = InfluenceFunctions(LogisticRegression(C=np.inf, max_iter=5000)).fit(Xdup, y)
+    assert inf.solver_info_["damping"] > 0
+    assert np.all(np.isfinite(inf.transform(Xtdup, yt)))
+
+
+def test_explicit_damping_is_used():
+    X, y, Xt, yt = _data(2, seed=15)
+    a = InfluenceFunctions(LogisticRegression(), damping=0.0).fit(X, y).transform(Xt, yt)
+    b = InfluenceFunctions(LogisticRegression(), damping=10.0).fit(X, y).transform(Xt, yt)
+    assert np.abs(b).max() < np.abs(a).max()
+
+
+def test_leverage_one_point_falls_back_with_warning():
+    # an unpenalised model where one point alone determines a feature's coefficient
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=40), np.zeros(40)])
+    X[0, 1] = 1.0
+    y = (X[:, 0] + 0.8 * rng.normal(size=40) > 0).astype(int)
+    y[0] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est = LogisticRegression(C=1e4, max_iter=10000, tol=1e-12)
+        inf = InfluenceFunctions(est).fit(X, y)
+    assert np.all(np.isfinite(inf.self_influence_))
