@@ -199,7 +199,7 @@ def _credit(gam, i, buf, b, P_V, P_T, row, opt, lr, b2, eps):
 @njit(cache=True, nogil=True)
 def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs,
            batch_size, n_neg, lr, alpha, opt, b1, b2, eps, max_norm,
-           mE, vE, tE, mR, vR, tR, record, gamH, gamR, gamT, losses):
+           mE, vE, tE, mR, vR, tR, record, gamH, gamR, gamT, gamN, losses):
     """Train DistMult / ComplEx with softmax cross-entropy over the true tail
     and ``n_neg`` sampled negatives (``n_neg < 0``: all entities).
 
@@ -208,6 +208,8 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
     (zero-weight examples included), so removing an example never rescales
     the others.  Modifies ``E``, ``R``, the optimizer state and (if
     ``record``) the ``gam*`` arrays in place; writes per-epoch mean loss.
+    ``record == 2`` also credits each triple's updates to the rows of its
+    sampled negatives into ``gamN[i, entity]`` (dense, ``(n, n_entities, d)``).
     """
     n = heads.shape[0]
     ne, dE = E.shape
@@ -230,6 +232,13 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
     bufT = np.zeros((batch_size, dE))
     bufR = np.zeros((batch_size, dR))
     bidx = np.empty(batch_size, dtype=np.int64)
+    rec_neg = record == 2
+    if rec_neg:
+        bufN = np.zeros((batch_size, n_cand, dE))
+        candN = np.empty((batch_size, n_cand), dtype=np.int64)
+    else:
+        bufN = np.zeros((1, 1, dE))
+        candN = np.empty((1, 1), dtype=np.int64)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
         order, ek = _epoch_order(keys, ep)
@@ -298,6 +307,12 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                         elif row == t:
                             for k in range(dE):
                                 bufT[nb, k] += coef * q[k]
+                        elif rec_neg:
+                            candN[nb, c] = row
+                            for k in range(dE):
+                                bufN[nb, c, k] = coef * q[k]
+                    if rec_neg and (row == h or row == t):
+                        candN[nb, c] = -1
                 _query_backward(model, E, R, h, r, dq, gh, gr)
                 if stampE[h] != step:
                     stampE[h] = step
@@ -336,6 +351,19 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                     _credit(gamH, i, bufH, b, vE, tE, heads[i], opt, lr, b2, eps)
                     _credit(gamR, i, bufR, b, vR, tR, rels[i], opt, lr, b2, eps)
                     _credit(gamT, i, bufT, b, vE, tE, tails[i], opt, lr, b2, eps)
+                    if rec_neg:
+                        for c in range(n_cand):
+                            row = candN[b, c]
+                            if row < 0:
+                                continue
+                            if opt == SGD:
+                                for k in range(dE):
+                                    gamN[i, row, k] -= lr * bufN[b, c, k]
+                            else:
+                                c2 = 1.0 - b2 ** tE[row]
+                                for k in range(dE):
+                                    gamN[i, row, k] -= lr * bufN[b, c, k] / (
+                                        np.sqrt(vE[row, k] / c2) + eps)
             step += 1
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
 
@@ -680,4 +708,60 @@ def mf_rollback_deltas(P, Q, qu, qi, ptr, idx, users, items, gamP, gamQ):
             for k in range(k_):
                 new += pu[k] * qv[k]
             out[p] = base - new
+    return out
+
+
+@njit(cache=True, nogil=True)
+def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
+                             gamH, gamR, gamT, gamN):
+    """As :func:`kg_rollback_deltas` but also subtracting each example's
+    recorded updates to its negatives' rows (``gamN[j]``, every entity)."""
+    ne, dE = E.shape
+    out = np.empty(idx.shape[0])
+    q = np.empty(dE)
+    sc = np.empty(ne)
+    E2 = np.empty_like(E)
+    Rr = np.empty(R.shape[1])
+    for a in range(qh.shape[0]):
+        h = qh[a]
+        r = qr[a]
+        t = qt[a]
+        _query(model, E, R, h, r, q)
+        for e in range(ne):
+            s_ = 0.0
+            for k in range(dE):
+                s_ += q[k] * E[e, k]
+            sc[e] = s_
+        p0 = np.exp(_log_softmax_at(sc, t))
+        for p in range(ptr[a], ptr[a + 1]):
+            j = idx[p]
+            hj = heads[j]
+            rj = rels[j]
+            tj = tails[j]
+            for e in range(ne):
+                for k in range(dE):
+                    E2[e, k] = E[e, k] - gamN[j, e, k]
+            for k in range(dE):
+                E2[hj, k] -= gamH[j, k]
+                E2[tj, k] -= gamT[j, k]
+            for k in range(R.shape[1]):
+                Rr[k] = R[r, k] - (gamR[j, k] if rj == r else 0.0)
+            if model == DISTMULT:
+                for k in range(dE):
+                    q[k] = E2[h, k] * Rr[k]
+            else:
+                c = dE // 2
+                for k in range(c):
+                    hr = E2[h, k]
+                    hi = E2[h, c + k]
+                    rr = Rr[k]
+                    ri = Rr[c + k]
+                    q[k] = hr * rr - hi * ri
+                    q[c + k] = hr * ri + hi * rr
+            for e in range(ne):
+                s_ = 0.0
+                for k in range(dE):
+                    s_ += q[k] * E2[e, k]
+                sc[e] = s_
+            out[p] = p0 - np.exp(_log_softmax_at(sc, t))
     return out

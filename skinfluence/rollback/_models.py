@@ -26,8 +26,10 @@ def _as_ids(X, n_cols, what):
     """Integer id matrix of shape (n, n_cols) from an already validated array."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != n_cols:
+        got = (f"{X.shape[0]} sample(s) with {X.shape[1]} feature(s)"
+               if X.ndim == 2 else f"shape {X.shape}")
         raise ValueError(
-            f"{what} must have shape (n_samples, {n_cols}); got {X.shape}."
+            f"{what} must have shape (n_samples, {n_cols}) of integer ids; got {got}."
         )
     if X.dtype.kind == "f":
         if not np.all(np.isfinite(X)):
@@ -156,6 +158,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
         tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = True  # ids are >= 0
         return tags
 
     # -- fitting ----------------------------------------------------------
@@ -214,6 +217,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
             rs.randint(0, 2**31 - 1))
         keys = K.content_keys(X, seed)
+        init = {"entity": E.copy(), "relation": R.copy()} if record else None
         opt = K.ADAM if self.optimizer == "adam" else K.SGD
         mE, vE = np.zeros_like(E), np.zeros_like(E)
         mR, vR = np.zeros_like(R), np.zeros_like(R)
@@ -223,6 +227,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
             gH, gT, gR = np.zeros((n, d)), np.zeros((n, d)), np.zeros((n, d))
         else:
             gH = gT = gR = np.zeros((1, d))
+        gN = np.zeros((n, ne, d) if record == 2 else (1, 1, d))
         heads, rels, tails = (np.ascontiguousarray(X[:, c]) for c in range(3))
         max_norm = float(self.max_norm) if self.max_norm is not None else 0.0
 
@@ -230,7 +235,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
             K.kg_fit(self._model_id, E, R, heads, rels, tails, sw, keys, start, n_ep,
                      self.batch_size, n_neg, float(self.learning_rate), float(self.alpha),
                      opt, float(self.beta1), float(self.beta2), float(self.epsilon),
-                     max_norm, mE, vE, tE, mR, vR, tR, record, gH, gR, gT, out)
+                     max_norm, mE, vE, tE, mR, vR, tR, int(record), gH, gR, gT, gN, out)
 
         self.loss_curve_ = self._run_epochs(step, type(self).__name__)
         self.entity_embeddings_ = E
@@ -240,7 +245,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         self.n_iter_ = self.max_iter
         self.train_triples_ = X[sw > 0]
         if record:
-            return {"head": gH, "relation": gR, "tail": gT, "X": X, "sample_weight": sw}
+            return {"head": gH, "relation": gR, "tail": gT, "X": X, "sample_weight": sw,
+                    "init": init, "negatives": gN if record == 2 else None}
         return None
 
     # -- prediction -------------------------------------------------------
@@ -563,6 +569,11 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # ids are >= 0
+        return tags
+
     def fit(self, X, y, sample_weight=None):
         """Train on ratings ``y`` of ``(user, item)`` pairs.
 
@@ -608,6 +619,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
             rs.randint(0, 2**31 - 1))
         keys = K.content_keys(X, seed)
+        init = {"user": P.copy(), "item": Q.copy()} if record else None
         opt = K.ADAM if self.optimizer == "adam" else K.SGD
         mP, vP, mQ, vQ = (np.zeros_like(P), np.zeros_like(P),
                           np.zeros_like(Q), np.zeros_like(Q))
@@ -624,7 +636,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
             K.mf_fit(P, Q, users, items, y, sw, mu, keys, start, n_ep, self.batch_size,
                      float(self.learning_rate), float(self.alpha), opt,
                      float(self.beta1), float(self.beta2), float(self.epsilon),
-                     mP, vP, tP, mQ, vQ, tQ, record, gP, gQ, out)
+                     mP, vP, tP, mQ, vQ, tQ, bool(record), gP, gQ, out)
 
         self.loss_curve_ = self._run_epochs(step, "MatrixFactorization")
         self._P = P
@@ -638,7 +650,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         self.n_items_ = ni
         self.n_iter_ = self.max_iter
         if record:
-            return {"user": gP, "item": gQ, "X": X, "sample_weight": sw}
+            return {"user": gP, "item": gQ, "X": X, "sample_weight": sw, "init": init}
         return None
 
     def _check_queries(self, X):

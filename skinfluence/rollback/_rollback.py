@@ -2,7 +2,7 @@
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -21,7 +21,7 @@ def _csr_index(col, n_rows):
     return ptr, order
 
 
-class GradientRollback(MetaEstimatorMixin, BaseEstimator):
+class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     """Explain neural matrix factorisation predictions by Gradient Rollback.
 
     Training a clone of ``estimator`` (:class:`~skinfluence.DistMult`,
@@ -50,10 +50,14 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
       second-moment preconditioner ``v_hat`` (built from all examples) is
       not rolled back, and momentum is credited when the gradient is computed
       rather than spread over the following steps.
-    * Knowledge graphs: a triple's updates to the rows of its *sampled
-      negatives* are not recorded (they would need ``O(n_negatives)`` rows per
-      visit); its head, relation and tail rows are.  The softmax over all
-      tails is recomputed exactly when rolling back.
+    * Knowledge graphs: by default a triple's updates to the rows of its
+      *sampled negatives* are not recorded (as in the paper; memory stays
+      ``O(n_train * dim)``); its head, relation and tail rows are.  With
+      ``record_negatives=True`` they are recorded too (dense
+      ``n_train * n_entities * dim`` table, fine for small graphs such as
+      Nations, Kinships, UMLS), which makes the split of the trajectory
+      exact for every row under SGD.  The softmax over all tails is
+      recomputed exactly when rolling back.
     * Norm constraints (``max_norm``) are not rolled back: the recorded step
       is the unprojected one.
 
@@ -68,6 +72,10 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
         score) or every training triple (rolling back any triple moves the
         softmax normaliser).  For ratings the neighbourhood (same user or
         item) is exact: no other example can change the prediction.
+    record_negatives : bool, default=False
+        Knowledge graphs only: also record each triple's updates to its
+        sampled negatives' entity rows (memory ``n_train * n_entities *
+        dim``).
 
     Attributes
     ----------
@@ -76,9 +84,21 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
         with the same ``random_state``).
     gamma_ : dict of ndarray
         Per-example recorded updates: ``"head"``, ``"relation"``, ``"tail"``
-        of shape ``(n_train, dim)`` for knowledge graphs; ``"user"``,
+        of shape ``(n_train, dim)`` for knowledge graphs (plus
+        ``"negatives"`` of shape ``(n_train, n_entities, dim)`` with
+        ``record_negatives=True``); ``"user"``,
         ``"item"`` of shape ``(n_train, n_components + 1)`` (last column: bias)
         for ratings.
+    init_params_ : dict of ndarray
+        Parameters before training (``"entity"``/``"relation"`` or
+        ``"user"``/``"item"``).
+    residual_ : dict of float
+        ``|theta_final - theta_init - sum_i gamma_i| / |theta_final -
+        theta_init|`` per parameter group: the share of the training
+        trajectory the recorded updates do not account for.  Zero (up to
+        rounding) under plain SGD for relation, user and item rows; under
+        Adam it measures the momentum / preconditioner approximation; for
+        entity rows it also contains the unrecorded negative-sample updates.
     X_train_ : ndarray of shape (n_train, 3) or (n_train, 2)
         Training ids, row ``j`` of :meth:`transform` columns.
     n_train_ : int
@@ -101,11 +121,13 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "scope": [StrOptions({"neighbourhood", "all"})],
+        "record_negatives": ["boolean"],
     }
 
-    def __init__(self, estimator, *, scope="neighbourhood"):
+    def __init__(self, estimator, *, scope="neighbourhood", record_negatives=False):
         self.estimator = estimator
         self.scope = scope
+        self.record_negatives = record_negatives
 
     def _kind(self, est):
         if isinstance(est, _KGEmbedding):
@@ -138,8 +160,20 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
         kind = self._kind(self.estimator)
         est = clone(self.estimator)
         if kind == "kg":
-            rec = est._fit(X, sample_weight, record=True)
+            if self.record_negatives:
+                n_rows = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
+                ne = est.n_entities if est.n_entities is not None else int(np.max(np.asarray(X)[:, [0, 2]])) + 1
+                dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
+                nbytes = 8 * n_rows * ne * dim
+                if nbytes > 4 * 2**30:
+                    raise ValueError(
+                        f"record_negatives=True needs n_train * n_entities * dim * 8 = "
+                        f"{nbytes / 2**30:.1f} GiB; use record_negatives=False (O(n_train * dim))."
+                    )
+            rec = est._fit(X, sample_weight, record=2 if self.record_negatives else 1)
             self.gamma_ = {k: rec[k] for k in ("head", "relation", "tail")}
+            if self.record_negatives:
+                self.gamma_["negatives"] = rec["negatives"]
         else:
             if y is None:
                 raise ValueError("MatrixFactorization needs ratings y.")
@@ -147,6 +181,8 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
             self.gamma_ = {k: rec[k] for k in ("user", "item")}
         self.estimator_ = est
         self.kind_ = kind
+        self.init_params_ = rec["init"]
+        self.residual_ = self._residuals(est, rec)
         self.X_train_ = rec["X"]
         self.sample_weight_ = rec["sample_weight"]
         self.n_train_ = rec["X"].shape[0]
@@ -168,6 +204,30 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
             self._user_index = _csr_index(self.X_train_[:, 0], est.n_users_)
             self._item_index = _csr_index(self.X_train_[:, 1], est.n_items_)
         return self
+
+    @staticmethod
+    def _residuals(est, rec):
+        """Relative part of each parameter group's movement not accounted for
+        by the recorded per-example updates."""
+        X = rec["X"]
+        if "user" in rec:
+            groups = {"user": (est._P, [(X[:, 0], rec["user"])]),
+                      "item": (est._Q, [(X[:, 1], rec["item"])])}
+        else:
+            groups = {"entity": (est.entity_embeddings_,
+                                 [(X[:, 0], rec["head"]), (X[:, 2], rec["tail"])]),
+                      "relation": (est.relation_embeddings_, [(X[:, 1], rec["relation"])])}
+        out = {}
+        for name, (final, parts) in groups.items():
+            moved = final - rec["init"][name]
+            acc = np.zeros_like(final)
+            for rows, gam in parts:
+                np.add.at(acc, rows, gam)
+            if name == "entity" and rec.get("negatives") is not None:
+                acc += rec["negatives"].sum(axis=0)
+            den = np.linalg.norm(moved)
+            out[name] = float(np.linalg.norm(moved - acc) / den) if den > 0 else 0.0
+        return out
 
     # -- delegation ---------------------------------------------------------
     def predict(self, X):
@@ -221,11 +281,16 @@ class GradientRollback(MetaEstimatorMixin, BaseEstimator):
             qh, qr, qt = (np.ascontiguousarray(X[:, c]) for c in range(3))
             ptr, idx = K.kg_candidates(qh, qr, qt, *self._ent_index, *self._rel_index,
                                        self.n_train_, self.scope == "all")
-            vals = K.kg_rollback_deltas(
-                est._model_id, est.entity_embeddings_, est.relation_embeddings_,
-                qh, qr, qt, ptr, idx,
-                np.ascontiguousarray(Xt[:, 0]), np.ascontiguousarray(Xt[:, 1]),
-                np.ascontiguousarray(Xt[:, 2]), g["head"], g["relation"], g["tail"])
+            cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
+            if "negatives" in g:
+                vals = K.kg_rollback_deltas_dense(
+                    est._model_id, est.entity_embeddings_, est.relation_embeddings_,
+                    qh, qr, qt, ptr, idx, *cols, g["head"], g["relation"], g["tail"],
+                    g["negatives"])
+            else:
+                vals = K.kg_rollback_deltas(
+                    est._model_id, est.entity_embeddings_, est.relation_embeddings_,
+                    qh, qr, qt, ptr, idx, *cols, g["head"], g["relation"], g["tail"])
         else:
             qu, qi = np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1])
             ptr, idx = K.mf_candidates(qu, qi, *self._user_index, *self._item_index,

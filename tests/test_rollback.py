@@ -1,0 +1,382 @@
+"""Gradient Rollback and the neural matrix factorisation estimators: checks
+against actual retraining, brute-force rollback and exact decompositions."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from skinfluence import ComplEx, DistMult, GradientRollback, MatrixFactorization
+from skinfluence.rollback import _kernels as K
+
+
+def _kg(seed=0, n=300, ne=12, nr=5):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(0, ne, n), rng.integers(0, nr, n),
+                         rng.integers(0, ne, n)])
+    # a structured part so the model has something to learn
+    X[: n // 2, 2] = (X[: n // 2, 0] + X[: n // 2, 1]) % ne
+    return X
+
+
+def _ratings(seed=0, n=400, nu=25, ni=15):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.integers(0, nu, n), rng.integers(0, ni, n)])
+    y = (X[:, 0] % 4) - (X[:, 1] % 3) + 0.3 * rng.normal(size=n)
+    return X, y
+
+
+def _isolated_ratings():
+    """Ratings plus one example whose user and item appear nowhere else."""
+    X, y = _ratings()
+    X = np.vstack([X, [[25, 15]]])
+    y = np.append(y, 4.0)
+    return X, y, X.shape[0] - 1
+
+
+# ----------------------------------------------------------------------------
+# exactness of rollback under plain SGD
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_sgd_rollback_of_isolated_example_equals_retraining(batch_size):
+    X, y, j = _isolated_ratings()
+    mf = MatrixFactorization(n_components=3, optimizer="sgd", learning_rate=0.05,
+                             batch_size=batch_size, max_iter=8, fit_intercept=False,
+                             alpha=0.01, random_state=0)
+    gr = GradientRollback(mf).fit(X, y)
+    sw = np.ones(len(y))
+    sw[j] = 0.0
+    retrained = clone(mf).fit(X, y, sample_weight=sw)
+    queries = np.array([[25, 15], [25, 3], [7, 15], [7, 3]])
+    D = gr.transform(queries).toarray()
+    full = gr.predict(queries)
+    # GR's predicted prediction change equals the actual one (retraining)
+    np.testing.assert_allclose(D[:, j], full - retrained.predict(queries),
+                               rtol=1e-10, atol=1e-12)
+    # and the rolled-back rows are the retrained rows
+    P = gr.estimator_._P.copy()
+    P[25] -= gr.gamma_["user"][j]
+    np.testing.assert_allclose(P, retrained._P, rtol=0, atol=1e-12)
+    assert np.abs(D[:, j]).max() > 1e-3  # the example mattered
+
+
+def test_sgd_rollback_exact_with_physical_removal_at_batch_size_one():
+    X, y, j = _isolated_ratings()
+    mf = MatrixFactorization(n_components=3, optimizer="sgd", learning_rate=0.05,
+                             batch_size=1, max_iter=5, fit_intercept=False,
+                             n_users=26, n_items=16, random_state=1)
+    gr = GradientRollback(mf).fit(X, y)
+    keep = np.arange(len(y)) != j
+    removed = clone(mf).fit(X[keep], y[keep])
+    q = np.array([[25, 15]])
+    np.testing.assert_allclose(gr.transform(q).toarray()[0, j],
+                               gr.predict(q)[0] - removed.predict(q)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_sgd_recorded_updates_split_the_trajectory_exactly(cls, batch_size):
+    X = _kg()
+    est = cls(n_components=3, optimizer="sgd", learning_rate=0.1, batch_size=batch_size,
+              max_iter=3, alpha=0.01, n_negatives=4, random_state=0)
+    gr = GradientRollback(est, record_negatives=True).fit(X)
+    # relation rows are only ever touched by their own triples
+    moved = gr.estimator_.relation_embeddings_ - gr.init_params_["relation"]
+    acc = np.zeros_like(moved)
+    np.add.at(acc, X[:, 1], gr.gamma_["relation"])
+    np.testing.assert_allclose(acc, moved, atol=1e-12)
+    assert gr.residual_["relation"] < 1e-12
+    # with negatives recorded the entity rows are split exactly too
+    assert gr.residual_["entity"] < 1e-12
+    # without them the negatives' share is missing (and reported)
+    gr0 = GradientRollback(est).fit(X)
+    assert gr0.residual_["entity"] > 1e-3
+    np.testing.assert_array_equal(gr0.gamma_["head"], gr.gamma_["head"])
+
+
+def test_adam_residual_reported_nonzero():
+    X, y = _ratings()
+    gr = GradientRollback(MatrixFactorization(n_components=3, optimizer="adam",
+                                              max_iter=5, random_state=0)).fit(X, y)
+    assert 1e-4 < gr.residual_["user"] < 1.0
+    gr_sgd = GradientRollback(MatrixFactorization(n_components=3, optimizer="sgd",
+                                                  learning_rate=0.05, max_iter=5,
+                                                  random_state=0)).fit(X, y)
+    assert gr_sgd.residual_["user"] < 1e-12
+
+
+# ----------------------------------------------------------------------------
+# transform against brute-force rollback
+# ----------------------------------------------------------------------------
+
+
+def _brute_kg(gr, triples, cand_all):
+    est = gr.estimator_
+    E0, R0 = est.entity_embeddings_, est.relation_embeddings_
+    Xt = gr.X_train_
+    out = np.zeros((len(triples), gr.n_train_))
+    for a, (h, r, t) in enumerate(triples):
+        p0 = est.predict_proba([[h, r]])[0, t]
+        for j in range(gr.n_train_):
+            E = E0.copy()
+            R = R0.copy()
+            if "negatives" in gr.gamma_:
+                E -= gr.gamma_["negatives"][j]
+            E[Xt[j, 0]] -= gr.gamma_["head"][j]
+            E[Xt[j, 2]] -= gr.gamma_["tail"][j]
+            R[Xt[j, 1]] -= gr.gamma_["relation"][j]
+            s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            out[a, j] = p0 - p[t]
+    if not cand_all:
+        for a, (h, r, t) in enumerate(triples):
+            nb = ((Xt[:, 0] == h) | (Xt[:, 2] == h) | (Xt[:, 0] == t) | (Xt[:, 2] == t)
+                  | (Xt[:, 1] == r))
+            out[a, ~nb] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+@pytest.mark.parametrize("scope", ["neighbourhood", "all"])
+@pytest.mark.parametrize("record_negatives", [False, True])
+def test_kg_transform_matches_brute_force(cls, scope, record_negatives):
+    X = _kg(n=120)
+    X[:3] = [[1, 0, 1], [2, 2, 2], [3, 4, 3]]  # self-loops
+    est = cls(n_components=3, max_iter=3, batch_size=4, n_negatives=5, random_state=0)
+    gr = GradientRollback(est, scope=scope, record_negatives=record_negatives).fit(X)
+    triples = np.array([[1, 0, 1], [2, 2, 5], [0, 1, 3], [5, 3, 2]])
+    D = gr.transform(triples)
+    assert sp.issparse(D) and D.shape == (4, 120)
+    np.testing.assert_allclose(D.toarray(), _brute_kg(gr, triples, scope == "all"),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_mf_transform_matches_brute_force():
+    X, y = _ratings()
+    gr = GradientRollback(MatrixFactorization(n_components=3, max_iter=3,
+                                              random_state=0)).fit(X, y)
+    q = np.array([[0, 0], [3, 7], [24, 14]])
+    D = gr.transform(q).toarray()
+    est = gr.estimator_
+    for a, (u, i) in enumerate(q):
+        base = est.predict([[u, i]])[0]
+        for j in range(len(y)):
+            P, Q = est._P.copy(), est._Q.copy()
+            P[X[j, 0]] -= gr.gamma_["user"][j]
+            Q[X[j, 1]] -= gr.gamma_["item"][j]
+            new = est.intercept_ + P[u, :-1] @ Q[i, :-1] + P[u, -1] + Q[i, -1]
+            np.testing.assert_allclose(D[a, j], base - new, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# GR tracks real retraining (faithfulness on a small problem)
+# ----------------------------------------------------------------------------
+
+
+def test_gr_predicts_leave_one_out_on_ratings():
+    X, y = _ratings(n=300)
+    mf = MatrixFactorization(n_components=2, optimizer="sgd", learning_rate=0.02,
+                             batch_size=1, max_iter=10, random_state=0, fit_intercept=False)
+    gr = GradientRollback(mf).fit(X, y)
+    q = np.array([[2, 5]])
+    D = gr.transform(q)
+    cand = D.indices[:12]
+    full = gr.predict(q)[0]
+    actual = []
+    for j in cand:
+        sw = np.ones(len(y))
+        sw[j] = 0
+        actual.append(full - clone(mf).fit(X, y, sample_weight=sw).predict(q)[0])
+    pred = D.toarray()[0, cand]
+    assert np.corrcoef(pred, actual)[0, 1] > 0.9
+
+
+def test_gr_top_explanation_lowers_probability_when_removed():
+    X = _kg(n=200, ne=10, nr=4)
+    est = DistMult(n_components=4, max_iter=15, learning_rate=0.01, batch_size=1,
+                   n_negatives=5, random_state=0, n_entities=10, n_relations=4)
+    gr = GradientRollback(est).fit(X)
+    queries = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 0], [5, 1]])
+    idx, delta = gr.explain(queries, k=1)
+    top1 = gr.predict(queries)
+    p0 = gr.predict_proba(queries)[np.arange(6), top1]
+    drops = 0
+    for a in range(6):
+        sw = np.ones(len(X))
+        sw[idx[a, 0]] = 0
+        p = clone(est).fit(X, sample_weight=sw).predict_proba(queries[a:a + 1])[0, top1[a]]
+        drops += p < p0[a]
+    assert drops >= 5
+
+
+# ----------------------------------------------------------------------------
+# random stream: determinism and removal invariance
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: DistMult(n_components=3, max_iter=2, batch_size=7, random_state=3),
+    lambda: ComplEx(n_components=3, max_iter=2, batch_size=1, random_state=3),
+])
+def test_kg_fit_is_bit_reproducible(make):
+    X = _kg()
+    a, b = make().fit(X), make().fit(X)
+    np.testing.assert_array_equal(a.entity_embeddings_, b.entity_embeddings_)
+    np.testing.assert_array_equal(a.relation_embeddings_, b.relation_embeddings_)
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    # recording does not change training
+    gr = GradientRollback(make()).fit(X)
+    np.testing.assert_array_equal(gr.estimator_.entity_embeddings_, a.entity_embeddings_)
+    c = clone(make()).set_params(random_state=4).fit(X)
+    assert not np.array_equal(c.entity_embeddings_, a.entity_embeddings_)
+
+
+def test_mf_fit_is_bit_reproducible():
+    X, y = _ratings()
+    a = MatrixFactorization(n_components=3, max_iter=3, random_state=0).fit(X, y)
+    b = MatrixFactorization(n_components=3, max_iter=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(a._P, b._P)
+    np.testing.assert_array_equal(a._Q, b._Q)
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_zero_weight_equals_removal_at_batch_size_one(cls, optimizer):
+    X = _kg()
+    j = 17
+    est = cls(n_components=3, max_iter=3, batch_size=1, n_negatives=4,
+              optimizer=optimizer, n_entities=12, n_relations=5, random_state=0)
+    sw = np.ones(len(X))
+    sw[j] = 0
+    a = clone(est).fit(X, sample_weight=sw)
+    b = clone(est).fit(np.delete(X, j, axis=0))
+    np.testing.assert_array_equal(a.entity_embeddings_, b.entity_embeddings_)
+    np.testing.assert_array_equal(a.relation_embeddings_, b.relation_embeddings_)
+    full = clone(est).fit(X)
+    assert not np.array_equal(full.entity_embeddings_, a.entity_embeddings_)
+
+
+def test_other_examples_see_the_same_negatives_and_neighbours():
+    X = _kg()
+    seed = np.uint64(12345)
+    keys = K.content_keys(X, seed)
+    keep = np.arange(len(X)) != 40
+    keys_r = K.content_keys(X[keep], seed)
+    for epoch in range(3):
+        full = K.epoch_negatives(keys, epoch, X[:, 2], 12, 6)
+        red = K.epoch_negatives(keys_r, epoch, X[keep, 2], 12, 6)
+        np.testing.assert_array_equal(full[keep], red)
+        assert not np.any(full == X[:, 2][:, None])  # never the true tail
+        # relative order of the remaining examples is unchanged
+        o_full, _ = K._epoch_order(keys, epoch)
+        o_red, _ = K._epoch_order(keys_r, epoch)
+        mapped = np.flatnonzero(keep)[o_red]
+        np.testing.assert_array_equal(o_full[o_full != 40], mapped)
+
+
+def test_zero_weight_keeps_batches_for_larger_batches():
+    # with batch_size > 1 the zero-weight example keeps its batch slot, so the
+    # model differs from a physical deletion but the others' batches are intact:
+    # a weight-0 example whose rows nobody else touches changes nothing else
+    X, y, j = _isolated_ratings()
+    mf = MatrixFactorization(n_components=3, optimizer="adam", batch_size=5, max_iter=4,
+                             fit_intercept=False, random_state=0, n_users=26, n_items=16)
+    sw = np.ones(len(y))
+    sw[j] = 0
+    a = clone(mf).fit(X, y, sample_weight=sw)
+    full = clone(mf).fit(X, y)
+    np.testing.assert_array_equal(a._P[:25], full._P[:25])
+    np.testing.assert_array_equal(a._Q[:15], full._Q[:15])
+    assert not np.array_equal(a._P[25], full._P[25])
+
+
+# ----------------------------------------------------------------------------
+# API behaviour and errors
+# ----------------------------------------------------------------------------
+
+
+def test_explain_orders_and_pads():
+    X = _kg(n=60)
+    gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(X)
+    idx, d = gr.explain([[0, 0, 1], [3, 1, 4]], k=500)
+    assert idx.shape == d.shape == (2, 500)
+    D = gr.transform([[0, 0, 1], [3, 1, 4]])
+    for a in range(2):
+        m = D.getrow(a).nnz
+        assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
+        assert np.all(np.diff(d[a, :m]) <= 0)
+        np.testing.assert_allclose(d[a, :m], D.toarray()[a, idx[a, :m]])
+    # (h, r) queries explain the top-1 tail
+    top = gr.predict([[0, 0]])[0]
+    np.testing.assert_array_equal(gr.explain([[0, 0]], k=3)[0],
+                                  gr.explain([[0, 0, top]], k=3)[0])
+
+
+def test_zero_weight_examples_get_no_explanation_mass():
+    X = _kg(n=80)
+    sw = np.ones(80)
+    sw[:10] = 0
+    gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(
+        X, sample_weight=sw)
+    D = gr.transform(X[:20])
+    assert not np.isin(D.indices, np.arange(10)).any()
+
+
+def test_delegation_and_scores():
+    X = _kg()
+    est = DistMult(n_components=4, max_iter=5, random_state=0)
+    gr = GradientRollback(est).fit(X)
+    q = X[:5, :2]
+    np.testing.assert_allclose(gr.predict_proba(q).sum(axis=1), 1.0)
+    np.testing.assert_array_equal(gr.predict(q), gr.estimator_.predict(q))
+    assert gr.score(X[:30]) == gr.estimator_.score(X[:30])
+    m = gr.estimator_.evaluate(X[:30], ks=(1, 10))
+    assert 0 < m["mrr"] <= 1 and m["hits@1"] <= m["hits@10"] <= 1
+
+
+def test_filtered_rank_by_hand():
+    X = np.array([[0, 0, 1], [0, 0, 2], [1, 0, 2], [2, 0, 0]])
+    est = DistMult(n_components=2, max_iter=1, random_state=0).fit(X)
+    s = est.decision_function([[0, 0]])[0]
+    # rank of tail 2 for (0, 0) with tail 1 filtered out
+    others = [e for e in range(3) if e not in (1, 2)]
+    rank = 1 + sum(s[e] > s[2] for e in others)
+    res = est.evaluate(np.array([[0, 0, 2]]))
+    assert res["mean_rank"] == rank
+
+
+def test_errors():
+    X = _kg(n=50)
+    with pytest.raises(TypeError, match="supports skinfluence"):
+        from sklearn.linear_model import LinearRegression
+        GradientRollback(LinearRegression()).fit(X)
+    with pytest.raises(ValueError, match="shape"):
+        DistMult().fit(X[:, :2])
+    with pytest.raises(ValueError, match="integer ids"):
+        DistMult().fit(X + 0.5)
+    with pytest.raises(ValueError, match="negative ids"):
+        DistMult().fit(X - 5)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        Xf = X.astype(float)
+        Xf[0, 0] = np.nan
+        DistMult().fit(Xf)
+    est = DistMult(n_components=2, max_iter=1).fit(X)
+    with pytest.raises(ValueError, match="entity id"):
+        est.predict_proba([[100, 0]])
+    with pytest.raises(ValueError, match="n_entities"):
+        DistMult(n_entities=3).fit(X)
+    from sklearn.exceptions import NotFittedError
+    with pytest.raises(NotFittedError):
+        GradientRollback(DistMult()).transform(X)
+    with pytest.raises(ValueError, match="ratings y"):
+        GradientRollback(MatrixFactorization()).fit(X[:, :2])
+    with pytest.raises(ValueError, match="zero"):
+        DistMult().fit(X, sample_weight=np.zeros(len(X)))
+    gr = GradientRollback(DistMult(n_components=2, max_iter=1)).fit(X)
+    with pytest.raises(ValueError, match="k must be"):
+        gr.explain(X[:2], k=0)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        DistMult(optimizer="sgd", learning_rate=1e6, max_iter=3, random_state=0).fit(X)
