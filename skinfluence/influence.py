@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .objectives import make_objective, split_pipeline
+from .objectives import Objective, make_objective, split_pipeline
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
 from .utils._parallel import (
@@ -342,6 +342,11 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             self.approximation != "newton"
             or not obj.linear_in_params
             or self.solver_.damping_ > 0  # a refit solves the undamped problem
+            or (
+                # weights that move on removal need the family's own weights_without
+                type(obj).weights_without is Objective.weights_without
+                and obj.removal_reweighting() is not None
+            )
         ):
             return 0
         if self.refine == "auto":
