@@ -54,7 +54,9 @@ def _take(X, mask):
         return X.iloc[np.flatnonzero(mask)]
     if isinstance(X, list):
         return [x for x, keep in zip(X, mask) if keep]
-    return X[np.flatnonzero(mask)] if hasattr(X, "tocsr") else np.asarray(X)[mask]
+    if hasattr(X, "tocsr"):  # sparse: CSR supports row indexing for every input format
+        return X.tocsr()[np.flatnonzero(mask)]
+    return np.asarray(X)[mask]
 
 
 def _replace_labels(y, new_values):
@@ -143,7 +145,8 @@ class InfluenceCleaner(BaseEstimator):
     n_issues_ : int
         Number of flagged samples.
     influence_ : InfluenceFunctions or None
-        The fitted influence engine (influence methods only).
+        The fitted influence engine (influence methods only).  It is not
+        pickled: an unpickled cleaner has ``influence_ = None``.
 
     See Also
     --------
@@ -251,7 +254,7 @@ class InfluenceCleaner(BaseEstimator):
         # validate without converting X (the estimator / pipeline owns preprocessing),
         # but check consistent lengths, NaN and label type here for clear errors
         tags = self.__sklearn_tags__()
-        validate_data(
+        X_checked, y_checked = validate_data(
             self,
             X,
             y,
@@ -262,6 +265,9 @@ class InfluenceCleaner(BaseEstimator):
             skip_check_array=hasattr(X, "iloc"),
         )
         check_consistent_length(X, y)
+        if not hasattr(X, "iloc"):
+            # array-likes become arrays; DataFrames go to the estimator as they are
+            X, y = X_checked, y_checked
         y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y_arr.shape}.")
@@ -274,7 +280,7 @@ class InfluenceCleaner(BaseEstimator):
         K = self.classes_.shape[0]
         if K < 2:
             raise ValueError(
-                f"y has a single class ({self.classes_[0]!r}); cleaning needs at least two."
+                f"y contains only 1 class ({self.classes_[0]!r}); cleaning needs at least two."
             )
         n = codes.shape[0]
         if sample_weight is not None:
@@ -370,7 +376,14 @@ class InfluenceCleaner(BaseEstimator):
                     f"the smallest class has {min_count}."
                 )
             cv = StratifiedKFold(cv, shuffle=True, random_state=0)
-        params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        params = {}
+        if sample_weight is not None:
+            from sklearn.pipeline import Pipeline
+
+            key = "sample_weight"
+            if isinstance(estimator, Pipeline):
+                key = f"{estimator.steps[-1][0]}__sample_weight"
+            params = {key: sample_weight}
         method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
         out = cross_val_predict(
             clone(estimator), X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params
@@ -422,6 +435,14 @@ class InfluenceCleaner(BaseEstimator):
         new_codes = np.where(mask, self._alternative_codes, self._codes)
         return X, _replace_labels(y, self.classes_[new_codes])
 
+    def __getstate__(self):
+        # the influence engine holds closures over the training data and is not picklable;
+        # everything the cleaner exposes (scores, issues, labels, proba_) is kept
+        state = self.__dict__.copy()
+        if state.get("influence_") is not None:
+            state["influence_"] = None
+        return state
+
     def get_mask(self):
         """Boolean mask of flagged samples (``issues_``)."""
         check_is_fitted(self, "issues_")
@@ -431,4 +452,8 @@ class InfluenceCleaner(BaseEstimator):
 def _fit(est, X, y, sample_weight):
     if sample_weight is None:
         return est.fit(X, y)
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(est, Pipeline):  # weights go to the final step, as InfluenceFunctions does
+        return est.fit(X, y, **{f"{est.steps[-1][0]}__sample_weight": sample_weight})
     return est.fit(X, y, sample_weight=sample_weight)

@@ -1,0 +1,361 @@
+"""InfluenceCleaner and CleanClassifier: fidelity to retraining, API, scikit-learn integration."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_wine, make_classification
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import CleanClassifier, InfluenceCleaner
+from skinfluence.cleaning import find_label_issues
+from skinfluence.datasets import make_noisy_labels
+
+
+def _model():
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+
+
+@pytest.fixture(scope="module")
+def wine_noisy():
+    X, y = load_wine(return_X_y=True)
+    y_noisy, flipped = make_noisy_labels(y, 0.2, random_state=0)
+    return X, y, y_noisy, flipped
+
+
+@pytest.fixture(scope="module")
+def cancer_noisy():
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:300], y[:300]
+    y_noisy, flipped = make_noisy_labels(y, 0.15, random_state=1)
+    return X, y, y_noisy, flipped
+
+
+# ------------------------------------------------------------ fidelity
+def _tight_model():
+    # converged to machine precision so the comparison measures the approximation, not lbfgs
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-12, max_iter=10000))
+
+
+@pytest.mark.parametrize("dataset", ["wine_noisy", "cancer_noisy"])
+def test_loo_probabilities_match_actual_refits(dataset, request):
+    """proba_ of method='loo' is each point's prediction by the model refit without it."""
+    X, _, y_noisy, flipped = request.getfixturevalue(dataset)
+    cleaner = InfluenceCleaner(_tight_model()).fit(X, y_noisy)
+    in_sample = cleaner.estimator_.predict_proba(X)
+    # the points where it matters most: flipped ones, plus a few clean ones
+    idx = np.concatenate([np.flatnonzero(flipped)[:4], np.flatnonzero(~flipped)[:2]])
+    err, shift = [], []
+    for j in idx:
+        keep = np.arange(len(y_noisy)) != j
+        exact = _tight_model().fit(X[keep], y_noisy[keep]).predict_proba(X[j : j + 1])[0]
+        err.append(np.abs(cleaner.proba_[j] - exact).max())
+        shift.append(np.abs(in_sample[j] - exact).max())
+    # one Newton step from the full fit (the refit also refits the scaler, which the
+    # influence treats as fixed): small absolute error, and a small fraction of the
+    # change that leaving the point out really makes
+    assert max(err) < 2e-3
+    assert sum(err) < 0.05 * sum(shift)
+
+
+def test_loo_scores_and_issues_are_confident_learning_on_loo_proba(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    cleaner = InfluenceCleaner(_model()).fit(X, y_noisy)
+    codes = np.searchsorted(cleaner.classes_, y_noisy)
+    np.testing.assert_allclose(cleaner.scores_, 1 - cleaner.proba_[np.arange(len(codes)), codes])
+    np.testing.assert_array_equal(
+        cleaner.issues_, find_label_issues(codes, cleaner.proba_, filter_by="prune_globally")
+    )
+    assert cleaner.n_issues_ == cleaner.issues_.sum()
+    np.testing.assert_allclose(cleaner.noise_joint_.sum(), 1.0)
+
+
+def test_cross_val_method_is_confident_learning_on_cv_proba(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    cleaner = InfluenceCleaner(_model(), method="cross_val", cv=cv).fit(X, y_noisy)
+    P = cross_val_predict(_model(), X, y_noisy, cv=cv, method="predict_proba")
+    np.testing.assert_allclose(cleaner.proba_, P)
+    np.testing.assert_array_equal(
+        cleaner.issues_, find_label_issues(y_noisy, P, filter_by="prune_globally")
+    )
+
+
+def test_loss_and_self_influence_methods(cancer_noisy):
+    X, _, y_noisy, flipped = cancer_noisy
+    loss = InfluenceCleaner(_model(), method="loss").fit(X, y_noisy)
+    P = loss.estimator_.predict_proba(X)
+    np.testing.assert_allclose(loss.scores_, 1 - P[np.arange(len(y_noisy)), y_noisy])
+    selfi = InfluenceCleaner(_model(), method="self_influence").fit(X, y_noisy)
+    np.testing.assert_allclose(selfi.scores_, selfi.influence_.self_influence_)
+    # auto threshold for a score-only method: confident learning's count on LOO probs
+    k = int(round(len(y_noisy) * (1 - np.trace(selfi.noise_joint_))))
+    assert selfi.n_issues_ == k
+    assert selfi.scores_[selfi.issues_].min() >= selfi.scores_[~selfi.issues_].max()
+    # self-influence: predicted loss increase when the point is removed; check one by refit
+    j = int(np.argmax(selfi.scores_))
+    keep = np.arange(len(y_noisy)) != j
+    p_full = selfi.estimator_.predict_proba(X[j : j + 1])[0, y_noisy[j]]
+    p_loo = _model().fit(X[keep], y_noisy[keep]).predict_proba(X[j : j + 1])[0, y_noisy[j]]
+    assert selfi.scores_[j] == pytest.approx(np.log(p_full) - np.log(p_loo), rel=0.05)
+
+
+def test_validation_method(cancer_noisy):
+    X, y, y_noisy, flipped = cancer_noisy
+    X_all, y_all = load_breast_cancer(return_X_y=True)
+    X_val, y_val = X_all[400:], y_all[400:]
+    cleaner = InfluenceCleaner(
+        _model(), method="validation", validation_data=(X_val, y_val)
+    ).fit(X, y_noisy)
+    expected = -cleaner.influence_.transform(X_val, y_val).sum(axis=0)
+    np.testing.assert_allclose(cleaner.scores_, expected)
+    assert np.all(cleaner.scores_[cleaner.issues_] > 0)
+    # flipped points hurt the clean validation loss more than clean points on average
+    assert cleaner.scores_[flipped].mean() > cleaner.scores_[~flipped].mean()
+    with pytest.raises(ValueError, match="validation_data"):
+        InfluenceCleaner(_model(), method="validation").fit(X, y_noisy)
+    with pytest.raises(ValueError, match="not seen in training"):
+        InfluenceCleaner(
+            _model(), method="validation", validation_data=(X_val, y_val + 5)
+        ).fit(X, y_noisy)
+
+
+def test_detection_beats_chance_by_far(wine_noisy):
+    X, _, y_noisy, flipped = wine_noisy
+    cleaner = InfluenceCleaner(_model()).fit(X, y_noisy)
+    precision = (cleaner.issues_ & flipped).sum() / cleaner.issues_.sum()
+    recall = (cleaner.issues_ & flipped).sum() / flipped.sum()
+    assert precision > 0.7 and recall > 0.7  # chance precision is 0.2
+    # suggested labels of correctly flagged points recover the clean label mostly
+    _, y, _, _ = wine_noisy
+    hit = cleaner.issues_ & flipped
+    assert (cleaner.suggested_labels_[hit] == y[hit]).mean() > 0.8
+    np.testing.assert_array_equal(cleaner.suggested_labels_[~cleaner.issues_], y_noisy[~cleaner.issues_])
+    assert np.all(cleaner.suggested_labels_[cleaner.issues_] != y_noisy[cleaner.issues_])
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.1, 0.25])
+def test_fraction_threshold(cancer_noisy, threshold):
+    X, _, y_noisy, _ = cancer_noisy
+    cleaner = InfluenceCleaner(_model(), threshold=threshold).fit(X, y_noisy)
+    assert cleaner.n_issues_ == round(threshold * len(y_noisy))
+    if 0 < cleaner.n_issues_:
+        assert cleaner.scores_[cleaner.issues_].min() >= cleaner.scores_[~cleaner.issues_].max()
+
+
+@pytest.mark.parametrize(
+    "estimator", [make_pipeline(StandardScaler(), LinearSVC(C=0.5)), RidgeClassifier(alpha=1.0)]
+)
+def test_estimators_without_predict_proba(wine_noisy, estimator):
+    X, y, y_noisy, flipped = wine_noisy
+    X = StandardScaler().fit_transform(X)
+    cleaner = InfluenceCleaner(estimator).fit(X, y_noisy)
+    # pseudo-probabilities from the LOO decision function
+    assert cleaner.proba_.shape == (len(y), 3)
+    np.testing.assert_allclose(cleaner.proba_.sum(axis=1), 1.0)
+    assert (cleaner.issues_ & flipped).sum() / max(cleaner.n_issues_, 1) > 0.6
+
+
+# ----------------------------------------------------- resample / API
+def test_fit_resample_remove_and_relabel_with_strings_and_pandas(wine_noisy):
+    pd = pytest.importorskip("pandas")
+    X, y, _, _ = wine_noisy
+    names = np.array(["barolo", "grignolino", "barbera"])
+    Xdf = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], index=np.arange(1000, 1178))
+    ys = pd.Series(names[y], index=Xdf.index, name="cultivar")
+    y_noisy, flipped = make_noisy_labels(ys, 0.2, random_state=0)
+    cleaner = InfluenceCleaner(_model())
+    X_c, y_c = cleaner.fit_resample(Xdf, y_noisy)
+    assert isinstance(X_c, pd.DataFrame) and isinstance(y_c, pd.Series)
+    assert len(X_c) == len(y_c) == len(y_noisy) - cleaner.n_issues_
+    np.testing.assert_array_equal(X_c.index, Xdf.index[~cleaner.issues_])
+    np.testing.assert_array_equal(cleaner.feature_names_in_, Xdf.columns)
+    assert set(cleaner.classes_) == set(names)
+    assert set(cleaner.suggested_labels_) <= set(names)
+
+    relabel = InfluenceCleaner(_model(), action="relabel")
+    X_r, y_r = relabel.fit_resample(Xdf, y_noisy)
+    assert X_r is Xdf and isinstance(y_r, pd.Series) and y_r.name == "cultivar"
+    np.testing.assert_array_equal(y_r.to_numpy(), relabel.suggested_labels_)
+    # relabelling fixes more labels than it breaks
+    fixed = (y_r.to_numpy() == ys.to_numpy()).sum() - (y_noisy.to_numpy() == ys.to_numpy()).sum()
+    assert fixed > 0.5 * flipped.sum()
+
+
+def test_fit_resample_binary_numpy(cancer_noisy):
+    X, _, y_noisy, _ = cancer_noisy
+    cleaner = InfluenceCleaner(_model())
+    X_c, y_c = cleaner.fit_resample(X, y_noisy)
+    np.testing.assert_array_equal(X_c, X[~cleaner.issues_])
+    np.testing.assert_array_equal(y_c, y_noisy[~cleaner.issues_])
+    np.testing.assert_array_equal(cleaner.get_mask(), cleaner.issues_)
+
+
+def test_imblearn_pipeline(wine_noisy):
+    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
+    X, _, y_noisy, _ = wine_noisy
+    pipe = imblearn_pipeline.Pipeline(
+        [("clean", InfluenceCleaner(_model())), ("model", _model())]
+    ).fit(X, y_noisy)
+    cleaner = pipe.named_steps["clean"]
+    ref = _model().fit(X[~cleaner.issues_], y_noisy[~cleaner.issues_])
+    np.testing.assert_allclose(pipe.predict_proba(X), ref.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"method": "magic"}, "method must be"),
+        ({"threshold": 1.5}, "threshold must be"),
+        ({"threshold": "high"}, "threshold must be"),
+        ({"action": "delete"}, "action must be"),
+        ({"filter_by": "random"}, "filter_by must be"),
+    ],
+)
+def test_bad_parameters(params, match):
+    X, y = make_classification(40, 4, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        InfluenceCleaner(_model(), **params).fit(X, y)
+
+
+def test_bad_targets_and_unsupported_estimator():
+    X, y = make_classification(40, 4, random_state=0)
+    with pytest.raises(ValueError, match="Unknown label type|continuous"):
+        InfluenceCleaner(_model()).fit(X, y + 0.5)
+    with pytest.raises(ValueError, match="only 1 class"):
+        InfluenceCleaner(_model()).fit(X, np.zeros(40, dtype=int))
+    with pytest.raises(ValueError, match="inconsistent|samples"):
+        InfluenceCleaner(_model()).fit(X, y[:30])
+    from sklearn.tree import DecisionTreeClassifier
+
+    with pytest.raises(TypeError, match="not supported"):
+        InfluenceCleaner(DecisionTreeClassifier()).fit(X, y)
+    # ... but the cross-validated method works for any classifier
+    c = InfluenceCleaner(DecisionTreeClassifier(random_state=0), method="cross_val").fit(X, y)
+    assert c.scores_.shape == (40,)
+
+
+def test_sample_weight_zero_weight_point_is_scored_like_removed():
+    X, y = make_classification(120, 5, n_informative=3, random_state=2)
+    w = np.ones(120)
+    w[0] = 0.0
+    cleaner = InfluenceCleaner(_model(), method="loss").fit(X, y, sample_weight=w)
+    ref = _model().fit(X[1:], y[1:])
+    # pipeline scaler ignores weights; logistic regression with weight 0 == point removed
+    np.testing.assert_allclose(
+        cleaner.estimator_[-1].coef_,
+        LogisticRegression(C=1.0, max_iter=1000)
+        .fit(cleaner.estimator_[0].transform(X[1:]), y[1:])
+        .coef_,
+        rtol=1e-3,
+        atol=1e-4,
+    )
+    assert ref is not None
+    loo = InfluenceCleaner(LogisticRegression(max_iter=1000)).fit(X, y, sample_weight=w)
+    # a zero-weight point is already "left out": its LOO probability equals the in-sample one
+    np.testing.assert_allclose(
+        loo.proba_[0], loo.estimator_.predict_proba(X[:1])[0], atol=1e-8
+    )
+
+
+# ------------------------------------------------------ CleanClassifier
+def test_clean_classifier_refits_on_cleaned_data(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    clf = CleanClassifier(_model()).fit(X, y_noisy)
+    mask = clf.cleaner_.issues_
+    np.testing.assert_array_equal(clf.cleaned_mask_, mask)
+    ref = _model().fit(X[~mask], y_noisy[~mask])
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X))
+    np.testing.assert_array_equal(clf.predict(X), ref.predict(X))
+    np.testing.assert_allclose(clf.decision_function(X), ref.decision_function(X))
+    assert clf.score(X, y_noisy) == pytest.approx(ref.score(X, y_noisy))
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+
+
+def test_clean_classifier_fraction_and_relabel(cancer_noisy):
+    X, y, y_noisy, _ = cancer_noisy
+    plain = _model().fit(X, y_noisy)
+    zero = CleanClassifier(_model(), fraction=0.0).fit(X, y_noisy)
+    np.testing.assert_allclose(zero.predict_proba(X), plain.predict_proba(X))
+    tenth = CleanClassifier(_model(), fraction=0.1).fit(X, y_noisy)
+    assert tenth.cleaned_mask_.sum() == 30
+    scores = tenth.cleaner_.scores_
+    assert scores[tenth.cleaned_mask_].min() >= scores[~tenth.cleaned_mask_].max()
+    rel = CleanClassifier(
+        _model(), cleaner=InfluenceCleaner(action="relabel"), fraction=0.1
+    ).fit(X, y_noisy)
+    y_fixed = np.where(rel.cleaned_mask_, 1 - y_noisy, y_noisy)  # binary: the other class
+    ref = _model().fit(X, y_fixed)
+    np.testing.assert_allclose(rel.predict_proba(X), ref.predict_proba(X))
+    with pytest.raises(ValueError, match="fraction"):
+        CleanClassifier(_model(), fraction=1.2).fit(X, y_noisy)
+    with pytest.raises(TypeError, match="cleaner"):
+        CleanClassifier(_model(), cleaner=_model()).fit(X, y_noisy)
+
+
+def test_clean_classifier_grid_search_over_fraction(wine_noisy):
+    X, y, y_noisy, _ = wine_noisy
+    base = CleanClassifier(_model())
+    cloned = clone(base)
+    assert cloned.get_params()["fraction"] is None
+    search = GridSearchCV(base, {"fraction": [0.0, 0.2, None]}, cv=2).fit(X, y_noisy)
+    assert search.best_params_["fraction"] in (0.0, 0.2, None)
+    assert len(search.cv_results_["mean_test_score"]) == 3
+    # each candidate's fold score is the refit on the cleaned training fold
+    fold_train, fold_test = next(iter(search.cv.split(X, y_noisy)) if hasattr(search.cv, "split")
+                                 else StratifiedKFold(2).split(X, y_noisy))
+    manual = CleanClassifier(_model(), fraction=0.2).fit(X[fold_train], y_noisy[fold_train])
+    assert search.cv_results_["split0_test_score"][1] == pytest.approx(
+        manual.score(X[fold_test], y_noisy[fold_test])
+    )
+    assert search.best_estimator_.predict(X).shape == (len(y),)
+
+
+def test_clean_classifier_strings_pandas():
+    pd = pytest.importorskip("pandas")
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    ys = y.map({0: "a", 1: "b", 2: "c"})
+    y_noisy, _ = make_noisy_labels(ys, 0.1, random_state=0)
+    clf = CleanClassifier(_model()).fit(X, y_noisy)
+    assert set(clf.predict(X)) <= {"a", "b", "c"}
+    np.testing.assert_array_equal(clf.feature_names_in_, X.columns)
+    assert clf.predict_proba(X).shape == (len(X), 3)
+
+
+# --------------------------------------------------- estimator checks
+# CleanClassifier with weights vs repeated samples: the cleaner sees different data
+# (a repeated point keeps one copy when "left out"), so it may flag a different subset and
+# the refit models differ.  InfluenceCleaner itself passes these checks.
+_CLF_XFAIL = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "cleaning is data-dependent: leave-one-out probabilities are not invariant to "
+        "duplicating a sample (removing one copy keeps the other), so the flagged subset, "
+        "hence the refit, differs between weights and repetitions"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "same as the dense case: leave-one-out is not invariant to duplicating samples"
+    ),
+}
+
+
+def _expected_failed(estimator):
+    return _CLF_XFAIL if isinstance(estimator, CleanClassifier) else {}
+
+
+@parametrize_with_checks(
+    [
+        InfluenceCleaner(LogisticRegression(max_iter=200)),
+        CleanClassifier(LogisticRegression(max_iter=200)),
+    ],
+    expected_failed_checks=_expected_failed,
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
