@@ -338,13 +338,20 @@ def test_removal_reweighting_is_the_refit_objectives_gradient(case):
         got = B @ coeff[j] - factor[j] * obj.weights[j] * G[j]
         scale = np.abs(expected).max()
         assert scale > 0
+        w_refit = obj.removal_weights(j)
         if exact:
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * scale)
-        else:  # j's own terms span parts that move differently: second-order mismatch
+            # the refit objective's weights, for exact refits inside the engine
+            np.testing.assert_allclose(w_refit[keep], refit.weights, rtol=1e-12)
+            assert w_refit[j] == 0.0
+        else:
+            assert w_refit is None  # j's own terms span parts that move differently: second-order mismatch
             own = np.abs(obj.weights[j] * G[j]).max()
             assert np.abs(got - expected).max() <= 2 * np.abs(coeff[j]).max() * own
             assert np.abs(got - expected).max() < 0.1 * np.abs(expected).max()
-    assert make_objective(Ridge().fit(X[:, :2], sw), X[:, :2], sw).removal_reweighting() is None
+    fixed = make_objective(Ridge().fit(X[:, :2], sw), X[:, :2], sw, sw)
+    assert fixed.removal_reweighting() is None
+    np.testing.assert_array_equal(fixed.removal_weights(3), np.r_[sw[:3], 0.0, sw[4:]])
 
 
 # ----------------------------------------------------------------- errors

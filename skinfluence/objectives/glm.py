@@ -35,7 +35,7 @@ from numba import njit, prange
 from sklearn.utils.validation import check_array
 
 from . import register_objective
-from .linear import _check_xy, linear_parameters, parts_reweighting
+from .linear import RemovalReweighting, _check_xy, linear_parameters
 from ._linear import LinearObjective
 
 
@@ -120,6 +120,11 @@ class GLMObjective(LinearObjective):
             estimator, X, y, sw / sw.sum(), coef, intercept, float(estimator.alpha), 0.0,
             feature_map,
         )
+        # weights are s_i / S (S = 1 after normalising): removing j rescales the rest
+        # by S / (S - s_j)
+        self._reweighting = RemovalReweighting(
+            (1.0 / (1.0 - self.weights))[:, None], sample_parts=np.zeros(self.n_train)
+        )
         if not self.log_link and self.power > 0:
             Z = self.outputs(self.X)
             if np.any(Z <= 0):
@@ -152,10 +157,11 @@ class GLMObjective(LinearObjective):
 
     def removal_reweighting(self):
         """Weights are ``s_i / S``: removing ``j`` rescales the others by ``S / (S - s_j)``."""
-        n = self.n_train
-        s = self.weights  # already normalised: S = 1
-        ratio = (1.0 / (1.0 - s))[:, None]
-        return parts_reweighting(self, [np.ones((n, 1), dtype=bool)], ratio, np.zeros(n, np.intp))
+        return self._reweighting.gradient_terms(self)
+
+    def removal_weights(self, j):
+        """Weights of the objective refit without point ``j`` (renormalised to sum 1)."""
+        return self._reweighting.weights_without(self, j)
 
     def _derivatives(self, Z, y):
         z = np.ascontiguousarray(np.asarray(Z, dtype=np.float64)[:, 0])

@@ -141,28 +141,68 @@ def unsupported(estimator, what, supported):
     )
 
 
-def parts_reweighting(objective, masks, ratio, own):
-    """:meth:`Objective.removal_reweighting` for weights that move in groups on removal.
+class RemovalReweighting:
+    """Weights that move in groups when a training point is removed and the model refit.
 
-    Each sample's loss terms (one per output) are split into ``q`` parts by the
-    boolean ``(n, K)`` ``masks``; all terms of part ``c`` are rescaled by
-    ``ratio[j, c]`` when point ``j`` is removed and the model refit (for
-    instance a mean over the training set, ``1/n``, becomes ``1/(n - 1)``).  At
-    the fitted parameters the gradient of the objective without ``j`` is then
-    ``sum_c (ratio[j, c] - 1) G_c - ratio[j, own[j]] w_j g_j`` with ``G_c`` the
-    part's summed weighted gradient.  When ``j``'s own terms span parts with
-    different ratios, ``own[j]`` picks one; the error is second order in the
-    ratios' distance from 1, i.e. O(1/n^2) like the ignored change of the
-    Hessian.  Ratios that are not finite (removing the last point of a class
-    leaves no refit) are treated as 1.
+    Each sample's loss terms (one per output) belong to one of ``q`` parts; all
+    terms of part ``c`` are rescaled by ``ratio[j, c]`` when point ``j`` is
+    removed (a mean over the training set, ``1/n``, becomes ``1/(n - 1)``; a
+    "balanced" class weight follows the class totals).
+
+    Parameters
+    ----------
+    ratio : ndarray of shape (n, q)
+        Ratios that are not finite (removing the last point of a class leaves
+        no refit) are treated as 1.
+    sample_parts : ndarray of shape (n,) or None
+        The part of every term of each sample, when parts are per sample.
+    ovr_classes : int or None
+        Otherwise, one-vs-rest parts: part 0 holds the negative terms of every
+        binary problem, part ``1 + k`` the positive terms of class ``k``.
     """
-    X, w = objective.X, objective.weights
-    R, _ = objective.loss_derivatives(objective.outputs(X), objective.y)
-    WR = w[:, None] * R
-    B = np.column_stack([objective.vjp_T(X, WR * m).sum(axis=1) for m in masks])
-    ratio = np.where(np.isfinite(ratio), ratio, 1.0)
-    factor = ratio[np.arange(ratio.shape[0]), own]
-    return factor, B, ratio - 1.0
+
+    def __init__(self, ratio, sample_parts=None, ovr_classes=None):
+        self.ratio = np.where(np.isfinite(ratio), ratio, 1.0)
+        self.sample_parts = None if sample_parts is None else np.asarray(sample_parts, np.intp)
+        self.ovr_classes = ovr_classes
+
+    def _masks(self, y, n_outputs):
+        if self.sample_parts is not None:
+            parts = self.sample_parts
+            return [np.repeat((parts == c)[:, None], n_outputs, axis=1)
+                    for c in range(self.ratio.shape[1])]
+        n, K = y.shape[0], self.ovr_classes
+        pos = np.zeros((n, K), dtype=bool)
+        pos[np.arange(n), y] = True
+        return [~pos] + [pos & (y == c)[:, None] for c in range(K)]
+
+    def gradient_terms(self, objective):
+        """``(factor, B, coeff)`` of :meth:`Objective.removal_reweighting`.
+
+        At the fitted parameters the gradient of the objective without ``j`` is
+        ``sum_c (ratio[j, c] - 1) G_c - ratio[j, own_j] w_j g_j`` with ``G_c`` the
+        part's summed weighted gradient and ``own_j`` the part of ``j``'s terms.
+        With one-vs-rest parts, ``j``'s terms span two parts and ``own_j`` is
+        its positive part: the error is second order in the ratios' distance
+        from 1, O(1/n^2) like the change of the Hessian the Newton step ignores.
+        """
+        X, y, w = objective.X, objective.y, objective.weights
+        R, _ = objective.loss_derivatives(objective.outputs(X), y)
+        WR = w[:, None] * R
+        masks = self._masks(y, objective.n_outputs)
+        B = np.column_stack([objective.vjp_T(X, WR * m).sum(axis=1) for m in masks])
+        own = self.sample_parts if self.sample_parts is not None else y + 1
+        factor = self.ratio[np.arange(self.ratio.shape[0]), own]
+        return factor, B, self.ratio - 1.0
+
+    def weights_without(self, objective, j):
+        """Per-sample weights of the objective refit without ``j``; None for one-vs-rest
+        parts, whose per-output rescaling per-sample weights cannot express."""
+        if self.sample_parts is None:
+            return None
+        w = objective.weights * self.ratio[j, self.sample_parts]
+        w[j] = 0.0
+        return w
 
 
 def class_share_ratio(y_enc, s, n_classes):
@@ -179,19 +219,6 @@ def class_share_ratio(y_enc, s, n_classes):
     S_c_new[np.arange(n), y_enc] -= s
     with np.errstate(divide="ignore", invalid="ignore"):
         return ((S - s) / S)[:, None] * (S_c[None, :] / S_c_new)
-
-
-def class_masks(y_enc, n_classes, n_outputs):
-    """Masks of each class's samples (all outputs), for per-class weights."""
-    return [np.repeat((y_enc == c)[:, None], n_outputs, axis=1) for c in range(n_classes)]
-
-
-def ovr_masks(y_enc, n_classes):
-    """Masks for one-vs-rest fits: [negative terms, positive term of class 0, 1, ...]."""
-    n = y_enc.shape[0]
-    pos = np.zeros((n, n_classes), dtype=bool)
-    pos[np.arange(n), y_enc] = True
-    return [~pos] + [pos & (y_enc == c)[:, None] for c in range(n_classes)]
 
 
 class ElementwiseObjective(LinearObjective):
@@ -215,10 +242,9 @@ class ElementwiseObjective(LinearObjective):
         of output ``k`` is scaled by ``output_class_weight[k]`` when ``y = k``.
         These factors differ per output, so they live in the loss, not in
         ``weights``.
-    reweighting : callable or None
-        ``reweighting(objective) -> (factor, B, coeff)`` when the weights depend
-        on the training set (means over it, "balanced" class weights); see
-        :meth:`removal_reweighting` and :func:`parts_reweighting`.
+    reweighting : RemovalReweighting or None
+        When the weights depend on the training set (means over it, "balanced"
+        class weights); see :meth:`removal_reweighting`.
     """
 
     def __init__(
@@ -266,7 +292,17 @@ class ElementwiseObjective(LinearObjective):
         """How the other points' weights move when one is removed (None: they do not)."""
         if self._reweighting is None:
             return None
-        return self._reweighting(self)
+        return self._reweighting.gradient_terms(self)
+
+    def removal_weights(self, j):
+        """Weights of the objective refit without point ``j`` (``weights`` with
+        ``w_j = 0``, rescaled as the estimator rescales them), or None when they
+        are not per-sample weights (one-vs-rest "balanced" class weights)."""
+        if self._reweighting is None:
+            w = self.weights.copy()
+            w[j] = 0.0
+            return w
+        return self._reweighting.weights_without(self, j)
 
     @property
     def binary(self):
@@ -418,12 +454,8 @@ def _build_ridge_classifier(estimator, Xf, y, sample_weight, feature_map):
         # "balanced" weights ignore sample_weight (they count samples).
         sw = sw * compute_sample_weight(estimator.class_weight, classes[y_enc])
         if isinstance(estimator.class_weight, str):  # "balanced" moves on removal
-            K = len(classes)
-            ratio = class_share_ratio(y_enc, np.ones(len(y_enc)), K)
-
-            def reweighting(obj):
-                masks = class_masks(obj.y, K, obj.n_outputs)
-                return parts_reweighting(obj, masks, ratio, obj.y)
+            ratio = class_share_ratio(y_enc, np.ones(len(y_enc)), len(classes))
+            reweighting = RemovalReweighting(ratio, sample_parts=y_enc)
 
     return ElementwiseObjective(
         estimator, X, y_enc, sw, coef, intercept, 2.0 * float(estimator.alpha), 0.0,

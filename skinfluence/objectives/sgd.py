@@ -38,44 +38,28 @@ from . import register_objective
 from .linear import (
     ElementwiseObjective,
     _check_xy,
-    class_masks,
+    RemovalReweighting,
     class_share_ratio,
     linear_parameters,
-    ovr_masks,
-    parts_reweighting,
     unsupported,
 )
 from .logistic import encode_classes
 
 def _mean_reweighting(n):
     """All weights are ``1/n`` means: removing a point scales them by ``n / (n - 1)``."""
-    ratio = np.full((n, 1), n / (n - 1.0))
-    own = np.zeros(n, dtype=np.intp)
-
-    def reweighting(obj):
-        return parts_reweighting(obj, [np.ones((n, obj.n_outputs), dtype=bool)], ratio, own)
-
-    return reweighting
+    return RemovalReweighting(np.full((n, 1), n / (n - 1.0)), sample_parts=np.zeros(n))
 
 
-def _balanced_reweighting(y_enc, n_classes, binary):
+def _balanced_reweighting(y_enc, n_classes):
     """SGD's "balanced" weights ``n / (n_classes n_c)`` (counts, no sample_weight) over ``n``."""
     n = y_enc.shape[0]
     # the class weight's n cancels the mean's 1/n: the positives of class c weigh 1/n_c
     cls = class_share_ratio(y_enc, np.ones(n), n_classes) * (n / (n - 1.0))
-    if binary:
-
-        def reweighting(obj):
-            return parts_reweighting(obj, class_masks(obj.y, n_classes, 1), cls, obj.y)
-
-        return reweighting
+    if n_classes == 2:
+        return RemovalReweighting(cls, sample_parts=y_enc)
     # one-vs-rest: negative terms are plain means, positive terms of class k weigh 1/n_k
     ratio = np.column_stack([np.full(n, n / (n - 1.0)), cls])
-
-    def reweighting(obj):
-        return parts_reweighting(obj, ovr_masks(obj.y, n_classes), ratio, obj.y + 1)
-
-    return reweighting
+    return RemovalReweighting(ratio, ovr_classes=n_classes)
 
 
 _CLASSIFIER_LOSSES = (
@@ -177,7 +161,7 @@ def _build_sgd_classifier(estimator, Xf, y, sample_weight, feature_map):
     elif np.any(cw != 1.0):
         out_cw = cw
     if estimator.class_weight == "balanced":
-        reweighting = _balanced_reweighting(y_enc, len(classes), len(classes) == 2)
+        reweighting = _balanced_reweighting(y_enc, len(classes))
     else:
         reweighting = _mean_reweighting(n)
     coef, intercept = linear_parameters(estimator)

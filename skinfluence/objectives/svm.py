@@ -27,11 +27,9 @@ from . import register_objective
 from .linear import (
     ElementwiseObjective,
     _check_xy,
-    class_masks,
+    RemovalReweighting,
     class_share_ratio,
     linear_parameters,
-    ovr_masks,
-    parts_reweighting,
     unsupported,
 )
 from .logistic import encode_classes
@@ -71,15 +69,10 @@ def _build_linear_svc(estimator, Xf, y, sample_weight, feature_map):
     if estimator.class_weight == "balanced":  # S / (K S_c) moves when a point leaves
         ratio = class_share_ratio(y_enc, sw, K)
         if K == 2:
-
-            def reweighting(obj):
-                return parts_reweighting(obj, class_masks(obj.y, K, 1), ratio, obj.y)
-
+            reweighting = RemovalReweighting(ratio, sample_parts=y_enc)
         else:  # only the positive terms of each one-vs-rest problem are class-weighted
             ratio = np.column_stack([np.ones(len(y_enc)), ratio])
-
-            def reweighting(obj):
-                return parts_reweighting(obj, ovr_masks(obj.y, K), ratio, obj.y + 1)
+            reweighting = RemovalReweighting(ratio, ovr_classes=K)
 
     if K == 2:
         sw = sw * cw[y_enc]
