@@ -23,7 +23,7 @@ def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no
 
     Recursion of Jia et al. (Theorem 1) on the training points sorted by
     distance, nearest first (ties broken by index):
-    ``s[N] = 1[y_N = y] / N``,
+    ``s[N] = 1[y_N = y] / N * min(K, N) / K``,
     ``s[i] = s[i+1] + (1[y_i = y] - 1[y_{i+1} = y]) / K * min(K, i) / i``.
     ``orders`` holds an (unstable, fast) argsort of each row of ``D``; runs of
     equal distances are re-sorted by index here so ties break deterministically.
@@ -59,7 +59,8 @@ def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no
         yv = y_val[r]
         last = order[n_eff - 1]
         match_next = 1.0 if y_train[last] == yv else 0.0
-        s = match_next / n_eff
+        # the farthest point counts only in coalitions smaller than K (all of them if K >= N)
+        s = match_next * min(k, n_eff) / (n_eff * k)
         row[last] = s
         for i in range(n_eff - 1, 0, -1):  # i is the 1-based rank of order[i - 1]
             idx = order[i - 1]

@@ -5,6 +5,7 @@ import numbers
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
 from sklearn.utils._param_validation import StrOptions
@@ -29,6 +30,12 @@ def _pointwise_utility(estimator, pred, y):
 
 
 def _loo_task(utility, full_model, warm, players, X_eval):
+    # many small fits: BLAS threads only add contention (parallelism is across tasks)
+    with threadpool_limits(limits=1):
+        return _loo_task_impl(utility, full_model, warm, players, X_eval)
+
+
+def _loo_task_impl(utility, full_model, warm, players, X_eval):
     """Refit without each player in ``players``; scores on the validation set, predictions on X_eval."""
     utility = copy.copy(utility)  # own fit counters (threads share the object)
     utility.n_fits = utility.n_failures = 0

@@ -4,6 +4,7 @@ import numbers
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
 from sklearn.utils._param_validation import Interval
@@ -13,6 +14,12 @@ from ._base import BaseValuation, check_train, progress, spawn_seeds
 
 
 def _bag_task(estimator, X, y, sample_weight, seeds, n_draw, classifier):
+    # many small fits: BLAS threads only add contention (parallelism is across tasks)
+    with threadpool_limits(limits=1):
+        return _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier)
+
+
+def _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier):
     """Fit one model per seed on a bootstrap sample; return OOB masks and per-point OOB scores."""
     n = X.shape[0]
     masks, scores = [], []

@@ -6,6 +6,7 @@ import time
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import betaln, gammaln
 from scipy.stats import spearmanr
@@ -53,6 +54,12 @@ def _utility_copy(utility):
 
 
 def _permutation_task(utility, fast, u_full, trunc_abs, weights, seed, n_perm):
+    # many small fits: BLAS threads only add contention (parallelism is across tasks)
+    with threadpool_limits(limits=1):
+        return _permutation_task_impl(utility, fast, u_full, trunc_abs, weights, seed, n_perm)
+
+
+def _permutation_task_impl(utility, fast, u_full, trunc_abs, weights, seed, n_perm):
     rng = np.random.default_rng(seed)
     n = utility.n_players
     orders = np.array([rng.permutation(n) for _ in range(n_perm)], dtype=np.int64)
@@ -75,6 +82,12 @@ def _permutation_task(utility, fast, u_full, trunc_abs, weights, seed, n_perm):
 
 
 def _subset_task(utility, fast, seed, n_sub):
+    # many small fits: BLAS threads only add contention (parallelism is across tasks)
+    with threadpool_limits(limits=1):
+        return _subset_task_impl(utility, fast, seed, n_sub)
+
+
+def _subset_task_impl(utility, fast, seed, n_sub):
     rng = np.random.default_rng(seed)
     n = utility.n_players
     masks = rng.random((n_sub, n)) < 0.5

@@ -1,0 +1,257 @@
+"""KNN-Shapley against brute-force enumeration, LOO against manual refits, Data-OOB, API."""
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import roc_auc_score
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import (
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+from threadpoolctl import threadpool_limits
+
+from skinfluence.valuation import (
+    BanzhafValuation,
+    BetaShapley,
+    DataOOB,
+    KNNShapley,
+    LOOValuation,
+    TMCShapley,
+)
+
+
+# ------------------------------------------------------------- KNN-Shapley
+def _knn_utility(S, X, y, x, yv, K):
+    """1/K * number of the min(K, |S|) nearest points of S carrying label yv."""
+    if len(S) == 0:
+        return 0.0
+    S = np.asarray(S)
+    d = np.sum((X[S] - x) ** 2, axis=1)
+    nearest = S[np.argsort(d, kind="stable")[: min(K, len(S))]]
+    return float(np.sum(y[nearest] == yv)) / K
+
+
+def _brute_shapley(players, utility):
+    n = len(players)
+    values = {}
+    for j in players:
+        others = [p for p in players if p != j]
+        v = 0.0
+        for k in range(n):
+            for S in itertools.combinations(others, k):
+                v += (utility(list(S) + [j]) - utility(list(S))) / (n * comb(n - 1, k))
+        values[j] = v
+    return values
+
+
+@pytest.mark.parametrize("K", [1, 3, 9])
+def test_knn_shapley_matches_brute_force(K):
+    rng = np.random.default_rng(K)
+    X = rng.normal(size=(8, 3))
+    y = rng.integers(0, 3, size=8)
+    Xv = rng.normal(size=(4, 3))
+    yv = np.array([0, 1, 2, 1])
+    knn = KNNShapley(n_neighbors=K).fit(X, y, X_val=Xv, y_val=yv)
+    rows = knn.transform(Xv, yv)
+    assert rows.shape == (4, 8)
+    for i in range(4):
+        exact = _brute_shapley(list(range(8)), lambda S: _knn_utility(S, X, y, Xv[i], yv[i], K))
+        np.testing.assert_allclose(rows[i], [exact[j] for j in range(8)], atol=1e-12)
+    np.testing.assert_allclose(knn.values_, rows.mean(0), atol=1e-14)
+    # efficiency: the values of one validation point add up to U(N)
+    full = [_knn_utility(np.arange(8), X, y, Xv[i], yv[i], K) for i in range(4)]
+    np.testing.assert_allclose(rows.sum(1), full, atol=1e-12)
+
+
+def test_knn_shapley_self_valuation_and_ties():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 2))
+    X[3] = X[1]  # an exact duplicate: tie broken by index
+    y = np.array([0, 1, 0, 1, 1, 0])
+    knn = KNNShapley(n_neighbors=2).fit(X, y)
+    expected = np.zeros(6)
+    for i in range(6):
+        others = [j for j in range(6) if j != i]
+        exact = _brute_shapley(others, lambda S: _knn_utility(S, X, y, X[i], y[i], 2))
+        for j in others:
+            expected[j] += exact[j] / 6
+    np.testing.assert_allclose(knn.values_, expected, atol=1e-12)
+
+
+def test_knn_shapley_unseen_label_and_chunking(monkeypatch):
+    import skinfluence.valuation._knn as knn_mod
+
+    X, y = make_classification(n_samples=300, n_features=5, random_state=0)
+    ref = KNNShapley(n_neighbors=4).fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:]).values_
+    monkeypatch.setattr(knn_mod, "_CHUNK_ELEMENTS", 7 * 200)  # many small chunks, last one ragged
+    got = KNNShapley(n_neighbors=4, n_jobs=2).fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:])
+    np.testing.assert_allclose(got.values_, ref, atol=1e-15)
+    rows = got.transform(X[200:203], np.array([5, 5, 5]))  # label never seen in training
+    assert np.all(rows == 0)
+    assert got.score(X[200:], y[200:]) == got.estimator_.score(X[200:], y[200:])
+
+
+def test_knn_shapley_errors():
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        KNNShapley().fit(X, y, sample_weight=np.ones(40))
+    with pytest.raises(ValueError, match="both X_val and y_val"):
+        KNNShapley().fit(X, y, X_val=X)
+    with pytest.raises(ValueError, match="features"):
+        KNNShapley().fit(X, y, X_val=X[:, :2], y_val=y)
+    with pytest.raises(ValueError, match="NaN"):
+        Xn = X.copy()
+        Xn[0, 0] = np.nan
+        KNNShapley().fit(Xn, y)
+
+
+# --------------------------------------------------------------------- LOO
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    # the reference refits are many tiny problems: BLAS threads only add contention
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _manual_score(est, X, y, Xv, yv, keep):
+    return clone(est).fit(X[keep], y[keep]).score(Xv, yv)
+
+
+def test_loo_matches_manual_refits():
+    from sklearn.metrics import log_loss
+
+    X, y = make_classification(n_samples=60, n_features=4, flip_y=0.1, random_state=1)
+    X, Xv, y, yv = X[:25], X[25:], y[:25], y[25:]
+    est = LogisticRegression(C=0.5)
+    loo = LOOValuation(est, scoring="neg_log_loss", warm_start=False).fit(
+        X, y, X_val=Xv, y_val=yv)
+
+    def score(keep):
+        return -log_loss(yv, clone(est).fit(X[keep], y[keep]).predict_proba(Xv))
+
+    full = score(np.ones(25, bool))
+    manual = np.array([full - score(np.arange(25) != j) for j in range(25)])
+    np.testing.assert_allclose(loo.values_, manual, rtol=1e-12, atol=1e-15)
+    assert np.all(manual != 0)
+    # warm starts from the full solution reach the same optimum within solver tolerance
+    tight = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000)
+    warm = LOOValuation(tight, scoring="neg_log_loss").fit(X, y, X_val=Xv, y_val=yv)
+    cold = LOOValuation(tight, scoring="neg_log_loss", warm_start=False).fit(
+        X, y, X_val=Xv, y_val=yv)
+    np.testing.assert_allclose(warm.values_, cold.values_, rtol=1e-6, atol=1e-9)
+
+
+def test_loo_transform_decomposes_accuracy():
+    X, y = make_classification(n_samples=60, n_features=4, flip_y=0.2, random_state=2)
+    X, Xv, y, yv = X[:8], X[8:], y[:8], y[8:]
+    loo = LOOValuation(LogisticRegression(), warm_start=False).fit(X, y, X_val=Xv, y_val=yv)
+    T = loo.transform(Xv, yv)
+    assert T.shape == (52, 8)
+    np.testing.assert_allclose(T.mean(0), loo.values_, atol=1e-12)
+    assert np.any(loo.values_ != 0)
+    full_pred = LogisticRegression().fit(X, y).predict(Xv)
+    j = int(np.argmax(np.abs(loo.values_)))
+    keep = np.arange(8) != j
+    pred = LogisticRegression().fit(X[keep], y[keep]).predict(Xv)
+    np.testing.assert_array_equal(T[:, j], (full_pred == yv).astype(float) - (pred == yv))
+
+
+def test_loo_groups_and_regression():
+    X, y = make_regression(n_samples=40, n_features=3, noise=5.0, random_state=0)
+    X, Xv, y, yv = X[:20], X[20:], y[:20], y[20:]
+    groups = np.repeat(["a", "b", "c", "d", "e"], 4)
+    loo = LOOValuation(Ridge(alpha=1.0), scoring="neg_mean_squared_error").fit(
+        X, y, X_val=Xv, y_val=yv, groups=groups)
+    assert list(loo.group_labels_) == ["a", "b", "c", "d", "e"]
+    from sklearn.metrics import mean_squared_error
+
+    full = -mean_squared_error(yv, Ridge(alpha=1.0).fit(X, y).predict(Xv))
+    for g, label in enumerate(loo.group_labels_):
+        keep = groups != label
+        drop = -mean_squared_error(yv, Ridge(alpha=1.0).fit(X[keep], y[keep]).predict(Xv))
+        assert loo.values_[g] == pytest.approx(full - drop, rel=1e-10)
+
+
+def test_loo_single_class_left_is_constant_predictor():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 0, 1])
+    Xv = np.array([[0.5], [2.5], [3.5]])
+    yv = np.array([0, 1, 1])
+    loo = LOOValuation(LogisticRegression()).fit(X, y, X_val=Xv, y_val=yv)
+    full = LogisticRegression().fit(X, y).score(Xv, yv)
+    # without the only positive point the model predicts class 0 everywhere: accuracy 1/3
+    assert loo.values_[3] == pytest.approx(full - 1 / 3)
+
+
+def test_loo_requires_validation_set():
+    X, y = make_classification(n_samples=30, n_features=4, random_state=0)
+    with pytest.raises(ValueError, match="needs a validation set"):
+        LOOValuation(LogisticRegression()).fit(X, y)
+
+
+# ----------------------------------------------------------------- DataOOB
+def test_data_oob_finds_flipped_labels_and_is_reproducible():
+    X, y = make_classification(n_samples=150, n_features=5, n_informative=4, n_redundant=0,
+                               n_clusters_per_class=1, flip_y=0, random_state=0)
+    rng = np.random.default_rng(0)
+    flip = rng.choice(150, 15, replace=False)
+    y[flip] = 1 - y[flip]
+    is_flip = np.isin(np.arange(150), flip)
+    from joblib import parallel_config
+
+    with parallel_config(backend="threading"):  # no process start-up in a unit test
+        oob = DataOOB(LogisticRegression(), n_estimators=100, random_state=0, n_jobs=2).fit(X, y)
+    assert roc_auc_score(is_flip, -oob.values_) > 0.9
+    # each point is out of bag in about e^-1 of the bags
+    assert abs(oob.n_oob_.mean() / 100 - np.exp(-1)) < 0.03
+    assert np.all((oob.values_ >= 0) & (oob.values_ <= 1))
+    again = DataOOB(LogisticRegression(), n_estimators=100, random_state=0, n_jobs=1).fit(X, y)
+    np.testing.assert_array_equal(oob.values_, again.values_)
+    with pytest.raises(ValueError, match="out-of-bag"):
+        DataOOB(LogisticRegression()).fit(X, y, X_val=X, y_val=y)
+
+
+def test_data_oob_matches_its_definition_with_a_deterministic_model():
+    # a depth-0 tree predicts the bag's majority class, so each OOB score is explicit
+    X, y = make_classification(n_samples=30, n_features=3, n_redundant=0, random_state=0)
+    oob = DataOOB(DecisionTreeClassifier(max_depth=1, random_state=0), n_estimators=40,
+                  random_state=3).fit(X, y)
+    assert np.all(oob.n_oob_ > 0)
+    ok = np.isfinite(oob.stderr_) & (oob.n_oob_ > 1)
+    assert np.all(oob.stderr_[ok] <= 0.5 / np.sqrt(oob.n_oob_[ok] - 1) + 1e-12)
+
+
+# ---------------------------------------------------------- API conventions
+_ESTIMATORS = [
+    KNNShapley(),
+    LOOValuation(LogisticRegression()),
+    TMCShapley(LogisticRegression()),
+    BetaShapley(LogisticRegression()),
+    BanzhafValuation(LogisticRegression()),
+    DataOOB(LogisticRegression()),
+]
+
+
+@pytest.mark.parametrize("est", _ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_sklearn_conventions(est):
+    name = type(est).__name__
+    check_no_attributes_set_in_init(name, est)
+    check_get_params_invariance(name, est)
+    check_set_params(name, est)
+    if name == "KNNShapley":
+        check_parameters_default_constructible(name, est)
+    clone(est)
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        est.predict(X)
