@@ -86,6 +86,7 @@ class ColumnPlan:
 
     def __init__(self, target):
         self.target = target
+        self.preprocessor = None  # fitted ColumnTransformer, set by load_table
         self.numeric = []
         self.categorical = []
         self.identifiers = []
@@ -345,7 +346,7 @@ def infer_columns(
     return plan
 
 
-def target_values(table, plan, *, task="classification"):
+def target_values(table, plan, *, task="classification", check_classes=True):
     """The target column, validated.
 
     Returns an object array of label strings for classification (numbers are
@@ -374,6 +375,8 @@ def target_values(table, plan, *, task="classification"):
         labels = np.array([str(int(v)) for v in values], dtype=object)
     else:
         labels = cells
+    if not check_classes:
+        return labels
     classes, counts = np.unique(labels.astype(str), return_counts=True)
     if len(classes) < 2:
         raise DataError(
@@ -475,4 +478,39 @@ def load_table(
         )
     pre = make_preprocessor(plan)
     X = np.ascontiguousarray(pre.fit_transform(raw), dtype=np.float64)
+    plan.preprocessor = pre
     return table, plan, X, y, notes
+
+
+def load_validation(path, plan, *, task="classification", delimiter=None):
+    """Read a second CSV with the same columns and map it with the fitted preprocessing.
+
+    Parameters
+    ----------
+    path : str
+    plan : ColumnPlan
+        As returned by :func:`load_table` (holds the fitted ``preprocessor``).
+
+    Returns
+    -------
+    table : Table
+    X : ndarray of shape (n_rows, n_features)
+    y : ndarray of shape (n_rows,)
+    """
+    table = read_csv(path, delimiter=delimiter)
+    missing = [c for c in plan.features + [plan.target] if c not in table.header]
+    if missing:
+        raise DataError(
+            f"{path} lacks column(s) {', '.join(missing)} that the training data uses."
+        )
+    for name in plan.numeric:
+        cells = table.column(name)
+        bad = _parse_floats(cells)[1]
+        if len(bad):
+            raise DataError(
+                f"{path}: column {name!r} should hold numbers but has {len(bad)} cell(s) such "
+                f"as {cells[bad[0]]!r} (data rows {_rows_list(bad)})."
+            )
+    y = target_values(table, plan, task=task, check_classes=False)
+    X = plan.preprocessor.transform(feature_matrix(table, plan))
+    return table, np.ascontiguousarray(X, dtype=np.float64), y

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ._tabular import DataError, load_table
+from ._tabular import DataError, load_table, load_validation
 
 __all__ = ["main"]
 
@@ -35,10 +35,11 @@ MODELS = {
 
 VALUE_METHODS = {
     "knn-shapley": "exact Shapley values of a K-nearest-neighbour classifier (fast)",
-    "data-oob": "Data-OOB: out-of-bag accuracy of a bagged model (model-agnostic)",
-    "loo": "leave-one-out: change in validation score when the row is removed",
-    "influence": "influence-function approximation of leave-one-out",
+    "data-oob": "Data-OOB: out-of-bag accuracy of a bagged --model (no validation set)",
+    "loo": "leave-one-out: drop in --validation score when the row is removed (refits)",
+    "tmc-shapley": "Monte-Carlo Shapley values of --model on --validation (slow)",
 }
+_NEEDS_VALIDATION = {"loo", "tmc-shapley"}
 
 
 class UsageError(Exception):
@@ -338,7 +339,8 @@ def cmd_explain(args):
 
 
 # --------------------------------------------------------------------------- value
-def value_rows(X, y, method, estimator, *, n_neighbors=5, random_state=0, verbose=0):
+def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5,
+               random_state=0, verbose=0):
     """Data value of every row (higher = more helpful) with the given valuation method."""
     import skinfluence
 
@@ -348,16 +350,16 @@ def value_rows(X, y, method, estimator, *, n_neighbors=5, random_state=0, verbos
         valuer = skinfluence.DataOOB(estimator, random_state=random_state)
     elif method == "loo":
         valuer = skinfluence.LOOValuation(estimator)
-    elif method == "influence":
-        valuer = skinfluence.InfluenceValuation(estimator)
+    elif method == "tmc-shapley":
+        valuer = skinfluence.TMCShapley(estimator)
     else:
         raise UsageError(f"unknown method {method!r}; choose from {', '.join(VALUE_METHODS)}.")
     params = valuer.get_params()
     if "verbose" in params:
         valuer.set_params(verbose=verbose)
-    if "random_state" in params and method != "data-oob":
+    if "random_state" in params:
         valuer.set_params(random_state=random_state)
-    valuer.fit(X, y)
+    valuer.fit(X, y, X_val=X_val, y_val=y_val)
     return np.asarray(valuer.values_, dtype=np.float64)
 
 
@@ -366,14 +368,26 @@ def cmd_value(args):
     task = _task(args)
     if task == "regression" and args.method == "knn-shapley":
         raise UsageError("knn-shapley values classifiers; for a numeric target use "
-                         "--method loo, influence or data-oob.")
+                         "--method data-oob, loo or tmc-shapley.")
+    if args.method in _NEEDS_VALIDATION and not args.validation:
+        raise UsageError(f"--method {args.method} scores the model on a validation set: pass "
+                         "--validation VAL.csv (same columns), or use knn-shapley or data-oob.")
+    if args.method == "data-oob" and args.validation:
+        raise UsageError("data-oob values rows by their out-of-bag scores and uses no "
+                         "validation set; drop --validation.")
     table, plan, X, y = _load(args, console, task)
     if task == "classification":
         _check_class_sizes(y, console)
+    X_val = y_val = None
+    if args.validation:
+        _, X_val, y_val = load_validation(args.validation, plan, task=task,
+                                          delimiter=args.delimiter)
+        console.progress(f"validation: {len(y_val)} rows from {args.validation}")
     estimator = make_model(args.model, task, args.random_state)
     console.progress(f"valuing every row with {args.method} ...")
-    values = value_rows(X, y, args.method, estimator, n_neighbors=args.n_neighbors,
-                        random_state=args.random_state, verbose=int(not args.quiet))
+    values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
+                        n_neighbors=args.n_neighbors, random_state=args.random_state,
+                        verbose=int(not args.quiet and args.output != "-"))
     order = np.lexsort((np.arange(len(values)), values))  # least valuable first
     extra = _unique_names(table.header, ["row", "value", "rank"])
     out_rows = [table.rows[i] + [str(i), repr(float(values[i])), str(r)]
@@ -695,6 +709,9 @@ def build_parser():
     _add_data_arguments(p)
     p.add_argument("--method", default="knn-shapley", choices=list(VALUE_METHODS),
                    metavar="NAME", help="valuation method (default: knn-shapley; see below)")
+    p.add_argument("--validation", metavar="VAL.csv",
+                   help="trusted rows with the same columns to score the model on "
+                   "(needed by loo and tmc-shapley; optional for knn-shapley)")
     p.add_argument("--n-neighbors", type=_pos_int, default=5, metavar="K",
                    help="neighbours for knn-shapley (default: 5)")
     p.add_argument("--regression", action="store_true", help="the target is a number")

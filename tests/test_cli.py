@@ -292,3 +292,26 @@ def test_demo_runs_end_to_end():
     assert "2. Why does the model" in out
     assert "3. Data values" in out
     assert "done in" in out
+
+
+def test_value_loo_with_validation_file(shop_csv, tmp_path):
+    from skinfluence import LOOValuation
+    from skinfluence._tabular import load_validation
+
+    path, _, _ = shop_csv
+    header, rows = read_out(path)
+    train = write_csv(tmp_path / "train.csv", header, rows[:60])
+    val = write_csv(tmp_path / "val.csv", header, rows[100:])
+    assert_user_error(run("value", train, "-t", "status", "--method", "loo"),
+                      "--method loo scores the model on a validation set", "--validation")
+    out = tmp_path / "loo.csv"
+    proc = run("value", train, "-t", "status", "--method", "loo", "--validation", val, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    _, out_rows = read_out(out)
+    _, plan, X, y, _ = load_table(str(train), "status")
+    _, X_val, y_val = load_validation(str(val), plan)
+    assert X_val.shape == (60, X.shape[1])
+    expected = LOOValuation(make_model("logistic")).fit(X, y, X_val=X_val, y_val=y_val).values_
+    got = np.empty(60)
+    got[[int(r[-3]) for r in out_rows]] = [float(r[-2]) for r in out_rows]
+    np.testing.assert_allclose(got, expected, atol=1e-12)
