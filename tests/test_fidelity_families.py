@@ -125,6 +125,11 @@ REFIT_CASES = {
               None),
     "tweedie-1.5": (TweedieRegressor(power=1.5, alpha=0.1, solver="newton-cholesky",
                                      tol=1e-12), "tweedie", True, None),
+    # scipy.sparse CSR features
+    "poisson-sparse": (PoissonRegressor(alpha=0.1, solver="newton-cholesky", tol=1e-12),
+                       "count", False, None),
+    "svc-mc-sparse-noint": (LinearSVC(C=0.5, dual=False, fit_intercept=False, tol=1e-12,
+                                      max_iter=10000), "mc", True, None),
 }
 
 
@@ -133,6 +138,9 @@ def test_influence_matches_actual_retraining(case):
     est, kind, weighted, rtol = REFIT_CASES[case]
     X, y, Xt, yt, sw = _data(kind)
     sw = sw if weighted else None
+    if "sparse" in case:
+        X[np.abs(X) < 0.5], Xt[np.abs(Xt) < 0.5] = 0.0, 0.0
+        X, Xt = sp.csr_matrix(X), sp.csr_matrix(Xt)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inf = InfluenceFunctions(est).fit(X, y, sample_weight=sw)
