@@ -288,6 +288,18 @@ class MLPObjective(Objective):
         th = self.theta if theta is None else _as_c64(theta)
         return K_.per_sample_gradients(Xf, th, self.sizes, A, D1, C)
 
+    def jvp_diagonal(self, Xf, V, theta=None):
+        """``J_j V[:, j]`` for each row j, (n, K): one backprop per output unit."""
+        Xf = _as_c64(Xf)
+        n = Xf.shape[0]
+        V = np.asarray(V, dtype=np.float64)
+        out = np.empty((n, self.n_outputs))
+        for k in range(self.n_outputs):
+            E = np.zeros((n, self.n_outputs))
+            E[:, k] = 1.0
+            out[:, k] = np.einsum("jp,pj->j", self.vjp(Xf, E, theta), V)
+        return out
+
     def vjp_T(self, Xf, C):
         """``(p, n)`` matrix whose column j is ``J_j^T c_j`` (transpose of :meth:`vjp`)."""
         return np.ascontiguousarray(self.vjp(Xf, C).T)
@@ -300,12 +312,20 @@ class MLPObjective(Objective):
         g = K_.summed_gradient(self.X, th, self.sizes, A, D1, _as_c64(r * self.weights[:, None]))
         return g + self.penalty_diagonal() * th
 
+    def objective_gradient(self, theta=None):
+        """Gradient of ``J`` with the current ``weights`` (batched backprop)."""
+        return self.gradient(theta)
+
     # ------------------------------------------------------------- hessian
     def penalty_diagonal(self):
         """Diagonal of ``R''``: ``alpha`` on every coef, 0 on intercepts."""
         d = np.zeros(self.n_params)
         d[: self._coef_off[-1]] = self.alpha
         return d
+
+    def penalty_gradient(self, theta=None):
+        theta = self.theta if theta is None else np.asarray(theta, dtype=np.float64)
+        return self.penalty_diagonal() * theta
 
     def penalty_value(self, theta=None):
         theta = self.theta if theta is None else np.asarray(theta, dtype=np.float64)
@@ -368,7 +388,9 @@ class MLPObjective(Objective):
         self._check_dense()
         key = "hessian"
         if theta is None and key in self._cache:
-            return self._cache[key].copy()
+            w_cached, H = self._cache[key]
+            if np.array_equal(w_cached, self.weights):  # callers may reweight temporarily
+                return H.copy()
         p = self.n_params
         block_size = block_size or self._block_columns()
         H = np.empty((p, p))
@@ -380,7 +402,7 @@ class MLPObjective(Objective):
         # exact in exact arithmetic; symmetrise the rounding
         H = 0.5 * (H + H.T)
         if theta is None:
-            self._cache[key] = H
+            self._cache[key] = (self.weights.copy(), H)
             return H.copy()
         return H
 

@@ -1,0 +1,479 @@
+"""TracIn (Pruthi et al., 2020): influence traced through training checkpoints."""
+
+import copy
+import numbers
+import warnings
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .objectives import make_objective
+from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
+from .utils._progress import progress
+
+_SUPPORTED = ("SGDClassifier", "SGDRegressor", "MLPClassifier", "MLPRegressor")
+# training gradients are materialised this many float64 entries at a time (64 MiB)
+_BLOCK_ENTRIES = 1 << 23
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+# ----------------------------------------------------------------- learning rates
+def _sgd_loss_gradient(loss_function, y, p):
+    """d loss / d p of an SGD estimator's internal loss object at a single point."""
+    if hasattr(loss_function, "py_dloss"):
+        return float(loss_function.py_dloss(p, y))
+    g = np.empty(1)
+    loss_function.gradient(
+        np.array([y], dtype=np.float64), np.array([p], dtype=np.float64), None, g
+    )
+    return float(g[0])
+
+
+def sgd_learning_rate(estimator, t):
+    """The step size scikit-learn's SGD uses for its ``t``-th update (``t`` counts from 1).
+
+    Mirrors ``_plain_sgd``: ``"constant"`` and ``"adaptive"`` (within one epoch)
+    use ``eta0``; ``"invscaling"`` ``eta0 / t ** power_t``; ``"optimal"``
+    ``1 / (alpha * (t0 + t - 1))`` with Bottou's ``t0`` from the loss.
+    """
+    schedule = estimator.learning_rate
+    eta0 = float(estimator.eta0)
+    if schedule in ("constant", "adaptive"):
+        return eta0
+    if schedule == "invscaling":
+        return eta0 / float(t) ** float(estimator.power_t)
+    if schedule == "optimal":
+        alpha = float(estimator.alpha)
+        typw = np.sqrt(1.0 / np.sqrt(alpha))
+        dloss = _sgd_loss_gradient(estimator._loss_function_, 1.0, -typw)
+        initial_eta0 = typw / max(1.0, dloss)
+        optimal_init = 1.0 / (initial_eta0 * alpha)
+        return 1.0 / (alpha * (optimal_init + t - 1))
+    raise ValueError(f"TracIn does not support SGD learning_rate={schedule!r}.")
+
+
+class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+    """TracInCP: influence of training points summed over training checkpoints.
+
+    Trains a clone of ``estimator`` for ``n_epochs`` epochs with ``partial_fit``,
+    keeping the parameters (and the learning rate in use) at each checkpoint.
+    The influence of training point ``j`` on a test point ``z`` is then
+
+        TracIn(j, z) = sum_k eta_k * s_j * grad loss(z; theta_k) . grad loss(z_j; theta_k)
+
+    (Pruthi et al., 2020, eq. 3, without the constant ``1 / batch_size``), with
+    ``eta_k`` the learning rate the estimator used in the epoch ending at
+    checkpoint ``k`` and ``s_j`` the training point's relative weight in the
+    training objective (1 for unweighted data).  Positive values: training on
+    ``j`` decreased the test loss (a proponent); negative: an opponent.
+    ``self_influence_`` is ``TracIn(j, z_j)``, large for mislabelled or atypical
+    points.
+
+    Only checkpoints are stored, never per-sample gradients: they are recomputed
+    per checkpoint in chunks of training points (in parallel with ``n_jobs``).
+
+    Parameters
+    ----------
+    estimator : estimator with ``partial_fit``
+        :class:`~sklearn.linear_model.SGDClassifier`,
+        :class:`~sklearn.linear_model.SGDRegressor` (smooth losses),
+        :class:`~sklearn.neural_network.MLPClassifier` or
+        :class:`~sklearn.neural_network.MLPRegressor` (``solver="sgd"`` or
+        ``"adam"``).  It is cloned, never modified.
+    n_epochs : int, default=10
+        Passes over the training data.
+    checkpoints : int, array-like of int or None, default=None
+        ``None``: a checkpoint after every epoch.  An int ``k``: ``k`` checkpoints
+        evenly spaced over the epochs, the last one after the final epoch.  An
+        array: the (1-based) epochs after which to checkpoint.
+    batch_size : int or None, default=None
+        Training points per ``partial_fit`` call.  ``None`` passes the whole
+        (shuffled) training set once per epoch.  The estimator's own mini-batching
+        (MLP ``batch_size``) applies within each call.
+    random_state : int, RandomState or None, default=None
+        Shuffling of the training data between epochs.
+    n_jobs : int, default=None
+        Threads over chunks of training points.
+    verbose : int, default=0
+        Progress bars when positive.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The estimator after the last epoch (predictions are delegated to it).
+    checkpoints_ : list of estimators
+        Copies of the estimator at each checkpoint (parameters only; optimiser
+        state is dropped).
+    checkpoint_epochs_ : ndarray of int
+        The epoch after which each checkpoint was taken.
+    learning_rates_ : ndarray of float
+        ``eta_k`` of each checkpoint.  SGD estimators: the step size of the last
+        update before the checkpoint, from their ``learning_rate`` schedule
+        (``"optimal"``, ``"invscaling"``, ...).  MLP with ``solver="sgd"``: the
+        optimiser's learning rate in that epoch (``learning_rate_init`` for a
+        constant schedule).  MLP with ``solver="adam"``: Adam's bias-corrected
+        global step size ``learning_rate_init * sqrt(1 - beta_2^t) / (1 - beta_1^t)``
+        at the last update; Adam's per-coordinate scaling ``1 / (sqrt(v) + eps)``
+        is *not* applied to the gradients (as in the TracIn paper).
+    self_influence_ : ndarray of shape (n_train,)
+        ``sum_k eta_k s_j ||grad loss(z_j; theta_k)||^2``.
+    n_features_in_ : int
+
+    See Also
+    --------
+    skinfluence.InfluenceFunctions : Influence at the final model, by the Hessian.
+
+    References
+    ----------
+    Pruthi, Liu, Kale, Sundararajan (2020). Estimating Training Data Influence by
+    Tracing Gradient Descent. NeurIPS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from skinfluence import TracIn
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.05,
+    ...                     random_state=0)
+    >>> tracin = TracIn(mlp, n_epochs=5, random_state=0).fit(X[::2], y[::2])
+    >>> tracin.transform(X[1::50], y[1::50]).shape
+    (3, 75)
+    >>> tracin.learning_rates_
+    array([0.05, 0.05, 0.05, 0.05, 0.05])
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["partial_fit"])],
+        "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "checkpoints": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        n_epochs=10,
+        checkpoints=None,
+        batch_size=None,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.n_epochs = n_epochs
+        self.checkpoints = checkpoints
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _checkpoint_epochs(self):
+        E = self.n_epochs
+        if self.checkpoints is None:
+            return np.arange(1, E + 1)
+        if isinstance(self.checkpoints, numbers.Integral):
+            k = min(int(self.checkpoints), E)
+            return np.unique(np.round(np.linspace(E / k, E, k)).astype(int))
+        epochs = np.unique(np.asarray(self.checkpoints, dtype=int))
+        if epochs.size == 0 or epochs.min() < 1 or epochs.max() > E:
+            raise ValueError(
+                f"checkpoints must be epochs between 1 and n_epochs={E}; got {epochs.tolist()}."
+            )
+        return epochs
+
+    def _learning_rate_before(self, est):
+        """Learning rate the next update will use (MLP-sgd, SGD) -- None if it is only known after."""
+        name = type(est).__name__
+        if name.startswith("MLP"):
+            if est.solver == "adam":
+                return None
+            opt = getattr(est, "_optimizer", None)
+            return float(est.learning_rate_init) if opt is None else float(opt.learning_rate)
+        return None
+
+    def _learning_rate_after(self, est, before):
+        name = type(est).__name__
+        if name.startswith("MLP"):
+            if est.solver == "adam":
+                return float(est._optimizer.learning_rate)
+            return before
+        # SGD: est.t_ is one more than the number of updates made so far
+        return sgd_learning_rate(est, est.t_ - 1)
+
+    def fit(self, X, y, sample_weight=None):
+        """Train with ``partial_fit`` for ``n_epochs`` epochs, keeping checkpoints.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : TracIn
+        """
+        self._validate_params()
+        name = type(self.estimator).__name__
+        if name not in _SUPPORTED:
+            raise TypeError(
+                f"TracIn supports {', '.join(_SUPPORTED)}; got {name}. (It needs partial_fit "
+                "and a supported objective for per-sample gradients.)"
+            )
+        if name.startswith("MLP") and self.estimator.solver == "lbfgs":
+            raise ValueError(
+                "TracIn trains with partial_fit, which MLP solver='lbfgs' does not have; use "
+                "solver='sgd' or 'adam'."
+            )
+        if name.startswith("MLP") and getattr(self.estimator, "early_stopping", False):
+            raise ValueError("TracIn trains with partial_fit, which forbids early_stopping=True.")
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
+            y_numeric=not is_classifier(self.estimator),
+        )
+        n = X.shape[0]
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (n,):
+                raise ValueError(f"sample_weight has shape {sample_weight.shape}; expected ({n},).")
+        epochs = self._checkpoint_epochs()
+        rng = check_random_state(self.random_state)
+        est = clone(self.estimator)
+        extra = {}
+        if is_classifier(est):
+            extra["classes"] = np.unique(y) if np.ndim(y) == 1 else None
+            if extra["classes"] is None:  # multilabel indicator
+                extra["classes"] = np.arange(y.shape[1])
+        batch = n if self.batch_size is None else min(int(self.batch_size), n)
+        checkpoints, rates = [], []
+        for epoch in progress(range(1, self.n_epochs + 1), desc="TracIn epochs",
+                              verbose=self.verbose):
+            order = rng.permutation(n)
+            lr = None
+            for sl in chunk_slices(n, batch):
+                idx = order[sl]
+                before = self._learning_rate_before(est)
+                kw = dict(extra)
+                if sample_weight is not None:
+                    kw["sample_weight"] = sample_weight[idx]
+                with warnings.catch_warnings():
+                    # one partial_fit call per batch: no "max_iter reached" noise
+                    warnings.filterwarnings("ignore", message=".*Maximum iterations.*")
+                    est.partial_fit(X[idx], y[idx], **kw)
+                lr = self._learning_rate_after(est, before)
+            if epoch in epochs:
+                snap = copy.deepcopy(est)
+                for attr in ("_optimizer", "_best_coefs", "_best_intercepts"):
+                    if hasattr(snap, attr):
+                        delattr(snap, attr)
+                checkpoints.append(snap)
+                rates.append(lr)
+        self.estimator_ = est
+        self.checkpoints_ = checkpoints
+        self.checkpoint_epochs_ = np.asarray(epochs)
+        self.learning_rates_ = np.asarray(rates, dtype=np.float64)
+        if is_classifier(est):
+            self.classes_ = est.classes_
+        self._objectives = [make_objective(c, X, y, sample_weight) for c in checkpoints]
+        w = self._objectives[0].weights
+        self._train_scale = w * (w.shape[0] / w.sum()) if w.sum() > 0 else np.ones_like(w)
+        self.self_influence_ = self._self_influence()
+        return self
+
+    # ------------------------------------------------------------- internals
+    def _train_gradients(self, k, cols):
+        obj = self._objectives[k]
+        return obj.sample_gradients(obj.X[cols], obj.y[cols])
+
+    def _query_gradients(self, X, y):
+        """Per-checkpoint gradients of the queries: list of (n, p) arrays."""
+        out = []
+        for obj in self._objectives:
+            Xf = obj.features(X)
+            Z = obj.outputs(Xf)
+            if y is None:
+                C = _prediction_cotangent(obj, Z)
+            else:
+                y_enc = obj.encode_target(y)
+                if y_enc.shape[0] != Xf.shape[0]:
+                    raise ValueError(f"X has {Xf.shape[0]} samples but y has {y_enc.shape[0]}.")
+                C, _ = obj.loss_derivatives(Z, y_enc)
+            out.append(obj.vjp(Xf, C))
+        return out
+
+    def _chunks(self, n_rows):
+        p = max(o.n_params for o in self._objectives)
+        size = max(64, _BLOCK_ENTRIES // max(p + n_rows, 1))
+        return chunk_slices(self._objectives[0].n_train, size)
+
+    def _run(self, func, chunks, desc):
+        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
+        if n_workers <= 1:
+            return [func(c) for c in progress(chunks, desc=desc, verbose=self.verbose)]
+        with blas_and_numba_threads(n_workers):
+            return Parallel(n_jobs=n_workers, prefer="threads")(
+                delayed(func)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
+            )
+
+    def _block(self, Gq, cols):
+        acc = None
+        for k, eta in enumerate(self.learning_rates_):
+            G = self._train_gradients(k, cols) * (eta * self._train_scale[cols])[:, None]
+            term = Gq[k] @ G.T
+            acc = term if acc is None else acc + term
+        return acc
+
+    def _self_influence(self):
+        n = self._objectives[0].n_train
+        out = np.zeros(n)
+
+        def fill(cols):
+            for k, eta in enumerate(self.learning_rates_):
+                G = self._train_gradients(k, cols)
+                out[cols] += eta * self._train_scale[cols] * np.einsum("ip,ip->i", G, G)
+
+        self._run(fill, self._chunks(1), "TracIn self-influence")
+        return out
+
+    # --------------------------------------------------------- public API
+    def transform(self, X, y=None):
+        """TracIn scores of every training point for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            With targets, the gradients are those of the loss at ``(x, y)``.
+            Without, those of the model's output (decision function of the
+            predicted class for classifiers, the prediction for regressors).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_train)
+        """
+        check_is_fitted(self, "checkpoints_")
+        Gq = self._query_gradients(X, y)
+        n = Gq[0].shape[0]
+        out = np.empty((n, self._objectives[0].n_train))
+
+        def fill(cols):
+            out[:, cols] = self._block(Gq, cols)
+
+        self._run(fill, self._chunks(n), "TracIn")
+        return out
+
+    def explain(self, X, y=None, k=10):
+        """The ``k`` strongest proponents and opponents of each sample.
+
+        Returns
+        -------
+        result : Bunch
+            ``helpful_indices``, ``helpful_values`` (largest score first),
+            ``harmful_indices``, ``harmful_values`` (most negative first), each of
+            shape ``(n_samples, k)``.
+        """
+        from .influence import _merge_top_k, _top_k
+
+        check_is_fitted(self, "checkpoints_")
+        Gq = self._query_gradients(X, y)
+        n, n_train = Gq[0].shape[0], self._objectives[0].n_train
+        k = int(min(k, n_train))
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}.")
+        best_val = np.full((n, k), -np.inf)
+        best_idx = np.full((n, k), -1, dtype=np.intp)
+        worst_val = np.full((n, k), np.inf)
+        worst_idx = np.full((n, k), -1, dtype=np.intp)
+
+        def topk(cols):
+            vals = self._block(Gq, cols)
+            idx = np.arange(cols.start, cols.stop)
+            return _top_k(vals, idx, k, largest=True), _top_k(vals, idx, k, largest=False)
+
+        for (bv, bi), (wv, wi) in self._run(topk, self._chunks(n), "TracIn explain"):
+            best_val, best_idx = _merge_top_k(best_val, best_idx, bv, bi, k, largest=True)
+            worst_val, worst_idx = _merge_top_k(worst_val, worst_idx, wv, wi, k, largest=False)
+        return Bunch(
+            helpful_indices=best_idx,
+            helpful_values=best_val,
+            harmful_indices=worst_idx,
+            harmful_values=worst_val,
+        )
+
+    # ----------------------------------------------------------- delegation
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the trained estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the trained estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the trained estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """Score of the trained estimator."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = inner.target_tags.multi_output
+        tags.target_tags.single_output = inner.target_tags.single_output
+        tags.non_deterministic = True
+        return tags
+
+
+def _prediction_cotangent(obj, Z):
+    """``d prediction / d z`` per sample, (n, K): what a loss-free gradient differentiates."""
+    n, K = Z.shape
+    if getattr(obj, "is_classifier", False):
+        if K == 1:
+            return np.ones((n, 1))
+        if getattr(obj, "kind", None) == "multilabel":
+            return np.full((n, K), 1.0 / K)
+        C = np.zeros((n, K))
+        C[np.arange(n), np.argmax(Z, axis=1)] = 1.0  # decision value of the predicted class
+        return C
+    kind = getattr(obj, "kind", None)
+    if kind == "poisson":  # MLP with exp output: prediction mean(exp(z))
+        return np.exp(Z) / K
+    # MLP squared error (prediction = mean of outputs) and SGDRegressor (prediction = z)
+    return np.full((n, K), 1.0 / K)
