@@ -304,6 +304,7 @@ class InfluenceCleaner(BaseEstimator):
         self.proba_ = P
 
         # scores: higher = more suspicious
+        self._n_train = n
         if self.method == "self_influence":
             scores = np.asarray(self.influence_.self_influence_, dtype=np.float64)
         elif self.method == "validation":
@@ -398,9 +399,17 @@ class InfluenceCleaner(BaseEstimator):
         unseen = np.setdiff1d(np.unique(y_val), self.classes_)
         if unseen.size:
             raise ValueError(f"validation_data has labels not seen in training: {unseen!r}.")
-        helps = np.asarray(self.influence_.transform(X_val, y_val), dtype=np.float64)
-        # positive entries: training point j lowers the loss of validation point i
-        return -helps.sum(axis=0)
+        # positive entries of transform: training point j lowers the loss of validation
+        # point i.  Summed in row chunks so memory stays O(chunk * n_train).
+        n_val = y_val.shape[0]
+        n_train = self._n_train
+        chunk = max(1, min(n_val, 20_000_000 // max(n_train, 1)))
+        total = np.zeros(n_train)
+        for start in range(0, n_val, chunk):
+            rows = slice(start, min(start + chunk, n_val))
+            Xc = X_val.iloc[rows] if hasattr(X_val, "iloc") else X_val[rows]
+            total += np.asarray(self.influence_.transform(Xc, y_val[rows])).sum(axis=0)
+        return -total
 
     # ------------------------------------------------------ resampling
     def fit_resample(self, X, y, sample_weight=None):
