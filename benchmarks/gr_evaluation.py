@@ -377,9 +377,11 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None, help="override learning_rate")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--optimizer", default=None, choices=["adam", "sgd"])
+    ap.add_argument("--alpha", type=float, default=None)
     args = ap.parse_args(argv)
     for key, val in (("max_iter", args.epochs), ("learning_rate", args.lr),
-                     ("batch_size", args.batch_size), ("optimizer", args.optimizer)):
+                     ("batch_size", args.batch_size), ("optimizer", args.optimizer),
+                     ("alpha", args.alpha)):
         if val is not None:
             CONFIG[key] = val
     datasets = list(LOADERS) if args.dataset == "all" else [args.dataset]

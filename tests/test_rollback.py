@@ -357,7 +357,7 @@ def test_errors():
         DistMult().fit(X[:, :2])
     with pytest.raises(ValueError, match="integer ids"):
         DistMult().fit(X + 0.5)
-    with pytest.raises(ValueError, match="negative ids"):
+    with pytest.raises(ValueError, match="Negative values"):
         DistMult().fit(X - 5)
     with pytest.raises(ValueError, match="NaN|infinity"):
         Xf = X.astype(float)

@@ -1,0 +1,105 @@
+"""Cost of Gradient Rollback: bookkeeping overhead during training and the
+latency of one explanation.
+
+For each dataset / model / optimizer setting the script times a plain ``fit``
+and ``GradientRollback(...).fit`` (same parameters, same seed; minimum over
+``--repeats`` runs after a warm-up that compiles the kernels), and reports the
+ratio (target: <= 1.3).  It then times ``explain`` for single test queries
+(median over ``--n-queries`` queries; target: milliseconds).
+
+Usage::
+
+    python benchmarks/bench_rollback.py            # all three graphs
+    python benchmarks/bench_rollback.py --dataset nations --repeats 5
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from skinfluence import ComplEx, DistMult, GradientRollback, MatrixFactorization
+from skinfluence.datasets import load_kinships, load_nations, load_umls
+
+LOADERS = {"nations": load_nations, "kinships": load_kinships, "umls": load_umls}
+
+
+def best_time(fn, repeats):
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_kg(dataset, repeats, n_queries):
+    data = LOADERS[dataset]()
+    rows = []
+    settings = [
+        ("adam, batch 32 (default)", dict()),
+        ("adam, batch 1", dict(batch_size=1, max_iter=20)),
+        ("sgd, batch 32", dict(optimizer="sgd", learning_rate=0.2)),
+    ]
+    for cls in (DistMult, ComplEx):
+        for label, kw in settings:
+            est = cls(n_entities=data.n_entities, n_relations=data.n_relations,
+                      random_state=0, **kw)
+            # warm-up compiles every kernel used below
+            GradientRollback(est).fit(data.train).explain(data.test[:1, :2])
+            t_plain = best_time(lambda: est.fit(data.train), repeats)
+            t_gr = best_time(lambda: GradientRollback(est).fit(data.train), repeats)
+            gr = GradientRollback(est).fit(data.train)
+            lat = []
+            for q in data.test[:n_queries, :2]:
+                t0 = time.perf_counter()
+                gr.explain(q[None, :], k=10)
+                lat.append(time.perf_counter() - t0)
+            rows.append((dataset, cls.__name__, label, t_plain, t_gr, np.median(lat),
+                         gr.gamma_["head"].nbytes * 3 / 2**20))
+    return rows
+
+
+def bench_mf(repeats, n_queries):
+    rng = np.random.default_rng(0)
+    n_users, n_items, n = 2000, 1000, 100_000
+    X = np.column_stack([rng.integers(0, n_users, n), rng.integers(0, n_items, n)])
+    y = rng.normal(size=n) + (X[:, 0] % 5) - (X[:, 1] % 3)
+    est = MatrixFactorization(n_components=16, max_iter=10, random_state=0)
+    GradientRollback(est).fit(X[:1000], y[:1000]).explain(X[:1])
+    t_plain = best_time(lambda: est.fit(X, y), repeats)
+    t_gr = best_time(lambda: GradientRollback(est).fit(X, y), repeats)
+    gr = GradientRollback(est).fit(X, y)
+    lat = []
+    for q in X[:n_queries]:
+        t0 = time.perf_counter()
+        gr.explain(q[None, :], k=10)
+        lat.append(time.perf_counter() - t0)
+    mem = sum(g.nbytes for g in gr.gamma_.values()) / 2**20
+    return [("ratings 100k", "MatrixFactorization", "adam, batch 32", t_plain, t_gr,
+             np.median(lat), mem)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="all", choices=[*LOADERS, "all"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-queries", type=int, default=50)
+    args = ap.parse_args(argv)
+    rows = []
+    for ds in (LOADERS if args.dataset == "all" else [args.dataset]):
+        rows += bench_kg(ds, args.repeats, args.n_queries)
+    rows += bench_mf(args.repeats, args.n_queries)
+    print(f"| {'data':<12} | {'model':<19} | {'setting':<24} | {'fit s':>7} | "
+          f"{'GR fit s':>8} | {'ratio':>5} | {'explain ms':>10} | {'gamma MiB':>9} |")
+    print(f"|{'-' * 14}|{'-' * 21}|{'-' * 26}|{'-' * 9}|{'-' * 10}|{'-' * 7}|{'-' * 12}|{'-' * 11}|")
+    for ds, model, label, tp, tg, lat, mem in rows:
+        print(f"| {ds:<12} | {model:<19} | {label:<24} | {tp:7.3f} | {tg:8.3f} | "
+              f"{tg / tp:5.2f} | {lat * 1e3:10.2f} | {mem:9.2f} |")
+    ratios = [tg / tp for *_, tp, tg, _, _ in rows]
+    print(f"\nmax overhead ratio {max(ratios):.2f} (target <= 1.3); "
+          f"median explanation latency {np.median([r[5] for r in rows]) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
