@@ -151,7 +151,7 @@ SGD_CASES = {
     "huber-mc-pipe": ("huber", 0.1, "mc", False, True, True, None, 0.1),
     "reg-sqerr-pipe": ("squared_error", 0.1, "reg", False, True, True, None, 0.1),
     "reg-huber-sparse-noint": ("huber", 0.1, "reg", True, True, False, None, None),
-    "reg-sqeps-pipe": ("squared_epsilon_insensitive", 0.1, "reg", False, True, True, None, 0.1),
+    "reg-sqeps-pipe": ("squared_epsilon_insensitive", 0.1, "reg", False, True, True, None, 0.05),
 }
 
 
