@@ -169,7 +169,7 @@ def _sgd_fit(case, max_iter=1000):
 
 
 def _all_objectives():
-    for case, (make, kind, sparse, weighted, pipe) in CASES.items():
+    for case in CASES:
         yield pytest.param(case, lambda c=case: _fit(*CASES[c]), id=case)
     for case in SGD_CASES:
         yield pytest.param("sgd-" + case, lambda c=case: _sgd_fit(c, max_iter=5), id="sgd-" + case)

@@ -384,7 +384,7 @@ class ElementwiseObjective(LinearObjective):
         return super().prediction_change(Z0, D)
 
 
-def linear_parameters(estimator, n_outputs=None):
+def linear_parameters(estimator):
     """``(coef (K, d), intercept (K,) or None)`` of a fitted linear estimator."""
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     intercept = None
