@@ -252,12 +252,21 @@ class SubsetUtility:
                 scores[k] = u_full
                 break
             idx = np.concatenate([idx, self.indices(order[k : k + 1])])
+            sorted_idx = np.sort(idx)
+            key = sorted_idx.tobytes()
+            hit = self._cache.get(key)
+            if hit is not None:  # coalition seen before (small games, repeated small prefixes)
+                scores[k] = prev = hit
+                model = None
+                continue
             warm = None
             if self.warm_start and model is not None:
                 # warm starts only while the class set is unchanged (coef shapes must match)
                 if not self.classifier or model_classes == _n_classes(self.y_codes[idx]):
                     warm = model
-            score, fitted = self._fit_score(np.sort(idx), warm)
+            score, fitted = self._fit_score(sorted_idx, warm)
+            if len(self._cache) < self.cache_size:
+                self._cache[key] = score
             if self.warm_start and fitted is not None:
                 if fitted is not warm:
                     fitted.set_params(warm_start=True)
