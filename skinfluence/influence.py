@@ -343,10 +343,11 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             or not obj.linear_in_params
             or self.solver_.damping_ > 0  # a refit solves the undamped problem
             or (
-                # weights that move on removal need the family's own weights_without
-                type(obj).weights_without is Objective.weights_without
+                # weights that move on removal need the family's own removal_weights
+                type(obj).removal_weights is Objective.removal_weights
                 and obj.removal_reweighting() is not None
             )
+            or obj.removal_weights(0) is None
         ):
             return 0
         if self.refine == "auto":
@@ -615,7 +616,7 @@ def _refit_without(obj, j, theta, null_space, max_iter=50):
     import scipy.linalg as la
 
     w = obj.weights
-    obj.weights = obj.weights_without(j)
+    obj.weights = obj.removal_weights(j)
     try:
         scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
         f = obj.objective_value(theta)

@@ -165,11 +165,12 @@ class Objective(ABC):
         """
         return None
 
-    def weights_without(self, j):
+    def removal_weights(self, j):
         """The effective weights of a refit without training point ``j`` (``w_j = 0``).
 
         Families whose weights depend on the training set (balanced class
-        weights) override this with the recomputed weights.
+        weights, means over the training set) override this with the recomputed
+        weights, or return None when per-sample weights cannot express them.
         """
         w = self.weights.copy()
         w[j] = 0.0

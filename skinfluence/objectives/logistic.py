@@ -195,8 +195,8 @@ class LogisticObjective(LinearObjective):
     def encode_target(self, y):
         return encode_classes(self.classes, y)
 
-    def weights_without(self, j):
-        w = super().weights_without(j)
+    def removal_weights(self, j):
+        w = super().removal_weights(j)
         if getattr(self.estimator, "class_weight", None) == "balanced":
             factor, _, delta = balanced_reweighting(self, self._raw_sample_weight, gradients=False)
             w *= 1.0 + delta[j][self.y]
