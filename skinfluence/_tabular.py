@@ -17,6 +17,7 @@ The steps are:
 """
 
 import csv
+import difflib
 import io
 import math
 import os
@@ -55,12 +56,15 @@ class Table:
         Column names.
     rows : list of list of str
         Data rows (header excluded), each as long as ``header``.
+    delimiter : str
+        The field separator found in (or given for) the file.
     """
 
-    def __init__(self, path, header, rows):
+    def __init__(self, path, header, rows, delimiter=","):
         self.path = path
         self.header = header
         self.rows = rows
+        self.delimiter = delimiter
 
     @property
     def n_rows(self):
@@ -198,7 +202,7 @@ def read_csv(path, delimiter=None):
         rows.append(rec)
     if not rows:
         raise DataError(f"{path} has a header but no data rows.")
-    return Table(path, header, rows)
+    return Table(path, header, rows, delimiter)
 
 
 def _parse_floats(cells):
@@ -280,8 +284,11 @@ def infer_columns(
     ):
         for name in names:
             if name not in header:
+                close = difflib.get_close_matches(name, header, n=1, cutoff=0.6)
+                close = close or [h for h in header if h.lower() == name.lower()]
+                hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise DataError(
-                    f"{option}: no column named {name!r} in {table.path}. "
+                    f"{option}: no column named {name!r} in {table.path}.{hint} "
                     f"Columns are: {', '.join(header)}."
                 )
     if len(header) < 2:

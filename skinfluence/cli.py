@@ -15,6 +15,7 @@ import argparse
 import csv
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -102,16 +103,17 @@ def _unique_names(existing, wanted):
     return out
 
 
-def _write_csv(path, header, rows):
+def _write_csv(path, header, rows, delimiter=","):
+    """Write a CSV in the input's dialect (same delimiter) to a file or stdout ('-')."""
     if path == "-":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(sys.stdout, delimiter=delimiter, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
         sys.stdout.flush()
         return
     try:
         with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+            writer = csv.writer(fh, delimiter=delimiter)
             writer.writerow(header)
             writer.writerows(rows)
     except OSError as exc:
@@ -136,16 +138,17 @@ def make_model(name, task="classification", random_state=0):
         return Ridge(alpha=1.0)
     if task == "regression":
         if name == "mlp":
-            return MLPRegressor(hidden_layer_sizes=(32,), alpha=1e-2, max_iter=1000,
-                                random_state=random_state)
+            return MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", alpha=1.0,
+                                tol=1e-6, max_iter=2000, random_state=random_state)
         raise UsageError(f"--model {name} is a classifier; for a numeric target use "
                          "--model ridge or --model mlp with --regression.")
     if name == "logistic":
         # Influence assumes the fit is at the optimum: converge tightly (cheap here).
         return LogisticRegression(tol=1e-8, max_iter=10_000)
     if name == "mlp":
-        return MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-2, max_iter=1000,
-                             random_state=random_state)
+        # lbfgs: deterministic and converges on small tabular data, which influence needs
+        return MLPClassifier(hidden_layer_sizes=(32,), solver="lbfgs", alpha=1.0, tol=1e-6,
+                             max_iter=2000, random_state=random_state)
     if name == "linear-svm":
         return LinearSVC(C=1.0)
     raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
@@ -237,7 +240,7 @@ def cmd_label_issues(args):
         "mislabelled."
     )
     if args.output:
-        _write_csv(args.output, header, out_rows)
+        _write_csv(args.output, header, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"wrote all {table.n_rows} rows ranked by suspicion to {args.output}")
     shown = order[: args.show]
@@ -332,7 +335,7 @@ def cmd_explain(args):
         console.say(_format_table(["rank", "row", "influence", plan.target] + keep, rows))
     if args.output:
         extra = _unique_names(table.header, ["kind", "rank", "row", "influence"])
-        _write_csv(args.output, extra + table.header, out_rows)
+        _write_csv(args.output, extra + table.header, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"\nwrote the {len(out_rows)} rows to {args.output}")
     return EXIT_OK
@@ -395,7 +398,7 @@ def cmd_value(args):
     console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
                 f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")
     if args.output:
-        _write_csv(args.output, table.header + extra, out_rows)
+        _write_csv(args.output, table.header + extra, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"wrote all rows, least valuable first, to {args.output}")
     if args.output != "-":
@@ -719,6 +722,12 @@ def build_parser():
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # Library warnings (e.g. damping added to a Hessian) matter to users, but the
+    # source line they come from does not.
+    print(f"skinfluence: warning: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     """Run the command line; returns the exit code.
 
@@ -750,7 +759,9 @@ def main(argv=None):
     if getattr(args, "regression", False) and args.model == "logistic":
         args.model = "ridge"
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except (UsageError, DataError) as exc:
         print(f"skinfluence {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -315,3 +315,19 @@ def test_value_loo_with_validation_file(shop_csv, tmp_path):
     got = np.empty(60)
     got[[int(r[-3]) for r in out_rows]] = [float(r[-2]) for r in out_rows]
     np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_semicolon_csv_keeps_its_dialect_and_typos_get_a_hint(tmp_path):
+    rng = np.random.default_rng(7)
+    lines = ["code;x;colour;Kind"] + [
+        f"{rng.integers(10**6)}-{i};{rng.normal():.3f};{'red' if i % 3 else 'blue'};"
+        f"{'a' if i % 2 else 'b'}" for i in range(30)
+    ]
+    path = tmp_path / "semi.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert_user_error(run("value", path, "--target", "kind"), "Did you mean 'Kind'?")
+    proc = run("value", path, "--target", "Kind", "-o", "-", "-q")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == "code;x;colour;Kind;row;value;rank"
+    assert len(out) == 31 and all(line.count(";") == 6 for line in out)
