@@ -37,8 +37,9 @@ i = int(np.flatnonzero(pred != y_test)[0])
 print(f"test digit {i}: true label {y_test[i]}, predicted {pred[i]}")
 explanation = inf.explain(X_test[i : i + 1], pred[i : i + 1], k=6)
 
-fig = plot_explanation(explanation, X_train, y_train, image_shape=(8, 8))
-fig.set_size_inches(9, 3.8)
+fig = plot_explanation(explanation, X_train, y_train, image_shape=(8, 8), query=X_test[i],
+                       query_label=f"test #{i}\ntrue {y_test[i]}, pred {pred[i]}")
+fig.set_size_inches(10, 3.8)
 plt.show()
 
 # %%

@@ -60,6 +60,8 @@ def plot_explanation(
     index=0,
     k=None,
     image_shape=None,
+    query=None,
+    query_label=None,
     cmap="gray_r",
     fig=None,
     ax=None,
@@ -86,6 +88,11 @@ def plot_explanation(
         an image (``(8, 8)`` for scikit-learn's digits, ``(28, 28)`` for
         MNIST, ``(h, w, 3)`` for colour images).  Otherwise a horizontal bar
         chart of the influence values is drawn.
+    query : array-like of shape (n_features,), default=None
+        The explained sample itself; with ``image_shape`` it is drawn in an
+        extra first column.
+    query_label : str, default=None
+        Caption of the explained sample (e.g. ``"pred 8, true 1"``).
     cmap : str, default="gray_r"
         Colour map for single-channel images.
     fig : matplotlib Figure, default=None
@@ -146,28 +153,43 @@ def plot_explanation(
             f"image_shape={tuple(image_shape)} needs {size} features per row; "
             f"X_train has shape {X_train.shape}."
         )
+    if query is not None:
+        query = np.asarray(query).ravel()
+        if query.size != size:
+            raise ValueError(
+                f"query has {query.size} features; image_shape={tuple(image_shape)} needs {size}."
+            )
     plt = _pyplot()
     n_cols = max(len(helpful_idx), len(harmful_idx), 1)
+    offset = int(query is not None)
     if fig is None:
-        fig = plt.figure(figsize=(1.6 * n_cols, 3.6))
-    axes = fig.subplots(2, n_cols, squeeze=False)
+        fig = plt.figure(figsize=(1.6 * (n_cols + offset), 3.6))
+    axes = fig.subplots(2, n_cols + offset, squeeze=False, gridspec_kw={"wspace": 0.4})
+    single = cmap if len(image_shape) == 2 else None
+    if offset:
+        axes[0, 0].imshow(query.reshape(image_shape), cmap=single)
+        axes[0, 0].set_title("explained" if query_label is None else str(query_label),
+                             fontsize=8)
+        axes[0, 0].set_xticks([])
+        axes[0, 0].set_yticks([])
+        axes[1, 0].set_axis_off()
     for r, (kind, idxs, vals) in enumerate(
         (("helpful", helpful_idx, helpful_val), ("harmful", harmful_idx, harmful_val))
     ):
         for c in range(n_cols):
-            a = axes[r, c]
+            a = axes[r, c + offset]
             a.set_xticks([])
             a.set_yticks([])
             if c >= len(idxs):
                 a.set_axis_off()
                 continue
             j = idxs[c]
-            a.imshow(X_train[j].reshape(image_shape), cmap=cmap if len(image_shape) == 2 else None)
+            a.imshow(X_train[j].reshape(image_shape), cmap=single)
             a.set_title(f"{label(j)}\n{vals[c]:+.3g}", fontsize=8)
             for spine in a.spines.values():
                 spine.set_edgecolor("tab:blue" if kind == "helpful" else "tab:red")
                 spine.set_linewidth(2)
-        axes[r, 0].set_ylabel(kind)
+        axes[r, offset].set_ylabel(kind)
     fig.suptitle("Most helpful (top) and harmful (bottom) training examples")
     return fig
 

@@ -86,6 +86,15 @@ def test_plot_explanation_images():
     assert len(images) == 6
     np.testing.assert_array_equal(images[0], X[3].reshape(4, 4))
     np.testing.assert_array_equal(images[3], X[6].reshape(4, 4))
+    fig = plot_explanation(EXPL, X, np.arange(10), image_shape=(4, 4), query=-X[0],
+                           query_label="pred 3")
+    images = [a.get_images()[0].get_array() for a in fig.axes if a.get_images()]
+    assert len(images) == 7
+    np.testing.assert_array_equal(images[0], -X[0].reshape(4, 4))
+    np.testing.assert_array_equal(images[1], X[3].reshape(4, 4))
+    assert fig.axes[0].get_title() == "pred 3"
+    with pytest.raises(ValueError, match="query has 3 features"):
+        plot_explanation(EXPL, X, image_shape=(4, 4), query=[1, 2, 3])
     with pytest.raises(ValueError, match="needs 9 features"):
         plot_explanation(EXPL, X, image_shape=(3, 3))
     with pytest.raises(ValueError, match="X_train is required"):
