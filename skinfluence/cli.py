@@ -279,11 +279,16 @@ def _check_class_sizes(y, console):
 
 
 # --------------------------------------------------------------------------- explain
-def explain_row(X, y, estimator, row, *, k=10, against="prediction", verbose=0):
+def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="classification",
+                verbose=0):
     """Fit ``estimator`` on all rows and explain the prediction for ``row``.
 
-    Returns ``(bunch, explained_label, predicted_label)`` where ``bunch`` is
-    :meth:`skinfluence.InfluenceFunctions.explain`'s result for that row.
+    Returns ``(kinds, explained, predicted)``: ``kinds`` maps a heading to
+    ``(indices, values)`` of the top ``k`` training rows.  For classifiers,
+    and for regressors with ``against="label"``, the values are influences on
+    the loss of the explained label (positive: the training row helps).  For
+    a regressor's prediction they are each row's contribution to the
+    predicted value: minus its change when the row is removed.
     """
     from skinfluence import InfluenceFunctions
 
@@ -291,9 +296,29 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", verbose=0):
     inf.fit(X, y)
     x = X[row : row + 1]
     predicted = inf.predict(x)[0]
+    if task == "regression" and against == "prediction":
+        # The squared loss at the model's own prediction is flat; explain the value instead.
+        contribution = -inf.transform(x)[0]
+        k = min(k, len(contribution))
+        up = np.argsort(-contribution, kind="stable")[:k]
+        down = np.argsort(contribution, kind="stable")[:k]
+        kinds = {"raises": (up, contribution[up]), "lowers": (down, contribution[down])}
+        return kinds, predicted, predicted
     target = predicted if against == "prediction" else y[row]
     bunch = inf.explain(x, np.asarray([target], dtype=y.dtype), k=k)
-    return bunch, target, predicted
+    kinds = {
+        kind: (np.asarray(bunch[f"{kind}_indices"])[0], np.asarray(bunch[f"{kind}_values"])[0])
+        for kind in ("helpful", "harmful")
+    }
+    return kinds, target, predicted
+
+
+_EXPLAIN_HEADINGS = {
+    "helpful": "most helpful training rows",
+    "harmful": "most harmful training rows",
+    "raises": "training rows that raise the prediction most",
+    "lowers": "training rows that lower the prediction most",
+}
 
 
 def cmd_explain(args):
@@ -310,31 +335,38 @@ def cmd_explain(args):
     estimator = make_model(args.model, task, args.random_state)
     k = min(args.k, n - 1)
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
-    bunch, target, predicted = explain_row(
-        X, y, estimator, row, k=k, against=args.against, verbose=int(not args.quiet)
+    kinds, target, predicted = explain_row(
+        X, y, estimator, row, k=k, against=args.against, task=task,
+        verbose=int(not args.quiet and args.output != "-"),
     )
     what = "the model's prediction" if args.against == "prediction" else "the given label"
     console.say(
         f"row {row}: given {plan.target} = {table.rows[row][table.header.index(plan.target)]}, "
         f"predicted {_fmt(predicted)}; explaining {what} ({_fmt(target)})."
     )
-    console.say("influence = how much the loss on this row would rise if the training row were "
-                "removed\n(positive: the training row supports it; negative: it works against it)")
+    if "raises" in kinds:
+        value_name = "effect"
+        console.say("effect = how much the training row raises the prediction for this row\n"
+                    "(minus the change of the prediction if the row were removed and the "
+                    "model refit)")
+    else:
+        value_name = "influence"
+        console.say("influence = how much the loss on this row would rise if the training row "
+                    "were removed\n(positive: the training row supports it; negative: it works "
+                    "against it)")
     keep = _display_columns(table, plan)
     out_rows = []
-    for kind in ("helpful", "harmful"):
-        idx = np.asarray(bunch[f"{kind}_indices"])[0]
-        val = np.asarray(bunch[f"{kind}_values"])[0]
+    for kind, (idx, val) in kinds.items():
         rows = []
         for rank, (j, v) in enumerate(zip(idx, val), start=1):
             j = int(j)
             rows.append([str(rank), str(j), float(v), str(y[j])]
                         + [table.rows[j][table.header.index(c)] for c in keep])
             out_rows.append([kind, str(rank), str(j), repr(float(v))] + table.rows[j])
-        console.say(f"\nmost {kind} training rows:")
-        console.say(_format_table(["rank", "row", "influence", plan.target] + keep, rows))
+        console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
+        console.say(_format_table(["rank", "row", value_name, plan.target] + keep, rows))
     if args.output:
-        extra = _unique_names(table.header, ["kind", "rank", "row", "influence"])
+        extra = _unique_names(table.header, ["kind", "rank", "row", value_name])
         _write_csv(args.output, extra + table.header, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"\nwrote the {len(out_rows)} rows to {args.output}")

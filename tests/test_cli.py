@@ -261,9 +261,25 @@ def test_explain_regression_target(tmp_path):
     t = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=40)
     path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "price"],
                      [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
-    proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2)
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2,
+               "-o", out)
     assert proc.returncode == 0, proc.stderr
-    assert "row 39" in proc.stdout and "most harmful" in proc.stdout
+    assert "row 39" in proc.stdout and "lower the prediction most" in proc.stdout
+    # contribution of j = prediction with j - prediction of the ridge refit without j
+    from sklearn.linear_model import Ridge
+
+    header, rows = read_out(out)
+    assert header[:4] == ["kind", "rank", "row", "effect"]
+    assert [r[0] for r in rows] == ["raises", "raises", "lowers", "lowers"]
+    _, _, Xf, y, _ = load_table(str(path), "price", task="regression")
+    full = Ridge(alpha=1.0).fit(Xf, y).predict(Xf[-1:])[0]
+    for r in rows:
+        j = int(r[2])
+        keep = np.arange(40) != j
+        refit = Ridge(alpha=1.0).fit(Xf[keep], y[keep]).predict(Xf[-1:])[0]
+        assert float(r[3]) == pytest.approx(full - refit, rel=1e-6, abs=1e-12)
+    assert float(rows[0][3]) > 0 > float(rows[-1][3])
 
 
 def test_value_matches_library(shop_csv, tmp_path):
