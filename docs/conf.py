@@ -65,7 +65,31 @@ def _literal_shapes(app, what, name, obj, options, lines):
             )
 
 
+def _cli_help_directive():
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxDirective
+
+    class CLIHelp(SphinxDirective):
+        """``.. skinfluence-help:: [COMMAND]``: the live ``--help`` text of the command line."""
+
+        optional_arguments = 1
+
+        def run(self):
+            from skinfluence.cli import build_parser
+
+            os.environ["COLUMNS"] = "88"  # stable wrapping, whatever the terminal
+            parser = build_parser()
+            if self.arguments:
+                sub = next(a for a in parser._actions if hasattr(a, "choices") and a.choices)
+                parser = sub.choices[self.arguments[0]]
+            text = parser.format_help()
+            return [nodes.literal_block(text, text)]
+
+    return CLIHelp
+
+
 def setup(app):
+    app.add_directive("skinfluence-help", _cli_help_directive())
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-docstring", _literal_shapes)
 

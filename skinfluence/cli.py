@@ -14,6 +14,7 @@ traceback), 1 unexpected failure.
 import argparse
 import csv
 import sys
+import textwrap
 import time
 import warnings
 
@@ -704,9 +705,10 @@ def build_parser():
 
     p = sub.add_parser(
         "label-issues", parents=[common], help="rank rows by how likely their label is wrong",
-        description="Fit the model, score every row's label with influence functions and "
-        "write the rows ranked by suspicion: all original columns plus row, score, "
-        "given_label, suggested_label and issue.",
+        description=textwrap.fill(
+            "Fit the model, score every row's label with influence functions and write the "
+            "rows ranked by suspicion: all original columns plus row, score, given_label, "
+            "suggested_label and issue.", 79),
         epilog="methods:\n" + "\n".join(f"  {k:15s} {v}" for k, v in CLEAN_METHODS.items())
         + "\n\nexample: skinfluence label-issues data.csv --target label -o ranked.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -735,8 +737,9 @@ def build_parser():
 
     p = sub.add_parser(
         "value", parents=[common], help="how much each row is worth to the model",
-        description="Compute a data value for every row (higher = more helpful) and write "
-        "the rows least valuable first.",
+        description=textwrap.fill(
+            "Compute a data value for every row (higher = more helpful) and write the rows "
+            "least valuable first.", 79),
         epilog="methods:\n" + "\n".join(f"  {k:12s} {v}" for k, v in VALUE_METHODS.items())
         + "\n\nexample: skinfluence value data.csv --target label --output values.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,4 +1,6 @@
-"""Plots for influence, cleaning and valuation results (needs matplotlib: ``pip install skinfluence[plot]``).
+"""Plots for influence, cleaning and valuation results.
+
+Needs matplotlib: ``pip install "skinfluence[plot]"``.
 
 Every function draws into an existing :class:`matplotlib.axes.Axes` when
 given ``ax`` (or a figure for the image grid) and returns what it drew on, so

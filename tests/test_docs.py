@@ -36,7 +36,9 @@ def test_docs_build_without_warnings(tmp_path):
          "-d", str(tmp_path / "doctrees"), str(src), str(tmp_path / "html")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )
-    assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, (
+        f"sphinx-build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
     html = tmp_path / "html"
     for page in ("index.html", "getting_started.html", "api.html",
                  "user_guide/influence.html", "auto_examples/index.html"):
