@@ -394,7 +394,7 @@ def target_values(table, plan, *, task="classification", check_classes=True):
         raise DataError(
             f"target column {plan.target!r} has {len(classes)} distinct values in "
             f"{table.n_rows} rows; that looks like an identifier or a continuous quantity, "
-            "not class labels."
+            "not class labels (for a numeric target, `explain` and `value` take --regression)."
         )
     return labels
 

@@ -158,6 +158,8 @@ def test_console_script_is_installed():
          ["no usable feature columns"]),
         ("single.csv", "a,y\n1,0\n2,0\n3,1\n", ["--target", "y"], ["single row", "'1' (1)"]),
         ("binary.csv", b"\x00\x01\x02PK", ["--target", "y"], ["binary file"]),
+        ("continuous.csv", "a,y\n" + "".join(f"{i % 7},{i * 0.37:.2f}\n" for i in range(60)),
+         ["--target", "y"], ["60 distinct values in 60 rows", "--regression"]),
     ],
 )
 def test_bad_inputs_exit_2_with_message(tmp_path, name, content, args, fragments):

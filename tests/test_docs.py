@@ -40,7 +40,7 @@ def test_docs_build_without_warnings(tmp_path):
         f"sphinx-build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     )
     html = tmp_path / "html"
-    for page in ("index.html", "getting_started.html", "api.html",
+    for page in ("index.html", "getting_started.html", "cli.html", "api.html",
                  "user_guide/influence.html", "auto_examples/index.html"):
         assert (html / page).exists(), page
     # every gallery example ran and produced at least one figure
