@@ -200,7 +200,8 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         if y is None:
             raise ValueError(
-                "InfluenceFunctions requires y: influence is defined through the training loss."
+                "InfluenceFunctions requires y to be passed, but the target y is None: influence "
+                "is defined through the training loss."
             )
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
@@ -401,6 +402,9 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     def _prepare_queries(self, X, y):
         check_is_fitted(self, "objective_")
         obj = self.objective_
+        ndim = getattr(X, "ndim", None)
+        if (ndim if ndim is not None else np.ndim(X)) == 2:  # 1-D input: features() says reshape
+            validate_data(self, X, skip_check_array=True, reset=False)
         Xf = obj.features(X)
         Z0 = obj.outputs(Xf)
         y_enc = None
@@ -458,14 +462,6 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
         self._run_chunks(fill, chunks, "influence")
         return out
-
-    def fit_transform(self, X, y, sample_weight=None):
-        """Fit, then the influence of the training points on each other's loss.
-
-        Entry ``[i, j]`` is the predicted change of training point ``i``'s loss when
-        ``j`` is removed; the diagonal is :attr:`self_influence_`.
-        """
-        return self.fit(X, y, sample_weight=sample_weight).transform(X, y)
 
     def explain(self, X, y=None, k=10):
         """The ``k`` most helpful and ``k`` most harmful training points for each sample.

@@ -272,7 +272,7 @@ def test_bad_input_errors():
         inf.transform(Xt, np.where(yt == 1, 7, yt))
     with pytest.raises(ValueError, match="samples"):
         inf.transform(Xt, yt[:-1])
-    with pytest.raises(ValueError, match="requires y"):
+    with pytest.raises(ValueError, match="requires y to be passed"):
         InfluenceFunctions(LogisticRegression()).fit(X, None)
 
 

@@ -9,7 +9,9 @@ family lives in its own module and registers a builder with
 import importlib
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import is_classifier
+from sklearn.utils import check_array
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -88,6 +90,24 @@ def split_pipeline(estimator):
     return None, estimator
 
 
+class FeatureMap:
+    """Raw ``X`` -> the features the final estimator sees (picklable, unlike a closure).
+
+    For a bare estimator this validates ``X`` as a 2-D float64 array (CSR kept);
+    for a pipeline it applies the fitted preprocessing steps.
+    """
+
+    def __init__(self, preprocessing=None):
+        self.preprocessing = preprocessing
+
+    def __call__(self, X):
+        if self.preprocessing is not None:
+            X = self.preprocessing.transform(X)
+        if sp.issparse(X):
+            return X.tocsr()
+        return check_array(X, dtype=np.float64, ensure_all_finite=True, input_name="X")
+
+
 def make_objective(estimator, X, y, sample_weight=None):
     """Build the training objective of a fitted estimator on its training data.
 
@@ -122,15 +142,7 @@ def make_objective(estimator, X, y, sample_weight=None):
     builder = _builder_for(final)
     if pre is not None:
         check_is_fitted(pre)
-
-        def feature_map(X_new):
-            return pre.transform(X_new)
-
-    else:
-
-        def feature_map(X_new):
-            return X_new
-
+    feature_map = FeatureMap(pre)
     Xf = feature_map(X)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
