@@ -245,3 +245,24 @@ def test_cleaning_curve_perfect_random_and_subsampled():
 def test_cleaning_curve_errors(is_noisy, scores, match):
     with pytest.raises(ValueError, match=match):
         cleaning_curve(is_noisy, scores)
+
+
+# ------------------------------------------------------------ docstrings
+@pytest.mark.parametrize(
+    "module",
+    [
+        "skinfluence.cleaning._cleaner",
+        "skinfluence.cleaning._classifier",
+        "skinfluence.cleaning._curve",
+        "skinfluence.datasets._noise",
+    ],
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

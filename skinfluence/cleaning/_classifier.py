@@ -70,10 +70,12 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> X, y = load_breast_cancer(return_X_y=True)
     >>> y_noisy, _ = make_noisy_labels(y, 0.2, random_state=0)
     >>> model = make_pipeline(StandardScaler(), LogisticRegression())
-    >>> search = GridSearchCV(CleanClassifier(model), {"fraction": [0.0, 0.1, 0.2]}, cv=3)
-    >>> search = search.fit(X, y_noisy)
-    >>> sorted(search.best_params_)
-    ['fraction']
+    >>> grid = {"fraction": [0.0, 0.1, 0.2, None]}  # None: the cleaner's own threshold
+    >>> search = GridSearchCV(CleanClassifier(model), grid, cv=3).fit(X, y_noisy)
+    >>> search.best_params_["fraction"] in grid["fraction"]
+    True
+    >>> search.best_estimator_.cleaned_mask_.shape
+    (569,)
     """
 
     def __init__(self, estimator=None, cleaner=None, fraction=None):
