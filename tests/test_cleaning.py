@@ -188,6 +188,16 @@ def test_fit_resample_remove_and_relabel_with_strings_and_pandas(wine_noisy):
     assert fixed > 0.5 * flipped.sum()
 
 
+def test_pickle_round_trip(wine_noisy):
+    import pickle
+
+    X, _, y_noisy, _ = wine_noisy
+    cleaner = InfluenceCleaner(_model()).fit(X, y_noisy)
+    back = pickle.loads(pickle.dumps(cleaner))
+    np.testing.assert_array_equal(back.issues_, cleaner.issues_)
+    np.testing.assert_allclose(back.influence_.loo_predict_proba(), cleaner.proba_)
+
+
 def test_fit_resample_binary_numpy(cancer_noisy):
     X, _, y_noisy, _ = cancer_noisy
     cleaner = InfluenceCleaner(_model())

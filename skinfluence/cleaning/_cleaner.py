@@ -145,8 +145,7 @@ class InfluenceCleaner(BaseEstimator):
     n_issues_ : int
         Number of flagged samples.
     influence_ : InfluenceFunctions or None
-        The fitted influence engine (influence methods only).  It is not
-        pickled: an unpickled cleaner has ``influence_ = None``.
+        The fitted influence engine (influence methods only).
 
     See Also
     --------
@@ -443,14 +442,6 @@ class InfluenceCleaner(BaseEstimator):
             return _take(X, keep), _take(y, keep)
         new_codes = np.where(mask, self._alternative_codes, self._codes)
         return X, _replace_labels(y, self.classes_[new_codes])
-
-    def __getstate__(self):
-        # the influence engine holds closures over the training data and is not picklable;
-        # everything the cleaner exposes (scores, issues, labels, proba_) is kept
-        state = self.__dict__.copy()
-        if state.get("influence_") is not None:
-            state["influence_"] = None
-        return state
 
     def get_mask(self):
         """Boolean mask of flagged samples (``issues_``)."""
