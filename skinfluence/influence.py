@@ -402,8 +402,8 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     def _prepare_queries(self, X, y):
         check_is_fitted(self, "objective_")
         obj = self.objective_
-        ndim = getattr(X, "ndim", None)
-        if (ndim if ndim is not None else np.ndim(X)) == 2:  # 1-D input: features() says reshape
+        shape = getattr(X, "shape", None)
+        if shape is None or len(shape) == 2:  # 1-D arrays: features() asks for a reshape
             validate_data(self, X, skip_check_array=True, reset=False)
         Xf = obj.features(X)
         Z0 = obj.outputs(Xf)
