@@ -162,6 +162,18 @@ def test_estimators_without_predict_proba(wine_noisy, estimator):
     assert (cleaner.issues_ & flipped).sum() / max(cleaner.n_issues_, 1) > 0.6
 
 
+def test_non_linear_model_warns():
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = make_classification(60, 5, n_informative=3, random_state=0)
+    mlp = MLPClassifier((4,), alpha=1e-2, max_iter=300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)  # convergence etc.
+        warnings.simplefilter("always", category=UserWarning)
+        with pytest.warns(UserWarning, match="not a linear model"):
+            InfluenceCleaner(mlp).fit(X, y)
+
+
 # ----------------------------------------------------- resample / API
 def test_fit_resample_remove_and_relabel_with_strings_and_pandas(wine_noisy):
     pd = pytest.importorskip("pandas")

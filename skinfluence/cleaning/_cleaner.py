@@ -2,6 +2,7 @@
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -354,6 +355,15 @@ class InfluenceCleaner(BaseEstimator):
         infl.fit(X, y, sample_weight=sample_weight)
         self.influence_ = infl
         self.estimator_ = infl.estimator_
+        if not getattr(infl.objective_, "linear_in_params", True):
+            warnings.warn(
+                f"{type(infl.objective_.estimator).__name__} is not a linear model: its "
+                "leave-one-out outputs come from one Gauss-Newton step on a non-convex "
+                "objective and rank mislabelled points less reliably than for linear "
+                "models (see the cleaning user guide). method='cross_val' refits instead.",
+                UserWarning,
+                stacklevel=3,
+            )
         if hasattr(self.estimator_, "predict_proba"):
             P = np.asarray(infl.loo_predict_proba(), dtype=np.float64)
         else:
