@@ -153,7 +153,9 @@ def kg_scores(model, E, R, heads, rels):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm):
+def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm, record, Dinv):
+    """Optimizer step on the touched rows; with ``record`` under Adam also
+    stores ``lr / (sqrt(v_hat) + eps)`` of the step in ``Dinv`` for crediting."""
     d = P.shape[1]
     for j in range(n_rows):
         row = rows[j]
@@ -168,7 +170,9 @@ def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm):
                 g = G[row, k]
                 M[row, k] = b1 * M[row, k] + (1.0 - b1) * g
                 V[row, k] = b2 * V[row, k] + (1.0 - b2) * g * g
-                P[row, k] -= lr * (M[row, k] / c1) / (np.sqrt(V[row, k] / c2) + eps)
+                step = lr / (np.sqrt(V[row, k] / c2) + eps)
+                P[row, k] -= step * (M[row, k] / c1)
+                Dinv[row if record else 0, k] = step
         if max_norm > 0.0:
             nrm = 0.0
             for k in range(d):
@@ -183,17 +187,16 @@ def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _credit(gam, i, buf, b, P_V, P_T, row, opt, lr, b2, eps):
+def _credit(gam, i, buf, b, Dinv, row, opt, lr):
     d = buf.shape[1]
     if opt == SGD:
         for k in range(d):
             gam[i, k] -= lr * buf[b, k]
+            buf[b, k] = 0.0
     else:
-        c2 = 1.0 - b2 ** P_T[row]
         for k in range(d):
-            gam[i, k] -= lr * buf[b, k] / (np.sqrt(P_V[row, k] / c2) + eps)
-    for k in range(d):
-        buf[b, k] = 0.0
+            gam[i, k] -= Dinv[row, k] * buf[b, k]
+            buf[b, k] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -224,6 +227,9 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
     gr = np.empty(dR)
     GE = np.zeros_like(E)
     GR = np.zeros_like(R)
+    rec_adam = record and opt == ADAM
+    DE = np.empty_like(E) if rec_adam else np.empty((1, dE))
+    DR = np.empty_like(R) if rec_adam else np.empty((1, dR))
     stampE = np.full(ne, -1, dtype=np.int64)
     stampR = np.full(R.shape[0], -1, dtype=np.int64)
     rowsE = np.empty(ne, dtype=np.int64)
@@ -343,14 +349,16 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                 nb += 1
             if nb == 0:
                 continue
-            _apply_rows(E, GE, mE, vE, tE, rowsE, nE, opt, lr, b1, b2, eps, max_norm)
-            _apply_rows(R, GR, mR, vR, tR, rowsR, nR, opt, lr, b1, b2, eps, 0.0)
+            _apply_rows(E, GE, mE, vE, tE, rowsE, nE, opt, lr, b1, b2, eps, max_norm,
+                        rec_adam, DE)
+            _apply_rows(R, GR, mR, vR, tR, rowsR, nR, opt, lr, b1, b2, eps, 0.0,
+                        rec_adam, DR)
             if record:
                 for b in range(nb):
                     i = bidx[b]
-                    _credit(gamH, i, bufH, b, vE, tE, heads[i], opt, lr, b2, eps)
-                    _credit(gamR, i, bufR, b, vR, tR, rels[i], opt, lr, b2, eps)
-                    _credit(gamT, i, bufT, b, vE, tE, tails[i], opt, lr, b2, eps)
+                    _credit(gamH, i, bufH, b, DE, heads[i], opt, lr)
+                    _credit(gamR, i, bufR, b, DR, rels[i], opt, lr)
+                    _credit(gamT, i, bufT, b, DE, tails[i], opt, lr)
                     if rec_neg:
                         for c in range(n_cand):
                             row = candN[b, c]
@@ -360,10 +368,8 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                                 for k in range(dE):
                                     gamN[i, row, k] -= lr * bufN[b, c, k]
                             else:
-                                c2 = 1.0 - b2 ** tE[row]
                                 for k in range(dE):
-                                    gamN[i, row, k] -= lr * bufN[b, c, k] / (
-                                        np.sqrt(vE[row, k] / c2) + eps)
+                                    gamN[i, row, k] -= DE[row, k] * bufN[b, c, k]
             step += 1
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
 
@@ -384,12 +390,17 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
     k_ = d - 1
     GP = np.zeros_like(P)
     GQ = np.zeros_like(Q)
+    rec_adam = record and opt == ADAM
+    DP = np.empty_like(P) if rec_adam else np.empty((1, d))
+    DQ = np.empty_like(Q) if rec_adam else np.empty((1, d))
     stampP = np.full(P.shape[0], -1, dtype=np.int64)
     stampQ = np.full(Q.shape[0], -1, dtype=np.int64)
     rowsP = np.empty(P.shape[0], dtype=np.int64)
     rowsQ = np.empty(Q.shape[0], dtype=np.int64)
     bufP = np.zeros((batch_size, d))
     bufQ = np.zeros((batch_size, d))
+    gpl = np.empty(d)
+    gql = np.empty(d)
     bidx = np.empty(batch_size, dtype=np.int64)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
@@ -427,33 +438,42 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     rowsQ[nQ] = it
                     nQ += 1
                 for k in range(k_):
-                    gp = e * Q[it, k] + ra * P[u, k]
-                    gq = e * P[u, k] + ra * Q[it, k]
-                    GP[u, k] += gp
-                    GQ[it, k] += gq
-                    if record:
-                        bufP[nb, k] = gp
-                        bufQ[nb, k] = gq
-                gp = e + ra * P[u, k_]
-                gq = e + ra * Q[it, k_]
-                GP[u, k_] += gp
-                GQ[it, k_] += gq
+                    gpl[k] = e * Q[it, k] + ra * P[u, k]
+                    gql[k] = e * P[u, k] + ra * Q[it, k]
+                gpl[k_] = e + ra * P[u, k_]
+                gql[k_] = e + ra * Q[it, k_]
+                for k in range(d):
+                    GP[u, k] += gpl[k]
+                    GQ[it, k] += gql[k]
                 if record:
-                    bufP[nb, k_] = gp
-                    bufQ[nb, k_] = gq
+                    for k in range(d):
+                        bufP[nb, k] = gpl[k]
+                        bufQ[nb, k] = gql[k]
                 bidx[nb] = i
                 nb += 1
             if nb == 0:
                 continue
-            _apply_rows(P, GP, mP, vP, tP, rowsP, nP, opt, lr, b1, b2, eps, 0.0)
-            _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0)
+            _apply_rows(P, GP, mP, vP, tP, rowsP, nP, opt, lr, b1, b2, eps, 0.0,
+                        rec_adam, DP)
+            _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0,
+                        rec_adam, DQ)
             if record:
                 for b in range(nb):
                     i = bidx[b]
-                    _credit(gamP, i, bufP, b, vP, tP, users[i], opt, lr, b2, eps)
-                    _credit(gamQ, i, bufQ, b, vQ, tQ, items[i], opt, lr, b2, eps)
+                    _credit(gamP, i, bufP, b, DP, users[i], opt, lr)
+                    _credit(gamQ, i, bufQ, b, DQ, items[i], opt, lr)
             step += 1
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def scatter_add_rows(out, rows, vals):
+    """``out[rows[i]] += vals[i]`` (np.add.at for 2-D rows, without its overhead)."""
+    d = out.shape[1]
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for k in range(d):
+            out[r, k] += vals[i, k]
 
 
 # --------------------------------------------------------------------------

@@ -222,7 +222,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             moved = final - rec["init"][name]
             acc = np.zeros_like(final)
             for rows, gam in parts:
-                np.add.at(acc, rows, gam)
+                K.scatter_add_rows(acc, np.ascontiguousarray(rows), gam)
             if name == "entity" and rec.get("negatives") is not None:
                 acc += rec["negatives"].sum(axis=0)
             den = np.linalg.norm(moved)
