@@ -137,7 +137,9 @@ def run_skinfluence(X, y, spec, X_val, y_val):
 
 
 def fmt_row(cols, widths):
-    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+    return "  ".join(
+        str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cols, widths))
+    )
 
 
 def main():
@@ -236,7 +238,9 @@ def main():
         return {k: float(np.mean([r[k] for r in sel])) for k in
                 ("auroc", "p@k", "prec", "rec", "f1", "n_flag", "acc", "noisy", "oracle", "secs")}
 
-    cells = sorted({(r["data"], r["rate"]) for r in rows}, key=lambda c: (datasets.index(c[0]), c[1]))
+    cells = sorted(
+        {(r["data"], r["rate"]) for r in rows}, key=lambda c: (datasets.index(c[0]), c[1])
+    )
     for data, rate in cells:
         ref = agg([r for r in rows if (r["data"], r["rate"], r["lib"]) == (data, rate, "cleanlab")])
         for lib in libs:
@@ -272,8 +276,11 @@ def main():
         vals = [f"{np.interp(c, grid, mean):.3f}" for c in CHECKED]
         print(fmt_row([lib] + vals + [f"{np.trapezoid(mean, grid):.3f}"], w2))
     if args.curve_out:
-        np.savez(args.curve_out, fraction_checked=grid,
-                 **{lib.replace("sk:", "skinfluence_").replace("/", "_"): np.mean(curves[lib], axis=0) for lib in libs})
+        means = {
+            lib.replace("sk:", "skinfluence_").replace("/", "_"): np.mean(curves[lib], axis=0)
+            for lib in libs
+        }
+        np.savez(args.curve_out, fraction_checked=grid, **means)
         print(f"curves saved to {args.curve_out}")
 
 
