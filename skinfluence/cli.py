@@ -789,7 +789,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_USAGE
     if getattr(args, "regression", False) and args.model == "logistic":
         args.model = "ridge"
