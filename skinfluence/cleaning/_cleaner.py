@@ -117,7 +117,8 @@ class InfluenceCleaner(BaseEstimator):
     validation_data : tuple (X_val, y_val), default=None
         Trusted clean data, required by ``method="validation"``.
     cv : int or cross-validation generator, default=5
-        Folds for ``method="cross_val"``.
+        Folds for ``method="cross_val"``; an int means
+        ``StratifiedKFold(cv, shuffle=True, random_state=0)``.
     damping : float, default=0.0
         Damping passed to :class:`~skinfluence.InfluenceFunctions`.
     n_jobs : int, default=None
@@ -251,8 +252,8 @@ class InfluenceCleaner(BaseEstimator):
         """
         self._validate_params_()
         estimator = self.estimator if self.estimator is not None else _default_estimator()
-        # validate without converting X (the estimator / pipeline owns preprocessing),
-        # but check consistent lengths, NaN and label type here for clear errors
+        # check shapes, NaN and labels here for clear errors; keep dtype (a pipeline may
+        # hold its own preprocessing of strings) and leave DataFrames untouched
         tags = self.__sklearn_tags__()
         X_checked, y_checked = validate_data(
             self,
