@@ -357,15 +357,19 @@ def cmd_explain(args):
                     "against it)")
     keep = _display_columns(table, plan)
     out_rows = []
+    itself = False
     for kind, (idx, val) in kinds.items():
         rows = []
         for rank, (j, v) in enumerate(zip(idx, val), start=1):
             j = int(j)
-            rows.append([str(rank), str(j), float(v), str(y[j])]
+            itself |= j == row
+            rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), str(y[j])]
                         + [table.rows[j][table.header.index(c)] for c in keep])
             out_rows.append([kind, str(rank), str(j), repr(float(v))] + table.rows[j])
         console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
         console.say(_format_table(["rank", "row", value_name, plan.target] + keep, rows))
+    if itself:
+        console.say(f"\n* row {row} itself: it is part of the training data too.")
     if args.output:
         extra = _unique_names(table.header, ["kind", "rank", "row", value_name])
         _write_csv(args.output, extra + table.header, out_rows, table.delimiter)
