@@ -245,7 +245,8 @@ def _name_says_id(name):
 
 
 def infer_columns(
-    table, target, *, id_columns=(), categorical=(), ignore=(), max_junk_fraction=0.25
+    table, target, *, id_columns=(), categorical=(), numeric=(), ignore=(),
+    max_junk_fraction=0.25,
 ):
     """Decide the role of every column of ``table``.
 
@@ -258,6 +259,8 @@ def infer_columns(
         Columns to pass through without using them as features.
     categorical : sequence of str
         Columns to treat as categorical even if they hold numbers.
+    numeric : sequence of str
+        Columns to use as numeric features even if they look like identifiers.
     ignore : sequence of str
         Columns not to use as features (kept in the output).
     max_junk_fraction : float
@@ -280,6 +283,7 @@ def infer_columns(
         ("--target", [target]),
         ("--id-columns", id_columns),
         ("--categorical", categorical),
+        ("--numeric", numeric),
         ("--ignore", ignore),
     ):
         for name in names:
@@ -321,6 +325,9 @@ def infer_columns(
             continue
         values, bad = _parse_floats(cells)
         n_present = len(present)
+        if name in numeric and len(bad) == 0:
+            plan.numeric.append(name)
+            continue
         if len(bad) == 0:
             if (_name_says_id(name) and len(np.unique(values)) == n) or _looks_like_row_counter(
                 values
@@ -450,6 +457,7 @@ def load_table(
     delimiter=None,
     id_columns=(),
     categorical=(),
+    numeric=(),
     ignore=(),
 ):
     """Read a CSV and turn it into features and labels.
@@ -467,7 +475,8 @@ def load_table(
     """
     table = read_csv(path, delimiter=delimiter)
     plan = infer_columns(
-        table, target, id_columns=id_columns, categorical=categorical, ignore=ignore
+        table, target, id_columns=id_columns, categorical=categorical, numeric=numeric,
+        ignore=ignore,
     )
     y = target_values(table, plan, task=task)
     raw = feature_matrix(table, plan)

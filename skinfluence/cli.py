@@ -163,6 +163,7 @@ def _load(args, console, task="classification"):
         delimiter=args.delimiter,
         id_columns=_split_names(args.id_columns),
         categorical=_split_names(args.categorical),
+        numeric=_split_names(args.numeric),
         ignore=_split_names(args.ignore),
     )
     console.progress(
@@ -653,6 +654,8 @@ def _add_data_arguments(p, *, models_help=True):
     p.add_argument("--id-columns", metavar="A,B", help="columns to pass through, not features")
     p.add_argument("--categorical", metavar="A,B",
                    help="columns to treat as categories even if they hold numbers")
+    p.add_argument("--numeric", metavar="A,B",
+                   help="columns to use as numbers even if they look like identifiers")
     p.add_argument("--ignore", metavar="A,B", help="columns not to use as features")
     p.add_argument("--delimiter", metavar="CHAR", help="field separator (default: guessed)")
     p.add_argument("--show", type=_nonneg_int, default=10, metavar="N",

@@ -106,6 +106,9 @@ def test_junk_and_identifier_detection(tmp_path):
         infer_columns(table, "c")
     plan = infer_columns(table, "c", categorical=["v"])
     assert plan.categorical == ["v"]
+    # a sorted integer column looks like a row counter unless declared numeric
+    assert infer_columns(table, "v", categorical=["v"]).identifiers == ["lbl"]
+    assert infer_columns(table, "v", categorical=["v"], numeric=["lbl"]).numeric == ["lbl"]
     # a mostly-text column with distinct values is an identifier, not 20 one-hot columns
     rows = [[f"name {i}", str(i % 3), "x" if i % 2 else "y"] for i in range(20)]
     table = read_csv(str(write_csv(tmp_path / "k.csv", ["who", "v", "c"], rows)))
