@@ -73,7 +73,7 @@ def _format_table(header, rows, max_width=24):
 
     def cut(value):
         text = value if isinstance(value, str) else _fmt(value)
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+        return text if len(text) <= max_width else text[: max_width - 3] + "..."
 
     cells = [[cut(h) for h in header]] + [[cut(v) for v in row] for row in rows]
     widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
@@ -800,6 +800,12 @@ def main(argv=None):
         return EXIT_USAGE
     if getattr(args, "regression", False) and args.model == "logistic":
         args.model = "ridge"
+    # Messages and tables must not crash on a terminal that cannot show a cell's
+    # characters; CSV data on stdout (--output -) stays strict.
+    streams = [sys.stderr] + ([sys.stdout] if getattr(args, "output", None) != "-" else [])
+    for stream in streams:
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
