@@ -425,6 +425,9 @@ def cmd_value(args):
                                           delimiter=args.delimiter)
         console.progress(f"validation: {len(y_val)} rows from {args.validation}")
     estimator = make_model(args.model, task, args.random_state)
+    if args.method == "knn-shapley" and X_val is None:
+        console.note("no --validation file: each row is valued by how it helps classify the "
+                     "other rows.")
     console.progress(f"valuing every row with {args.method} ...")
     values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
                         n_neighbors=args.n_neighbors, random_state=args.random_state,
