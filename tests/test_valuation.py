@@ -23,6 +23,7 @@ from skinfluence.valuation import (
     BanzhafValuation,
     BetaShapley,
     DataOOB,
+    InfluenceValuation,
     KNNShapley,
     LOOValuation,
     TMCShapley,
@@ -238,6 +239,7 @@ _ESTIMATORS = [
     BetaShapley(LogisticRegression()),
     BanzhafValuation(LogisticRegression()),
     DataOOB(LogisticRegression()),
+    InfluenceValuation(LogisticRegression()),
 ]
 
 

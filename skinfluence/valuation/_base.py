@@ -121,10 +121,6 @@ def progress(iterable, verbose, total=None, desc=None):
 
 
 # --------------------------------------------------------------- utility
-class _ConstantClassifier(DummyClassifier):
-    pass
-
-
 class SubsetUtility:
     """``U(S)``: score on the validation set of the estimator refitted on the subset ``S``.
 
@@ -176,7 +172,7 @@ class SubsetUtility:
     def constant_score(self, code):
         if code not in self._constant:
             dummy = DummyClassifier(strategy="constant", constant=self.classes[code])
-            dummy.fit(self.X[: len(self.y)], self.y)  # classes_ = all training classes
+            dummy.fit(self.X, self.y)  # only sets classes_ (all training classes)
             self._constant[code] = float(self.scorer(dummy, self.X_val, self.y_val))
         return self._constant[code]
 
