@@ -32,6 +32,7 @@ Run::
     python benchmarks/bench_influence.py             # all cases (~3-5 min on 2 cores)
     python benchmarks/bench_influence.py --quick     # smaller sizes, 1 repeat
     python benchmarks/bench_influence.py --profile   # + cProfile of case (a)
+    python benchmarks/bench_influence.py --threads 1 # one BLAS/numba thread (loaded machine)
 
 Reference (issue): pyDVL 0.10 ``DirectInfluence`` took 2.6x the naive numpy
 time on (a) and 100x on (b).
@@ -52,6 +53,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from skinfluence import InfluenceFunctions
+from skinfluence.objectives import make_objective
+from skinfluence.solvers import make_solver
 
 try:  # run as a script from the repository root or from benchmarks/
     from benchmarks._common import Timer, best_of, dgemm_flops, peak_rss_mib, print_table
@@ -291,6 +294,22 @@ def make_sparse(n_train, n_test, d, density=0.01, seed=0):
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
 
+def cg_test_side(est, X, y, Xt, yt, tol):
+    """First-order influence with CG on the *query* side: ``n_test`` right-hand sides.
+
+    ``s_i = H^{-1} g_i`` by batched CG (skinfluence's own solver and objective), then
+    ``influence[i, j] = w_j r_j^T J_j s_i`` with one sparse product.  A sketch of how
+    ``solver="cg"`` can beat a dense factorisation when ``n_test << n_train``.
+    """
+    obj = make_objective(est, X, y)
+    solver = make_solver("cg", obj, tol=tol)
+    Xtf, yte = obj.features(Xt), obj.encode_target(yt)
+    S = solver.solve(obj.sample_gradients(Xtf, yte).T)  # (p, n_test)
+    r, _ = obj.loss_derivatives(obj.outputs(obj.X), obj.y)
+    JS = obj.jvp(obj.X, S)  # (n_train, K, n_test)
+    return np.einsum("jkt,jk->tj", JS, obj.weights[:, None] * r), solver.info()
+
+
 def run_sparse_case(n_train, n_test, d, density, C, repeat, approximations):
     X, y, Xt, yt = make_sparse(n_train, n_test, d, density=density, seed=0)
     est = fit_logreg(X, y, C=C)
@@ -314,6 +333,18 @@ def run_sparse_case(n_train, n_test, d, density, C, repeat, approximations):
         M_ex, M_cg = out["exact"][3], out["cg"][3]
         pearson = float(np.corrcoef(M_ex.ravel(), M_cg.ravel())[0, 1])
         info = out["cg"][4]
+        if approx == "first_order":
+            t_side, (M_side, info_side) = best_of(
+                lambda: cg_test_side(est, X, y, Xt, yt, 1e-8), repeat
+            )
+            side = {
+                "approx": "first_order, CG on query side (sketch)",
+                "cg_total": t_side,
+                "cg/exact": t_side / out["exact"][2],
+                "cg_iters": info_side.get("n_iter"),
+                "pearson": float(np.corrcoef(M_ex.ravel(), M_side.ravel())[0, 1]),
+                "max_abs_diff": float(np.max(np.abs(M_ex - M_side))),
+            }
         rows.append(
             {
                 "approx": approx,
@@ -331,7 +362,16 @@ def run_sparse_case(n_train, n_test, d, density, C, repeat, approximations):
                 "rss_mib": peak_rss_mib(),
             }
         )
+        if approx == "first_order":
+            side["shape"] = rows[-1]["shape"]
+            rows.append(side)
     return rows
+
+
+def numba_threads():
+    import numba
+
+    return numba.get_num_threads()
 
 
 def profile_call(label, func, top=18):
@@ -350,8 +390,24 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 repeat")
     parser.add_argument("--profile", action="store_true", help="cProfile the large case")
     parser.add_argument("--skip", default="", help="comma-separated cases to skip (a,b,c,d)")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="BLAS and numba threads (default: all); 1 is steadier on a loaded machine",
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        numba.set_num_threads(args.threads)
+        with threadpool_limits(limits=args.threads):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args):
     skip = set(args.skip.split(",")) - {""}
+    print(f"BLAS threads: {args.threads or 'all'}; numba threads: {numba_threads()}")
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("Warming up numba kernels (not timed) ...", flush=True)
@@ -359,7 +415,8 @@ def main(argv=None):
         warm_up()
     print(f"  warm-up {tw.seconds:.1f} s")
     flops = dgemm_flops(2000 if args.quick else 4000, repeat=3)
-    print(f"DGEMM (4000x4000 @ 4000x4000, best of 3): {flops / 1e9:.1f} GFLOP/s")
+    size = 2000 if args.quick else 4000
+    print(f"DGEMM ({size}x{size} @ {size}x{size}, best of 3): {flops / 1e9:.1f} GFLOP/s")
 
     q = args.quick
     cases = [
@@ -399,7 +456,7 @@ def main(argv=None):
 
     if "d" not in skip:
         print("case (d) ...", flush=True)
-        n_train = 2000 if q else 5000
+        n_train = 1000 if q else 2000
         srows = run_sparse_case(
             n_train, 100, 5000, 0.01, C=0.1, repeat=1,
             approximations=("first_order", "newton"),

@@ -28,6 +28,7 @@ Run::
 
     python benchmarks/fidelity.py           # ~2-5 min on 2 cores
     python benchmarks/fidelity.py --quick   # fewer training points
+    python benchmarks/fidelity.py --threads 0   # all BLAS threads (default: 1)
 """
 
 import argparse
@@ -262,7 +263,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 training / 30 test points")
     parser.add_argument("--only", default="", help="substring filter on family names")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="BLAS threads (default 1: these problems are tiny, and threaded BLAS on a "
+             "loaded machine is slower by an order of magnitude); 0 for all",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args):
     n_train, n_test = (100, 30) if args.quick else (150, 40)
     rows = []
     t_start = time.perf_counter()
