@@ -37,7 +37,7 @@ for method in ["loo", "loss", "cross_val"]:
           f"({found / flipped.sum():.0%} of all flips)")
 
 # %%
-ax = plot_cleaning_curve(scores, flipped)
+ax = plot_cleaning_curve(flipped, scores)
 ax.set_xlim(0, 0.3)
 ax.set_title("Digits, 10% of labels flipped")
 plt.show()

@@ -21,7 +21,6 @@ import numpy as np
 __all__ = [
     "plot_explanation",
     "plot_cleaning_curve",
-    "cleaning_curve_points",
     "plot_value_distribution",
     "plot_retraining",
 ]
@@ -196,59 +195,22 @@ def plot_explanation(
     return fig
 
 
-def cleaning_curve_points(scores, is_noisy):
-    """Fraction of noisy rows found against fraction checked, most suspicious first.
-
-    Parameters
-    ----------
-    scores : array-like of shape (n_samples,)
-        Suspicion scores, higher checked first (ties broken by row order).
-    is_noisy : array-like of bool, shape (n_samples,)
-        True where the label really is wrong.
-
-    Returns
-    -------
-    fraction_checked : ndarray of shape (n_samples + 1,)
-        ``0, 1/n, ..., 1``.
-    fraction_found : ndarray of shape (n_samples + 1,)
-        Fraction of all noisy rows among the rows checked so far.
-
-    Examples
-    --------
-    >>> from skinfluence.plot import cleaning_curve_points
-    >>> checked, found = cleaning_curve_points([0.9, 0.1, 0.5, 0.2], [True, False, True, False])
-    >>> found.tolist()
-    [0.0, 0.5, 1.0, 1.0, 1.0]
-    """
-    scores = np.asarray(scores, dtype=float)
-    is_noisy = np.asarray(is_noisy, dtype=bool)
-    if scores.ndim != 1 or scores.shape != is_noisy.shape:
-        raise ValueError(
-            f"scores and is_noisy must be 1-d arrays of the same length; got shapes "
-            f"{scores.shape} and {is_noisy.shape}."
-        )
-    if np.isnan(scores).any():
-        raise ValueError("scores contains NaN.")
-    n_noisy = int(is_noisy.sum())
-    if n_noisy == 0:
-        raise ValueError("is_noisy has no True entry: there is nothing to find.")
-    order = np.argsort(-scores, kind="stable")
-    found = np.concatenate([[0], np.cumsum(is_noisy[order])]) / n_noisy
-    checked = np.arange(len(scores) + 1) / len(scores)
-    return checked, found
-
-
-def plot_cleaning_curve(scores, is_noisy, *, label=None, baselines=True, ax=None):
+def plot_cleaning_curve(is_noisy, scores, *, label=None, baselines=True, ax=None):
     """Plot the fraction of noisy labels found against the fraction of rows checked.
 
+    The rows are checked most suspicious first; the curve comes from
+    :func:`skinfluence.cleaning.cleaning_curve` and its area is shown in the
+    legend (0.5: random order).
+
     Parameters
     ----------
-    scores : array-like of shape (n_samples,) or dict of str to array-like
-        Suspicion scores (higher = checked first); a dict draws one curve per
-        method, keyed by its name.
     is_noisy : array-like of bool, shape (n_samples,)
         True where the label really is wrong (e.g. the ``flipped`` mask of
         :func:`skinfluence.datasets.make_noisy_labels`).
+    scores : array-like of shape (n_samples,) or dict of str to array-like
+        Suspicion scores (higher = checked first), e.g.
+        ``InfluenceCleaner.scores_``; a dict draws one curve per method,
+        keyed by its name.
     label : str, default=None
         Legend entry for a single curve.
     baselines : bool, default=True
@@ -267,26 +229,28 @@ def plot_cleaning_curve(scores, is_noisy, *, label=None, baselines=True, ax=None
     >>> from skinfluence.plot import plot_cleaning_curve
     >>> rng = np.random.default_rng(0)
     >>> noisy = rng.random(200) < 0.1
-    >>> ax = plot_cleaning_curve({"good": noisy + rng.random(200)}, noisy)
+    >>> ax = plot_cleaning_curve(noisy, {"good": noisy + rng.random(200)})
     >>> ax.get_xlabel()
     'fraction of rows checked'
     """
+    from skinfluence.cleaning import cleaning_curve
+
     ax = _get_ax(ax)
     curves = scores if isinstance(scores, dict) else {label: scores}
-    is_noisy = np.asarray(is_noisy, dtype=bool)
+    is_noisy = np.asarray(is_noisy)
     for name, s in curves.items():
-        checked, found = cleaning_curve_points(s, is_noisy)
-        ax.plot(checked, found, label=name, linewidth=2)
+        checked, found, auc = cleaning_curve(is_noisy, s)
+        text = f"AUC {auc:.3f}" if name is None else f"{name} (AUC {auc:.3f})"
+        ax.plot(checked, found, label=text, linewidth=2)
     if baselines:
-        rate = is_noisy.mean()
+        rate = np.mean(is_noisy.astype(bool))
         ax.plot([0, 1], [0, 1], linestyle=":", color="gray", label="random order")
         ax.plot([0, rate, 1], [0, 1, 1], linestyle="--", color="gray", label="perfect ranking")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("fraction of rows checked")
     ax.set_ylabel("fraction of noisy labels found")
-    if any(name is not None for name in curves) or baselines:
-        ax.legend(loc="lower right")
+    ax.legend(loc="lower right")
     return ax
 
 

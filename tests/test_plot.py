@@ -8,7 +8,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from skinfluence.plot import (  # noqa: E402
-    cleaning_curve_points,
     plot_cleaning_curve,
     plot_explanation,
     plot_retraining,
@@ -30,40 +29,35 @@ EXPL = {
 }
 
 
-def test_cleaning_curve_points_matches_brute_force():
+def test_plot_cleaning_curve_draws_the_brute_force_curve():
     rng = np.random.default_rng(0)
     scores = rng.random(57)
     noisy = rng.random(57) < 0.2
-    checked, found = cleaning_curve_points(scores, noisy)
-    assert checked[0] == 0 and checked[-1] == 1 and found[0] == 0 and found[-1] == 1
+    ax = plot_cleaning_curve(noisy, scores, label="m")
+    line = ax.get_lines()[0]
     order = np.argsort(-scores)
-    for m in range(58):
-        expected = noisy[order[:m]].sum() / noisy.sum()
-        assert found[m] == pytest.approx(expected)
-        assert checked[m] == pytest.approx(m / 57)
-
-
-def test_cleaning_curve_points_perfect_and_errors():
-    noisy = np.array([False, True, False, True])
-    checked, found = cleaning_curve_points(noisy.astype(float), noisy)
-    np.testing.assert_allclose(found, [0, 0.5, 1, 1, 1])
-    with pytest.raises(ValueError, match="nothing to find"):
-        cleaning_curve_points([1.0, 2.0], [False, False])
-    with pytest.raises(ValueError, match="same length"):
-        cleaning_curve_points([1.0, 2.0], [True])
-    with pytest.raises(ValueError, match="NaN"):
-        cleaning_curve_points([np.nan, 2.0], [True, False])
+    expected = [noisy[order[:m]].sum() / noisy.sum() for m in range(58)]
+    np.testing.assert_allclose(line.get_ydata(), expected)
+    np.testing.assert_allclose(line.get_xdata(), np.arange(58) / 57)
+    # area under the step curve, as the legend reports it
+    auc = float(line.get_label().split("AUC ")[1].rstrip(")"))
+    assert line.get_label().startswith("m (AUC ")
+    assert auc == pytest.approx(np.trapezoid(expected, np.arange(58) / 57), abs=5e-4)
 
 
 def test_plot_cleaning_curve_draws_each_method_and_baselines():
     rng = np.random.default_rng(1)
     noisy = rng.random(100) < 0.1
-    ax = plot_cleaning_curve({"a": rng.random(100), "b": noisy + rng.random(100)}, noisy)
+    ax = plot_cleaning_curve(noisy, {"a": rng.random(100), "b": noisy + rng.random(100)})
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["a", "b", "random order", "perfect ranking"]
-    np.testing.assert_allclose(ax.get_lines()[1].get_ydata()[-1], 1.0)
-    # perfect-ranking line reaches 1 at the noise rate
+    assert labels[0].startswith("a (AUC") and labels[1].startswith("b (AUC")
+    assert labels[2:] == ["random order", "perfect ranking"]
+    # scores that put every noisy row first reach 1 at the noise rate
+    found = ax.get_lines()[1].get_ydata()
+    assert found[int(noisy.sum())] == 1.0 and found[int(noisy.sum()) - 1] < 1.0
     np.testing.assert_allclose(ax.get_lines()[3].get_xdata(), [0, noisy.mean(), 1])
+    with pytest.raises(ValueError, match="NaN"):
+        plot_cleaning_curve([True, False], [np.nan, 2.0])
 
 
 def test_plot_explanation_bars_follow_values_and_labels():
