@@ -167,7 +167,7 @@ def test_non_linear_model_warns():
     from sklearn.neural_network import MLPClassifier
 
     X, y = make_classification(60, 5, n_informative=3, random_state=0)
-    mlp = MLPClassifier((4,), alpha=1e-2, max_iter=300, random_state=0)
+    mlp = MLPClassifier((4,), alpha=1e-2, solver="lbfgs", max_iter=2000, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)  # convergence etc.
         warnings.simplefilter("always", category=UserWarning)

@@ -131,11 +131,16 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         else:
             mask = cleaner._top(cleaner.scores_, int(round(f * cleaner.scores_.shape[0])))
         self.cleaned_mask_ = mask
-        X_fit, y_fit = cleaner._apply(X, y, mask)
-        sw = sample_weight
-        if sw is not None and cleaner.action == "remove":
-            sw = np.asarray(sw)[~mask]
-        self.estimator_ = _fit(clone(estimator), X_fit, y_fit, sw)
+        same_model = self.cleaner is None or self.cleaner.estimator is None
+        if same_model and not mask.any():
+            # nothing cleaned: the cleaner already fitted this estimator on this data
+            self.estimator_ = cleaner.estimator_
+        else:
+            X_fit, y_fit = cleaner._apply(X, y, mask)
+            sw = sample_weight
+            if sw is not None and cleaner.action == "remove":
+                sw = np.asarray(sw)[~mask]
+            self.estimator_ = _fit(clone(estimator), X_fit, y_fit, sw)
         self.classes_ = cleaner.classes_
         self.n_features_in_ = cleaner.n_features_in_
         if hasattr(cleaner, "feature_names_in_"):
