@@ -291,6 +291,9 @@ def infer_columns(
                 close = difflib.get_close_matches(name, header, n=1, cutoff=0.6)
                 close = close or [h for h in header if h.lower() == name.lower()]
                 hint = f" Did you mean {close[0]!r}?" if close else ""
+                if len(header) == 1:
+                    hint += (f" The header was read as a single column: if the fields are not "
+                             f"separated by {table.delimiter!r}, pass --delimiter.")
                 raise DataError(
                     f"{option}: no column named {name!r} in {table.path}.{hint} "
                     f"Columns are: {', '.join(header)}."
@@ -298,7 +301,8 @@ def infer_columns(
     if len(header) < 2:
         raise DataError(
             f"{table.path} has a single column ({header[0]!r}); it needs at least one "
-            "feature column besides the target."
+            "feature column besides the target (if the fields are separated by something "
+            f"other than {table.delimiter!r}, pass --delimiter)."
         )
     plan = ColumnPlan(target)
     n = table.n_rows
