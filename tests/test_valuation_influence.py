@@ -90,8 +90,8 @@ def test_group_removal_is_exact_for_ridge():
     full = Ridge(alpha=2.0).fit(X, y)
     refit = Ridge(alpha=2.0).fit(X[keep], y[keep])
     d = removal_parameter_change(inf, group, order=2)
-    np.testing.assert_allclose(d, np.r_[refit.coef_ - full.coef_, refit.intercept_ - full.intercept_],
-                               rtol=1e-7, atol=1e-10)
+    expected = np.r_[refit.coef_ - full.coef_, refit.intercept_ - full.intercept_]
+    np.testing.assert_allclose(d, expected, rtol=1e-7, atol=1e-10)
     pred = predict_removal_effect(inf, group, X[:5], y[:5])
     actual = (refit.predict(X[:5]) - y[:5]) ** 2 - (full.predict(X[:5]) - y[:5]) ** 2
     assert np.all(np.isfinite(pred))

@@ -15,7 +15,7 @@ logger = logging.getLogger("skinfluence.valuation")
 
 
 class BaseValuation(BaseEstimator):
-    """Common behaviour: one ``fit`` shape, delegation of ``predict``/``score`` to ``estimator_``."""
+    """One ``fit`` shape; ``predict``/``score`` delegate to ``estimator_``."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -86,7 +86,7 @@ def check_validation(est, X_val, y_val, *, required, name="X_val"):
 
 
 def check_groups(groups, n_samples):
-    """Map a ``groups`` vector to (labels, list of index arrays); ``None`` -> one point per player."""
+    """``groups`` -> (labels, list of index arrays); ``None``: one point per player."""
     if groups is None:
         return None, None
     groups = np.asarray(groups)
@@ -183,12 +183,13 @@ class SubsetUtility:
             return float(empty_score)
         if self.classifier:
             return float(np.mean([self.constant_score(c) for c in range(len(self.classes))]))
-        dummy = DummyRegressor(strategy="mean").fit(self.X, self.y, sample_weight=self.sample_weight)
+        dummy = DummyRegressor(strategy="mean")
+        dummy.fit(self.X, self.y, sample_weight=self.sample_weight)
         return float(self.scorer(dummy, self.X_val, self.y_val))
 
     # -- fitting ------------------------------------------------------------
     def _fit_score(self, idx, model=None):
-        """Score of the estimator refitted on training rows ``idx``; ``model`` is reused when warm."""
+        """Score of the estimator refitted on rows ``idx`` (``model``: warm-start from it)."""
         if idx.size == 0:
             return self.empty_score, None
         if self.classifier:

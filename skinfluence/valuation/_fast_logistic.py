@@ -21,7 +21,7 @@ _SCORERS = {None: 0, "accuracy": 0, "neg_brier_score": 1, "neg_log_loss": 2}
 
 
 def fast_logistic_spec(estimator, scoring, X, y, sample_weight):
-    """Scorer code when the fast path reproduces ``estimator`` + ``scoring`` exactly, else ``None``."""
+    """Scorer code when the fast path reproduces ``estimator`` + ``scoring``, else ``None``."""
     if type(estimator) is not LogisticRegression:
         return None
     if not isinstance(scoring, (str, type(None))) or scoring not in _SCORERS:
@@ -65,7 +65,7 @@ def _objective(X, t, sw, rows, k, theta, C, fit_intercept):  # pragma: no cover 
 
 @njit(cache=True, nogil=True)
 def _newton(X, t, sw, rows, k, theta, C, fit_intercept, max_iter):  # pragma: no cover - numba
-    """Minimise the objective on ``rows[:k]`` from ``theta`` (updated in place); returns iterations."""
+    """Minimise the objective on ``rows[:k]`` from ``theta`` (in place); returns iterations."""
     p = X.shape[1]
     d = p + 1 if fit_intercept else p
     g = np.empty(d)
@@ -170,7 +170,7 @@ def _append(rows, k, ptr, members, player, t, n_pos):  # pragma: no cover - numb
 
 @njit(cache=True, nogil=True)
 def lr_prefix_scores(X, t, sw, ptr, members, orders, theta_full, C, fit_intercept, Xv, tv, code,
-                     const_scores, empty, u_full, trunc_abs, max_newton):  # pragma: no cover - numba
+                     const_scores, empty, u_full, trunc_abs, max_newton):  # pragma: no cover
     """Scores of all prefixes of each player order (rows of ``orders``), truncated like TMC."""
     m, n_players = orders.shape
     scores = np.empty((m, n_players))
@@ -214,7 +214,7 @@ def lr_prefix_scores(X, t, sw, ptr, members, orders, theta_full, C, fit_intercep
 @njit(cache=True, nogil=True)
 def lr_subset_scores(X, t, sw, ptr, members, masks, theta_full, C, fit_intercept, Xv, tv, code,
                      const_scores, empty, max_newton):  # pragma: no cover - numba
-    """Scores of the subsets given as boolean player masks (rows of ``masks``), each from ``theta_full``."""
+    """Scores of the subsets given as boolean player masks (rows of ``masks``)."""
     m, n_players = masks.shape
     out = np.empty(m)
     rows = np.empty(members.shape[0], dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Approximate leave-one-out values and group removal effects from influence functions (no refits)."""
+"""Approximate leave-one-out values and group removal effects from influence functions."""
 
 import numbers
 import warnings
@@ -170,7 +170,8 @@ class InfluenceValuation(BaseValuation):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skinfluence.valuation import InfluenceValuation
     >>> X, y = make_classification(n_samples=120, n_features=4, random_state=0)
-    >>> iv = InfluenceValuation(LogisticRegression()).fit(X[:100], y[:100], X_val=X[100:], y_val=y[100:])
+    >>> iv = InfluenceValuation(LogisticRegression())
+    >>> iv = iv.fit(X[:100], y[:100], X_val=X[100:], y_val=y[100:])
     >>> iv.values_.shape
     (100,)
     """

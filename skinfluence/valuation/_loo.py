@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.base import clone, is_classifier
+from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -36,7 +36,7 @@ def _loo_task(utility, full_model, warm, players, X_eval):
 
 
 def _loo_task_impl(utility, full_model, warm, players, X_eval):
-    """Refit without each player in ``players``; scores on the validation set, predictions on X_eval."""
+    """Refit without each of ``players``: validation scores, predictions on ``X_eval``."""
     utility = copy.copy(utility)  # own fit counters (threads share the object)
     utility.n_fits = utility.n_failures = 0
     n_train = utility.X.shape[0]

@@ -10,7 +10,6 @@ from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import betaln, gammaln
 from scipy.stats import spearmanr
-from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
@@ -393,7 +392,7 @@ class TMCShapley(_SemivalueBase):
 
 
 class BetaShapley(TMCShapley):
-    __doc__ = """Beta(alpha, beta) Shapley values (Kwon & Zou, AISTATS 2022) by permutation sampling.
+    __doc__ = """Beta(alpha, beta) Shapley values (Kwon & Zou, 2022) by permutation sampling.
 
     A semivalue whose weight on coalitions of size ``k`` is
     ``p(k) = C(n-1, k) B(k + beta, n - 1 - k + alpha) / B(alpha, beta)``
@@ -492,7 +491,7 @@ class BanzhafValuation(_SemivalueBase):
 
 
 def exact_semivalues(utility, kind="shapley", alpha=1.0, beta=1.0):
-    """Exact semivalues by enumerating all ``2^n`` coalitions (``n <= 20``; for tests and tiny games).
+    """Exact semivalues by enumerating all ``2^n`` coalitions (``n <= 20``; tests, tiny games).
 
     Parameters
     ----------
