@@ -4,6 +4,7 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
 from sklearn.utils import Bunch
@@ -24,6 +25,8 @@ from .utils._progress import progress
 
 # Influence blocks are materialised this many float64 entries at a time (64 MiB).
 _BLOCK_ENTRIES = 1 << 23
+# Row blocks written straight into the output can be larger: fewer passes over dtheta.
+_ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.
 _CACHE_ENTRIES = 1 << 26
 
@@ -239,8 +242,14 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         r, S = obj.loss_derivatives(Z, obj.y)
         self._train_outputs = Z
         w = obj.weights
+        # one output, dense GLM, exact solver: [X, 1] H^{-1} serves both the leverages
+        # (rowwise x~_j . A_j) and the parameter changes (A_j^T scaled): one GEMM for both
+        XH = self._single_output_products()
         if self.approximation == "newton":
-            M = self._leverages(obj.X)
+            if XH is not None:
+                M = np.einsum("ip,ip->i", XH, self._augmented(obj.X))[:, None, None]
+            else:
+                M = self._leverages(obj.X)
             A = np.eye(K)[None, :, :] - w[:, None, None] * np.einsum("ikl,ilm->ikm", S, M)
             c, singular = solve_small_systems(np.ascontiguousarray(A), np.ascontiguousarray(r))
             if singular.any():
@@ -268,8 +277,12 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         cache = obj.n_params * n <= _CACHE_ENTRIES
         self._directions = None
         self._refined = {}
-        if cache:
+        if cache and XH is not None:
+            XH *= self._removal_coef  # rows become dtheta_j^T (before reweighting)
+            self._directions = self._finish_directions(np.ascontiguousarray(XH.T), slice(0, n))
+        elif cache:
             self._directions = self._solve_directions(slice(0, n))
+        del XH
         self._refine_largest()
         # self influence: the point's own output change dz_jj = J_j dtheta_j
         if self._refined:
@@ -293,6 +306,26 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             self.self_influence_ = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
         else:
             self.self_influence_ = np.einsum("ik,ik->i", r, dz_self)
+
+    def _augmented(self, Xf):
+        if self.objective_.fit_intercept:
+            return np.hstack([Xf, np.ones((Xf.shape[0], 1))])
+        return Xf
+
+    def _single_output_products(self):
+        """``[X, 1] @ H^{-1}`` (n, p) for one-output dense GLMs with an explicit inverse."""
+        obj = self.objective_
+        Hinv = self.solver_.inverse()
+        if (
+            Hinv is None
+            or not obj.linear_in_params
+            or obj.n_outputs != 1
+            or not hasattr(obj, "fit_intercept")
+            or sp.issparse(obj.X)
+            or obj.n_params * obj.n_train > _CACHE_ENTRIES
+        ):
+            return None
+        return self._augmented(obj.X) @ Hinv
 
     def _leverages(self, Xf):
         """``M_j = J_j H^{-1} J_j^T`` for every row of ``Xf``: (n, K, K)."""
@@ -329,6 +362,10 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             RHS = obj.vjp(Xc, C).T
         Hinv = self.solver_.inverse()
         V = Hinv @ RHS if Hinv is not None else self.solver_.solve(RHS)
+        return self._finish_directions(V, cols)
+
+    def _finish_directions(self, V, cols):
+        """Add the reweighting term and swap in exactly refit columns."""
         if self._reweight_dirs is not None:
             V -= self._reweight_dirs @ self._reweight_coef[cols].T
         if getattr(self, "_refined", None):
@@ -387,17 +424,28 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             return self._directions[:, cols]
         return self._solve_directions(cols)
 
-    def _block(self, Xf, Z0, y_enc, cols):
-        """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``."""
+    def _block(self, Xf, Z0, y_enc, cols, out=None):
+        """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``.
+
+        Written into ``out`` when given (a contiguous block of the result).
+        """
         obj = self.objective_
         V = self._columns(cols)
+        if y_enc is not None and self.approximation == "first_order":
+            # the classic formula is one GEMM: per-sample query gradients times dtheta
+            r, _ = obj.loss_derivatives(Z0, y_enc)
+            G = obj.vjp(Xf, r)
+            if out is None:
+                return G @ V
+            return np.matmul(G, V, out=out)
         D = obj.jvp(Xf, V)  # (n, K, m): output changes
         if y_enc is None:
-            return obj.prediction_change(Z0, D)
-        if self.approximation == "newton":
-            return obj.loss_change(Z0, y_enc, D)
-        r, _ = obj.loss_derivatives(Z0, y_enc)
-        return np.einsum("ik,ikm->im", r, D)
+            vals = obj.prediction_change(Z0, D)
+            if out is None:
+                return vals
+            out[...] = vals
+            return out
+        return obj.loss_change(Z0, y_enc, D, out=out)
 
     def _prepare_queries(self, X, y):
         check_is_fitted(self, "objective_")
@@ -453,14 +501,27 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         influence : ndarray of shape (n_samples, n_train)
         """
         Xf, Z0, y_enc = self._prepare_queries(X, y)
-        n = Xf.shape[0]
-        out = np.empty((n, self.objective_.n_train))
-        chunks = self._column_chunks(n)
+        n, n_train, K = Xf.shape[0], self.objective_.n_train, self.objective_.n_outputs
+        out = np.empty((n, n_train))
+        if self._directions is not None:
+            all_cols = slice(0, n_train)
+            if y is not None and self.approximation == "first_order" and n_jobs_is_one(self):
+                # the classic formula is a single GEMM into the output
+                return self._block(Xf, Z0, y_enc, all_cols, out=out)
+            # parameter changes are cached: blocks of query rows, each written in place
+            rows_per_block = max(1, _ROW_BLOCK_ENTRIES // max(n_train * K, 1))
+
+            def fill_rows(rows):
+                y_rows = None if y_enc is None else y_enc[rows]
+                self._block(Xf[rows], Z0[rows], y_rows, all_cols, out=out[rows])
+
+            self._run_chunks(fill_rows, chunk_slices(n, rows_per_block), "influence")
+            return out
 
         def fill(cols):
             out[:, cols] = self._block(Xf, Z0, y_enc, cols)
 
-        self._run_chunks(fill, chunks, "influence")
+        self._run_chunks(fill, self._column_chunks(n), "influence")
         return out
 
     def explain(self, X, y=None, k=10):
@@ -600,6 +661,10 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         tags.target_tags.single_output = inner.target_tags.single_output
         tags.target_tags.multi_output = inner.target_tags.multi_output
         return tags
+
+
+def n_jobs_is_one(est):
+    return effective_n_jobs(est.n_jobs) <= 1
 
 
 def _refit_without(obj, j, theta, null_space, max_iter=50):

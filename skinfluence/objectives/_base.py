@@ -191,16 +191,18 @@ class Objective(ABC):
         return est
 
     # ------------------------------------------- changes of loss and output
-    def loss_change(self, Z0, y, D):
+    def loss_change(self, Z0, y, D, out=None):
         """Exact loss change ``loss(z_i + D[i, :, j], y_i) - loss(z_i, y_i)``.
 
-        ``Z0`` is ``(n, K)``, ``D`` is ``(n, K, m)``; returns ``(n, m)``.
-        Families override this with a fused kernel; this default is correct
-        for any loss.
+        ``Z0`` is ``(n, K)``, ``D`` is ``(n, K, m)``; returns ``(n, m)``, written
+        into ``out`` when given (so the influence engine fills its output in
+        place); ``out`` must not share memory with ``D``.  Families
+        override this with a fused kernel; this default is correct for any loss.
         """
         base = self.loss_from_outputs(Z0, y)
         m = D.shape[2]
-        out = np.empty((Z0.shape[0], m))
+        if out is None:
+            out = np.empty((Z0.shape[0], m))
         for j in range(m):
             out[:, j] = self.loss_from_outputs(Z0 + D[:, :, j], y) - base
         return out

@@ -139,6 +139,12 @@ class LinearObjective(Objective):
         coef, intercept = self._split_block(V)
         n, K, m = Xf.shape[0], self.n_outputs, V.shape[1]
         out = np.empty((n, K, m))
+        if K == 1 and not sp.issparse(Xf):
+            # one output: V is [coef; intercept] = the augmented feature layout, one GEMM
+            if intercept is not None:
+                Xf = np.hstack([Xf, np.ones((n, 1))])
+            np.matmul(Xf, V, out=out[:, 0, :])
+            return out[:, :, 0] if squeeze else out
         for k in range(K):
             out[:, k, :] = np.asarray(Xf @ coef[k])
             if intercept is not None:
@@ -319,6 +325,10 @@ def _weighted_gram(X, w):
     if sp.issparse(X):
         X = X.tocsr()
         return csr_weighted_gram(X.data, X.indices, X.indptr, X.shape[1], w)
+    if np.all(w >= 0):
+        # a.T @ a runs as a symmetric rank-k update (syrk): half the flops of a GEMM
+        Xs = X * np.sqrt(w)[:, None]
+        return Xs.T @ Xs
     return (X * w[:, None]).T @ X
 
 

@@ -185,10 +185,11 @@ class GLMObjective(LinearObjective):
         _, r, s = self._derivatives(Z, y)
         return r[:, None], s[:, None, None]
 
-    def loss_change(self, Z0, y, D):
+    def loss_change(self, Z0, y, D, out=None):
         z0 = np.ascontiguousarray(np.asarray(Z0, dtype=np.float64)[:, 0])
         D = np.ascontiguousarray(np.asarray(D, dtype=np.float64)[:, 0, :])
-        out = np.empty(D.shape)
+        if out is None:
+            out = np.empty(D.shape)
         return glm_loss_change(
             self.power, self.log_link, np.ascontiguousarray(y, dtype=np.float64), z0, D, out
         )

@@ -358,11 +358,12 @@ class ElementwiseObjective(LinearObjective):
         )
         return loss
 
-    def loss_change(self, Z0, y, D):
+    def loss_change(self, Z0, y, D, out=None):
         Z0 = np.ascontiguousarray(Z0, dtype=np.float64)
         D = np.ascontiguousarray(D, dtype=np.float64)
         T, A = self._targets(y, Z0.shape[0])
-        out = np.empty((Z0.shape[0], D.shape[2]))
+        if out is None:
+            out = np.empty((Z0.shape[0], D.shape[2]))
         return elementwise_loss_change(self._code, self.epsilon, T, A, Z0, D, out)
 
     # -------------------------------------------------------- prediction

@@ -235,9 +235,10 @@ class LogisticObjective(LinearObjective):
             )
         return loss
 
-    def loss_change(self, Z0, y, D):
+    def loss_change(self, Z0, y, D, out=None):
         Z0 = np.ascontiguousarray(Z0, dtype=np.float64)
-        out = np.empty((Z0.shape[0], D.shape[2]))
+        if out is None:
+            out = np.empty((Z0.shape[0], D.shape[2]))
         if self.binary:
             return binary_logloss_change(
                 Z0[:, 0], y.astype(np.float64), np.ascontiguousarray(D[:, 0, :]), out
