@@ -142,15 +142,17 @@ def test_banzhaf_msr_matches_enumeration(fast):
     _check_within_se(bz, exact)
 
 
-def test_groups_match_enumeration_over_groups():
+@pytest.mark.parametrize("est", [DecisionTreeClassifier(max_depth=3, random_state=0),
+                                 LogisticRegression(tol=1e-10, max_iter=10000)],
+                         ids=["tree", "logistic-newton"])
+def test_groups_match_enumeration_over_groups(est):
     X, y, Xv, yv = _data(n_train=12, seed=4)
     groups = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]) * 10
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    est = DecisionTreeClassifier(max_depth=3, random_state=0)
     exact = _exact(_reference_utility(est, X, y, Xv, yv, members), 6, shapley_w(6))
     tmc = TMCShapley(est, max_iter=600, truncation_tol=0, tol=None, batch_size=300,
-                     random_state=4).fit(
-        X, y, X_val=Xv, y_val=yv, groups=groups)
+                     random_state=4).fit(X, y, X_val=Xv, y_val=yv, groups=groups)
+    assert tmc.fast_utility_ is isinstance(est, LogisticRegression)
     np.testing.assert_array_equal(tmc.group_labels_, [0, 10, 20, 30, 40, 50])
     assert tmc.values_.shape == (6,)
     _check_within_se(tmc, exact)
