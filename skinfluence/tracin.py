@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, cl
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .objectives import make_objective
 from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
@@ -251,7 +251,11 @@ class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
             y_numeric=not is_classifier(self.estimator),
         )
+        if is_classifier(self.estimator) and y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"TracIn needs at least two training samples; got {n} sample.")
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             if sample_weight.shape != (n,):
@@ -307,6 +311,11 @@ class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def _query_gradients(self, X, y):
         """Per-checkpoint gradients of the queries: list of (n, p) arrays."""
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
+        if y is not None and is_classifier(self.estimator_):
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
         out = []
         for obj in self._objectives:
             Xf = obj.features(X)
@@ -457,7 +466,6 @@ class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.multi_output = inner.target_tags.multi_output
         tags.target_tags.single_output = inner.target_tags.single_output
-        tags.non_deterministic = True
         return tags
 
 

@@ -8,6 +8,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence.tracin import TracIn, sgd_learning_rate
 
@@ -173,3 +174,20 @@ def test_errors(iris):
     with pytest.raises(ValueError, match="features"):
         tr.transform(X[:2, :3], y[:2])
     clone(tr)  # clonable
+
+
+_SW = "stochastic training: weighting a point is not the same as repeating it"
+
+
+@parametrize_with_checks(
+    [
+        TracIn(SGDClassifier(loss="log_loss", random_state=0), n_epochs=2, random_state=0),
+        TracIn(SGDRegressor(random_state=0), n_epochs=2, random_state=0),
+    ],
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data": _SW,
+        "check_sample_weight_equivalence_on_sparse_data": _SW,
+    },
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
