@@ -253,6 +253,7 @@ def test_cleaning_curve_errors(is_noisy, scores, match):
     [
         "skinfluence.cleaning._cleaner",
         "skinfluence.cleaning._classifier",
+        "skinfluence.cleaning._confident",
         "skinfluence.cleaning._curve",
         "skinfluence.datasets._noise",
     ],

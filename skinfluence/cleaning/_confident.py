@@ -81,6 +81,19 @@ def confident_joint(labels, P, thresholds=None):
     assigned : ndarray of shape (n_samples,), dtype=intp
         The latent class each sample was counted into, ``-1`` if none of its
         probabilities reached the class threshold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skinfluence.cleaning import confident_joint
+    >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    >>> P = np.array([[.9, .1], [.8, .2], [.85, .15], [.1, .9],
+    ...               [.1, .9], [.2, .8], [.05, .95], [.15, .85]])
+    >>> C, assigned = confident_joint(labels, P)
+    >>> C.tolist()
+    [[3, 1], [0, 2]]
+    >>> assigned.tolist()  # -1: no class probability reached its threshold
+    [0, 0, 0, 1, 1, -1, 1, -1]
     """
     labels, P = _check(labels, P)
     K = P.shape[1]
@@ -101,6 +114,27 @@ def estimate_joint(C, class_counts):
     Rows are rescaled to the observed class counts so that row sums match
     ``|X_{y=i}|``; a class none of whose samples was confidently counted is
     taken as noise-free (all its mass on the diagonal).
+
+    Parameters
+    ----------
+    C : ndarray of shape (n_classes, n_classes)
+        Confident joint from :func:`confident_joint`.
+    class_counts : ndarray of shape (n_classes,)
+        Number of samples with each given label.
+
+    Returns
+    -------
+    Q : ndarray of shape (n_classes, n_classes)
+        Estimated joint distribution of given (rows) and true (columns) labels;
+        ``n * (1 - trace(Q))`` estimates the number of label errors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skinfluence.cleaning import estimate_joint
+    >>> Q = estimate_joint(np.array([[3, 1], [0, 2]]), np.array([4, 4]))
+    >>> Q.tolist()
+    [[0.375, 0.125], [0.0, 0.5]]
     """
     C = np.asarray(C, dtype=np.float64)
     class_counts = np.asarray(class_counts, dtype=np.float64)
@@ -165,6 +199,16 @@ def find_label_issues(labels, P, *, filter_by="prune_by_noise_rate", frac_noise=
     Returns
     -------
     issues : ndarray of shape (n_samples,), dtype=bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skinfluence.cleaning import find_label_issues
+    >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    >>> P = np.array([[.9, .1], [.8, .2], [.85, .15], [.1, .9],
+    ...               [.1, .9], [.2, .8], [.05, .95], [.15, .85]])
+    >>> find_label_issues(labels, P).tolist()
+    [False, False, False, True, False, False, False, False]
     """
     labels, P = _check(labels, P)
     if filter_by not in FILTERS:
@@ -235,6 +279,25 @@ def issue_scores(labels, P, method="normalized_margin"):
 
     ``self_confidence``: ``1 - P[x, label]``.  ``normalized_margin``:
     ``(1 + max_{j != label} P[x, j] - P[x, label]) / 2``.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Integer-coded given labels.
+    P : ndarray of shape (n_samples, n_classes)
+        Out-of-sample predicted probabilities.
+    method : {"self_confidence", "normalized_margin"}, default="normalized_margin"
+
+    Returns
+    -------
+    scores : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skinfluence.cleaning import issue_scores
+    >>> issue_scores(np.array([0, 1]), np.array([[.9, .1], [.6, .4]]), "self_confidence")
+    array([0.1, 0.6])
     """
     labels, P = _check(labels, P)
     idx = np.arange(P.shape[0])
