@@ -121,6 +121,27 @@ def _write_csv(path, header, rows, delimiter=","):
         raise UsageError(f"cannot write {path}: {exc.strerror}.") from None
 
 
+def _save_plot(path, draw, console):
+    """Draw with ``draw(ax)`` and save to ``path`` (needs matplotlib, imported only here)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'skinfluence[plot]'.") from None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    draw(ax)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot save the plot to {path}: {exc}") from None
+    finally:
+        plt.close(fig)
+    console.say(f"saved the plot to {path}")
+
+
 def _split_names(text):
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
@@ -258,6 +279,15 @@ def cmd_label_issues(args):
         console.say(_format_table(["row", "score", "given", "suggested", "issue"] + keep, rows))
         if not args.output:
             console.say("\n(use --output FILE.csv to save every row with its score)")
+    if args.plot:
+        from skinfluence.plot import plot_value_distribution
+
+        def draw(ax):
+            plot_value_distribution(scores, np.where(issues, "flagged", "not flagged"), ax=ax)
+            ax.set_xlabel("suspicion score (higher = label more likely wrong)")
+            ax.set_title(f"{args.data}: {n_issues} of {table.n_rows} rows flagged")
+
+        _save_plot(args.plot, draw, console)
     return EXIT_OK
 
 
@@ -377,6 +407,20 @@ def cmd_explain(args):
         _write_csv(args.output, extra + table.header, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"\nwrote the {len(out_rows)} rows to {args.output}")
+    if args.plot:
+        from skinfluence.plot import plot_explanation
+
+        (top_kind, (top_i, top_v)), (low_kind, (low_i, low_v)) = kinds.items()
+        bunch = {"helpful_indices": top_i[None], "helpful_values": top_v[None],
+                 "harmful_indices": low_i[None], "harmful_values": low_v[None]}
+
+        def draw(ax):
+            plot_explanation(bunch, y_train=y, ax=ax)
+            ax.set_xlabel(value_name)
+            ax.set_title(f"row {row}: {_EXPLAIN_HEADINGS[top_kind]} (blue) and "
+                         f"{_EXPLAIN_HEADINGS[low_kind].split(' ', 1)[1]} (red)", fontsize=9)
+
+        _save_plot(args.plot, draw, console)
     return EXIT_OK
 
 
@@ -443,7 +487,7 @@ def cmd_value(args):
         _write_csv(args.output, table.header + extra, out_rows, table.delimiter)
         if args.output != "-":
             console.say(f"wrote all rows, least valuable first, to {args.output}")
-    if args.output != "-":
+    if args.output != "-" and args.show:
         keep = _display_columns(table, plan)
         show = min(args.show, table.n_rows)
         for title, idx in (("least", order[:show]), ("most", order[::-1][:show])):
@@ -451,6 +495,14 @@ def cmd_value(args):
                     + [table.rows[i][table.header.index(c)] for c in keep] for i in idx]
             console.say(f"\n{title} valuable {len(idx)} rows:")
             console.say(_format_table(["row", "value", plan.target] + keep, rows))
+    if args.plot:
+        from skinfluence.plot import plot_value_distribution
+
+        def draw(ax):
+            plot_value_distribution(values, ax=ax)
+            ax.set_title(f"{args.data}: {args.method} values of {table.n_rows} rows")
+
+        _save_plot(args.plot, draw, console)
     return EXIT_OK
 
 
@@ -664,6 +716,8 @@ def _add_data_arguments(p, *, models_help=True):
     p.add_argument("--delimiter", metavar="CHAR", help="field separator (default: guessed)")
     p.add_argument("--show", type=_nonneg_int, default=10, metavar="N",
                    help="rows to print (default: 10)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also save a picture of the result (needs matplotlib)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed for models that use randomness (default: 0)")
 

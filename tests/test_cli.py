@@ -180,6 +180,9 @@ def test_row_out_of_range(shop_csv):
     path, _, _ = shop_csv
     assert_user_error(run("explain", path, "--target", "status", "--row", 160),
                       "out of range", "0 to 159")
+    assert_user_error(run("label-issues", path, "--target", "status", "--method", "loss",
+                          "--plot", Path(path).parent / "no" / "such" / "dir.png"),
+                      "cannot save the plot")
 
 
 # ----------------------------------------------------------------- label-issues
@@ -268,8 +271,9 @@ def test_explain_regression_target(tmp_path):
                      [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
     out = tmp_path / "why.csv"
     proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2,
-               "-o", out)
+               "-o", out, "--plot", tmp_path / "why.png")
     assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "why.png").stat().st_size > 1000
     assert "row 39" in proc.stdout and "lower the prediction most" in proc.stdout
     # contribution of j = prediction with j - prediction of the ridge refit without j
     from sklearn.linear_model import Ridge
@@ -292,8 +296,10 @@ def test_value_matches_library(shop_csv, tmp_path):
 
     path, flip, _ = shop_csv
     out = tmp_path / "values.csv"
-    proc = run("value", path, "--target", "status", "--output", out)
+    picture = tmp_path / "values.png"
+    proc = run("value", path, "--target", "status", "--output", out, "--plot", picture)
     assert proc.returncode == 0, proc.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header, rows = read_out(out)
     assert header[-3:] == ["row", "value", "rank"]
     values = np.array([float(r[-2]) for r in rows])
