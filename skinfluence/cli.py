@@ -865,6 +865,11 @@ def main(argv=None):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
+        if getattr(args, "plot", None):
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:  # fail before the work
+                raise UsageError("--plot needs matplotlib: pip install 'skinfluence[plot]'.")
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.func(args)
