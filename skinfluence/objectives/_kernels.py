@@ -167,3 +167,23 @@ def multinomial_logloss_change(Z0, y, D, out):
                 s += np.exp(Z0[i, k] + D[i, k, j] - zm)
             out[i, j] = zm + np.log(s) - (Z0[i, y[i]] + D[i, y[i], j]) - base
     return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def csr_matmul_dense(data, indices, indptr, B, out):
+    """``out = X @ B`` for CSR ``X`` and dense C-ordered ``B`` (rows in parallel).
+
+    scipy's sparse-times-multivector loop is single-threaded and not vectorised
+    over ``B``'s columns; this is the hot product of matrix-free CG on sparse data.
+    """
+    n_rows = indptr.shape[0] - 1
+    m = B.shape[1]
+    for i in prange(n_rows):
+        for j in range(m):
+            out[i, j] = 0.0
+        for a in range(indptr[i], indptr[i + 1]):
+            v = data[a]
+            row = indices[a]
+            for j in range(m):
+                out[i, j] += v * B[row, j]
+    return out

@@ -146,7 +146,7 @@ class LinearObjective(Objective):
             np.matmul(Xf, V, out=out[:, 0, :])
             return out[:, :, 0] if squeeze else out
         for k in range(K):
-            out[:, k, :] = np.asarray(Xf @ coef[k])
+            out[:, k, :] = _matmul(Xf, coef[k])
             if intercept is not None:
                 out[:, k, :] += intercept[k]
         return out[:, :, 0] if squeeze else out
@@ -275,12 +275,20 @@ class LinearObjective(Objective):
         K, d = self.n_outputs, self.n_features
         m = U.shape[2]
         out = np.empty((self.n_params, m))
-        XT = self.X.T
+        XT = self._transposed_X()
         for k in range(K):
-            out[k * d : (k + 1) * d] = np.asarray(XT @ U[:, k, :])
+            out[k * d : (k + 1) * d] = _matmul(XT, U[:, k, :])
         if self.fit_intercept:
             out[K * d :] = U.sum(axis=0)
         return out
+
+    def _transposed_X(self):
+        """``X.T``; for sparse X a cached CSR copy so that products with it run row-parallel."""
+        if not sp.issparse(self.X):
+            return self.X.T
+        if getattr(self, "_XT_csr", None) is None:
+            self._XT_csr = self.X.T.tocsr()
+        return self._XT_csr
 
     def hessian_diagonal(self, theta=None):
         WS = self.curvature(theta)
@@ -319,6 +327,18 @@ class LinearObjective(Objective):
             est_int = np.asarray(self.estimator.intercept_)
             out["intercept_"] = intercept.copy().reshape(est_int.shape)
         return out
+
+
+def _matmul(X, B):
+    """``X @ B`` as a dense array; sparse CSR ``X`` through the parallel numba kernel."""
+    if sp.issparse(X):
+        from ._kernels import csr_matmul_dense
+
+        X = X.tocsr()
+        B = np.ascontiguousarray(B, dtype=np.float64)
+        out = np.empty((X.shape[0], B.shape[1]))
+        return csr_matmul_dense(X.data, X.indices, X.indptr, B, out)
+    return X @ B
 
 
 def _weighted_gram(X, w):

@@ -7,6 +7,11 @@ import numpy as np
 from ._base import HessianSolver
 
 
+def _coldot(A, B):
+    """Column-wise dot products of two (p, m) arrays."""
+    return np.einsum("ij,ij->j", A, B, optimize=False)
+
+
 class CGSolver(HessianSolver):
     """Matrix-free conjugate gradients for many right-hand sides at once.
 
@@ -66,38 +71,37 @@ class CGSolver(HessianSolver):
             B = B[:, None]
         p, m = B.shape
         max_iter = self.max_iter if self.max_iter is not None else max(50, min(10 * p, 2000))
+        # Columns advance together; converged or stopped columns are frozen by zeroing their
+        # step (masking) instead of gathering the active ones, which would copy the whole
+        # block with strided reads every iteration.
         X = np.zeros_like(B)
         R = B.copy()
         bnorm = np.linalg.norm(B, axis=0)
         bnorm[bnorm == 0] = 1.0
         Zp = self._precond[:, None] * R
         P = Zp.copy()
-        rz = np.einsum("ij,ij->j", R, Zp)
+        rz = _coldot(R, Zp)
         active = np.linalg.norm(R, axis=0) / bnorm > self.tol
         negative = False
         it = 0
         while it < max_iter and active.any():
-            idx = np.flatnonzero(active)
-            HP = self._matvec(P[:, idx])
-            pHp = np.einsum("ij,ij->j", P[:, idx], HP)
-            bad = pHp <= 0
+            HP = self._matvec(P)
+            pHp = _coldot(P, HP)
+            bad = active & (pHp <= 0)
             if bad.any():
                 negative = True
-                active[idx[bad]] = False
-                keep = ~bad
-                idx, HP, pHp = idx[keep], HP[:, keep], pHp[keep]
-                if idx.size == 0:
-                    break
-            alpha = rz[idx] / pHp
-            X[:, idx] += alpha * P[:, idx]
-            R[:, idx] -= alpha * HP
-            Zn = self._precond[:, None] * R[:, idx]
-            rz_new = np.einsum("ij,ij->j", R[:, idx], Zn)
-            beta = rz_new / np.where(rz[idx] == 0, 1.0, rz[idx])
-            P[:, idx] = Zn + beta * P[:, idx]
-            rz[idx] = rz_new
-            res = np.linalg.norm(R[:, idx], axis=0) / bnorm[idx]
-            active[idx[res <= self.tol]] = False
+                active &= ~bad
+            alpha = np.where(active, rz / np.where(pHp > 0, pHp, 1.0), 0.0)
+            X += alpha * P
+            R -= alpha * HP
+            Zn = self._precond[:, None] * R
+            rz_new = _coldot(R, Zn)
+            beta = np.where(active, rz_new / np.where(rz == 0, 1.0, rz), 0.0)
+            P *= beta
+            P += Zn
+            rz = rz_new
+            res = np.linalg.norm(R, axis=0) / bnorm
+            active &= res > self.tol
             it += 1
         final_res = np.linalg.norm(B - self._matvec(X), axis=0) / bnorm
         self.n_iter_ = it
