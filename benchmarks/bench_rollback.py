@@ -61,23 +61,27 @@ def bench_kg(dataset, repeats, n_queries):
 
 
 def bench_mf(repeats, n_queries):
+    rows = []
     rng = np.random.default_rng(0)
-    n_users, n_items, n = 2000, 1000, 100_000
-    X = np.column_stack([rng.integers(0, n_users, n), rng.integers(0, n_items, n)])
-    y = rng.normal(size=n) + (X[:, 0] % 5) - (X[:, 1] % 3)
-    est = MatrixFactorization(n_components=16, max_iter=10, random_state=0)
-    GradientRollback(est).fit(X[:1000], y[:1000]).explain(X[:1])
-    t_plain = best_time(lambda: est.fit(X, y), repeats)
-    t_gr = best_time(lambda: GradientRollback(est).fit(X, y), repeats)
-    gr = GradientRollback(est).fit(X, y)
-    lat = []
-    for q in X[:n_queries]:
-        t0 = time.perf_counter()
-        gr.explain(q[None, :], k=10)
-        lat.append(time.perf_counter() - t0)
-    mem = sum(g.nbytes for g in gr.gamma_.values()) / 2**20
-    return [("ratings 100k", "MatrixFactorization", "adam, batch 32", t_plain, t_gr,
-             np.median(lat), mem)]
+    for n_users, n_items, n in ((500, 300, 20_000), (2000, 1000, 100_000)):
+        X = np.column_stack([rng.integers(0, n_users, n), rng.integers(0, n_items, n)])
+        y = rng.normal(size=n) + (X[:, 0] % 5) - (X[:, 1] % 3)
+        for opt in ("adam", "sgd"):
+            est = MatrixFactorization(n_components=16, max_iter=10, optimizer=opt,
+                                      random_state=0)
+            GradientRollback(est).fit(X[:1000], y[:1000]).explain(X[:1])
+            t_plain = best_time(lambda: est.fit(X, y), repeats)
+            t_gr = best_time(lambda: GradientRollback(est).fit(X, y), repeats)
+            gr = GradientRollback(est).fit(X, y)
+            lat = []
+            for q in X[:n_queries]:
+                t0 = time.perf_counter()
+                gr.explain(q[None, :], k=10)
+                lat.append(time.perf_counter() - t0)
+            mem = sum(g.nbytes for g in gr.gamma_.values()) / 2**20
+            rows.append((f"ratings {n // 1000}k", "MatrixFactorization",
+                         f"{opt}, batch 32", t_plain, t_gr, np.median(lat), mem))
+    return rows
 
 
 def main(argv=None):
