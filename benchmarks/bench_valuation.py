@@ -99,8 +99,13 @@ def run_pydvl(method, Xtr, ytr, Xv, yv, budget, n_neighbors=5):
     elif method == "banzhaf":
         val = MSRBanzhafValuation(utility, MaxUpdates(budget), seed=0)
     elif method == "oob":
-        val = DataOOBValuation(BaggingClassifier(LogisticRegression(), n_estimators=budget,
-                                                 random_state=0))
+        bag = BaggingClassifier(LogisticRegression(), n_estimators=budget, random_state=0)
+        val = DataOOBValuation(bag)
+        with parallel_config(n_jobs=2):
+            _, t_bag = timed(lambda: bag.fit(Xtr, ytr))  # pyDVL values a fitted bag
+        _, t_val = timed(lambda: val.fit(train))
+        res = val.result if hasattr(val, "result") else val.values()
+        return pydvl_values(res, len(ytr)), t_bag + t_val
     elif method == "loo":
         val = PLOO(utility)
     else:
@@ -137,7 +142,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and budgets (smoke test)")
     parser.add_argument("--no-pydvl", action="store_true", help="skip pyDVL")
+    parser.add_argument("--methods", default="knn,tmc,beta,banzhaf,oob,loo",
+                        help="comma-separated subset of knn,tmc,beta,banzhaf,oob,loo")
+    parser.add_argument("--permutations", type=int, default=2000,
+                        help="budget of TMC/Beta Shapley and MSR (both libraries)")
     args = parser.parse_args()
+    methods = set(args.methods.split(","))
     use_pydvl = not args.no_pydvl
     if use_pydvl:
         try:
@@ -167,38 +177,46 @@ def main():
             return (None, None), f"pyDVL failed: {type(exc).__name__}: {exc}"[:120]
 
     # KNN-Shapley ---------------------------------------------------------
-    n_train, n_val = (2000, 100) if args.quick else (20000, 1000)
-    Xtr, ytr, Xv, yv = knn_data(n_train, n_val)
-    run_ours("knn", Xtr[:100], ytr[:100], Xv[:5], yv[:5], None)  # compile the numba kernel
-    ours, t_ours = run_ours("knn", Xtr, ytr, Xv, yv, None)
-    t_dvl = diff = None
-    note = ""
-    if use_pydvl:
-        (theirs, t_dvl), note = pydvl_or_error("knn", Xtr, ytr, Xv, yv, None)
-        if theirs is not None:
-            diff = float(np.max(np.abs(ours - theirs)))
-    emit(f"KNN-Shapley {n_train}x{n_val}", "-", t_dvl, None, t_ours, None,
-         note or f"max |value difference| {fmt(diff, '.1e')}")
+    if "knn" in methods:
+        n_train, n_val = (2000, 100) if args.quick else (20000, 1000)
+        Xtr, ytr, Xv, yv = knn_data(n_train, n_val)
+        run_ours("knn", Xtr[:100], ytr[:100], Xv[:5], yv[:5], None)  # compile the kernel
+        ours, t_ours = run_ours("knn", Xtr, ytr, Xv, yv, None)
+        t_dvl = diff = None
+        note = ""
+        if use_pydvl:
+            (theirs, t_dvl), note = pydvl_or_error("knn", Xtr, ytr, Xv, yv, None)
+            if theirs is not None:
+                diff = float(np.max(np.abs(ours - theirs)))
+        emit(f"KNN-Shapley {n_train}x{n_val}", "-", t_dvl, None, t_ours, None,
+             note or f"max |value difference| {fmt(diff, '.1e')}")
 
     # Mislabel detection ------------------------------------------------------
     Xtr, ytr, Xv, yv, flipped = mislabel_task()
-    # warm up numba kernels and the worker pool so that timings are steady state
+    # warm up numba kernels and joblib's process pool (shared by both libraries) so that
+    # timings are steady state
+    from joblib import Parallel, delayed
+
+    Parallel(n_jobs=2)(delayed(np.sqrt)(i) for i in range(8))
     run_ours("tmc", Xtr, ytr, Xv, yv, 4)
     run_ours("banzhaf", Xtr, ytr, Xv, yv, 16)
     q = 10 if args.quick else 1
+    P = args.permutations // q
     for method, label, budget in [
-        ("tmc", "TMC-Shapley", 2000 // q),
-        ("beta", "Beta(16,1)-Shapley", 2000 // q),
-        ("banzhaf", "MSR-Banzhaf", 2000 // q),
-        ("banzhaf", "MSR-Banzhaf", 50000 // q),
+        ("tmc", "TMC-Shapley", P),
+        ("beta", "Beta(16,1)-Shapley", P),
+        ("banzhaf", "MSR-Banzhaf", P),
+        ("banzhaf", "MSR-Banzhaf", 25 * P),
         ("oob", "Data-OOB", 200 // (5 if args.quick else 1)),
         ("loo", "LOO (exact refits)", None),
     ]:
+        if method not in methods:
+            continue
         ours, t_ours = run_ours(method, Xtr, ytr, Xv, yv, budget)
         auc_ours = roc_auc_score(flipped, -ours)
         t_dvl = auc_dvl = None
         note = ""
-        if use_pydvl and not (method == "banzhaf" and budget > 2000 // q):
+        if use_pydvl and not (method == "banzhaf" and budget > P):
             (theirs, t_dvl), note = pydvl_or_error(method, Xtr, ytr, Xv, yv, budget)
             if theirs is not None:
                 ok = np.isfinite(theirs)

@@ -257,3 +257,17 @@ def test_sklearn_conventions(est):
 
     with pytest.raises(NotFittedError):
         est.predict(X)
+
+
+def test_data_oob_newton_path_equals_sklearn_fits():
+    X, y = make_classification(n_samples=80, n_features=4, n_redundant=0, flip_y=0.1,
+                               random_state=5)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, 80)
+    est = LogisticRegression(C=0.5, tol=1e-12, max_iter=10000)
+    fast = DataOOB(est, n_estimators=30, random_state=0).fit(X, y, sample_weight=sw)
+    slow = DataOOB(est, n_estimators=30, random_state=0, fast_utility=False).fit(
+        X, y, sample_weight=sw)
+    assert fast.fast_utility_ and not slow.fast_utility_
+    np.testing.assert_array_equal(fast.n_oob_, slow.n_oob_)
+    np.testing.assert_allclose(fast.values_, slow.values_, atol=1e-12)
+    np.testing.assert_allclose(fast.stderr_, slow.stderr_, atol=1e-12)

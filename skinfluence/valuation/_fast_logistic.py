@@ -288,3 +288,40 @@ class FastLogisticUtility:
                                 np.ascontiguousarray(masks), self.theta_full, self.C,
                                 self.fit_intercept, self.Xv, self.tv, self.code,
                                 self.const_scores, self.empty, self.max_newton)
+
+
+@njit(cache=True, nogil=True)
+def lr_bag_decisions(X, t, sw, counts, theta_full, C, fit_intercept, max_newton):  # pragma: no cover
+    """Decision values of every point under the model fitted on each bootstrap bag.
+
+    A bag with ``counts[b, i]`` copies of row ``i`` is the weighted problem with
+    weights ``counts * sw``.  Single-class bags give +-inf (the constant predictor).
+    """
+    B, n = counts.shape
+    p = X.shape[1]
+    out = np.empty((B, n))
+    rows = np.empty(n, dtype=np.int64)
+    w = np.empty(n)
+    theta = np.empty_like(theta_full)
+    for b in range(B):
+        k = 0
+        n_pos = 0.0
+        total = 0.0
+        for i in range(n):
+            w[i] = counts[b, i] * sw[i]
+            if counts[b, i] > 0:
+                rows[k] = i
+                k += 1
+                n_pos += counts[b, i] * t[i]
+                total += counts[b, i]
+        if n_pos == 0.0 or n_pos == total:
+            out[b, :] = np.inf if n_pos > 0 else -np.inf
+            continue
+        theta[:] = theta_full
+        _newton(X, t, w, rows, k, theta, C, fit_intercept, max_newton)
+        for i in range(n):
+            z = theta[p] if fit_intercept else 0.0
+            for c in range(p):
+                z += X[i, c] * theta[c]
+            out[b, i] = z
+    return out

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseValuation, check_train, progress, spawn_seeds
+from ._fast_logistic import fast_logistic_spec, lr_bag_decisions
 
 
 def _bag_task(estimator, X, y, sample_weight, seeds, n_draw, classifier):
@@ -69,6 +70,10 @@ class DataOOB(BaseValuation):
         Number of bootstrap models.
     max_samples : float, default=1.0
         Bootstrap size as a fraction of the training set.
+    fast_utility : bool, default=True
+        For binary L2 ``LogisticRegression``, fit each bag as a weighted
+        Newton solve of the same objective in numba (a bootstrap sample is the
+        training set weighted by its draw counts) instead of a ``fit`` call.
     random_state : int, RandomState or None, default=None
     n_jobs : int, default=None
         Parallel fits through joblib (any backend, e.g. dask).
@@ -82,6 +87,8 @@ class DataOOB(BaseValuation):
         Standard error of that mean.
     n_oob_ : ndarray of shape (n_train,)
         Number of models for which the point was out of bag.
+    fast_utility_ : bool
+        Whether the Newton fast path fitted the bags.
     estimator_ : estimator
         The base estimator fitted on all points (``predict``/``score`` delegate to it).
 
@@ -105,16 +112,18 @@ class DataOOB(BaseValuation):
         "estimator": [object],
         "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_samples": [Interval(numbers.Real, 0, 1, closed="right")],
+        "fast_utility": ["boolean"],
         "random_state": ["random_state"],
         "n_jobs": [None, numbers.Integral],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, n_estimators=200, *, max_samples=1.0, random_state=None,
-                 n_jobs=None, verbose=0):
+    def __init__(self, estimator, n_estimators=200, *, max_samples=1.0, fast_utility=True,
+                 random_state=None, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+        self.fast_utility = fast_utility
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -146,6 +155,12 @@ class DataOOB(BaseValuation):
         n = X.shape[0]
         n_draw = max(1, int(round(self.max_samples * n)))
         seeds = spawn_seeds(self.random_state, self.n_estimators)
+        code = None
+        if self.fast_utility:
+            code = fast_logistic_spec(self.estimator, None, X, y, sample_weight)
+        self.fast_utility_ = code is not None
+        if code is not None:
+            return self._fit_fast(X, y, sample_weight, seeds, n_draw)
         n_chunks = min(self.n_estimators, 4 * max(1, effective_n_jobs(self.n_jobs)))
         chunks = [list(c) for c in np.array_split(np.arange(self.n_estimators), n_chunks)]
         jobs = (delayed(_bag_task)(self.estimator, X, y, sample_weight, [seeds[i] for i in c],
@@ -159,6 +174,31 @@ class DataOOB(BaseValuation):
                 total[m] += s
                 total_sq[m] += s**2
                 count[m] += 1
+        return self._finish(X, y, sample_weight, total, total_sq, count)
+
+    def _fit_fast(self, X, y, sample_weight, seeds, n_draw):
+        """Binary L2 logistic regression: every bag is a weighted Newton solve in numba."""
+        n = X.shape[0]
+        classes = np.unique(y)
+        Xc = np.ascontiguousarray(X, dtype=np.float64)
+        t = (y == classes[1]).astype(np.float64)
+        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        counts = np.empty((len(seeds), n), dtype=np.float64)
+        for b, seed in enumerate(seeds):  # the same bootstrap draws as the generic path
+            idx = np.random.default_rng(seed).integers(0, n, size=n_draw)
+            counts[b] = np.bincount(idx, minlength=n)
+        fit_intercept = bool(self.estimator.fit_intercept)
+        theta0 = np.zeros(X.shape[1] + int(fit_intercept))
+        Z = lr_bag_decisions(Xc, t, sw, counts, theta0, float(self.estimator.C), fit_intercept,
+                             100)
+        oob = counts == 0
+        correct = ((Z > 0) == (t[None, :] == 1.0)).astype(np.float64)
+        total = (correct * oob).sum(0)
+        total_sq = total.copy()  # 0/1 scores
+        count = oob.sum(0).astype(np.float64)
+        return self._finish(X, y, sample_weight, total, total_sq, count)
+
+    def _finish(self, X, y, sample_weight, total, total_sq, count):
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = total / count
             var = np.maximum(total_sq / count - mean**2, 0) * count / np.maximum(count - 1, 1)
