@@ -276,12 +276,13 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
         cache = obj.n_params * n <= _CACHE_ENTRIES
         self._directions = None
+        self._cache_directions = cache
         self._refined = {}
         if cache and XH is not None:
             XH *= self._removal_coef  # rows become dtheta_j^T (before reweighting)
             self._directions = self._finish_directions(np.ascontiguousarray(XH.T), slice(0, n))
-        elif cache:
-            self._directions = self._solve_directions(slice(0, n))
+        # otherwise computed on first use (_ensure_directions): leave-one-out outputs and
+        # self-influence under "newton" only need the leverages
         del XH
         self._refine_largest()
         # self influence: the point's own output change dz_jj = J_j dtheta_j
@@ -400,11 +401,10 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             return
         obj = self.objective_
         n = obj.n_train
-        # rank by the Hessian norm of the one-step change, dtheta^T H dtheta
-        size = np.empty(n)
-        for sl in chunk_slices(n, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
-            V = self._columns(sl)
-            size[sl] = np.einsum("pm,pm->m", V, obj.hvp(V))
+        # rank by the Hessian norm of the one-step change, dtheta^T H dtheta, which is
+        # (w c_j)^T M_j (w c_j) from the leverages (without the reweighting term)
+        a = self._removal_coef
+        size = np.einsum("ik,ikl,il->i", a, self._leverages_, a)
         order = np.argsort(-size, kind="stable")[:n_refine]
         refined = {}
         for j in progress(order, desc="exact refits", verbose=self.verbose):
@@ -420,9 +420,15 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ blocks
     def _columns(self, cols):
-        if self._directions is not None:
+        if self._ensure_directions():
             return self._directions[:, cols]
         return self._solve_directions(cols)
+
+    def _ensure_directions(self):
+        """Compute and cache all parameter changes if they fit in memory; True if cached."""
+        if self._directions is None and self._cache_directions:
+            self._directions = self._solve_directions(slice(0, self.objective_.n_train))
+        return self._directions is not None
 
     def _block(self, Xf, Z0, y_enc, cols, out=None):
         """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``.
@@ -503,7 +509,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Xf, Z0, y_enc = self._prepare_queries(X, y)
         n, n_train, K = Xf.shape[0], self.objective_.n_train, self.objective_.n_outputs
         out = np.empty((n, n_train))
-        if self._directions is not None:
+        if self._ensure_directions():
             all_cols = slice(0, n_train)
             if y is not None and self.approximation == "first_order" and n_jobs_is_one(self):
                 # the classic formula is a single GEMM into the output
@@ -581,7 +587,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "objective_")
         n = self.objective_.n_train
         idx = np.arange(n) if indices is None else np.asarray(indices)
-        if self._directions is not None:
+        if self._ensure_directions():
             return self._directions[:, idx].copy()
         out = np.empty((self.objective_.n_params, idx.size))
         for sl in chunk_slices(idx.size, 4096):
