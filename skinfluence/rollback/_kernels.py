@@ -446,9 +446,15 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     GP[u, k] += gpl[k]
                     GQ[it, k] += gql[k]
                 if record:
-                    for k in range(d):
-                        bufP[nb, k] = gpl[k]
-                        bufQ[nb, k] = gql[k]
+                    if opt == SGD:
+                        # the step is known now: credit without buffering
+                        for k in range(d):
+                            gamP[i, k] -= lr * gpl[k]
+                            gamQ[i, k] -= lr * gql[k]
+                    else:
+                        for k in range(d):
+                            bufP[nb, k] = gpl[k]
+                            bufQ[nb, k] = gql[k]
                 bidx[nb] = i
                 nb += 1
             if nb == 0:
@@ -457,7 +463,7 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                         rec_adam, DP)
             _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0,
                         rec_adam, DQ)
-            if record:
+            if rec_adam:
                 for b in range(nb):
                     i = bidx[b]
                     _credit(gamP, i, bufP, b, DP, users[i], opt, lr)
