@@ -380,3 +380,17 @@ def test_errors():
         gr.explain(X[:2], k=0)
     with pytest.raises(FloatingPointError, match="diverged"):
         DistMult(optimizer="sgd", learning_rate=1e6, max_iter=3, random_state=0).fit(X)
+
+
+def test_zero_weight_with_query_without_candidates():
+    # the last query has no neighbourhood at all (unused entity and relation)
+    X = _kg(n=80, ne=12, nr=5)
+    sw = np.ones(80)
+    sw[:5] = 0
+    est = DistMult(n_components=2, max_iter=1, random_state=0, n_entities=14,
+                   n_relations=7)
+    gr = GradientRollback(est).fit(X, sample_weight=sw)
+    D = gr.transform([[0, 0, 1], [13, 6, 12]])
+    assert D.getrow(1).nnz == 0 and D.getrow(0).nnz > 0
+    idx, d = gr.explain([[0, 0, 1], [13, 6, 12]], k=3)
+    assert np.all(idx[1] == -1)

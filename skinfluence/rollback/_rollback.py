@@ -302,9 +302,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         # zero-weight examples never updated anything: drop them explicitly
         keep = self.sample_weight_[idx] > 0
         if not np.all(keep):
-            counts = np.add.reduceat(keep.astype(np.int64), ptr[:-1]) if idx.size else np.zeros(0, np.int64)
-            counts[ptr[:-1] == ptr[1:]] = 0
-            ptr = np.concatenate([[0], np.cumsum(counts)])
+            kept_before = np.concatenate([[0], np.cumsum(keep)])
+            ptr = kept_before[ptr]
             idx, vals = idx[keep], vals[keep]
         return ptr, idx, vals
 
