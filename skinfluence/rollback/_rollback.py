@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _kernels as K
-from ._models import MatrixFactorization, _as_ids, _KGEmbedding
+from ._models import MatrixFactorization, _KGEmbedding
 
 __all__ = ["GradientRollback"]
 
