@@ -182,7 +182,6 @@ _SW = "stochastic training: weighting a point is not the same as repeating it"
 @parametrize_with_checks(
     [
         TracIn(SGDClassifier(loss="log_loss", random_state=0), n_epochs=2, random_state=0),
-        TracIn(SGDRegressor(random_state=0), n_epochs=2, random_state=0),
     ],
     expected_failed_checks=lambda est: {
         "check_sample_weight_equivalence_on_dense_data": _SW,
