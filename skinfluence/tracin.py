@@ -48,6 +48,16 @@ def sgd_learning_rate(estimator, t):
     Mirrors ``_plain_sgd``: ``"constant"`` and ``"adaptive"`` (within one epoch)
     use ``eta0``; ``"invscaling"`` ``eta0 / t ** power_t``; ``"optimal"``
     ``1 / (alpha * (t0 + t - 1))`` with Bottou's ``t0`` from the loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import SGDRegressor
+    >>> from skinfluence.tracin import sgd_learning_rate
+    >>> X, y = np.eye(3), np.arange(3.0)
+    >>> sgd = SGDRegressor(learning_rate="invscaling", eta0=0.1, power_t=0.5).partial_fit(X, y)
+    >>> round(sgd_learning_rate(sgd, 4), 3)       # the 4th update's step: 0.1 / 4 ** 0.5
+    0.05
     """
     schedule = estimator.learning_rate
     eta0 = float(estimator.eta0)

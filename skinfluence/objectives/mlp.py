@@ -81,6 +81,23 @@ class MLPObjective(Objective):
         Layer widths ``[n_features, hidden..., n_outputs]``.
     alpha : float
         L2 penalty on ``coefs_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from skinfluence.objectives import make_objective
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", solver="lbfgs",
+    ...                     max_iter=2000, random_state=0).fit(X, y)
+    >>> obj = make_objective(mlp, X, y)
+    >>> obj.n_params                       # 4*4 + 4 + 4*3 + 3
+    35
+    >>> obj.sample_gradients(obj.X, obj.y).shape
+    (150, 35)
+    >>> bool(np.allclose(obj.hessian() @ np.ones(35), obj.hvp(np.ones(35))))
+    True
     """
 
     linear_in_params = False
