@@ -357,7 +357,7 @@ class TMCShapley(_SemivalueBase):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skinfluence.valuation import TMCShapley
     >>> X, y = make_classification(n_samples=80, n_features=5, random_state=0)
-    >>> tmc = TMCShapley(LogisticRegression(), max_iter=50, random_state=0)
+    >>> tmc = TMCShapley(LogisticRegression(), max_iter=50, tol=None, random_state=0)
     >>> tmc.fit(X[:40], y[:40], X_val=X[40:], y_val=y[40:]).values_.shape
     (40,)
     """
@@ -419,7 +419,7 @@ class BetaShapley(TMCShapley):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skinfluence.valuation import BetaShapley
     >>> X, y = make_classification(n_samples=80, n_features=5, random_state=0)
-    >>> beta = BetaShapley(LogisticRegression(), alpha=16, beta=1, max_iter=50, random_state=0)
+    >>> beta = BetaShapley(LogisticRegression(), max_iter=50, tol=None, random_state=0)
     >>> beta.fit(X[:40], y[:40], X_val=X[40:], y_val=y[40:]).values_.shape
     (40,)
     """
@@ -465,7 +465,7 @@ class BanzhafValuation(_SemivalueBase):
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skinfluence.valuation import BanzhafValuation
     >>> X, y = make_classification(n_samples=80, n_features=5, random_state=0)
-    >>> bz = BanzhafValuation(LogisticRegression(), max_iter=200, random_state=0)
+    >>> bz = BanzhafValuation(LogisticRegression(), max_iter=200, tol=None, random_state=0)
     >>> bz.fit(X[:40], y[:40], X_val=X[40:], y_val=y[40:]).values_.shape
     (40,)
     """
