@@ -286,7 +286,20 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         # self-influence under "newton" only need the leverages
         del XH
         self._refine_largest()
-        # self influence: the point's own output change dz_jj = J_j dtheta_j
+        self._self_side = None
+        if self._leverages_ is not None or self._directions is not None:
+            self._compute_self_side()
+        # else (first order with an iterative solver): computed on first use, since it
+        # costs one solve per training point and transform may not need any
+
+    def _compute_self_side(self):
+        """Each training point's own output change, leave-one-out outputs, self-influence."""
+        if self._self_side is not None:
+            return self._self_side
+        obj = self.objective_
+        n, K = obj.n_train, obj.n_outputs
+        Z = self._train_outputs
+        # the point's own output change dz_jj = J_j dtheta_j
         if self._refined:
             dz_self_refined = {
                 j: obj.jvp(obj.X[j : j + 1], v[:, None])[0, :, 0] for j, v in self._refined.items()
@@ -303,11 +316,19 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 dz_self[sl] = obj.jvp_diagonal(obj.X[sl], self._columns(sl))
         for j, dz in (dz_self_refined.items() if self._refined else ()):
             dz_self[j] = dz
-        self._loo_train_outputs = Z + dz_self
         if self.approximation == "newton":
-            self.self_influence_ = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
+            self_influence = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
         else:
-            self.self_influence_ = np.einsum("ik,ik->i", r, dz_self)
+            r, _ = obj.loss_derivatives(Z, obj.y)
+            self_influence = np.einsum("ik,ik->i", r, dz_self)
+        self._self_side = (Z + dz_self, self_influence)
+        return self._self_side
+
+    @property
+    def self_influence_(self):
+        """Predicted change of each training point's own loss when it is removed: (n_train,)."""
+        check_is_fitted(self, "objective_")
+        return self._compute_self_side()[1]
 
     def _augmented(self, Xf):
         if self.objective_.fit_intercept:
@@ -554,6 +575,8 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         Xf, Z0, y_enc = self._prepare_queries(X, y)
         n, n_train, K = Xf.shape[0], self.objective_.n_train, self.objective_.n_outputs
+        if self._query_side(n, y_enc):
+            return self._transform_query_side(Xf, Z0, y_enc)
         out = np.empty((n, n_train))
         if self._ensure_directions():
             all_cols = slice(0, n_train)
@@ -574,6 +597,36 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             out[:, cols] = self._block(Xf, Z0, y_enc, cols)
 
         self._run_chunks(fill, self._column_chunks(n), "influence")
+        return out
+
+    def _query_side(self, n_queries, y_enc):
+        """Solve for the queries instead of the training points?
+
+        With an iterative solver and the first-order formula, ``g_i^T H^{-1} g_j w_j``
+        can be computed from ``H^{-1} g_i`` for the (usually few) queries: one
+        solve per query instead of one per training point.
+        """
+        return (
+            y_enc is not None
+            and self.approximation == "first_order"
+            and self._directions is None
+            and self.solver_.inverse() is None
+            and n_queries * self.objective_.n_outputs < self.objective_.n_train
+        )
+
+    def _transform_query_side(self, Xf, Z0, y_enc):
+        obj = self.objective_
+        r, _ = obj.loss_derivatives(Z0, y_enc)
+        G = obj.vjp(Xf, r)  # (n, p) query gradients
+        Q = self.solver_.solve(G.T)  # (p, n): H^{-1} g_i
+        out = np.empty((Xf.shape[0], obj.n_train))
+        for cols in chunk_slices(obj.n_train, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
+            C = self._removal_coef[cols]
+            RHS = (obj.vjp_T(obj.X[cols], C) if hasattr(obj, "vjp_T")
+                   else obj.vjp(obj.X[cols], C).T)
+            out[:, cols] = Q.T @ RHS
+        if self._reweight_dirs is not None:  # dtheta_j also moves by -H^{-1} B coeff_j
+            out -= (G @ self._reweight_dirs) @ self._reweight_coef.T
         return out
 
     def explain(self, X, y=None, k=10):
@@ -643,7 +696,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     def loo_decision_function(self):
         """Raw outputs of each training point under the model refit without it: (n_train, K)."""
         check_is_fitted(self, "objective_")
-        return self._loo_train_outputs.copy()
+        return self._compute_self_side()[0].copy()
 
     @available_if(_estimator_has("predict_proba"))
     def loo_predict_proba(self):
@@ -662,7 +715,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             raise AttributeError(
                 f"{type(obj.estimator).__name__} objective has no probability link."
             )
-        return obj.proba_from_outputs(self._loo_train_outputs)
+        return obj.proba_from_outputs(self._compute_self_side()[0])
 
     # ----------------------------------------------------------- delegation
     @available_if(_estimator_has("predict"))
