@@ -317,3 +317,18 @@ def test_leverage_one_point_falls_back_with_warning():
         est = LogisticRegression(C=1e4, max_iter=10000, tol=1e-12)
         inf = InfluenceFunctions(est).fit(X, y)
     assert np.all(np.isfinite(inf.self_influence_))
+
+
+def test_cg_query_side_first_order_matches_exact_on_sparse_data():
+    rng = np.random.default_rng(3)
+    X = sp.random(300, 400, density=0.05, format="csr", random_state=3)
+    y = (X @ rng.normal(size=400) + 0.3 * rng.normal(size=300) > 0).astype(int)
+    Xt, yt = X[:10], y[:10]
+    est = LogisticRegression(C=0.5, tol=1e-12, max_iter=10000)
+    exact = InfluenceFunctions(est, solver="exact", approximation="first_order").fit(X, y)
+    cg = InfluenceFunctions(est, solver="cg", approximation="first_order", tol=1e-12).fit(X, y)
+    # 10 queries < 300 training points: cg solves for the queries, not the training points
+    assert cg._query_side(10, yt)
+    np.testing.assert_allclose(cg.transform(Xt, yt), exact.transform(Xt, yt), rtol=1e-6,
+                               atol=1e-10)
+    np.testing.assert_allclose(cg.self_influence_, exact.self_influence_, rtol=1e-6, atol=1e-10)
