@@ -66,7 +66,11 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         a Pipeline ending in one (earlier steps are a fixed feature map), or a fitted
         one wrapped in :class:`sklearn.frozen.FrozenEstimator` (then it is not refit:
         pass the data it was fitted on to :meth:`fit`).
-    approximation : {"newton", "first_order"}, default="newton"
+    approximation : {"auto", "newton", "first_order"}, default="auto"
+        ``"auto"``: ``"newton"`` for models linear in their parameters (GLMs), where it
+        is the more accurate; ``"first_order"`` for neural networks, where removing a
+        point's curvature from a non-convex Hessian can make the Newton step
+        ill-posed (measured on an MLP: Pearson 0.83 first order, negative for Newton).
         ``"newton"``: one Newton step of the objective *without* the point, using the
         exact Hessian minus the point's own curvature (a rank-K Woodbury update; exact
         for the Hessian of GLMs, Gauss-Newton for neural nets), then the loss evaluated
@@ -106,6 +110,8 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     ----------
     estimator_ : estimator
         The fitted estimator (predictions are delegated to it).
+    approximation_ : str
+        The approximation used (``"auto"`` resolved).
     objective_ : skinfluence.objectives.Objective
         The reconstructed training objective.
     solver_ : skinfluence.solvers.HessianSolver
@@ -154,7 +160,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "approximation": [StrOptions({"newton", "first_order"})],
+        "approximation": [StrOptions({"auto", "newton", "first_order"})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
         "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -168,7 +174,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self,
         estimator,
         *,
-        approximation="newton",
+        approximation="auto",
         solver="auto",
         refine="auto",
         damping=0.0,
@@ -228,6 +234,9 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
+        self.approximation_ = self.approximation
+        if self.approximation == "auto":
+            self.approximation_ = "newton" if self.objective_.linear_in_params else "first_order"
         self.solver_ = make_solver(
             self.solver, self.objective_, damping=self.damping, tol=self.tol,
             max_iter=self.max_iter,
@@ -246,14 +255,28 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         # one output, dense GLM, exact solver: [X, 1] H^{-1} serves both the leverages
         # (rowwise x~_j . A_j) and the parameter changes (A_j^T scaled): one GEMM for both
         XH = self._single_output_products()
-        if self.approximation == "newton":
+        if self.approximation_ == "newton":
             if XH is not None:
                 M = np.einsum("ip,ip->i", XH, self._augmented(obj.X))[:, None, None]
             else:
                 M = self._leverages(obj.X)
             A = np.eye(K)[None, :, :] - w[:, None, None] * np.einsum("ikl,ilm->ikm", S, M)
             c, singular = solve_small_systems(np.ascontiguousarray(A), np.ascontiguousarray(r))
+            if not obj.linear_in_params:
+                # non-convex models: removing the point's Gauss-Newton curvature can leave the
+                # Hessian (nearly) indefinite, where the Newton step is meaningless
+                near_indefinite = np.linalg.eigvals(A).real.min(axis=1) < 0.1
+                if near_indefinite.any():
+                    warnings.warn(
+                        f"{int(near_indefinite.sum())} training point(s): removing their "
+                        "curvature leaves the Hessian (nearly) indefinite; their influence uses "
+                        "the first-order formula instead.",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    singular = singular | near_indefinite
             if singular.any():
+                c[singular] = r[singular]
                 warnings.warn(
                     f"{int(singular.sum())} training point(s) have leverage 1: the model refit "
                     "without them is not determined by the rest of the data (their Newton "
@@ -316,7 +339,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 dz_self[sl] = obj.jvp_diagonal(obj.X[sl], self._columns(sl))
         for j, dz in (dz_self_refined.items() if self._refined else ()):
             dz_self[j] = dz
-        if self.approximation == "newton":
+        if self.approximation_ == "newton":
             self_influence = obj.loss_change(Z, obj.y, dz_self[:, :, None])[:, 0]
         else:
             r, _ = obj.loss_derivatives(Z, obj.y)
@@ -400,7 +423,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     def _n_refine(self):
         obj = self.objective_
         if (
-            self.approximation != "newton"
+            self.approximation_ != "newton"
             or not obj.linear_in_params
             or self.solver_.damping_ > 0  # a refit solves the undamped problem
             or (
@@ -504,7 +527,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         obj = self.objective_
         V = self._columns(cols)
-        if y_enc is not None and self.approximation == "first_order":
+        if y_enc is not None and self.approximation_ == "first_order":
             # the classic formula is one GEMM: per-sample query gradients times dtheta
             r, _ = obj.loss_derivatives(Z0, y_enc)
             G = obj.vjp(Xf, r)
@@ -580,7 +603,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         out = np.empty((n, n_train))
         if self._ensure_directions():
             all_cols = slice(0, n_train)
-            if y is not None and self.approximation == "first_order" and n_jobs_is_one(self):
+            if y is not None and self.approximation_ == "first_order" and n_jobs_is_one(self):
                 # the classic formula is a single GEMM into the output
                 return self._block(Xf, Z0, y_enc, all_cols, out=out)
             # parameter changes are cached: blocks of query rows, each written in place
@@ -608,7 +631,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         return (
             y_enc is not None
-            and self.approximation == "first_order"
+            and self.approximation_ == "first_order"
             and self._directions is None
             and self.solver_.inverse() is None
             and n_queries * self.objective_.n_outputs < self.objective_.n_train
