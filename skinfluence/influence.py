@@ -7,7 +7,6 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
-from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -15,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .objectives import Objective, make_objective, split_pipeline
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
+from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
 from .utils._parallel import (
     blas_and_numba_threads,
     chunk_slices,
@@ -31,15 +31,6 @@ _ROW_BLOCK_ENTRIES = 1 << 25
 _CACHE_ENTRIES = 1 << 26
 
 
-def _estimator_has(attr):
-    def check(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, attr)
-        return hasattr(self.estimator, attr)
-
-    return check
-
-
 def _unwrap_frozen(estimator):
     try:
         from sklearn.frozen import FrozenEstimator
@@ -50,7 +41,7 @@ def _unwrap_frozen(estimator):
     return None
 
 
-class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     """Influence of each training point on losses and predictions of a fitted model.
 
     Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
@@ -446,7 +437,6 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if n_refine == 0:
             return
         obj = self.objective_
-        n = obj.n_train
         # rank by the Hessian norm of the one-step change, dtheta^T H dtheta, which is
         # (w c_j)^T M_j (w c_j) from the leverages (without the reweighting term)
         a = self._removal_coef
@@ -672,29 +662,13 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             shape ``(n_samples, k)``.
         """
         Xf, Z0, y_enc = self._prepare_queries(X, y)
-        n, n_train = Xf.shape[0], self.objective_.n_train
-        k = int(min(k, n_train))
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
-        best_val = np.full((n, k), -np.inf)
-        best_idx = np.full((n, k), -1, dtype=np.intp)
-        worst_val = np.full((n, k), np.inf)
-        worst_idx = np.full((n, k), -1, dtype=np.intp)
-        chunks = self._column_chunks(n)
-
-        def topk(cols):
-            vals = self._block(Xf, Z0, y_enc, cols)
-            idx = np.arange(cols.start, cols.stop)
-            return _top_k(vals, idx, k, largest=True), _top_k(vals, idx, k, largest=False)
-
-        for (bv, bi), (wv, wi) in self._run_chunks(topk, chunks, "explain"):
-            best_val, best_idx = _merge_top_k(best_val, best_idx, bv, bi, k, largest=True)
-            worst_val, worst_idx = _merge_top_k(worst_val, worst_idx, wv, wi, k, largest=False)
-        return Bunch(
-            helpful_indices=best_idx,
-            helpful_values=best_val,
-            harmful_indices=worst_idx,
-            harmful_values=worst_val,
+        return top_k_over_blocks(
+            lambda cols: self._block(Xf, Z0, y_enc, cols),
+            self._column_chunks(Xf.shape[0]),
+            lambda func, chunks: self._run_chunks(func, chunks, "explain"),
+            Xf.shape[0],
+            self.objective_.n_train,
+            k,
         )
 
     def parameter_changes(self, indices=None):
@@ -721,7 +695,7 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "objective_")
         return self._compute_self_side()[0].copy()
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def loo_predict_proba(self):
         """Approximate leave-one-out class probabilities of the training points.
 
@@ -741,38 +715,6 @@ class InfluenceFunctions(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return obj.proba_from_outputs(self._compute_self_side()[0])
 
     # ----------------------------------------------------------- delegation
-    @available_if(_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the wrapped estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from the wrapped estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities from the wrapped estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_log_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the wrapped estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X)
-
-    @available_if(_estimator_has("score"))
-    def score(self, X, y, sample_weight=None):
-        """Score of the wrapped estimator."""
-        check_is_fitted(self, "estimator_")
-        if sample_weight is None:
-            return self.estimator_.score(X, y)
-        return self.estimator_.score(X, y, sample_weight=sample_weight)
-
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags
 
@@ -833,21 +775,3 @@ def _refit_without(obj, j, theta, null_space, max_iter=50):
         return None
     finally:
         obj.weights = w
-
-
-def _top_k(vals, idx, k, largest):
-    """Per-row top-k of a block: (values, global indices), each (n, min(k, m))."""
-    m = vals.shape[1]
-    kk = min(k, m)
-    key = -vals if largest else vals
-    part = np.argpartition(key, kk - 1, axis=1)[:, :kk] if kk < m else np.tile(np.arange(m), (vals.shape[0], 1))
-    v = np.take_along_axis(vals, part, axis=1)
-    return v, idx[part]
-
-
-def _merge_top_k(cur_v, cur_i, new_v, new_i, k, largest):
-    v = np.concatenate([cur_v, new_v], axis=1)
-    i = np.concatenate([cur_i, new_i], axis=1)
-    key = -v if largest else v
-    order = np.argsort(key, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(v, order, axis=1), np.take_along_axis(i, order, axis=1)

@@ -7,27 +7,18 @@ import warnings
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .objectives import make_objective
+from .utils._delegation import DelegatingMixin, top_k_over_blocks
 from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
 from .utils._progress import progress
 
 _SUPPORTED = ("SGDClassifier", "SGDRegressor", "MLPClassifier", "MLPRegressor")
 # training gradients are materialised this many float64 entries at a time (64 MiB)
 _BLOCK_ENTRIES = 1 << 23
-
-
-def _estimator_has(attr):
-    def check(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, attr)
-        return hasattr(self.estimator, attr)
-
-    return check
 
 
 # ----------------------------------------------------------------- learning rates
@@ -75,7 +66,7 @@ def sgd_learning_rate(estimator, t):
     raise ValueError(f"TracIn does not support SGD learning_rate={schedule!r}.")
 
 
-class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     """TracInCP: influence of training points summed over training checkpoints.
 
     Trains a clone of ``estimator`` for ``n_epochs`` epochs with ``partial_fit``,
@@ -411,59 +402,19 @@ class TracIn(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
             shape ``(n_samples, k)``.
         """
-        from .influence import _merge_top_k, _top_k
-
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
-        n, n_train = Gq[0].shape[0], self._objectives[0].n_train
-        k = int(min(k, n_train))
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
-        best_val = np.full((n, k), -np.inf)
-        best_idx = np.full((n, k), -1, dtype=np.intp)
-        worst_val = np.full((n, k), np.inf)
-        worst_idx = np.full((n, k), -1, dtype=np.intp)
-
-        def topk(cols):
-            vals = self._block(Gq, cols)
-            idx = np.arange(cols.start, cols.stop)
-            return _top_k(vals, idx, k, largest=True), _top_k(vals, idx, k, largest=False)
-
-        for (bv, bi), (wv, wi) in self._run(topk, self._chunks(n), "TracIn explain"):
-            best_val, best_idx = _merge_top_k(best_val, best_idx, bv, bi, k, largest=True)
-            worst_val, worst_idx = _merge_top_k(worst_val, worst_idx, wv, wi, k, largest=False)
-        return Bunch(
-            helpful_indices=best_idx,
-            helpful_values=best_val,
-            harmful_indices=worst_idx,
-            harmful_values=worst_val,
+        n = Gq[0].shape[0]
+        return top_k_over_blocks(
+            lambda cols: self._block(Gq, cols),
+            self._chunks(n),
+            lambda func, chunks: self._run(func, chunks, "TracIn explain"),
+            n,
+            self._objectives[0].n_train,
+            k,
         )
 
     # ----------------------------------------------------------- delegation
-    @available_if(_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the trained estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from the trained estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the trained estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X)
-
-    @available_if(_estimator_has("score"))
-    def score(self, X, y, sample_weight=None):
-        """Score of the trained estimator."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.score(X, y, sample_weight=sample_weight)
-
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags
 
