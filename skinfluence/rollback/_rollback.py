@@ -34,8 +34,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     rows and the prediction recomputed exactly: the change is GR's estimate
     of what retraining without example ``j`` would do.
 
-    Exactness
-    ---------
+    **Exactness.**
+
     * Plain SGD, any batch size: ``gamma_i`` is exactly ``-learning_rate``
       times the sum of example ``i``'s gradients on its rows (batches are an
       additive split).  If no other example touches those rows, rolling ``i``

@@ -19,13 +19,13 @@ class ExactSolver(HessianSolver):
     smallest eigenvalue is computed and damping is added so that it becomes
     positive, with a warning stating the amount.
 
-    Attributes (after ``prepare``)
-    ------------------------------
+    Attributes
+    ----------
     damping_ : float
         The damping actually used (user damping plus any automatic damping).
     min_eigenvalue_ : float or None
         Smallest eigenvalue of the (null-space-lifted) Hessian when it had to be
-        computed, else None.
+        computed, else None.  Both are set by ``prepare``.
     """
 
     name = "exact"
