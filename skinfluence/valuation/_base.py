@@ -9,9 +9,23 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
+from sklearn.utils._available_if import available_if
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 logger = logging.getLogger("skinfluence.valuation")
+
+
+def _target_has(name):
+    # the method exists only if the model it delegates to has it (hasattr/duck typing)
+    def check(self):
+        target = self._delegate_target()
+        return target is None or hasattr(target, name)
+
+    return check
 
 
 class BaseValuation(BaseEstimator):
@@ -24,20 +38,29 @@ class BaseValuation(BaseEstimator):
         return tags
 
     # -- delegation to the model fitted on the full training set ----------
+    def _delegate_target(self):
+        """The model methods delegate to: ``estimator_`` once fitted, else its template."""
+        if hasattr(self, "estimator_"):
+            return self.estimator_
+        return getattr(self, "estimator", None)
+
     def _delegate(self, name):
         check_is_fitted(self, "values_")
         if not hasattr(self.estimator_, name):
             raise AttributeError(f"{type(self.estimator_).__name__} has no method {name!r}")
         return getattr(self.estimator_, name)
 
+    @available_if(_target_has("predict"))
     def predict(self, X):
         """Predict with the model fitted on the full training set."""
         return self._delegate("predict")(X)
 
+    @available_if(_target_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of the model fitted on the full training set."""
         return self._delegate("predict_proba")(X)
 
+    @available_if(_target_has("decision_function"))
     def decision_function(self, X):
         """Decision function of the model fitted on the full training set."""
         return self._delegate("decision_function")(X)
@@ -59,12 +82,9 @@ def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True):
     X, y = validate_data(est, X, y, reset=reset, accept_sparse=accept_sparse,
                          ensure_all_finite=True, y_numeric=False, multi_output=False)
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
-        if sample_weight.ndim != 1:
-            raise ValueError(f"sample_weight must be 1-D, got shape {sample_weight.shape}.")
-        check_consistent_length(X, sample_weight)
-        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
-            raise ValueError("sample_weight must be finite and non-negative.")
+        # lists, pandas Series; checks shape, finiteness, negativity; always a fresh copy
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True, copy=True)
     return X, y, sample_weight
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from joblib import effective_n_jobs
 from numba import njit, prange
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -141,7 +142,14 @@ class KNNShapley(BaseValuation):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
+        # transform(X, y) gives per-sample attributions; it needs the labels of the samples
+        tags.transformer_tags = TransformerTags()
         return tags
+
+    def _delegate_target(self):
+        if hasattr(self, "estimator_"):
+            return self.estimator_
+        return KNeighborsClassifier()
 
     def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
         """Compute the Shapley value of every training point.
@@ -229,7 +237,7 @@ class KNNShapley(BaseValuation):
         finally:
             numba.set_num_threads(old_threads)
 
-    def transform(self, X, y):
+    def transform(self, X, y=None):
         """Per-sample attributions: Shapley values of all training points for each row of ``X``.
 
         Parameters
@@ -243,6 +251,12 @@ class KNNShapley(BaseValuation):
             Row ``i`` sums to the utility of the full training set for sample ``i``.
         """
         check_is_fitted(self, "values_")
+        if y is None:
+            validate_data(self, X, reset=False, accept_sparse=False)  # shape/NaN errors first
+            raise ValueError(
+                "KNNShapley.transform(X, y) needs the labels y of the samples it attributes: "
+                "the KNN utility of a sample is whether its neighbours carry its label."
+            )
         X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
         blocks = list(self._rows(np.asarray(X, dtype=np.float64), self._encode(y)))
         return np.vstack(blocks)

@@ -7,6 +7,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
+from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
@@ -128,6 +129,15 @@ class DataOOB(BaseValuation):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        # bags index rows of X (CSR works) and fit the base estimator: its sparse support is ours
+        tags.input_tags.sparse = inner.input_tags.sparse
+        # predict_proba delegates to the base estimator, so its classifier tags describe it
+        tags.classifier_tags = inner.classifier_tags
+        return tags
+
     def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
         """Fit the bag and compute the out-of-bag value of every training point.
 
@@ -148,7 +158,8 @@ class DataOOB(BaseValuation):
         if X_val is not None or y_val is not None:
             raise ValueError("DataOOB values points by their out-of-bag scores and uses no "
                              "validation set; do not pass X_val/y_val.")
-        X, y, sample_weight = check_train(self, X, y, sample_weight)
+        X, y, sample_weight = check_train(self, X, y, sample_weight,
+                                          accept_sparse="csr" if self.__sklearn_tags__().input_tags.sparse else False)
         classifier = is_classifier(self.estimator)
         if classifier:
             check_classification_targets(y)

@@ -1,0 +1,134 @@
+"""scikit-learn's estimator checks on the valuation estimators that need no validation set.
+
+LOOValuation, InfluenceValuation and the semivalue estimators require ``X_val``/``y_val``
+in ``fit`` (valuing on the training set would reward memorisation), so the generic
+checks, which call ``fit(X, y)``, do not apply to them.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import DataOOB, KNNShapley
+
+_NEEDS_LABELS = (
+    "transform needs the labels of the samples it attributes: KNNShapley.transform(X, y) "
+    "returns the Shapley values of the training points for the KNN utility of each (x, y), "
+    "and raises a ValueError without y; this check calls transform(X) "
+    "(the same properties are tested with labels below)"
+)
+_UNWEIGHTED = (
+    "KNNShapley values the unweighted KNN utility (Jia et al.'s closed form has no weighted "
+    "version), so fit rejects any sample_weight with a ValueError"
+)
+EXPECTED_FAILURES = {
+    "KNNShapley": {
+        **{name: _NEEDS_LABELS for name in (
+            "check_estimators_dtypes",
+            "check_dtype_object",
+            "check_estimators_pickle",
+            "check_estimators_pickle(readonly_memmap=True)",
+            "check_f_contiguous_array_estimator",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_dict_unchanged",
+            "check_fit_idempotent",
+            "check_transformer_general",
+            "check_transformer_general(readonly_memmap=True)",
+            "check_transformer_data_not_an_array",
+            "check_transformer_preserve_dtypes",
+        )},
+        **{name: _UNWEIGHTED for name in (
+            "check_sample_weights_pandas_series",
+            "check_sample_weights_not_an_array",
+            "check_sample_weights_list",
+            "check_sample_weights_shape",
+            "check_sample_weights_not_overwritten",
+            "check_all_zero_sample_weights_error",
+            "check_sample_weight_equivalence_on_dense_data",
+        )},
+    },
+}
+
+
+@parametrize_with_checks(
+    [KNNShapley(n_neighbors=3), DataOOB(LogisticRegression(), n_estimators=10, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ---- what the checks above cannot test because transform needs y ----------------------
+@pytest.fixture(scope="module")
+def knn_data():
+    X, y = make_classification(n_samples=50, n_features=4, n_classes=3, n_informative=3,
+                               n_redundant=0, random_state=0)
+    return X[:35], y[:35], X[35:], y[35:]
+
+
+def test_knn_transform_without_labels_raises(knn_data):
+    X, y, Xq, _ = knn_data
+    knn = KNNShapley(n_neighbors=3).fit(X, y)
+    with pytest.raises(ValueError, match="needs the labels y"):
+        knn.transform(Xq)
+    with pytest.raises(ValueError, match="features"):  # shape errors come first
+        knn.transform(Xq[:, :2])
+
+
+def test_knn_transform_rows_are_per_sample(knn_data):
+    # each row is the game of one (x, y): reordering or subsetting the samples permutes rows
+    X, y, Xq, yq = knn_data
+    knn = KNNShapley(n_neighbors=3).fit(X, y)
+    full = knn.transform(Xq, yq)
+    perm = np.random.default_rng(0).permutation(len(yq))
+    np.testing.assert_array_equal(knn.transform(Xq[perm], yq[perm]), full[perm])
+    np.testing.assert_array_equal(knn.transform(Xq[3:7], yq[3:7]), full[3:7])
+    np.testing.assert_array_equal(knn.transform(Xq[5:6], yq[5:6]), full[5:6])
+
+
+def test_knn_pickle_dtypes_idempotent(knn_data):
+    X, y, Xq, yq = knn_data
+    knn = KNNShapley(n_neighbors=3).fit(X, y)
+    full = knn.transform(Xq, yq)
+    restored = pickle.loads(pickle.dumps(knn))
+    np.testing.assert_array_equal(restored.transform(Xq, yq), full)
+    np.testing.assert_array_equal(restored.values_, knn.values_)
+    # float32 / Fortran-ordered / list input give the same values
+    np.testing.assert_allclose(knn.transform(np.asfortranarray(Xq), list(yq)), full)
+    f32 = KNNShapley(n_neighbors=3).fit(X.astype(np.float32), y)
+    assert f32.transform(Xq.astype(np.float32), yq).dtype == np.float64
+    refit = clone(knn).fit(X, y)
+    np.testing.assert_array_equal(refit.values_, knn.values_)
+    np.testing.assert_array_equal(refit.transform(Xq, yq), full)
+    params = knn.get_params()
+    knn.transform(Xq, yq)
+    assert knn.get_params() == params
+
+
+def test_knn_object_dtype(knn_data):
+    X, y, Xq, yq = knn_data
+    knn = KNNShapley(n_neighbors=3).fit(X.astype(object), y)
+    np.testing.assert_allclose(knn.transform(Xq.astype(object), yq),
+                               KNNShapley(n_neighbors=3).fit(X, y).transform(Xq, yq))
+    with pytest.raises((TypeError, ValueError)):
+        KNNShapley().fit(np.array([["a", "b"]] * 10, dtype=object), np.arange(10) % 2)
+
+
+def test_data_oob_sample_weight_checked():
+    X, y = make_classification(n_samples=30, n_features=3, n_informative=2, n_redundant=0,
+                               random_state=0)
+    oob = DataOOB(LogisticRegression(), n_estimators=5, random_state=0)
+    sw = list(np.linspace(0.5, 2, 30))
+    sw_copy = list(sw)
+    oob.fit(X, y, sample_weight=sw)
+    assert sw == sw_copy
+    with pytest.raises(ValueError, match="sample_weight"):
+        oob.fit(X, y, sample_weight=np.ones(29))
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        oob.fit(X, y, sample_weight=-np.ones(30))
