@@ -132,3 +132,19 @@ def test_data_oob_sample_weight_checked():
         oob.fit(X, y, sample_weight=np.ones(29))
     with pytest.raises(ValueError, match="[Nn]egative"):
         oob.fit(X, y, sample_weight=-np.ones(30))
+
+
+def test_data_oob_sparse_follows_base_estimator():
+    import scipy.sparse as sp
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=40, n_features=3, n_informative=2, n_redundant=0,
+                               random_state=0)
+    dense = DataOOB(LogisticRegression(), n_estimators=8, random_state=0).fit(X, y)
+    sparse = DataOOB(LogisticRegression(), n_estimators=8, random_state=0,
+                     fast_utility=False).fit(sp.csr_matrix(X), y)
+    # same bootstrap draws; the base model agrees on dense and CSR up to solver tolerance
+    assert np.mean(np.isclose(dense.values_, sparse.values_)) > 0.9
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        DataOOB(HistGradientBoostingClassifier(max_iter=5), n_estimators=2).fit(
+            sp.csr_matrix(X), y)

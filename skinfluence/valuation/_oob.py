@@ -131,7 +131,12 @@ class DataOOB(BaseValuation):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
+        try:
+            inner = get_tags(self.estimator)
+        except (AttributeError, TypeError):
+            # duck-typed model without sklearn tags: pass sparse input on, let it decide
+            tags.input_tags.sparse = True
+            return tags
         # bags index rows of X (CSR works) and fit the base estimator: its sparse support is ours
         tags.input_tags.sparse = inner.input_tags.sparse
         # predict_proba delegates to the base estimator, so its classifier tags describe it
