@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import DataOOB, KNNShapley
@@ -57,7 +57,11 @@ EXPECTED_FAILURES = {
 
 
 @parametrize_with_checks(
-    [KNNShapley(n_neighbors=3), DataOOB(LogisticRegression(), n_estimators=10, random_state=0)],
+    [
+        KNNShapley(n_neighbors=3),
+        DataOOB(LogisticRegression(), n_estimators=10, random_state=0),
+        DataOOB(Ridge(), n_estimators=10, random_state=0),
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILURES.get(type(est).__name__, {}),
 )
 def test_sklearn_compatible(estimator, check):

@@ -78,9 +78,9 @@ class BaseValuation(BaseEstimator):
 
 
 # ---------------------------------------------------------------- inputs
-def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True):
+def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True, y_numeric=False):
     X, y = validate_data(est, X, y, reset=reset, accept_sparse=accept_sparse,
-                         ensure_all_finite=True, y_numeric=False, multi_output=False)
+                         ensure_all_finite=True, y_numeric=y_numeric, multi_output=False)
     if sample_weight is not None:
         # lists, pandas Series; checks shape, finiteness, negativity; always a fresh copy
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,

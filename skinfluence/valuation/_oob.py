@@ -163,9 +163,12 @@ class DataOOB(BaseValuation):
         if X_val is not None or y_val is not None:
             raise ValueError("DataOOB values points by their out-of-bag scores and uses no "
                              "validation set; do not pass X_val/y_val.")
-        X, y, sample_weight = check_train(self, X, y, sample_weight,
-                                          accept_sparse="csr" if self.__sklearn_tags__().input_tags.sparse else False)
         classifier = is_classifier(self.estimator)
+        sparse = self.__sklearn_tags__().input_tags.sparse
+        # regressors: object-dtype numeric targets become float (squared errors need numbers)
+        X, y, sample_weight = check_train(self, X, y, sample_weight,
+                                          accept_sparse="csr" if sparse else False,
+                                          y_numeric=not classifier)
         if classifier:
             check_classification_targets(y)
         n = X.shape[0]
