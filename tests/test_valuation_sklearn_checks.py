@@ -152,3 +152,9 @@ def test_data_oob_sparse_follows_base_estimator():
     with pytest.raises(TypeError, match="[Ss]parse"):
         DataOOB(HistGradientBoostingClassifier(max_iter=5), n_estimators=2).fit(
             sp.csr_matrix(X), y)
+
+
+def test_single_training_point_valuing_itself_is_zero():
+    # regression: an empty game (one point, leave-self-out) read out of bounds in the kernel
+    values = KNNShapley(n_neighbors=3).fit(np.ones((1, 4)), np.array([1])).values_
+    np.testing.assert_array_equal(values, [0.0])

@@ -57,6 +57,8 @@ def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no
             order = order2
             row[skip] = 0.0
         n_eff = order.shape[0]
+        if n_eff == 0:  # a one-point training set valuing itself: no game, all values 0
+            continue
         yv = y_val[r]
         last = order[n_eff - 1]
         match_next = 1.0 if y_train[last] == yv else 0.0
