@@ -519,6 +519,27 @@ def kg_candidates(qh, qr, qt, ent_ptr, ent_idx, rel_ptr, rel_idx, n_train, scope
             for j in range(n_train):
                 idx[ptr[a] + j] = j
         return ptr, idx
+    # neighbourhood: union of the examples listed under the query's head, tail, relation
+    lo = np.empty((nq, 3), dtype=np.int64)
+    hi = np.empty((nq, 3), dtype=np.int64)
+    off = ent_idx.shape[0]  # relation lists follow the entity lists in `lists`
+    for a in range(nq):
+        lo[a, 0], hi[a, 0] = ent_ptr[qh[a]], ent_ptr[qh[a] + 1]
+        lo[a, 1], hi[a, 1] = ent_ptr[qt[a]], ent_ptr[qt[a] + 1]
+        lo[a, 2], hi[a, 2] = off + rel_ptr[qr[a]], off + rel_ptr[qr[a] + 1]
+    return union_of_lists(lo, hi, np.concatenate((ent_idx, rel_idx)), n_train)
+
+
+@njit(cache=True, nogil=True)
+def union_of_lists(lo, hi, lists, n_train):
+    """CSR (ptr, idx): for each query ``a``, the sorted union of ``lists[lo[a, s]:hi[a, s]]``.
+
+    Two passes (count, then fill) with a per-query stamp to drop duplicates;
+    sorted within each query for reproducible output.
+    """
+    nq, n_src = lo.shape
+    ptr = np.zeros(nq + 1, dtype=np.int64)
+    idx = np.empty(0, dtype=np.int64)
     stamp = np.full(n_train, -1, dtype=np.int64)
     for pass_ in range(2):
         if pass_ == 1:
@@ -526,15 +547,9 @@ def kg_candidates(qh, qr, qt, ent_ptr, ent_idx, rel_ptr, rel_idx, n_train, scope
             stamp[:] = -1
         for a in range(nq):
             cnt = 0
-            for src in range(3):
-                if src == 0:
-                    lo, hi_, arr = ent_ptr[qh[a]], ent_ptr[qh[a] + 1], ent_idx
-                elif src == 1:
-                    lo, hi_, arr = ent_ptr[qt[a]], ent_ptr[qt[a] + 1], ent_idx
-                else:
-                    lo, hi_, arr = rel_ptr[qr[a]], rel_ptr[qr[a] + 1], rel_idx
-                for p in range(lo, hi_):
-                    j = arr[p]
+            for src in range(n_src):
+                for p in range(lo[a, src], hi[a, src]):
+                    j = lists[p]
                     if stamp[j] != a:
                         stamp[j] = a
                         if pass_ == 1:
@@ -542,10 +557,8 @@ def kg_candidates(qh, qr, qt, ent_ptr, ent_idx, rel_ptr, rel_idx, n_train, scope
                         cnt += 1
             if pass_ == 0:
                 ptr[a + 1] = ptr[a] + cnt
-        if pass_ == 1:
-            # sorted within each query for reproducible output
-            for a in range(nq):
-                idx[ptr[a]:ptr[a + 1]] = np.sort(idx[ptr[a]:ptr[a + 1]])
+    for a in range(nq):
+        idx[ptr[a]:ptr[a + 1]] = np.sort(idx[ptr[a]:ptr[a + 1]])
     return ptr, idx
 
 
@@ -682,32 +695,13 @@ def kg_rollback_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
 def mf_candidates(qu, qi, u_ptr, u_idx, i_ptr, i_idx, n_train):
     """CSR of training examples sharing the user or the item of each query."""
     nq = qu.shape[0]
-    ptr = np.zeros(nq + 1, dtype=np.int64)
-    stamp = np.full(n_train, -1, dtype=np.int64)
-    for pass_ in range(2):
-        if pass_ == 1:
-            idx = np.empty(ptr[nq], dtype=np.int64)
-            stamp[:] = -1
-        for a in range(nq):
-            cnt = 0
-            for src in range(2):
-                if src == 0:
-                    lo, hi_, arr = u_ptr[qu[a]], u_ptr[qu[a] + 1], u_idx
-                else:
-                    lo, hi_, arr = i_ptr[qi[a]], i_ptr[qi[a] + 1], i_idx
-                for p in range(lo, hi_):
-                    j = arr[p]
-                    if stamp[j] != a:
-                        stamp[j] = a
-                        if pass_ == 1:
-                            idx[ptr[a] + cnt] = j
-                        cnt += 1
-            if pass_ == 0:
-                ptr[a + 1] = ptr[a] + cnt
-        if pass_ == 1:
-            for a in range(nq):
-                idx[ptr[a]:ptr[a + 1]] = np.sort(idx[ptr[a]:ptr[a + 1]])
-    return ptr, idx
+    lo = np.empty((nq, 2), dtype=np.int64)
+    hi = np.empty((nq, 2), dtype=np.int64)
+    off = u_idx.shape[0]  # item lists follow the user lists in `lists`
+    for a in range(nq):
+        lo[a, 0], hi[a, 0] = u_ptr[qu[a]], u_ptr[qu[a] + 1]
+        lo[a, 1], hi[a, 1] = off + i_ptr[qi[a]], off + i_ptr[qi[a] + 1]
+    return union_of_lists(lo, hi, np.concatenate((u_idx, i_idx)), n_train)
 
 
 @njit(cache=True, nogil=True)
