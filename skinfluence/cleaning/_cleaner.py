@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _confident as cl
+from ._loo import glm_loo_outputs
 
 __all__ = ["InfluenceCleaner"]
 
@@ -147,7 +148,12 @@ class InfluenceCleaner(BaseEstimator):
     n_issues_ : int
         Number of flagged samples.
     influence_ : InfluenceFunctions or None
-        The fitted influence engine (influence methods only).
+        The fitted influence engine (methods ``self_influence`` and
+        ``validation``, and ``loo`` for models outside the fast path).  None
+        for ``loo`` on a GLM with at most 3000 parameters: its leave-one-out
+        probabilities come straight from the ``K x K`` leverages
+        ``J_j H^{-1} J_j^T`` (the same Newton step, without the engine's
+        per-point parameter changes).
 
     See Also
     --------
@@ -348,14 +354,32 @@ class InfluenceCleaner(BaseEstimator):
         return mask
 
     def _fit_influence(self, estimator, X, y, sample_weight, K):
+        self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+        if self.method == "loo":
+            P = self._fast_loo_proba(X, y, sample_weight, K)
+            if P is not None:
+                return P
         from ..influence import InfluenceFunctions
 
+        try:
+            from sklearn.frozen import FrozenEstimator
+        except ImportError:  # pragma: no cover - scikit-learn < 1.6
+            FrozenEstimator = None
+        fitted = self.estimator_ if FrozenEstimator is None else FrozenEstimator(self.estimator_)
+        # "loo" ranks by probabilities and never refits (exact refits of the largest
+        # changes cost up to 100x the fit and do not move the flagged set); the score
+        # methods keep the engine's default, whose scores_ are the documented influences
         infl = InfluenceFunctions(
-            clone(estimator), damping=self.damping, n_jobs=self.n_jobs, verbose=self.verbose
+            fitted if FrozenEstimator is not None else clone(estimator),
+            refine=0 if self.method == "loo" else "auto",
+            damping=self.damping,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
         infl.fit(X, y, sample_weight=sample_weight)
         self.influence_ = infl
-        self.estimator_ = infl.estimator_
+        if FrozenEstimator is None:  # pragma: no cover
+            self.estimator_ = infl.estimator_
         if not getattr(infl.objective_, "linear_in_params", True):
             warnings.warn(
                 f"{type(infl.objective_.estimator).__name__} is not a linear model: its "
@@ -370,6 +394,30 @@ class InfluenceCleaner(BaseEstimator):
         else:
             P = scores_to_proba(infl.loo_decision_function(), K)
         return P
+
+    def _fast_loo_proba(self, X, y, sample_weight, K):
+        """Leave-one-out probabilities straight from the leverages (GLMs), else None."""
+        from ..objectives import make_objective
+
+        try:
+            obj = make_objective(self.estimator_, X, y, sample_weight)
+        except (TypeError, ValueError):
+            return None  # unsupported here: InfluenceFunctions raises the clear error
+        out = glm_loo_outputs(obj, damping=self.damping)
+        if out is None:
+            return None
+        _, Z_loo, n_singular = out
+        if n_singular:
+            warnings.warn(
+                f"{n_singular} training point(s) have leverage 1: the model refit without "
+                "them is not determined by the rest of the data (their Newton step is "
+                "singular). Their leave-one-out outputs use the first-order formula instead.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        if hasattr(self.estimator_, "predict_proba") and hasattr(obj, "proba_from_outputs"):
+            return obj.proba_from_outputs(Z_loo)
+        return scores_to_proba(Z_loo, K)
 
     @staticmethod
     def _proba_of(est, X, K):
