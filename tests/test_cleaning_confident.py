@@ -156,6 +156,32 @@ def test_prune_rules_match_brute_force():
     np.testing.assert_array_equal(neq, P.argmax(1) != labels)
 
 
+def test_prune_globally_ties_and_cap_match_stable_sort():
+    """The O(n) selection equals 'first k of a stable sort', ties included, and the cap
+    (never empty a class) drops the most confident flagged members first."""
+    from skinfluence.cleaning._confident import _cap_if_needed, _cap_per_class, _lowest_k
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        values = rng.integers(0, 6, size=50).astype(float) / 5  # many ties
+        for k in (0, 1, 7, 23, 50):
+            ref = np.zeros(50, dtype=bool)
+            ref[np.argsort(values, kind="stable")[:k]] = True
+            np.testing.assert_array_equal(_lowest_k(values, k), ref)
+    # a selection covering all of class 1: the cap keeps its most confident member,
+    # exactly as capping along the full confidence order does
+    labels = np.repeat([0, 1, 2], [30, 4, 30])
+    self_conf = rng.uniform(0.5, 1.0, 64)
+    self_conf[30:34] = [0.1, 0.13, 0.11, 0.12]
+    for selected in (self_conf < 0.6, (self_conf < 0.6) | (labels == 1)):
+        order = np.argsort(-self_conf, kind="stable")
+        ref = np.empty(64, dtype=bool)
+        ref[order] = _cap_per_class(selected[order].copy(), labels[order], 3)
+        got = _cap_if_needed(selected.copy(), labels, self_conf, 3)
+        np.testing.assert_array_equal(got, ref)
+    assert got[30:34].tolist() == [True, False, True, True]  # 0.13 kept
+
+
 def test_true_posteriors_recover_symmetric_noise():
     """With the true noisy-label posteriors, CL's noise estimate is close to the truth."""
     rng = np.random.RandomState(0)

@@ -278,12 +278,15 @@ class InfluenceCleaner(BaseEstimator):
         y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one-dimensional; got shape {y_arr.shape}.")
-        check_classification_targets(y_arr)
-        if type_of_target(y_arr) not in ("binary", "multiclass"):
+        if type_of_target(y_arr, input_name="y") not in ("binary", "multiclass"):
+            check_classification_targets(y_arr)  # scikit-learn's message for continuous y
             raise ValueError("InfluenceCleaner needs binary or multiclass labels.")
-        encoder = LabelEncoder().fit(y_arr)
-        self.classes_ = encoder.classes_
-        codes = encoder.transform(y_arr).astype(np.intp)
+        if y_arr.dtype.kind in "biuf":
+            self.classes_, codes = np.unique(y_arr, return_inverse=True)
+        else:  # objects: LabelEncoder's checks for mixed types and missing values
+            encoder = LabelEncoder().fit(y_arr)
+            self.classes_, codes = encoder.classes_, encoder.transform(y_arr)
+        codes = codes.astype(np.intp)
         K = self.classes_.shape[0]
         if K < 2:
             raise ValueError(
@@ -320,12 +323,12 @@ class InfluenceCleaner(BaseEstimator):
             scores = cl.issue_scores(codes, P, "self_confidence")
         self.scores_ = scores
 
-        C, _ = cl.confident_joint(codes, P)
-        self.noise_joint_ = cl.estimate_joint(C, np.bincount(codes, minlength=K))
+        joint = cl.confident_joint(codes, P)
+        self.noise_joint_ = cl.estimate_joint(joint[0], np.bincount(codes, minlength=K))
 
         if isinstance(self.threshold, str):  # "auto"
             if self.method in ("loo", "loss", "cross_val"):
-                issues = cl.find_label_issues(codes, P, filter_by=self.filter_by)
+                issues = cl._label_issues(codes, P, self.filter_by, joint=joint)
             else:
                 k = int(round(n * (1.0 - np.trace(self.noise_joint_))))
                 issues = self._top(scores, k)

@@ -103,9 +103,8 @@ def confident_joint(labels, P, thresholds=None):
     assigned = np.argmax(masked, axis=1).astype(np.intp)
     assigned[~above.any(axis=1)] = -1
     ok = assigned >= 0
-    C = np.zeros((K, K), dtype=np.int64)
-    np.add.at(C, (labels[ok], assigned[ok]), 1)
-    return C, assigned
+    C = np.bincount(labels[ok] * K + assigned[ok], minlength=K * K).reshape(K, K)
+    return C.astype(np.int64, copy=False), assigned
 
 
 def estimate_joint(C, class_counts):
@@ -215,26 +214,49 @@ def find_label_issues(labels, P, *, filter_by="prune_by_noise_rate", frac_noise=
         raise ValueError(f"filter_by must be one of {FILTERS}; got {filter_by!r}.")
     if not 0.0 < frac_noise <= 1.0:
         raise ValueError(f"frac_noise must be in (0, 1]; got {frac_noise!r}.")
+    return _label_issues(labels, P, filter_by, frac_noise)
+
+
+def _lowest_k(values, k):
+    """Mask of the ``k`` smallest values, ties broken by index (as a stable sort), in O(n)."""
+    n = values.shape[0]
+    mask = np.zeros(n, dtype=bool)
+    k = min(max(int(k), 0), n)
+    if k == 0:
+        return mask
+    kth = np.partition(values, k - 1)[k - 1]
+    mask = values < kth
+    need = k - int(mask.sum())
+    mask[np.flatnonzero(values == kth)[:need]] = True
+    return mask
+
+
+def _cap_if_needed(selected, labels, self_conf, K):
+    """Per-class cap (never flag a whole class), dropping the least suspicious first."""
+    counts = np.bincount(labels, minlength=K)
+    if np.all(np.bincount(labels[selected], minlength=K) <= np.maximum(counts - 1, 0)):
+        return selected  # the common case: nothing to cap, no sort needed
+    order = np.argsort(-self_conf, kind="stable")
+    capped = _cap_per_class(selected[order].copy(), labels[order], K)
+    out = np.empty(selected.shape[0], dtype=bool)
+    out[order] = capped
+    return out
+
+
+def _label_issues(labels, P, filter_by, frac_noise=1.0, joint=None):
+    """:func:`find_label_issues` on checked input; ``joint`` is a precomputed confident joint."""
     n, K = P.shape
-    idx = np.arange(n)
     if filter_by == "predicted_neq_given":
         return _cap_per_class(np.argmax(P, axis=1) != labels, labels, K)
-    C, assigned = confident_joint(labels, P)
+    C, assigned = confident_joint(labels, P) if joint is None else joint
     if filter_by == "confident_joint":
         return _cap_per_class((assigned >= 0) & (assigned != labels), labels, K)
     Q = estimate_joint(C, np.bincount(labels, minlength=K))
-    self_conf = P[idx, labels]
+    self_conf = P[np.arange(n), labels]
 
     if filter_by == "prune_globally":
         k = int(round(n * (1.0 - np.trace(Q)) * frac_noise))
-        selected = np.zeros(n, dtype=bool)
-        if k > 0:
-            selected[np.argsort(self_conf, kind="stable")[:k]] = True
-        order = np.argsort(-self_conf, kind="stable")
-        capped = _cap_per_class(selected[order].copy(), labels[order], K)
-        out = np.empty(n, dtype=bool)
-        out[order] = capped
-        return out
+        return _cap_if_needed(_lowest_k(self_conf, k), labels, self_conf, K)
 
     pbnr = np.zeros(n, dtype=bool)
     pbc = np.zeros(n, dtype=bool)
@@ -266,12 +288,7 @@ def find_label_issues(labels, P, *, filter_by="prune_by_noise_rate", frac_noise=
         selected = pbc
     else:
         selected = pbnr & pbc
-    # order matters only for the per-class cap: drop the least suspicious first
-    order = np.argsort(-self_conf)
-    capped = _cap_per_class(selected[order].copy(), labels[order], K)
-    out = np.empty(n, dtype=bool)
-    out[order] = capped
-    return out
+    return _cap_if_needed(selected, labels, self_conf, K)
 
 
 def issue_scores(labels, P, method="normalized_margin"):

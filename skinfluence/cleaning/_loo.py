@@ -15,16 +15,18 @@ that the general engine prepares are skipped: the cost is one Hessian, one
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from scipy.linalg import lapack
 
-from ..objectives._kernels import solve_small_systems
 from ..objectives._linear import LinearObjective
 from ..solvers._base import EXACT_MAX_PARAMS
 
 __all__ = ["glm_loo_outputs"]
 
-# rows of the (n, n_pairs * d) leverage intermediate materialised at a time
-_BLOCK_ENTRIES = 1 << 22
+# Row blocks sized so that the BLAS operands stay in cache (float64 entries):
+# the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
+_GRAM_ENTRIES = 1 << 18
+_LEVERAGE_ENTRIES = 1 << 19
 
 
 def _applicable(obj):
@@ -53,63 +55,143 @@ def _augment(X, fit_intercept):
     return np.ascontiguousarray(X)
 
 
+def _row_blocks(n, width, entries):
+    rows = max(16, entries // max(width, 1))
+    return [slice(s, min(n, s + rows)) for s in range(0, n, rows)]
+
+
 def _softmax_hessian(Xa, P, w):
     """``sum_i w_i (diag(p_i) - p_i p_i^T) kron x~_i x~_i^T`` in (k, a) layout.
 
-    The rank-one part is a single (n, K d~) Gram matrix (one symmetric BLAS
-    update) instead of K (K + 1) / 2 small weighted Grams.
+    The rank-one part is one (n, K d~) Gram matrix (a symmetric BLAS update)
+    instead of K (K + 1) / 2 small weighted Grams; row blocks keep the
+    operands in cache.
     """
     n, da = Xa.shape
     K = P.shape[1]
+    p = K * da
+    H = np.zeros((p, p))
     sw = np.sqrt(w)
-    G = (P * sw[:, None])[:, :, None] * Xa[:, None, :]  # (n, K, d~)
-    G = G.reshape(n, K * da)
-    H = -(G.T @ G)
-    for k in range(K):
-        Xs = Xa * np.sqrt(w * P[:, k])[:, None]
-        H[k * da : (k + 1) * da, k * da : (k + 1) * da] += Xs.T @ Xs
+    for sl in _row_blocks(n, p, _GRAM_ENTRIES):
+        Xb = Xa[sl]
+        Pw = P[sl] * sw[sl, None]
+        G = (Pw[:, :, None] * Xb[:, None, :]).reshape(-1, p)
+        H -= G.T @ G
+        for k in range(K):
+            Xs = Xb * np.sqrt(Pw[:, k] * sw[sl])[:, None]
+            H[k * da : (k + 1) * da, k * da : (k + 1) * da] += Xs.T @ Xs
     return H
 
 
-def _dense_hessian(obj, Xa, WS, Z):
+def _dense_hessian(obj, Xa, S, w, Z):
     """Hessian without penalty in (k, a) layout, or None to use the objective's own."""
     K = obj.n_outputs
     if K == 1:
-        ws = WS[:, 0, 0]
+        ws = S[:, 0, 0] * w
         if np.all(ws >= 0):
             Xs = Xa * np.sqrt(ws)[:, None]
             return Xs.T @ Xs
         return (Xa * ws[:, None]).T @ Xa
     if getattr(obj, "shift_invariant", False) and hasattr(obj, "proba_from_outputs"):
         P = obj.proba_from_outputs(Z)
-        w = obj.weights
         # the curvature really is w (diag(p) - p p^T) (guards against other softmax families)
         probe = slice(0, min(Z.shape[0], 8))
         expect = w[probe, None, None] * (
             P[probe, :, None] * np.eye(K)[None] - P[probe, :, None] * P[probe, None, :]
         )
-        if np.all(w >= 0) and np.allclose(WS[probe], expect, rtol=1e-10, atol=1e-14):
+        if np.all(w >= 0) and np.allclose(S[probe] * w[probe, None, None], expect, rtol=1e-10, atol=1e-14):
             return _softmax_hessian(Xa, P, w)
     return None
 
 
-def _dense_leverages(Xa, Hinv, K, out):
-    """``M_i[k, l] = x~_i^T Hinv_kl x~_i`` for every row, one GEMM per row block."""
+def _pairs(K):
+    ks, ls = np.triu_indices(K)
+    return ks, ls
+
+
+def _dense_leverages(Xa, Hinv, K):
+    """``x~_i^T Hinv_kl x~_i`` for every row and class pair ``k <= l``: (n, n_pairs).
+
+    One GEMM per row block against the pair blocks of ``Hinv`` side by side.
+    """
     n, da = Xa.shape
-    pairs = [(k, l) for k in range(K) for l in range(k, K)]
+    ks, ls = _pairs(K)
+    n_pairs = ks.shape[0]
     H4 = Hinv.reshape(K, da, K, da)
-    # R[a, (pair, b)] = Hinv[k, a, l, b]
-    R = np.stack([H4[k, :, l, :] for k, l in pairs], axis=1).reshape(da, len(pairs) * da)
-    rows = max(1, _BLOCK_ENTRIES // (len(pairs) * da))
-    ks = np.array([k for k, _ in pairs])
-    ls = np.array([l for _, l in pairs])
-    for start in range(0, n, rows):
-        sl = slice(start, min(n, start + rows))
-        T = (Xa[sl] @ R).reshape(-1, len(pairs), da)
-        q = np.einsum("ipb,ib->ip", T, Xa[sl])
-        out[sl, ks, ls] = q
-        out[sl, ls, ks] = q
+    R = np.ascontiguousarray(H4[ks, :, ls, :].transpose(1, 0, 2)).reshape(da, n_pairs * da)
+    out = np.empty((n, n_pairs))
+    for sl in _row_blocks(n, n_pairs * da, _LEVERAGE_ENTRIES):
+        T = (Xa[sl] @ R).reshape(-1, n_pairs, da)
+        np.matmul(T, Xa[sl, :, None], out=out[sl, :, None])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
+    """Own outputs after the Newton step without each point, from pair-packed leverages.
+
+    ``Z_loo[i] = Z[i] + M_i (I - w_i S_i M_i)^{-1} w_i r_i``; a (numerically)
+    singular ``I - w_i S_i M_i`` (leverage one) keeps the first-order step
+    ``M_i w_i r_i`` and is flagged.
+    """
+    n, K = Z.shape
+    M = np.empty((K, K))
+    A = np.empty((K, K))
+    v = np.empty(K)
+    c = np.empty(K)
+    singular = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        for q in range(ks.shape[0]):
+            M[ks[q], ls[q]] = Mp[i, q]
+            M[ls[q], ks[q]] = Mp[i, q]
+        scale = 0.0
+        for a in range(K):
+            v[a] = r[i, a]
+            for b in range(K):
+                acc = 0.0
+                for m in range(K):
+                    acc += S[i, a, m] * M[m, b]
+                A[a, b] = (1.0 if a == b else 0.0) - w[i] * acc
+                scale = max(scale, abs(A[a, b]))
+        bad = False
+        for col in range(K):  # LU with partial pivoting
+            piv = col
+            for a in range(col + 1, K):
+                if abs(A[a, col]) > abs(A[piv, col]):
+                    piv = a
+            if abs(A[piv, col]) <= 1e-12 * max(scale, 1e-300):
+                bad = True
+                break
+            if piv != col:
+                for b in range(K):
+                    tmp = A[col, b]
+                    A[col, b] = A[piv, b]
+                    A[piv, b] = tmp
+                tmp = v[col]
+                v[col] = v[piv]
+                v[piv] = tmp
+            for a in range(col + 1, K):
+                f = A[a, col] / A[col, col]
+                if f != 0.0:
+                    for b in range(col, K):
+                        A[a, b] -= f * A[col, b]
+                    v[a] -= f * v[col]
+        if bad:
+            singular[i] = True
+            for a in range(K):
+                c[a] = r[i, a]
+        else:
+            for a in range(K - 1, -1, -1):
+                acc = v[a]
+                for b in range(a + 1, K):
+                    acc -= A[a, b] * c[b]
+                c[a] = acc / A[a, a]
+        for a in range(K):
+            acc = 0.0
+            for b in range(K):
+                acc += M[a, b] * c[b]
+            Z_loo[i, a] = Z[i, a] + w[i] * acc
+    return singular
 
 
 def glm_loo_outputs(obj, damping=0.0):
@@ -139,13 +221,12 @@ def glm_loo_outputs(obj, damping=0.0):
     Z = obj.outputs(X)
     r, S = obj.loss_derivatives(Z, obj.y)
     w = obj.weights
-    WS = S * w[:, None, None]
     order = _augmented_order(obj)
     dense = not sp.issparse(X)
     H = None
     if dense:
         Xa = _augment(np.asarray(X, dtype=np.float64), obj.fit_intercept)
-        H = _dense_hessian(obj, Xa, WS, Z)
+        H = _dense_hessian(obj, Xa, S, w, Z)
         if H is not None:
             H[np.diag_indices(p)] += obj.penalty_diagonal()[order]
     if H is None:
@@ -166,22 +247,24 @@ def glm_loo_outputs(obj, damping=0.0):
     Hinv, info = lapack.dpotri(L, lower=1)
     if info != 0:
         return None
-    Hinv = np.tril(Hinv) + np.tril(Hinv, -1).T
+    Hinv += np.tril(Hinv, -1).T  # potri fills the lower triangle; the upper one is zero
 
+    ks, ls = _pairs(K)
     if dense:
-        M = _dense_leverages(Xa, Hinv, K, np.empty((Z.shape[0], K, K)))
+        Mp = _dense_leverages(Xa, Hinv, K)
     else:
         back = np.empty(p, dtype=np.intp)
         back[order] = np.arange(p)
-        M = obj.jacobian_quadratic_forms(X, Hinv[np.ix_(back, back)])
+        Mp = obj.jacobian_quadratic_forms(X, Hinv[np.ix_(back, back)])[:, ks, ls]
     if N is not None:
         # the lifted inverse is the pseudo-inverse plus N N^T / lift (N is an eigenvector
         # of the lifted Hessian): take that part out, as the exact solver's projection does
         JN = obj.jvp(X, N)  # (n, K, r)
-        M -= np.einsum("ikr,ilr->ikl", JN, JN) / lift
+        Mp -= np.einsum("ipr,ipr->ip", JN[:, ks, :], JN[:, ls, :]) / lift
 
-    A = np.eye(K)[None] - np.einsum("ikl,ilm->ikm", WS, M)
-    c, singular = solve_small_systems(np.ascontiguousarray(A), np.ascontiguousarray(r))
-    c[singular] = r[singular]
-    dz = np.einsum("ikl,il->ik", M, w[:, None] * c)
-    return Z, Z + dz, int(singular.sum())
+    Z_loo = np.empty_like(Z)
+    singular = _newton_step_outputs(
+        np.ascontiguousarray(Z), np.ascontiguousarray(r), np.ascontiguousarray(S),
+        np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
+    )
+    return Z, Z_loo, int(singular.sum())
