@@ -39,10 +39,11 @@ def _isolated_ratings():
 # ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("batch_size", [1, 4])
-def test_sgd_rollback_of_isolated_example_equals_retraining(batch_size):
+@pytest.mark.parametrize("batch_size,decay", [(1, 1.0), (4, 1.0), (4, 0.8)])
+def test_sgd_rollback_of_isolated_example_equals_retraining(batch_size, decay):
     X, y, j = _isolated_ratings()
     mf = MatrixFactorization(n_components=3, optimizer="sgd", learning_rate=0.05,
+                             learning_rate_decay=decay,
                              batch_size=batch_size, max_iter=8, fit_intercept=False,
                              alpha=0.01, random_state=0)
     gr = GradientRollback(mf).fit(X, y)
@@ -76,10 +77,11 @@ def test_sgd_rollback_exact_with_physical_removal_at_batch_size_one():
 
 
 @pytest.mark.parametrize("cls", [DistMult, ComplEx])
-@pytest.mark.parametrize("batch_size", [1, 8])
-def test_sgd_recorded_updates_split_the_trajectory_exactly(cls, batch_size):
+@pytest.mark.parametrize("batch_size,decay", [(1, 1.0), (8, 1.0), (8, 0.7)])
+def test_sgd_recorded_updates_split_the_trajectory_exactly(cls, batch_size, decay):
     X = _kg()
     est = cls(n_components=3, optimizer="sgd", learning_rate=0.1, batch_size=batch_size,
+              learning_rate_decay=decay,
               max_iter=3, alpha=0.01, n_negatives=4, random_state=0)
     gr = GradientRollback(est, record_negatives=True).fit(X)
     # relation rows are only ever touched by their own triples
@@ -94,6 +96,23 @@ def test_sgd_recorded_updates_split_the_trajectory_exactly(cls, batch_size):
     gr0 = GradientRollback(est).fit(X)
     assert gr0.residual_["entity"] > 1e-3
     np.testing.assert_array_equal(gr0.gamma_["head"], gr.gamma_["head"])
+
+
+def test_learning_rate_decay_is_per_epoch():
+    X, y = _ratings()
+    kw = dict(n_components=3, optimizer="sgd", batch_size=400, max_iter=2,
+              fit_intercept=False, alpha=0.0, random_state=0)
+    # one full batch per epoch: two epochs at (lr, lr * d) by hand
+    two = MatrixFactorization(learning_rate=0.05, learning_rate_decay=0.5, **kw).fit(X, y)
+    one = MatrixFactorization(learning_rate=0.05, **{**kw, "max_iter": 1}).fit(X, y)
+    P, Q, mu = one._P.copy(), one._Q.copy(), 0.0
+    err = (P[X[:, 0], :-1] * Q[X[:, 1], :-1]).sum(1) + P[X[:, 0], -1] + Q[X[:, 1], -1] - y
+    gP = np.zeros_like(P)
+    gQ = np.zeros_like(Q)
+    np.add.at(gP, X[:, 0], np.column_stack([err[:, None] * Q[X[:, 1], :-1], err]) / 400)
+    np.add.at(gQ, X[:, 1], np.column_stack([err[:, None] * P[X[:, 0], :-1], err]) / 400)
+    np.testing.assert_allclose(two._P, P - 0.025 * gP, atol=1e-12)
+    np.testing.assert_allclose(two._Q, Q - 0.025 * gQ, atol=1e-12)
 
 
 def test_adam_residual_reported_nonzero():
@@ -169,6 +188,62 @@ def test_mf_transform_matches_brute_force():
             Q[X[j, 1]] -= gr.gamma_["item"][j]
             new = est.intercept_ + P[u, :-1] @ Q[i, :-1] + P[u, -1] + Q[i, -1]
             np.testing.assert_allclose(D[a, j], base - new, atol=1e-12)
+
+
+def _proba_at(est, E, R, h, r, t):
+    s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+    p = np.exp(s - s.max())
+    return p[t] / p.sum()
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+@pytest.mark.parametrize("record_negatives", [False, True])
+def test_kg_first_order_is_the_derivative_of_the_rollback(cls, record_negatives):
+    X = _kg(n=120)
+    X[:2] = [[1, 0, 1], [2, 2, 2]]  # self-loops: head and tail updates share a row
+    est = cls(n_components=3, max_iter=3, batch_size=4, n_negatives=5, random_state=0)
+    gr = GradientRollback(est, scope="all", record_negatives=record_negatives,
+                          rollback="first_order").fit(X)
+    triples = np.array([[1, 0, 1], [2, 2, 5], [0, 1, 3]])
+    D = gr.transform(triples).toarray()
+    E0, R0 = gr.estimator_.entity_embeddings_, gr.estimator_.relation_embeddings_
+    g = gr.gamma_
+    eps = 1e-5
+    for a, (h, r, t) in enumerate(triples):
+        for j in range(0, 120, 7):
+            def p_at(step):  # p(t | h, r) at theta - step * gamma_j
+                E, R = E0.copy(), R0.copy()
+                if record_negatives:
+                    E -= step * g["negatives"][j]
+                E[X[j, 0]] -= step * g["head"][j]
+                E[X[j, 2]] -= step * g["tail"][j]
+                R[X[j, 1]] -= step * g["relation"][j]
+                return _proba_at(gr.estimator_, E, R, h, r, t)
+            # central difference of the rollback path at 0
+            fd = (p_at(-eps) - p_at(eps)) / (2 * eps)
+            np.testing.assert_allclose(D[a, j], fd, rtol=1e-6, atol=1e-10)
+    # same sparsity pattern as the full rollback; the values differ
+    full = gr.set_params(rollback="full").transform(triples)
+    assert np.abs(full.toarray() - D).max() > 1e-6
+
+
+def test_mf_first_order_equals_rollback_off_the_query_pair():
+    X, y = _ratings()
+    X[0] = [3, 7]
+    gr = GradientRollback(MatrixFactorization(n_components=3, max_iter=3, random_state=0),
+                          rollback="first_order").fit(X, y)
+    q = np.array([[3, 7], [0, 0]])
+    fo = gr.transform(q).toarray()
+    full = gr.set_params(rollback="full").transform(q).toarray()
+    same_pair = (X[:, 0] == 3) & (X[:, 1] == 7)
+    # the rating is linear in each row: one moved row gives the same change
+    np.testing.assert_allclose(fo[0, ~same_pair], full[0, ~same_pair], atol=1e-12)
+    np.testing.assert_allclose(fo[1], full[1], atol=1e-12)
+    # with both rows moved the product term gamma_P . gamma_Q is what is dropped
+    P, Q = gr.estimator_._P, gr.estimator_._Q
+    gP, gQ = gr.gamma_["user"][0], gr.gamma_["item"][0]
+    np.testing.assert_allclose(full[0, 0] - fo[0, 0], -(gP[:-1] @ gQ[:-1]), atol=1e-12)
+    assert np.abs(gP[:-1] @ gQ[:-1]) > 0
 
 
 # ----------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def _credit(gam, i, buf, b, Dinv, row, opt, lr):
 
 @njit(cache=True, nogil=True)
 def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs,
-           batch_size, n_neg, lr, alpha, opt, b1, b2, eps, max_norm,
+           batch_size, n_neg, lr0, lr_decay, alpha, opt, b1, b2, eps, max_norm,
            mE, vE, tE, mR, vR, tR, record, gamH, gamR, gamT, gamN, losses):
     """Train DistMult / ComplEx with softmax cross-entropy over the true tail
     and ``n_neg`` sampled negatives (``n_neg < 0``: all entities).
@@ -213,6 +213,7 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
     ``record``) the ``gam*`` arrays in place; writes per-epoch mean loss.
     ``record == 2`` also credits each triple's updates to the rows of its
     sampled negatives into ``gamN[i, entity]`` (dense, ``(n, n_entities, d)``).
+    The learning rate of epoch ``ep`` is ``lr0 * lr_decay ** ep``.
     """
     n = heads.shape[0]
     ne, dE = E.shape
@@ -247,6 +248,7 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
         candN = np.empty((1, 1), dtype=np.int64)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
+        lr = lr0 * lr_decay ** ep
         order, ek = _epoch_order(keys, ep)
         tot_loss = 0.0
         tot_w = 0.0
@@ -376,14 +378,15 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
 
 @njit(cache=True, nogil=True)
 def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
-           batch_size, lr, alpha, opt, b1, b2, eps, mP, vP, tP, mQ, vQ, tQ,
+           batch_size, lr0, lr_decay, alpha, opt, b1, b2, eps, mP, vP, tP, mQ, vQ, tQ,
            record, gamP, gamQ, losses):
     """Train biased matrix factorisation on explicit ratings.
 
     ``P`` is ``(n_users, k + 1)`` and ``Q`` is ``(n_items, k + 1)``: the last
     column holds the user / item bias, so ``y_hat = mu + P[u, :k] . Q[i, :k]
     + P[u, k] + Q[i, k]``.  Per-example loss ``w * ((y_hat - y)^2 / 2 +
-    alpha/2 * (|P[u]|^2 + |Q[i]|^2))``, batches divided by positional size.
+    alpha/2 * (|P[u]|^2 + |Q[i]|^2))``, batches divided by positional size;
+    learning rate ``lr0 * lr_decay ** epoch``.
     """
     n = users.shape[0]
     d = P.shape[1]
@@ -404,6 +407,7 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
     bidx = np.empty(batch_size, dtype=np.int64)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
+        lr = lr0 * lr_decay ** ep
         order, _ = _epoch_order(keys, ep)
         tot_loss = 0.0
         tot_w = 0.0
@@ -784,4 +788,100 @@ def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tai
                     s_ += q[k] * E2[e, k]
                 sc[e] = s_
             out[p] = p0 - np.exp(_log_softmax_at(sc, t))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def kg_first_order_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
+                          gamH, gamR, gamT, gamN, use_neg):
+    """First-order rollback: ``grad p(t|h,r) . gamma_j`` for each (query, candidate).
+
+    The derivative of ``p(t | h, r)`` at ``theta - eps * gamma_j`` with respect
+    to ``-eps`` at ``eps = 0``: the predicted drop for an infinitesimal
+    rollback of example ``j`` scaled to a full one.  Per query the gradient
+    of ``p`` with respect to every entity row and the query relation's row is
+    formed once (``O(n_entities * dim)``); each candidate then costs
+    ``O(dim)`` (``O(n_entities * dim)`` with ``use_neg``, also crediting
+    ``gamN[j]``, the example's updates to its negatives' rows).
+    """
+    ne, dE = E.shape
+    dR = R.shape[1]
+    out = np.empty(idx.shape[0])
+    q = np.empty(dE)
+    sc = np.empty(ne)
+    dq = np.empty(dE)
+    gh = np.empty(dE)
+    gr = np.empty(dR)
+    GE = np.empty((ne, dE))
+    for a in range(qh.shape[0]):
+        h = qh[a]
+        r = qr[a]
+        t = qt[a]
+        _query(model, E, R, h, r, q)
+        mx = -np.inf
+        for e in range(ne):
+            s_ = 0.0
+            for k in range(dE):
+                s_ += q[k] * E[e, k]
+            sc[e] = s_
+            if s_ > mx:
+                mx = s_
+        z = 0.0
+        for e in range(ne):
+            sc[e] = np.exp(sc[e] - mx)
+            z += sc[e]
+        pt = sc[t] / z
+        # dp/ds_e = p_t (delta_et - p_e)
+        for k in range(dE):
+            dq[k] = 0.0
+        for e in range(ne):
+            c = pt * ((1.0 if e == t else 0.0) - sc[e] / z)
+            for k in range(dE):
+                GE[e, k] = c * q[k]  # candidate role of entity e
+                dq[k] += c * E[e, k]
+        _query_backward(model, E, R, h, r, dq, gh, gr)
+        for k in range(dE):
+            GE[h, k] += gh[k]  # head role through the query
+        for p in range(ptr[a], ptr[a + 1]):
+            j = idx[p]
+            hj = heads[j]
+            tj = tails[j]
+            s_ = 0.0
+            for k in range(dE):
+                s_ += GE[hj, k] * gamH[j, k] + GE[tj, k] * gamT[j, k]
+            if rels[j] == r:
+                for k in range(dR):
+                    s_ += gr[k] * gamR[j, k]
+            if use_neg:
+                for e in range(ne):
+                    for k in range(dE):
+                        s_ += GE[e, k] * gamN[j, e, k]
+            out[p] = s_
+    return out
+
+
+@njit(cache=True, nogil=True)
+def mf_first_order_deltas(P, Q, qu, qi, ptr, idx, users, items, gamP, gamQ):
+    """First-order rollback of the rating ``y_hat(u, i)``: its gradient with
+    respect to rows ``u`` and ``i`` dotted with example ``j``'s recorded
+    updates (equal to the full rollback unless ``j`` holds both ``u`` and
+    ``i``, where the product term of the two moved rows is dropped)."""
+    d = P.shape[1]
+    k_ = d - 1
+    out = np.empty(idx.shape[0])
+    for a in range(qu.shape[0]):
+        u = qu[a]
+        it = qi[a]
+        for p in range(ptr[a], ptr[a + 1]):
+            j = idx[p]
+            s_ = 0.0
+            if users[j] == u:
+                for k in range(k_):
+                    s_ += Q[it, k] * gamP[j, k]
+                s_ += gamP[j, k_]
+            if items[j] == it:
+                for k in range(k_):
+                    s_ += P[u, k] * gamQ[j, k]
+                s_ += gamQ[j, k_]
+            out[p] = s_
     return out

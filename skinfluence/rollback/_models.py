@@ -74,6 +74,7 @@ class _SparseSGDMixin:
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
         "optimizer": [StrOptions({"sgd", "adam"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate_decay": [Interval(numbers.Real, 0, 1, closed="right")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
@@ -130,6 +131,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         n_negatives=13,
         optimizer="adam",
         learning_rate=0.01,
+        learning_rate_decay=1.0,
         batch_size=32,
         max_iter=100,
         alpha=0.0,
@@ -147,6 +149,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         self.n_negatives = n_negatives
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
@@ -237,7 +240,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
 
         def step(start, n_ep, out):
             K.kg_fit(self._model_id, E, R, heads, rels, tails, sw, keys, start, n_ep,
-                     self.batch_size, n_neg, float(self.learning_rate), float(self.alpha),
+                     self.batch_size, n_neg, float(self.learning_rate),
+                     float(self.learning_rate_decay), float(self.alpha),
                      opt, float(self.beta1), float(self.beta2), float(self.epsilon),
                      max_norm, mE, vE, tE, mR, vR, tR, int(record), gH, gR, gT, gN, out)
 
@@ -407,6 +411,9 @@ _KG_DOC = """{name} knowledge-graph embedding for tail prediction.
         Adam is applied lazily: only rows a batch touches are updated, with
         per-row step counts.
     learning_rate : float, default=0.01
+    learning_rate_decay : float in (0, 1], default=1.0
+        Epoch ``e`` (from 0) uses ``learning_rate * learning_rate_decay ** e``
+        (an exponential decay as in the paper's training schedule).
     batch_size : int, default=32
     max_iter : int, default=100
         Number of epochs.  The defaults reach a filtered test MRR of about
@@ -495,6 +502,8 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         statistic, not a learned parameter); otherwise 0.
     optimizer : {"adam", "sgd"}, default="adam"
     learning_rate : float, default=0.01
+    learning_rate_decay : float in (0, 1], default=1.0
+        Epoch ``e`` (from 0) uses ``learning_rate * learning_rate_decay ** e``.
     batch_size : int, default=32
     max_iter : int, default=30
         Number of epochs.
@@ -548,6 +557,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         fit_intercept=True,
         optimizer="adam",
         learning_rate=0.01,
+        learning_rate_decay=1.0,
         batch_size=32,
         max_iter=30,
         alpha=0.01,
@@ -564,6 +574,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         self.fit_intercept = fit_intercept
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
@@ -639,7 +650,8 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
 
         def step(start, n_ep, out):
             K.mf_fit(P, Q, users, items, y, sw, mu, keys, start, n_ep, self.batch_size,
-                     float(self.learning_rate), float(self.alpha), opt,
+                     float(self.learning_rate), float(self.learning_rate_decay),
+                     float(self.alpha), opt,
                      float(self.beta1), float(self.beta2), float(self.epsilon),
                      mP, vP, tP, mQ, vQ, tQ, bool(record), gP, gQ, out)
 
