@@ -217,21 +217,38 @@ def glm_loo_outputs(obj, damping=0.0):
     if not _applicable(obj):
         return None
     X = obj.X
-    K, p = obj.n_outputs, obj.n_params
+    K = obj.n_outputs
     Z = obj.outputs(X)
     r, S = obj.loss_derivatives(Z, obj.y)
     w = obj.weights
     order = _augmented_order(obj)
     dense = not sp.issparse(X)
+    N = obj.null_space()  # structural flat directions (softmax shift), parameter layout
     H = None
     if dense:
-        Xa = _augment(np.asarray(X, dtype=np.float64), obj.fit_intercept)
+        X = np.asarray(X, dtype=np.float64)
+        # features that are zero on every training row (e.g. constant pixels after
+        # scaling) appear in no Jacobian and in no Hessian entry but the penalty: their
+        # parameters decouple and drop out of every leverage exactly
+        active = np.flatnonzero(np.any(X != 0, axis=0))
+        if active.size < X.shape[1]:
+            d = X.shape[1]
+            keep = np.zeros((K, d + int(obj.fit_intercept)), dtype=bool)
+            keep[:, active] = True
+            if obj.fit_intercept:
+                keep[:, d] = True
+            order = order[keep.ravel()]
+            X = X[:, active]
+            if N is not None:
+                N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
+                N = N if N.shape[1] else None
+        Xa = _augment(X, obj.fit_intercept)
         H = _dense_hessian(obj, Xa, S, w, Z)
         if H is not None:
-            H[np.diag_indices(p)] += obj.penalty_diagonal()[order]
+            H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
     if H is None:
         H = obj.hessian()[np.ix_(order, order)]
-    N = obj.null_space()  # structural flat directions (softmax shift), parameter layout
+    p = order.size
     scale = float(np.mean(np.abs(np.diag(H)))) or 1.0
     lift = scale + damping
     if N is not None:
@@ -259,7 +276,7 @@ def glm_loo_outputs(obj, damping=0.0):
     if N is not None:
         # the lifted inverse is the pseudo-inverse plus N N^T / lift (N is an eigenvector
         # of the lifted Hessian): take that part out, as the exact solver's projection does
-        JN = obj.jvp(X, N)  # (n, K, r)
+        JN = obj.jvp(obj.X, N)  # (n, K, r)
         Mp -= np.einsum("ipr,ipr->ip", JN[:, ks, :], JN[:, ls, :]) / lift
 
     Z_loo = np.empty_like(Z)
