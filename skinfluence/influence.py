@@ -225,13 +225,19 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
-        self.approximation_ = self.approximation
-        if self.approximation == "auto":
-            self.approximation_ = "newton" if self.objective_.linear_in_params else "first_order"
         self.solver_ = make_solver(
             self.solver, self.objective_, damping=self.damping, tol=self.tol,
             max_iter=self.max_iter,
         )
+        self.approximation_ = self.approximation
+        if self.approximation == "auto":
+            # neural nets: Newton only with each point's exact Hessian (see
+            # _exact_point_hessians); the Gauss-Newton removal can be ill-posed
+            self.approximation_ = "newton"
+            if not self.objective_.linear_in_params:
+                self.approximation_ = "first_order"
+                if self._exact_point_hessians(approximation="newton"):
+                    self.approximation_ = "newton"
         self._prepare_training_side()
         self.solver_info_ = self.solver_.info()
         return self
@@ -243,6 +249,9 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         r, S = obj.loss_derivatives(Z, obj.y)
         self._train_outputs = Z
         w = obj.weights
+        if self._exact_point_hessians():
+            self._prepare_point_hessian_newton(r)
+            return
         # one output, dense GLM, exact solver: [X, 1] H^{-1} serves both the leverages
         # (rowwise x~_j . A_j) and the parameter changes (A_j^T scaled): one GEMM for both
         XH = self._single_output_products()
@@ -306,6 +315,132 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         # else (first order with an iterative solver): computed on first use, since it
         # costs one solve per training point and transform may not need any
 
+    def _exact_point_hessians(self, approximation=None):
+        """Newton steps with each point's exact Hessian (non-linear models, small enough)?
+
+        For a GLM the point's Hessian ``J_j^T S_j J_j`` has rank ``K`` and the
+        Woodbury update is exact.  A neural net's per-point Hessian also has
+        second-derivative terms of the network; with a dense inverse at hand and the
+        parameter changes of all points cacheable, they are included exactly.
+        """
+        obj = self.objective_
+        return (
+            (approximation or self.approximation_) == "newton"
+            and not obj.linear_in_params
+            and hasattr(obj, "sample_hvps")
+            and self.solver_.inverse() is not None
+            and obj.n_params * obj.n_train <= _CACHE_ENTRIES
+        )
+
+    def _prepare_point_hessian_newton(self, r):
+        obj = self.objective_
+        w = obj.weights
+        self._removal_coef = w[:, None] * r  # first-order coefficients (ranking, fallbacks)
+        self._reweight_dirs = self._reweight_coef = None
+        self._leverages_ = None
+        self._cache_directions = True
+        self._refined = {}
+        self._directions = self._point_hessian_newton_steps()
+        self._refine_largest()
+        self._self_side = None
+        self._compute_self_side()
+
+    def _point_hessian_newton_steps(self, max_iter=200):
+        """``dtheta_j = (H - w_j H_j)^{-1} w_j g_j`` for every training point: (p, n).
+
+        The exact Newton step of the objective without ``j`` from the fitted
+        parameters, with ``H_j`` point ``j``'s full loss Hessian (Gauss-Newton and
+        network-curvature terms).  Solved for all points at once by conjugate
+        gradients preconditioned with ``H^{-1}``: ``H^{-1}(H - w_j H_j)`` is the
+        identity plus a low-rank term, so a few dozen iterations (each two GEMMs and
+        one per-point Hessian-vector product per point) reach 1e-10.  Points whose
+        ``H - w_j H_j`` is (nearly) indefinite -- a curvature below a tenth of ``H``'s
+        along some search direction, where the step is ill-posed -- keep the
+        first-order step, with a warning (the same rule as the Gauss-Newton guard).
+        """
+        obj = self.objective_
+        n = obj.n_train
+        Hinv = self.solver_.inverse()
+        H = obj.hessian()
+        H[np.diag_indices_from(H)] += self.solver_.damping_
+        N = self.solver_.null_space
+        if N is not None:  # the solver's pseudo-inverse works off the flat directions
+            P_N = np.eye(H.shape[0]) - N @ N.T
+            H = P_N @ H @ P_N
+        B = obj.vjp_T(obj.X, self._removal_coef) if hasattr(obj, "vjp_T") else obj.vjp(
+            obj.X, self._removal_coef).T  # (p, n): w_j g_j
+        first_order = Hinv @ B
+        X = first_order.copy()
+        R = B - (H @ X - obj.sample_hvps(X))
+        Zp = Hinv @ R
+        P = Zp.copy()
+        rz = np.einsum("pi,pi->i", R, Zp)
+        bnorm = np.sqrt(np.einsum("pi,pi->i", B, Hinv @ B))
+        active = np.flatnonzero(np.sqrt(np.abs(rz)) > 1e-10 * bnorm)
+        failed = np.zeros(n, dtype=bool)
+        for _ in range(max_iter):
+            if active.size == 0:
+                break
+            Pa = P[:, active]
+            HP = H @ Pa
+            AP = HP - obj.sample_hvps(Pa, rows=active)
+            pAp = np.einsum("pi,pi->i", Pa, AP)
+            # removing the point takes (nearly) all curvature along Pa -- relative to H,
+            # the Rayleigh quotient is below 0.1 -- and the Newton step would amplify
+            # its gradient tenfold or more: not a minimum near the fitted parameters
+            bad = ~(pAp > 0.1 * np.einsum("pi,pi->i", Pa, HP))
+            if bad.any():
+                failed[active[bad]] = True
+                keep = ~bad
+                active, Pa, AP, pAp = active[keep], Pa[:, keep], AP[:, keep], pAp[keep]
+            a = rz[active] / pAp
+            X[:, active] += a * Pa
+            R[:, active] -= a * AP
+            Za = Hinv @ R[:, active]
+            rz_new = np.einsum("pi,pi->i", R[:, active], Za)
+            P[:, active] = Za + (rz_new / rz[active]) * Pa
+            rz[active] = rz_new
+            active = active[np.sqrt(np.abs(rz_new)) > 1e-10 * bnorm[active]]
+        failed[active] = True  # not converged within max_iter
+        failed |= self._poor_quadratic_model(X, B, exclude=failed)
+        if failed.any():
+            X[:, failed] = first_order[:, failed]
+            warnings.warn(
+                f"{int(failed.sum())} training point(s): removing the point leaves the Hessian "
+                "(nearly) indefinite, or its Newton step does not lower the objective without "
+                "it as the quadratic model predicts; their influence uses the first-order "
+                "formula instead.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return X
+
+    def _poor_quadratic_model(self, steps, B, exclude, n_check=512):
+        """Points whose Newton step the objective without them does not confirm.
+
+        The trust-region test: the actual decrease of the objective without ``j``
+        along its Newton step, over the decrease its quadratic model predicts
+        (``b_j^T dtheta_j / 2``), must be at least 1/4.  Checked for the
+        ``n_check`` largest steps (the small ones are where the quadratic model is
+        accurate); each check is one forward pass over the training set.
+        """
+        obj = self.objective_
+        n = obj.n_train
+        predicted = 0.5 * np.einsum("pi,pi->i", B, steps)
+        order = np.argsort(-predicted, kind="stable")
+        order = order[~exclude[order]][:n_check]
+        w = obj.weights
+        losses0 = obj.sample_losses(obj.X, obj.y)
+        f0 = float(w @ losses0) + obj.penalty_value()
+        poor = np.zeros(n, dtype=bool)
+        for j in progress(order, desc="checking Newton steps", verbose=self.verbose):
+            theta = obj.theta + steps[:, j]
+            losses = obj.sample_losses(obj.X, obj.y, theta)
+            f = float(w @ losses) + obj.penalty_value(theta)
+            actual = (f0 - w[j] * losses0[j]) - (f - w[j] * losses[j])
+            poor[j] = not actual >= 0.25 * predicted[j]
+        return poor
+
     def _compute_self_side(self):
         """Each training point's own output change, leave-one-out outputs, self-influence."""
         if self._self_side is not None:
@@ -315,8 +450,14 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         Z = self._train_outputs
         # the point's own output change dz_jj = J_j dtheta_j
         if self._refined:
+            # exact for GLMs; non-linear models are re-evaluated at the refit parameters
             dz_self_refined = {
-                j: obj.jvp(obj.X[j : j + 1], v[:, None])[0, :, 0] for j, v in self._refined.items()
+                j: (
+                    obj.jvp(obj.X[j : j + 1], v[:, None])[0, :, 0]
+                    if obj.linear_in_params
+                    else obj.outputs(obj.X[j : j + 1], obj.theta + v)[0] - Z[j]
+                )
+                for j, v in self._refined.items()
             }
         if self._leverages_ is not None:
             dz_self = np.einsum("ikl,il->ik", self._leverages_, self._removal_coef)
@@ -335,6 +476,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         else:
             r, _ = obj.loss_derivatives(Z, obj.y)
             self_influence = np.einsum("ik,ik->i", r, dz_self)
+            if self._refined:  # refit points: the exact change of their loss
+                js = np.fromiter(self._refined, dtype=np.intp)
+                self_influence[js] = obj.loss_change(
+                    Z[js], obj.y[js], dz_self[js][:, :, None]
+                )[:, 0]
         self._self_side = (Z + dz_self, self_influence)
         return self._self_side
 
@@ -413,9 +559,13 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
 
     def _n_refine(self):
         obj = self.objective_
+        if self.refine == 0 or (self.refine == "auto" and not obj.linear_in_params):
+            # a neural net's refit is an L-BFGS run of its own (seconds for a large
+            # training set): on request only
+            return 0
         if (
-            self.approximation_ != "newton"
-            or not obj.linear_in_params
+            (obj.linear_in_params and self.approximation_ != "newton")
+            or not (self._leverages_ is not None or self._cache_directions)
             or self.solver_.damping_ > 0  # a refit solves the undamped problem
             or (
                 # weights that move on removal need the family's own removal_weights
@@ -438,20 +588,29 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             return
         obj = self.objective_
         # rank by the Hessian norm of the one-step change, dtheta^T H dtheta, which is
-        # (w c_j)^T M_j (w c_j) from the leverages (without the reweighting term)
+        # (w c_j)^T J_j dtheta_j: (w c_j)^T M_j (w c_j) from the leverages when there are
+        # some (without the reweighting term)
         a = self._removal_coef
-        size = np.einsum("ik,ikl,il->i", a, self._leverages_, a)
-        order = np.argsort(-size, kind="stable")[:n_refine]
+        if self._leverages_ is not None:
+            size = np.einsum("ik,ikl,il->i", a, self._leverages_, a)
+        else:
+            self._ensure_directions()
+            size = np.empty(obj.n_train)
+            for sl in chunk_slices(obj.n_train, max(1, _BLOCK_ENTRIES // max(obj.n_params, 1))):
+                G = obj.vjp(obj.X[sl], a[sl])  # (m, p): J_j^T w c_j
+                size[sl] = np.einsum("ip,pi->i", G, self._directions[:, sl])
+        order = np.argsort(-np.abs(size), kind="stable")[:n_refine]
         refined = {}
         Hinv = self.solver_.inverse()
         for j in progress(order, desc="exact refits", verbose=self.verbose):
             j = int(j)
-            start = obj.theta + self._columns(np.array([j]))[:, 0]
-            theta = None
-            if Hinv is not None:
-                theta = self._chord_refit(j, start, Hinv)
-            if theta is None:
-                theta = _refit_without(obj, j, start, self.solver_.null_space)
+            if obj.linear_in_params:
+                start = obj.theta + self._columns(np.array([j]))[:, 0]
+                theta = self._chord_refit(j, start, Hinv) if Hinv is not None else None
+                if theta is None:
+                    theta = _refit_without(obj, j, start, self.solver_.null_space)
+            else:
+                theta = self._refit_nonlinear(j)
             if theta is not None:
                 refined[int(j)] = theta - obj.theta
         self._refined = refined
@@ -504,6 +663,48 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         finally:
             obj.weights = w
 
+    def _refit_nonlinear(self, j, max_iter=50):
+        """Exact leave-one-out parameters of a non-linear model (a neural net).
+
+        The local minimum of the objective without ``j`` reached from the fitted
+        parameters, as a warm-started refit finds it: chord iterations with the exact
+        Hessian of that objective at the fitted parameters, ``H - w_j H_j``,
+        factorised once (the first iteration is its exact Newton step).  When that
+        Hessian is not positive definite, or the iterations stall, L-BFGS from the
+        fitted parameters.  None if neither reaches a small gradient.
+        """
+        import scipy.linalg as la
+
+        obj = self.objective_
+        N = self.solver_.null_space
+        theta = obj.theta.copy()
+        w = obj.weights
+        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
+        factor = None
+        if hasattr(obj, "sample_hessian"):
+            Hm = obj.hessian() - w[j] * obj.sample_hessian(j)
+            if N is not None:  # flat directions: fixed by projecting the gradient
+                Hm += np.mean(np.abs(np.diag(Hm))) * (N @ N.T)
+            try:
+                factor = la.cho_factor(Hm, check_finite=False)
+            except la.LinAlgError:
+                factor = None
+        if factor is not None:
+            obj.weights = obj.removal_weights(j)
+            try:
+                for _ in range(max_iter):
+                    g = obj.objective_gradient(theta)
+                    if N is not None:
+                        g = g - N @ (N.T @ g)
+                    if not np.all(np.isfinite(g)):
+                        break
+                    if np.abs(g).max() <= 1e-10 * scale:
+                        return theta
+                    theta = theta - la.cho_solve(factor, g, check_finite=False)
+            finally:
+                obj.weights = w
+        return _minimize_without(obj, j, obj.theta, N)
+
     def _ensure_directions(self):
         """Compute and cache all parameter changes if they fit in memory; True if cached."""
         if self._directions is None and self._cache_directions:
@@ -521,17 +722,35 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             # the classic formula is one GEMM: per-sample query gradients times dtheta
             r, _ = obj.loss_derivatives(Z0, y_enc)
             G = obj.vjp(Xf, r)
-            if out is None:
-                return G @ V
-            return np.matmul(G, V, out=out)
-        D = obj.jvp(Xf, V)  # (n, K, m): output changes
-        if y_enc is None:
-            vals = obj.prediction_change(Z0, D)
-            if out is None:
-                return vals
-            out[...] = vals
-            return out
-        return obj.loss_change(Z0, y_enc, D, out=out)
+            vals = G @ V if out is None else np.matmul(G, V, out=out)
+        else:
+            D = obj.jvp(Xf, V)  # (n, K, m): output changes
+            if y_enc is None:
+                vals = obj.prediction_change(Z0, D)
+                if out is not None:
+                    out[...] = vals
+                    vals = out
+            else:
+                vals = obj.loss_change(Z0, y_enc, D, out=out)
+        self._exact_refined_columns(Xf, Z0, y_enc, cols, vals)
+        return vals
+
+    def _exact_refined_columns(self, Xf, Z0, y_enc, cols, vals):
+        """Overwrite the columns of refit points with their exact effect (non-linear models).
+
+        For models linear in their parameters the output change ``J dtheta`` is already
+        exact; otherwise the outputs are recomputed at the refit parameters.
+        """
+        obj = self.objective_
+        if obj.linear_in_params or not getattr(self, "_refined", None):
+            return
+        idx = np.arange(obj.n_train)[cols]
+        for pos in np.flatnonzero(np.isin(idx, list(self._refined))):
+            D = (obj.outputs(Xf, obj.theta + self._refined[idx[pos]]) - Z0)[:, :, None]
+            if y_enc is None:
+                vals[:, pos] = obj.prediction_change(Z0, D)[:, 0]
+            else:
+                vals[:, pos] = obj.loss_change(Z0, y_enc, D)[:, 0]
 
     def _prepare_queries(self, X, y):
         check_is_fitted(self, "objective_")
@@ -773,5 +992,38 @@ def _refit_without(obj, j, theta, null_space, max_iter=50):
                 t *= 0.5
             theta, f = theta - t * step, f_new
         return None
+    finally:
+        obj.weights = w
+
+
+def _minimize_without(obj, j, theta, null_space, max_iter=10000):
+    """Local minimum of the objective without ``j`` reached by L-BFGS from ``theta``.
+
+    For non-convex objectives, where Newton's method needs a positive definite
+    Hessian it may not have along the way.  Returns None unless the gradient
+    (off the structurally flat directions) falls to 1e-8 relative.
+    """
+    import scipy.optimize
+
+    w = obj.weights
+    obj.weights = obj.removal_weights(j)
+    try:
+        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
+
+        def fun(t):
+            g = obj.objective_gradient(t)
+            if null_space is not None:
+                g = g - null_space @ (null_space.T @ g)
+            return obj.objective_value(t), g
+
+        res = scipy.optimize.minimize(
+            fun, theta, jac=True, method="L-BFGS-B",
+            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": 0.0,
+                     "gtol": 1e-10 * scale, "maxcor": 30},
+        )
+        g = fun(res.x)[1]
+        if not np.all(np.isfinite(g)) or np.abs(g).max() > 1e-8 * scale:
+            return None
+        return res.x
     finally:
         obj.weights = w

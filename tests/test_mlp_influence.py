@@ -70,21 +70,30 @@ def test_mlp_influence_matches_refits(kind):
         for a in ("newton", "first_order")
     }
     T = {a: inf.transform(Xq, yq) for a, inf in infs.items()}
-    # the points that matter most, plus a few others
-    cand = np.unique(np.r_[np.argsort(-np.abs(T["newton"]), axis=1)[:, :3].ravel(), [10, 20]])
-    actual = np.empty((2, cand.size))
-    for c, j in enumerate(cand):
-        keep = np.arange(n) != j
-        refit = _tight_refit(est, X[keep], y[keep])
-        o = make_objective(refit, X[keep], y[keep])
-        actual[:, c] = o.sample_losses(o.features(Xq), o.encode_target(yq)) - base
+    # each method's own most influential points (Koh & Liang's protocol), plus two others
+    cache = {}
+
+    def actual_effects(cand):
+        for j in cand:
+            if j not in cache:
+                keep = np.arange(n) != j
+                refit = _tight_refit(est, X[keep], y[keep])
+                o = make_objective(refit, X[keep], y[keep])
+                cache[j] = o.sample_losses(o.features(Xq), o.encode_target(yq)) - base
+        return np.column_stack([cache[j] for j in cand]).ravel()
+
+    def top_points(T):
+        return np.unique(np.r_[np.argsort(-np.abs(T), axis=1)[:, :3].ravel(), [10, 20]])
+
+    cand = top_points(T["newton"])
     pred = T["newton"][:, cand].ravel()
-    act = actual.ravel()
+    act = actual_effects(cand)
     # right sign and scale: least-squares slope of actual on predicted near 1
     slope = (pred @ act) / (pred @ pred)
     assert 0.75 < slope < 1.33
     assert np.corrcoef(pred, act)[0, 1] > 0.9
-    assert np.corrcoef(T["first_order"][:, cand].ravel(), act)[0, 1] > 0.9
+    cand_fo = top_points(T["first_order"])
+    assert np.corrcoef(T["first_order"][:, cand_fo].ravel(), actual_effects(cand_fo))[0, 1] > 0.9
     if kind == "regression":
         # smooth and well conditioned: one Newton step is accurate point by point
         assert np.abs(pred - act).max() <= 0.15 * np.abs(act).max()
@@ -116,3 +125,77 @@ def test_relu_damping_is_reported():
         inf = InfluenceFunctions(FrozenEstimator(est), solver="exact").fit(X, y)
     assert inf.solver_info_["damping"] >= -lam_min
     assert np.all(np.isfinite(inf.transform(X[:3], y[:3])))
+
+
+def _digits_mlp(n=150, hidden=6, alpha=1.0):
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(n_class=4, return_X_y=True)
+    X = StandardScaler().fit_transform(X[:n])[:, ::3]
+    y = y[:n]
+    est = MLPClassifier(hidden_layer_sizes=(hidden,), activation="tanh", alpha=alpha,
+                        solver="lbfgs", max_iter=3000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    return _tight_refit(est, X, y), X, y
+
+
+def test_newton_uses_each_points_exact_hessian():
+    """Every parameter change is the Newton step ``(H - w_j H_j)^{-1} w_j g_j`` with the
+    point's full Hessian (dense solves as the reference), except the points the
+    guard sends to first order, which keep ``H^{-1} w_j g_j``."""
+    from sklearn.frozen import FrozenEstimator
+
+    est, X, y = _digits_mlp()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        inf = InfluenceFunctions(FrozenEstimator(est)).fit(X, y)
+    assert inf.approximation_ == "newton"  # "auto" on a small net
+    obj, solver = inf.objective_, inf.solver_
+    N = solver.null_space
+    H = obj.hessian()
+    H_lift = H + np.mean(np.abs(np.diag(H))) * (N @ N.T)  # as the exact solver lifts it
+    r, _ = obj.loss_derivatives(obj.outputs(obj.X), obj.y)
+    B = obj.vjp(obj.X, r * obj.weights[:, None]).T
+    V = inf.parameter_changes()
+    newton = first = 0
+    for j in range(obj.n_train):
+        step = np.linalg.solve(H_lift - obj.weights[j] * obj.sample_hessian(j), B[:, j])
+        step -= N @ (N.T @ step)
+        if np.allclose(V[:, j], step, rtol=0, atol=1e-7 * np.abs(step).max()):
+            newton += 1
+        else:
+            np.testing.assert_allclose(V[:, j], solver.solve(B[:, j]), atol=1e-9)
+            first += 1
+    assert newton >= 0.9 * obj.n_train
+    warned = [w for w in rec if "first-order formula" in str(w.message)]
+    assert (first > 0) == bool(warned)
+    if warned:
+        assert str(first) in str(warned[0].message)
+
+
+def test_mlp_refine_equals_refits():
+    """Explicitly refined points of a neural net are the refit's own numbers."""
+    from sklearn.frozen import FrozenEstimator
+
+    est, X, y = _digits_mlp(n=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        inf = InfluenceFunctions(FrozenEstimator(est), refine=3).fit(X, y)
+    assert inf.refined_indices_.size == 3
+    Xq, yq = X[:4] + 0.05, y[:4]
+    T = inf.transform(Xq, yq)
+    obj = inf.objective_
+    base = obj.sample_losses(obj.features(Xq), obj.encode_target(yq))
+    for j in inf.refined_indices_:
+        keep = np.arange(len(y)) != j
+        refit = _tight_refit(est, X[keep], y[keep])
+        o = make_objective(refit, X[keep], y[keep])
+        actual = o.sample_losses(o.features(Xq), o.encode_target(yq)) - base
+        # L-BFGS on both sides: agreement to the refits' own precision
+        np.testing.assert_allclose(T[:, j], actual, atol=1e-6 * max(1.0, np.abs(actual).max()))
+        own = o.sample_losses(o.features(X[j : j + 1]), o.encode_target(y[j : j + 1]))
+        ref_self = own[0] - obj.sample_losses(obj.X[j : j + 1], obj.y[j : j + 1])[0]
+        np.testing.assert_allclose(inf.self_influence_[j], ref_self, atol=1e-6)

@@ -262,3 +262,33 @@ def test_bad_input_errors():
         make_objective(est, X, y[:-1])
     with pytest.raises(ValueError, match="n_params"):
         obj.hvp(np.ones(obj.n_params + 1))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
+def test_per_sample_hessians(kind, activation):
+    """``sample_hessian`` is what removing the point takes out of the Hessian (finite
+    differences of the objective gradient with the point's weight set to zero), and
+    ``sample_hvps`` multiplies each point's weighted Hessian by its own column."""
+    rng = np.random.RandomState(3)
+    X, y = _data(kind, rng)
+    est = _fit(kind, activation, X, y)
+    obj = make_objective(est, X, y, sample_weight=rng.uniform(0.5, 2.0, X.shape[0]))
+    H = obj.hessian()
+    j = 7
+    w = obj.weights.copy()
+    obj.weights = obj.removal_weights(j)
+    fd_without = _fd_gradient_jacobian(obj, np.eye(obj.n_params))
+    obj.weights = w
+    Hj = obj.sample_hessian(j)
+    np.testing.assert_allclose(Hj, Hj.T, atol=1e-12)
+    assert np.abs(H - w[j] * Hj - fd_without).max() <= 1e-6 * np.abs(H).max()
+    V = rng.randn(obj.n_params, 4)
+    rows = np.array([0, j, 11, 20])
+    ref = np.column_stack([w[i] * obj.sample_hessian(i) @ V[:, c] for c, i in enumerate(rows)])
+    np.testing.assert_allclose(obj.sample_hvps(V, rows=rows), ref, atol=1e-12 * np.abs(ref).max())
+    # over all points, the per-point products add up to the data term of the Hessian
+    ones = np.tile(V[:, :1], (1, obj.n_train))
+    data_term = obj.hvp(V[:, 0]) - obj.penalty_diagonal() * V[:, 0]
+    np.testing.assert_allclose(obj.sample_hvps(ones).sum(axis=1), data_term,
+                               atol=1e-10 * np.abs(data_term).max())

@@ -504,3 +504,26 @@ def hvp_block(X, theta, sizes, A, D1, D2, delta_out, Sw, V, gauss_newton):
                             new[i, u, j] = (new[i, u, j] + t2[i, u, j]) * d1 + c * rz_h[i, u, j]
             rdelta = new
     return out
+
+
+@njit(cache=True)
+def hvp_diagonal(X, theta, sizes, act, delta_out, Sw, V):
+    """Per-sample products ``H_i v_i`` (p, n): sample ``i``'s own loss Hessian times
+    column ``i`` of ``V`` (``delta_out``, ``Sw`` as in :func:`hvp_columns`).
+
+    Each sample is one R-operator pass of its own, so the cost is that of a single
+    Hessian-vector product over the training set.
+    """
+    n = X.shape[0]
+    p = V.shape[0]
+    out = np.empty((p, n))
+    for i in range(n):
+        Xi = np.ascontiguousarray(X[i : i + 1])
+        _, A, D1, D2 = forward(Xi, theta, sizes, act)
+        col = hvp_block(
+            Xi, theta, sizes, A, D1, D2, np.ascontiguousarray(delta_out[i : i + 1]),
+            np.ascontiguousarray(Sw[i : i + 1]), np.ascontiguousarray(V[:, i : i + 1]), False,
+        )
+        for k in range(p):
+            out[k, i] = col[k, 0]
+    return out

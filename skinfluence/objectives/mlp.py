@@ -423,6 +423,43 @@ class MLPObjective(Objective):
             return H.copy()
         return H
 
+    def sample_hessian(self, j, theta=None):
+        """Exact Hessian (p, p) of training point ``j``'s unweighted loss, no penalty.
+
+        One R-operator pass over a single sample with the ``p`` unit directions:
+        ``O(p^2)``, so a refit without ``j`` can use the exact Hessian
+        ``H - w_j H_j`` of its objective.
+        """
+        self._check_dense()
+        th = self.theta if theta is None else _as_c64(theta)
+        Xj = _as_c64(self.X[j : j + 1])
+        Z, A, D1, D2 = self._state(Xj, th)
+        r, S = self.loss_derivatives(Z, self.y[j : j + 1])
+        H = K_.hvp_block(
+            Xj, th, self.sizes, A, D1, D2, _as_c64(r), _as_c64(S), np.eye(self.n_params),
+            False,
+        )
+        return 0.5 * (H + H.T)
+
+    def sample_hvps(self, V, rows=None, theta=None):
+        """``w_i H_i v_i`` (p, m): each training point's own weighted loss Hessian times
+        its own column of ``V`` (p, m), for the training points ``rows`` (all by default).
+
+        What a Newton step of the objective without one point needs for every point
+        at once: ``(H - w_j H_j) x_j`` is ``H x_j`` minus column ``j`` of this.
+        """
+        th = self.theta if theta is None else _as_c64(theta)
+        rows = np.arange(self.n_train) if rows is None else np.asarray(rows)
+        X = self.X[rows]
+        X = _as_c64(X.toarray() if sp.issparse(X) else X)
+        Z = self._state(X, th)[0]
+        r, S = self.loss_derivatives(Z, self.y[rows])
+        w = self.weights[rows]
+        return K_.hvp_diagonal(
+            X, th, self.sizes, self._act, _as_c64(r * w[:, None]), _as_c64(S * w[:, None, None]),
+            _as_c64(V),
+        )
+
     def gauss_newton(self, theta=None):
         """Dense Gauss-Newton matrix ``sum_i w_i J_i^T S_i J_i + R''`` (p, p), PSD when w >= 0."""
         self._check_dense()
