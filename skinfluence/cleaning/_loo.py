@@ -27,6 +27,8 @@ __all__ = ["glm_loo_outputs"]
 # the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
 _GRAM_ENTRIES = 1 << 18
 _LEVERAGE_ENTRIES = 1 << 19
+# largest (n, d~ (d~ + 1) / 2) matrix of pair products materialised (32 MiB)
+_PAIR_ENTRIES = 1 << 22
 
 
 def _applicable(obj):
@@ -118,12 +120,63 @@ def _dense_leverages(Xa, Hinv, K):
     ks, ls = _pairs(K)
     n_pairs = ks.shape[0]
     H4 = Hinv.reshape(K, da, K, da)
-    R = np.ascontiguousarray(H4[ks, :, ls, :].transpose(1, 0, 2)).reshape(da, n_pairs * da)
+    # block (l, k) = block (k, l)^T gives the same quadratic form: the lower triangle suffices
+    R = np.ascontiguousarray(H4[ls, :, ks, :].transpose(1, 0, 2)).reshape(da, n_pairs * da)
     out = np.empty((n, n_pairs))
     for sl in _row_blocks(n, n_pairs * da, _LEVERAGE_ENTRIES):
         T = (Xa[sl] @ R).reshape(-1, n_pairs, da)
         np.matmul(T, Xa[sl, :, None], out=out[sl, :, None])
     return out
+
+
+class _PairProducts:
+    """Unique products ``x~_a x~_b`` (``a <= b``) of every row: (n, d~ (d~ + 1) / 2).
+
+    Every Hessian block and every leverage is linear in these, so with them both
+    are one GEMM each, over half the flops of the full ``d~ x d~`` forms.  Worth
+    it for several outputs and a moderate ``n`` (the matrix is materialised).
+    """
+
+    def __init__(self, Xa):
+        n, da = Xa.shape
+        self.da = da
+        self.iu, self.ju = np.triu_indices(da)
+        self.Q = np.empty((n, self.iu.size))
+        off = 0
+        for a in range(da):  # contiguous slices: much faster than a fancy-index gather
+            np.multiply(Xa[:, a : a + 1], Xa[:, a:], out=self.Q[:, off : off + da - a])
+            off += da - a
+
+    @staticmethod
+    def worth_it(n, da, K):
+        if K < 2:
+            return False
+        n_pairs, nq = K * (K + 1) // 2, da * (da + 1) // 2
+        blas = n * (K * da) ** 2 + 2 * n * da * da * n_pairs
+        return n * nq <= _PAIR_ENTRIES and 4 * n * nq * n_pairs < blas
+
+    def hessian(self, S, w, K):
+        """Hessian without penalty in (k, a) layout from the per-point curvature ``S``."""
+        ks, ls = _pairs(K)
+        Wp = S[:, ks, ls] * w[:, None]
+        Hp = Wp.T @ self.Q  # (n_pairs, nq): packed symmetric blocks
+        da = self.da
+        blocks = np.empty((ks.size, da, da))
+        blocks[:, self.iu, self.ju] = Hp
+        blocks[:, self.ju, self.iu] = Hp
+        H4 = np.empty((K, da, K, da))
+        H4[ks, :, ls, :] = blocks
+        H4[ls, :, ks, :] = blocks  # every block is symmetric: H_lk = H_kl^T = H_kl
+        return H4.reshape(K * da, K * da)
+
+    def leverages(self, Hinv, K):
+        """``x~_i^T Hinv_kl x~_i`` for every row and pair ``k <= l``: (n, n_pairs)."""
+        ks, ls = _pairs(K)
+        da = self.da
+        blocks = Hinv.reshape(K, da, K, da)[ls, :, ks, :]  # lower blocks (l >= k)
+        Hq = blocks[:, self.iu, self.ju] + blocks[:, self.ju, self.iu]
+        Hq[:, self.iu == self.ju] *= 0.5
+        return self.Q @ Hq.T
 
 
 @njit(cache=True, nogil=True)
@@ -243,7 +296,8 @@ def glm_loo_outputs(obj, damping=0.0):
                 N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
                 N = N if N.shape[1] else None
         Xa = _augment(X, obj.fit_intercept)
-        H = _dense_hessian(obj, Xa, S, w, Z)
+        pair = _PairProducts(Xa) if _PairProducts.worth_it(*Xa.shape, K) else None
+        H = pair.hessian(S, w, K) if pair is not None else _dense_hessian(obj, Xa, S, w, Z)
         if H is not None:
             H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
     if H is None:
@@ -264,11 +318,19 @@ def glm_loo_outputs(obj, damping=0.0):
     Hinv, info = lapack.dpotri(L, lower=1)
     if info != 0:
         return None
-    Hinv += np.tril(Hinv, -1).T  # potri fills the lower triangle; the upper one is zero
+    # potri fills the lower triangle (the upper one is zero).  A leverage only needs the
+    # blocks (l, k), l >= k, since x^T B^T x = x^T B x: symmetrise just the diagonal blocks
+    if dense:
+        da = Xa.shape[1]
+        for k in range(K):
+            blk = Hinv[k * da : (k + 1) * da, k * da : (k + 1) * da]
+            blk += np.tril(blk, -1).T
+    else:
+        Hinv += np.tril(Hinv, -1).T
 
     ks, ls = _pairs(K)
     if dense:
-        Mp = _dense_leverages(Xa, Hinv, K)
+        Mp = pair.leverages(Hinv, K) if pair is not None else _dense_leverages(Xa, Hinv, K)
     else:
         back = np.empty(p, dtype=np.intp)
         back[order] = np.arange(p)
