@@ -84,9 +84,19 @@ def test_loo_probabilities_match_actual_refits(dataset, request):
     ids=["logistic", "logistic_no_intercept", "ridge", "linear_svc"],
 )
 @pytest.mark.parametrize("binary", [False, True], ids=["multiclass", "binary"])
-def test_fast_loo_path_equals_influence_engine(wine_noisy, model, binary):
+@pytest.mark.parametrize("kernel", ["pair_products", "row_blocks"])
+def test_fast_loo_path_equals_influence_engine(wine_noisy, model, binary, kernel, monkeypatch):
     """The leverage-only fast path is the engine's Newton step, to rounding."""
     from skinfluence import InfluenceFunctions
+    from skinfluence.cleaning import _loo
+
+    if kernel == "row_blocks":
+        # the large-n kernels: no pair-product matrix, and many small row blocks
+        monkeypatch.setattr(_loo, "_PAIR_ENTRIES", 0)
+        monkeypatch.setattr(_loo, "_GRAM_ENTRIES", 1000)
+        monkeypatch.setattr(_loo, "_LEVERAGE_ENTRIES", 1000)
+    elif not binary:
+        assert _loo._PairProducts.worth_it(178, 15, 3)
 
     X, _, y_noisy, _ = wine_noisy
     # a constant feature (zero after scaling) exercises dropping never-active parameters
