@@ -58,15 +58,19 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         one wrapped in :class:`sklearn.frozen.FrozenEstimator` (then it is not refit:
         pass the data it was fitted on to :meth:`fit`).
     approximation : {"auto", "newton", "first_order"}, default="auto"
-        ``"auto"``: ``"newton"`` for models linear in their parameters (GLMs), where it
-        is the more accurate; ``"first_order"`` for neural networks, where removing a
-        point's curvature from a non-convex Hessian can make the Newton step
-        ill-posed (measured on an MLP: Pearson 0.83 first order, negative for Newton).
-        ``"newton"``: one Newton step of the objective *without* the point, using the
-        exact Hessian minus the point's own curvature (a rank-K Woodbury update; exact
-        for the Hessian of GLMs, Gauss-Newton for neural nets), then the loss evaluated
-        exactly at the new parameters.  ``"first_order"``: the classic influence
-        function of Koh & Liang (2017), ``g_i^T H^{-1} g_j w_j``.
+        ``"newton"``: one Newton step of the objective *without* the point from the
+        fitted parameters, then the loss evaluated exactly at the model's new outputs.
+        For GLMs the point's Hessian has rank ``K`` and the step is a rank-K Woodbury
+        update.  For neural networks with a dense inverse (the exact solver) it uses
+        each point's full Hessian, network curvature included, solved for all points
+        at once (see Notes); with an iterative solver, the point's Gauss-Newton term
+        only.  Points whose removal leaves the Hessian (nearly) indefinite, or whose
+        step the objective does not confirm, use the first-order formula, with a
+        warning.  ``"first_order"``: the classic influence function of Koh & Liang
+        (2017), ``g_i^T H^{-1} g_j w_j``.  ``"auto"``: ``"newton"``, except for neural
+        networks without a dense inverse (``"first_order"``), where the Gauss-Newton
+        removal can be ill-posed.  Measured on a digits MLP against refits: Pearson
+        0.975 (Newton, point Hessians) against 0.83 (first order).
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -83,6 +87,9 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         ``min(n_train, 32)`` points with the exact solver when
         ``n_train * n_params <= 2e6``, else none.  ``0`` turns it off.
         Skipped when the Hessian is damped: a refit solves the undamped problem.
+        For neural networks only on request (an integer): each refit is an L-BFGS
+        run from the fitted parameters (the local minimum a warm-started refit
+        reaches), and the influence of a refit point is its exact loss change.
     damping : float, default=0.0
         Added to the Hessian diagonal.  More is added automatically, with a warning,
         when the Hessian is not positive definite.
@@ -131,6 +138,12 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
     Newton step of the objective without ``j`` is
     ``dtheta_j = w_j H^{-1} J_j^T (I - w_j S_j M_j)^{-1} r_j``, costing one
     ``K x K`` solve per point on top of the first-order formula.
+
+    A neural network's per-point Hessian ``H_j`` also carries the curvature of the
+    network itself.  The steps ``(H - w_j H_j)^{-1} w_j g_j`` of all points are
+    found together by conjugate gradients preconditioned with ``H^{-1}``, which
+    turns each system into the identity plus a low-rank term; each iteration costs
+    two matrix products and one per-point Hessian-vector product per point.
 
     Examples
     --------
