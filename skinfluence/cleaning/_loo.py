@@ -141,10 +141,13 @@ class _PairProducts:
         n, da = Xa.shape
         self.da = da
         self.iu, self.ju = np.triu_indices(da)
-        self.Q = np.empty((n, self.iu.size))
+        # stored transposed, (nq, n): every feature a writes one contiguous block of rows
+        # (4x faster than strided column blocks or a fancy-index gather)
+        XT = np.ascontiguousarray(Xa.T)
+        self.QT = np.empty((self.iu.size, n))
         off = 0
-        for a in range(da):  # contiguous slices: much faster than a fancy-index gather
-            np.multiply(Xa[:, a : a + 1], Xa[:, a:], out=self.Q[:, off : off + da - a])
+        for a in range(da):
+            np.multiply(XT[a:], XT[a], out=self.QT[off : off + da - a])
             off += da - a
 
     @staticmethod
@@ -159,7 +162,7 @@ class _PairProducts:
         """Hessian without penalty in (k, a) layout from the per-point curvature ``S``."""
         ks, ls = _pairs(K)
         Wp = S[:, ks, ls] * w[:, None]
-        Hp = Wp.T @ self.Q  # (n_pairs, nq): packed symmetric blocks
+        Hp = Wp.T @ self.QT.T  # (n_pairs, nq): packed symmetric blocks
         da = self.da
         blocks = np.empty((ks.size, da, da))
         blocks[:, self.iu, self.ju] = Hp
@@ -176,7 +179,7 @@ class _PairProducts:
         blocks = Hinv.reshape(K, da, K, da)[ls, :, ks, :]  # lower blocks (l >= k)
         Hq = blocks[:, self.iu, self.ju] + blocks[:, self.ju, self.iu]
         Hq[:, self.iu == self.ju] *= 0.5
-        return self.Q @ Hq.T
+        return self.QT.T @ Hq.T
 
 
 @njit(cache=True, nogil=True)
