@@ -132,6 +132,12 @@ def test_fast_loo_path_sparse_and_fallbacks(wine_noisy):
     assert fast.influence_ is None
     ref = InfluenceFunctions(model, refine=0).fit(Xsp, y_noisy).loo_predict_proba()
     np.testing.assert_allclose(fast.proba_, ref, rtol=0, atol=1e-10)
+    # damping reaches the fast path as it reaches the engine's solver
+    damped = InfluenceCleaner(model, damping=5.0).fit(Xs, y_noisy)
+    assert damped.influence_ is None
+    ref = InfluenceFunctions(model, refine=0, damping=5.0).fit(Xs, y_noisy).loo_predict_proba()
+    np.testing.assert_allclose(damped.proba_, ref, rtol=0, atol=1e-10)
+    assert np.abs(damped.proba_ - InfluenceCleaner(model).fit(Xs, y_noisy).proba_).max() > 1e-4
     # weights that move on removal (balanced classes): the general engine takes over
     balanced = LogisticRegression(class_weight="balanced", max_iter=5000)
     slow = InfluenceCleaner(balanced).fit(Xs, y_noisy)
