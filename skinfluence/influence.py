@@ -428,7 +428,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             )
         return X
 
-    def _poor_quadratic_model(self, steps, B, exclude, n_check=512):
+    def _poor_quadratic_model(self, steps, B, exclude, n_check=256):
         """Points whose Newton step the objective without them does not confirm.
 
         The trust-region test: the actual decrease of the objective without ``j``
