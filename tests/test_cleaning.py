@@ -132,6 +132,13 @@ def test_fast_loo_path_sparse_and_fallbacks(wine_noisy):
     assert fast.influence_ is None
     ref = InfluenceFunctions(model, refine=0).fit(Xsp, y_noisy).loo_predict_proba()
     np.testing.assert_allclose(fast.proba_, ref, rtol=0, atol=1e-10)
+    # no penalty: the softmax shift of every coefficient is flat too (not only intercepts)
+    unpenalised = make_pipeline(StandardScaler(), LogisticRegression(C=np.inf, max_iter=10000))
+    free = InfluenceCleaner(unpenalised).fit(X, y_noisy)
+    assert free.influence_ is None
+    engine = InfluenceFunctions(unpenalised, refine=0).fit(X, y_noisy)
+    change = np.abs(engine.loo_predict_proba() - engine.estimator_.predict_proba(X)).max()
+    np.testing.assert_allclose(free.proba_, engine.loo_predict_proba(), rtol=0, atol=1e-8 * change)
     # damping reaches the fast path as it reaches the engine's solver
     damped = InfluenceCleaner(model, damping=5.0).fit(Xs, y_noisy)
     assert damped.influence_ is None

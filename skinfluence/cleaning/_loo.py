@@ -341,8 +341,15 @@ def glm_loo_outputs(obj, damping=0.0):
     if N is not None:
         # the lifted inverse is the pseudo-inverse plus N N^T / lift (N is an eigenvector
         # of the lifted Hessian): take that part out, as the exact solver's projection does
-        JN = obj.jvp(obj.X, N)  # (n, K, r)
-        Mp -= np.einsum("ipr,ipr->ip", JN[:, ks, :], JN[:, ls, :]) / lift
+        n_coef = K * obj.n_features
+        if not np.any(N[:n_coef]):
+            # intercept-only directions (the usual softmax shift): J_i N is the same for
+            # every row, so the correction is one constant per class pair
+            JN = N[n_coef:]  # (K, r)
+            Mp -= (JN[ks] * JN[ls]).sum(axis=1) / lift
+        else:
+            JN = obj.jvp(obj.X, N)  # (n, K, r)
+            Mp -= np.einsum("ipr,ipr->ip", JN[:, ks, :], JN[:, ls, :]) / lift
 
     Z_loo = np.empty_like(Z)
     singular = _newton_step_outputs(
