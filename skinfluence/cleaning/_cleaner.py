@@ -155,6 +155,14 @@ class InfluenceCleaner(BaseEstimator):
         ``J_j H^{-1} J_j^T`` (the same Newton step, without the engine's
         per-point parameter changes).
 
+    Notes
+    -----
+    Cost of ``method="loo"`` for a GLM with at most 3000 parameters ``p``
+    (``K`` outputs, ``d`` features, ``n`` samples): one fit of the estimator,
+    the Hessian and the leverages (``O(n K^2 d^2)`` each, as single BLAS
+    calls) and one ``p x p`` Cholesky inverse.  cleanlab's recipe costs five
+    fits on 80% of the data; ``benchmarks/bench_cleaning.py`` measures both.
+
     See Also
     --------
     CleanClassifier : fit, clean, refit in one estimator.
