@@ -299,8 +299,18 @@ def glm_loo_outputs(obj, damping=0.0):
                 N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
                 N = N if N.shape[1] else None
         Xa = _augment(X, obj.fit_intercept)
+        # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
+        # family's Hessian unless it defines its own
+        own = type(obj).hessian is LinearObjective.hessian and (
+            type(obj).curvature is LinearObjective.curvature
+        )
         pair = _PairProducts(Xa) if _PairProducts.worth_it(*Xa.shape, K) else None
-        H = pair.hessian(S, w, K) if pair is not None else _dense_hessian(obj, Xa, S, w, Z)
+        if not own:
+            H = None
+        elif pair is not None:
+            H = pair.hessian(S, w, K)
+        else:
+            H = _dense_hessian(obj, Xa, S, w, Z)
         if H is not None:
             H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
     if H is None:
