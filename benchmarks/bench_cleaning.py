@@ -216,6 +216,17 @@ def main():
     desc = "StandardScaler + " if MODEL == "scaled" else "unscaled "
     print(f"cleanlab {cleanlab.__version__}; model {desc}LogisticRegression(C=1); "
           f"BLAS threads: {args.threads or 'all'}; seconds: fastest of {REPEAT} run(s)")
+    from threadpoolctl import threadpool_info
+
+    for lib in threadpool_info():
+        arch = lib.get("architecture")
+        print(f"  {lib.get('internal_api')} {lib.get('version')} kernel {arch}: "
+              f"{lib.get('filepath', '').rsplit('/', 1)[-1]}")
+        if arch in ("Prescott", "Core2", "Nehalem", "Generic"):
+            # OpenBLAS older than the CPU falls back to an old kernel: GEMMs run 5-6x
+            # slower, which distorts the comparison (the one-fit method is BLAS-bound)
+            print(f"  WARNING: {lib.get('internal_api')} did not recognise this CPU and "
+                  f"uses the {arch} kernel; set OPENBLAS_CORETYPE (e.g. SkylakeX or Haswell)")
     with threadpool_limits(args.threads):
         # warm-up: numba kernels compile on first use (cached on disk afterwards); keep
         # the one-off compilation out of the first cell's timing, for both libraries
