@@ -29,6 +29,8 @@ _BLOCK_ENTRIES = 1 << 23
 _ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.
 _CACHE_ENTRIES = 1 << 26
+# Newton-step guards for neural nets (see _point_hessian_newton_steps)
+RAYLEIGH, RHO = 0.0, 0.0
 
 
 def _unwrap_frozen(estimator):
@@ -367,9 +369,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         gradients preconditioned with ``H^{-1}``: ``H^{-1}(H - w_j H_j)`` is the
         identity plus a low-rank term, so a few dozen iterations (each two GEMMs and
         one per-point Hessian-vector product per point) reach 1e-10.  Points whose
-        ``H - w_j H_j`` is (nearly) indefinite -- a curvature below a tenth of ``H``'s
-        along some search direction, where the step is ill-posed -- keep the
-        first-order step, with a warning (the same rule as the Gauss-Newton guard).
+        ``H - w_j H_j`` is indefinite (negative curvature along a search direction)
+        or whose step raises the objective without them keep the first-order step,
+        with a warning.  (Measured: steps with a small but positive trust-region
+        ratio still predict the refit better than first order.)
         """
         obj = self.objective_
         n = obj.n_train
@@ -398,10 +401,9 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             HP = H @ Pa
             AP = HP - obj.sample_hvps(Pa, rows=active)
             pAp = np.einsum("pi,pi->i", Pa, AP)
-            # removing the point takes (nearly) all curvature along Pa -- relative to H,
-            # the Rayleigh quotient is below 0.1 -- and the Newton step would amplify
-            # its gradient tenfold or more: not a minimum near the fitted parameters
-            bad = ~(pAp > 0.1 * np.einsum("pi,pi->i", Pa, HP))
+            # negative curvature along Pa: removing the point leaves no minimum near
+            # the fitted parameters for a Newton step to aim at
+            bad = ~(pAp > RAYLEIGH * np.einsum("pi,pi->i", Pa, HP))
             if bad.any():
                 failed[active[bad]] = True
                 keep = ~bad
@@ -415,52 +417,83 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             rz[active] = rz_new
             active = active[np.sqrt(np.abs(rz_new)) > 1e-10 * bnorm[active]]
         failed[active] = True  # not converged within max_iter
-        failed |= self._poor_quadratic_model(X, B, exclude=failed)
+        # the largest steps are where the quadratic model can fail; small ones are safe
+        predicted = np.einsum("pi,pi->i", B, X)
+        order = np.argsort(-predicted, kind="stable")
+        check = order[~failed[order]][:256]
+        failed[check] |= self._raises_objective(X[:, check], B[:, check], check)
         if failed.any():
-            X[:, failed] = first_order[:, failed]
+            # next best: the Newton step removing only the point's Gauss-Newton curvature
+            # (positive semi-definite, so it cannot make H indefinite by itself), when
+            # well-posed and confirmed by the objective
+            idx = np.flatnonzero(failed)
+            gn_steps, gn_ok = self._gauss_newton_removal_steps(idx)
+            if gn_ok.any():
+                gn_ok[gn_ok] = ~self._raises_objective(gn_steps[:, gn_ok], B[:, idx[gn_ok]],
+                                                       idx[gn_ok])
+            X[:, idx] = np.where(gn_ok, gn_steps, first_order[:, idx])
+            n_first = int((~gn_ok).sum())
             warnings.warn(
-                f"{int(failed.sum())} training point(s): removing the point leaves the Hessian "
-                "(nearly) indefinite, or its Newton step does not lower the objective without "
-                "it as the quadratic model predicts; their influence uses the first-order "
-                "formula instead.",
+                f"{idx.size} training point(s): removing the point leaves the Hessian "
+                "indefinite, or its Newton step raises the objective without it; their "
+                "Newton step removes only the point's Gauss-Newton curvature"
+                + (f" ({n_first} of them, where that fails too, use the first-order "
+                   "formula)." if n_first else "."),
                 RuntimeWarning,
                 stacklevel=4,
             )
         return X
 
-    def _poor_quadratic_model(self, steps, B, exclude, n_check=256):
-        """Points whose Newton step the objective without them does not confirm.
+    def _gauss_newton_removal_steps(self, idx):
+        """Newton steps removing the Gauss-Newton part of each point's curvature (Woodbury).
 
-        The trust-region test: the actual decrease of the objective without ``j``
-        along its Newton step, over the decrease its quadratic model predicts
-        (``b_j^T dtheta_j / 2``), must be at least 1/4.  Checked for the
-        ``n_check`` largest steps (the small ones are where the quadratic model is
-        accurate); each check is one forward pass over the training set.  With
-        damping ``lambda`` the objective is that of the damped problem, whose
-        Hessian the steps use: plus ``lambda / 2 ||theta - theta_0||^2``.  A
-        residual gradient of the fitted model (not fully converged) moves every
-        refit alike and is left out of influence; its first-order part is
-        removed from the actual decrease too.
+        Returns the steps (p, m) and which are well-posed: ``I - w S M`` (``M`` the
+        leverage) with no eigenvalue below 0.1 -- else the step would amplify the
+        gradient tenfold or more.
+        """
+        obj = self.objective_
+        Xi = obj.X[idx]
+        Z = self._train_outputs[idx]
+        r, S = obj.loss_derivatives(Z, obj.y[idx])
+        w = obj.weights[idx]
+        M = self._leverages(Xi)
+        K = obj.n_outputs
+        A = np.eye(K)[None] - w[:, None, None] * np.einsum("ikl,ilm->ikm", S, M)
+        c, singular = solve_small_systems(np.ascontiguousarray(A), np.ascontiguousarray(r))
+        ok = ~singular & (np.linalg.eigvals(A).real.min(axis=1) >= 0.1)
+        steps = self.solver_.solve(obj.vjp_T(Xi, w[:, None] * c))
+        return steps, ok
+
+    def _raises_objective(self, steps, B, cols):
+        """Which Newton steps (columns of ``steps`` for training points ``cols``) the
+        objective without the point does not confirm: (m,) bool.
+
+        The trust-region ratio: the actual decrease of the objective without ``j``
+        along its step, over the decrease its quadratic model predicts
+        (``b_j^T dtheta_j / 2``), must be positive.  Each check is one forward pass
+        over the training set.  With damping ``lambda`` the objective is that of
+        the damped problem, whose Hessian the steps use: plus
+        ``lambda / 2 ||theta - theta_0||^2``.  A residual gradient of the fitted
+        model (not fully converged) moves every refit alike and is left out of
+        influence; its first-order part is removed from the actual decrease too.
         """
         lam = self.solver_.damping_
         obj = self.objective_
-        n = obj.n_train
         predicted = 0.5 * np.einsum("pi,pi->i", B, steps)
-        order = np.argsort(-predicted, kind="stable")
-        order = order[~exclude[order]][:n_check]
         w = obj.weights
         losses0 = obj.sample_losses(obj.X, obj.y)
         f0 = float(w @ losses0) + obj.penalty_value()
         residual = obj.objective_gradient(obj.theta)
-        poor = np.zeros(n, dtype=bool)
-        for j in progress(order, desc="checking Newton steps", verbose=self.verbose):
-            theta = obj.theta + steps[:, j]
+        poor = np.zeros(len(cols), dtype=bool)
+        for c in progress(range(len(cols)), desc="checking Newton steps", verbose=self.verbose):
+            j, step = cols[c], steps[:, c]
+            theta = obj.theta + step
             losses = obj.sample_losses(obj.X, obj.y, theta)
             f = float(w @ losses) + obj.penalty_value(theta)
             actual = (f0 - w[j] * losses0[j]) - (f - w[j] * losses[j])
-            actual -= 0.5 * lam * float(steps[:, j] @ steps[:, j])
-            actual += float(residual @ steps[:, j])
-            poor[j] = not actual >= 0.25 * predicted[j]
+            actual -= 0.5 * lam * float(step @ step)
+            actual += float(residual @ step)
+            poor[c] = not actual >= RHO * predicted[c]
         return poor
 
     def _compute_self_side(self):
