@@ -30,7 +30,10 @@ gradients) is not rolled back.
 """
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -94,6 +97,44 @@ def _negative(ek, s, t, n_entities):
     if neg >= t:  # uniform over entities other than the true tail
         neg += 1
     return neg
+
+
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """Hint the CPU to fetch ``arr[row, col]``'s cache line for writing
+    (``llvm.prefetch``; no effect on results).  The bookkeeping arrays are
+    indexed by example in shuffled order, so their rows are cache misses:
+    prefetching a few examples ahead overlaps them with the training work."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        r = context.cast(builder, args[1], signature.args[1], types.intp)
+        c = context.cast(builder, args[2], signature.args[2], types.intp)
+        ptr = cgutils.get_item_pointer2(
+            context, builder, data=ary.data, shape=cgutils.unpack_tuple(builder, ary.shape),
+            strides=cgutils.unpack_tuple(builder, ary.strides), layout=aryty.layout,
+            inds=[r, c])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        # rw=1 (write), locality=3 (keep in all levels), data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1),
+                          ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, row, col), codegen
+
+
+_AHEAD = 8  # examples to prefetch ahead
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_row(arr, row):
+    """Prefetch every cache line of ``arr[row]`` (8 doubles per line)."""
+    for c in range(0, arr.shape[1], 8):
+        _prefetch(arr, row, c)
+    _prefetch(arr, row, arr.shape[1] - 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -240,6 +281,7 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
     bufR = np.zeros((batch_size, dR))
     bidx = np.empty(batch_size, dtype=np.int64)
     rec_neg = record == 2
+    buffered = record != 0 and (opt == ADAM or rec_neg)
     if rec_neg:
         bufN = np.zeros((batch_size, n_cand, dE))
         candN = np.empty((batch_size, n_cand), dtype=np.int64)
@@ -260,6 +302,11 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
             nb = 0
             for pos in range(b0, b1_):
                 i = order[pos]
+                if record and pos + _AHEAD < n:
+                    nxt = order[pos + _AHEAD]
+                    _prefetch_row(gamH, nxt)
+                    _prefetch_row(gamR, nxt)
+                    _prefetch_row(gamT, nxt)
                 w = weights[i]
                 if w == 0.0:
                     continue  # removed: consumes its randoms, touches nothing
@@ -295,6 +342,10 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                 scale = w / bsz
                 for k in range(dE):
                     dq[k] = 0.0
+                # candidate-role gradient of the triple's own rows: coef * q
+                # (summed here as scalars; the rows are credited below)
+                coefH = 0.0
+                coefT = 0.0
                 for c in range(n_cand):
                     row = cand[c]
                     coef = sc[c] / z
@@ -308,17 +359,14 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                     for k in range(dE):
                         dq[k] += coef * E[row, k]
                         GE[row, k] += coef * q[k]
-                    if record:
-                        if row == h:
-                            for k in range(dE):
-                                bufH[nb, k] += coef * q[k]
-                        elif row == t:
-                            for k in range(dE):
-                                bufT[nb, k] += coef * q[k]
-                        elif rec_neg:
-                            candN[nb, c] = row
-                            for k in range(dE):
-                                bufN[nb, c, k] = coef * q[k]
+                    if row == h:
+                        coefH += coef
+                    elif row == t:
+                        coefT += coef
+                    elif rec_neg:
+                        candN[nb, c] = row
+                        for k in range(dE):
+                            bufN[nb, c, k] = coef * q[k]
                     if rec_neg and (row == h or row == t):
                         candN[nb, c] = -1
                 _query_backward(model, E, R, h, r, dq, gh, gr)
@@ -331,22 +379,48 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                     rowsR[nR] = r
                     nR += 1
                 ra = scale * alpha
-                for k in range(dE):
-                    g_h = gh[k] + ra * E[h, k]
-                    g_t = ra * E[t, k]
-                    GE[h, k] += g_h
-                    GE[t, k] += g_t
-                    if record:
-                        bufH[nb, k] += g_h
+                if not record:
+                    for k in range(dE):
+                        GE[h, k] += gh[k] + ra * E[h, k]
+                        GE[t, k] += ra * E[t, k]
+                    for k in range(dR):
+                        GR[r, k] += gr[k] + ra * R[r, k]
+                elif buffered:
+                    # Adam / negatives: the credit needs the step's scaling
+                    for k in range(dE):
+                        g_h = gh[k] + ra * E[h, k]
+                        g_t = ra * E[t, k]
+                        GE[h, k] += g_h
+                        GE[t, k] += g_t
+                        g_h += coefH * q[k]
+                        g_t += coefT * q[k]
                         if t == h:
-                            bufH[nb, k] += g_t
+                            bufH[nb, k] = g_h + g_t
                         else:
-                            bufT[nb, k] += g_t
-                for k in range(dR):
-                    g_r = gr[k] + ra * R[r, k]
-                    GR[r, k] += g_r
-                    if record:
-                        bufR[nb, k] += g_r
+                            bufH[nb, k] = g_h
+                            bufT[nb, k] = g_t
+                    for k in range(dR):
+                        g_r = gr[k] + ra * R[r, k]
+                        GR[r, k] += g_r
+                        bufR[nb, k] = g_r
+                else:
+                    # plain SGD: the step is -lr * gradient, credit it now
+                    for k in range(dE):
+                        g_h = gh[k] + ra * E[h, k]
+                        g_t = ra * E[t, k]
+                        GE[h, k] += g_h
+                        GE[t, k] += g_t
+                        g_h += coefH * q[k]
+                        g_t += coefT * q[k]
+                        if t == h:
+                            gamH[i, k] -= lr * (g_h + g_t)
+                        else:
+                            gamH[i, k] -= lr * g_h
+                            gamT[i, k] -= lr * g_t
+                    for k in range(dR):
+                        g_r = gr[k] + ra * R[r, k]
+                        GR[r, k] += g_r
+                        gamR[i, k] -= lr * g_r
                 bidx[nb] = i
                 nb += 1
             if nb == 0:
@@ -355,12 +429,13 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                         rec_adam, DE)
             _apply_rows(R, GR, mR, vR, tR, rowsR, nR, opt, lr, b1, b2, eps, 0.0,
                         rec_adam, DR)
-            if record:
+            if buffered:
                 for b in range(nb):
                     i = bidx[b]
                     _credit(gamH, i, bufH, b, DE, heads[i], opt, lr)
                     _credit(gamR, i, bufR, b, DR, rels[i], opt, lr)
-                    _credit(gamT, i, bufT, b, DE, tails[i], opt, lr)
+                    if tails[i] != heads[i]:
+                        _credit(gamT, i, bufT, b, DE, tails[i], opt, lr)
                     if rec_neg:
                         for c in range(n_cand):
                             row = candN[b, c]
@@ -402,8 +477,6 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
     rowsQ = np.empty(Q.shape[0], dtype=np.int64)
     bufP = np.zeros((batch_size, d))
     bufQ = np.zeros((batch_size, d))
-    gpl = np.empty(d)
-    gql = np.empty(d)
     bidx = np.empty(batch_size, dtype=np.int64)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
@@ -419,6 +492,10 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
             nb = 0
             for pos in range(b0, b1_):
                 i = order[pos]
+                if record and pos + _AHEAD < n:
+                    nxt = order[pos + _AHEAD]
+                    _prefetch_row(gamP, nxt)
+                    _prefetch_row(gamQ, nxt)
                 w = weights[i]
                 if w == 0.0:
                     continue
@@ -441,24 +518,45 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     stampQ[it] = step
                     rowsQ[nQ] = it
                     nQ += 1
-                for k in range(k_):
-                    gpl[k] = e * Q[it, k] + ra * P[u, k]
-                    gql[k] = e * P[u, k] + ra * Q[it, k]
-                gpl[k_] = e + ra * P[u, k_]
-                gql[k_] = e + ra * Q[it, k_]
-                for k in range(d):
-                    GP[u, k] += gpl[k]
-                    GQ[it, k] += gql[k]
-                if record:
-                    if opt == SGD:
-                        # the step is known now: credit without buffering
-                        for k in range(d):
-                            gamP[i, k] -= lr * gpl[k]
-                            gamQ[i, k] -= lr * gql[k]
-                    else:
-                        for k in range(d):
-                            bufP[nb, k] = gpl[k]
-                            bufQ[nb, k] = gql[k]
+                # one fused pass per row pair (the gradient is added to the
+                # batch accumulators and, when recording, credited or buffered)
+                if not record:
+                    for k in range(k_):
+                        gp = e * Q[it, k] + ra * P[u, k]
+                        GQ[it, k] += e * P[u, k] + ra * Q[it, k]
+                        GP[u, k] += gp
+                    GP[u, k_] += e + ra * P[u, k_]
+                    GQ[it, k_] += e + ra * Q[it, k_]
+                elif opt == SGD:
+                    # the step is -lr * gradient: credit it now, no buffer
+                    nlr = -lr
+                    for k in range(k_):
+                        gp = e * Q[it, k] + ra * P[u, k]
+                        gq = e * P[u, k] + ra * Q[it, k]
+                        GP[u, k] += gp
+                        GQ[it, k] += gq
+                        gamP[i, k] += nlr * gp
+                        gamQ[i, k] += nlr * gq
+                    gp = e + ra * P[u, k_]
+                    gq = e + ra * Q[it, k_]
+                    GP[u, k_] += gp
+                    GQ[it, k_] += gq
+                    gamP[i, k_] += nlr * gp
+                    gamQ[i, k_] += nlr * gq
+                else:
+                    for k in range(k_):
+                        gp = e * Q[it, k] + ra * P[u, k]
+                        gq = e * P[u, k] + ra * Q[it, k]
+                        GP[u, k] += gp
+                        GQ[it, k] += gq
+                        bufP[nb, k] = gp
+                        bufQ[nb, k] = gq
+                    gp = e + ra * P[u, k_]
+                    gq = e + ra * Q[it, k_]
+                    GP[u, k_] += gp
+                    GQ[it, k_] += gq
+                    bufP[nb, k_] = gp
+                    bufQ[nb, k_] = gq
                 bidx[nb] = i
                 nb += 1
             if nb == 0:
@@ -474,6 +572,39 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     _credit(gamQ, i, bufQ, b, DQ, items[i], opt, lr)
             step += 1
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def csr_of_ids(cols, n_ids):
+    """CSR (ptr, idx) listing, for each id, the examples holding it in any of
+    the columns of ``cols`` (once per example, ascending): a counting sort,
+    O(n) instead of an argsort."""
+    n, m = cols.shape
+    ptr = np.zeros(n_ids + 1, dtype=np.int64)
+    for i in range(n):
+        for c in range(m):
+            v = cols[i, c]
+            dup = False
+            for c2 in range(c):
+                if cols[i, c2] == v:
+                    dup = True
+            if not dup:
+                ptr[v + 1] += 1
+    for v in range(n_ids):
+        ptr[v + 1] += ptr[v]
+    fill = ptr[:-1].copy()
+    idx = np.empty(ptr[n_ids], dtype=np.int64)
+    for i in range(n):
+        for c in range(m):
+            v = cols[i, c]
+            dup = False
+            for c2 in range(c):
+                if cols[i, c2] == v:
+                    dup = True
+            if not dup:
+                idx[fill[v]] = i
+                fill[v] += 1
+    return ptr, idx
 
 
 @njit(cache=True, nogil=True)

@@ -12,15 +12,6 @@ from ._models import MatrixFactorization, _KGEmbedding
 __all__ = ["GradientRollback"]
 
 
-def _csr_index(col, n_rows):
-    """CSR (ptr, idx) listing, for each id, the training examples holding it."""
-    order = np.argsort(col, kind="stable").astype(np.int64)
-    counts = np.bincount(col, minlength=n_rows)
-    ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return ptr, order
-
-
 class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     """Explain neural matrix factorisation predictions by Gradient Rollback.
 
@@ -209,23 +200,16 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.X_train_ = rec["X"]
         self.sample_weight_ = rec["sample_weight"]
         self.n_train_ = rec["X"].shape[0]
+        Xt = np.ascontiguousarray(self.X_train_)
         if kind == "kg":
-            ne, nr = est.n_entities_, est.n_relations_
-            ents = np.concatenate([self.X_train_[:, 0], self.X_train_[:, 2]])
-            which = np.concatenate([np.arange(self.n_train_)] * 2)
-            order = np.lexsort((which, ents))
-            # an example appears once per distinct entity it holds
-            e_sorted, w_sorted = ents[order], which[order]
-            keep = np.ones(e_sorted.size, bool)
-            keep[1:] = (e_sorted[1:] != e_sorted[:-1]) | (w_sorted[1:] != w_sorted[:-1])
-            e_sorted, w_sorted = e_sorted[keep], w_sorted[keep]
-            ptr = np.zeros(ne + 1, dtype=np.int64)
-            np.cumsum(np.bincount(e_sorted, minlength=ne), out=ptr[1:])
-            self._ent_index = (ptr, w_sorted.astype(np.int64))
-            self._rel_index = _csr_index(self.X_train_[:, 1], nr)
+            # examples holding each entity (as head or tail) / relation
+            self._ent_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, [0, 2]]),
+                                           est.n_entities_)
+            self._rel_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]),
+                                           est.n_relations_)
         else:
-            self._user_index = _csr_index(self.X_train_[:, 0], est.n_users_)
-            self._item_index = _csr_index(self.X_train_[:, 1], est.n_items_)
+            self._user_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, :1]), est.n_users_)
+            self._item_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]), est.n_items_)
         return self
 
     @staticmethod
