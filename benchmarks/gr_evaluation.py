@@ -209,7 +209,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     n = Xtr.shape[0]
 
     t0 = time.perf_counter()
-    gr = GradientRollback(base).fit(Xtr)
+    gr = GradientRollback(base, rollback="full").fit(Xtr)
     t_fit = time.perf_counter() - t0
     model = gr.estimator_
     mrr = model.evaluate(data.test, filter_triples=np.concatenate([data.train, data.valid, data.test]))
@@ -248,7 +248,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         gr.set_params(rollback="full")
     DN = None
     if "GRN" in methods:
-        grn = GradientRollback(base, record_negatives=True).fit(Xtr)
+        grn = GradientRollback(base, record_negatives=True, rollback="full").fit(Xtr)
         DN = grn.transform(triples).tocsr()
 
     E, R = model.entity_embeddings_, model.relation_embeddings_

@@ -165,7 +165,8 @@ def test_kg_transform_matches_brute_force(cls, scope, record_negatives):
     X = _kg(n=120)
     X[:3] = [[1, 0, 1], [2, 2, 2], [3, 4, 3]]  # self-loops
     est = cls(n_components=3, max_iter=3, batch_size=4, n_negatives=5, random_state=0)
-    gr = GradientRollback(est, scope=scope, record_negatives=record_negatives).fit(X)
+    gr = GradientRollback(est, scope=scope, record_negatives=record_negatives,
+                          rollback="full").fit(X)
     triples = np.array([[1, 0, 1], [2, 2, 5], [0, 1, 3], [5, 3, 2]])
     D = gr.transform(triples)
     assert sp.issparse(D) and D.shape == (4, 120)
@@ -222,7 +223,8 @@ def test_kg_first_order_is_the_derivative_of_the_rollback(cls, record_negatives)
             # central difference of the rollback path at 0
             fd = (p_at(-eps) - p_at(eps)) / (2 * eps)
             np.testing.assert_allclose(D[a, j], fd, rtol=1e-6, atol=1e-10)
-    # same sparsity pattern as the full rollback; the values differ
+    # the default for knowledge graphs; the full rollback differs
+    np.testing.assert_array_equal(gr.set_params(rollback="auto").transform(triples).toarray(), D)
     full = gr.set_params(rollback="full").transform(triples)
     assert np.abs(full.toarray() - D).max() > 1e-6
 
@@ -235,6 +237,8 @@ def test_mf_first_order_equals_rollback_off_the_query_pair():
     q = np.array([[3, 7], [0, 0]])
     fo = gr.transform(q).toarray()
     full = gr.set_params(rollback="full").transform(q).toarray()
+    # ratings default to the full rollback
+    np.testing.assert_array_equal(gr.set_params(rollback="auto").transform(q).toarray(), full)
     same_pair = (X[:, 0] == 3) & (X[:, 1] == 7)
     # the rating is linear in each row: one moved row gives the same change
     np.testing.assert_allclose(fo[0, ~same_pair], full[0, ~same_pair], atol=1e-12)

@@ -82,11 +82,15 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Knowledge graphs only: also record each triple's updates to its
         sampled negatives' entity rows (memory ``n_train * n_entities *
         dim``).
-    rollback : {"full", "first_order"}, default="full"
+    rollback : {"auto", "full", "first_order"}, default="auto"
         How :meth:`transform` turns ``gamma_j`` into a predicted drop: the
-        exact prediction with ``gamma_j`` subtracted, or its first-order
-        (linear) part ``grad p . gamma_j``.  Only affects explanations, not
-        :meth:`fit`.
+        exact prediction with ``gamma_j`` subtracted (``"full"``, the paper's
+        estimator), or its first-order part ``grad p . gamma_j``.
+        ``"auto"``: first order for knowledge graphs (where the full
+        rollback saturates the softmax, see above), full for ratings (the
+        rating is bilinear, so the two differ only for examples holding both
+        the query's user and item, and the full rollback is the exact one
+        under SGD).  Only affects explanations, not :meth:`fit`.
 
     Attributes
     ----------
@@ -133,11 +137,11 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
         "scope": [StrOptions({"neighbourhood", "all"})],
         "record_negatives": ["boolean"],
-        "rollback": [StrOptions({"full", "first_order"})],
+        "rollback": [StrOptions({"auto", "full", "first_order"})],
     }
 
     def __init__(self, estimator, *, scope="neighbourhood", record_negatives=False,
-                 rollback="full"):
+                 rollback="auto"):
         self.estimator = estimator
         self.scope = scope
         self.record_negatives = record_negatives
@@ -289,7 +293,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ptr, idx = K.kg_candidates(qh, qr, qt, *self._ent_index, *self._rel_index,
                                        self.n_train_, self.scope == "all")
             cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
-            if self.rollback == "first_order":
+            if self.rollback in ("auto", "first_order"):
                 neg = g.get("negatives")
                 vals = K.kg_first_order_deltas(
                     est._model_id, est.entity_embeddings_, est.relation_embeddings_,
