@@ -179,7 +179,8 @@ class _PairProducts:
         blocks = Hinv.reshape(K, da, K, da)[ls, :, ks, :]  # lower blocks (l >= k)
         Hq = blocks[:, self.iu, self.ju] + blocks[:, self.ju, self.iu]
         Hq[:, self.iu == self.ju] *= 0.5
-        return self.QT.T @ Hq.T
+        # (n_pairs, nq) @ (nq, n): the orientation BLAS runs fastest here
+        return np.ascontiguousarray((Hq @ self.QT).T)
 
 
 @njit(cache=True, nogil=True)
