@@ -31,6 +31,7 @@ gradients) is not rolled back.
 
 import numpy as np
 from llvmlite import ir
+from llvmlite.binding import llvm_version_info
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -99,6 +100,11 @@ def _negative(ek, s, t, n_entities):
     return neg
 
 
+# the intrinsic is mangled by pointer type: opaque pointers from LLVM 17 on
+_PREFETCH_NAME = ("llvm.prefetch.p0" if llvm_version_info[0] >= 17
+                  else "llvm.prefetch.p0i8")
+
+
 @intrinsic
 def _prefetch(typingctx, arr, row, col):
     """Hint the CPU to fetch ``arr[row, col]``'s cache line for writing
@@ -118,7 +124,7 @@ def _prefetch(typingctx, arr, row, col):
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0i8")
+            _PREFETCH_NAME)
         # rw=1 (write), locality=3 (keep in all levels), data cache
         builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1),
                           ir.Constant(i32, 3), ir.Constant(i32, 1)])
