@@ -25,7 +25,7 @@ __all__ = ["glm_loo_outputs"]
 
 # Row blocks sized so that the BLAS operands stay in cache (float64 entries):
 # the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
-_GRAM_ENTRIES = 1 << 18
+_GRAM_ENTRIES = 1 << 16
 _LEVERAGE_ENTRIES = 1 << 19
 # largest (n, d~ (d~ + 1) / 2) matrix of pair products materialised (32 MiB)
 _PAIR_ENTRIES = 1 << 22
@@ -65,23 +65,25 @@ def _row_blocks(n, width, entries):
 def _softmax_hessian(Xa, P, w):
     """``sum_i w_i (diag(p_i) - p_i p_i^T) kron x~_i x~_i^T`` in (k, a) layout.
 
-    The rank-one part is one (n, K d~) Gram matrix (a symmetric BLAS update)
-    instead of K (K + 1) / 2 small weighted Grams; row blocks keep the
-    operands in cache.
+    With ``G_i = p_i kron sqrt(w_i) x~_i`` (one row of K d~) the rank-one part is
+    ``G^T G``, one symmetric BLAS update, and the diagonal blocks
+    ``sum_i w_i p_ik x~_i x~_i^T`` are the blocks of ``(sqrt(w) x~)^T G``, one
+    more GEMM on the same operand: no K (K + 1) / 2 small weighted Grams.  Row
+    blocks keep the operands in cache.
     """
     n, da = Xa.shape
     K = P.shape[1]
     p = K * da
     H = np.zeros((p, p))
+    D = np.zeros((da, p))
     sw = np.sqrt(w)
     for sl in _row_blocks(n, p, _GRAM_ENTRIES):
-        Xb = Xa[sl]
-        Pw = P[sl] * sw[sl, None]
-        G = (Pw[:, :, None] * Xb[:, None, :]).reshape(-1, p)
+        Xs = Xa[sl] * sw[sl, None]
+        G = (P[sl][:, :, None] * Xs[:, None, :]).reshape(-1, p)
         H -= G.T @ G
-        for k in range(K):
-            Xs = Xb * np.sqrt(Pw[:, k] * sw[sl])[:, None]
-            H[k * da : (k + 1) * da, k * da : (k + 1) * da] += Xs.T @ Xs
+        D += Xs.T @ G
+    for k in range(K):
+        H[k * da : (k + 1) * da, k * da : (k + 1) * da] += D[:, k * da : (k + 1) * da]
     return H
 
 
