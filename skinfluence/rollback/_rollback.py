@@ -22,8 +22,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     embeddings of a triple; user and item rows, biases included, of a
     rating).  Memory is ``O(n_train * n_components)`` whatever the batch size
     or optimizer.  At explanation time ``gamma_j`` is subtracted from those
-    rows and the prediction recomputed exactly: the change is GR's estimate
-    of what retraining without example ``j`` would do.
+    rows and the prediction recomputed exactly (``rollback="full"``; for
+    knowledge graphs the default scores its first-order part, see below):
+    the change is GR's estimate of what retraining without example ``j``
+    would do.
 
     **Exactness.**
 
@@ -337,7 +339,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         deltas : scipy.sparse.csr_matrix of shape (n, n_train)
-            ``deltas[a, j]`` is the predicted *drop* of ``p(t | h, r)`` (or of
+            ``deltas[a, j]`` is the predicted *drop* (to first order under
+            ``rollback="first_order"``, the knowledge-graph default) of ``p(t | h, r)`` (or of
             the predicted rating) when example ``j``'s updates are rolled
             back: positive means ``j`` supported the prediction.  Examples
             outside :attr:`scope` are structural zeros.
