@@ -111,7 +111,7 @@ def main(argv=None):
     rows += bench_mf(args.repeats, args.n_queries)
     print(f"| {'data':<12} | {'model':<19} | {'setting':<24} | {'fit s':>7} | "
           f"{'GR fit s':>8} | {'ratio':>5} | {'explain ms':>10} | {'gamma MiB':>9} |")
-    print(f"|{'-' * 14}|{'-' * 21}|{'-' * 26}|{'-' * 9}|{'-' * 10}|{'-' * 7}|{'-' * 12}|{'-' * 11}|")
+    print("|" + "|".join("-" * w for w in (14, 21, 26, 9, 10, 7, 12, 11)) + "|")
     for ds, model, label, tp, tg, lat, mem in rows:
         print(f"| {ds:<12} | {model:<19} | {label:<24} | {tp:7.3f} | {tg:8.3f} | "
               f"{tg / tp:5.2f} | {lat * 1e3:10.2f} | {mem:9.2f} |")

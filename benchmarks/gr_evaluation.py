@@ -212,7 +212,8 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     gr = GradientRollback(base, rollback="full").fit(Xtr)
     t_fit = time.perf_counter() - t0
     model = gr.estimator_
-    mrr = model.evaluate(data.test, filter_triples=np.concatenate([data.train, data.valid, data.test]))
+    mrr = model.evaluate(data.test,
+                         filter_triples=np.concatenate([data.train, data.valid, data.test]))
 
     # distinct (head, relation) test queries and the model's top-1 tails
     queries = np.unique(data.test[:, :2], axis=0)
@@ -374,7 +375,8 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         s[1] += tc
         s[2] += 1
         s[3] += idx.size
-    info = dict(n_queries=len(queries), t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo, t_if=t_if, t_tracin=t_tr,
+    info = dict(n_queries=len(queries), t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo, t_if=t_if,
+                t_tracin=t_tr,
                 t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr)
     return res, info
 
@@ -384,7 +386,8 @@ def print_table(dataset, model_name, res, info):
     print(f"\n### {dataset} / {model_name}: {info['n_queries']} test queries "
           f"(filtered test MRR {info['mrr']['mrr']:.3f}, Hits@1 {info['mrr']['hits@1']:.3f})")
     print(f"GR bookkeeping fit {info['t_fit']:.2f}s; GR scores for all queries "
-          f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; "
+          f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
+          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; "
           f"{info['n_retrain']} retrainings {info['t_retrain']:.1f}s")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")

@@ -200,7 +200,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
             raise ValueError("sample_weight must be non-negative.")
         if not np.any(sw > 0):
             raise ValueError("sample_weight is zero for every triple; nothing to fit.")
-        ne = self.n_entities if self.n_entities is not None else int(max(X[:, 0].max(), X[:, 2].max())) + 1
+        ne = (self.n_entities if self.n_entities is not None
+              else int(max(X[:, 0].max(), X[:, 2].max())) + 1)
         nr = self.n_relations if self.n_relations is not None else int(X[:, 1].max()) + 1
         if max(X[:, 0].max(), X[:, 2].max()) >= ne:
             raise ValueError(

@@ -182,7 +182,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         if kind == "kg":
             if self.record_negatives:
                 n_rows = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
-                ne = est.n_entities if est.n_entities is not None else int(np.max(np.asarray(X)[:, [0, 2]])) + 1
+                ne = (est.n_entities if est.n_entities is not None
+                      else int(np.max(np.asarray(X)[:, [0, 2]])) + 1)
                 dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
                 nbytes = 8 * n_rows * ne * dim
                 if nbytes > 4 * 2**30:
