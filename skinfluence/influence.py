@@ -445,7 +445,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                 "indefinite, or its Newton step raises the objective without it; their "
                 "Newton step removes only the point's Gauss-Newton curvature"
                 + (f" ({n_first} of them, where that fails too, use the first-order "
-                   "formula)." if n_first else "."),
+                   "formula)." if n_first else ".")
+                + (" When most points fail, the fit is usually not at a minimum: refit with "
+                   "a tighter tol (or polish it with warm_start=True) first."
+                   if idx.size > n // 2 else ""),
                 RuntimeWarning,
                 stacklevel=4,
             )
