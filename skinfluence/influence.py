@@ -377,9 +377,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         identity plus a low-rank term, so a few dozen iterations (each two GEMMs and
         one per-point Hessian-vector product per point) reach 1e-10.  Points whose
         ``H - w_j H_j`` is indefinite (negative curvature along a search direction)
-        or whose step raises the objective without them keep the first-order step,
-        with a warning.  (Measured: steps with a small but positive trust-region
-        ratio still predict the refit better than first order.)
+        or whose step raises the objective without them take the Newton step that
+        removes only their Gauss-Newton curvature, if that one is well-posed and
+        lowers the objective, else the first-order step; a warning counts them.
+        (Measured: steps with a small but positive trust-region ratio still predict
+        the refit better than first order, so only a rise is rejected.)
         """
         obj = self.objective_
         n = obj.n_train
