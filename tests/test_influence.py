@@ -332,3 +332,29 @@ def test_cg_query_side_first_order_matches_exact_on_sparse_data():
     np.testing.assert_allclose(cg.transform(Xt, yt), exact.transform(Xt, yt), rtol=1e-6,
                                atol=1e-10)
     np.testing.assert_allclose(cg.self_influence_, exact.self_influence_, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("C, damping", [(np.inf, 0.0), (1.0, 0.0), (1.0, 0.5)])
+def test_exact_inverse_is_the_pseudo_inverse(C, damping):
+    """The dense inverse (LAPACK from the Cholesky factor, flat directions removed)
+    equals solving for the identity, and is the pseudo-inverse of the (damped) Hessian:
+    with an unpenalised multinomial model every feature's class shift is flat."""
+    from skinfluence.objectives import make_objective
+    from skinfluence.solvers import make_solver
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(90, 4)
+    y = rng.randint(0, 3, 90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = LogisticRegression(C=C, max_iter=50).fit(X, y)
+        obj = make_objective(est, X, y)
+        solver = make_solver("exact", obj, damping=damping)
+    inv = solver.inverse()
+    p = obj.n_params
+    np.testing.assert_allclose(inv, solver.solve(np.eye(p)), atol=1e-12 * np.abs(inv).max())
+    H = obj.hessian() + solver.damping_ * np.eye(p)
+    N = solver.null_space
+    P = np.eye(p) if N is None else np.eye(p) - N @ N.T
+    ref = np.linalg.pinv(P @ H @ P, rcond=1e-10)
+    np.testing.assert_allclose(inv, ref, atol=1e-8 * np.abs(ref).max())

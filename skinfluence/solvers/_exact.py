@@ -37,6 +37,7 @@ class ExactSolver(HessianSolver):
         scale = float(np.mean(np.abs(np.diag(H)))) or 1.0
         if N is not None:
             H += scale * (N @ N.T)
+        self._lift = scale
         H[np.diag_indices(p)] += self.damping
         self.min_eigenvalue_ = None
         try:
@@ -70,12 +71,20 @@ class ExactSolver(HessianSolver):
 
     def inverse(self):
         if self._inverse is None:
-            p = self._chol[0].shape[0]
-            inv = la.cho_solve(self._chol, np.eye(p), check_finite=False)
+            c, lower = self._chol
+            # LAPACK's inverse from the factor: half the flops of solving for the identity
+            inv, info = la.lapack.dpotri(c, lower=lower)
+            if info != 0:
+                inv = la.cho_solve(self._chol, np.eye(c.shape[0]), check_finite=False)
+            else:
+                tri = np.tril(inv) if lower else np.triu(inv)
+                inv = tri + tri.T
+                inv[np.diag_indices_from(inv)] *= 0.5
             N = self.null_space
             if N is not None:
-                P = np.eye(p) - N @ N.T
-                inv = P @ inv @ P
+                # the flat directions are eigenvectors of the lifted Hessian with
+                # eigenvalue lift + damping: removing them leaves the pseudo-inverse
+                inv -= (N @ N.T) / (self._lift + self.damping_)
             self._inverse = 0.5 * (inv + inv.T)
         return self._inverse
 
