@@ -710,8 +710,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         ``H_{-j}^{-1} = H^{-1} + U (I - w S M)^{-1} w S U^T`` with ``U = H^{-1} J_j^T``
         (Woodbury), so an iteration costs one gradient, O(n p), instead of a new
         Hessian and factorisation.  Convergence is linear with the (small) change of
-        the Hessian along the way; None if it does not reach 1e-10, and the caller
-        falls back to Newton's method.
+        the Hessian along the way; None if it stalls or does not reach 1e-10 (the
+        caller may fall back to Newton's method, see ``refine``).  The gradient is
+        that of the objective tilted by the fit's residual gradient
+        (:meth:`_refine_largest`).
         """
         obj = self.objective_
         K = obj.n_outputs
