@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from numba import njit
 from scipy.linalg import lapack
 
+from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ..solvers._base import EXACT_MAX_PARAMS
 
@@ -203,7 +204,6 @@ def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
         for q in range(ks.shape[0]):
             M[ks[q], ls[q]] = Mp[i, q]
             M[ls[q], ks[q]] = Mp[i, q]
-        scale = 0.0
         for a in range(K):
             v[a] = r[i, a]
             for b in range(K):
@@ -211,40 +211,10 @@ def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
                 for m in range(K):
                     acc += S[i, a, m] * M[m, b]
                 A[a, b] = (1.0 if a == b else 0.0) - w[i] * acc
-                scale = max(scale, abs(A[a, b]))
-        bad = False
-        for col in range(K):  # LU with partial pivoting
-            piv = col
-            for a in range(col + 1, K):
-                if abs(A[a, col]) > abs(A[piv, col]):
-                    piv = a
-            if abs(A[piv, col]) <= 1e-12 * max(scale, 1e-300):
-                bad = True
-                break
-            if piv != col:
-                for b in range(K):
-                    tmp = A[col, b]
-                    A[col, b] = A[piv, b]
-                    A[piv, b] = tmp
-                tmp = v[col]
-                v[col] = v[piv]
-                v[piv] = tmp
-            for a in range(col + 1, K):
-                f = A[a, col] / A[col, col]
-                if f != 0.0:
-                    for b in range(col, K):
-                        A[a, b] -= f * A[col, b]
-                    v[a] -= f * v[col]
-        if bad:
+        if lu_solve_small(A, v, c):
             singular[i] = True
             for a in range(K):
                 c[a] = r[i, a]
-        else:
-            for a in range(K - 1, -1, -1):
-                acc = v[a]
-                for b in range(a + 1, K):
-                    acc -= A[a, b] * c[b]
-                c[a] = acc / A[a, a]
         for a in range(K):
             acc = 0.0
             for b in range(K):

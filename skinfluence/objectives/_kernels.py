@@ -60,6 +60,47 @@ def csr_row_quadratic_forms(data, indices, indptr, A, out):
 
 
 @njit(cache=True, nogil=True)
+def lu_solve_small(M, v, x):
+    """Solve ``M x = v`` for one small (K, K) system by LU with partial pivoting.
+
+    ``M`` and ``v`` are overwritten.  Returns True (leaving ``x`` untouched) when a
+    pivot falls below 1e-12 times the largest entry of ``M``: singular.
+    """
+    K = v.shape[0]
+    scale = 0.0
+    for r in range(K):
+        for c in range(K):
+            scale = max(scale, abs(M[r, c]))
+    for col in range(K):
+        piv = col
+        for r in range(col + 1, K):
+            if abs(M[r, col]) > abs(M[piv, col]):
+                piv = r
+        if abs(M[piv, col]) <= 1e-12 * max(scale, 1e-300):
+            return True
+        if piv != col:
+            for c in range(K):
+                tmp = M[col, c]
+                M[col, c] = M[piv, c]
+                M[piv, c] = tmp
+            tmp = v[col]
+            v[col] = v[piv]
+            v[piv] = tmp
+        for r in range(col + 1, K):
+            f = M[r, col] / M[col, col]
+            if f != 0.0:
+                for c in range(col, K):
+                    M[r, c] -= f * M[col, c]
+                v[r] -= f * v[col]
+    for r in range(K - 1, -1, -1):
+        acc = v[r]
+        for c in range(r + 1, K):
+            acc -= M[r, c] * x[c]
+        x[r] = acc / M[r, r]
+    return False
+
+
+@njit(cache=True, nogil=True)
 def solve_small_systems(A, b):
     """Solve ``A[i] x_i = b[i]`` for a stack of small (K, K) systems by LU with partial pivoting.
 
@@ -71,48 +112,19 @@ def solve_small_systems(A, b):
     singular = np.zeros(n, dtype=np.bool_)
     M = np.empty((K, K))
     v = np.empty(K)
+    xi = np.empty(K)
     for i in range(n):
         for r in range(K):
             v[r] = b[i, r]
             for c in range(K):
                 M[r, c] = A[i, r, c]
-        scale = 0.0
-        for r in range(K):
-            for c in range(K):
-                scale = max(scale, abs(M[r, c]))
-        bad = False
-        for col in range(K):
-            piv = col
-            for r in range(col + 1, K):
-                if abs(M[r, col]) > abs(M[piv, col]):
-                    piv = r
-            if abs(M[piv, col]) <= 1e-12 * max(scale, 1e-300):
-                bad = True
-                break
-            if piv != col:
-                for c in range(K):
-                    tmp = M[col, c]
-                    M[col, c] = M[piv, c]
-                    M[piv, c] = tmp
-                tmp = v[col]
-                v[col] = v[piv]
-                v[piv] = tmp
-            for r in range(col + 1, K):
-                f = M[r, col] / M[col, col]
-                if f != 0.0:
-                    for c in range(col, K):
-                        M[r, c] -= f * M[col, c]
-                    v[r] -= f * v[col]
-        if bad:
+        if lu_solve_small(M, v, xi):
             singular[i] = True
             for r in range(K):
                 x[i, r] = b[i, r]
-            continue
-        for r in range(K - 1, -1, -1):
-            acc = v[r]
-            for c in range(r + 1, K):
-                acc -= M[r, c] * x[i, c]
-            x[i, r] = acc / M[r, r]
+        else:
+            for r in range(K):
+                x[i, r] = xi[r]
     return x, singular
 
 
