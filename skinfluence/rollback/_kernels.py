@@ -191,11 +191,7 @@ def kg_scores(model, E, R, heads, rels):
     q = np.empty(d)
     for i in range(n):
         _query(model, E, R, heads[i], rels[i], q)
-        for e in range(ne):
-            s = 0.0
-            for k in range(d):
-                s += q[k] * E[e, k]
-            out[i, e] = s
+        _tail_scores(q, E, out[i])
     return out
 
 
@@ -628,8 +624,19 @@ def scatter_add_rows(out, rows, vals):
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
-def _log_softmax_at(scores, t):
+@njit(cache=True, nogil=True, inline="always")
+def _tail_scores(q, E, out):
+    """``out[e] = q . E[e]``: the query's score for every candidate tail."""
+    for e in range(E.shape[0]):
+        s_ = 0.0
+        for k in range(E.shape[1]):
+            s_ += q[k] * E[e, k]
+        out[e] = s_
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _max_and_sum_exp(scores):
+    """``(m, sum_e exp(scores[e] - m))`` with ``m`` the largest score."""
     mx = -np.inf
     for e in range(scores.shape[0]):
         if scores[e] > mx:
@@ -637,6 +644,12 @@ def _log_softmax_at(scores, t):
     z = 0.0
     for e in range(scores.shape[0]):
         z += np.exp(scores[e] - mx)
+    return mx, z
+
+
+@njit(cache=True, nogil=True)
+def _log_softmax_at(scores, t):
+    mx, z = _max_and_sum_exp(scores)
     return scores[t] - mx - np.log(z)
 
 
@@ -726,17 +739,8 @@ def kg_rollback_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
         r = qr[a]
         t = qt[a]
         _query(model, E, R, h, r, q)
-        mx = -np.inf
-        for e in range(ne):
-            s_ = 0.0
-            for k in range(dE):
-                s_ += q[k] * E[e, k]
-            base[e] = s_
-            if s_ > mx:
-                mx = s_
-        z = 0.0
-        for e in range(ne):
-            z += np.exp(base[e] - mx)
+        _tail_scores(q, E, base)
+        mx, z = _max_and_sum_exp(base)
         lp0 = base[t] - mx - np.log(z)
         p0 = np.exp(lp0)
         for p in range(ptr[a], ptr[a + 1]):
@@ -888,11 +892,7 @@ def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tai
         r = qr[a]
         t = qt[a]
         _query(model, E, R, h, r, q)
-        for e in range(ne):
-            s_ = 0.0
-            for k in range(dE):
-                s_ += q[k] * E[e, k]
-            sc[e] = s_
+        _tail_scores(q, E, sc)
         p0 = np.exp(_log_softmax_at(sc, t))
         for p in range(ptr[a], ptr[a + 1]):
             j = idx[p]
@@ -919,11 +919,7 @@ def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tai
                     ri = Rr[c + k]
                     q[k] = hr * rr - hi * ri
                     q[c + k] = hr * ri + hi * rr
-            for e in range(ne):
-                s_ = 0.0
-                for k in range(dE):
-                    s_ += q[k] * E2[e, k]
-                sc[e] = s_
+            _tail_scores(q, E2, sc)
             out[p] = p0 - np.exp(_log_softmax_at(sc, t))
     return out
 
@@ -955,18 +951,10 @@ def kg_first_order_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
         r = qr[a]
         t = qt[a]
         _query(model, E, R, h, r, q)
-        mx = -np.inf
-        for e in range(ne):
-            s_ = 0.0
-            for k in range(dE):
-                s_ += q[k] * E[e, k]
-            sc[e] = s_
-            if s_ > mx:
-                mx = s_
-        z = 0.0
+        _tail_scores(q, E, sc)
+        mx, z = _max_and_sum_exp(sc)
         for e in range(ne):
             sc[e] = np.exp(sc[e] - mx)
-            z += sc[e]
         pt = sc[t] / z
         # dp/ds_e = p_t (delta_et - p_e)
         for k in range(dE):
