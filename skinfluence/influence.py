@@ -29,8 +29,6 @@ _BLOCK_ENTRIES = 1 << 23
 _ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.
 _CACHE_ENTRIES = 1 << 26
-# Newton-step guards for neural nets (see _point_hessian_newton_steps)
-RAYLEIGH, RHO = 0.0, 0.0
 
 
 def _unwrap_frozen(estimator):
@@ -407,12 +405,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             if active.size == 0:
                 break
             Pa = P[:, active]
-            HP = H @ Pa
-            AP = HP - obj.sample_hvps(Pa, rows=active)
+            AP = H @ Pa - obj.sample_hvps(Pa, rows=active)
             pAp = np.einsum("pi,pi->i", Pa, AP)
             # negative curvature along Pa: removing the point leaves no minimum near
             # the fitted parameters for a Newton step to aim at
-            bad = ~(pAp > RAYLEIGH * np.einsum("pi,pi->i", Pa, HP))
+            bad = ~(pAp > 0)
             if bad.any():
                 failed[active[bad]] = True
                 keep = ~bad
@@ -430,7 +427,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         predicted = np.einsum("pi,pi->i", B, X)
         order = np.argsort(-predicted, kind="stable")
         check = order[~failed[order]][:256]
-        failed[check] |= self._raises_objective(X[:, check], B[:, check], check)
+        failed[check] |= self._raises_objective(X[:, check], check)
         if failed.any():
             # next best: the Newton step removing only the point's Gauss-Newton curvature
             # (positive semi-definite, so it cannot make H indefinite by itself), when
@@ -438,8 +435,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             idx = np.flatnonzero(failed)
             gn_steps, gn_ok = self._gauss_newton_removal_steps(idx)
             if gn_ok.any():
-                gn_ok[gn_ok] = ~self._raises_objective(gn_steps[:, gn_ok], B[:, idx[gn_ok]],
-                                                       idx[gn_ok])
+                gn_ok[gn_ok] = ~self._raises_objective(gn_steps[:, gn_ok], idx[gn_ok])
             X[:, idx] = np.where(gn_ok, gn_steps, first_order[:, idx])
             n_first = int((~gn_ok).sum())
             warnings.warn(
@@ -476,22 +472,19 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         steps = self.solver_.solve(obj.vjp_T(Xi, w[:, None] * c))
         return steps, ok
 
-    def _raises_objective(self, steps, B, cols):
-        """Which Newton steps (columns of ``steps`` for training points ``cols``) the
-        objective without the point does not confirm: (m,) bool.
+    def _raises_objective(self, steps, cols):
+        """Which Newton steps (columns of ``steps`` for training points ``cols``) do not
+        lower the objective without the point: (m,) bool.
 
-        The trust-region ratio: the actual decrease of the objective without ``j``
-        along its step, over the decrease its quadratic model predicts
-        (``b_j^T dtheta_j / 2``), must be positive.  Each check is one forward pass
-        over the training set.  With damping ``lambda`` the objective is that of
-        the damped problem, whose Hessian the steps use: plus
-        ``lambda / 2 ||theta - theta_0||^2``.  A residual gradient of the fitted
-        model (not fully converged) moves every refit alike and is left out of
-        influence; its first-order part is removed from the actual decrease too.
+        A trust-region ratio (actual over predicted decrease) that is not positive.
+        Each check is one forward pass over the training set.  With damping
+        ``lambda`` the objective is that of the damped problem, whose Hessian the
+        steps use: plus ``lambda / 2 ||theta - theta_0||^2``.  A residual gradient of
+        the fitted model (not fully converged) moves every refit alike and is left
+        out of influence; its first-order part is removed from the actual decrease.
         """
         lam = self.solver_.damping_
         obj = self.objective_
-        predicted = 0.5 * np.einsum("pi,pi->i", B, steps)
         w = obj.weights
         losses0 = obj.sample_losses(obj.X, obj.y)
         f0 = float(w @ losses0) + obj.penalty_value()
@@ -505,7 +498,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             actual = (f0 - w[j] * losses0[j]) - (f - w[j] * losses[j])
             actual -= 0.5 * lam * float(step @ step)
             actual += float(residual @ step)
-            poor[c] = not actual >= RHO * predicted[c]
+            poor[c] = not actual >= 0.0
         return poor
 
     def _compute_self_side(self):
@@ -673,6 +666,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         # fitted parameters are exactly stationary: they measure the point's removal,
         # not the rest of the optimisation (which the one-step estimates ignore too).
         self._residual = obj.objective_gradient(obj.theta)
+        # convergence is judged relative to the size of the summed per-point gradients
+        w = obj.weights
+        self._gradient_scale = (
+            np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
+        )
         if self.solver_.null_space is not None:
             N = self.solver_.null_space
             self._residual -= N @ (N.T @ self._residual)
@@ -686,7 +684,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                 if theta is None and (self.refine != "auto" or newton_is_cheap):
                     # Newton's method: a new Hessian per iteration (measured: 0.3 s a
                     # point on unscaled digits, where chords stall)
-                    theta = _refit_without(obj, j, start, self.solver_.null_space, self._residual)
+                    theta = _refit_without(obj, j, start, self.solver_.null_space, self._residual,
+                                           self._gradient_scale)
             else:
                 theta = self._refit_nonlinear(j)
             if theta is not None:
@@ -728,8 +727,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         w = obj.weights
         obj.weights = obj.removal_weights(j)
         try:
-            scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max()
-            scale = scale or 1.0
+            scale = self._gradient_scale
             sizes = []
             for _ in range(max_iter):
                 g = obj.objective_gradient(theta) - self._residual
@@ -767,7 +765,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         N = self.solver_.null_space
         theta = obj.theta.copy()
         w = obj.weights
-        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
+        scale = self._gradient_scale
         factor = None
         if hasattr(obj, "sample_hessian"):
             Hm = obj.hessian() - w[j] * obj.sample_hessian(j)
@@ -794,7 +792,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                     theta = theta - la.cho_solve(factor, g, check_finite=False)
             finally:
                 obj.weights = w
-        return _minimize_without(obj, j, obj.theta, N, self._residual)
+        return _minimize_without(obj, j, obj.theta, N, self._residual, self._gradient_scale)
 
     def _ensure_directions(self):
         """Compute and cache all parameter changes if they fit in memory; True if cached."""
@@ -1047,8 +1045,11 @@ def n_jobs_is_one(est):
     return effective_n_jobs(est.n_jobs) <= 1
 
 
-def _refit_without(obj, j, theta, null_space, residual=None, max_iter=50):
+def _refit_without(obj, j, theta, null_space, residual, scale, max_iter=50):
     """Minimise the objective without training point ``j`` by damped Newton from ``theta``.
+
+    The objective is tilted by the fit's ``residual`` gradient (see
+    ``InfluenceFunctions._refine_largest``); ``scale`` sets the gradient tolerance.
 
     Returns the minimiser, or None (keeping the one-step estimate) if Newton did not
     reach a relative gradient of 1e-10 -- e.g. when the point's removal leaves the
@@ -1059,11 +1060,9 @@ def _refit_without(obj, j, theta, null_space, residual=None, max_iter=50):
     w = obj.weights
     obj.weights = obj.removal_weights(j)
     try:
-        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
-        tilt = np.zeros_like(theta) if residual is None else residual  # see _refine_largest
-        f = obj.objective_value(theta) - tilt @ theta
+        f = obj.objective_value(theta) - residual @ theta
         for _ in range(max_iter):
-            g = obj.objective_gradient(theta) - tilt
+            g = obj.objective_gradient(theta) - residual
             if null_space is not None:
                 g = g - null_space @ (null_space.T @ g)
             if np.abs(g).max() <= 1e-10 * scale:
@@ -1078,7 +1077,7 @@ def _refit_without(obj, j, theta, null_space, residual=None, max_iter=50):
             t = 1.0
             slack = 1e-12 * max(1.0, abs(f))  # objective values stop resolving near the optimum
             while t > 1e-8:  # backtracking keeps Newton monotone far from the optimum
-                f_new = obj.objective_value(theta - t * step) - tilt @ (theta - t * step)
+                f_new = obj.objective_value(theta - t * step) - residual @ (theta - t * step)
                 if f_new <= f - 1e-4 * t * (g @ step) + slack:
                     break
                 t *= 0.5
@@ -1088,7 +1087,7 @@ def _refit_without(obj, j, theta, null_space, residual=None, max_iter=50):
         obj.weights = w
 
 
-def _minimize_without(obj, j, theta, null_space, residual=None, max_iter=10000):
+def _minimize_without(obj, j, theta, null_space, residual, scale, max_iter=10000):
     """Local minimum of the objective without ``j`` reached by L-BFGS from ``theta``.
 
     For non-convex objectives, where Newton's method needs a positive definite
@@ -1100,15 +1099,12 @@ def _minimize_without(obj, j, theta, null_space, residual=None, max_iter=10000):
     w = obj.weights
     obj.weights = obj.removal_weights(j)
     try:
-        scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
-
-        tilt = np.zeros_like(theta) if residual is None else residual  # see _refine_largest
 
         def fun(t):
-            g = obj.objective_gradient(t) - tilt
+            g = obj.objective_gradient(t) - residual
             if null_space is not None:
                 g = g - null_space @ (null_space.T @ g)
-            return obj.objective_value(t) - tilt @ t, g
+            return obj.objective_value(t) - residual @ t, g
 
         res = scipy.optimize.minimize(
             fun, theta, jac=True, method="L-BFGS-B",
