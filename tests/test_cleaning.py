@@ -433,6 +433,44 @@ def test_clean_classifier_grid_search_over_fraction(wine_noisy):
     assert search.best_estimator_.predict(X).shape == (len(y),)
 
 
+class _CountingCleaner(InfluenceCleaner):
+    """Counts real cleaner fits in this process (cache hits do not call fit)."""
+
+    fits = 0
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_clean_classifier_memory_runs_the_cleaner_once_per_fold(wine_noisy, tmp_path):
+    X, _, y_noisy, _ = wine_noisy
+    grid = {"fraction": [0.0, 0.1, 0.2, None]}
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    _CountingCleaner.fits = 0
+    plain = GridSearchCV(CleanClassifier(_model(), cleaner=_CountingCleaner()), grid, cv=cv)
+    plain.fit(X, y_noisy)
+    assert _CountingCleaner.fits == 3 * 4 + 1  # every candidate and fold, and the refit
+    _CountingCleaner.fits = 0
+    cached = GridSearchCV(
+        CleanClassifier(_model(), cleaner=_CountingCleaner(), memory=str(tmp_path)), grid, cv=cv
+    )
+    cached.fit(X, y_noisy)
+    assert _CountingCleaner.fits == 3 + 1  # once per fold, and once on all the data
+    for key in ("mean_test_score", "split0_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(cached.cv_results_[key], plain.cv_results_[key])
+    assert cached.best_params_ == plain.best_params_
+    np.testing.assert_array_equal(
+        cached.best_estimator_.cleaned_mask_, plain.best_estimator_.cleaned_mask_
+    )
+    # a different cleaner setting is a different cache entry
+    _CountingCleaner.fits = 0
+    other = CleanClassifier(_model(), cleaner=_CountingCleaner(filter_by="prune_by_noise_rate"),
+                            memory=str(tmp_path)).fit(X, y_noisy)
+    assert _CountingCleaner.fits == 1
+    assert other.cleaner_.filter_by == "prune_by_noise_rate"
+
+
 def test_clean_classifier_strings_pandas():
     pd = pytest.importorskip("pandas")
     X, y = load_wine(return_X_y=True, as_frame=True)
