@@ -31,6 +31,28 @@ share the head or tail entity or the relation with ``(h, r, t')``):
 * TracIn-*: TracIn-CP (sum over 10 equally spaced checkpoints of learning rate times
   the dot product of the gradient of ``log p(t'|h,r)`` with the candidate's
   negative loss gradient on its own rows).
+* GRm-*: the first-order rollback of the top-1's log-margin over the
+  runner-up ``t''`` (the filtered second-best tail): ``d log p(t') / d gamma_j -
+  d log p(t'') / d gamma_j``, i.e. the triples that made the model prefer ``t'``
+  to its closest alternative (a contrastive explanation of the top-1 decision);
+  from two ``transform`` calls.
+* Oracle-1 (``--oracle``, a bound rather than a method): every triple in the
+  union of the methods' 10-triple sets is removed on its own; a query counts
+  for TC when *any* of these single removals changes the top-1 (for PD when
+  any lowers ``p``).  No single-triple explainer choosing from that pool can
+  exceed it.
+* RND-1 (control): one random training triple from *outside* the candidate set,
+  which shares no row with the query.  Its PD / TC is the retraining noise floor.
+
+Retraining (``--retrain``): ``reweight`` (default) sets the removed triples'
+``sample_weight`` to 0, so every other triple sees the same batches, order and
+negatives and the only change is the removal.  ``delete`` drops them from the
+training array, as the paper's code deletes facts from the training file: the
+shuffled order and batch composition of all other triples change, and PD / TC
+then include retraining noise (measured by RND-1).  ``reseed`` deletes them and
+retrains with another seed (new initialisation, order and negatives): the noise
+of an independent training run, an upper bound on what a non-reproducible
+retraining adds.
 
 Usage::
 
@@ -200,7 +222,8 @@ def rank_sets(scores, cand, prefix, out):
 
 
 def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
-        methods=("NH", "GR", "GRfo", "IF", "TracIn"), verbose=True, filtered=True):
+        methods=("NH", "GR", "GRfo", "IF", "TracIn"), verbose=True, filtered=True,
+        retrain_mode="reweight", oracle=False):
     data = LOADERS[dataset]()
     cls = MODELS[model_name]
     base = cls(n_entities=data.n_entities, n_relations=data.n_relations,
@@ -236,6 +259,10 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     top1 = np.array([top1_of(proba0[a], a) for a in range(len(queries))], dtype=np.int64)
     p0 = proba0[np.arange(len(queries)), top1]
     triples = np.column_stack([queries, top1])
+    masked = proba0.copy()
+    masked[np.arange(len(queries)), top1] = -np.inf
+    top2 = np.array([top1_of(masked[a], a) for a in range(len(queries))], dtype=np.int64)
+    p0_2 = proba0[np.arange(len(queries)), top2]
 
     t0 = time.perf_counter()
     D = gr.transform(triples).tocsr()
@@ -246,6 +273,14 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         t0 = time.perf_counter()
         DF = gr.set_params(rollback="first_order").transform(triples).tocsr()
         t_gr_fo = time.perf_counter() - t0
+        gr.set_params(rollback="full")
+    DM = None
+    if "GRm" in methods:
+        # first-order drop of log p(t') - log p(t''): drop_p(t') / p(t') - drop_p(t'') / p(t'')
+        gr.set_params(rollback="first_order")
+        D1 = gr.transform(triples).tocsr().multiply(1.0 / p0[:, None])
+        D2 = gr.transform(np.column_stack([queries, top2])).tocsr().multiply(1.0 / p0_2[:, None])
+        DM = (D1 - D2).tocsr()
         gr.set_params(rollback="full")
     DN = None
     if "GRN" in methods:
@@ -289,6 +324,11 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             drop = np.zeros(n)
             drop[row.indices] = row.data
             rank_sets(drop[cand], cand, "GRfo", sets)
+        if DM is not None:
+            row = DM.getrow(a)
+            drop = np.zeros(n)
+            drop[row.indices] = row.data
+            rank_sets(drop[cand], cand, "GRm", sets)
         if DN is not None:
             row = DN.getrow(a)
             drop = np.zeros(n)
@@ -299,6 +339,10 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             sets["NH-10"] = rng.choice(cand, min(10, cand.size), replace=False)
             k_all = sets["GR-all"].size if "GR-all" in sets else cand.size
             sets["NH-all"] = rng.choice(cand, min(k_all, cand.size), replace=False)
+        if "RND" in methods:
+            far = np.setdiff1d(np.arange(n), cand)
+            if far.size:
+                sets["RND-1"] = rng.choice(far, 1)
         if "IF" in methods:
             t0 = time.perf_counter()
             # parameter block: rows of h and t (entities) and r (relation)
@@ -344,6 +388,11 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             t_tr += time.perf_counter() - t0
         for name, idx in sets.items():
             removal.append((a, name, np.sort(np.asarray(idx, dtype=np.int64))))
+        if oracle:
+            pool = np.unique(np.concatenate(
+                [v for k_, v in sets.items() if k_.endswith("-10") and not k_.startswith("NH")]))
+            for c in pool:
+                removal.append((a, "Oracle-1", np.array([c], dtype=np.int64)))
 
     # retrain once per distinct removal set (identical sets are shared)
     uniq = {}
@@ -352,10 +401,14 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     keys = list(uniq)
 
     def retrain(idx):
-        sw = np.ones(n)
-        sw[idx] = 0.0
         m = cls(n_entities=data.n_entities, n_relations=data.n_relations,
-                random_state=seed, **CONFIG).fit(Xtr, sample_weight=sw)
+                random_state=seed + 1 if retrain_mode == "reseed" else seed, **CONFIG)
+        if retrain_mode in ("delete", "reseed"):  # the paper's protocol: a new training file
+            m.fit(np.delete(Xtr, idx, axis=0))
+        else:
+            sw = np.ones(n)
+            sw[idx] = 0.0
+            m.fit(Xtr, sample_weight=sw)
         return m.predict_proba(queries)
 
     t0 = time.perf_counter()
@@ -366,18 +419,29 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     by_key = dict(zip(keys, probs))
 
     res = {}
+    best = {}  # oracle: any single removal of the pool
     for a, name, idx in removal:
         pr = by_key[idx.tobytes()][a]
         pd_ = pr[top1[a]] < p0[a]
         tc = top1_of(pr, a) != top1[a]
+        if name == "Oracle-1":
+            b = best.setdefault(a, [False, False, 0])
+            b[0] |= bool(pd_)
+            b[1] |= bool(tc)
+            b[2] += 1
+            continue
         s = res.setdefault(name, [0, 0, 0, 0])
         s[0] += pd_
         s[1] += tc
         s[2] += 1
         s[3] += idx.size
+    if best:
+        res["Oracle-1"] = [sum(b[0] for b in best.values()), sum(b[1] for b in best.values()),
+                           len(best), len(best)]
     info = dict(n_queries=len(queries), t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo, t_if=t_if,
                 t_tracin=t_tr,
-                t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr)
+                t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr,
+                oracle_pool=np.mean([b[2] for b in best.values()]) if best else None)
     return res, info
 
 
@@ -389,10 +453,12 @@ def print_table(dataset, model_name, res, info):
           f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
           f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; "
           f"{info['n_retrain']} retrainings {info['t_retrain']:.1f}s")
+    if info.get("oracle_pool"):
+        print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
-    order = [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRN", "IF", "TracIn")
-             for k in ("1", "10", "all")]
+    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "IF", "TracIn")
+                         for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
             continue
@@ -411,10 +477,16 @@ def main(argv=None):
     ap.add_argument("--max-queries", type=int, default=None,
                     help="subsample distinct test queries (default: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="NH,GR,GRfo,GRN,IF,TracIn")
+    ap.add_argument("--methods", default="RND,NH,GR,GRfo,GRN,IF,TracIn")
     ap.add_argument("--unfiltered", action="store_true",
                     help="explain the plain argmax (may be a training fact) instead of "
                          "the paper's filtered top-1")
+    ap.add_argument("--retrain", default="reweight", choices=["reweight", "delete", "reseed"],
+                    help="remove triples by sample_weight=0 (same stream for the others) "
+                         "or by deleting them from the array (the paper's protocol)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also retrain without each triple of the methods' 10-sets on its own "
+                         "(Oracle-1: the best any single-triple explanation from that pool does)")
     ap.add_argument("--epochs", type=int, default=None, help="override max_iter")
     ap.add_argument("--lr", type=float, default=None, help="override learning_rate")
     ap.add_argument("--batch-size", type=int, default=None)
@@ -428,13 +500,14 @@ def main(argv=None):
             CONFIG[key] = val
     datasets = list(LOADERS) if args.dataset == "all" else [args.dataset]
     models = list(MODELS) if args.model == "all" else [args.model]
-    print(f"config: {CONFIG}, seed {args.seed}")
+    print(f"config: {CONFIG}, seed {args.seed}, retrain: {args.retrain}")
     for ds in datasets:
         for mn in models:
             t0 = time.perf_counter()
             res, info = run(ds, mn, n_jobs=args.n_jobs, max_queries=args.max_queries,
                             seed=args.seed, methods=tuple(args.methods.split(",")),
-                            filtered=not args.unfiltered)
+                            filtered=not args.unfiltered, retrain_mode=args.retrain,
+                            oracle=args.oracle)
             print_table(ds, mn, res, info)
             print(f"total {time.perf_counter() - t0:.1f}s")
 
