@@ -460,6 +460,34 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _adam_moments(G, M, V, T, rows, n_rows, lr, b1, b2, eps, Dinv):
+    """First half of :func:`_apply_rows` under Adam: moments and step sizes
+    ``Dinv`` of the touched rows, parameters not yet moved."""
+    d = G.shape[1]
+    for j in range(n_rows):
+        row = rows[j]
+        T[row] += 1
+        c2 = 1.0 - b2 ** T[row]
+        for k in range(d):
+            g = G[row, k]
+            M[row, k] = b1 * M[row, k] + (1.0 - b1) * g
+            V[row, k] = b2 * V[row, k] + (1.0 - b2) * g * g
+            Dinv[row, k] = lr / (np.sqrt(V[row, k] / c2) + eps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _adam_params(P, G, M, T, rows, n_rows, b1, Dinv):
+    """Second half: ``P -= step * m_hat`` (bit-identical to :func:`_apply_rows`)."""
+    d = P.shape[1]
+    for j in range(n_rows):
+        row = rows[j]
+        c1 = 1.0 - b1 ** T[row]
+        for k in range(d):
+            P[row, k] -= Dinv[row, k] * (M[row, k] / c1)
+            G[row, k] = 0.0
+
+
 @njit(cache=True, nogil=True)
 def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
            batch_size, lr0, lr_decay, alpha, opt, b1, b2, eps, mP, vP, tP, mQ, vQ, tQ,
@@ -484,9 +512,13 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
     stampQ = np.full(Q.shape[0], -1, dtype=np.int64)
     rowsP = np.empty(P.shape[0], dtype=np.int64)
     rowsQ = np.empty(Q.shape[0], dtype=np.int64)
-    bufP = np.zeros((batch_size, d))
-    bufQ = np.zeros((batch_size, d))
+    # Adam bookkeeping keeps two scalars per batch example: its gradient on
+    # rows (u, i) is ``e * Q[i] + ra * P[u]`` (and ``e * P[u] + ra * Q[i]``),
+    # recomputed when credited, before the rows move (cheaper than buffering
+    # the vectors: no extra stores in the training loop)
     bidx = np.empty(batch_size, dtype=np.int64)
+    bE = np.empty(batch_size)
+    bA = np.empty(batch_size)
     step = 0
     for ep in range(epoch_start, epoch_start + n_epochs):
         lr = lr0 * lr_decay ** ep
@@ -527,17 +559,8 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     stampQ[it] = step
                     rowsQ[nQ] = it
                     nQ += 1
-                # one fused pass per row pair (the gradient is added to the
-                # batch accumulators and, when recording, credited or buffered)
-                if not record:
-                    for k in range(k_):
-                        gp = e * Q[it, k] + ra * P[u, k]
-                        GQ[it, k] += e * P[u, k] + ra * Q[it, k]
-                        GP[u, k] += gp
-                    GP[u, k_] += e + ra * P[u, k_]
-                    GQ[it, k_] += e + ra * Q[it, k_]
-                elif opt == SGD:
-                    # the step is -lr * gradient: credit it now, no buffer
+                if record and opt == SGD:
+                    # the step is -lr * gradient: credit it in the same pass
                     nlr = -lr
                     for k in range(k_):
                         gp = e * Q[it, k] + ra * P[u, k]
@@ -553,38 +576,45 @@ def mf_fit(P, Q, users, items, y, weights, mu, keys, epoch_start, n_epochs,
                     gamP[i, k_] += nlr * gp
                     gamQ[i, k_] += nlr * gq
                 else:
+                    # plain training, and Adam with recording (the credit
+                    # comes after the batch, from the two scalars kept here)
                     for k in range(k_):
                         gp = e * Q[it, k] + ra * P[u, k]
-                        gq = e * P[u, k] + ra * Q[it, k]
+                        GQ[it, k] += e * P[u, k] + ra * Q[it, k]
                         GP[u, k] += gp
-                        GQ[it, k] += gq
-                        bufP[nb, k] = gp
-                        bufQ[nb, k] = gq
-                    gp = e + ra * P[u, k_]
-                    gq = e + ra * Q[it, k_]
-                    GP[u, k_] += gp
-                    GQ[it, k_] += gq
-                    bufP[nb, k_] = gp
-                    bufQ[nb, k_] = gq
+                    GP[u, k_] += e + ra * P[u, k_]
+                    GQ[it, k_] += e + ra * Q[it, k_]
+                    if record:
+                        bE[nb] = e
+                        bA[nb] = ra
                 bidx[nb] = i
                 nb += 1
             if nb == 0:
                 continue
-            _apply_rows(P, GP, mP, vP, tP, rowsP, nP, opt, lr, b1, b2, eps, 0.0,
-                        rec_adam, DP)
-            _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0,
-                        rec_adam, DQ)
-            if rec_adam:
-                # credit with this update's step sizes (explicit loops, no
-                # buffer reset: see kg_fit)
+            if not rec_adam:
+                _apply_rows(P, GP, mP, vP, tP, rowsP, nP, opt, lr, b1, b2, eps, 0.0,
+                            False, DP)
+                _apply_rows(Q, GQ, mQ, vQ, tQ, rowsQ, nQ, opt, lr, b1, b2, eps, 0.0,
+                            False, DQ)
+            else:
+                # step sizes first, then the credits (gradients recomputed at
+                # the rows' pre-update values), then the parameter update
+                _adam_moments(GP, mP, vP, tP, rowsP, nP, lr, b1, b2, eps, DP)
+                _adam_moments(GQ, mQ, vQ, tQ, rowsQ, nQ, lr, b1, b2, eps, DQ)
                 for b in range(nb):
                     i = bidx[b]
                     u = users[i]
                     it = items[i]
-                    for k in range(d):
-                        gamP[i, k] -= DP[u, k] * bufP[b, k]
-                    for k in range(d):
-                        gamQ[i, k] -= DQ[it, k] * bufQ[b, k]
+                    e = bE[b]
+                    ra = bA[b]
+                    for k in range(k_):
+                        gamP[i, k] -= DP[u, k] * (e * Q[it, k] + ra * P[u, k])
+                    gamP[i, k_] -= DP[u, k_] * (e + ra * P[u, k_])
+                    for k in range(k_):
+                        gamQ[i, k] -= DQ[it, k] * (e * P[u, k] + ra * Q[it, k])
+                    gamQ[i, k_] -= DQ[it, k_] * (e + ra * Q[it, k_])
+                _adam_params(P, GP, mP, tP, rowsP, nP, b1, DP)
+                _adam_params(Q, GQ, mQ, tQ, rowsQ, nQ, b1, DQ)
             step += 1
         losses[ep - epoch_start] = tot_loss / tot_w if tot_w > 0 else np.nan
 
