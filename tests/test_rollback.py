@@ -321,6 +321,86 @@ def test_mf_fit_is_bit_reproducible():
     np.testing.assert_array_equal(a._Q, b._Q)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mf_recording_does_not_change_training(optimizer):
+    X, y = _ratings()
+    mf = MatrixFactorization(n_components=3, max_iter=3, batch_size=6, alpha=0.05,
+                             optimizer=optimizer, random_state=0)
+    a = clone(mf).fit(X, y)
+    gr = GradientRollback(mf).fit(X, y)
+    np.testing.assert_array_equal(gr.estimator_._P, a._P)
+    np.testing.assert_array_equal(gr.estimator_._Q, a._Q)
+    np.testing.assert_array_equal(gr.estimator_.loss_curve_, a.loss_curve_)
+
+
+def test_mf_adam_gamma_matches_reference_credit_rule():
+    """Lazy row-wise Adam re-implemented in numpy from the documented rule:
+    each example is credited ``-lr * g / (sqrt(v_hat) + eps)`` with the step
+    sizes of the update its gradient enters."""
+    from sklearn.utils import check_random_state
+
+    X, y = _ratings(n=70, nu=7, ni=5)
+    sw = np.ones(len(y))
+    sw[[3, 40]] = 0.0  # removed examples are skipped but keep their positions
+    lr0, decay, alpha, bs, n_ep, b1, b2, eps = 0.05, 0.8, 0.1, 8, 3, 0.9, 0.999, 1e-8
+    mf = MatrixFactorization(n_components=2, optimizer="adam", learning_rate=lr0,
+                             learning_rate_decay=decay, batch_size=bs, max_iter=n_ep,
+                             alpha=alpha, random_state=0)
+    gr = GradientRollback(mf).fit(X, y, sample_weight=sw)
+    # the estimator's initialisation and random stream, as in its _fit
+    rs = check_random_state(0)
+    nu, ni, d = 7, 5, 3
+    P = rs.normal(scale=0.1, size=(nu, d))
+    Q = rs.normal(scale=0.1, size=(ni, d))
+    P[:, -1] = 0.0
+    Q[:, -1] = 0.0
+    seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
+        rs.randint(0, 2**31 - 1))
+    keys = K.content_keys(np.ascontiguousarray(X, dtype=np.int64), seed)
+    mu = np.average(y, weights=sw)
+    state = {name: [np.zeros_like(A), np.zeros_like(A), np.zeros(len(A), int)]
+             for name, A in (("P", P), ("Q", Q))}
+    gam = {"P": np.zeros((len(y), d)), "Q": np.zeros((len(y), d))}
+    n = len(y)
+    for ep in range(n_ep):
+        lr = lr0 * decay ** ep
+        order = K._epoch_order(keys, ep)[0]
+        for b0 in range(0, n, bs):
+            pos = order[b0:b0 + bs]
+            G = {"P": np.zeros_like(P), "Q": np.zeros_like(Q)}
+            grads = []
+            for i in pos:
+                if sw[i] == 0:
+                    continue
+                u, it = X[i]
+                err = mu + P[u, :-1] @ Q[it, :-1] + P[u, -1] + Q[it, -1] - y[i]
+                s_ = sw[i] / len(pos)
+                gp = s_ * err * np.append(Q[it, :-1], 1.0) + s_ * alpha * P[u]
+                gq = s_ * err * np.append(P[u, :-1], 1.0) + s_ * alpha * Q[it]
+                G["P"][u] += gp
+                G["Q"][it] += gq
+                grads.append((i, u, it, gp, gq))
+            steps = {}
+            for name, A in (("P", P), ("Q", Q)):
+                M, V, T = state[name]
+                rows = np.flatnonzero(np.any(G[name] != 0, axis=1))
+                T[rows] += 1
+                M[rows] = b1 * M[rows] + (1 - b1) * G[name][rows]
+                V[rows] = b2 * V[rows] + (1 - b2) * G[name][rows] ** 2
+                step = lr / (np.sqrt(V / (1 - b2 ** np.maximum(T, 1))[:, None]) + eps)
+                steps[name] = step
+                A[rows] -= step[rows] * M[rows] / (1 - b1 ** T[rows])[:, None]
+            for i, u, it, gp, gq in grads:
+                gam["P"][i] -= steps["P"][u] * gp
+                gam["Q"][i] -= steps["Q"][it] * gq
+    np.testing.assert_allclose(gr.estimator_._P, P, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(gr.estimator_._Q, Q, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(gr.gamma_["user"], gam["P"], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(gr.gamma_["item"], gam["Q"], rtol=1e-10, atol=1e-13)
+    assert np.all(gr.gamma_["user"][[3, 40]] == 0.0)
+    assert np.abs(gam["P"]).max() > 1e-3
+
+
 @pytest.mark.parametrize("cls", [DistMult, ComplEx])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_zero_weight_equals_removal_at_batch_size_one(cls, optimizer):
