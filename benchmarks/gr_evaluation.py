@@ -24,10 +24,14 @@ share the head or tail entity or the relation with ``(h, r, t')``):
 * GRfo-*: the same with ``rollback="first_order"`` (the derivative of the
   rollback, ``grad p . gamma_j``, which does not saturate at ``p``);
 * GRN-*: full rollback with ``record_negatives=True`` (each triple's updates
-  to its sampled negatives' rows are rolled back too);
+  to its sampled negatives' rows are rolled back too); GRNfo-*: the same
+  record with the first-order rollback;
 * IF-*: influence functions restricted to the touched parameters (the
   rows of ``h``, ``r`` and ``t'``), exact Hessian block of the full-softmax
   training loss (finite differences of the analytic gradient), damped;
+* IFfull-*: influence functions on *all* parameters (the full damped Hessian;
+  a few hundred parameters on Nations), so effects through rows the query
+  does not touch count too;
 * TracIn-*: TracIn-CP (sum over 10 equally spaced checkpoints of learning rate times
   the dot product of the gradient of ``log p(t'|h,r)`` with the candidate's
   negative loss gradient on its own rows).
@@ -282,20 +286,26 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         D2 = gr.transform(np.column_stack([queries, top2])).tocsr().multiply(1.0 / p0_2[:, None])
         DM = (D1 - D2).tocsr()
         gr.set_params(rollback="full")
-    DN = None
-    if "GRN" in methods:
+    DN = DNF = None
+    if "GRN" in methods or "GRNfo" in methods:
         grn = GradientRollback(base, record_negatives=True, rollback="full").fit(Xtr)
-        DN = grn.transform(triples).tocsr()
+        if "GRN" in methods:
+            DN = grn.transform(triples).tocsr()
+        if "GRNfo" in methods:
+            DNF = grn.set_params(rollback="first_order").transform(triples).tocsr()
 
     E, R = model.entity_embeddings_, model.relation_embeddings_
     mid = model._model_id
     alpha = model.alpha
     w = np.ones(n)
     t_if = t_tr = 0.0
-    if "IF" in methods:
+    if "IF" in methods or "IFfull" in methods:
         t0 = time.perf_counter()
         H = hessian(mid, E, R, Xtr, w, alpha)
         _, gr_all, _, Qm, Pm, ghq_all = per_example_grads(mid, E, R, Xtr, alpha)
+        if "IFfull" in methods:
+            lam_f, V_f = np.linalg.eigh(H)
+            lam_f = np.maximum(lam_f, 1e-3 * max(lam_f.max(), 1e-8))  # damp as the block IF
         t_if = time.perf_counter() - t0
     if "TracIn" in methods:
         t0 = time.perf_counter()
@@ -334,6 +344,11 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             drop = np.zeros(n)
             drop[row.indices] = row.data
             rank_sets(drop[cand], cand, "GRN", sets)
+        if DNF is not None:
+            row = DNF.getrow(a)
+            drop = np.zeros(n)
+            drop[row.indices] = row.data
+            rank_sets(drop[cand], cand, "GRNfo", sets)
         if "NH" in methods:
             sets["NH-1"] = rng.choice(cand, min(1, cand.size), replace=False)
             sets["NH-10"] = rng.choice(cand, min(10, cand.size), replace=False)
@@ -371,6 +386,23 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             # removing j moves theta by +H^-1 g_j: log p changes by s . g_j
             drop = -(Gc @ s)
             rank_sets(drop, cand, "IF", sets)
+            t_if += time.perf_counter() - t0
+        if "IFfull" in methods:
+            t0 = time.perf_counter()
+            GE, Gr = logp_grad(mid, E, R, h, r, t)
+            v = np.concatenate([GE.ravel(), np.zeros(R.size)])
+            v[ne * d + r * d: ne * d + (r + 1) * d] = Gr
+            sv = V_f @ ((V_f.T @ v) / lam_f)  # H^-1 grad log p, all parameters
+            sE, sR = sv[:ne * d].reshape(ne, d), sv[ne * d:].reshape(-1, d)
+            hj, rj, tj = Xtr[cand, 0], Xtr[cand, 1], Xtr[cand, 2]
+            Cc = Pm[cand].copy()
+            Cc[np.arange(cand.size), tj] -= 1.0
+            # g_j . s: softmax over every tail row, head through the query, L2, relation
+            gs = np.einsum("ie,ie->i", Cc, Qm[cand] @ sE.T)
+            gs += np.einsum("ij,ij->i", ghq_all[cand] + alpha * E[hj], sE[hj])
+            gs += alpha * np.einsum("ij,ij->i", E[tj], sE[tj])
+            gs += np.einsum("ij,ij->i", gr_all[cand], sR[rj])
+            rank_sets(-gs, cand, "IFfull", sets)
             t_if += time.perf_counter() - t0
         if "TracIn" in methods:
             t0 = time.perf_counter()
@@ -457,7 +489,7 @@ def print_table(dataset, model_name, res, info):
         print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
-    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "IF", "TracIn")
+    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn")
                          for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
