@@ -318,37 +318,19 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             ckpts.append((Ec, Rc, *per_example_grads(mid, Ec, Rc, Xtr, alpha)[:3]))
         t_tr = time.perf_counter() - t0
 
+    # (n_queries, n_train) predicted drops of every rollback variant that ran
+    rollback_scores = {prefix: M for prefix, M in (("GR", D if "GR" in methods else None),
+                                                   ("GRfo", DF), ("GRm", DM), ("GRN", DN),
+                                                   ("GRNfo", DNF)) if M is not None}
     ne, d = E.shape
     rng = np.random.default_rng(seed + 1)
     removal = []  # (query index, method, removed indices)
     for a, (h, r, t) in enumerate(triples):
         cand = neighbourhood(Xtr, h, r, t)
         sets = {}
-        if "GR" in methods:
-            row = D.getrow(a)
-            drop = np.zeros(n)
-            drop[row.indices] = row.data
-            rank_sets(drop[cand], cand, "GR", sets)
-        if DF is not None:
-            row = DF.getrow(a)
-            drop = np.zeros(n)
-            drop[row.indices] = row.data
-            rank_sets(drop[cand], cand, "GRfo", sets)
-        if DM is not None:
-            row = DM.getrow(a)
-            drop = np.zeros(n)
-            drop[row.indices] = row.data
-            rank_sets(drop[cand], cand, "GRm", sets)
-        if DN is not None:
-            row = DN.getrow(a)
-            drop = np.zeros(n)
-            drop[row.indices] = row.data
-            rank_sets(drop[cand], cand, "GRN", sets)
-        if DNF is not None:
-            row = DNF.getrow(a)
-            drop = np.zeros(n)
-            drop[row.indices] = row.data
-            rank_sets(drop[cand], cand, "GRNfo", sets)
+        for prefix, M in rollback_scores.items():
+            drop = M.getrow(a).toarray().ravel()  # predicted drops, zero off the candidates
+            rank_sets(drop[cand], cand, prefix, sets)
         if "NH" in methods:
             sets["NH-1"] = rng.choice(cand, min(1, cand.size), replace=False)
             sets["NH-10"] = rng.choice(cand, min(10, cand.size), replace=False)

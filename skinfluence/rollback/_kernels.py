@@ -628,28 +628,28 @@ def csr_of_ids(cols, n_ids):
     ptr = np.zeros(n_ids + 1, dtype=np.int64)
     for i in range(n):
         for c in range(m):
-            v = cols[i, c]
-            dup = False
-            for c2 in range(c):
-                if cols[i, c2] == v:
-                    dup = True
-            if not dup:
-                ptr[v + 1] += 1
+            if _first_in_row(cols, i, c):
+                ptr[cols[i, c] + 1] += 1
     for v in range(n_ids):
         ptr[v + 1] += ptr[v]
     fill = ptr[:-1].copy()
     idx = np.empty(ptr[n_ids], dtype=np.int64)
     for i in range(n):
         for c in range(m):
-            v = cols[i, c]
-            dup = False
-            for c2 in range(c):
-                if cols[i, c2] == v:
-                    dup = True
-            if not dup:
+            if _first_in_row(cols, i, c):
+                v = cols[i, c]
                 idx[fill[v]] = i
                 fill[v] += 1
     return ptr, idx
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_in_row(cols, i, c):
+    """True unless ``cols[i, c]`` already appears earlier in row ``i``."""
+    for c2 in range(c):
+        if cols[i, c2] == cols[i, c]:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
