@@ -7,11 +7,12 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .objectives import Objective, make_objective, split_pipeline
+from .objectives import Objective, make_objective, split_pipeline, unwrap_frozen
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
 from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
@@ -29,16 +30,6 @@ _BLOCK_ENTRIES = 1 << 23
 _ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.
 _CACHE_ENTRIES = 1 << 26
-
-
-def _unwrap_frozen(estimator):
-    try:
-        from sklearn.frozen import FrozenEstimator
-    except ImportError:  # scikit-learn < 1.6
-        return None
-    if isinstance(estimator, FrozenEstimator):
-        return estimator.estimator
-    return None
 
 
 class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
@@ -227,10 +218,9 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
-        frozen = _unwrap_frozen(self.estimator)
-        if frozen is not None:
+        if isinstance(self.estimator, FrozenEstimator):
             self.estimator_ = self.estimator
-            fitted = frozen
+            fitted = unwrap_frozen(self.estimator)
         else:
             self.estimator_ = clone(self.estimator)
             fit_params = {}

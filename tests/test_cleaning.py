@@ -394,6 +394,49 @@ def test_clean_classifier_refits_on_cleaned_data(wine_noisy):
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
 
 
+@pytest.mark.parametrize("method", ["loo", "self_influence", "loss", "cross_val"])
+def test_frozen_fitted_model_is_scored_without_a_fit(wine_noisy, method, monkeypatch):
+    from sklearn.frozen import FrozenEstimator
+
+    X, _, y_noisy, _ = wine_noisy
+    ref = InfluenceCleaner(_model(), method=method).fit(X, y_noisy)
+    fitted = _model().fit(X, y_noisy)
+    coef = fitted[-1].coef_.copy()
+    calls = []
+    original_fit = LogisticRegression.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(self)
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", counting_fit)
+    got = InfluenceCleaner(FrozenEstimator(fitted), method=method).fit(X, y_noisy)
+    monkeypatch.undo()
+    if method == "cross_val":  # the folds need fresh fits of the wrapped estimator
+        assert calls and all(c is not fitted[-1] for c in calls)
+    else:
+        assert calls == []
+    np.testing.assert_array_equal(fitted[-1].coef_, coef)
+    np.testing.assert_allclose(got.scores_, ref.scores_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(got.issues_, ref.issues_)
+    if method == "cross_val":  # out-of-fold, not the in-sample probabilities of the frozen fit
+        assert not np.allclose(got.proba_, fitted.predict_proba(X))
+
+
+def test_clean_classifier_frozen_model_refits_what_it_wraps(wine_noisy):
+    from sklearn.frozen import FrozenEstimator
+
+    X, _, y_noisy, _ = wine_noisy
+    fitted = _model().fit(X, y_noisy)
+    clf = CleanClassifier(FrozenEstimator(fitted)).fit(X, y_noisy)
+    mask = clf.cleaned_mask_
+    assert mask.any()
+    np.testing.assert_array_equal(mask, CleanClassifier(_model()).fit(X, y_noisy).cleaned_mask_)
+    ref = _model().fit(X[~mask], y_noisy[~mask])
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X))
+    assert not isinstance(clf.estimator_, FrozenEstimator)
+
+
 def test_clean_classifier_fraction_and_relabel(cancer_noisy):
     X, y, y_noisy, _ = cancer_noisy
     plain = _model().fit(X, y_noisy)

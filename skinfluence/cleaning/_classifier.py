@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from ..objectives import unwrap_frozen
 from ._cleaner import InfluenceCleaner, _default_estimator, _fit
 
 __all__ = ["CleanClassifier"]
@@ -41,6 +42,10 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     ----------
     estimator : classifier, default=None
         The final model (unfitted). ``None`` means ``LogisticRegression(max_iter=1000)``.
+        A model already fitted on the training data can come wrapped in
+        :class:`~sklearn.frozen.FrozenEstimator`: the cleaner then scores
+        with it as it is (no fit), and the final model is a fresh clone of the
+        estimator it wraps, fitted on the cleaned data.
     cleaner : InfluenceCleaner, default=None
         The cleaner; ``None`` means ``InfluenceCleaner(estimator)`` (approximate
         leave-one-out probabilities + confident learning).  Its ``action``
@@ -161,7 +166,8 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             sw = sample_weight
             if sw is not None and cleaner.action == "remove":
                 sw = np.asarray(sw)[~mask]
-            self.estimator_ = _fit(clone(estimator), X_fit, y_fit, sw)
+            # a frozen model is the one fitted on the noisy data; the cleaned fit is a new one
+            self.estimator_ = _fit(clone(unwrap_frozen(estimator)), X_fit, y_fit, sw)
         self.classes_ = cleaner.classes_
         self.n_features_in_ = cleaner.n_features_in_
         if hasattr(cleaner, "feature_names_in_"):

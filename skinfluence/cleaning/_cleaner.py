@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -18,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _confident as cl
+from ..objectives import unwrap_frozen
 from ._loo import glm_loo_outputs
 
 __all__ = ["InfluenceCleaner"]
@@ -85,6 +87,10 @@ class InfluenceCleaner(BaseEstimator):
         need an estimator supported by :mod:`skinfluence.objectives`
         (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, or a
         Pipeline ending in one).  ``None`` means ``LogisticRegression(max_iter=1000)``.
+        A model already fitted on the training data can come wrapped in
+        :class:`~sklearn.frozen.FrozenEstimator`; it is then scored as it is,
+        without a fit (``method="cross_val"`` still refits clones of the
+        estimator it wraps on the folds).
     method : {"loo", "self_influence", "validation", "loss", "cross_val"}, default="loo"
         How suspicion is scored (``scores_``):
 
@@ -372,16 +378,15 @@ class InfluenceCleaner(BaseEstimator):
                 return P
         from ..influence import InfluenceFunctions
 
-        try:
-            from sklearn.frozen import FrozenEstimator
-        except ImportError:  # pragma: no cover - scikit-learn < 1.6
-            FrozenEstimator = None
-        fitted = self.estimator_ if FrozenEstimator is None else FrozenEstimator(self.estimator_)
+        # the fitted model goes in frozen (a user's FrozenEstimator as it is): not refit
+        fitted = self.estimator_
+        if not isinstance(fitted, FrozenEstimator):
+            fitted = FrozenEstimator(fitted)
         # "loo" ranks by probabilities and never refits (exact refits of the largest
         # changes cost up to 100x the fit and do not move the flagged set); the score
         # methods keep the engine's default, whose scores_ are the documented influences
         infl = InfluenceFunctions(
-            fitted if FrozenEstimator is not None else clone(estimator),
+            fitted,
             refine=0 if self.method == "loo" else "auto",
             damping=self.damping,
             n_jobs=self.n_jobs,
@@ -389,8 +394,6 @@ class InfluenceCleaner(BaseEstimator):
         )
         infl.fit(X, y, sample_weight=sample_weight)
         self.influence_ = infl
-        if FrozenEstimator is None:  # pragma: no cover
-            self.estimator_ = infl.estimator_
         if not getattr(infl.objective_, "linear_in_params", True):
             warnings.warn(
                 f"{type(infl.objective_.estimator).__name__} is not a linear model: its "
@@ -456,7 +459,8 @@ class InfluenceCleaner(BaseEstimator):
             params = {key: sample_weight}
         method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
         out = cross_val_predict(
-            clone(estimator), X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params
+            # a frozen model's clone is itself: the folds need fresh fits of what it wraps
+            clone(unwrap_frozen(estimator)), X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params
         )
         if method == "predict_proba":
             return np.asarray(out, dtype=np.float64)

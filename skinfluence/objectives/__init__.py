@@ -11,13 +11,20 @@ import importlib
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import is_classifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_array
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import Objective
 
-__all__ = ["Objective", "make_objective", "register_objective", "supported_estimators"]
+__all__ = [
+    "Objective",
+    "make_objective",
+    "register_objective",
+    "supported_estimators",
+    "unwrap_frozen",
+]
 
 # estimator class name -> (module that registers it, description shown in errors)
 _FAMILY_MODULES = {
@@ -81,6 +88,13 @@ def _builder_for(estimator):
         raise _unsupported(estimator, "its objective module is not available") from None
 
 
+def unwrap_frozen(estimator):
+    """The fitted estimator inside (nested) :class:`~sklearn.frozen.FrozenEstimator` s."""
+    while isinstance(estimator, FrozenEstimator):
+        estimator = estimator.estimator
+    return estimator
+
+
 def split_pipeline(estimator):
     """Return ``(preprocessing, final_estimator)``; preprocessing is None for a bare estimator."""
     if isinstance(estimator, Pipeline):
@@ -114,7 +128,8 @@ def make_objective(estimator, X, y, sample_weight=None):
     Parameters
     ----------
     estimator : fitted estimator or Pipeline
-        Earlier pipeline steps are treated as a fixed feature map.
+        Earlier pipeline steps are treated as a fixed feature map.  A
+        :class:`~sklearn.frozen.FrozenEstimator` stands for the model it wraps.
     X : array-like or sparse matrix of shape (n_samples, n_features)
         The data the estimator was fitted on.
     y : array-like of shape (n_samples,)
@@ -137,6 +152,7 @@ def make_objective(estimator, X, y, sample_weight=None):
     >>> obj.n_params
     6
     """
+    estimator = unwrap_frozen(estimator)
     check_is_fitted(estimator)
     pre, final = split_pipeline(estimator)
     builder = _builder_for(final)
