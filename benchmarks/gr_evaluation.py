@@ -40,6 +40,11 @@ share the head or tail entity or the relation with ``(h, r, t')``):
   d log p(t'') / d gamma_j``, i.e. the triples that made the model prefer ``t'``
   to its closest alternative (a contrastive explanation of the top-1 decision);
   from two ``transform`` calls.
+* LT-* / LTm-*: the linearised training trajectory (``_trajectory.py``): the
+  run is replayed step by step and the adjoint of ``log p(t')`` (LTm: of the
+  log-margin over the runner-up) is carried back through every Adam step, so
+  each candidate's predicted effect is its removal propagated through the rest
+  of training to first order (Hara et al., NeurIPS 2019, with Adam's momentum);
 * Oracle-1 (``--oracle``, a bound rather than a method): every triple in the
   union of the methods' 10-triple sets is removed on its own; a query counts
   for TC when *any* of these single removals changes the top-1 (for PD when
@@ -307,6 +312,15 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             lam_f, V_f = np.linalg.eigh(H)
             lam_f = np.maximum(lam_f, 1e-3 * max(lam_f.max(), 1e-8))  # damp as the block IF
         t_if = time.perf_counter() - t0
+    t_lt = 0.0
+    if "LT" in methods or "LTm" in methods:
+        from _trajectory import Trajectory
+
+        t0 = time.perf_counter()
+        traj = Trajectory(model, Xtr)
+        t_lt = time.perf_counter() - t0
+        if traj.replay_error > 1e-8:
+            raise RuntimeError(f"trajectory replay is off by {traj.replay_error:.2e}")
     if "TracIn" in methods:
         t0 = time.perf_counter()
         ckpts = []
@@ -386,6 +400,19 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             gs += np.einsum("ij,ij->i", gr_all[cand], sR[rj])
             rank_sets(-gs, cand, "IFfull", sets)
             t_if += time.perf_counter() - t0
+        for name_lt in ("LT", "LTm"):
+            if name_lt not in methods:
+                continue
+            t0 = time.perf_counter()
+            GE, Gr = logp_grad(mid, E, R, h, r, t)
+            if name_lt == "LTm":  # log-margin of t' over the runner-up t''
+                GE2, Gr2 = logp_grad(mid, E, R, h, r, top2[a])
+                GE, Gr = GE - GE2, Gr - Gr2
+            lamR = np.zeros_like(R)
+            lamR[r] = Gr
+            change = traj.influence(GE, lamR)  # first-order change of f per removal
+            rank_sets(-change[cand], cand, name_lt, sets)
+            t_lt += time.perf_counter() - t0
         if "TracIn" in methods:
             t0 = time.perf_counter()
             score = np.zeros(cand.size)
@@ -453,7 +480,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         res["Oracle-1"] = [sum(b[0] for b in best.values()), sum(b[1] for b in best.values()),
                            len(best), len(best)]
     info = dict(n_queries=len(queries), t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo, t_if=t_if,
-                t_tracin=t_tr,
+                t_tracin=t_tr, t_lt=t_lt,
                 t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr,
                 oracle_pool=np.mean([b[2] for b in best.values()]) if best else None)
     return res, info
@@ -465,13 +492,14 @@ def print_table(dataset, model_name, res, info):
           f"(filtered test MRR {info['mrr']['mrr']:.3f}, Hits@1 {info['mrr']['hits@1']:.3f})")
     print(f"GR bookkeeping fit {info['t_fit']:.2f}s; GR scores for all queries "
           f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
-          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; "
+          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; LT {info['t_lt']:.1f}s; "
           f"{info['n_retrain']} retrainings {info['t_retrain']:.1f}s")
     if info.get("oracle_pool"):
         print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
-    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn")
+    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn",
+                                             "LT", "LTm")
                          for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
