@@ -232,21 +232,52 @@ def replay(model, E, R, heads, rels, tails, weights, keys, n_epochs, batch_size,
 
 @njit(cache=True, nogil=True, inline="always")
 def _adam_row(p, m, v, g, c1, c2, lr, b1, b2, eps):
-    """Parameter and first moment of one element after a lazy-Adam step."""
+    """Parameter and moments of one element after a lazy-Adam step."""
     m2 = b1 * m + (1.0 - b1) * g
     v2 = b2 * v + (1.0 - b2) * g * g
-    return p - lr / (np.sqrt(v2 / c2) + eps) * (m2 / c1), m2
+    return p - lr / (np.sqrt(v2 / c2) + eps) * (m2 / c1), m2, v2
+
+
+@njit(cache=True, nogil=True)
+def _row_adjoint(lam, lm, lv, m_s, v_s, G, row, T, lr, b1, b2, eps, second_moment, mu, nu, dirn):
+    """Adjoint through one row's Adam step: ``mu`` (first moment), ``nu`` (second
+    moment, zero unless ``second_moment``) and the direction ``dirn`` that the
+    batch Hessian maps into ``lambda_theta``.  Returns max |dirn| of the row."""
+    c1 = 1.0 - b1 ** T
+    c2 = 1.0 - b2 ** T
+    mx = 0.0
+    for k in range(lam.shape[1]):
+        g = G[row, k]
+        m2 = b1 * m_s[row, k] + (1.0 - b1) * g
+        v2 = b2 * v_s[row, k] + (1.0 - b2) * g * g
+        u = np.sqrt(v2 / c2)
+        mu[row, k] = lm[row, k] - lr / (u + eps) / c1 * lam[row, k]
+        nu[row, k] = 0.0
+        if second_moment and u > 0.0:
+            # theta' = theta - lr m' / (c1 (sqrt(v' / c2) + eps)): d theta' / d v'
+            dth_dv = lr * m2 / (c1 * (u + eps) ** 2 * 2.0 * u * c2)
+            nu[row, k] = lv[row, k] + dth_dv * lam[row, k]
+        dirn[row, k] = (1.0 - b1) * mu[row, k] + 2.0 * (1.0 - b2) * g * nu[row, k]
+        mx = max(mx, abs(dirn[row, k]))
+    return mx
 
 
 @njit(cache=True, nogil=True)
 def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_neg, lr0,
                       lr_decay, alpha, b1, b2, eps, Es, Rs, mEs, vEs, tEs, mRs, vRs, tRs,
-                      step_epoch, step_b0, n_steps, first_step, lamE0, lamR0, out):
+                      step_epoch, step_b0, n_steps, first_step, second_moment, derivative, lamE0,
+                      lamR0, out):
     """First-order change of ``f(theta_T)`` when each training triple is removed.
 
     ``lamE0``, ``lamR0``: gradient of ``f`` at the final parameters.  ``out``
     (n_train,) receives the predicted change of ``f`` (negative: ``f`` drops).
+    Returns the adjoint of the parameters before ``first_step`` (with
+    ``first_step=0``: the gradient of ``f`` with respect to the initialisation).
     Only steps from ``first_step`` on contribute (a truncated horizon).
+    ``second_moment``: also carry the adjoint of Adam's second moments (else
+    they are held fixed, as the step sizes of the original run).
+    ``derivative``: ``out`` is ``-d f / d w_i`` (the removal linearised at every
+    step too) instead of the exact one-step removals propagated linearly.
     """
     n = heads.shape[0]
     ne, dE = lamE0.shape
@@ -255,8 +286,14 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
     lamR = lamR0.copy()
     lmE = np.zeros_like(lamE)
     lmR = np.zeros_like(lamR)
+    lvE = np.zeros_like(lamE)
+    lvR = np.zeros_like(lamR)
     muE = np.zeros_like(lamE)
     muR = np.zeros_like(lamR)
+    nuE = np.zeros_like(lamE)
+    nuR = np.zeros_like(lamR)
+    dirE = np.zeros_like(lamE)
+    dirR = np.zeros_like(lamR)
     n_cand = ne if n_neg < 0 else n_neg + 1
     cand = np.empty(n_cand, dtype=np.int64)
     sc = np.empty(n_cand)
@@ -304,8 +341,36 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
         nb = _batch_grad(model, E, R, heads, rels, tails, weights, order, ek, b0, b1_, n_neg,
                          alpha, GE, GR, cntE, cntR, exE, exR, exRows, exN, exIdx, cand, sc, q,
                          dq, gh, gr, mark, gRr)
+        # adjoint through the row updates of the touched rows (zero elsewhere)
+        mx = 0.0
+        for row in range(ne):
+            if cntE[row] > 0:
+                mx = max(mx, _row_adjoint(lamE, lmE, lvE, mEs[s], vEs[s], GE, row,
+                                          tEs[s, row] + 1, lr, b1, b2, eps, second_moment,
+                                          muE, nuE, dirE))
+        for row in range(nr):
+            if cntR[row] > 0:
+                mx = max(mx, _row_adjoint(lamR, lmR, lvR, mRs[s], vRs[s], GR, row,
+                                          tRs[s, row] + 1, lr, b1, b2, eps, second_moment,
+                                          muR, nuR, dirR))
+        if derivative:
+            # d f / d w_i (times -1): the step's derivative along the example's gradient
+            for b in range(nb):
+                i = exIdx[b]
+                acc = 0.0
+                for a in range(exN[b]):
+                    row = exRows[b, a]
+                    for k in range(dE):
+                        acc += dirE[row, k] * exE[b, row, k]
+                r = rels[i]
+                for k in range(dR):
+                    acc += dirR[r, k] * exR[b, k]
+                out[i] -= acc
+            nb_exact = 0
+        else:
+            nb_exact = nb
         # one-step differences of removing each example, against lambda after the step
-        for b in range(nb):
+        for b in range(nb_exact):
             i = exIdx[b]
             acc = 0.0
             for a in range(exN[b]):
@@ -317,13 +382,14 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
                     p = E[row, k]
                     m = mEs[s, row, k]
                     v = vEs[s, row, k]
-                    p1, m1 = _adam_row(p, m, v, GE[row, k], c1, c2, lr, b1, b2, eps)
+                    p1, m1, v1 = _adam_row(p, m, v, GE[row, k], c1, c2, lr, b1, b2, eps)
                     if cntE[row] == 1:  # only this example touched the row: no step
-                        p0, m0 = p, m
+                        p0, m0, v0 = p, m, v
                     else:
-                        p0, m0 = _adam_row(p, m, v, GE[row, k] - exE[b, row, k], c1, c2, lr,
-                                           b1, b2, eps)
-                    acc += lamE[row, k] * (p0 - p1) + lmE[row, k] * (m0 - m1)
+                        p0, m0, v0 = _adam_row(p, m, v, GE[row, k] - exE[b, row, k], c1, c2,
+                                               lr, b1, b2, eps)
+                    acc += (lamE[row, k] * (p0 - p1) + lmE[row, k] * (m0 - m1)
+                            + lvE[row, k] * (v0 - v1))
             r = rels[i]
             T = tRs[s, r] + 1
             c1 = 1.0 - b1 ** T
@@ -332,42 +398,18 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
                 p = R[r, k]
                 m = mRs[s, r, k]
                 v = vRs[s, r, k]
-                p1, m1 = _adam_row(p, m, v, GR[r, k], c1, c2, lr, b1, b2, eps)
+                p1, m1, v1 = _adam_row(p, m, v, GR[r, k], c1, c2, lr, b1, b2, eps)
                 if cntR[r] == 1:
-                    p0, m0 = p, m
+                    p0, m0, v0 = p, m, v
                 else:
-                    p0, m0 = _adam_row(p, m, v, GR[r, k] - exR[b, k], c1, c2, lr, b1, b2, eps)
-                acc += lamR[r, k] * (p0 - p1) + lmR[r, k] * (m0 - m1)
+                    p0, m0, v0 = _adam_row(p, m, v, GR[r, k] - exR[b, k], c1, c2, lr, b1, b2,
+                                           eps)
+                acc += (lamR[r, k] * (p0 - p1) + lmR[r, k] * (m0 - m1)
+                        + lvR[r, k] * (v0 - v1))
             out[i] += acc
         _clear_examples(exE, exRows, exN, nb)
-        # mu = lambda_m' - D / c1 * lambda_theta' on the touched rows, zero elsewhere
-        mx = 0.0
-        for row in range(ne):
-            if cntE[row] == 0:
-                continue
-            T = tEs[s, row] + 1
-            c1 = 1.0 - b1 ** T
-            c2 = 1.0 - b2 ** T
-            for k in range(dE):
-                g = GE[row, k]
-                v2 = b2 * vEs[s, row, k] + (1.0 - b2) * g * g
-                D = lr / (np.sqrt(v2 / c2) + eps)
-                muE[row, k] = lmE[row, k] - D / c1 * lamE[row, k]
-                mx = max(mx, abs(muE[row, k]))
-        for row in range(nr):
-            if cntR[row] == 0:
-                continue
-            T = tRs[s, row] + 1
-            c1 = 1.0 - b1 ** T
-            c2 = 1.0 - b2 ** T
-            for k in range(dR):
-                g = GR[row, k]
-                v2 = b2 * vRs[s, row, k] + (1.0 - b2) * g * g
-                D = lr / (np.sqrt(v2 / c2) + eps)
-                muR[row, k] = lmR[row, k] - D / c1 * lamR[row, k]
-                mx = max(mx, abs(muR[row, k]))
         if mx > 0.0:
-            # H_B mu by central differences of the batch gradient
+            # lambda_theta += H_B dir, by central differences of the batch gradient
             h_ = 1e-5 / mx
             for sign in (1.0, -1.0):
                 Ep[:] = E
@@ -375,11 +417,11 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
                 for row in range(ne):
                     if cntE[row] > 0:
                         for k in range(dE):
-                            Ep[row, k] += sign * h_ * muE[row, k]
+                            Ep[row, k] += sign * h_ * dirE[row, k]
                 for row in range(nr):
                     if cntR[row] > 0:
                         for k in range(dR):
-                            Rp[row, k] += sign * h_ * muR[row, k]
+                            Rp[row, k] += sign * h_ * dirR[row, k]
                 G1 = GEp if sign > 0 else GEm
                 G2 = GRp if sign > 0 else GRm
                 nb2 = _batch_grad(model, Ep, Rp, heads, rels, tails, weights, order, ek, b0,
@@ -387,47 +429,38 @@ def adjoint_influence(model, heads, rels, tails, weights, keys, batch_size, n_ne
                                   exN2, exIdx2, cand, sc, q, dq, gh, gr, mark, gRr)
                 _clear_examples(exE2, exRows2, exN2, nb2)
             for row in range(ne):
-                cnt2E[row] = 0
-                if cntE[row] == 0:
-                    continue
-                for k in range(dE):
-                    hv = (GEp[row, k] - GEm[row, k]) / (2.0 * h_)
-                    lamE[row, k] += (1.0 - b1) * hv
-                    lmE[row, k] = b1 * muE[row, k]
-            for row in range(nr):
-                cnt2R[row] = 0
-                if cntR[row] == 0:
-                    continue
-                for k in range(dR):
-                    hv = (GRp[row, k] - GRm[row, k]) / (2.0 * h_)
-                    lamR[row, k] += (1.0 - b1) * hv
-                    lmR[row, k] = b1 * muR[row, k]
-        else:
-            for row in range(ne):
                 if cntE[row] > 0:
                     for k in range(dE):
-                        lmE[row, k] = 0.0
+                        lamE[row, k] += (GEp[row, k] - GEm[row, k]) / (2.0 * h_)
             for row in range(nr):
                 if cntR[row] > 0:
                     for k in range(dR):
-                        lmR[row, k] = 0.0
+                        lamR[row, k] += (GRp[row, k] - GRm[row, k]) / (2.0 * h_)
+        for row in range(ne):
+            cnt2E[row] = 0
+            if cntE[row] > 0:
+                for k in range(dE):
+                    lmE[row, k] = b1 * muE[row, k]
+                    lvE[row, k] = b2 * nuE[row, k]
+        for row in range(nr):
+            cnt2R[row] = 0
+            if cntR[row] > 0:
+                for k in range(dR):
+                    lmR[row, k] = b1 * muR[row, k]
+                    lvR[row, k] = b2 * nuR[row, k]
         GEp[:] = 0.0
         GEm[:] = 0.0
         GRp[:] = 0.0
         GRm[:] = 0.0
         for row in range(ne):
             cntE[row] = 0
-            cnt2E[row] = 0
             for k in range(dE):
                 GE[row, k] = 0.0
-                muE[row, k] = 0.0
         for row in range(nr):
             cntR[row] = 0
-            cnt2R[row] = 0
             for k in range(dR):
                 GR[row, k] = 0.0
-                muR[row, k] = 0.0
-    return out
+    return lamE, lamR
 
 
 class Trajectory:
@@ -454,6 +487,7 @@ class Trajectory:
         seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
             rs.randint(0, 2**31 - 1))
         self.keys = K.content_keys(X, seed)
+        self.init = (E.copy(), R.copy())
         self.heads, self.rels, self.tails = (np.ascontiguousarray(X[:, c]) for c in range(3))
         self.weights = np.ones(X.shape[0])
         n = X.shape[0]
@@ -484,16 +518,20 @@ class Trajectory:
         self.replay_error = max(np.abs(E - model.entity_embeddings_).max(),
                                 np.abs(R - model.relation_embeddings_).max())
 
-    def influence(self, lamE, lamR, last_epochs=None):
+    def influence(self, lamE, lamR, last_epochs=None, second_moment=True, derivative=False,
+                  return_initial=False):
+        """Predicted change of ``f`` per removed triple (and, with
+        ``return_initial``, ``d f / d`` initial ``(E, R)``)."""
         first = 0
         if last_epochs is not None:
             first = int(np.searchsorted(self.step_epoch[:self.n_steps],
                                         self.model.max_iter - last_epochs))
         out = np.zeros(self.heads.shape[0])
         bs, n_neg, lr0, decay, alpha, b1, b2, eps = self.hyper
-        return adjoint_influence(self.model._model_id, self.heads, self.rels, self.tails,
-                                 self.weights, self.keys, bs, n_neg, lr0, decay, alpha, b1, b2,
-                                 eps, self.Es, self.Rs, self.mEs, self.vEs, self.tEs, self.mRs,
-                                 self.vRs, self.tRs, self.step_epoch, self.step_b0,
-                                 self.n_steps, first, np.ascontiguousarray(lamE, dtype=np.float64),
-                                 np.ascontiguousarray(lamR, dtype=np.float64), out)
+        lam0 = adjoint_influence(
+            self.model._model_id, self.heads, self.rels, self.tails, self.weights, self.keys,
+            bs, n_neg, lr0, decay, alpha, b1, b2, eps, self.Es, self.Rs, self.mEs, self.vEs,
+            self.tEs, self.mRs, self.vRs, self.tRs, self.step_epoch, self.step_b0, self.n_steps,
+            first, second_moment, derivative, np.ascontiguousarray(lamE, dtype=np.float64),
+            np.ascontiguousarray(lamR, dtype=np.float64), out)
+        return (out, lam0) if return_initial else out
