@@ -202,7 +202,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         self._fit(X, sample_weight, record=False)
         return self
 
-    def _fit(self, X, sample_weight, record):
+    def _fit(self, X, sample_weight, record, checkpoint=False):
         self._validate_params()
         X = validate_data(self, X, dtype=None, ensure_min_samples=1)
         X = _as_ids(X, 3, "X")
@@ -258,6 +258,26 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
                      opt, float(self.beta1), float(self.beta2), float(self.epsilon),
                      max_norm, mE, vE, tE, mR, vR, tR, int(record), gH, gR, gT, gN, out)
 
+        ckpt = None
+        if checkpoint:
+            # optimizer state at the start of every epoch, for the trajectory rollback
+            # (epochs run one kernel call at a time, as with verbose: bit-identical)
+            ep_all = self.max_iter
+            ckpt = {"E": np.empty((ep_all, ne, d)), "R": np.empty((ep_all, nr, d)),
+                    "mE": np.empty((ep_all, ne, d)), "vE": np.empty((ep_all, ne, d)),
+                    "tE": np.empty((ep_all, ne), dtype=np.int64),
+                    "mR": np.empty((ep_all, nr, d)), "vR": np.empty((ep_all, nr, d)),
+                    "tR": np.empty((ep_all, nr), dtype=np.int64),
+                    "keys": keys, "n_negatives": n_neg}
+            plain_step = step
+
+            def step(start, n_ep, out):
+                for e in range(start, start + n_ep):
+                    for name, arr in (("E", E), ("R", R), ("mE", mE), ("vE", vE), ("tE", tE),
+                                      ("mR", mR), ("vR", vR), ("tR", tR)):
+                        ckpt[name][e] = arr
+                    plain_step(e, 1, out[e - start:e - start + 1])
+
         self.loss_curve_ = self._run_epochs(step, type(self).__name__)
         self.entity_embeddings_ = E
         self.relation_embeddings_ = R
@@ -267,7 +287,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         self.train_triples_ = X[sw > 0]
         if record:
             return {"head": gH, "relation": gR, "tail": gT, "X": X, "sample_weight": sw,
-                    "init": init, "negatives": gN if record == 2 else None}
+                    "init": init, "negatives": gN if record == 2 else None,
+                    "checkpoints": ckpt}
         return None
 
     # -- prediction -------------------------------------------------------

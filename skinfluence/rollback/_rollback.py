@@ -7,7 +7,11 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _kernels as K
+from . import _trajectory as TR
 from ._models import MatrixFactorization, _KGEmbedding
+
+# queries per pass of the trajectory rollback (each pass replays the training run once)
+_TRAJECTORY_CHUNK = 64
 
 __all__ = ["GradientRollback"]
 
@@ -139,7 +143,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"])],
         "scope": [StrOptions({"neighbourhood", "all"})],
         "record_negatives": ["boolean"],
-        "rollback": [StrOptions({"auto", "full", "first_order"})],
+        "rollback": [StrOptions({"auto", "full", "first_order", "trajectory"})],
     }
 
     def __init__(self, estimator, *, scope="neighbourhood", record_negatives=False,
@@ -191,11 +195,21 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                         f"record_negatives=True needs n_train * n_entities * dim * 8 = "
                         f"{nbytes / 2**30:.1f} GiB; use record_negatives=False (O(n_train * dim))."
                     )
-            rec = est._fit(X, sample_weight, record=2 if self.record_negatives else 1)
+            trajectory = self.rollback == "trajectory"
+            if trajectory:
+                self._check_trajectory(est, X)
+            rec = est._fit(X, sample_weight, record=2 if self.record_negatives else 1,
+                           checkpoint=trajectory)
+            self._checkpoints = rec["checkpoints"]
             self.gamma_ = {k: rec[k] for k in ("head", "relation", "tail")}
             if self.record_negatives:
                 self.gamma_["negatives"] = rec["negatives"]
         else:
+            if self.rollback == "trajectory":
+                raise ValueError(
+                    "rollback='trajectory' is implemented for the knowledge-graph models "
+                    "(DistMult, ComplEx); use 'full' or 'first_order' for MatrixFactorization."
+                )
             if y is None:
                 raise ValueError("MatrixFactorization needs ratings y.")
             rec = est._fit(X, y, sample_weight, record=True)
@@ -218,6 +232,28 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             self._user_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, :1]), est.n_users_)
             self._item_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]), est.n_items_)
         return self
+
+    @staticmethod
+    def _check_trajectory(est, X):
+        if est.max_norm is not None:
+            raise ValueError(
+                "rollback='trajectory' differentiates the optimizer steps and does not "
+                "cover the max_norm projection; use max_norm=None or another rollback."
+            )
+        n_rows = np.asarray(X).shape[0]
+        ne = (est.n_entities if est.n_entities is not None
+              else int(np.max(np.asarray(X)[:, [0, 2]])) + 1)
+        nr = (est.n_relations if est.n_relations is not None
+              else int(np.max(np.asarray(X)[:, 1])) + 1)
+        dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
+        steps = -(-n_rows // est.batch_size)
+        # per-epoch checkpoints, one epoch of per-step states, per-triple batch gradients
+        nbytes = 8 * dim * ((ne + nr) * 3 * (est.max_iter + steps) + est.batch_size * ne)
+        if nbytes > 4 * 2**30:
+            raise ValueError(
+                f"rollback='trajectory' needs about {nbytes / 2**30:.1f} GiB for the "
+                "training-run checkpoints; use 'first_order' for models this large."
+            )
 
     @staticmethod
     def _residuals(est, rec):
@@ -296,7 +332,9 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ptr, idx = K.kg_candidates(qh, qr, qt, *self._ent_index, *self._rel_index,
                                        self.n_train_, self.scope == "all")
             cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
-            if self.rollback in ("auto", "first_order"):
+            if self.rollback == "trajectory":
+                vals = self._trajectory_deltas(X, ptr, idx)
+            elif self.rollback in ("auto", "first_order"):
                 neg = g.get("negatives")
                 vals = K.kg_first_order_deltas(
                     est._model_id, est.entity_embeddings_, est.relation_embeddings_,
@@ -326,6 +364,37 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ptr = kept_before[ptr]
             idx, vals = idx[keep], vals[keep]
         return ptr, idx, vals
+
+    def _trajectory_deltas(self, X, ptr, idx):
+        ck = getattr(self, "_checkpoints", None)
+        if ck is None:
+            raise ValueError(
+                "rollback='trajectory' needs the training-run checkpoints taken during fit; "
+                "fit with rollback='trajectory' (set_params after fit is not enough)."
+            )
+        est = self.estimator_
+        E, R = est.entity_embeddings_, est.relation_embeddings_
+        Xt = self.X_train_
+        cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
+        opt = K.ADAM if est.optimizer == "adam" else K.SGD
+        vals = np.empty(idx.shape[0])
+        for lo in range(0, X.shape[0], _TRAJECTORY_CHUNK):
+            Xc = X[lo:lo + _TRAJECTORY_CHUNK]
+            lamE = np.empty((Xc.shape[0],) + E.shape)
+            lamR = np.empty((Xc.shape[0],) + R.shape)
+            TR.kg_proba_grads(est._model_id, E, R, *(np.ascontiguousarray(Xc[:, c])
+                                                     for c in range(3)), lamE, lamR)
+            out = np.zeros((Xc.shape[0], self.n_train_))
+            TR.kg_trajectory_deltas(
+                est._model_id, *cols, self.sample_weight_, ck["keys"], est.batch_size,
+                ck["n_negatives"], float(est.learning_rate), float(est.learning_rate_decay),
+                float(est.alpha), opt, float(est.beta1), float(est.beta2), float(est.epsilon),
+                ck["E"], ck["R"], ck["mE"], ck["vE"], ck["tE"], ck["mR"], ck["vR"], ck["tR"],
+                lamE, lamR, out)
+            for a in range(Xc.shape[0]):
+                sl = slice(ptr[lo + a], ptr[lo + a + 1])
+                vals[sl] = out[a, idx[sl]]
+        return vals
 
     def transform(self, X):
         """Predicted effect of rolling back each training example.
