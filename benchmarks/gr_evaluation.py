@@ -40,13 +40,10 @@ share the head or tail entity or the relation with ``(h, r, t')``):
   d log p(t'') / d gamma_j``, i.e. the triples that made the model prefer ``t'``
   to its closest alternative (a contrastive explanation of the top-1 decision);
   from two ``transform`` calls.
-* LT-* / LTm-*: the linearised training trajectory (``_trajectory.py``): the
-  run is replayed step by step and the adjoint of ``log p(t')`` (LTm: of the
-  log-margin over the runner-up) is carried back through every Adam step, so
-  each candidate's predicted effect is its removal propagated through the rest
-  of training to first order (Hara et al., NeurIPS 2019, with Adam's moments);
-  LTd-*: the same adjoint with the removal linearised too, ``-d log p(t') / d w_j``
-  (matches central differences of actual retraining in ``w_j`` to 8 digits);
+* GRtr-*: ``rollback="trajectory"``: ``w_j dp(t')/dw_j`` through the whole
+  training run (the adjoint of the prediction carried back through every Adam
+  step, moments included), i.e. the removal's first-order effect including
+  how the rest of training reacts to it;
 * Oracle-1 (``--oracle``, a bound rather than a method): every triple in the
   union of the methods' 10-triple sets is removed on its own; a query counts
   for TC when *any* of these single removals changes the top-1 (for PD when
@@ -315,14 +312,12 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             lam_f = np.maximum(lam_f, 1e-3 * max(lam_f.max(), 1e-8))  # damp as the block IF
         t_if = time.perf_counter() - t0
     t_lt = 0.0
-    if any(m_ in methods for m_ in ("LT", "LTm", "LTd")):
-        from _trajectory import Trajectory
-
+    DT = None
+    if "GRtr" in methods:
         t0 = time.perf_counter()
-        traj = Trajectory(model, Xtr)
+        grt = GradientRollback(base, rollback="trajectory").fit(Xtr)
+        DT = grt.transform(triples).tocsr()
         t_lt = time.perf_counter() - t0
-        if traj.replay_error > 1e-8:
-            raise RuntimeError(f"trajectory replay is off by {traj.replay_error:.2e}")
     if "TracIn" in methods:
         t0 = time.perf_counter()
         ckpts = []
@@ -337,7 +332,8 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     # (n_queries, n_train) predicted drops of every rollback variant that ran
     rollback_scores = {prefix: M for prefix, M in (("GR", D if "GR" in methods else None),
                                                    ("GRfo", DF), ("GRm", DM), ("GRN", DN),
-                                                   ("GRNfo", DNF)) if M is not None}
+                                                   ("GRNfo", DNF), ("GRtr", DT))
+                       if M is not None}
     ne, d = E.shape
     rng = np.random.default_rng(seed + 1)
     removal = []  # (query index, method, removed indices)
@@ -402,21 +398,6 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
             gs += np.einsum("ij,ij->i", gr_all[cand], sR[rj])
             rank_sets(-gs, cand, "IFfull", sets)
             t_if += time.perf_counter() - t0
-        for name_lt in ("LT", "LTm", "LTd"):
-            if name_lt not in methods:
-                continue
-            t0 = time.perf_counter()
-            GE, Gr = logp_grad(mid, E, R, h, r, t)
-            if name_lt == "LTm":  # log-margin of t' over the runner-up t''
-                GE2, Gr2 = logp_grad(mid, E, R, h, r, top2[a])
-                GE, Gr = GE - GE2, Gr - Gr2
-            lamR = np.zeros_like(R)
-            lamR[r] = Gr
-            # change of f per removal: exact one-step removals propagated linearly, or
-            # (LTd) -d f / d w_j, the derivative of the training run in the weight
-            change = traj.influence(GE, lamR, derivative=name_lt == "LTd")
-            rank_sets(-change[cand], cand, name_lt, sets)
-            t_lt += time.perf_counter() - t0
         if "TracIn" in methods:
             t0 = time.perf_counter()
             score = np.zeros(cand.size)
@@ -496,14 +477,14 @@ def print_table(dataset, model_name, res, info):
           f"(filtered test MRR {info['mrr']['mrr']:.3f}, Hits@1 {info['mrr']['hits@1']:.3f})")
     print(f"GR bookkeeping fit {info['t_fit']:.2f}s; GR scores for all queries "
           f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
-          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; LT {info['t_lt']:.1f}s; "
+          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; GRtr {info['t_lt']:.1f}s; "
           f"{info['n_retrain']} retrainings {info['t_retrain']:.1f}s")
     if info.get("oracle_pool"):
         print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
     order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn",
-                                             "LT", "LTm", "LTd")
+                                             "GRtr")
                          for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
