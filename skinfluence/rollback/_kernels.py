@@ -229,6 +229,40 @@ def _apply_rows(P, G, M, V, T, rows, n_rows, opt, lr, b1, b2, eps, max_norm, rec
             G[row, k] = 0.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def candidate_softmax(model, E, R, h, r, t, eki, n_neg, cand, sc, q):
+    """The softmax candidates of triple ``(h, r, t)`` in the epoch with key ``eki``.
+
+    Fills ``cand`` (the true tail, then ``n_neg`` sampled negatives; all
+    entities when ``n_neg < 0``), ``q`` (the query vector) and ``sc``
+    (``exp(score - max score)`` per candidate); returns their sum.
+    """
+    ne, d = E.shape
+    if n_neg < 0:
+        for c in range(ne):
+            cand[c] = c
+    else:
+        cand[0] = t
+        for s in range(n_neg):
+            cand[s + 1] = _negative(eki, s, t, ne)
+    n_cand = ne if n_neg < 0 else n_neg + 1
+    _query(model, E, R, h, r, q)
+    mx = -np.inf
+    for c in range(n_cand):
+        s_ = 0.0
+        row = cand[c]
+        for k in range(d):
+            s_ += q[k] * E[row, k]
+        sc[c] = s_
+        if s_ > mx:
+            mx = s_
+    z = 0.0
+    for c in range(n_cand):
+        sc[c] = np.exp(sc[c] - mx)
+        z += sc[c]
+    return z
+
+
 @njit(cache=True, nogil=True)
 def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs,
            batch_size, n_neg, lr0, lr_decay, alpha, opt, b1, b2, eps, max_norm,
@@ -302,30 +336,8 @@ def kg_fit(model, E, R, heads, rels, tails, weights, keys, epoch_start, n_epochs
                 h = heads[i]
                 r = rels[i]
                 t = tails[i]
-                if full:
-                    for c in range(ne):
-                        cand[c] = c
-                else:
-                    cand[0] = t
-                    for s in range(n_neg):
-                        cand[s + 1] = _negative(ek[i], s, t, ne)
-                _query(model, E, R, h, r, q)
-                mx = -np.inf
-                for c in range(n_cand):
-                    s_ = 0.0
-                    row = cand[c]
-                    for k in range(dE):
-                        s_ += q[k] * E[row, k]
-                    sc[c] = s_
-                    if s_ > mx:
-                        mx = s_
-                z = 0.0
-                st = 0.0
-                for c in range(n_cand):
-                    sc[c] = np.exp(sc[c] - mx)
-                    z += sc[c]
-                    if cand[c] == t and (full or c == 0):
-                        st = sc[c]
+                z = candidate_softmax(model, E, R, h, r, t, ek[i], n_neg, cand, sc, q)
+                st = sc[t] if full else sc[0]
                 tot_loss += w * (np.log(z) - np.log(st))
                 tot_w += w
                 scale = w / bsz

@@ -48,27 +48,7 @@ def _example_grad(model, E, R, h, r, t, eki, n_neg, alpha, scale, cand, sc, q, d
     ne, dE = E.shape
     full = n_neg < 0
     n_cand = ne if full else n_neg + 1
-    if full:
-        for c in range(ne):
-            cand[c] = c
-    else:
-        cand[0] = t
-        for s in range(n_neg):
-            cand[s + 1] = K._negative(eki, s, t, ne)
-    K._query(model, E, R, h, r, q)
-    mx = -np.inf
-    for c in range(n_cand):
-        s_ = 0.0
-        row = cand[c]
-        for k in range(dE):
-            s_ += q[k] * E[row, k]
-        sc[c] = s_
-        if s_ > mx:
-            mx = s_
-    z = 0.0
-    for c in range(n_cand):
-        sc[c] = np.exp(sc[c] - mx)
-        z += sc[c]
+    z = K.candidate_softmax(model, E, R, h, r, t, eki, n_neg, cand, sc, q)
     for k in range(dE):
         dq[k] = 0.0
     n_rows = 0
@@ -184,8 +164,7 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
     ``lamE0[a]``, ``lamR0[a]`` at the trained parameters.
 
     ``ck*[e]``: parameters and optimizer state at the start of epoch ``e``
-    (``ckE.shape[0]`` epochs).  Returns the adjoints of the initial parameters
-    (``d f_a / d`` initialisation), for checks.
+    (``ckE.shape[0]`` epochs).
     """
     n = heads.shape[0]
     n_ep = ckE.shape[0]
@@ -387,7 +366,6 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
                 cntR[row] = 0
                 for k in range(dR):
                     GR[row, k] = 0.0
-    return lamE, lamR
 
 
 @njit(cache=True, nogil=True)
