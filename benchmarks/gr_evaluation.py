@@ -40,6 +40,8 @@ share the head or tail entity or the relation with ``(h, r, t')``):
   d log p(t'') / d gamma_j``, i.e. the triples that made the model prefer ``t'``
   to its closest alternative (a contrastive explanation of the top-1 decision);
   from two ``transform`` calls.
+* GRtr+fo-*: GRtr's ranking restricted to candidates whose first-order
+  rollback also predicts a drop;
 * GRtr-*: ``rollback="trajectory"``: ``w_j dp(t')/dw_j`` through the whole
   training run (the adjoint of the prediction carried back through every Adam
   step, moments included), i.e. the removal's first-order effect including
@@ -229,7 +231,7 @@ def rank_sets(scores, cand, prefix, out):
     out[f"{prefix}-all"] = pos if pos.size else cand[order[:1]]
 
 
-def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
+def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0, split="test",
         methods=("NH", "GR", "GRfo", "IF", "TracIn"), verbose=True, filtered=True,
         retrain_mode="reweight", oracle=False):
     data = LOADERS[dataset]()
@@ -247,7 +249,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
                          filter_triples=np.concatenate([data.train, data.valid, data.test]))
 
     # distinct (head, relation) test queries and the model's top-1 tails
-    queries = np.unique(data.test[:, :2], axis=0)
+    queries = np.unique(getattr(data, split)[:, :2], axis=0)
     if max_queries is not None and queries.shape[0] > max_queries:
         pick = np.random.default_rng(seed).choice(queries.shape[0], max_queries, replace=False)
         queries = queries[np.sort(pick)]
@@ -277,7 +279,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     t_gr = time.perf_counter() - t0
     DF = None
     t_gr_fo = 0.0
-    if "GRfo" in methods:
+    if "GRfo" in methods or "GRtr+fo" in methods:
         t0 = time.perf_counter()
         DF = gr.set_params(rollback="first_order").transform(triples).tocsr()
         t_gr_fo = time.perf_counter() - t0
@@ -313,7 +315,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         t_if = time.perf_counter() - t0
     t_lt = 0.0
     DT = None
-    if "GRtr" in methods:
+    if "GRtr" in methods or "GRtr+fo" in methods:
         t0 = time.perf_counter()
         grt = GradientRollback(base, rollback="trajectory").fit(Xtr)
         DT = grt.transform(triples).tocsr()
@@ -343,6 +345,12 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
         for prefix, M in rollback_scores.items():
             drop = M.getrow(a).toarray().ravel()  # predicted drops, zero off the candidates
             rank_sets(drop[cand], cand, prefix, sets)
+        if "GRtr+fo" in methods:
+            # the trajectory's ranking among the candidates the first-order rollback also
+            # predicts to lower p (two estimates agreeing on the direction)
+            tr = DT.getrow(a).toarray().ravel()[cand]
+            fo = DF.getrow(a).toarray().ravel()[cand]
+            rank_sets(np.where(fo > 0, tr, -np.inf), cand, "GRtr+fo", sets)
         if "NH" in methods:
             sets["NH-1"] = rng.choice(cand, min(1, cand.size), replace=False)
             sets["NH-10"] = rng.choice(cand, min(10, cand.size), replace=False)
@@ -464,7 +472,8 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
     if best:
         res["Oracle-1"] = [sum(b[0] for b in best.values()), sum(b[1] for b in best.values()),
                            len(best), len(best)]
-    info = dict(n_queries=len(queries), t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo, t_if=t_if,
+    info = dict(n_queries=len(queries), split=split, t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo,
+                t_if=t_if,
                 t_tracin=t_tr, t_lt=t_lt,
                 t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr,
                 oracle_pool=np.mean([b[2] for b in best.values()]) if best else None)
@@ -473,7 +482,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0,
 
 def print_table(dataset, model_name, res, info):
     paper = PAPER.get((dataset, model_name), {})
-    print(f"\n### {dataset} / {model_name}: {info['n_queries']} test queries "
+    print(f"\n### {dataset} / {model_name}: {info['n_queries']} {info['split']} queries "
           f"(filtered test MRR {info['mrr']['mrr']:.3f}, Hits@1 {info['mrr']['hits@1']:.3f})")
     print(f"GR bookkeeping fit {info['t_fit']:.2f}s; GR scores for all queries "
           f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
@@ -484,7 +493,7 @@ def print_table(dataset, model_name, res, info):
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
     order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn",
-                                             "GRtr")
+                                             "GRtr", "GRtr+fo")
                          for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
@@ -504,6 +513,8 @@ def main(argv=None):
     ap.add_argument("--max-queries", type=int, default=None,
                     help="subsample distinct test queries (default: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", default="test", choices=["test", "valid"],
+                    help="where the explained queries come from (valid: for choosing rules)")
     ap.add_argument("--methods", default="RND,NH,GR,GRfo,GRN,IF,TracIn")
     ap.add_argument("--unfiltered", action="store_true",
                     help="explain the plain argmax (may be a training fact) instead of "
@@ -532,7 +543,8 @@ def main(argv=None):
         for mn in models:
             t0 = time.perf_counter()
             res, info = run(ds, mn, n_jobs=args.n_jobs, max_queries=args.max_queries,
-                            seed=args.seed, methods=tuple(args.methods.split(",")),
+                            seed=args.seed, split=args.split,
+                            methods=tuple(args.methods.split(",")),
                             filtered=not args.unfiltered, retrain_mode=args.retrain,
                             oracle=args.oracle)
             print_table(ds, mn, res, info)
