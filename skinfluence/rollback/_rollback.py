@@ -8,10 +8,11 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _kernels as K
 from . import _trajectory as TR
-from ._models import MatrixFactorization, _KGEmbedding
+from ._models import MatrixFactorization, _KGEmbedding, _progress
 
-# queries per pass of the trajectory rollback (each pass replays the training run once)
-_TRAJECTORY_CHUNK = 64
+# queries per pass of the trajectory rollback: each pass replays the training run once,
+# about as long as the adjoints of 2-3 queries, and ticks the progress bar once
+_TRAJECTORY_CHUNK = 16
 
 __all__ = ["GradientRollback"]
 
@@ -400,7 +401,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
         opt = K.ADAM if est.optimizer == "adam" else K.SGD
         vals = np.empty(idx.shape[0])
-        for lo in range(0, X.shape[0], _TRAJECTORY_CHUNK):
+        starts = range(0, X.shape[0], _TRAJECTORY_CHUNK)
+        # the estimator's verbose setting: these passes take seconds per query
+        bar = _progress(est.verbose, len(starts), "trajectory rollback")
+        for lo in starts:
             Xc = X[lo:lo + _TRAJECTORY_CHUNK]
             lamE = np.empty((Xc.shape[0],) + E.shape)
             lamR = np.empty((Xc.shape[0],) + R.shape)
@@ -416,6 +420,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             for a in range(Xc.shape[0]):
                 sl = slice(ptr[lo + a], ptr[lo + a + 1])
                 vals[sl] = out[a, idx[sl]]
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
         return vals
 
     def transform(self, X):
