@@ -617,6 +617,10 @@ def test_trajectory_fit_trains_the_same_model_and_explains():
     fo = GradientRollback(est, rollback="first_order").fit(X).transform(queries)
     np.testing.assert_array_equal(D.indptr, fo.indptr)
     np.testing.assert_array_equal(D.indices, fo.indices)
+    # the trajectory fit records the updates too: the other rollbacks work on it as they are
+    fo_same = gr.set_params(rollback="first_order").transform(queries)
+    gr.set_params(rollback="trajectory")
+    np.testing.assert_array_equal(fo_same.toarray(), fo.toarray())
     idx, delta = gr.explain(queries, k=4)
     for a in range(3):
         row = D.getrow(a).toarray().ravel()
