@@ -12,7 +12,14 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .objectives import Objective, make_objective, split_pipeline, unwrap_frozen
+from .objectives import (
+    Objective,
+    make_objective,
+    split_pipeline,
+    stationarity,
+    unwrap_frozen,
+    warn_if_not_stationary,
+)
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
 from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
@@ -47,7 +54,9 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         A supported estimator (see :func:`skinfluence.objectives.supported_estimators`),
         a Pipeline ending in one (earlier steps are a fixed feature map), or a fitted
         one wrapped in :class:`sklearn.frozen.FrozenEstimator` (then it is not refit:
-        pass the data it was fitted on to :meth:`fit`).
+        pass the data it was fitted on to :meth:`fit`; a model that is not at the
+        optimum of that data gets a
+        :class:`~skinfluence.objectives.NotStationaryWarning` for linear models).
     approximation : {"auto", "newton", "first_order"}, default="auto"
         ``"newton"``: one Newton step of the objective *without* the point from the
         fitted parameters, then the loss evaluated exactly at the model's new outputs.
@@ -235,6 +244,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
+        if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
+            # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
+            # networks, whose stochastic fits are rarely stationary to 1% by design
+            warn_if_not_stationary(stationarity(self.objective_))
         self.solver_ = make_solver(
             self.solver, self.objective_, damping=self.damping, tol=self.tol,
             max_iter=self.max_iter,

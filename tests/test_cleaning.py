@@ -423,6 +423,37 @@ def test_frozen_fitted_model_is_scored_without_a_fit(wine_noisy, method, monkeyp
         assert not np.allclose(got.proba_, fitted.predict_proba(X))
 
 
+@pytest.mark.parametrize("method", ["loo", "self_influence"])
+def test_frozen_model_fitted_on_other_data_warns(wine_noisy, method):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.frozen import FrozenEstimator
+
+    from skinfluence import InfluenceFunctions
+    from skinfluence.cleaning._loo import glm_loo_outputs
+    from skinfluence.objectives import NotStationaryWarning, make_objective, stationarity
+
+    X, _, y_noisy, _ = wine_noisy
+    half = np.random.default_rng(0).permutation(X.shape[0])[: X.shape[0] // 2]
+    other = _model().fit(X[half], y_noisy[half])
+    with pytest.warns(NotStationaryWarning, match="fitted on exactly these X"):
+        InfluenceCleaner(FrozenEstimator(other), method=method).fit(X, y_noisy)
+    with pytest.warns(NotStationaryWarning):
+        InfluenceFunctions(FrozenEstimator(other)).fit(X, y_noisy)
+    # the model fitted on this data: silent, in the cleaner and the engine alike
+    fitted = _model().fit(X, y_noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotStationaryWarning)
+        InfluenceCleaner(FrozenEstimator(fitted), method=method).fit(X, y_noisy)
+        InfluenceFunctions(FrozenEstimator(fitted)).fit(X, y_noisy)
+        # a model the cleaner fits itself is never reported (scikit-learn warns if unconverged)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        InfluenceCleaner(LogisticRegression(max_iter=3), method=method).fit(X, y_noisy)
+    # the fast path's two-product stationarity is the generic one
+    for model in (other, fitted):
+        obj = make_objective(model, X, y_noisy)
+        assert glm_loo_outputs(obj)[3] == pytest.approx(stationarity(obj), rel=1e-9)
+
+
 def test_clean_classifier_frozen_model_refits_what_it_wraps(wine_noisy):
     from sklearn.frozen import FrozenEstimator
 

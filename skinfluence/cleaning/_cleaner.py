@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _confident as cl
-from ..objectives import unwrap_frozen
+from ..objectives import NotStationaryWarning, unwrap_frozen, warn_if_not_stationary
 from ._loo import glm_loo_outputs
 
 __all__ = ["InfluenceCleaner"]
@@ -372,6 +372,7 @@ class InfluenceCleaner(BaseEstimator):
 
     def _fit_influence(self, estimator, X, y, sample_weight, K):
         self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+        self._user_frozen = isinstance(self.estimator_, FrozenEstimator)
         if self.method == "loo":
             P = self._fast_loo_proba(X, y, sample_weight, K)
             if P is not None:
@@ -380,7 +381,7 @@ class InfluenceCleaner(BaseEstimator):
 
         # the fitted model goes in frozen (a user's FrozenEstimator as it is): not refit
         fitted = self.estimator_
-        if not isinstance(fitted, FrozenEstimator):
+        if not self._user_frozen:
             fitted = FrozenEstimator(fitted)
         # "loo" ranks by probabilities and never refits (exact refits of the largest
         # changes cost up to 100x the fit and do not move the flagged set); the score
@@ -392,7 +393,10 @@ class InfluenceCleaner(BaseEstimator):
             n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
-        infl.fit(X, y, sample_weight=sample_weight)
+        with warnings.catch_warnings():
+            if not self._user_frozen:  # fitted here, on this data (sklearn warns if unconverged)
+                warnings.simplefilter("ignore", NotStationaryWarning)
+            infl.fit(X, y, sample_weight=sample_weight)
         self.influence_ = infl
         if not getattr(infl.objective_, "linear_in_params", True):
             warnings.warn(
@@ -420,7 +424,9 @@ class InfluenceCleaner(BaseEstimator):
         out = glm_loo_outputs(obj, damping=self.damping)
         if out is None:
             return None
-        _, Z_loo, n_singular = out
+        _, Z_loo, n_singular, station = out
+        if self._user_frozen:
+            warn_if_not_stationary(station, stacklevel=5)
         if n_singular:
             warnings.warn(
                 f"{n_singular} training point(s) have leverage 1: the model refit without "

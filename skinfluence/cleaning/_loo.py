@@ -235,10 +235,11 @@ def glm_loo_outputs(obj, damping=0.0):
 
     Returns
     -------
-    result : tuple ``(Z, Z_loo, n_singular)`` or None
-        In-sample and leave-one-out outputs, both ``(n_train, K)``, and the
+    result : tuple ``(Z, Z_loo, n_singular, stationarity)`` or None
+        In-sample and leave-one-out outputs, both ``(n_train, K)``, the
         number of points whose Newton step was singular (leverage one; they
-        keep the first-order step).  ``None`` when the fast path does not
+        keep the first-order step), and ``max |grad J|`` over the per-sample
+        gradient scale (as :func:`skinfluence.objectives.stationarity`).  ``None`` when the fast path does not
         apply (not a GLM, too many parameters for a dense inverse, weights
         that move on removal, or a Hessian that is not positive definite):
         the caller then uses :class:`~skinfluence.InfluenceFunctions`.
@@ -272,6 +273,12 @@ def glm_loo_outputs(obj, damping=0.0):
                 N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
                 N = N if N.shape[1] else None
         Xa = _augment(X, obj.fit_intercept)
+        # stationarity from two small products (the generic one builds every
+        # per-sample gradient): sum_i w_i r_i x~_i + penalty, over sum_i |w_i r_i x~_i|
+        wr = w[:, None] * r
+        grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
+        scale = (np.abs(wr).T @ np.abs(Xa)).max()
+        station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
         # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
         # family's Hessian unless it defines its own
         own = type(obj).hessian is LinearObjective.hessian and (
@@ -286,6 +293,10 @@ def glm_loo_outputs(obj, damping=0.0):
             H = _dense_hessian(obj, Xa, S, w, Z)
         if H is not None:
             H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
+    if not dense:
+        from ..objectives import stationarity
+
+        station = stationarity(obj)
     if H is None:
         H = obj.hessian()[np.ix_(order, order)]
     p = order.size
@@ -339,4 +350,4 @@ def glm_loo_outputs(obj, damping=0.0):
         np.ascontiguousarray(Z), np.ascontiguousarray(r), np.ascontiguousarray(S),
         np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
     )
-    return Z, Z_loo, int(singular.sum())
+    return Z, Z_loo, int(singular.sum()), station

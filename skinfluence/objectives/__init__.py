@@ -7,6 +7,7 @@ family lives in its own module and registers a builder with
 """
 
 import importlib
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +25,15 @@ __all__ = [
     "register_objective",
     "supported_estimators",
     "unwrap_frozen",
+    "NotStationaryWarning",
+    "warn_if_not_stationary",
 ]
+
+# A frozen model whose largest objective-gradient entry exceeds this share of the
+# per-sample gradient scale is not at the optimum of the data it was given.  Measured
+# on wine, digits and breast cancer: converged fits on their own data stay below
+# 0.6% (scikit-learn's lbfgs tol), fits on half of the data reach 2-98%.
+STATIONARY_TOL = 1e-2
 
 # estimator class name -> (module that registers it, description shown in errors)
 _FAMILY_MODULES = {
@@ -93,6 +102,36 @@ def unwrap_frozen(estimator):
     while isinstance(estimator, FrozenEstimator):
         estimator = estimator.estimator
     return estimator
+
+
+class NotStationaryWarning(UserWarning):
+    """A frozen model is not at the optimum of the data it was explained on."""
+
+
+def stationarity(obj):
+    """``max |grad J(theta)|`` over the largest summed ``|w_i grad loss_i|`` entry.
+
+    Zero at an exact optimum of the objective on ``obj``'s data; the share of the
+    data's own gradient scale the fitted parameters leave unbalanced otherwise.
+    """
+    G = obj.sample_gradients(obj.X, obj.y)
+    grad = obj.weights @ G + obj.penalty_gradient()
+    scale = np.abs(obj.weights[:, None] * G).sum(axis=0).max()
+    return float(np.abs(grad).max() / scale) if scale > 0 else 0.0
+
+
+def warn_if_not_stationary(ratio, stacklevel=3):
+    """Warn that a frozen model is not at the optimum of the data it was given."""
+    if ratio > STATIONARY_TOL:
+        warnings.warn(
+            "The frozen model is not at a minimum of its training objective on the data "
+            f"passed to fit: its largest gradient entry is {ratio:.1%} of the data's "
+            f"per-sample gradient scale (converged fits stay below {STATIONARY_TOL:.0%}). "
+            "Was it fitted on exactly these X, y and sample_weight, and did it converge? "
+            "Influence and leave-one-out values are computed from the optimum.",
+            NotStationaryWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def split_pipeline(estimator):
