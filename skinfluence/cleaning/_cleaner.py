@@ -421,7 +421,7 @@ class InfluenceCleaner(BaseEstimator):
             obj = make_objective(self.estimator_, X, y, sample_weight)
         except (TypeError, ValueError):
             return None  # unsupported here: InfluenceFunctions raises the clear error
-        out = glm_loo_outputs(obj, damping=self.damping)
+        out = glm_loo_outputs(obj, damping=self.damping, check_stationarity=self._user_frozen)
         if out is None:
             return None
         _, Z_loo, n_singular, station = out

@@ -223,7 +223,7 @@ def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
     return singular
 
 
-def glm_loo_outputs(obj, damping=0.0):
+def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
     """Raw outputs of each training point under the model refit without it (Newton step).
 
     Parameters
@@ -232,6 +232,8 @@ def glm_loo_outputs(obj, damping=0.0):
         Objective of the fitted model on its training data.
     damping : float, default=0.0
         Added to the Hessian diagonal.
+    check_stationarity : bool, default=True
+        Also measure how far the fitted parameters are from the optimum.
 
     Returns
     -------
@@ -239,7 +241,8 @@ def glm_loo_outputs(obj, damping=0.0):
         In-sample and leave-one-out outputs, both ``(n_train, K)``, the
         number of points whose Newton step was singular (leverage one; they
         keep the first-order step), and ``max |grad J|`` over the per-sample
-        gradient scale (as :func:`skinfluence.objectives.stationarity`).  ``None`` when the fast path does not
+        gradient scale (as :func:`skinfluence.objectives.stationarity`; None
+        without ``check_stationarity``).  ``None`` when the fast path does not
         apply (not a GLM, too many parameters for a dense inverse, weights
         that move on removal, or a Hessian that is not positive definite):
         the caller then uses :class:`~skinfluence.InfluenceFunctions`.
@@ -275,10 +278,12 @@ def glm_loo_outputs(obj, damping=0.0):
         Xa = _augment(X, obj.fit_intercept)
         # stationarity from two small products (the generic one builds every
         # per-sample gradient): sum_i w_i r_i x~_i + penalty, over sum_i |w_i r_i x~_i|
-        wr = w[:, None] * r
-        grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
-        scale = (np.abs(wr).T @ np.abs(Xa)).max()
-        station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
+        station = None
+        if check_stationarity:
+            wr = w[:, None] * r
+            grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
+            scale = (np.abs(wr).T @ np.abs(Xa)).max()
+            station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
         # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
         # family's Hessian unless it defines its own
         own = type(obj).hessian is LinearObjective.hessian and (
@@ -296,7 +301,7 @@ def glm_loo_outputs(obj, damping=0.0):
     if not dense:
         from ..objectives import stationarity
 
-        station = stationarity(obj)
+        station = stationarity(obj) if check_stationarity else None
     if H is None:
         H = obj.hessian()[np.ix_(order, order)]
     p = order.size
