@@ -466,7 +466,8 @@ class InfluenceCleaner(BaseEstimator):
         method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
         out = cross_val_predict(
             # a frozen model's clone is itself: the folds need fresh fits of what it wraps
-            clone(unwrap_frozen(estimator)), X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params
+            clone(unwrap_frozen(estimator)), X, y, cv=cv, method=method, n_jobs=self.n_jobs,
+            params=params,
         )
         if method == "predict_proba":
             return np.asarray(out, dtype=np.float64)
