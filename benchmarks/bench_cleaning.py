@@ -29,7 +29,7 @@ Run::
     python benchmarks/bench_cleaning.py            # full grid (~5-10 min on 2 cores)
     python benchmarks/bench_cleaning.py --quick    # small grid, no 50k case
     python benchmarks/bench_cleaning.py --curve-out curve.npz   # save the curves
-    python benchmarks/bench_cleaning.py --methods loo --threads 1 --repeat 3  # speed, shared machine
+    python benchmarks/bench_cleaning.py --methods loo --threads 1 --repeat 3  # speed, busy machine
     python benchmarks/bench_cleaning.py --methods loo,loo+fitted   # also: model already fitted
 
 Needs the ``[bench]`` extra (cleanlab 2.9).

@@ -492,9 +492,9 @@ def print_table(dataset, model_name, res, info):
         print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")
     print(f"| {'method':<10} | {'PD %':>6} | {'TC %':>6} | {'mean |S|':>8} | {'paper PD/TC':>11} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 13}|")
-    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn",
-                                             "GRtr", "GRtr+fo")
-                         for k in ("1", "10", "all")]
+    families = ("NH", "GR", "GRfo", "GRm", "GRN", "GRNfo", "IF", "IFfull", "TracIn", "GRtr",
+                "GRtr+fo")
+    order = ["RND-1", "Oracle-1"] + [f"{m}-{k}" for m in families for k in ("1", "10", "all")]
     for name in order:
         if name not in res:
             continue
