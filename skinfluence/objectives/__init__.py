@@ -26,6 +26,7 @@ __all__ = [
     "supported_estimators",
     "unwrap_frozen",
     "NotStationaryWarning",
+    "stationarity",
     "warn_if_not_stationary",
 ]
 
