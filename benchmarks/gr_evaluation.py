@@ -313,13 +313,13 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0, split="test",
             lam_f, V_f = np.linalg.eigh(H)
             lam_f = np.maximum(lam_f, 1e-3 * max(lam_f.max(), 1e-8))  # damp as the block IF
         t_if = time.perf_counter() - t0
-    t_lt = 0.0
+    t_traj = 0.0
     DT = None
     if "GRtr" in methods or "GRtr+fo" in methods:
         t0 = time.perf_counter()
         grt = GradientRollback(base, rollback="trajectory").fit(Xtr)
         DT = grt.transform(triples).tocsr()
-        t_lt = time.perf_counter() - t0
+        t_traj = time.perf_counter() - t0
     if "TracIn" in methods:
         t0 = time.perf_counter()
         ckpts = []
@@ -474,7 +474,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0, split="test",
                            len(best), len(best)]
     info = dict(n_queries=len(queries), split=split, t_fit=t_fit, t_gr=t_gr, t_gr_fo=t_gr_fo,
                 t_if=t_if,
-                t_tracin=t_tr, t_lt=t_lt,
+                t_tracin=t_tr, t_traj=t_traj,
                 t_retrain=t_retrain, n_retrain=len(keys), mrr=mrr,
                 oracle_pool=np.mean([b[2] for b in best.values()]) if best else None)
     return res, info
@@ -486,7 +486,7 @@ def print_table(dataset, model_name, res, info):
           f"(filtered test MRR {info['mrr']['mrr']:.3f}, Hits@1 {info['mrr']['hits@1']:.3f})")
     print(f"GR bookkeeping fit {info['t_fit']:.2f}s; GR scores for all queries "
           f"{info['t_gr'] * 1e3:.1f} ms (first order {info['t_gr_fo'] * 1e3:.1f} ms); "
-          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; GRtr {info['t_lt']:.1f}s; "
+          f"IF {info['t_if']:.2f}s; TracIn {info['t_tracin']:.2f}s; GRtr {info['t_traj']:.1f}s; "
           f"{info['n_retrain']} retrainings {info['t_retrain']:.1f}s")
     if info.get("oracle_pool"):
         print(f"Oracle-1 pool: {info['oracle_pool']:.1f} single-triple retrainings per query")

@@ -372,7 +372,8 @@ class InfluenceCleaner(BaseEstimator):
 
     def _fit_influence(self, estimator, X, y, sample_weight, K):
         self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
-        self._user_frozen = isinstance(self.estimator_, FrozenEstimator)
+        # a user's FrozenEstimator: fitted elsewhere, so its stationarity is checked
+        user_frozen = isinstance(self.estimator_, FrozenEstimator)
         if self.method == "loo":
             P = self._fast_loo_proba(X, y, sample_weight, K)
             if P is not None:
@@ -381,7 +382,7 @@ class InfluenceCleaner(BaseEstimator):
 
         # the fitted model goes in frozen (a user's FrozenEstimator as it is): not refit
         fitted = self.estimator_
-        if not self._user_frozen:
+        if not user_frozen:
             fitted = FrozenEstimator(fitted)
         # "loo" ranks by probabilities and never refits (exact refits of the largest
         # changes cost up to 100x the fit and do not move the flagged set); the score
@@ -394,7 +395,7 @@ class InfluenceCleaner(BaseEstimator):
             verbose=self.verbose,
         )
         with warnings.catch_warnings():
-            if not self._user_frozen:  # fitted here, on this data (sklearn warns if unconverged)
+            if not user_frozen:  # fitted here, on this data (sklearn warns if unconverged)
                 warnings.simplefilter("ignore", NotStationaryWarning)
             infl.fit(X, y, sample_weight=sample_weight)
         self.influence_ = infl
@@ -421,11 +422,12 @@ class InfluenceCleaner(BaseEstimator):
             obj = make_objective(self.estimator_, X, y, sample_weight)
         except (TypeError, ValueError):
             return None  # unsupported here: InfluenceFunctions raises the clear error
-        out = glm_loo_outputs(obj, damping=self.damping, check_stationarity=self._user_frozen)
+        user_frozen = isinstance(self.estimator_, FrozenEstimator)
+        out = glm_loo_outputs(obj, damping=self.damping, check_stationarity=user_frozen)
         if out is None:
             return None
         _, Z_loo, n_singular, station = out
-        if self._user_frozen:
+        if user_frozen:
             warn_if_not_stationary(station, stacklevel=5)
         if n_singular:
             warnings.warn(

@@ -979,6 +979,32 @@ def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tai
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def proba_grad(model, E, R, h, r, t, q, sc, dq, gh, GE, gr):
+    """Gradient of ``p(t | h, r)`` (softmax over all entities): every entity
+    row into ``GE`` (candidate roles, plus the head's role through the
+    query), the relation row ``r`` into ``gr``.  ``q``, ``sc``, ``dq``, ``gh``
+    are scratch."""
+    ne, dE = E.shape
+    _query(model, E, R, h, r, q)
+    _tail_scores(q, E, sc)
+    mx, z = _max_and_sum_exp(sc)
+    for e in range(ne):
+        sc[e] = np.exp(sc[e] - mx)
+    pt = sc[t] / z
+    # dp/ds_e = p_t (delta_et - p_e)
+    for k in range(dE):
+        dq[k] = 0.0
+    for e in range(ne):
+        c = pt * ((1.0 if e == t else 0.0) - sc[e] / z)
+        for k in range(dE):
+            GE[e, k] = c * q[k]  # candidate role of entity e
+            dq[k] += c * E[e, k]
+    _query_backward(model, E, R, h, r, dq, gh, gr)
+    for k in range(dE):
+        GE[h, k] += gh[k]  # head role through the query
+
+
 @njit(cache=True, nogil=True)
 def kg_first_order_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
                           gamH, gamR, gamT, gamN, use_neg):
@@ -1005,23 +1031,7 @@ def kg_first_order_deltas(model, E, R, qh, qr, qt, ptr, idx, heads, rels, tails,
         h = qh[a]
         r = qr[a]
         t = qt[a]
-        _query(model, E, R, h, r, q)
-        _tail_scores(q, E, sc)
-        mx, z = _max_and_sum_exp(sc)
-        for e in range(ne):
-            sc[e] = np.exp(sc[e] - mx)
-        pt = sc[t] / z
-        # dp/ds_e = p_t (delta_et - p_e)
-        for k in range(dE):
-            dq[k] = 0.0
-        for e in range(ne):
-            c = pt * ((1.0 if e == t else 0.0) - sc[e] / z)
-            for k in range(dE):
-                GE[e, k] = c * q[k]  # candidate role of entity e
-                dq[k] += c * E[e, k]
-        _query_backward(model, E, R, h, r, dq, gh, gr)
-        for k in range(dE):
-            GE[h, k] += gh[k]  # head role through the query
+        proba_grad(model, E, R, h, r, t, q, sc, dq, gh, GE, gr)
         for p in range(ptr[a], ptr[a + 1]):
             j = idx[p]
             hj = heads[j]

@@ -207,20 +207,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         kind = self._kind(self.estimator)
         est = clone(self.estimator)
         if kind == "kg":
-            if self.record_negatives:
-                n_rows = np.asarray(X).shape[0] if hasattr(X, "shape") else len(X)
-                ne = (est.n_entities if est.n_entities is not None
-                      else int(np.max(np.asarray(X)[:, [0, 2]])) + 1)
-                dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
-                nbytes = 8 * n_rows * ne * dim
-                if nbytes > 4 * 2**30:
-                    raise ValueError(
-                        f"record_negatives=True needs n_train * n_entities * dim * 8 = "
-                        f"{nbytes / 2**30:.1f} GiB; use record_negatives=False (O(n_train * dim))."
-                    )
             trajectory = self.rollback == "trajectory"
-            if trajectory:
-                self._check_trajectory(est, X)
+            self._check_memory(est, X, trajectory)
             rec = est._fit(X, sample_weight, record=2 if self.record_negatives else 1,
                            checkpoint=trajectory)
             self._checkpoints = rec["checkpoints"]
@@ -256,27 +244,36 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             self._item_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]), est.n_items_)
         return self
 
-    @staticmethod
-    def _check_trajectory(est, X):
-        if est.max_norm is not None:
+    def _check_memory(self, est, X, trajectory):
+        """Clear errors before training for the optional dense records."""
+        if trajectory and est.max_norm is not None:
             raise ValueError(
                 "rollback='trajectory' differentiates the optimizer steps and does not "
                 "cover the max_norm projection; use max_norm=None or another rollback."
             )
-        n_rows = np.asarray(X).shape[0]
+        if not (trajectory or self.record_negatives):
+            return
+        X = np.asarray(X)
         ne = (est.n_entities if est.n_entities is not None
-              else int(np.max(np.asarray(X)[:, [0, 2]])) + 1)
-        nr = (est.n_relations if est.n_relations is not None
-              else int(np.max(np.asarray(X)[:, 1])) + 1)
+              else int(np.max(X[:, [0, 2]])) + 1)
+        nr = est.n_relations if est.n_relations is not None else int(np.max(X[:, 1])) + 1
         dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
-        steps = -(-n_rows // est.batch_size)
-        # per-epoch checkpoints, one epoch of per-step states, per-triple batch gradients
-        nbytes = 8 * dim * ((ne + nr) * 3 * (est.max_iter + steps) + est.batch_size * ne)
-        if nbytes > 4 * 2**30:
-            raise ValueError(
-                f"rollback='trajectory' needs about {nbytes / 2**30:.1f} GiB for the "
-                "training-run checkpoints; use 'first_order' for models this large."
-            )
+        if self.record_negatives:
+            nbytes = 8 * X.shape[0] * ne * dim
+            if nbytes > 4 * 2**30:
+                raise ValueError(
+                    f"record_negatives=True needs n_train * n_entities * dim * 8 = "
+                    f"{nbytes / 2**30:.1f} GiB; use record_negatives=False (O(n_train * dim))."
+                )
+        if trajectory:
+            steps = -(-X.shape[0] // est.batch_size)
+            # per-epoch checkpoints, one epoch of per-step states, per-triple batch gradients
+            nbytes = 8 * dim * ((ne + nr) * 3 * (est.max_iter + steps) + est.batch_size * ne)
+            if nbytes > 4 * 2**30:
+                raise ValueError(
+                    f"rollback='trajectory' needs about {nbytes / 2**30:.1f} GiB for the "
+                    "training-run checkpoints; use 'first_order' for models this large."
+                )
 
     @staticmethod
     def _residuals(est, rec):

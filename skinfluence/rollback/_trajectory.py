@@ -379,31 +379,7 @@ def kg_proba_grads(model, E, R, qh, qr, qt, lamE, lamR):
     gr = np.empty(R.shape[1])
     sc = np.empty(ne)
     for a in range(qh.shape[0]):
-        h, r, t = qh[a], qr[a], qt[a]
-        K._query(model, E, R, h, r, q)
-        mx = -np.inf
-        for c in range(ne):
-            s_ = 0.0
-            for k in range(d):
-                s_ += q[k] * E[c, k]
-            sc[c] = s_
-            mx = max(mx, s_)
-        z = 0.0
-        for c in range(ne):
-            sc[c] = np.exp(sc[c] - mx)
-            z += sc[c]
-        p = sc[t] / z
-        # d p_t / d s_c = p_t (delta_ct - p_c)
-        for k in range(d):
-            dq[k] = 0.0
-        for c in range(ne):
-            coef = p * ((1.0 if c == t else 0.0) - sc[c] / z)
-            for k in range(d):
-                lamE[a, c, k] = coef * q[k]
-                dq[k] += coef * E[c, k]
-        K._query_backward(model, E, R, h, r, dq, gh, gr)
-        for k in range(d):
-            lamE[a, h, k] += gh[k]
+        r = qr[a]
+        K.proba_grad(model, E, R, qh[a], r, qt[a], q, sc, dq, gh, lamE[a], gr)
         lamR[a, :, :] = 0.0
-        for k in range(R.shape[1]):
-            lamR[a, r, k] = gr[k]
+        lamR[a, r, :] = gr
