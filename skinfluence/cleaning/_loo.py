@@ -15,9 +15,10 @@ that the general engine prepares are skipped: the cost is one Hessian, one
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 from scipy.linalg import lapack
 
+
+from .._numba import njit
 from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ..solvers._base import EXACT_MAX_PARAMS

@@ -6,7 +6,9 @@ accept read-only inputs.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .._numba import njit
 
 
 @njit(cache=True, nogil=True)

@@ -15,7 +15,8 @@ curvature ``w * d2loss/dz_L^2``, supplied by the caller.
 """
 
 import numpy as np
-from numba import njit
+
+from .._numba import njit
 
 ACT_IDENTITY = 0
 ACT_LOGISTIC = 1

@@ -31,9 +31,11 @@ import math
 import warnings
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from sklearn.utils.validation import check_array
 
+
+from .._numba import njit
 from . import register_objective
 from .linear import RemovalReweighting, _check_xy, linear_parameters
 from ._linear import LinearObjective

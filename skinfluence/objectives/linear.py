@@ -18,9 +18,11 @@ class weight for :class:`~sklearn.linear_model.RidgeClassifier`):
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from sklearn.utils.validation import check_array
 
+
+from .._numba import njit
 from . import register_objective
 from ._linear import LinearObjective, check_features
 from .logistic import encode_classes

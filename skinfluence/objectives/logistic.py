@@ -9,8 +9,9 @@ constant feature ``intercept_scaling`` and penalises its weight, i.e. adds
 """
 
 import numpy as np
-from numba import njit
 
+
+from .._numba import njit
 from . import register_objective
 from ._kernels import binary_logloss_change, multinomial_logloss_change
 from ._linear import LinearObjective, check_features

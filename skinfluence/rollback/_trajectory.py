@@ -31,8 +31,9 @@ gradients, the moments, the negatives' rows).  It is exact as a derivative
 """
 
 import numpy as np
-from numba import njit
 
+
+from .._numba import njit
 from . import _kernels as K
 
 

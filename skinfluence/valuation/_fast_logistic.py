@@ -14,8 +14,9 @@ scikit-learn ``fit`` call.  Scores are computed in the same kernel.
 """
 
 import numpy as np
-from numba import njit
 from sklearn.linear_model import LogisticRegression
+
+from .._numba import njit
 
 _SCORERS = {None: 0, "accuracy": 0, "neg_brier_score": 1, "neg_log_loss": 2}
 

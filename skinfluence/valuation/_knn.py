@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 from joblib import effective_n_jobs
-from numba import njit, prange
+from numba import prange
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval
@@ -12,6 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+
+from .._numba import njit
 from ._base import BaseValuation, check_train, progress
 
 # chunk of validation rows x training points held at once (float64 entries)

@@ -1,0 +1,128 @@
+"""Where numba keeps the compiled kernels of skinfluence: never inside the installed package.
+
+numba's default cache lives in ``__pycache__`` next to the source.  For an installed package
+that is ``site-packages/skinfluence/*/__pycache__``, files that pip's record of the installation
+does not list: uninstalling (which ``pip install -e .`` does on its way) then leaves
+``site-packages/skinfluence/`` behind as a directory without ``__init__.py``, a namespace package
+that shadows every later install of skinfluence.  So the kernels of this package are cached in a
+per-user directory instead:
+
+1. ``$SKINFLUENCE_CACHE_DIR`` if set;
+2. else numba's own ``$NUMBA_CACHE_DIR`` if set (under ``skinfluence/``);
+3. else ``$XDG_CACHE_HOME/skinfluence/numba`` (``~/.cache/skinfluence/numba``; on Windows
+   ``%LOCALAPPDATA%\\skinfluence\\numba``).
+
+When no writable location exists (a read-only home, a locked-down container) the kernels are
+compiled on first use in every process and not cached: slower to start, same results.
+
+:func:`njit` is numba's ``njit``, with ``cache=True`` honoured only when that directory is
+usable.  Nothing is compiled at import.
+"""
+
+import functools
+import os
+import sys
+import tempfile
+
+import numba
+from numba.core import caching as _caching
+
+__all__ = ["njit", "cache_dir", "cache_enabled"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def cache_dir():
+    """The directory skinfluence's compiled numba kernels are cached in (may not exist yet)."""
+    explicit = os.environ.get("SKINFLUENCE_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    numba_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if numba_dir:
+        return os.path.join(os.path.abspath(numba_dir), "skinfluence")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "skinfluence", "numba")
+
+
+def _usable(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_usable(path):
+    return _usable(path)
+
+
+def cache_enabled():
+    """Whether compiled kernels are written to :func:`cache_dir` (False: compiled per process)."""
+    return _LOCATOR_REGISTERED and _cache_usable(cache_dir())
+
+
+_LocatorBase = getattr(_caching, "_CacheLocator", None)
+_SourceMixin = getattr(_caching, "_SourceFileBackedLocatorMixin", None)
+_CacheImpl = getattr(_caching, "CacheImpl", None) or getattr(_caching, "_CacheImpl", None)
+
+
+def _inside_package(py_file):
+    try:
+        return os.path.commonpath([os.path.abspath(py_file), _PACKAGE_DIR]) == _PACKAGE_DIR
+    except ValueError:  # another drive (Windows)
+        return False
+
+
+if _LocatorBase is not None and _SourceMixin is not None and _CacheImpl is not None:
+
+    class PackageCacheLocator(_SourceMixin, _LocatorBase):
+        """numba cache locator for this package's source files: the per-user cache directory.
+
+        The subdirectory is keyed by the source directory's absolute path (as numba's own
+        locators do), so two installations (a wheel and an editable checkout) never share
+        entries; numba's index also checks each source file's modification time and size.
+        """
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            subdir = self.get_suitable_cache_subpath(py_file)
+            self._cache_path = os.path.join(cache_dir(), subdir)
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.exists(py_file) or not _inside_package(py_file):
+                return None
+            self = cls(py_func, py_file)
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                return None
+            return self
+
+    if PackageCacheLocator not in _CacheImpl._locator_classes:
+        # first, so that numba's in-tree locator never claims this package's files
+        _CacheImpl._locator_classes.insert(0, PackageCacheLocator)
+    _LOCATOR_REGISTERED = True
+else:  # a numba whose private caching layout changed: compile per process, write nothing
+    _LOCATOR_REGISTERED = False
+
+
+def njit(*args, **kwargs):
+    """``numba.njit``; ``cache=True`` caches in :func:`cache_dir` when it is writable, else no cache.
+
+    An explicit ``NUMBA_CACHE_LOCATOR_CLASSES`` setting bypasses the locator list this module
+    extends, so caching is then left off rather than let numba write into the package.
+    """
+    if kwargs.get("cache"):
+        overridden = getattr(numba.config, "CACHE_LOCATOR_CLASSES", None)
+        kwargs["cache"] = cache_enabled() and not overridden
+    return numba.njit(*args, **kwargs)
