@@ -5,8 +5,10 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.linear_model._base import SPARSE_INTERCEPT_DECAY
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -73,12 +75,17 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
     keeping the parameters (and the learning rate in use) at each checkpoint.
     The influence of training point ``j`` on a test point ``z`` is then
 
-        TracIn(j, z) = sum_k eta_k * s_j * grad loss(z; theta_k) . grad loss(z_j; theta_k)
+        TracIn(j, z) = sum_k eta_k * s_j * grad loss(z; theta_k) . D grad loss(z_j; theta_k)
 
     (Pruthi et al., 2020, eq. 3, without the constant ``1 / batch_size``), with
     ``eta_k`` the learning rate the estimator used in the epoch ending at
-    checkpoint ``k`` and ``s_j`` the training point's relative weight in the
-    training objective (1 for unweighted data).  Positive values: training on
+    checkpoint ``k``, ``s_j`` the training point's relative weight in the
+    training objective (1 for unweighted data) and ``D`` the diagonal scaling of
+    the step per parameter, so that ``eta_k * D * grad`` is the update the
+    estimator makes.  ``D`` is the identity, except for ``SGDClassifier`` and
+    ``SGDRegressor`` on sparse input: scikit-learn then multiplies every
+    intercept step by ``intercept_decay_`` (0.01), and the intercept entries of
+    ``D`` are that factor.  Positive values: training on
     ``j`` decreased the test loss (a proponent); negative: an opponent.
     ``self_influence_`` is ``TracIn(j, z_j)``, large for mislabelled or atypical
     points.
@@ -129,8 +136,12 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         global step size ``learning_rate_init * sqrt(1 - beta_2^t) / (1 - beta_1^t)``
         at the last update; Adam's per-coordinate scaling ``1 / (sqrt(v) + eps)``
         is *not* applied to the gradients (as in the TracIn paper).
+    intercept_decay_ : float
+        Factor of the intercept entries of ``D``: scikit-learn's
+        ``SPARSE_INTERCEPT_DECAY`` (0.01) for an SGD estimator with an
+        intercept trained on sparse input, else 1.
     self_influence_ : ndarray of shape (n_train,)
-        ``sum_k eta_k s_j ||grad loss(z_j; theta_k)||^2``.
+        ``sum_k eta_k s_j grad loss(z_j; theta_k) . D grad loss(z_j; theta_k)``.
     n_features_in_ : int
 
     See Also
@@ -300,12 +311,24 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         if is_classifier(est):
             self.classes_ = est.classes_
         self._objectives = [make_objective(c, X, y, sample_weight) for c in checkpoints]
+        # scikit-learn's SGD shrinks intercept steps on sparse data (make_dataset)
+        sgd = not name.startswith("MLP")
+        self.intercept_decay_ = SPARSE_INTERCEPT_DECAY if sgd and sp.issparse(X) else 1.0
+        self._step_scales = [self._step_scale(obj) for obj in self._objectives]
         w = self._objectives[0].weights
         self._train_scale = w * (w.shape[0] / w.sum()) if w.sum() > 0 else np.ones_like(w)
         self.self_influence_ = self._self_influence()
         return self
 
     # ------------------------------------------------------------- internals
+    def _step_scale(self, obj):
+        """Diagonal of ``D`` for one checkpoint's objective, or None for the identity."""
+        if self.intercept_decay_ == 1.0 or not getattr(obj, "fit_intercept", False):
+            return None
+        scale = np.ones(obj.n_params)
+        scale[obj.n_outputs * obj.n_features:] = self.intercept_decay_  # [coef, intercept]
+        return scale
+
     def _train_gradients(self, k, cols):
         obj = self._objectives[k]
         return obj.sample_gradients(obj.X[cols], obj.y[cols])
@@ -349,6 +372,8 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         acc = None
         for k, eta in enumerate(self.learning_rates_):
             G = self._train_gradients(k, cols) * (eta * self._train_scale[cols])[:, None]
+            if self._step_scales[k] is not None:
+                G *= self._step_scales[k]
             term = Gq[k] @ G.T
             acc = term if acc is None else acc + term
         return acc
@@ -360,7 +385,8 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         def fill(cols):
             for k, eta in enumerate(self.learning_rates_):
                 G = self._train_gradients(k, cols)
-                out[cols] += eta * self._train_scale[cols] * np.einsum("ip,ip->i", G, G)
+                DG = G if self._step_scales[k] is None else G * self._step_scales[k]
+                out[cols] += eta * self._train_scale[cols] * np.einsum("ip,ip->i", DG, G)
 
         self._run(fill, self._chunks(1), "TracIn self-influence")
         return out

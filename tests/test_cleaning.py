@@ -311,6 +311,51 @@ def test_fit_resample_binary_numpy(cancer_noisy):
     np.testing.assert_array_equal(cleaner.get_mask(), cleaner.issues_)
 
 
+_SPARSE_CONTAINERS = [
+    "csr_matrix", "csc_matrix", "coo_matrix", "lil_matrix",
+    "csr_array", "csc_array", "coo_array", "bsr_array",
+]
+
+
+@pytest.mark.parametrize("container", _SPARSE_CONTAINERS)
+def test_fit_resample_keeps_the_sparse_format(wine_noisy, container):
+    """CSC in -> CSC out (and so on), sparse arrays stay arrays, matrices matrices."""
+    import scipy.sparse as sp
+
+    X, _, y_noisy, _ = wine_noisy
+    X = StandardScaler().fit_transform(X)
+    X[np.abs(X) < 0.5] = 0.0
+    Xs = getattr(sp, container)(X)
+    cleaner = InfluenceCleaner(LogisticRegression(max_iter=1000))
+    X_c, y_c = cleaner.fit_resample(Xs, y_noisy)
+    assert cleaner.n_issues_ > 0
+    assert type(X_c) is type(Xs) and X_c.format == Xs.format and X_c.dtype == Xs.dtype
+    np.testing.assert_array_equal(X_c.toarray(), X[~cleaner.issues_])
+    np.testing.assert_array_equal(y_c, y_noisy[~cleaner.issues_])
+    # CleanClassifier refits on the same cleaned rows whatever the format
+    clf = CleanClassifier(LogisticRegression(max_iter=1000)).fit(Xs, y_noisy)
+    keep = ~clf.cleaned_mask_
+    ref = LogisticRegression(max_iter=1000).fit(getattr(sp, container)(X[keep]), y_noisy[keep])
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-12)
+
+
+def test_fit_resample_lists_stay_lists(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    X = StandardScaler().fit_transform(X)
+    names = np.array(["barolo", "grignolino", "barbera"])
+    X_list, y_list = X.tolist(), names[y_noisy].tolist()
+    cleaner = InfluenceCleaner(LogisticRegression(max_iter=1000))
+    X_c, y_c = cleaner.fit_resample(X_list, y_list)
+    keep = np.flatnonzero(~cleaner.issues_)
+    assert cleaner.n_issues_ > 0
+    assert isinstance(X_c, list) and X_c == [X_list[i] for i in keep]
+    assert isinstance(y_c, list) and y_c == [y_list[i] for i in keep]
+    relabel = InfluenceCleaner(LogisticRegression(max_iter=1000), action="relabel")
+    X_r, y_r = relabel.fit_resample(X_list, y_list)
+    assert X_r is X_list
+    assert isinstance(y_r, list) and y_r == relabel.suggested_labels_.tolist()
+
+
 def test_imblearn_pipeline(wine_noisy):
     imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
     X, _, y_noisy, _ = wine_noisy

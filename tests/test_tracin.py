@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.linear_model import SGDClassifier, SGDRegressor
@@ -190,3 +191,110 @@ _SW = "stochastic training: weighting a point is not the same as repeating it"
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------------------ sparse input and SGD's intercept
+def _sparse_problem(kind, n=40, d=12, seed=0):
+    """Data with ~70% zeros and an offset, so the intercept carries a real share of each
+    gradient; ``kind`` is "binary", "multiclass" or "regression"."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d) * (rng.rand(n, d) < 0.3)
+    z = X @ rng.randn(d) + 0.5 + 0.5 * rng.randn(n)
+    if kind == "binary":
+        return X, (z > 0).astype(int)
+    if kind == "multiclass":
+        return X, np.digitize(z, np.quantile(z, [1 / 3, 2 / 3]))
+    return X, z
+
+
+def _sgd(kind, **params):
+    if kind == "regression":
+        return SGDRegressor(loss="squared_error", penalty=None, random_state=0, **params)
+    return SGDClassifier(loss="log_loss", penalty=None, random_state=0, **params)
+
+
+def _sgd_targets(est, y):
+    """``t`` of each output: +-1 per one-vs-rest problem (classifiers), y (regressor)."""
+    if not hasattr(est, "classes_"):
+        return np.asarray(y, dtype=np.float64)[:, None]
+    cls = est.classes_[1:] if len(est.classes_) == 2 else est.classes_
+    return np.where(np.asarray(y)[:, None] == cls[None, :], 1.0, -1.0)
+
+
+def _sgd_test_loss(est, X, y):
+    """Per-sample loss by hand from ``decision_function`` / ``predict``: summed one-vs-rest
+    log losses, or ``1/2 (y - z)^2``."""
+    t = _sgd_targets(est, y)
+    if not hasattr(est, "classes_"):
+        return 0.5 * (est.predict(X) - t[:, 0]) ** 2
+    Z = est.decision_function(X).reshape(len(t), -1)
+    return np.logaddexp(0.0, -t * Z).sum(1)
+
+
+def _sgd_hand_gradients(est, X, y):
+    """Per-sample gradients ``[dL/dcoef (K*d), dL/dintercept (K)]`` by hand: ``r_k [x, 1]``."""
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    t = _sgd_targets(est, y)
+    Z = X @ np.atleast_2d(est.coef_).T + est.intercept_
+    r = Z - t if not hasattr(est, "classes_") else -t / (1.0 + np.exp(t * Z))
+    coef_part = (r[:, :, None] * X[:, None, :]).reshape(len(X), -1)
+    return np.hstack([coef_part, r])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("container", [np.asarray, sp.csr_matrix, sp.csc_array])
+def test_sgd_tracin_matches_replayed_training(kind, container):
+    """TracIn on dense and sparse input against an independent replay of the training: the
+    same epochs of ``partial_fit``, gradients by hand, the invscaling step of each checkpoint
+    and, on sparse data, scikit-learn's intercept step scaled by its intercept decay."""
+    X, y = _sparse_problem(kind)
+    Xt, yt = X[:6] + 0.3, y[:6]
+    n = len(y)
+    params = dict(learning_rate="invscaling", eta0=0.05, power_t=0.5)
+    tr = TracIn(_sgd(kind, **params), n_epochs=3, checkpoints=[1, 3], random_state=0)
+    tr.fit(container(X), y)
+    sparse = container is not np.asarray
+    assert tr.intercept_decay_ == (0.01 if sparse else 1.0)
+
+    est, rng = _sgd(kind, **params), np.random.RandomState(0)
+    extra = {"classes": np.unique(y)} if kind != "regression" else {}
+    ref, ref_self = 0.0, 0.0
+    for epoch in range(1, 4):
+        order = rng.permutation(n)
+        est.partial_fit(container(X[order]), y[order], **extra)
+        if epoch in (1, 3):
+            eta = 0.05 / (epoch * n) ** 0.5  # step of the epoch's last update, t = epoch * n
+            Gq, Gt = _sgd_hand_gradients(est, Xt, yt), _sgd_hand_gradients(est, X, y)
+            K = Gt.shape[1] // (X.shape[1] + 1)
+            step = np.ones(Gt.shape[1])
+            step[-K:] = 0.01 if sparse else 1.0
+            ref = ref + eta * (Gq * step) @ Gt.T
+            ref_self = ref_self + eta * ((Gt * step) * Gt).sum(1)
+    np.testing.assert_allclose(tr.learning_rates_, 0.05 / (np.array([1, 3]) * n) ** 0.5)
+    np.testing.assert_allclose(tr.transform(container(Xt), yt), ref, rtol=1e-9,
+                               atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(tr.self_influence_, ref_self, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("container", [np.asarray, sp.csr_matrix])
+def test_sgd_one_step_identity(kind, container):
+    """TracIn's defining identity: one more SGD step of size ``h`` on training point ``j``
+    from a checkpoint changes the test loss by ``-h * TracIn_k(j, z) / eta_k`` to first
+    order.  Measured with scikit-learn's own ``partial_fit`` (``h = 1e-6``, no penalty, so
+    the step is ``h * D * grad``); the second-order remainder is O(h), ~1e-6 relative."""
+    X, y = _sparse_problem(kind)
+    Xt, yt = X[:6] + 0.3, y[:6]
+    tr = TracIn(_sgd(kind, learning_rate="constant", eta0=0.05), n_epochs=3, checkpoints=[3],
+                random_state=0).fit(container(X), y)
+    per_unit_step = tr.transform(container(Xt), yt) / tr.learning_rates_[0]
+    h = 1e-6
+    ckpt = tr.checkpoints_[0]
+    loss0 = _sgd_test_loss(ckpt, container(Xt), yt)
+    change = np.empty_like(per_unit_step)
+    for j in range(len(y)):
+        est = copy.deepcopy(ckpt).set_params(eta0=h)
+        est.partial_fit(container(X[j : j + 1]), y[j : j + 1])
+        change[:, j] = (_sgd_test_loss(est, container(Xt), yt) - loss0) / h
+    np.testing.assert_allclose(-change, per_unit_step, rtol=0,
+                               atol=1e-4 * np.abs(per_unit_step).max())

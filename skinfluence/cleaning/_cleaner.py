@@ -5,6 +5,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, clone
 from sklearn.frozen import FrozenEstimator
@@ -53,20 +54,25 @@ def scores_to_proba(Z, n_classes):
 
 
 def _take(X, mask):
-    """Row-select ``X`` keeping its container (pandas, sparse, ndarray, list)."""
+    """Row-select ``X`` keeping its container: pandas (with its index), each sparse format
+    (sparse array or matrix), list, else ndarray."""
+    rows = np.flatnonzero(mask)
     if hasattr(X, "iloc"):
-        return X.iloc[np.flatnonzero(mask)]
+        return X.iloc[rows]
     if isinstance(X, list):
-        return [x for x, keep in zip(X, mask) if keep]
-    if hasattr(X, "tocsr"):  # sparse: CSR supports row indexing for every input format
-        return X.tocsr()[np.flatnonzero(mask)]
+        return [X[i] for i in rows]
+    if sp.issparse(X):
+        # CSR row-indexes every format; converting back keeps CSC, COO, ... as given
+        return X.tocsr()[rows].asformat(X.format)
     return np.asarray(X)[mask]
 
 
 def _replace_labels(y, new_values):
-    """Return ``y`` with all values replaced, keeping a pandas container if given."""
+    """Return ``y`` with all values replaced, keeping a pandas container or a list."""
     if hasattr(y, "iloc"):
         return y.__class__(new_values, index=y.index, name=getattr(y, "name", None))
+    if isinstance(y, list):
+        return new_values.tolist()
     return new_values
 
 
@@ -510,10 +516,14 @@ class InfluenceCleaner(BaseEstimator):
         Returns
         -------
         X_clean : same container as X
-            ``X`` without the flagged rows (``action="remove"``) or ``X``.
+            ``X`` without the flagged rows (``action="remove"``) or ``X``
+            itself.  A DataFrame keeps the index of the kept rows, a sparse
+            matrix or array its format (CSR, CSC, COO, ...), a list stays a
+            list; other array-likes become ndarrays.
         y_clean : same container as y
             The kept labels, or all labels with flagged ones replaced by
-            ``suggested_labels_`` (``action="relabel"``).
+            ``suggested_labels_`` (``action="relabel"``).  A Series keeps its
+            index and name, a list stays a list, others become ndarrays.
         """
         self.fit(X, y, sample_weight=sample_weight)
         return self._apply(X, y, self.issues_)
