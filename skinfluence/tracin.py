@@ -8,7 +8,6 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
-from sklearn.linear_model._base import SPARSE_INTERCEPT_DECAY
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -17,6 +16,11 @@ from .objectives import make_objective
 from .utils._delegation import DelegatingMixin, top_k_over_blocks
 from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
 from .utils._progress import progress
+
+try:  # scikit-learn's factor on intercept steps of SGD over sparse data (make_dataset)
+    from sklearn.linear_model._base import SPARSE_INTERCEPT_DECAY
+except ImportError:  # pragma: no cover - private name moved; the value has been 0.01 for years
+    SPARSE_INTERCEPT_DECAY = 0.01
 
 _SUPPORTED = ("SGDClassifier", "SGDRegressor", "MLPClassifier", "MLPRegressor")
 # training gradients are materialised this many float64 entries at a time (64 MiB)
