@@ -244,6 +244,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
+        self.objective_.check_minimum()
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
             # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
             # networks, whose stochastic fits are rarely stationary to 1% by design

@@ -299,6 +299,38 @@ def test_singular_hessian_is_damped_with_warning():
     assert np.all(np.isfinite(inf.transform(Xtdup, yt)))
 
 
+def test_unpenalised_logistic_on_separable_data_is_refused():
+    """Without a penalty, separable data have no optimum: the coefficients only say where the
+    solver stopped, and so would any influence. A model that classifies every training point
+    correctly certifies separability."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y2 = (X @ np.array([1.0, -2.0]) + 0.3 > 0).astype(int)
+    y0 = (X @ np.array([1.0, -2.0]) > 0).astype(int)  # separable through the origin
+    y3 = np.digitize(X @ np.array([1.0, -2.0]), [-1.0, 1.0])
+    exact = dict(solver="newton-cholesky", tol=1e-12, max_iter=500)
+    for est, y in [(LogisticRegression(C=np.inf), y2),
+                   (LogisticRegression(C=np.inf, **exact), y2),
+                   (LogisticRegression(C=np.inf, fit_intercept=False, **exact), y0),
+                   (LogisticRegression(C=np.inf, max_iter=1000), y3)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the solvers' own convergence complaints
+            fitted = clone(est).fit(X, y)
+            with pytest.raises(ValueError, match="linearly separable.*Use a finite C"):
+                InfluenceFunctions(est).fit(X, y)
+            with pytest.raises(ValueError, match="linearly separable"):
+                InfluenceFunctions(FrozenEstimator(fitted)).fit(X, y)
+    # a penalty has an optimum on the same data; so does the unpenalised model on data
+    # that are not separable, which fits without any warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        InfluenceFunctions(LogisticRegression(C=1.0)).fit(X, y2)
+        Xn, yn, _, _ = _data(2, seed=1)
+        InfluenceFunctions(CASES["unpenalised"]["est"]).fit(Xn, yn)
+        Xn, yn, _, _ = _data(3, seed=1)
+        InfluenceFunctions(CASES["multinomial-unpenalised"]["est"]).fit(Xn, yn)
+
+
 def test_badly_scaled_positive_definite_hessian_is_not_damped():
     """A feature in units of 1e8 leaves the Hessian positive definite, only badly scaled: no
     damping, no warning. The influences are those of the same data in unit scale, since the
