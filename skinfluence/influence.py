@@ -244,6 +244,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
+        self.objective_.check_minimum()
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
             # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
             # networks, whose stochastic fits are rarely stationary to 1% by design
@@ -1074,7 +1075,12 @@ def _refit_without(obj, j, theta, null_space, residual, scale, max_iter=50):
             if null_space is not None:
                 H = H + np.mean(np.abs(np.diag(H))) * (null_space @ null_space.T)
             try:
-                step = la.solve(H, g, assume_a="pos")
+                with warnings.catch_warnings():
+                    # scipy's rcond warning fires on merely badly scaled Hessians (features
+                    # in large units); the gradient test above decides convergence, so an
+                    # inaccurate step costs iterations, never a wrong refit
+                    warnings.simplefilter("ignore", la.LinAlgWarning)
+                    step = la.solve(H, g, assume_a="pos")
             except (la.LinAlgError, ValueError):
                 return None
             t = 1.0

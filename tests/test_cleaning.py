@@ -400,6 +400,24 @@ def test_bad_targets_and_unsupported_estimator():
     assert c.scores_.shape == (40,)
 
 
+@pytest.mark.parametrize("method", ["loo", "self_influence"])
+def test_unpenalised_model_on_separable_data_is_refused(method):
+    """No optimum, no leave-one-out model: the same error as InfluenceFunctions, on the fast
+    leave-one-out path too (fitted here or frozen)."""
+    from sklearn.frozen import FrozenEstimator
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X @ np.array([1.0, -2.0]) + 0.3 > 0).astype(int)
+    est = LogisticRegression(C=np.inf, max_iter=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the solver's own convergence complaints
+        fitted = clone(est).fit(X, y)
+        for model in (est, FrozenEstimator(fitted)):
+            with pytest.raises(ValueError, match="linearly separable"):
+                InfluenceCleaner(model, method=method).fit(X, y)
+
+
 def test_sample_weight_zero_weight_point_is_scored_like_removed():
     X, y = make_classification(120, 5, n_informative=3, random_state=2)
     X = StandardScaler().fit_transform(X)

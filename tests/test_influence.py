@@ -13,6 +13,7 @@ from scipy.stats import pearsonr
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import Lasso, LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -296,6 +297,109 @@ def test_singular_hessian_is_damped_with_warning():
         inf = InfluenceFunctions(LogisticRegression(C=np.inf, max_iter=5000)).fit(Xdup, y)
     assert inf.solver_info_["damping"] > 0
     assert np.all(np.isfinite(inf.transform(Xtdup, yt)))
+
+
+def test_unpenalised_logistic_on_separable_data_is_refused():
+    """Without a penalty, separable data have no optimum: the coefficients only say where the
+    solver stopped, and so would any influence. A model that classifies every training point
+    correctly certifies separability."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y2 = (X @ np.array([1.0, -2.0]) + 0.3 > 0).astype(int)
+    y0 = (X @ np.array([1.0, -2.0]) > 0).astype(int)  # separable through the origin
+    y3 = np.digitize(X @ np.array([1.0, -2.0]), [-1.0, 1.0])
+    exact = dict(solver="newton-cholesky", tol=1e-12, max_iter=500)
+    for est, y in [(LogisticRegression(C=np.inf), y2),
+                   (LogisticRegression(C=np.inf, **exact), y2),
+                   (LogisticRegression(C=np.inf, fit_intercept=False, **exact), y0),
+                   (LogisticRegression(C=np.inf, max_iter=1000), y3)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the solvers' own convergence complaints
+            fitted = clone(est).fit(X, y)
+            with pytest.raises(ValueError, match="linearly separable.*Use a finite C"):
+                InfluenceFunctions(est).fit(X, y)
+            with pytest.raises(ValueError, match="linearly separable"):
+                InfluenceFunctions(FrozenEstimator(fitted)).fit(X, y)
+    # a penalty has an optimum on the same data; so does the unpenalised model on data
+    # that are not separable, which fits without any warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        InfluenceFunctions(LogisticRegression(C=1.0)).fit(X, y2)
+        Xn, yn, _, _ = _data(2, seed=1)
+        InfluenceFunctions(CASES["unpenalised"]["est"]).fit(Xn, yn)
+        Xn, yn, _, _ = _data(3, seed=1)
+        InfluenceFunctions(CASES["multinomial-unpenalised"]["est"]).fit(Xn, yn)
+
+
+def test_badly_scaled_positive_definite_hessian_is_not_damped():
+    """A feature in units of 1e8 leaves the Hessian positive definite, only badly scaled: no
+    damping, no warning. The influences are those of the same data in unit scale, since the
+    unpenalised refits are the same models with that coefficient rescaled."""
+    X, y, Xt, yt = _data(2, seed=1)
+    est = CASES["unpenalised"]["est"]
+    model = clone(est).fit(X, y)
+    ref = InfluenceFunctions(FrozenEstimator(model)).fit(X, y)
+    unit = np.ones(X.shape[1])
+    unit[0] = 1e8
+    scaled = clone(est).fit(X, y)  # the same optimum expressed for the scaled feature
+    scaled.coef_ = model.coef_ / unit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inf = InfluenceFunctions(FrozenEstimator(scaled)).fit(X * unit, y)
+    assert inf.solver_info_["damping"] == 0.0
+    pred = inf.transform(Xt * unit, yt)
+    expected = ref.transform(Xt, yt)
+    np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    np.testing.assert_allclose(inf.self_influence_, ref.self_influence_, rtol=1e-6,
+                               atol=1e-6 * np.abs(ref.self_influence_).max())
+    act, _ = actual_loo(ref, est, X, y, Xt, yt)
+    assert pearsonr(pred.ravel(), act.ravel())[0] >= 0.999
+    np.testing.assert_allclose(pred[:, inf.refined_indices_], act[:, inf.refined_indices_],
+                               atol=1e-6)
+
+
+class _FixedHessian:
+    """The part of an objective the exact solver reads: a given Hessian, no flat directions."""
+
+    def __init__(self, H):
+        self.H = H
+
+    def hessian(self):
+        return self.H.copy()
+
+    def null_space(self):
+        return None
+
+
+def test_exact_solver_tells_ill_conditioned_from_indefinite():
+    from skinfluence.solvers import ExactSolver
+
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    b = rng.normal(size=4)
+    # positive definite, badly scaled: H = D A D with A well conditioned is solved without
+    # damping, to the accuracy A allows
+    A = (Q * np.array([1.0, 2.0, 3.0, 4.0])) @ Q.T
+    d = np.array([1e8, 1.0, 1e-4, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solver = ExactSolver().prepare(_FixedHessian(A * d[:, None] * d[None, :]))
+    assert solver.damping_ == 0.0 and solver.min_eigenvalue_ is None
+    exact = np.linalg.solve(A, b / d) / d
+    np.testing.assert_allclose(solver.solve(b), exact, rtol=1e-10)
+    np.testing.assert_allclose(solver.inverse() @ b, exact, rtol=1e-10)
+    # positive definite but ill-conditioned whatever the scaling: damped, and said so
+    with pytest.warns(RuntimeWarning) as record:
+        solver = ExactSolver().prepare(_FixedHessian((Q * np.array([1e-14, 0.5, 1.0, 1.0])) @ Q.T))
+    message = str(record[0].message)
+    assert "positive definite but too ill-conditioned" in message
+    assert "not positive definite" not in message and "added damping 1e-06" in message
+    assert solver.damping_ == pytest.approx(1e-6)
+    # indefinite: damped past the negative eigenvalue, with the same warning as always
+    with pytest.warns(RuntimeWarning,
+                      match=r"not positive definite \(smallest eigenvalue -0.5, largest 3\)"):
+        solver = ExactSolver().prepare(_FixedHessian((Q * np.array([-0.5, 1.0, 2.0, 3.0])) @ Q.T))
+    assert solver.damping_ == pytest.approx(0.5 + 3e-6)
 
 
 def test_explicit_damping_is_used():

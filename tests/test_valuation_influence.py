@@ -124,3 +124,12 @@ def test_errors(task):
         removal_parameter_change(inf, [0], order=3)
     with pytest.raises(ValueError, match="indices"):
         removal_parameter_change(inf, [100])
+
+
+def test_unpenalised_model_on_separable_data_is_refused():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 2))
+    y = (X @ np.array([1.0, -2.0]) + 0.3 > 0).astype(int)
+    est = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=500)
+    with pytest.raises(ValueError, match="linearly separable"):
+        InfluenceValuation(est).fit(X[:60], y[:60], X_val=X[60:], y_val=y[60:])

@@ -426,6 +426,7 @@ class InfluenceCleaner(BaseEstimator):
 
         try:
             obj = make_objective(self.estimator_, X, y, sample_weight)
+            obj.check_minimum()
         except (TypeError, ValueError):
             return None  # unsupported here: InfluenceFunctions raises the clear error
         user_frozen = isinstance(self.estimator_, FrozenEstimator)

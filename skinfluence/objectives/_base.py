@@ -152,6 +152,15 @@ class Objective(ABC):
         """
         return None
 
+    def check_minimum(self):
+        """Raise ``ValueError`` when ``J`` provably has no minimiser on the training data.
+
+        Influence, leave-one-out outputs and refits are all defined through the
+        optimum; without one the fitted parameters are wherever the solver stopped.
+        Families that can certify this (unpenalised logistic regression on
+        separable data) override it; the default checks nothing.
+        """
+
     def removal_reweighting(self):
         """How removing a point changes the *other* points' weights, if it does.
 

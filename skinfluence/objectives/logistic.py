@@ -196,6 +196,37 @@ class LogisticObjective(LinearObjective):
     def encode_target(self, y):
         return encode_classes(self.classes, y)
 
+    def check_minimum(self):
+        """Refuse an unpenalised model whose training data are linearly separable.
+
+        If the fitted parameters classify every (positively weighted) training
+        point correctly, scaling them by ``t -> inf`` drives every loss to zero: the
+        unpenalised log-loss has no minimiser and the fitted coefficients only
+        reflect where the solver stopped.  This certificate is exact (no false
+        alarms) and costs one pass over the training outputs.
+        """
+        if self.coef_penalty != 0.0 or self.n_train == 0:
+            return
+        Z = self.outputs(self.X)
+        rows = np.flatnonzero(self.weights > 0)
+        Z, y = Z[rows], self.y[rows]
+        if self.binary:
+            margins = np.where(y == 1, Z[:, 0], -Z[:, 0])
+        else:
+            true = Z[np.arange(rows.size), y]
+            Z = Z.copy()
+            Z[np.arange(rows.size), y] = -np.inf
+            margins = true - Z.max(axis=1)
+        if rows.size and np.all(margins > 0):
+            raise ValueError(
+                "LogisticRegression without a penalty (C=np.inf) has no optimum on these "
+                f"training data: they are linearly separable (the fitted model classifies all "
+                f"{rows.size} of them correctly, so scaling its coefficients up lowers the loss "
+                "without bound). Its coefficients are wherever the solver stopped and a refit "
+                "without a point is not defined, so neither are influences or leave-one-out "
+                "values. Use a finite C (an L2 penalty)."
+            )
+
     def removal_weights(self, j):
         w = super().removal_weights(j)
         if getattr(self.estimator, "class_weight", None) == "balanced":

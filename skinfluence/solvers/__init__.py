@@ -2,7 +2,7 @@
 
 * :class:`ExactSolver` -- Cholesky factorisation of the dense Hessian (with a
   pseudo-inverse on the objective's documented flat directions and damping,
-  with a warning, when the Hessian is not positive definite);
+  with a warning, when the Hessian is not positive definite or too ill-conditioned);
 * :class:`CGSolver` -- matrix-free, batched, Jacobi-preconditioned conjugate
   gradients on Hessian-vector products;
 * :class:`LissaSolver` -- the LiSSA / Neumann-series recursion.
