@@ -359,10 +359,11 @@ def cmd_explain(args):
     task = _task(args)
     table, plan, X, y = _load(args, console, task)
     n = table.n_rows
-    row = args.row if args.row >= 0 else n + args.row
+    row = args.row
     if not 0 <= row < n:
-        raise UsageError(f"--row {args.row} is out of range: the file has {n} data rows "
-                         f"(0 to {n - 1}).")
+        # no counting from the end: -1 is too easily a typo or a "no row" marker
+        raise UsageError(f"--row {row} is out of range: the file has {n} data rows, "
+                         f"numbered 0 to {n - 1} (header not counted).")
     if task == "classification":
         _check_class_sizes(y, console)
     estimator = make_model(args.model, task, args.random_state)
@@ -791,7 +792,7 @@ def build_parser():
     )
     _add_data_arguments(p)
     p.add_argument("--row", "-r", type=int, required=True, metavar="N",
-                   help="row to explain, counting data rows from 0 (negative counts from the end)")
+                   help="row to explain, counting data rows from 0 (header not counted)")
     p.add_argument("-k", type=_pos_int, default=5, metavar="K",
                    help="number of helpful and of harmful rows (default: 5)")
     p.add_argument("--against", choices=["prediction", "label"], default="prediction",

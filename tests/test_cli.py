@@ -180,6 +180,10 @@ def test_row_out_of_range(shop_csv):
     path, _, _ = shop_csv
     assert_user_error(run("explain", path, "--target", "status", "--row", 160),
                       "out of range", "0 to 159")
+    # rows do not count from the end: -1 is an error, not silently the last row
+    proc = run("explain", path, "--target", "status", "--row", -1)
+    assert_user_error(proc, "--row -1 is out of range", "0 to 159")
+    assert "fitting" not in proc.stderr
     assert_user_error(run("label-issues", path, "--target", "status", "--method", "loss",
                           "--plot", Path(path).parent / "no" / "such" / "dir.png"),
                       "cannot save the plot")
@@ -270,7 +274,7 @@ def test_explain_regression_target(tmp_path):
     path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "price"],
                      [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
     out = tmp_path / "why.csv"
-    proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2,
+    proc = run("explain", path, "--target", "price", "--row", 39, "--regression", "-k", 2,
                "-o", out, "--plot", tmp_path / "why.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "why.png").stat().st_size > 1000
