@@ -13,7 +13,9 @@ traceback), 1 unexpected failure.
 
 import argparse
 import csv
+import os
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -104,21 +106,66 @@ def _unique_names(existing, wanted):
     return out
 
 
+def _check_writable(path, action="write"):
+    """Fail before any work if ``path`` cannot be written.
+
+    The directory must exist and accept a new file (tried by creating and removing
+    one: os.access says yes to root even on a read-only file system), and the path
+    must not be a directory.  ``action`` words the message: "cannot {action} {path}".
+    """
+    if path is None or path == "-":
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"cannot {action} {path}: that is a directory; give a file name.")
+    folder = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(folder):
+        what = "is a file, not a directory" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"cannot {action} {path}: {folder} {what}.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".skinfluence-", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot {action} {path}: no new file can be made in {folder} "
+                         f"({exc.strerror}).") from None
+    os.close(fd)
+    os.remove(probe)
+
+
 def _write_csv(path, header, rows, delimiter=","):
-    """Write a CSV in the input's dialect (same delimiter) to a file or stdout ('-')."""
+    """Write a CSV in the input's dialect (same delimiter) to a file or stdout ('-').
+
+    A file is written to a temporary file next to it and renamed into place, so
+    a failed write leaves no partial file and any earlier ``path`` untouched.
+    """
     if path == "-":
         writer = csv.writer(sys.stdout, delimiter=delimiter, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
         sys.stdout.flush()
         return
+    target = os.path.realpath(path)  # write through a symlink, as open() would
+    tmp = None
     try:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target),
+                                   prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, delimiter=delimiter)
             writer.writerow(header)
             writer.writerows(rows)
+        # mkstemp makes the file private (0600); give it the mode open() would have
+        if os.path.exists(target):
+            mode = os.stat(target).st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        tmp = None
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}.") from None
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}.") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _save_plot(path, draw, console):
@@ -866,10 +913,13 @@ def main(argv=None):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
+        # fail before the work, not after it
+        _check_writable(getattr(args, "output", None))
+        _check_writable(getattr(args, "plot", None), "save the plot to")
         if getattr(args, "plot", None):
             import importlib.util
 
-            if importlib.util.find_spec("matplotlib") is None:  # fail before the work
+            if importlib.util.find_spec("matplotlib") is None:
                 raise UsageError("--plot needs matplotlib: pip install 'skinfluence[plot]'.")
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

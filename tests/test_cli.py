@@ -189,6 +189,70 @@ def test_row_out_of_range(shop_csv):
                       "cannot save the plot")
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "missing_dir", "a_directory"])
+def test_unwritable_output_fails_before_the_work(shop_csv, tmp_path, where):
+    path, _, _ = shop_csv
+    (tmp_path / "afile").write_text("not a directory")
+    out = {"under_a_file": tmp_path / "afile" / "out.csv",
+           "missing_dir": tmp_path / "no" / "such" / "out.csv",
+           "a_directory": tmp_path}[where]
+    proc = run("label-issues", path, "--target", "status", "--output", out)
+    assert_user_error(proc, f"cannot write {out}")
+    # nothing was read or computed first
+    assert "read 160 rows" not in proc.stderr and proc.stdout == ""
+    assert (tmp_path / "afile").read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    picture = tmp_path if where == "a_directory" else out.with_suffix(".png")
+    proc = run("value", path, "--target", "status", "--plot", picture)
+    assert_user_error(proc, f"cannot save the plot to {picture}")
+    assert "read 160 rows" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_failed_write_leaves_no_partial_file(shop_csv, tmp_path, monkeypatch, capsys, existing):
+    import errno
+
+    from skinfluence import cli
+
+    path, _, _ = shop_csv
+    out = tmp_path / "ranked.csv"
+    if existing:
+        out.write_text("an earlier result\n")
+    real_writer = csv.writer
+
+    class FullDisk:
+        """A csv writer that writes 20 rows, then fails like a full disk."""
+
+        def __init__(self, fh, **kwargs):
+            self.writer = real_writer(fh, **kwargs)
+
+        def writerow(self, row):
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            self.writer.writerows(list(rows)[:20])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    argv = ["label-issues", str(path), "-t", "status", "--method", "loss", "-q", "-o", str(out)]
+    monkeypatch.setattr(cli.csv, "writer", FullDisk)
+    assert cli.main(argv) == 2
+    assert "cannot write" in capsys.readouterr().err
+    if existing:  # the earlier file is untouched
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.csv"]
+        assert out.read_text() == "an earlier result\n"
+    else:  # no partial file, no temporary file
+        assert list(tmp_path.iterdir()) == []
+    # a write that succeeds replaces the file whole, with the usual permissions
+    monkeypatch.setattr(cli.csv, "writer", real_writer)
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.csv"]
+    assert len(read_out(out)[1]) == 160
+    umask = os.umask(0)
+    os.umask(umask)
+    if not existing:
+        assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 # ----------------------------------------------------------------- label-issues
 def test_label_issues_output_and_fidelity(shop_csv, tmp_path):
     from skinfluence import InfluenceCleaner
