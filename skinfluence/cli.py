@@ -106,6 +106,12 @@ def _unique_names(existing, wanted):
     return out
 
 
+def _num(value, decimal="."):
+    """A float cell for the output CSV, in the input's decimal mark."""
+    text = repr(float(value))
+    return text.replace(".", ",") if decimal == "," else text
+
+
 def _check_writable(path, action="write"):
     """Fail before any work if ``path`` cannot be written.
 
@@ -230,6 +236,7 @@ def _load(args, console, task="classification"):
         args.target,
         task=task,
         delimiter=args.delimiter,
+        decimal=args.decimal,
         id_columns=_split_names(args.id_columns),
         categorical=_split_names(args.categorical),
         numeric=_split_names(args.numeric),
@@ -239,6 +246,8 @@ def _load(args, console, task="classification"):
         f"read {table.n_rows} rows from {args.data}; {len(plan.features)} feature column(s) "
         f"-> {X.shape[1]} model input(s)"
     )
+    if args.verbose or table.delimiter != "," or table.decimal != ".":
+        console.progress(_dialect(table))
     if args.verbose:
         console.progress(plan.describe())
     else:
@@ -247,6 +256,22 @@ def _load(args, console, task="classification"):
     for text in notes:
         console.note(text)
     return table, plan, X, y
+
+
+def _dialect(table):
+    """One line saying how the file's separator and decimal mark were settled."""
+    sep = "tab" if table.delimiter == "\t" else repr(table.delimiter)
+    sep_how = "guessed" if table.guessed["delimiter"] else "given"
+    if not table.guessed["decimal"]:
+        dec_how = "given"
+    elif table.decimal_evidence:
+        names = table.decimal_evidence
+        dec_how = "guessed from column(s) " + ", ".join(names[:4]) + (
+            f", ... ({len(names) - 4} more)" if len(names) > 4 else "")
+    else:
+        dec_how = "guessed"
+    return (f"separator {sep} ({sep_how}), decimal mark {table.decimal!r} ({dec_how}); "
+            "--delimiter and --decimal set them")
 
 
 def _task(args):
@@ -302,7 +327,8 @@ def cmd_label_issues(args):
     header = table.header + extra
     out_rows = [
         table.rows[i]
-        + [str(i), repr(float(scores[i])), str(y[i]), str(suggested[i]), str(bool(issues[i]))]
+        + [str(i), _num(scores[i], table.decimal), str(y[i]), str(suggested[i]),
+           str(bool(issues[i]))]
         for i in order
     ]
     n_issues = int(issues.sum())
@@ -445,7 +471,7 @@ def cmd_explain(args):
             itself |= j == row
             rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), str(y[j])]
                         + [table.rows[j][table.header.index(c)] for c in keep])
-            out_rows.append([kind, str(rank), str(j), repr(float(v))] + table.rows[j])
+            out_rows.append([kind, str(rank), str(j), _num(v, table.decimal)] + table.rows[j])
         console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
         console.say(_format_table(["rank", "row", value_name, plan.target] + keep, rows))
     if itself:
@@ -515,7 +541,7 @@ def cmd_value(args):
     X_val = y_val = None
     if args.validation:
         _, X_val, y_val = load_validation(args.validation, plan, task=task,
-                                          delimiter=args.delimiter)
+                                          delimiter=args.delimiter, decimal=args.decimal)
         console.progress(f"validation: {len(y_val)} rows from {args.validation}")
     estimator = make_model(args.model, task, args.random_state)
     if args.method == "knn-shapley" and X_val is None:
@@ -527,7 +553,7 @@ def cmd_value(args):
                         verbose=int(not args.quiet and args.output != "-"))
     order = np.lexsort((np.arange(len(values)), values))  # least valuable first
     extra = _unique_names(table.header, ["row", "value", "rank"])
-    out_rows = [table.rows[i] + [str(i), repr(float(values[i])), str(r)]
+    out_rows = [table.rows[i] + [str(i), _num(values[i], table.decimal), str(r)]
                 for r, i in enumerate(order, start=1)]
     console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
                 f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")
@@ -761,13 +787,25 @@ def _add_data_arguments(p, *, models_help=True):
     p.add_argument("--numeric", metavar="A,B",
                    help="columns to use as numbers even if they look like identifiers")
     p.add_argument("--ignore", metavar="A,B", help="columns not to use as features")
-    p.add_argument("--delimiter", metavar="CHAR", help="field separator (default: guessed)")
+    p.add_argument("--delimiter", "--sep", type=_separator, metavar="CHAR",
+                   help="field separator: one character, or 'tab' (default: guessed)")
+    p.add_argument("--decimal", choices=[".", ","], metavar="MARK",
+                   help="decimal mark of the numbers, '.' or ',' (default: ',' only in a file "
+                   "not separated by commas whose numbers are written like 0,25)")
     p.add_argument("--show", type=_nonneg_int, default=10, metavar="N",
                    help="rows to print (default: 10)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="also save a picture of the result (needs matplotlib)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed for models that use randomness (default: 0)")
+
+
+def _separator(text):
+    if text.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {text!r}")
+    return text
 
 
 def _nonneg_int(text):

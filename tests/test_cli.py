@@ -428,6 +428,84 @@ def test_semicolon_csv_keeps_its_dialect_and_typos_get_a_hint(tmp_path):
     assert len(out) == 31 and all(line.count(";") == 6 for line in out)
 
 
+def _mixed_rows(n=90, seed=11):
+    """Rows of (height, weight, count, colour, label): decimals with signs, an integer
+    column, a missing cell and a category."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.normal(size=n), rng.normal(size=n)
+    count = rng.integers(0, 9, n)
+    colour = rng.choice(["red", "green"], n)
+    label = np.where(h - 0.7 * w + 0.2 * (colour == "red") + 0.4 * rng.normal(size=n) > 0,
+                     "pos", "neg")
+    rows = [[f"{h[i]:.4f}", "" if i == 4 else f"{w[i]:.3f}", str(count[i]), colour[i],
+             label[i]] for i in range(n)]
+    return ["height", "weight", "count", "colour", "label"], rows
+
+
+def test_decimal_commas_are_numbers(tmp_path):
+    header, rows = _mixed_rows()
+    dot = write_csv(tmp_path / "dot.csv", header, rows)
+    comma = tmp_path / "comma.csv"
+    comma.write_text("\n".join(";".join(r) for r in [header] + [
+        [c.replace(".", ",") for c in row] for row in rows]) + "\n")
+    assert "-0,".encode() in comma.read_bytes()
+    for command in (["label-issues", "--method", "loss"], ["value"]):
+        ref = run(*command[:1], dot, "-t", "label", *command[1:], "-o", "-")
+        got = run(*command[:1], comma, "-t", "label", *command[1:], "-o", "-")
+        assert ref.returncode == 0 and got.returncode == 0, (ref.stderr, got.stderr)
+        assert "separator ';' (guessed), decimal mark ',' (guessed from column(s) height, " \
+               "weight)" in got.stderr
+        # the same features: 3 numbers + 2 one-hot colours, as with decimal points
+        assert "4 feature column(s) -> 5 model input(s)" in ref.stderr
+        assert "4 feature column(s) -> 5 model input(s)" in got.stderr
+        # and the same result, in the input's dialect (the cells parse to the same floats)
+        ref_rows = list(csv.reader(io.StringIO(ref.stdout)))
+        got_rows = list(csv.reader(io.StringIO(got.stdout), delimiter=";"))
+        assert len(got_rows) == len(ref_rows) == 91
+        assert [[c.replace(",", ".") for c in r] for r in got_rows] == ref_rows
+    # --decimal overrides the guess
+    proc = run("value", comma, "-t", "label", "--decimal", ".", "--sep", ";", "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert "separator ';' (given), decimal mark '.' (given)" in proc.stderr
+    assert "-> 5 model input(s)" not in proc.stderr  # the decimals are text again
+
+
+def test_decimal_guess_never_misreads_commas(tmp_path):
+    header, rows = _mixed_rows(n=20)
+
+    def table(name, text, **kwargs):
+        (tmp_path / name).write_text(text)
+        return read_csv(str(tmp_path / name), **kwargs)
+
+    # a comma-separated file, even with quoted decimal commas, reads '.'
+    t = table("c.csv", "a,b,y\n" + "".join(f'"{i},5",{i},x\n' for i in range(12)))
+    assert (t.delimiter, t.decimal, t.header) == (",", ".", ["a", "b", "y"])
+    # ... and so does a comma-separated file read with a wrong --delimiter
+    t = table("c2.csv", "a,b\n" + "".join(f"{i},{i + 1}\n" for i in range(12)), delimiter=";")
+    assert t.decimal == "."
+    # separator ';', numbers with points, integers, and text: '.'
+    t = table("p.csv", "\n".join(";".join(r) for r in [header] + rows))
+    assert (t.delimiter, t.decimal, t.decimal_evidence) == (";", ".", [])
+    t = table("i.csv", "a;b;y\n" + "".join(f"{i};{i % 3};x\n" for i in range(12)))
+    assert (t.delimiter, t.decimal) == (";", ".")
+    # commas in one column and points in another: '.', and the user is told
+    text = "a;b;y\n" + "".join(f"{i},5;{i}.25;{i % 2}\n" for i in range(12))
+    t = table("m.csv", text)
+    assert t.decimal == "." and t.decimal_conflict == (["a"], ["b"])
+    _, plan, _, _, notes = load_table(str(tmp_path / "m.csv"), "y")
+    assert plan.numeric == ["b"]
+    assert any("decimal commas" in n and "--decimal ," in n for n in notes)
+    # tab-separated with decimal commas: ','; given explicitly, no guess
+    t = table("t.csv", "a\tb\ty\n" + "".join(f"-{i},5\t{i}\tx\n" for i in range(12)))
+    assert (t.delimiter, t.decimal, t.decimal_evidence) == ("\t", ",", ["a"])
+    t = read_csv(str(tmp_path / "t.csv"), decimal=".")
+    assert t.decimal == "." and not t.guessed["decimal"]
+    # with decimal commas a point is junk (it could group thousands), named in the error
+    text = "a;y\n" + "".join(f"{i},5;{i % 2}\n" for i in range(12)).replace("3,5", "3.5")
+    assert_user_error(run("label-issues", table("j.csv", text).path, "-t", "y"),
+                      "'3.5'", "decimal mark ','")
+
+
 def test_label_issues_with_mlp(shop_csv):
     path, flip, _ = shop_csv
     proc = run("label-issues", path, "-t", "status", "--model", "mlp", "-o", "-")
