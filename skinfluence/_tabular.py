@@ -6,7 +6,9 @@ module only, so the command line needs no pandas.
 The steps are:
 
 1. :func:`read_csv` reads the file into a header and a list of string rows,
-   with clear errors for a missing or empty file, ragged rows and encodings.
+   with clear errors for a missing or empty file, ragged rows and encodings,
+   and settles the separator and the decimal mark (``,`` in files like
+   ``1,5;2,25;yes``).
 2. :func:`infer_columns` decides for every column whether it is the target,
    a numeric feature, a categorical feature or an identifier (kept in the
    output, never used as a feature).  A column that is numeric except for a
@@ -21,6 +23,7 @@ import difflib
 import io
 import math
 import os
+import re
 
 import numpy as np
 
@@ -40,6 +43,11 @@ MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
 # A string column with at least this many rows whose values are all distinct is an identifier.
 _MIN_ROWS_FOR_ID = 5
 
+# Cells that decide the decimal mark of a file whose separator is not a comma.
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
+_POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
 
 class DataError(ValueError):
     """The input data cannot be used; the message says why and how to fix it."""
@@ -58,13 +66,27 @@ class Table:
         Data rows (header excluded), each as long as ``header``.
     delimiter : str
         The field separator found in (or given for) the file.
+    decimal : str
+        The decimal mark of its numbers, ``"."`` or ``","``.
+    guessed : dict
+        How the dialect was settled: ``"delimiter"`` and ``"decimal"`` are True
+        when guessed from the content rather than given.
+    decimal_evidence : list of str
+        Columns whose cells made the guess ``decimal=","`` (empty otherwise).
+    decimal_conflict : tuple of (list of str, list of str)
+        Columns written with decimal commas and columns written with decimal
+        points, when a file has both and the guess fell back to ``"."``.
     """
 
-    def __init__(self, path, header, rows, delimiter=","):
+    def __init__(self, path, header, rows, delimiter=",", decimal="."):
         self.path = path
         self.header = header
         self.rows = rows
         self.delimiter = delimiter
+        self.decimal = decimal
+        self.guessed = {"delimiter": False, "decimal": False}
+        self.decimal_evidence = []
+        self.decimal_conflict = None
 
     @property
     def n_rows(self):
@@ -129,7 +151,7 @@ def _rows_list(indices, limit=5):
     return shown
 
 
-def read_csv(path, delimiter=None):
+def read_csv(path, delimiter=None, decimal=None):
     """Read a CSV file into a :class:`Table`.
 
     Parameters
@@ -138,6 +160,11 @@ def read_csv(path, delimiter=None):
         File name; ``"-"`` reads standard input.
     delimiter : str or None, default=None
         Field separator; sniffed among ``, ; tab |`` when None.
+    decimal : {".", ",", None}, default=None
+        Decimal mark of the numbers.  When None it is ``","`` only if the
+        separator is not a comma and some column holds numbers written with
+        decimal commas (``0,2202``) and no column holds decimal points; a
+        comma-separated file is always read with ``"."``.
 
     Returns
     -------
@@ -171,6 +198,9 @@ def read_csv(path, delimiter=None):
             text = raw.decode("latin-1")
     if not text.strip():
         raise DataError(f"{path} is empty.")
+    if decimal not in (None, ".", ","):
+        raise DataError(f"decimal mark must be '.' or ',', got {decimal!r}.")
+    guessed_delimiter = delimiter is None
     if delimiter is None:
         try:
             delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
@@ -202,16 +232,61 @@ def read_csv(path, delimiter=None):
         rows.append(rec)
     if not rows:
         raise DataError(f"{path} has a header but no data rows.")
-    return Table(path, header, rows, delimiter)
+    table = Table(path, header, rows, delimiter)
+    table.guessed["delimiter"] = guessed_delimiter
+    if decimal is None:
+        table.guessed["decimal"] = True
+        decimal, table.decimal_evidence, table.decimal_conflict = _guess_decimal(table)
+    table.decimal = decimal
+    return table
 
 
-def _parse_floats(cells):
-    """Floats for the cells (NaN where missing) and the positions of unparseable cells."""
+def _guess_decimal(table, max_junk_fraction=0.25):
+    """Decimal mark of ``table``'s numbers: ``(mark, evidence, conflict)``.
+
+    A comma is the decimal mark only in a file not separated by commas whose
+    header has no comma (so a comma-separated file read with the wrong
+    separator does not qualify), where some column holds numbers like
+    ``-0,25`` (and maybe integers) and no column holds numbers like ``0.25``.
+    A column qualifies with up to ``max_junk_fraction`` of other cells, as in
+    :func:`infer_columns`, so that a stray ``3.5`` among ``0,25`` cells is
+    reported as junk rather than turning the whole file to decimal points.
+    """
+    if table.delimiter == "," or any("," in name for name in table.header):
+        return ".", [], None
+    commas, points = [], []
+    for j, name in enumerate(table.header):
+        cells = [row[j].strip() for row in table.rows]
+        cells = [c for c in cells if c.lower() not in MISSING]
+        enough = (1.0 - max_junk_fraction) * len(cells)
+        n_int = sum(bool(_INTEGER.fullmatch(c)) for c in cells)
+        n_comma = sum(bool(_COMMA_DECIMAL.fullmatch(c)) for c in cells)
+        n_point = sum(bool(_POINT_DECIMAL.fullmatch(c)) for c in cells)
+        if n_comma and n_comma + n_int >= enough:
+            commas.append(name)
+        if n_point and n_point + n_int >= enough:
+            points.append(name)
+    if commas and not points:
+        return ",", commas, None
+    return ".", [], (commas, points) if commas else None
+
+
+def _parse_floats(cells, decimal="."):
+    """Floats for the cells (NaN where missing) and the positions of unparseable cells.
+
+    With ``decimal=","`` a cell holding a point is unparseable: the point
+    could group thousands.
+    """
     values = np.full(len(cells), np.nan)
     bad = []
     for i, cell in enumerate(cells):
         if cell.lower() in MISSING:
             continue
+        if decimal == ",":
+            if "." in cell:
+                bad.append(i)
+                continue
+            cell = cell.replace(",", ".")
         try:
             v = float(cell)
         except ValueError:
@@ -327,7 +402,7 @@ def infer_columns(
         if name in categorical:
             plan.categorical.append(name)
             continue
-        values, bad = _parse_floats(cells)
+        values, bad = _parse_floats(cells, table.decimal)
         n_present = len(present)
         if name in numeric and len(bad) == 0:
             plan.numeric.append(name)
@@ -343,11 +418,14 @@ def infer_columns(
             continue
         if len(bad) <= max_junk_fraction * n_present:
             examples = sorted({cells[i] for i in bad[:50]})[:3]
+            other = "." if table.decimal == "," else ","
+            hint = (f" Numbers are read with the decimal mark {table.decimal!r} (--decimal "
+                    "sets it)." if any(other in e for e in examples) else "")
             raise DataError(
                 f"column {name!r} holds numbers except for {len(bad)} cell(s) such as "
                 + ", ".join(repr(e) for e in examples)
-                + f" (data rows {_rows_list(bad)}, counting from 0). Fix or blank those cells, "
-                f"or pass --categorical {name} to treat the column as categories."
+                + f" (data rows {_rows_list(bad)}, counting from 0).{hint} Fix or blank "
+                f"those cells, or pass --categorical {name} to treat the column as categories."
             )
         n_unique = len(set(present.tolist()))
         if n_unique == n_present and n_present >= _MIN_ROWS_FOR_ID:
@@ -379,7 +457,7 @@ def target_values(table, plan, *, task="classification", check_classes=True):
             f"(data rows {_rows_list(missing)}, counting from 0); every row needs a label."
         )
     if task == "regression":
-        values, bad = _parse_floats(cells)
+        values, bad = _parse_floats(cells, table.decimal)
         if len(bad):
             raise DataError(
                 f"target column {plan.target!r} must hold numbers for a regression model, "
@@ -387,7 +465,7 @@ def target_values(table, plan, *, task="classification", check_classes=True):
                 f"(data rows {_rows_list(bad)})."
             )
         return values
-    values, bad = _parse_floats(cells)
+    values, bad = _parse_floats(cells, table.decimal)
     if len(bad) == 0 and np.all(values == np.round(values)):
         # integral numbers: "1", "1.0" and "01" are the same class
         labels = np.array([str(int(v)) for v in values], dtype=object)
@@ -415,7 +493,7 @@ def feature_matrix(table, plan):
     n = table.n_rows
     X = np.empty((n, len(plan.features)), dtype=object)
     for j, name in enumerate(plan.numeric):
-        X[:, j] = _parse_floats(table.column(name))[0]
+        X[:, j] = _parse_floats(table.column(name), table.decimal)[0]
     offset = len(plan.numeric)
     for j, name in enumerate(plan.categorical):
         cells = table.column(name)
@@ -459,12 +537,15 @@ def load_table(
     *,
     task="classification",
     delimiter=None,
+    decimal=None,
     id_columns=(),
     categorical=(),
     numeric=(),
     ignore=(),
 ):
     """Read a CSV and turn it into features and labels.
+
+    ``delimiter`` and ``decimal`` are passed to :func:`read_csv` (None: guessed).
 
     Returns
     -------
@@ -477,7 +558,7 @@ def load_table(
     notes : list of str
         Things the user should know (imputed values, dropped columns).
     """
-    table = read_csv(path, delimiter=delimiter)
+    table = read_csv(path, delimiter=delimiter, decimal=decimal)
     plan = infer_columns(
         table, target, id_columns=id_columns, categorical=categorical, numeric=numeric,
         ignore=ignore,
@@ -485,6 +566,13 @@ def load_table(
     y = target_values(table, plan, task=task)
     raw = feature_matrix(table, plan)
     notes = []
+    if table.decimal_conflict:
+        commas, points = table.decimal_conflict
+        notes.append(
+            f"column(s) {_short_list(commas, 4)} hold numbers with decimal commas but "
+            f"{_short_list(points, 4)} use decimal points; numbers were read with '.', so the "
+            "former are not numeric (pass --decimal , if commas are the decimal mark)."
+        )
     n_missing = 0
     cols_missing = 0
     for name in plan.features:
@@ -502,7 +590,7 @@ def load_table(
     return table, plan, X, y, notes
 
 
-def load_validation(path, plan, *, task="classification", delimiter=None):
+def load_validation(path, plan, *, task="classification", delimiter=None, decimal=None):
     """Read a second CSV with the same columns and map it with the fitted preprocessing.
 
     Parameters
@@ -510,6 +598,8 @@ def load_validation(path, plan, *, task="classification", delimiter=None):
     path : str
     plan : ColumnPlan
         As returned by :func:`load_table` (holds the fitted ``preprocessor``).
+    delimiter, decimal : str or None
+        As for :func:`read_csv` (None: guessed from this file).
 
     Returns
     -------
@@ -517,7 +607,7 @@ def load_validation(path, plan, *, task="classification", delimiter=None):
     X : ndarray of shape (n_rows, n_features)
     y : ndarray of shape (n_rows,)
     """
-    table = read_csv(path, delimiter=delimiter)
+    table = read_csv(path, delimiter=delimiter, decimal=decimal)
     missing = [c for c in plan.features + [plan.target] if c not in table.header]
     if missing:
         raise DataError(
@@ -525,7 +615,7 @@ def load_validation(path, plan, *, task="classification", delimiter=None):
         )
     for name in plan.numeric:
         cells = table.column(name)
-        bad = _parse_floats(cells)[1]
+        bad = _parse_floats(cells, table.decimal)[1]
         if len(bad):
             raise DataError(
                 f"{path}: column {name!r} should hold numbers but has {len(bad)} cell(s) such "

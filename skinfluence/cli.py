@@ -13,7 +13,9 @@ traceback), 1 unexpected failure.
 
 import argparse
 import csv
+import os
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -104,21 +106,72 @@ def _unique_names(existing, wanted):
     return out
 
 
+def _num(value, decimal="."):
+    """A float cell for the output CSV, in the input's decimal mark."""
+    text = repr(float(value))
+    return text.replace(".", ",") if decimal == "," else text
+
+
+def _check_writable(path, action="write"):
+    """Fail before any work if ``path`` cannot be written.
+
+    The directory must exist and accept a new file (tried by creating and removing
+    one: os.access says yes to root even on a read-only file system), and the path
+    must not be a directory.  ``action`` words the message: "cannot {action} {path}".
+    """
+    if path is None or path == "-":
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"cannot {action} {path}: that is a directory; give a file name.")
+    folder = os.path.dirname(os.path.realpath(path))
+    if not os.path.isdir(folder):
+        what = "is a file, not a directory" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"cannot {action} {path}: {folder} {what}.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".skinfluence-", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot {action} {path}: no new file can be made in {folder} "
+                         f"({exc.strerror}).") from None
+    os.close(fd)
+    os.remove(probe)
+
+
 def _write_csv(path, header, rows, delimiter=","):
-    """Write a CSV in the input's dialect (same delimiter) to a file or stdout ('-')."""
+    """Write a CSV in the input's dialect (same delimiter) to a file or stdout ('-').
+
+    A file is written to a temporary file next to it and renamed into place, so
+    a failed write leaves no partial file and any earlier ``path`` untouched.
+    """
     if path == "-":
         writer = csv.writer(sys.stdout, delimiter=delimiter, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
         sys.stdout.flush()
         return
+    target = os.path.realpath(path)  # write through a symlink, as open() would
+    tmp = None
     try:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target),
+                                   prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh, delimiter=delimiter)
             writer.writerow(header)
             writer.writerows(rows)
+        # mkstemp makes the file private (0600); give it the mode open() would have
+        if os.path.exists(target):
+            mode = os.stat(target).st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        tmp = None
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}.") from None
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}.") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _save_plot(path, draw, console):
@@ -183,6 +236,7 @@ def _load(args, console, task="classification"):
         args.target,
         task=task,
         delimiter=args.delimiter,
+        decimal=args.decimal,
         id_columns=_split_names(args.id_columns),
         categorical=_split_names(args.categorical),
         numeric=_split_names(args.numeric),
@@ -192,6 +246,8 @@ def _load(args, console, task="classification"):
         f"read {table.n_rows} rows from {args.data}; {len(plan.features)} feature column(s) "
         f"-> {X.shape[1]} model input(s)"
     )
+    if args.verbose or table.delimiter != "," or table.decimal != ".":
+        console.progress(_dialect(table))
     if args.verbose:
         console.progress(plan.describe())
     else:
@@ -200,6 +256,22 @@ def _load(args, console, task="classification"):
     for text in notes:
         console.note(text)
     return table, plan, X, y
+
+
+def _dialect(table):
+    """One line saying how the file's separator and decimal mark were settled."""
+    sep = "tab" if table.delimiter == "\t" else repr(table.delimiter)
+    sep_how = "guessed" if table.guessed["delimiter"] else "given"
+    if not table.guessed["decimal"]:
+        dec_how = "given"
+    elif table.decimal_evidence:
+        names = table.decimal_evidence
+        dec_how = "guessed from column(s) " + ", ".join(names[:4]) + (
+            f", ... ({len(names) - 4} more)" if len(names) > 4 else "")
+    else:
+        dec_how = "guessed"
+    return (f"separator {sep} ({sep_how}), decimal mark {table.decimal!r} ({dec_how}); "
+            "--delimiter and --decimal set them")
 
 
 def _task(args):
@@ -255,7 +327,8 @@ def cmd_label_issues(args):
     header = table.header + extra
     out_rows = [
         table.rows[i]
-        + [str(i), repr(float(scores[i])), str(y[i]), str(suggested[i]), str(bool(issues[i]))]
+        + [str(i), _num(scores[i], table.decimal), str(y[i]), str(suggested[i]),
+           str(bool(issues[i]))]
         for i in order
     ]
     n_issues = int(issues.sum())
@@ -359,10 +432,11 @@ def cmd_explain(args):
     task = _task(args)
     table, plan, X, y = _load(args, console, task)
     n = table.n_rows
-    row = args.row if args.row >= 0 else n + args.row
+    row = args.row
     if not 0 <= row < n:
-        raise UsageError(f"--row {args.row} is out of range: the file has {n} data rows "
-                         f"(0 to {n - 1}).")
+        # no counting from the end: -1 is too easily a typo or a "no row" marker
+        raise UsageError(f"--row {row} is out of range: the file has {n} data rows, "
+                         f"numbered 0 to {n - 1} (header not counted).")
     if task == "classification":
         _check_class_sizes(y, console)
     estimator = make_model(args.model, task, args.random_state)
@@ -397,7 +471,7 @@ def cmd_explain(args):
             itself |= j == row
             rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), str(y[j])]
                         + [table.rows[j][table.header.index(c)] for c in keep])
-            out_rows.append([kind, str(rank), str(j), repr(float(v))] + table.rows[j])
+            out_rows.append([kind, str(rank), str(j), _num(v, table.decimal)] + table.rows[j])
         console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
         console.say(_format_table(["rank", "row", value_name, plan.target] + keep, rows))
     if itself:
@@ -467,7 +541,7 @@ def cmd_value(args):
     X_val = y_val = None
     if args.validation:
         _, X_val, y_val = load_validation(args.validation, plan, task=task,
-                                          delimiter=args.delimiter)
+                                          delimiter=args.delimiter, decimal=args.decimal)
         console.progress(f"validation: {len(y_val)} rows from {args.validation}")
     estimator = make_model(args.model, task, args.random_state)
     if args.method == "knn-shapley" and X_val is None:
@@ -479,7 +553,7 @@ def cmd_value(args):
                         verbose=int(not args.quiet and args.output != "-"))
     order = np.lexsort((np.arange(len(values)), values))  # least valuable first
     extra = _unique_names(table.header, ["row", "value", "rank"])
-    out_rows = [table.rows[i] + [str(i), repr(float(values[i])), str(r)]
+    out_rows = [table.rows[i] + [str(i), _num(values[i], table.decimal), str(r)]
                 for r, i in enumerate(order, start=1)]
     console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
                 f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")
@@ -713,13 +787,25 @@ def _add_data_arguments(p, *, models_help=True):
     p.add_argument("--numeric", metavar="A,B",
                    help="columns to use as numbers even if they look like identifiers")
     p.add_argument("--ignore", metavar="A,B", help="columns not to use as features")
-    p.add_argument("--delimiter", metavar="CHAR", help="field separator (default: guessed)")
+    p.add_argument("--delimiter", "--sep", type=_separator, metavar="CHAR",
+                   help="field separator: one character, or 'tab' (default: guessed)")
+    p.add_argument("--decimal", choices=[".", ","], metavar="MARK",
+                   help="decimal mark of the numbers, '.' or ',' (default: ',' only in a file "
+                   "not separated by commas whose numbers are written like 0,25)")
     p.add_argument("--show", type=_nonneg_int, default=10, metavar="N",
                    help="rows to print (default: 10)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="also save a picture of the result (needs matplotlib)")
     p.add_argument("--random-state", type=int, default=0, metavar="SEED",
                    help="seed for models that use randomness (default: 0)")
+
+
+def _separator(text):
+    if text.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {text!r}")
+    return text
 
 
 def _nonneg_int(text):
@@ -791,7 +877,7 @@ def build_parser():
     )
     _add_data_arguments(p)
     p.add_argument("--row", "-r", type=int, required=True, metavar="N",
-                   help="row to explain, counting data rows from 0 (negative counts from the end)")
+                   help="row to explain, counting data rows from 0 (header not counted)")
     p.add_argument("-k", type=_pos_int, default=5, metavar="K",
                    help="number of helpful and of harmful rows (default: 5)")
     p.add_argument("--against", choices=["prediction", "label"], default="prediction",
@@ -865,10 +951,13 @@ def main(argv=None):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
+        # fail before the work, not after it
+        _check_writable(getattr(args, "output", None))
+        _check_writable(getattr(args, "plot", None), "save the plot to")
         if getattr(args, "plot", None):
             import importlib.util
 
-            if importlib.util.find_spec("matplotlib") is None:  # fail before the work
+            if importlib.util.find_spec("matplotlib") is None:
                 raise UsageError("--plot needs matplotlib: pip install 'skinfluence[plot]'.")
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -180,9 +180,77 @@ def test_row_out_of_range(shop_csv):
     path, _, _ = shop_csv
     assert_user_error(run("explain", path, "--target", "status", "--row", 160),
                       "out of range", "0 to 159")
+    # rows do not count from the end: -1 is an error, not silently the last row
+    proc = run("explain", path, "--target", "status", "--row", -1)
+    assert_user_error(proc, "--row -1 is out of range", "0 to 159")
+    assert "fitting" not in proc.stderr
     assert_user_error(run("label-issues", path, "--target", "status", "--method", "loss",
                           "--plot", Path(path).parent / "no" / "such" / "dir.png"),
                       "cannot save the plot")
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "missing_dir", "a_directory"])
+def test_unwritable_output_fails_before_the_work(shop_csv, tmp_path, where):
+    path, _, _ = shop_csv
+    (tmp_path / "afile").write_text("not a directory")
+    out = {"under_a_file": tmp_path / "afile" / "out.csv",
+           "missing_dir": tmp_path / "no" / "such" / "out.csv",
+           "a_directory": tmp_path}[where]
+    proc = run("label-issues", path, "--target", "status", "--output", out)
+    assert_user_error(proc, f"cannot write {out}")
+    # nothing was read or computed first
+    assert "read 160 rows" not in proc.stderr and proc.stdout == ""
+    assert (tmp_path / "afile").read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    picture = tmp_path if where == "a_directory" else out.with_suffix(".png")
+    proc = run("value", path, "--target", "status", "--plot", picture)
+    assert_user_error(proc, f"cannot save the plot to {picture}")
+    assert "read 160 rows" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_failed_write_leaves_no_partial_file(shop_csv, tmp_path, monkeypatch, capsys, existing):
+    import errno
+
+    from skinfluence import cli
+
+    path, _, _ = shop_csv
+    out = tmp_path / "ranked.csv"
+    if existing:
+        out.write_text("an earlier result\n")
+    real_writer = csv.writer
+
+    class FullDisk:
+        """A csv writer that writes 20 rows, then fails like a full disk."""
+
+        def __init__(self, fh, **kwargs):
+            self.writer = real_writer(fh, **kwargs)
+
+        def writerow(self, row):
+            self.writer.writerow(row)
+
+        def writerows(self, rows):
+            self.writer.writerows(list(rows)[:20])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    argv = ["label-issues", str(path), "-t", "status", "--method", "loss", "-q", "-o", str(out)]
+    monkeypatch.setattr(cli.csv, "writer", FullDisk)
+    assert cli.main(argv) == 2
+    assert "cannot write" in capsys.readouterr().err
+    if existing:  # the earlier file is untouched
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.csv"]
+        assert out.read_text() == "an earlier result\n"
+    else:  # no partial file, no temporary file
+        assert list(tmp_path.iterdir()) == []
+    # a write that succeeds replaces the file whole, with the usual permissions
+    monkeypatch.setattr(cli.csv, "writer", real_writer)
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.csv"]
+    assert len(read_out(out)[1]) == 160
+    umask = os.umask(0)
+    os.umask(umask)
+    if not existing:
+        assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # ----------------------------------------------------------------- label-issues
@@ -270,7 +338,7 @@ def test_explain_regression_target(tmp_path):
     path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "price"],
                      [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
     out = tmp_path / "why.csv"
-    proc = run("explain", path, "--target", "price", "--row", -1, "--regression", "-k", 2,
+    proc = run("explain", path, "--target", "price", "--row", 39, "--regression", "-k", 2,
                "-o", out, "--plot", tmp_path / "why.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "why.png").stat().st_size > 1000
@@ -358,6 +426,84 @@ def test_semicolon_csv_keeps_its_dialect_and_typos_get_a_hint(tmp_path):
     out = proc.stdout.splitlines()
     assert out[0] == "code;x;colour;Kind;row;value;rank"
     assert len(out) == 31 and all(line.count(";") == 6 for line in out)
+
+
+def _mixed_rows(n=90, seed=11):
+    """Rows of (height, weight, count, colour, label): decimals with signs, an integer
+    column, a missing cell and a category."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.normal(size=n), rng.normal(size=n)
+    count = rng.integers(0, 9, n)
+    colour = rng.choice(["red", "green"], n)
+    label = np.where(h - 0.7 * w + 0.2 * (colour == "red") + 0.4 * rng.normal(size=n) > 0,
+                     "pos", "neg")
+    rows = [[f"{h[i]:.4f}", "" if i == 4 else f"{w[i]:.3f}", str(count[i]), colour[i],
+             label[i]] for i in range(n)]
+    return ["height", "weight", "count", "colour", "label"], rows
+
+
+def test_decimal_commas_are_numbers(tmp_path):
+    header, rows = _mixed_rows()
+    dot = write_csv(tmp_path / "dot.csv", header, rows)
+    comma = tmp_path / "comma.csv"
+    comma.write_text("\n".join(";".join(r) for r in [header] + [
+        [c.replace(".", ",") for c in row] for row in rows]) + "\n")
+    assert "-0,".encode() in comma.read_bytes()
+    for command in (["label-issues", "--method", "loss"], ["value"]):
+        ref = run(*command[:1], dot, "-t", "label", *command[1:], "-o", "-")
+        got = run(*command[:1], comma, "-t", "label", *command[1:], "-o", "-")
+        assert ref.returncode == 0 and got.returncode == 0, (ref.stderr, got.stderr)
+        assert "separator ';' (guessed), decimal mark ',' (guessed from column(s) height, " \
+               "weight)" in got.stderr
+        # the same features: 3 numbers + 2 one-hot colours, as with decimal points
+        assert "4 feature column(s) -> 5 model input(s)" in ref.stderr
+        assert "4 feature column(s) -> 5 model input(s)" in got.stderr
+        # and the same result, in the input's dialect (the cells parse to the same floats)
+        ref_rows = list(csv.reader(io.StringIO(ref.stdout)))
+        got_rows = list(csv.reader(io.StringIO(got.stdout), delimiter=";"))
+        assert len(got_rows) == len(ref_rows) == 91
+        assert [[c.replace(",", ".") for c in r] for r in got_rows] == ref_rows
+    # --decimal overrides the guess
+    proc = run("value", comma, "-t", "label", "--decimal", ".", "--sep", ";", "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert "separator ';' (given), decimal mark '.' (given)" in proc.stderr
+    assert "-> 5 model input(s)" not in proc.stderr  # the decimals are text again
+
+
+def test_decimal_guess_never_misreads_commas(tmp_path):
+    header, rows = _mixed_rows(n=20)
+
+    def table(name, text, **kwargs):
+        (tmp_path / name).write_text(text)
+        return read_csv(str(tmp_path / name), **kwargs)
+
+    # a comma-separated file, even with quoted decimal commas, reads '.'
+    t = table("c.csv", "a,b,y\n" + "".join(f'"{i},5",{i},x\n' for i in range(12)))
+    assert (t.delimiter, t.decimal, t.header) == (",", ".", ["a", "b", "y"])
+    # ... and so does a comma-separated file read with a wrong --delimiter
+    t = table("c2.csv", "a,b\n" + "".join(f"{i},{i + 1}\n" for i in range(12)), delimiter=";")
+    assert t.decimal == "."
+    # separator ';', numbers with points, integers, and text: '.'
+    t = table("p.csv", "\n".join(";".join(r) for r in [header] + rows))
+    assert (t.delimiter, t.decimal, t.decimal_evidence) == (";", ".", [])
+    t = table("i.csv", "a;b;y\n" + "".join(f"{i};{i % 3};x\n" for i in range(12)))
+    assert (t.delimiter, t.decimal) == (";", ".")
+    # commas in one column and points in another: '.', and the user is told
+    text = "a;b;y\n" + "".join(f"{i},5;{i}.25;{i % 2}\n" for i in range(12))
+    t = table("m.csv", text)
+    assert t.decimal == "." and t.decimal_conflict == (["a"], ["b"])
+    _, plan, _, _, notes = load_table(str(tmp_path / "m.csv"), "y")
+    assert plan.numeric == ["b"]
+    assert any("decimal commas" in n and "--decimal ," in n for n in notes)
+    # tab-separated with decimal commas: ','; given explicitly, no guess
+    t = table("t.csv", "a\tb\ty\n" + "".join(f"-{i},5\t{i}\tx\n" for i in range(12)))
+    assert (t.delimiter, t.decimal, t.decimal_evidence) == ("\t", ",", ["a"])
+    t = read_csv(str(tmp_path / "t.csv"), decimal=".")
+    assert t.decimal == "." and not t.guessed["decimal"]
+    # with decimal commas a point is junk (it could group thousands), named in the error
+    text = "a;y\n" + "".join(f"{i},5;{i % 2}\n" for i in range(12)).replace("3,5", "3.5")
+    assert_user_error(run("label-issues", table("j.csv", text).path, "-t", "y"),
+                      "'3.5'", "decimal mark ','")
 
 
 def test_label_issues_with_mlp(shop_csv):
