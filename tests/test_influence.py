@@ -168,6 +168,17 @@ def test_iterative_solvers_agree_with_exact(solver):
     assert other.solver_info_["solver"] == solver
 
 
+def test_lissa_is_deterministic():
+    # its step scale comes from a power iteration: the start vector must not vary run to run
+    X, y, Xt, yt = _data(2, seed=4)
+    est = LogisticRegression(C=0.3, solver="newton-cholesky", tol=1e-12, max_iter=10000)
+    runs = [InfluenceFunctions(est, solver="lissa").fit(X, y) for _ in range(3)]
+    assert len({inf.solver_info_["scale"] for inf in runs}) == 1
+    first = runs[0].transform(Xt, yt)
+    for inf in runs[1:]:
+        np.testing.assert_array_equal(inf.transform(Xt, yt), first)
+
+
 def test_cg_reports_non_convergence():
     X, y, Xt, yt = _data(2, seed=5)
     with pytest.warns(RuntimeWarning, match="did not converge"):

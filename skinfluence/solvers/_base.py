@@ -53,8 +53,11 @@ class HessianSolver:
         return {"solver": self.name, "damping": self.damping_}
 
 
-def make_solver(solver, objective, damping=0.0, tol=1e-10, max_iter=None, random_state=None):
-    """Instantiate and prepare a solver by name for ``objective``."""
+def make_solver(solver, objective, damping=0.0, tol=1e-10, max_iter=None, random_state=0):
+    """Instantiate and prepare a solver by name for ``objective``.
+
+    ``random_state`` seeds LiSSA's power iteration (fixed by default: same results every run).
+    """
     from ._cg import CGSolver
     from ._exact import ExactSolver
     from ._lissa import LissaSolver

@@ -23,13 +23,15 @@ class LissaSolver(HessianSolver):
         Relative change of the iterate at which the recursion stops.
     max_iter : int or None
         Default 10000.
-    random_state : int or None
-        Seed of the power iteration start vector.
+    random_state : int, default=0
+        Seed of the power iteration start vector.  Fixed by default, so that
+        ``scale`` and hence the results are the same on every run; ``None``
+        draws a fresh start.
     """
 
     name = "lissa"
 
-    def __init__(self, damping=0.0, tol=1e-10, max_iter=None, random_state=None):
+    def __init__(self, damping=0.0, tol=1e-10, max_iter=None, random_state=0):
         super().__init__(damping)
         self.tol = float(tol)
         self.max_iter = max_iter
