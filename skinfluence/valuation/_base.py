@@ -16,6 +16,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ..utils._routing import fit_weighted
+
 logger = logging.getLogger("skinfluence.valuation")
 
 
@@ -217,15 +219,13 @@ class SubsetUtility:
             if codes.min() == codes.max():
                 return self.constant_score(int(codes[0])), None
         est = model if model is not None else clone(self.estimator)
-        fit_params = {}
-        if self.sample_weight is not None:
-            fit_params["sample_weight"] = self.sample_weight[idx]
+        sw = None if self.sample_weight is None else self.sample_weight[idx]
         self.n_fits += 1
         try:
             with warnings.catch_warnings():
                 # tiny subsets often stop early; that is the utility, not an error
                 warnings.filterwarnings("ignore", message=".*converge.*")
-                est.fit(self.X[idx], self.y[idx], **fit_params)
+                fit_weighted(est, self.X[idx], self.y[idx], sw)
             return float(self.scorer(est, self.X_val, self.y_val)), est
         except Exception as exc:
             if isinstance(self.error_score, str) and self.error_score == "raise":
@@ -300,7 +300,5 @@ def _n_classes(codes):
 
 def full_score(utility):
     """``U(N)`` and the estimator fitted on all training points."""
-    est = clone(utility.estimator)
-    fit_params = {} if utility.sample_weight is None else {"sample_weight": utility.sample_weight}
-    est.fit(utility.X, utility.y, **fit_params)
+    est = fit_weighted(clone(utility.estimator), utility.X, utility.y, utility.sample_weight)
     return float(utility.scorer(est, utility.X_val, utility.y_val)), est

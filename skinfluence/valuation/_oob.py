@@ -11,6 +11,7 @@ from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
+from ..utils._routing import fit_weighted
 from ._base import BaseValuation, check_train, progress, spawn_seeds
 from ._fast_logistic import fast_logistic_spec, lr_bag_decisions
 
@@ -37,12 +38,10 @@ def _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier):
             pred = np.full(int(oob.sum()), yb[0])  # single-class bag: constant predictor
         else:
             model = clone(estimator)
-            fit_params = {}
-            if sample_weight is not None:
-                fit_params["sample_weight"] = sample_weight[idx]
+            sw = None if sample_weight is None else sample_weight[idx]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*converge.*")
-                model.fit(X[idx], yb, **fit_params)
+                fit_weighted(model, X[idx], yb, sw)
             pred = model.predict(X[oob])
         if classifier:
             s = (pred == y[oob]).astype(np.float64)
@@ -227,6 +226,5 @@ class DataOOB(BaseValuation):
                           "is nan. Increase n_estimators.", UserWarning)
         self.values_ = mean
         self.n_oob_ = count.astype(np.int64)
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.estimator_ = fit_weighted(clone(self.estimator), X, y, sample_weight)
         return self
