@@ -273,7 +273,7 @@ def test_data_oob_newton_path_equals_sklearn_fits():
     np.testing.assert_allclose(fast.stderr_, slow.stderr_, atol=1e-12)
 
 
-# ------------------------------------------------------- pipelines on raw data
+# ------------------------------------------- pipelines on raw data, sparse formats
 def _mixed_frame(n, seed):
     """A DataFrame with a numeric column holding NaN and a string column."""
     import pandas as pd
@@ -360,3 +360,55 @@ def test_missing_values_pass_to_a_model_that_handles_them():
         TMCShapley(make_pipeline(StandardScaler(), LogisticRegression()), error_score=0.0,
                    max_iter=2, tol=None).fit(X, y, X_val=Xv, y_val=yv)
 
+
+_SPARSE_VALUATIONS = {
+    "loo": lambda: LOOValuation(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                scoring="neg_log_loss", warm_start=False),
+    "tmc": lambda: TMCShapley(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                              scoring="neg_log_loss", max_iter=2, tol=None, truncation_tol=0,
+                              fast_utility=False, random_state=0),
+    "beta": lambda: BetaShapley(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                scoring="neg_log_loss", max_iter=2, tol=None,
+                                fast_utility=False, random_state=0),
+    # error_score given: a format the library mishandled would not be scored away silently
+    "banzhaf": lambda: BanzhafValuation(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                        scoring="neg_log_loss", max_iter=12, tol=None,
+                                        error_score=0.0, fast_utility=False, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(_SPARSE_VALUATIONS))
+def test_every_sparse_format_gives_the_csr_and_dense_values(name):
+    import scipy.sparse as sp
+
+    X, y = make_classification(n_samples=60, n_features=4, flip_y=0.1, random_state=6)
+    X[np.abs(X) < 0.5] = 0.0  # some structural zeros
+    X, Xv, y, yv = X[:16], X[16:], y[:16], y[16:]
+    make = _SPARSE_VALUATIONS[name]
+    dense = make().fit(X, y, X_val=Xv, y_val=yv)
+    csr = make().fit(sp.csr_matrix(X), y, X_val=sp.csr_matrix(Xv), y_val=yv)
+    # the same optimum from dense and sparse products, within the solver's tol=1e-10
+    np.testing.assert_allclose(csr.values_, dense.values_, rtol=1e-6, atol=1e-8)
+    for fmt in (sp.coo_matrix, sp.csc_matrix, sp.dok_matrix, sp.lil_matrix, sp.coo_array,
+                sp.csr_array):
+        got = make().fit(fmt(X), y, X_val=fmt(Xv), y_val=yv)
+        np.testing.assert_array_equal(got.values_, csr.values_)
+        assert getattr(got, "n_failed_fits_", 0) == 0
+
+
+def test_taking_rows_is_never_scored_as_a_failed_fit(monkeypatch):
+    # error_score stands in for fits that fail on a subset, not for data the library could
+    # not index: such an error propagates as it is
+    import skinfluence.valuation._base as base
+
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+
+    def broken(X, idx):
+        raise TypeError("cannot take these rows")
+
+    monkeypatch.setattr(base, "take_rows", broken)
+    for val in (LOOValuation(LogisticRegression(), error_score=0.0),
+                BanzhafValuation(LogisticRegression(), max_iter=4, tol=None, error_score=0.0,
+                                 fast_utility=False, random_state=0)):
+        with pytest.raises(TypeError, match="cannot take these rows"):
+            val.fit(X[:10], y[:10], X_val=X[10:], y_val=y[10:])

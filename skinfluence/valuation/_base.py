@@ -105,8 +105,8 @@ def takes_raw_input(estimator):
     return bool(tags.string or tags.categorical or tags.dict or tags.allow_nan)
 
 
-def check_inputs(est, X, y, *, reset, accept_sparse=True, y_numeric=False):
-    """Validate ``(X, y)`` for ``est.estimator``.
+def check_inputs(est, X, y, *, reset, accept_sparse="csr", y_numeric=False):
+    """Validate ``(X, y)`` for ``est.estimator``; sparse ``X`` becomes CSR (row-indexable).
 
     With :func:`takes_raw_input` ``X`` keeps its type, dtype and missing values
     (DataFrames, object arrays, lists): only its length (against ``y``) and feature
@@ -134,7 +134,7 @@ def take_rows(X, idx):
     return _safe_indexing(X, idx)
 
 
-def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True, y_numeric=False):
+def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse="csr", y_numeric=False):
     """Validate the training set (see :func:`check_inputs`) and the sample weights."""
     X, y = check_inputs(est, X, y, reset=reset, accept_sparse=accept_sparse, y_numeric=y_numeric)
     if sample_weight is not None:
@@ -273,20 +273,22 @@ class SubsetUtility:
             if codes.min() == codes.max():
                 return self.constant_score(int(codes[0])), None
         est = model if model is not None else clone(self.estimator)
+        # taking the rows is outside the try: a failure there is a bug, never a subset's score
+        X_sub = take_rows(self.X, idx)
         sw = None if self.sample_weight is None else self.sample_weight[idx]
         self.n_fits += 1
         try:
             with warnings.catch_warnings():
                 # tiny subsets often stop early; that is the utility, not an error
                 warnings.filterwarnings("ignore", message=".*converge.*")
-                fit_weighted(est, take_rows(self.X, idx), self.y[idx], sw)
+                fit_weighted(est, X_sub, self.y[idx], sw)
             return float(self.scorer(est, self.X_val, self.y_val)), est
         except Exception as exc:
             if isinstance(self.error_score, str) and self.error_score == "raise":
                 raise RuntimeError(
                     f"Fitting {type(self.estimator).__name__} on a subset of {idx.size} training "
-                    f"points failed: {exc}. Pass error_score=<number> to use a fixed score for "
-                    "such subsets."
+                    f"points failed (the fit on all points succeeded): {exc}. Pass "
+                    "error_score=<number> to use a fixed score for such subsets."
                 ) from exc
             self.n_failures += 1
             return float(self.error_score), None
