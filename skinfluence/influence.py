@@ -15,7 +15,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .objectives import (
     Objective,
     make_objective,
-    split_pipeline,
     stationarity,
     unwrap_frozen,
     warn_if_not_stationary,
@@ -30,6 +29,7 @@ from .utils._parallel import (
     numba_single_thread,
 )
 from .utils._progress import progress
+from .utils._routing import fit_weighted
 
 # Influence blocks are materialised this many float64 entries at a time (64 MiB).
 _BLOCK_ENTRIES = 1 << 23
@@ -213,6 +213,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
+            With a Pipeline, passed to its final step; with scikit-learn's metadata
+            routing enabled, to the steps that request it (the final step must).
 
         Returns
         -------
@@ -232,14 +234,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             fitted = unwrap_frozen(self.estimator)
         else:
             self.estimator_ = clone(self.estimator)
-            fit_params = {}
-            if sample_weight is not None:
-                pre, _ = split_pipeline(self.estimator_)
-                key = "sample_weight"
-                if pre is not None:
-                    key = f"{self.estimator_.steps[-1][0]}__sample_weight"
-                fit_params[key] = sample_weight
-            self.estimator_.fit(X, y, **fit_params)
+            # a Pipeline's weights reach its final step, metadata routing on or off
+            fit_weighted(self.estimator_, X, y, sample_weight, final_step=True)
             fitted = self.estimator_
         if is_classifier(fitted):
             self.classes_ = fitted.classes_

@@ -11,6 +11,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import betaln, gammaln
 from scipy.stats import spearmanr
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
 from ._base import (
     BaseValuation,
@@ -152,7 +153,7 @@ class _SemivalueBase(BaseValuation):
         self._validate_params()
         X, y, sample_weight = check_train(self, X, y, sample_weight)
         X_val, y_val = check_validation(self, X_val, y_val, required=True)
-        labels, members = check_groups(groups, X.shape[0])
+        labels, members = check_groups(groups, _num_samples(X))
         utility = SubsetUtility(
             self.estimator, X, y, X_val, y_val, scoring=self.scoring, sample_weight=sample_weight,
             members=members, empty_score=self.empty_score, error_score=self.error_score,
