@@ -22,7 +22,7 @@ from .objectives import (
 )
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
-from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
+from .utils._delegation import DelegatingMixin, check_k, estimator_has, top_k_over_blocks
 from .utils._parallel import (
     blas_and_numba_threads,
     chunk_slices,
@@ -964,14 +964,16 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         y : array-like of shape (n_samples,), default=None
             See :meth:`transform` for what is explained with and without ``y``.
         k : int, default=10
+            Training points per sample and direction (at most ``n_train`` are returned).
 
         Returns
         -------
         result : Bunch
             ``helpful_indices``, ``helpful_values`` (largest influence first),
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
-            shape ``(n_samples, k)``.
+            shape ``(n_samples, min(k, n_train))``.
         """
+        k = check_k(k)
         Xf, Z0, y_enc = self._prepare_queries(X, y)
         return top_k_over_blocks(
             lambda cols: self._block(Xf, Z0, y_enc, cols),

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .objectives import make_objective
-from .utils._delegation import DelegatingMixin, top_k_over_blocks
+from .utils._delegation import DelegatingMixin, check_k, top_k_over_blocks
 from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
 from .utils._progress import progress
 
@@ -395,13 +395,22 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
     def explain(self, X, y=None, k=10):
         """The ``k`` strongest proponents and opponents of each sample.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            See :meth:`transform`.
+        k : int, default=10
+            Training points per sample and direction (at most ``n_train`` are returned).
+
         Returns
         -------
         result : Bunch
             ``helpful_indices``, ``helpful_values`` (largest score first),
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
-            shape ``(n_samples, k)``.
+            shape ``(n_samples, min(k, n_train))``.
         """
+        k = check_k(k)
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
