@@ -13,7 +13,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .objectives import make_objective
 from .utils._delegation import DelegatingMixin, check_k, top_k_over_blocks
-from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
+from .utils._output import check_dense_output
+from .utils._parallel import (
+    blas_and_numba_threads,
+    chunk_slices,
+    effective_n_jobs,
+    imap_ordered,
+)
 from .utils._progress import progress
 
 _SUPPORTED = ("SGDClassifier", "SGDRegressor", "MLPClassifier", "MLPRegressor")
@@ -345,6 +351,15 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
                 delayed(func)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
             )
 
+    def _iter(self, func, chunks, desc):
+        """``func`` over ``chunks`` like :meth:`_run`, but a generator yielding each result
+        (in order) as soon as it is ready, so the caller can reduce the results as they come
+        instead of holding all of them."""
+        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
+        with blas_and_numba_threads(n_workers):
+            yield from imap_ordered(func, progress(chunks, desc=desc, verbose=self.verbose),
+                                    n_workers)
+
     def _block(self, Gq, cols):
         acc = None
         for k, eta in enumerate(self.learning_rates_):
@@ -384,6 +399,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
+        check_dense_output(n, self._objectives[0].n_train, type(self).__name__)
         out = np.empty((n, self._objectives[0].n_train))
 
         def fill(cols):
@@ -417,7 +433,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         return top_k_over_blocks(
             lambda cols: self._block(Gq, cols),
             self._chunks(n),
-            lambda func, chunks: self._run(func, chunks, "TracIn explain"),
+            lambda func, chunks: self._iter(func, chunks, "TracIn explain"),
             n,
             self._objectives[0].n_train,
             k,

@@ -124,3 +124,28 @@ def test_errors(task):
         removal_parameter_change(inf, [0], order=3)
     with pytest.raises(ValueError, match="indices"):
         removal_parameter_change(inf, [100])
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_dataframe_fit_gives_no_feature_name_warning(task, pipeline):
+    import warnings
+
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, Xv, yv, est = task
+    cols = ["a", "b", "c", "d"]
+    df, dfv = pd.DataFrame(X, columns=cols), pd.DataFrame(Xv, columns=cols)
+    model = make_pipeline(StandardScaler(), est) if pipeline else est
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iv = InfluenceValuation(model).fit(df, y, X_val=dfv, y_val=yv)
+        grouped = InfluenceValuation(model).fit(df, y, X_val=dfv, y_val=yv,
+                                                groups=np.arange(100) // 10)
+        iv.transform(dfv, yv)
+    plain = InfluenceValuation(model).fit(X, y, X_val=Xv, y_val=yv)
+    # the same values up to the rounding of lbfgs on a differently laid out X
+    np.testing.assert_allclose(iv.values_, plain.values_, rtol=1e-9,
+                               atol=1e-9 * np.abs(plain.values_).max())
+    assert grouped.values_.shape == (10,)

@@ -72,8 +72,8 @@ def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k):
 
     ``block_values(cols)`` returns the ``(n_rows, len(cols))`` block for a slice of
     columns; ``run(func, chunks)`` maps a function over the chunks (serially or in
-    parallel).  Only ``n_rows x 2k`` values are kept between blocks.  ``k`` is capped at
-    ``n_columns``.
+    parallel) and yields the results in order; each is merged as it arrives, so only
+    ``n_rows x 2k`` values are kept between blocks.  ``k`` is capped at ``n_columns``.
 
     Returns
     -------

@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ..utils._output import check_dense_output
 from ._base import BaseValuation, check_train, progress
 
 # chunk of validation rows x training points held at once (float64 entries)
@@ -260,5 +261,10 @@ class KNNShapley(BaseValuation):
                 "the KNN utility of a sample is whether its neighbours carry its label."
             )
         X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
-        blocks = list(self._rows(np.asarray(X, dtype=np.float64), self._encode(y)))
-        return np.vstack(blocks)
+        check_dense_output(X.shape[0], self._X.shape[0], type(self).__name__, explain=None)
+        out = np.empty((X.shape[0], self._X.shape[0]))
+        start = 0
+        for block in self._rows(np.asarray(X, dtype=np.float64), self._encode(y)):
+            out[start:start + block.shape[0]] = block
+            start += block.shape[0]
+        return out

@@ -11,6 +11,7 @@ from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..utils._output import check_dense_output
 from ._base import (
     BaseValuation,
     SubsetUtility,
@@ -200,6 +201,8 @@ class LOOValuation(BaseValuation):
         """
         check_is_fitted(self, "values_")
         X, y = validate_data(self, X, y, reset=False, accept_sparse=True)
+        check_dense_output(X.shape[0], self._utility.n_players, type(self).__name__,
+                           explain=None)
         _, preds, _ = self._run(X_eval=X)
         base = _pointwise_utility(self.estimator, self.estimator_.predict(X), y)
         out = np.empty((X.shape[0], len(preds)))
