@@ -23,7 +23,7 @@ from .objectives import (
 from .objectives._kernels import solve_small_systems
 from .solvers import HessianSolver, make_solver
 from .utils._delegation import DelegatingMixin, check_k, estimator_has, top_k_over_blocks
-from .utils._output import check_dense_output
+from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from .utils._parallel import (
     blas_and_numba_threads,
     chunk_slices,
@@ -41,7 +41,8 @@ _ROW_BLOCK_ENTRIES = 1 << 25
 _CACHE_ENTRIES = 1 << 26
 
 
-class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin,
+                         TransformerMixin, BaseEstimator):
     """Influence of each training point on losses and predictions of a fitted model.
 
     Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
@@ -265,6 +266,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                     self.approximation_ = "newton"
         self._prepare_training_side()
         self.solver_info_ = self.solver_.info()
+        self._output_labels = row_labels(X, self.objective_.n_train)
         return self
 
     def _prepare_training_side(self):

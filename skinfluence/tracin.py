@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .objectives import make_objective
 from .utils._delegation import DelegatingMixin, check_k, top_k_over_blocks
-from .utils._output import check_dense_output
+from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from .utils._parallel import (
     blas_and_numba_threads,
     chunk_slices,
@@ -72,7 +72,8 @@ def sgd_learning_rate(estimator, t):
     raise ValueError(f"TracIn does not support SGD learning_rate={schedule!r}.")
 
 
-class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, TransformerMixin,
+             BaseEstimator):
     """TracInCP: influence of training points summed over training checkpoints.
 
     Trains a clone of ``estimator`` for ``n_epochs`` epochs with ``partial_fit``,
@@ -254,6 +255,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
             )
         if name.startswith("MLP") and getattr(self.estimator, "early_stopping", False):
             raise ValueError("TracIn trains with partial_fit, which forbids early_stopping=True.")
+        X_in = X  # a DataFrame index names the columns of transform
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
             y_numeric=not is_classifier(self.estimator),
@@ -309,6 +311,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         w = self._objectives[0].weights
         self._train_scale = w * (w.shape[0] / w.sum()) if w.sum() > 0 else np.ones_like(w)
         self.self_influence_ = self._self_influence()
+        self._output_labels = row_labels(X_in, n)
         return self
 
     # ------------------------------------------------------------- internals

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ..utils._output import check_dense_output
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import BaseValuation, check_groups, check_validation
 
 # validation rows x training points of influence values per block (32 MiB of float64;
@@ -135,7 +135,7 @@ def predict_removal_effect(influence, indices, X, y, order=2):
     return obj.sample_losses(Xf, yv, obj.theta + dtheta) - obj.sample_losses(Xf, yv)
 
 
-class InfluenceValuation(BaseValuation):
+class InfluenceValuation(TrainingColumnsMixin, BaseValuation):
     """Approximate leave-one-out values from influence functions: no refits.
 
     Wraps :class:`skinfluence.InfluenceFunctions`.  The value of training point
@@ -231,6 +231,7 @@ class InfluenceValuation(BaseValuation):
         if hasattr(self.influence_, "feature_names_in_"):
             self.feature_names_in_ = self.influence_.feature_names_in_
         n_train = self.influence_.objective_.n_train
+        self._output_labels = row_labels(X, n_train)
         X_checked, y_val = check_validation(self, X_val, y_val, required=True)
         # a DataFrame goes on as it is: the model (and a pipeline's steps) saw its column names
         if not hasattr(X_val, "iloc"):

@@ -11,7 +11,7 @@ from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..utils._output import check_dense_output
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import (
     BaseValuation,
     SubsetUtility,
@@ -65,7 +65,7 @@ def _loo_task_impl(utility, full_model, warm, players, X_eval):
     return scores, preds, utility.n_fits, utility.n_failures
 
 
-class LOOValuation(BaseValuation):
+class LOOValuation(TrainingColumnsMixin, BaseValuation):
     """Exact leave-one-out values: refit the estimator without each training point.
 
     ``values_[j] = U(N) - U(N without j)`` where ``U`` is the validation score
@@ -173,6 +173,7 @@ class LOOValuation(BaseValuation):
         self
         """
         self._validate_params()
+        X_in = X  # a DataFrame index names the columns of transform
         X, y, sample_weight = check_train(self, X, y, sample_weight)
         X_val, y_val = check_validation(self, X_val, y_val, required=True)
         labels, members = check_groups(groups, X.shape[0])
@@ -185,6 +186,8 @@ class LOOValuation(BaseValuation):
         self.n_fits_ = int(fits) + 1
         if labels is not None:
             self.group_labels_ = labels
+        # transform's columns are the players: the groups, else the training rows
+        self._output_labels = row_labels(X_in, X.shape[0]) if labels is None else labels
         return self
 
     def transform(self, X, y):
