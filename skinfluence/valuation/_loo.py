@@ -11,6 +11,7 @@ from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import (
     BaseValuation,
     SubsetUtility,
@@ -66,7 +67,7 @@ def _loo_task_impl(utility, full_model, warm, players, X_eval):
     return scores, preds, utility.n_fits, utility.n_failures
 
 
-class LOOValuation(BaseValuation):
+class LOOValuation(TrainingColumnsMixin, BaseValuation):
     """Exact leave-one-out values: refit the estimator without each training point.
 
     ``values_[j] = U(N) - U(N without j)`` where ``U`` is the validation score
@@ -174,6 +175,7 @@ class LOOValuation(BaseValuation):
         self
         """
         self._validate_params()
+        X_in = X  # a DataFrame index names the columns of transform
         X, y, sample_weight = check_train(self, X, y, sample_weight)
         X_val, y_val = check_validation(self, X_val, y_val, required=True)
         labels, members = check_groups(groups, _num_samples(X))
@@ -186,6 +188,8 @@ class LOOValuation(BaseValuation):
         self.n_fits_ = int(fits) + 1
         if labels is not None:
             self.group_labels_ = labels
+        # transform's columns are the players: the groups, else the training rows
+        self._output_labels = row_labels(X_in, X.shape[0]) if labels is None else labels
         return self
 
     def transform(self, X, y):
@@ -202,6 +206,8 @@ class LOOValuation(BaseValuation):
         """
         check_is_fitted(self, "values_")
         X, y = check_inputs(self, X, y, reset=False)
+        check_dense_output(_num_samples(X), self._utility.n_players, type(self).__name__,
+                           explain=None)
         _, preds, _ = self._run(X_eval=X)
         base = _pointwise_utility(self.estimator, self.estimator_.predict(X), y)
         out = np.empty((_num_samples(X), len(preds)))
