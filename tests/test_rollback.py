@@ -7,7 +7,8 @@ import scipy.sparse as sp
 from sklearn.base import clone
 
 from skinfluence import ComplEx, DistMult, GradientRollback, MatrixFactorization
-from skinfluence.rollback import _kernels as K
+from skinfluence.rollback import _stream as K
+from skinfluence.rollback._kg_train import kg_scores
 
 
 def _kg(seed=0, n=300, ne=12, nr=5):
@@ -146,7 +147,7 @@ def _brute_kg(gr, triples, cand_all):
             E[Xt[j, 0]] -= gr.gamma_["head"][j]
             E[Xt[j, 2]] -= gr.gamma_["tail"][j]
             R[Xt[j, 1]] -= gr.gamma_["relation"][j]
-            s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+            s = kg_scores(est._spec, E, R, np.array([h]), np.array([r]))[0]
             p = np.exp(s - s.max())
             p /= p.sum()
             out[a, j] = p0 - p[t]
@@ -192,7 +193,7 @@ def test_mf_transform_matches_brute_force():
 
 
 def _proba_at(est, E, R, h, r, t):
-    s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+    s = kg_scores(est._spec, E, R, np.array([h]), np.array([r]))[0]
     p = np.exp(s - s.max())
     return p[t] / p.sum()
 
@@ -279,7 +280,7 @@ def test_gr_top_explanation_lowers_probability_when_removed():
                    n_negatives=5, random_state=0, n_entities=10, n_relations=4)
     gr = GradientRollback(est).fit(X)
     queries = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 0], [5, 1]])
-    idx, delta = gr.explain(queries, k=1)
+    idx = gr.explain(queries, k=1).helpful_indices
     top1 = gr.predict(queries)
     p0 = gr.predict_proba(queries)[np.arange(6), top1]
     drops = 0
@@ -460,18 +461,25 @@ def test_zero_weight_keeps_batches_for_larger_batches():
 def test_explain_orders_and_pads():
     X = _kg(n=60)
     gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(X)
-    idx, d = gr.explain([[0, 0, 1], [3, 1, 4]], k=500)
-    assert idx.shape == d.shape == (2, 500)
+    ex = gr.explain([[0, 0, 1], [3, 1, 4]], k=500)
     D = gr.transform([[0, 0, 1], [3, 1, 4]])
-    for a in range(2):
-        m = D.getrow(a).nnz
-        assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
-        assert np.all(np.diff(d[a, :m]) <= 0)
-        np.testing.assert_allclose(d[a, :m], D.toarray()[a, idx[a, :m]])
+    for idx, d, order in ((ex.helpful_indices, ex.helpful_values, 1),
+                          (ex.harmful_indices, ex.harmful_values, -1)):
+        assert idx.shape == d.shape == (2, 500)
+        for a in range(2):
+            m = D.getrow(a).nnz
+            assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
+            assert np.all(order * np.diff(d[a, :m]) <= 0)
+            np.testing.assert_allclose(d[a, :m], D.toarray()[a, idx[a, :m]])
+            # every candidate listed once, structural zeros never
+            np.testing.assert_array_equal(np.sort(idx[a, :m]), D.getrow(a).indices)
+    # the harmful list is the helpful one reversed (ties by training index)
+    m = D.getrow(0).nnz
+    np.testing.assert_array_equal(ex.harmful_values[0, :m], ex.helpful_values[0, :m][::-1])
     # (h, r) queries explain the top-1 tail
     top = gr.predict([[0, 0]])[0]
-    np.testing.assert_array_equal(gr.explain([[0, 0]], k=3)[0],
-                                  gr.explain([[0, 0, top]], k=3)[0])
+    np.testing.assert_array_equal(gr.explain([[0, 0]], k=3).helpful_indices,
+                                  gr.explain([[0, 0, top]], k=3).helpful_indices)
 
 
 def test_zero_weight_examples_get_no_explanation_mass():
@@ -551,8 +559,9 @@ def test_zero_weight_with_query_without_candidates():
     gr = GradientRollback(est).fit(X, sample_weight=sw)
     D = gr.transform([[0, 0, 1], [13, 6, 12]])
     assert D.getrow(1).nnz == 0 and D.getrow(0).nnz > 0
-    idx, d = gr.explain([[0, 0, 1], [13, 6, 12]], k=3)
-    assert np.all(idx[1] == -1)
+    ex = gr.explain([[0, 0, 1], [13, 6, 12]], k=3)
+    assert np.all(ex.helpful_indices[1] == -1) and np.all(ex.harmful_indices[1] == -1)
+    assert np.all(np.isnan(ex.helpful_values[1])) and np.all(np.isnan(ex.harmful_values[1]))
 
 
 # ----------------------------------------------------------------------------
@@ -621,11 +630,14 @@ def test_trajectory_fit_trains_the_same_model_and_explains():
     fo_same = gr.set_params(rollback="first_order").transform(queries)
     gr.set_params(rollback="trajectory")
     np.testing.assert_array_equal(fo_same.toarray(), fo.toarray())
-    idx, delta = gr.explain(queries, k=4)
+    ex = gr.explain(queries, k=4)
+    idx, delta = ex.helpful_indices, ex.helpful_values
     for a in range(3):
         row = D.getrow(a).toarray().ravel()
         np.testing.assert_allclose(delta[a], row[idx[a]])
         assert np.all(np.diff(delta[a]) <= 0)
+        np.testing.assert_allclose(ex.harmful_values[a], row[ex.harmful_indices[a]])
+        assert np.all(np.diff(ex.harmful_values[a]) >= 0)
 
 
 def test_trajectory_errors():
