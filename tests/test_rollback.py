@@ -654,3 +654,82 @@ def test_trajectory_errors():
     big = DistMult(n_entities=200_000, n_components=200, max_iter=200)
     with pytest.raises(ValueError, match="GiB"):
         GradientRollback(big, rollback="trajectory").fit(X)
+
+
+# ----------------------------------------------------------------------------
+# the model interface GradientRollback uses, and its numba mechanism
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+def test_fit_with_rollback_is_what_gradient_rollback_records(cls):
+    X = _kg(n=90)
+    est = cls(n_components=3, max_iter=2, batch_size=4, random_state=0)
+    rec = clone(est).fit_with_rollback(X, record_negatives=True)
+    gr = GradientRollback(est, record_negatives=True).fit(X)
+    assert set(rec.gamma) == {"head", "relation", "tail", "negatives"}
+    for name, g in rec.gamma.items():
+        np.testing.assert_array_equal(g, gr.gamma_[name])
+    model = gr.estimator_.rollback_model()
+    assert model.kind == "kg"
+    assert model.entity_embeddings is gr.estimator_.entity_embeddings_
+    assert model.residuals(gr._record) == gr.residual_
+
+
+def test_mf_fit_with_rollback_and_rollback_model():
+    X, y = _ratings()
+    mf = MatrixFactorization(n_components=3, max_iter=2, random_state=0)
+    rec = clone(mf).fit_with_rollback(X, y)
+    gr = GradientRollback(mf).fit(X, y)
+    np.testing.assert_array_equal(rec.gamma["user"], gr.gamma_["user"])
+    model = gr.estimator_.rollback_model()
+    assert model.kind == "mf"
+    np.testing.assert_array_equal(model.user_rows[:, :-1], gr.estimator_.user_factors_)
+    with pytest.raises(ValueError, match="knowledge-graph"):
+        clone(mf).fit_with_rollback(X, y, trajectory=True)
+
+
+def test_trajectory_n_jobs_gives_the_same_numbers():
+    X = _kg(n=120)
+    est = DistMult(n_components=3, batch_size=16, max_iter=3, random_state=0)
+    queries = X[:20]  # two chunks of queries
+    one = GradientRollback(est, rollback="trajectory").fit(X)
+    two = GradientRollback(est, rollback="trajectory", n_jobs=2, verbose=1).fit(X)
+    D1, D2 = one.transform(queries), two.transform(queries)
+    np.testing.assert_array_equal(D1.indptr, D2.indptr)
+    np.testing.assert_array_equal(D1.indices, D2.indices)
+    np.testing.assert_array_equal(D1.data, D2.data)
+
+
+_CACHE_PROBE = """
+import numpy as np
+from skinfluence import ComplEx, DistMult
+from skinfluence.rollback._kg_train import kg_fit
+X = np.array([[0, 0, 1], [1, 1, 2], [2, 0, 0], [0, 1, 2]] * 3)
+a = DistMult(n_components=2, max_iter=2, random_state=0).fit(X)
+b = ComplEx(n_components=2, max_iter=2, random_state=0).fit(X)
+print(len(kg_fit.stats.cache_hits), len(kg_fit.stats.cache_misses), len(kg_fit.signatures))
+print(repr(a.entity_embeddings_.tolist()), repr(b.entity_embeddings_.tolist()))
+"""
+
+
+def test_each_model_gets_its_own_cached_training_kernel(tmp_path):
+    # the kernels are specialised per model at compile time (no model code at run
+    # time); each specialisation must be written to and read back from the cache
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",)}
+    env["SKINFLUENCE_CACHE_DIR"] = str(tmp_path)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env,
+                             capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("\n")
+
+    first, second = run(), run()
+    assert first[0] == "0 2 2"  # compiled once per model, and saved
+    assert second[0] == "2 0 2"  # both loaded from the cache
+    assert first[1] == second[1]

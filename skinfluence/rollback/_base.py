@@ -8,9 +8,17 @@ from typing import Any, Optional
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
 from ._index import scatter_add_rows
+from ._stream import content_keys
 
 __all__ = ["RollbackRecord"]
+
+TRAJECTORY_KG_ONLY = (
+    "rollback='trajectory' is implemented for the knowledge-graph models "
+    "(DistMult, ComplEx); use 'full' or 'first_order' for MatrixFactorization."
+)
 
 
 @dataclass
@@ -85,6 +93,23 @@ def _check_range(col, n, name, what):
         )
 
 
+def _checked_weights(sample_weight, X, what):
+    """Validated non-negative ``sample_weight`` (float64), not all zero."""
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if np.any(sw < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    if not np.any(sw > 0):
+        raise ValueError(f"sample_weight is zero for every {what}; nothing to fit.")
+    return sw
+
+
+def _stream_keys(rs, X):
+    """The examples' random-stream keys, salted by a seed drawn from ``rs``."""
+    seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
+        rs.randint(0, 2**31 - 1))
+    return content_keys(X, seed)
+
+
 def _zeros_blocks(m, n, d):
     """``m`` zero C-contiguous ``(n, d)`` arrays carved from one allocation.
 
@@ -125,6 +150,17 @@ class _SparseSGDMixin:
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+
+    def rollback_model(self):
+        """The fitted parameters and the rollback kernels of this model, for GradientRollback.
+
+        Returns
+        -------
+        model : KGRollbackModel or MFRollbackModel
+            See :mod:`skinfluence.rollback._rollback_models`.
+        """
+        check_is_fitted(self)
+        return self._rollback_model_class(self)
 
     def _run_epochs(self, step, desc):
         """Call ``step(epoch_start, n_epochs, losses_slice)`` over all epochs."""

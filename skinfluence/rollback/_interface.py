@@ -30,7 +30,7 @@ from numba.extending import overload
 
 from .._numba import njit
 
-__all__ = ["register", "query", "query_backward", "dot", "tail_scores"]
+__all__ = ["register", "query", "query_backward", "tail_scores", "query_scores"]
 
 
 def query(model, eh, wr, q):
@@ -71,15 +71,6 @@ def register(spec, *, query, query_backward):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def dot(q, et):
-    """``q . et``: the score of tail row ``et`` for query vector ``q``."""
-    s_ = 0.0
-    for k in range(q.shape[0]):
-        s_ += q[k] * et[k]
-    return s_
-
-
-@njit(cache=True, nogil=True, inline="always")
 def tail_scores(q, E, out):
     """``out[e] = q . E[e]``: the query's score for every candidate tail."""
     for e in range(E.shape[0]):
@@ -87,3 +78,10 @@ def tail_scores(q, E, out):
         for k in range(E.shape[1]):
             s_ += q[k] * E[e, k]
         out[e] = s_
+
+
+@njit(cache=True, nogil=True, inline="always")
+def query_scores(model, E, R, h, r, q, out):
+    """The query vector of ``(h, r)`` into ``q`` and every tail's score into ``out``."""
+    query(model, E[h], R[r], q)
+    tail_scores(q, E, out)

@@ -12,25 +12,21 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import (
     RollbackRecord,
     _as_ids,
     _check_range,
+    _checked_weights,
     _SparseSGDMixin,
+    _stream_keys,
     _zeros_blocks,
 )
 from ._index import csr_of_ids
 from ._kg_train import KGData, KGRecord, kg_fit, kg_scores
 from ._optim import hyper_of, zero_state
 from ._rollback_models import KGRollbackModel
-from ._stream import content_keys
 from ._trajectory import Checkpoints
 
 _GiB = 2**30
@@ -38,6 +34,7 @@ _GiB = 2**30
 
 class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
     _spec = None  # the model's spec (a namedtuple registered in ._interface)
+    _rollback_model_class = KGRollbackModel
     _parameter_constraints = {
         **_SparseSGDMixin._parameter_constraints,
         "n_entities": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -152,16 +149,6 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         return self._fit(X, sample_weight, record=2 if record_negatives else 1,
                          checkpoint=trajectory)
 
-    def rollback_model(self):
-        """The fitted parameters and the rollback kernels of this model, for GradientRollback.
-
-        Returns
-        -------
-        model : KGRollbackModel
-        """
-        check_is_fitted(self)
-        return KGRollbackModel(self)
-
     def _check_memory(self, X, record_negatives, trajectory):
         """Clear errors before training for the optional dense records."""
         if trajectory and self.max_norm is not None:
@@ -199,11 +186,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, dtype=None, ensure_min_samples=1)
         X = _as_ids(X, 3, "X")
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if np.any(sw < 0):
-            raise ValueError("sample_weight must be non-negative.")
-        if not np.any(sw > 0):
-            raise ValueError("sample_weight is zero for every triple; nothing to fit.")
+        sw = _checked_weights(sample_weight, X, "triple")
         ne = (self.n_entities if self.n_entities is not None
               else int(max(X[:, 0].max(), X[:, 2].max())) + 1)
         nr = self.n_relations if self.n_relations is not None else int(X[:, 1].max()) + 1
@@ -226,10 +209,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         E, R = self._init_embeddings(rs, ne, nr)
         d = E.shape[1]
-        seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
-            rs.randint(0, 2**31 - 1))
         data = KGData(*(np.ascontiguousarray(X[:, c]) for c in range(3)), sw,
-                      content_keys(X, seed))
+                      _stream_keys(rs, X))
         init = {"entity": E.copy(), "relation": R.copy()} if record else None
         hp = hyper_of(self, n_neg, self.max_norm)
         stE, stR = zero_state(E), zero_state(R)
@@ -302,9 +283,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         scores : ndarray of shape (n_queries, n_entities)
         """
         X = self._check_queries(X, 2)
-        return kg_scores(self._spec, self.entity_embeddings_,
-                           self.relation_embeddings_,
-                           np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1]))
+        return kg_scores(self._spec, self.entity_embeddings_, self.relation_embeddings_,
+                         np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1]))
 
     def predict_proba(self, X):
         """Softmax probability of every tail for each ``(head, relation)``.

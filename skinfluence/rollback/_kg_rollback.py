@@ -11,7 +11,7 @@ order (:func:`kg_first_order_deltas`).  The model enters only through
 import numpy as np
 
 from .._numba import njit
-from ._interface import query, query_backward, tail_scores
+from ._interface import query, query_backward, query_scores, tail_scores
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -55,11 +55,8 @@ def kg_rollback_deltas(model, E, R, qh, qr, qt, ptr, idx, data, rec):
     Et = np.empty(dE)
     Rr = np.empty(R.shape[1])
     for a in range(qh.shape[0]):
-        h = qh[a]
-        r = qr[a]
-        t = qt[a]
-        query(model, E[h], R[r], q)
-        tail_scores(q, E, base)
+        h, r, t = qh[a], qr[a], qt[a]
+        query_scores(model, E, R, h, r, q, base)
         mx, z = _max_and_sum_exp(base)
         lp0 = base[t] - mx - np.log(z)
         p0 = np.exp(lp0)
@@ -151,11 +148,8 @@ def kg_rollback_deltas_dense(model, E, R, qh, qr, qt, ptr, idx, data, rec):
     E2 = np.empty_like(E)
     Rr = np.empty(R.shape[1])
     for a in range(qh.shape[0]):
-        h = qh[a]
-        r = qr[a]
-        t = qt[a]
-        query(model, E[h], R[r], q)
-        tail_scores(q, E, sc)
+        h, r, t = qh[a], qr[a], qt[a]
+        query_scores(model, E, R, h, r, q, sc)
         p0 = np.exp(_log_softmax_at(sc, t))
         for p in range(ptr[a], ptr[a + 1]):
             j = idx[p]
@@ -183,8 +177,7 @@ def proba_grad(model, E, R, h, r, t, q, sc, dq, gh, GE, gr):
     query), the relation row ``r`` into ``gr``.  ``q``, ``sc``, ``dq``, ``gh``
     are scratch."""
     ne, dE = E.shape
-    query(model, E[h], R[r], q)
-    tail_scores(q, E, sc)
+    query_scores(model, E, R, h, r, q, sc)
     mx, z = _max_and_sum_exp(sc)
     for e in range(ne):
         sc[e] = np.exp(sc[e] - mx)
@@ -227,9 +220,7 @@ def kg_first_order_deltas(model, E, R, qh, qr, qt, ptr, idx, data, rec):
     gr = np.empty(dR)
     GE = np.empty((ne, dE))
     for a in range(qh.shape[0]):
-        h = qh[a]
-        r = qr[a]
-        t = qt[a]
+        h, r, t = qh[a], qr[a], qt[a]
         proba_grad(model, E, R, h, r, t, q, sc, dq, gh, GE, gr)
         for p in range(ptr[a], ptr[a + 1]):
             j = idx[p]

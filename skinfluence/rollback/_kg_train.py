@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 
 from .._numba import njit
-from ._interface import query, query_backward, tail_scores
+from ._interface import query, query_backward, query_scores
 from ._optim import ADAM, SGD, apply_rows
 from ._stream import _AHEAD, _epoch_order, _negative, _prefetch_row
 
@@ -43,9 +43,26 @@ def kg_scores(model, E, R, heads, rels):
     out = np.empty((n, ne))
     q = np.empty(d)
     for i in range(n):
-        query(model, E[heads[i]], R[rels[i]], q)
-        tail_scores(q, E, out[i])
+        query_scores(model, E, R, heads[i], rels[i], q, out[i])
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def softmax_scratch(n_cand, dE, dR):
+    """Work arrays of :func:`candidate_softmax` and the backward pass: candidates,
+    their scores, the query, its gradient and the head / relation gradients."""
+    return (np.empty(n_cand, dtype=np.int64), np.empty(n_cand), np.empty(dE), np.empty(dE),
+            np.empty(dE), np.empty(dR))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def loss_coef(sc, z, c, row, t, full, scale):
+    """``scale * d(-log p(t)) / d(score of candidate c)`` (``row``: its entity), from the
+    output ``sc``, ``z`` of :func:`candidate_softmax`."""
+    coef = sc[c] / z
+    if row == t and (full or c == 0):
+        coef -= 1.0
+    return coef * scale
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -109,12 +126,7 @@ def kg_fit(model, E, R, data, hp, stE, stR, rec, epoch_start, n_epochs, losses):
     dR = R.shape[1]
     full = n_neg < 0
     n_cand = ne if full else n_neg + 1
-    cand = np.empty(n_cand, dtype=np.int64)
-    sc = np.empty(n_cand)
-    q = np.empty(dE)
-    dq = np.empty(dE)
-    gh = np.empty(dE)
-    gr = np.empty(dR)
+    cand, sc, q, dq, gh, gr = softmax_scratch(n_cand, dE, dR)
     GE = np.zeros_like(E)
     GR = np.zeros_like(R)
     rec_adam = record and opt == ADAM
@@ -174,10 +186,7 @@ def kg_fit(model, E, R, data, hp, stE, stR, rec, epoch_start, n_epochs, losses):
                 coefT = 0.0
                 for c in range(n_cand):
                     row = cand[c]
-                    coef = sc[c] / z
-                    if row == t and (full or c == 0):
-                        coef -= 1.0
-                    coef *= scale
+                    coef = loss_coef(sc, z, c, row, t, full, scale)
                     if stampE[row] != step:
                         stampE[row] = step
                         rowsE[nE] = row

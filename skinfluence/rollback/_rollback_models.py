@@ -11,7 +11,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from ..utils._parallel import chunk_slices, effective_n_jobs
-from ._base import _progress, unexplained_share
+from ._base import TRAJECTORY_KG_ONLY, _progress, unexplained_share
 from ._index import kg_candidates, mf_candidates
 from ._kg_rollback import kg_first_order_deltas, kg_rollback_deltas, kg_rollback_deltas_dense
 from ._kg_train import KGData, KGRecord
@@ -189,10 +189,7 @@ class MFRollbackModel:
         """Predicted drop of the rating per (query, candidate): ``"first_order"`` or the
         exact rollback (``"full"``, ``"auto"``)."""
         if rollback == "trajectory":
-            raise ValueError(
-                "rollback='trajectory' is implemented for the knowledge-graph models "
-                "(DistMult, ComplEx); use 'full' or 'first_order' for MatrixFactorization."
-            )
+            raise ValueError(TRAJECTORY_KG_ONLY)
         fn = mf_first_order_deltas if rollback == "first_order" else mf_rollback_deltas
         g = record.gamma
         return fn(self.user_rows, self.item_rows, *_columns(X), ptr, idx, *_columns(record.X),

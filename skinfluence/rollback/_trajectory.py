@@ -37,7 +37,7 @@ import numpy as np
 from .._numba import njit
 from ._interface import query_backward
 from ._kg_rollback import proba_grad
-from ._kg_train import candidate_softmax
+from ._kg_train import candidate_softmax, loss_coef, softmax_scratch
 from ._optim import SGD, RowState, apply_rows
 from ._stream import _epoch_order
 
@@ -65,10 +65,7 @@ def _example_grad(model, E, R, h, r, t, eki, n_neg, alpha, scale, cand, sc, q, d
     n_rows = 0
     for c in range(n_cand):
         row = cand[c]
-        coef = sc[c] / z
-        if row == t and (full or c == 0):
-            coef -= 1.0
-        coef *= scale
+        coef = loss_coef(sc, z, c, row, t, full, scale)
         if mark[row] < 0:
             mark[row] = 1
             rows[n_rows] = row
@@ -198,12 +195,7 @@ def kg_trajectory_deltas(model, data, hp, ck, lamE0, lamR0, out):
     dirE = np.zeros((ne, dE))
     dirR = np.zeros((nr, dR))
     n_cand = ne if n_neg < 0 else n_neg + 1
-    cand = np.empty(n_cand, dtype=np.int64)
-    sc = np.empty(n_cand)
-    q = np.empty(dE)
-    dq = np.empty(dE)
-    gh = np.empty(dE)
-    gr = np.empty(dR)
+    cand, sc, q, dq, gh, gr = softmax_scratch(n_cand, dE, dR)
     gRr = np.empty(dR)
     GE = np.zeros((ne, dE))
     GR = np.zeros((nr, dR))

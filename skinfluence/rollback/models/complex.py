@@ -22,10 +22,7 @@ def query(eh, wr, q):
     """``q = eh * wr`` as complex numbers."""
     c = q.shape[0] // 2
     for k in range(c):
-        hr = eh[k]
-        hi = eh[c + k]
-        rr = wr[k]
-        ri = wr[c + k]
+        hr, hi, rr, ri = eh[k], eh[c + k], wr[k], wr[c + k]
         q[k] = hr * rr - hi * ri
         q[c + k] = hr * ri + hi * rr
 
@@ -35,12 +32,8 @@ def query_backward(eh, wr, dq, gh, gr):
     """Gradients of ``dq . query(eh, wr)`` with respect to ``eh`` (``gh``) and ``wr`` (``gr``)."""
     c = dq.shape[0] // 2
     for k in range(c):
-        hr = eh[k]
-        hi = eh[c + k]
-        rr = wr[k]
-        ri = wr[c + k]
-        da = dq[k]
-        db = dq[c + k]
+        hr, hi, rr, ri = eh[k], eh[c + k], wr[k], wr[c + k]
+        da, db = dq[k], dq[c + k]
         gh[k] = da * rr + db * ri
         gh[c + k] = -da * ri + db * rr
         gr[k] = da * hr + db * hi

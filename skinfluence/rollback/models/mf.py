@@ -10,14 +10,22 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import RollbackRecord, _as_ids, _check_range, _SparseSGDMixin, _zeros_blocks
+from .._base import (
+    TRAJECTORY_KG_ONLY,
+    RollbackRecord,
+    _as_ids,
+    _check_range,
+    _checked_weights,
+    _SparseSGDMixin,
+    _stream_keys,
+    _zeros_blocks,
+)
 from .._index import csr_of_ids
 from .._mf import MFData, MFRecord, mf_fit
 from .._optim import hyper_of, zero_state
 from .._rollback_models import MFRollbackModel
-from .._stream import content_keys
 
 __all__ = ["MatrixFactorization"]
 
@@ -80,6 +88,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
     (3,)
     """
 
+    _rollback_model_class = MFRollbackModel
     _parameter_constraints = {
         **_SparseSGDMixin._parameter_constraints,
         "n_users": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -170,23 +179,10 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
             ``gamma`` holds ``"user"`` and ``"item"`` (last column: bias).
         """
         if trajectory:
-            raise ValueError(
-                "rollback='trajectory' is implemented for the knowledge-graph models "
-                "(DistMult, ComplEx); use 'full' or 'first_order' for MatrixFactorization."
-            )
+            raise ValueError(TRAJECTORY_KG_ONLY)
         if y is None:
             raise ValueError("MatrixFactorization needs ratings y.")
         return self._fit(X, y, sample_weight, record=True)
-
-    def rollback_model(self):
-        """The fitted parameters and the rollback kernels of this model, for GradientRollback.
-
-        Returns
-        -------
-        model : MFRollbackModel
-        """
-        check_is_fitted(self)
-        return MFRollbackModel(self)
 
     def _validated(self, X, y, sample_weight):
         """Training ids, ratings, weights and the user / item counts."""
@@ -194,11 +190,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=None, y_numeric=True)
         X = _as_ids(X, 2, "X")
         y = np.ascontiguousarray(y, dtype=np.float64)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        if np.any(sw < 0):
-            raise ValueError("sample_weight must be non-negative.")
-        if not np.any(sw > 0):
-            raise ValueError("sample_weight is zero for every rating; nothing to fit.")
+        sw = _checked_weights(sample_weight, X, "rating")
         nu = self.n_users if self.n_users is not None else int(X[:, 0].max()) + 1
         ni = self.n_items if self.n_items is not None else int(X[:, 1].max()) + 1
         _check_range(X[:, 0], nu, "user", "X")
@@ -216,10 +208,8 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         Q = rs.normal(scale=self.init_scale, size=(ni, d))
         P[:, -1] = 0.0
         Q[:, -1] = 0.0
-        seed = np.uint64(rs.randint(0, 2**31 - 1)) * np.uint64(2**31) + np.uint64(
-            rs.randint(0, 2**31 - 1))
         data = MFData(np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1]), y, sw,
-                      mu, content_keys(X, seed))
+                      mu, _stream_keys(rs, X))
         init = {"user": P.copy(), "item": Q.copy()} if record else None
         hp = hyper_of(self)
         stP, stQ = zero_state(P), zero_state(Q)
