@@ -45,6 +45,8 @@ class RollbackRecord:
         relations; users and items), to find the candidates of a query.
     keys : ndarray of shape (n_train,)
         The examples' random-stream keys (batch order and negatives).
+    columns : tuple of ndarray
+        The columns of ``X``, contiguous (as the kernels read them).
     checkpoints : namedtuple or None
         Per-epoch training state for the trajectory rollback (knowledge graphs).
     """
@@ -55,6 +57,7 @@ class RollbackRecord:
     sample_weight: np.ndarray
     index: tuple
     keys: np.ndarray
+    columns: tuple
     checkpoints: Optional[Any] = None
 
 

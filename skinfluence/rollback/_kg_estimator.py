@@ -252,7 +252,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         index = (csr_of_ids(np.ascontiguousarray(X[:, [0, 2]]), ne),
                  csr_of_ids(np.ascontiguousarray(X[:, 1:2]), nr))
         return RollbackRecord(gamma=gamma, init=init, X=X, sample_weight=sw, index=index,
-                              keys=data.keys, checkpoints=ckpt)
+                              keys=data.keys, columns=tuple(data[:3]), checkpoints=ckpt)
 
     # -- prediction -------------------------------------------------------
     def _check_queries(self, X, n_cols=2):

@@ -91,7 +91,9 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : DistMult, ComplEx or MatrixFactorization
-        Unfitted model to train with rollback bookkeeping.
+        Unfitted model to train with rollback bookkeeping.  GradientRollback
+        uses only its ``fit_with_rollback`` and ``rollback_model`` methods
+        (see :mod:`skinfluence.rollback.models`).
     scope : {"neighbourhood", "all"}, default="neighbourhood"
         Which training examples :meth:`transform` scores for a query
         ``(h, r, t)``: those sharing the head/tail entity or the relation
@@ -202,8 +204,9 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 and hasattr(self.estimator, "rollback_model")):
             raise TypeError(
                 "GradientRollback supports skinfluence.DistMult, ComplEx and "
-                f"MatrixFactorization; got {type(self.estimator).__name__}. Other models do "
-                "not expose the per-example sparse updates Gradient Rollback records."
+                f"MatrixFactorization; got {type(self.estimator).__name__}, which has no "
+                "fit_with_rollback / rollback_model: other models do not expose the "
+                "per-example sparse updates Gradient Rollback records."
             )
         est = clone(self.estimator)
         rec = est.fit_with_rollback(X, y, sample_weight,
@@ -219,6 +222,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self.sample_weight_ = rec.sample_weight
         self.n_train_ = rec.X.shape[0]
         self._record = rec
+        self._model = model
         return self
 
     # -- delegation ---------------------------------------------------------
@@ -247,10 +251,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     # -- explanations -------------------------------------------------------
     def _queries(self, X):
         check_is_fitted(self)
-        return self.estimator_.rollback_model().queries(check_array(X, dtype=None))
+        return self._model.queries(check_array(X, dtype=None))
 
     def _deltas(self, X):
-        model = self.estimator_.rollback_model()
+        model = self._model
         rec = self._record
         ptr, idx = model.candidates(X, rec, self.scope)
         vals = model.deltas(X, ptr, idx, rec, self.rollback, n_jobs=self.n_jobs,

@@ -84,7 +84,7 @@ class KGRollbackModel:
         neg = g.get("negatives")
         rec = KGRecord(2 if neg is not None else 1, g["head"], g["relation"], g["tail"],
                        neg if neg is not None else np.zeros((1, 1, 1)))
-        return KGData(*_columns(record.X), record.sample_weight, record.keys), rec
+        return KGData(*record.columns, record.sample_weight, record.keys), rec
 
     def deltas(self, X, ptr, idx, record, rollback, n_jobs=None, verbose=0):
         """Predicted drop of ``p(t | h, r)`` per (query, candidate) of the CSR ``ptr, idx``.
@@ -192,7 +192,7 @@ class MFRollbackModel:
             raise ValueError(TRAJECTORY_KG_ONLY)
         fn = mf_first_order_deltas if rollback == "first_order" else mf_rollback_deltas
         g = record.gamma
-        return fn(self.user_rows, self.item_rows, *_columns(X), ptr, idx, *_columns(record.X),
+        return fn(self.user_rows, self.item_rows, *_columns(X), ptr, idx, *record.columns,
                   g["user"], g["item"])
 
     def residuals(self, record):

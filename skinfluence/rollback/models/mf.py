@@ -236,7 +236,7 @@ class MatrixFactorization(RegressorMixin, _SparseSGDMixin, BaseEstimator):
         index = (csr_of_ids(np.ascontiguousarray(X[:, :1]), nu),
                  csr_of_ids(np.ascontiguousarray(X[:, 1:2]), ni))
         return RollbackRecord(gamma={"user": gP, "item": gQ}, init=init, X=X, sample_weight=sw,
-                              index=index, keys=data.keys)
+                              index=index, keys=data.keys, columns=tuple(data[:2]))
 
     def _check_queries(self, X):
         check_is_fitted(self)
