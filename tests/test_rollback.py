@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils import Bunch
 
 from skinfluence import ComplEx, DistMult, GradientRollback, MatrixFactorization
 from skinfluence.rollback import _stream as K
@@ -480,6 +481,19 @@ def test_explain_orders_and_pads():
     top = gr.predict([[0, 0]])[0]
     np.testing.assert_array_equal(gr.explain([[0, 0]], k=3).helpful_indices,
                                   gr.explain([[0, 0, top]], k=3).helpful_indices)
+
+
+def test_explain_returns_a_bunch_and_the_old_unpacking_warns():
+    X = _kg(n=60)
+    gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(X)
+    ex = gr.explain([[0, 0, 1]], k=3)
+    assert isinstance(ex, Bunch)
+    assert set(ex.keys()) == {"helpful_indices", "helpful_values", "harmful_indices",
+                              "harmful_values"}
+    with pytest.warns(FutureWarning, match="helpful_indices"):
+        idx, d = gr.explain([[0, 0, 1]], k=3)
+    np.testing.assert_array_equal(idx, ex.helpful_indices)
+    np.testing.assert_array_equal(d, ex.helpful_values)
 
 
 def test_zero_weight_examples_get_no_explanation_mass():

@@ -1,6 +1,7 @@
 """Gradient Rollback (Lawrence, Sztyler & Niepert, AAAI 2021)."""
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -329,8 +330,23 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             out_i[a, :m], out_d[a, :m] = _largest(v, idx[lo:hi], m)
             harm_i[a, :m], neg = _largest(-v, idx[lo:hi], m)
             harm_d[a, :m] = -neg
-        return Bunch(helpful_indices=out_i, helpful_values=out_d,
-                     harmful_indices=harm_i, harmful_values=harm_d)
+        return _Explanation(helpful_indices=out_i, helpful_values=out_d,
+                            harmful_indices=harm_i, harmful_values=harm_d)
+
+
+class _Explanation(Bunch):
+    """:meth:`GradientRollback.explain`'s Bunch.  Unpacking it as the former
+    ``(indices, values)`` pair still gives the helpful pair, with a FutureWarning,
+    for one release; iterating over its keys then needs ``.keys()``."""
+
+    def __iter__(self):
+        warnings.warn(
+            "GradientRollback.explain returns a Bunch since 0.2.0; unpacking it as "
+            "(indices, values) is deprecated and will stop working in 0.3.0: use "
+            "result.helpful_indices and result.helpful_values.",
+            FutureWarning, stacklevel=2,
+        )
+        return iter((self["helpful_indices"], self["helpful_values"]))
 
 
 def _largest(v, idx, m):
