@@ -82,7 +82,6 @@ from threadpoolctl import threadpool_limits
 
 from skinfluence import ComplEx, DistMult, GradientRollback
 from skinfluence.datasets import load_kinships, load_nations, load_umls
-from skinfluence.rollback import _kernels as K
 
 LOADERS = {"nations": load_nations, "kinships": load_kinships, "umls": load_umls}
 MODELS = {"distmult": DistMult, "complex": ComplEx}
@@ -110,7 +109,7 @@ CONFIG = dict(n_components=10, optimizer="adam", batch_size=32, n_negatives=13,
 # ---------------------------------------------------------------------------
 
 def _query(model_id, E, R, h, r):
-    if model_id == K.DISTMULT:
+    if model_id == "distmult":
         return E[h] * R[r]
     c = E.shape[1] // 2
     hr, hi, rr, ri = E[h, :c], E[h, c:], R[r, :c], R[r, c:]
@@ -118,7 +117,7 @@ def _query(model_id, E, R, h, r):
 
 
 def _query_backward(model_id, E, R, h, r, dq):
-    if model_id == K.DISTMULT:
+    if model_id == "distmult":
         return dq * R[r], dq * E[h]
     c = E.shape[1] // 2
     hr, hi, rr, ri = E[h, :c], E[h, c:], R[r, :c], R[r, c:]
@@ -301,7 +300,7 @@ def run(dataset, model_name, n_jobs=2, max_queries=None, seed=0, split="test",
             DNF = grn.set_params(rollback="first_order").transform(triples).tocsr()
 
     E, R = model.entity_embeddings_, model.relation_embeddings_
-    mid = model._model_id
+    mid = "complex" if isinstance(model, ComplEx) else "distmult"
     alpha = model.alpha
     w = np.ones(n)
     t_if = t_tr = 0.0

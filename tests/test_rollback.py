@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils import Bunch
 
 from skinfluence import ComplEx, DistMult, GradientRollback, MatrixFactorization
-from skinfluence.rollback import _kernels as K
+from skinfluence.rollback import _stream as K
+from skinfluence.rollback._kg_train import kg_scores
 
 
 def _kg(seed=0, n=300, ne=12, nr=5):
@@ -146,7 +148,7 @@ def _brute_kg(gr, triples, cand_all):
             E[Xt[j, 0]] -= gr.gamma_["head"][j]
             E[Xt[j, 2]] -= gr.gamma_["tail"][j]
             R[Xt[j, 1]] -= gr.gamma_["relation"][j]
-            s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+            s = kg_scores(est._spec, E, R, np.array([h]), np.array([r]))[0]
             p = np.exp(s - s.max())
             p /= p.sum()
             out[a, j] = p0 - p[t]
@@ -192,7 +194,7 @@ def test_mf_transform_matches_brute_force():
 
 
 def _proba_at(est, E, R, h, r, t):
-    s = K.kg_scores(est._model_id, E, R, np.array([h]), np.array([r]))[0]
+    s = kg_scores(est._spec, E, R, np.array([h]), np.array([r]))[0]
     p = np.exp(s - s.max())
     return p[t] / p.sum()
 
@@ -279,7 +281,7 @@ def test_gr_top_explanation_lowers_probability_when_removed():
                    n_negatives=5, random_state=0, n_entities=10, n_relations=4)
     gr = GradientRollback(est).fit(X)
     queries = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 0], [5, 1]])
-    idx, delta = gr.explain(queries, k=1)
+    idx = gr.explain(queries, k=1).helpful_indices
     top1 = gr.predict(queries)
     p0 = gr.predict_proba(queries)[np.arange(6), top1]
     drops = 0
@@ -463,20 +465,40 @@ def test_explain_orders_and_pads():
     # k is capped at the largest number of candidates of the queries (500 > 60 examples);
     # the query with fewer candidates than that is padded
     queries = [[0, 0, 1], [3, 1, 4], [1, 0, 2]]
-    idx, d = gr.explain(queries, k=500)
+    ex = gr.explain(queries, k=500)
     D = gr.transform(queries)
     counts = np.diff(D.indptr)
     assert counts.min() < counts.max() < 60
-    assert idx.shape == d.shape == (3, counts.max())
-    for a in range(3):
-        m = D.getrow(a).nnz
-        assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
-        assert np.all(np.diff(d[a, :m]) <= 0)
-        np.testing.assert_allclose(d[a, :m], D.toarray()[a, idx[a, :m]])
+    for idx, d, order in ((ex.helpful_indices, ex.helpful_values, 1),
+                          (ex.harmful_indices, ex.harmful_values, -1)):
+        assert idx.shape == d.shape == (3, counts.max())
+        for a in range(3):
+            m = D.getrow(a).nnz
+            assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
+            assert np.all(order * np.diff(d[a, :m]) <= 0)
+            np.testing.assert_allclose(d[a, :m], D.toarray()[a, idx[a, :m]])
+            # every candidate listed once, structural zeros never
+            np.testing.assert_array_equal(np.sort(idx[a, :m]), D.getrow(a).indices)
+    # the harmful list is the helpful one reversed (ties by training index)
+    m = D.getrow(0).nnz
+    np.testing.assert_array_equal(ex.harmful_values[0, :m], ex.helpful_values[0, :m][::-1])
     # (h, r) queries explain the top-1 tail
     top = gr.predict([[0, 0]])[0]
-    np.testing.assert_array_equal(gr.explain([[0, 0]], k=3)[0],
-                                  gr.explain([[0, 0, top]], k=3)[0])
+    np.testing.assert_array_equal(gr.explain([[0, 0]], k=3).helpful_indices,
+                                  gr.explain([[0, 0, top]], k=3).helpful_indices)
+
+
+def test_explain_returns_a_bunch_and_the_old_unpacking_warns():
+    X = _kg(n=60)
+    gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(X)
+    ex = gr.explain([[0, 0, 1]], k=3)
+    assert isinstance(ex, Bunch)
+    assert set(ex.keys()) == {"helpful_indices", "helpful_values", "harmful_indices",
+                              "harmful_values"}
+    with pytest.warns(FutureWarning, match="helpful_indices"):
+        idx, d = gr.explain([[0, 0, 1]], k=3)
+    np.testing.assert_array_equal(idx, ex.helpful_indices)
+    np.testing.assert_array_equal(d, ex.helpful_values)
 
 
 @pytest.mark.parametrize("k", [2.5, 3.0, 0, True])
@@ -579,8 +601,9 @@ def test_zero_weight_with_query_without_candidates():
     gr = GradientRollback(est).fit(X, sample_weight=sw)
     D = gr.transform([[0, 0, 1], [13, 6, 12]])
     assert D.getrow(1).nnz == 0 and D.getrow(0).nnz > 0
-    idx, d = gr.explain([[0, 0, 1], [13, 6, 12]], k=3)
-    assert np.all(idx[1] == -1)
+    ex = gr.explain([[0, 0, 1], [13, 6, 12]], k=3)
+    assert np.all(ex.helpful_indices[1] == -1) and np.all(ex.harmful_indices[1] == -1)
+    assert np.all(np.isnan(ex.helpful_values[1])) and np.all(np.isnan(ex.harmful_values[1]))
 
 
 # ----------------------------------------------------------------------------
@@ -649,11 +672,14 @@ def test_trajectory_fit_trains_the_same_model_and_explains():
     fo_same = gr.set_params(rollback="first_order").transform(queries)
     gr.set_params(rollback="trajectory")
     np.testing.assert_array_equal(fo_same.toarray(), fo.toarray())
-    idx, delta = gr.explain(queries, k=4)
+    ex = gr.explain(queries, k=4)
+    idx, delta = ex.helpful_indices, ex.helpful_values
     for a in range(3):
         row = D.getrow(a).toarray().ravel()
         np.testing.assert_allclose(delta[a], row[idx[a]])
         assert np.all(np.diff(delta[a]) <= 0)
+        np.testing.assert_allclose(ex.harmful_values[a], row[ex.harmful_indices[a]])
+        assert np.all(np.diff(ex.harmful_values[a]) >= 0)
 
 
 def test_trajectory_errors():
@@ -670,3 +696,82 @@ def test_trajectory_errors():
     big = DistMult(n_entities=200_000, n_components=200, max_iter=200)
     with pytest.raises(ValueError, match="GiB"):
         GradientRollback(big, rollback="trajectory").fit(X)
+
+
+# ----------------------------------------------------------------------------
+# the model interface GradientRollback uses, and its numba mechanism
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [DistMult, ComplEx])
+def test_fit_with_rollback_is_what_gradient_rollback_records(cls):
+    X = _kg(n=90)
+    est = cls(n_components=3, max_iter=2, batch_size=4, random_state=0)
+    rec = clone(est).fit_with_rollback(X, record_negatives=True)
+    gr = GradientRollback(est, record_negatives=True).fit(X)
+    assert set(rec.gamma) == {"head", "relation", "tail", "negatives"}
+    for name, g in rec.gamma.items():
+        np.testing.assert_array_equal(g, gr.gamma_[name])
+    model = gr.estimator_.rollback_model()
+    assert model.kind == "kg"
+    assert model.entity_embeddings is gr.estimator_.entity_embeddings_
+    assert model.residuals(gr._record) == gr.residual_
+
+
+def test_mf_fit_with_rollback_and_rollback_model():
+    X, y = _ratings()
+    mf = MatrixFactorization(n_components=3, max_iter=2, random_state=0)
+    rec = clone(mf).fit_with_rollback(X, y)
+    gr = GradientRollback(mf).fit(X, y)
+    np.testing.assert_array_equal(rec.gamma["user"], gr.gamma_["user"])
+    model = gr.estimator_.rollback_model()
+    assert model.kind == "mf"
+    np.testing.assert_array_equal(model.user_rows[:, :-1], gr.estimator_.user_factors_)
+    with pytest.raises(ValueError, match="knowledge-graph"):
+        clone(mf).fit_with_rollback(X, y, trajectory=True)
+
+
+def test_trajectory_n_jobs_gives_the_same_numbers():
+    X = _kg(n=120)
+    est = DistMult(n_components=3, batch_size=16, max_iter=3, random_state=0)
+    queries = X[:20]  # two chunks of queries
+    one = GradientRollback(est, rollback="trajectory").fit(X)
+    two = GradientRollback(est, rollback="trajectory", n_jobs=2, verbose=1).fit(X)
+    D1, D2 = one.transform(queries), two.transform(queries)
+    np.testing.assert_array_equal(D1.indptr, D2.indptr)
+    np.testing.assert_array_equal(D1.indices, D2.indices)
+    np.testing.assert_array_equal(D1.data, D2.data)
+
+
+_CACHE_PROBE = """
+import numpy as np
+from skinfluence import ComplEx, DistMult
+from skinfluence.rollback._kg_train import kg_fit
+X = np.array([[0, 0, 1], [1, 1, 2], [2, 0, 0], [0, 1, 2]] * 3)
+a = DistMult(n_components=2, max_iter=2, random_state=0).fit(X)
+b = ComplEx(n_components=2, max_iter=2, random_state=0).fit(X)
+print(len(kg_fit.stats.cache_hits), len(kg_fit.stats.cache_misses), len(kg_fit.signatures))
+print(repr(a.entity_embeddings_.tolist()), repr(b.entity_embeddings_.tolist()))
+"""
+
+
+def test_each_model_gets_its_own_cached_training_kernel(tmp_path):
+    # the kernels are specialised per model at compile time (no model code at run
+    # time); each specialisation must be written to and read back from the cache
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",)}
+    env["SKINFLUENCE_CACHE_DIR"] = str(tmp_path)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env,
+                             capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("\n")
+
+    first, second = run(), run()
+    assert first[0] == "0 2 2"  # compiled once per model, and saved
+    assert second[0] == "2 0 2"  # both loaded from the cache
+    assert first[1] == second[1]

@@ -8,7 +8,7 @@
   explanation time (Lawrence, Sztyler & Niepert, AAAI 2021).
 """
 
-from ._models import ComplEx, DistMult, MatrixFactorization
+from .models import ComplEx, DistMult, MatrixFactorization
 from ._rollback import GradientRollback
 
 __all__ = ["GradientRollback", "DistMult", "ComplEx", "MatrixFactorization"]

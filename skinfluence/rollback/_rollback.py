@@ -1,19 +1,16 @@
 """Gradient Rollback (Lawrence, Sztyler & Niepert, AAAI 2021)."""
 
+import numbers
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._delegation import check_k
-from . import _kernels as K
-from . import _trajectory as TR
-from ._models import MatrixFactorization, _KGEmbedding, _progress
-
-# queries per pass of the trajectory rollback: each pass replays the training run once,
-# about as long as the adjoints of 2-3 queries, and ticks the progress bar once
-_TRAJECTORY_CHUNK = 16
 
 __all__ = ["GradientRollback"]
 
@@ -97,7 +94,9 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     estimator : DistMult, ComplEx or MatrixFactorization
-        Unfitted model to train with rollback bookkeeping.
+        Unfitted model to train with rollback bookkeeping.  GradientRollback
+        uses only its ``fit_with_rollback`` and ``rollback_model`` methods
+        (see :mod:`skinfluence.rollback.models`).
     scope : {"neighbourhood", "all"}, default="neighbourhood"
         Which training examples :meth:`transform` scores for a query
         ``(h, r, t)``: those sharing the head/tail entity or the relation
@@ -121,6 +120,12 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         through the whole training run (see above); it must be set before
         :meth:`fit`, which then keeps per-epoch checkpoints.  The other
         choices only affect explanations, not :meth:`fit`.
+    n_jobs : int, default=None
+        Threads for the trajectory rollback (each thread replays the training
+        run for its own queries; the numbers do not depend on ``n_jobs``).
+        ``None`` means 1, ``-1`` all cores.
+    verbose : int, default=0
+        Show a progress bar for the trajectory rollback.
 
     Attributes
     ----------
@@ -156,10 +161,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     >>> gr = GradientRollback(DistMult(n_entities=data.n_entities,
     ...                                n_relations=data.n_relations,
     ...                                random_state=0)).fit(data.train)
-    >>> idx, delta = gr.explain(data.test[:3, :2], k=5)   # top-1 predictions
-    >>> idx.shape, delta.shape
+    >>> ex = gr.explain(data.test[:3, :2], k=5)   # top-1 predictions
+    >>> ex.helpful_indices.shape, ex.harmful_values.shape
     ((3, 5), (3, 5))
-    >>> bool(delta[0, 0] >= delta[0, 1])
+    >>> bool(ex.helpful_values[0, 0] >= ex.helpful_values[0, 1])
     True
     """
 
@@ -168,25 +173,18 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "scope": [StrOptions({"neighbourhood", "all"})],
         "record_negatives": ["boolean"],
         "rollback": [StrOptions({"auto", "full", "first_order", "trajectory"})],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(self, estimator, *, scope="neighbourhood", record_negatives=False,
-                 rollback="auto"):
+                 rollback="auto", n_jobs=None, verbose=0):
         self.estimator = estimator
         self.scope = scope
         self.record_negatives = record_negatives
         self.rollback = rollback
-
-    def _kind(self, est):
-        if isinstance(est, _KGEmbedding):
-            return "kg"
-        if isinstance(est, MatrixFactorization):
-            return "mf"
-        raise TypeError(
-            "GradientRollback supports skinfluence.DistMult, ComplEx and "
-            f"MatrixFactorization; got {type(est).__name__}. Other models do not "
-            "expose the per-example sparse updates Gradient Rollback records."
-        )
+        self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def fit(self, X, y=None, sample_weight=None):
         """Train a clone of the estimator while recording per-example updates.
@@ -205,100 +203,30 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self : object
         """
         self._validate_params()
-        kind = self._kind(self.estimator)
-        est = clone(self.estimator)
-        if kind == "kg":
-            trajectory = self.rollback == "trajectory"
-            self._check_memory(est, X, trajectory)
-            rec = est._fit(X, sample_weight, record=2 if self.record_negatives else 1,
-                           checkpoint=trajectory)
-            self._checkpoints = rec["checkpoints"]
-            self.gamma_ = {k: rec[k] for k in ("head", "relation", "tail")}
-            if self.record_negatives:
-                self.gamma_["negatives"] = rec["negatives"]
-        else:
-            if self.rollback == "trajectory":
-                raise ValueError(
-                    "rollback='trajectory' is implemented for the knowledge-graph models "
-                    "(DistMult, ComplEx); use 'full' or 'first_order' for MatrixFactorization."
-                )
-            if y is None:
-                raise ValueError("MatrixFactorization needs ratings y.")
-            rec = est._fit(X, y, sample_weight, record=True)
-            self.gamma_ = {k: rec[k] for k in ("user", "item")}
-        self.estimator_ = est
-        self.kind_ = kind
-        self.init_params_ = rec["init"]
-        self.residual_ = self._residuals(est, rec)
-        self.X_train_ = rec["X"]
-        self.sample_weight_ = rec["sample_weight"]
-        self.n_train_ = rec["X"].shape[0]
-        Xt = np.ascontiguousarray(self.X_train_)
-        if kind == "kg":
-            # examples holding each entity (as head or tail) / relation
-            self._ent_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, [0, 2]]),
-                                           est.n_entities_)
-            self._rel_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]),
-                                           est.n_relations_)
-        else:
-            self._user_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, :1]), est.n_users_)
-            self._item_index = K.csr_of_ids(np.ascontiguousarray(Xt[:, 1:2]), est.n_items_)
-        return self
-
-    def _check_memory(self, est, X, trajectory):
-        """Clear errors before training for the optional dense records."""
-        if trajectory and est.max_norm is not None:
-            raise ValueError(
-                "rollback='trajectory' differentiates the optimizer steps and does not "
-                "cover the max_norm projection; use max_norm=None or another rollback."
+        if not (hasattr(self.estimator, "fit_with_rollback")
+                and hasattr(self.estimator, "rollback_model")):
+            raise TypeError(
+                "GradientRollback supports skinfluence.DistMult, ComplEx and "
+                f"MatrixFactorization; got {type(self.estimator).__name__}, which has no "
+                "fit_with_rollback / rollback_model: other models do not expose the "
+                "per-example sparse updates Gradient Rollback records."
             )
-        if not (trajectory or self.record_negatives):
-            return
-        X = np.asarray(X)
-        ne = (est.n_entities if est.n_entities is not None
-              else int(np.max(X[:, [0, 2]])) + 1)
-        nr = est.n_relations if est.n_relations is not None else int(np.max(X[:, 1])) + 1
-        dim = est.n_components * (2 if est._model_id == K.COMPLEX else 1)
-        if self.record_negatives:
-            nbytes = 8 * X.shape[0] * ne * dim
-            if nbytes > 4 * 2**30:
-                raise ValueError(
-                    f"record_negatives=True needs n_train * n_entities * dim * 8 = "
-                    f"{nbytes / 2**30:.1f} GiB; use record_negatives=False (O(n_train * dim))."
-                )
-        if trajectory:
-            steps = -(-X.shape[0] // est.batch_size)
-            # per-epoch checkpoints, one epoch of per-step states, per-triple batch gradients
-            nbytes = 8 * dim * ((ne + nr) * 3 * (est.max_iter + steps) + est.batch_size * ne)
-            if nbytes > 4 * 2**30:
-                raise ValueError(
-                    f"rollback='trajectory' needs about {nbytes / 2**30:.1f} GiB for the "
-                    "training-run checkpoints; use 'first_order' for models this large."
-                )
-
-    @staticmethod
-    def _residuals(est, rec):
-        """Relative part of each parameter group's movement not accounted for
-        by the recorded per-example updates."""
-        X = rec["X"]
-        if "user" in rec:
-            groups = {"user": (est._P, [(X[:, 0], rec["user"])]),
-                      "item": (est._Q, [(X[:, 1], rec["item"])])}
-        else:
-            groups = {"entity": (est.entity_embeddings_,
-                                 [(X[:, 0], rec["head"]), (X[:, 2], rec["tail"])]),
-                      "relation": (est.relation_embeddings_, [(X[:, 1], rec["relation"])])}
-        out = {}
-        for name, (final, parts) in groups.items():
-            moved = final - rec["init"][name]
-            acc = np.zeros_like(final)
-            for rows, gam in parts:
-                K.scatter_add_rows(acc, np.ascontiguousarray(rows), gam)
-            if name == "entity" and rec.get("negatives") is not None:
-                acc += rec["negatives"].sum(axis=0)
-            den = np.linalg.norm(moved)
-            out[name] = float(np.linalg.norm(moved - acc) / den) if den > 0 else 0.0
-        return out
+        est = clone(self.estimator)
+        rec = est.fit_with_rollback(X, y, sample_weight,
+                                    record_negatives=self.record_negatives,
+                                    trajectory=self.rollback == "trajectory")
+        model = est.rollback_model()
+        self.estimator_ = est
+        self.kind_ = model.kind
+        self.gamma_ = rec.gamma
+        self.init_params_ = rec.init
+        self.residual_ = model.residuals(rec)
+        self.X_train_ = rec.X
+        self.sample_weight_ = rec.sample_weight
+        self.n_train_ = rec.X.shape[0]
+        self._record = rec
+        self._model = model
+        return self
 
     # -- delegation ---------------------------------------------------------
     def predict(self, X):
@@ -326,58 +254,14 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     # -- explanations -------------------------------------------------------
     def _queries(self, X):
         check_is_fitted(self)
-        est = self.estimator_
-        X = check_array(X, dtype=None)
-        if self.kind_ == "kg":
-            if X.ndim != 2 or X.shape[1] not in (2, 3):
-                raise ValueError(
-                    "X must be (n, 3) (head, relation, tail) triples to explain, or "
-                    f"(n, 2) (head, relation) queries (their top-1 tail); got {X.shape}."
-                )
-            if X.shape[1] == 2:
-                X2 = est._check_queries(X, 2)
-                t = est.predict(X2)
-                X = np.column_stack([X2, t])
-            else:
-                X = est._check_queries(X, 3)
-        else:
-            X = est._check_queries(X)
-        return X
+        return self._model.queries(check_array(X, dtype=None))
 
     def _deltas(self, X):
-        est = self.estimator_
-        g = self.gamma_
-        Xt = self.X_train_
-        if self.kind_ == "kg":
-            qh, qr, qt = (np.ascontiguousarray(X[:, c]) for c in range(3))
-            ptr, idx = K.kg_candidates(qh, qr, qt, *self._ent_index, *self._rel_index,
-                                       self.n_train_, self.scope == "all")
-            cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
-            if self.rollback == "trajectory":
-                vals = self._trajectory_deltas(X, ptr, idx)
-            elif self.rollback in ("auto", "first_order"):
-                neg = g.get("negatives")
-                vals = K.kg_first_order_deltas(
-                    est._model_id, est.entity_embeddings_, est.relation_embeddings_,
-                    qh, qr, qt, ptr, idx, *cols, g["head"], g["relation"], g["tail"],
-                    neg if neg is not None else np.zeros((1, 1, 1)), neg is not None)
-            elif "negatives" in g:
-                vals = K.kg_rollback_deltas_dense(
-                    est._model_id, est.entity_embeddings_, est.relation_embeddings_,
-                    qh, qr, qt, ptr, idx, *cols, g["head"], g["relation"], g["tail"],
-                    g["negatives"])
-            else:
-                vals = K.kg_rollback_deltas(
-                    est._model_id, est.entity_embeddings_, est.relation_embeddings_,
-                    qh, qr, qt, ptr, idx, *cols, g["head"], g["relation"], g["tail"])
-        else:
-            qu, qi = np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1])
-            ptr, idx = K.mf_candidates(qu, qi, *self._user_index, *self._item_index,
-                                       self.n_train_)
-            fn = (K.mf_first_order_deltas if self.rollback == "first_order"
-                  else K.mf_rollback_deltas)
-            vals = fn(est._P, est._Q, qu, qi, ptr, idx, np.ascontiguousarray(Xt[:, 0]),
-                      np.ascontiguousarray(Xt[:, 1]), g["user"], g["item"])
+        model = self._model
+        rec = self._record
+        ptr, idx = model.candidates(X, rec, self.scope)
+        vals = model.deltas(X, ptr, idx, rec, self.rollback, n_jobs=self.n_jobs,
+                            verbose=self.verbose)
         # zero-weight examples never updated anything: drop them explicitly
         keep = self.sample_weight_[idx] > 0
         if not np.all(keep):
@@ -385,44 +269,6 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ptr = kept_before[ptr]
             idx, vals = idx[keep], vals[keep]
         return ptr, idx, vals
-
-    def _trajectory_deltas(self, X, ptr, idx):
-        ck = getattr(self, "_checkpoints", None)
-        if ck is None:
-            raise ValueError(
-                "rollback='trajectory' needs the training-run checkpoints taken during fit; "
-                "fit with rollback='trajectory' (set_params after fit is not enough)."
-            )
-        est = self.estimator_
-        E, R = est.entity_embeddings_, est.relation_embeddings_
-        Xt = self.X_train_
-        cols = [np.ascontiguousarray(Xt[:, c]) for c in range(3)]
-        opt = K.ADAM if est.optimizer == "adam" else K.SGD
-        vals = np.empty(idx.shape[0])
-        starts = range(0, X.shape[0], _TRAJECTORY_CHUNK)
-        # the estimator's verbose setting: these passes take seconds per query
-        bar = _progress(est.verbose, len(starts), "trajectory rollback")
-        for lo in starts:
-            Xc = X[lo:lo + _TRAJECTORY_CHUNK]
-            lamE = np.empty((Xc.shape[0],) + E.shape)
-            lamR = np.empty((Xc.shape[0],) + R.shape)
-            TR.kg_proba_grads(est._model_id, E, R, *(np.ascontiguousarray(Xc[:, c])
-                                                     for c in range(3)), lamE, lamR)
-            out = np.zeros((Xc.shape[0], self.n_train_))
-            TR.kg_trajectory_deltas(
-                est._model_id, *cols, self.sample_weight_, ck["keys"], est.batch_size,
-                ck["n_negatives"], float(est.learning_rate), float(est.learning_rate_decay),
-                float(est.alpha), opt, float(est.beta1), float(est.beta2), float(est.epsilon),
-                ck["E"], ck["R"], ck["mE"], ck["vE"], ck["tE"], ck["mR"], ck["vR"], ck["tR"],
-                lamE, lamR, out)
-            for a in range(Xc.shape[0]):
-                sl = slice(ptr[lo + a], ptr[lo + a + 1])
-                vals[sl] = out[a, idx[sl]]
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        return vals
 
     def transform(self, X):
         """Predicted effect of rolling back each training example.
@@ -448,7 +294,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return sp.csr_matrix((vals, idx, ptr), shape=(X.shape[0], self.n_train_))
 
     def explain(self, X, k=10):
-        """The ``k`` training examples whose rollback lowers the prediction most.
+        """The ``k`` training examples whose rollback lowers (raises) the prediction most.
 
         Parameters
         ----------
@@ -460,13 +306,15 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        indices : ndarray of shape (n, min(k, m))
-            Rows of the training data, most influential (largest predicted
-            drop) first, where ``m`` is the largest number of candidates of a
-            query (at least 1); ``-1`` pads queries with fewer candidates.
-        deltas : ndarray of shape (n, min(k, m))
-            The predicted drops (``nan`` where padded).  Negative values mean
-            even the best candidates *opposed* the prediction.
+        result : Bunch
+            ``helpful_indices``, ``helpful_values``: rows of the training data and
+            their predicted drops, largest drop first (negative values mean even
+            the best candidates *opposed* the prediction); ``harmful_indices``,
+            ``harmful_values``: the same, most negative first (the examples
+            whose rollback would raise the prediction most).  Each of shape
+            ``(n, min(k, m))``, ``m`` the largest number of candidates of a
+            query; ties are ordered by training index, and ``-1`` / ``nan``
+            pad queries with fewer candidates.
         """
         k = check_k(k)
         X = self._queries(X)
@@ -475,15 +323,39 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         k = min(k, max(1, int(np.diff(ptr).max(initial=0))))
         out_i = np.full((n, k), -1, dtype=np.int64)
         out_d = np.full((n, k), np.nan)
+        harm_i = np.full((n, k), -1, dtype=np.int64)
+        harm_d = np.full((n, k), np.nan)
         for a in range(n):
             lo, hi = ptr[a], ptr[a + 1]
             if hi == lo:
                 continue
             v = vals[lo:hi]
             m = min(k, hi - lo)
-            top = np.argpartition(-v, m - 1)[:m] if m < v.size else np.arange(v.size)
-            # sort by drop, ties by training index for determinism
-            top = top[np.lexsort((idx[lo:hi][top], -v[top]))]
-            out_i[a, :m] = idx[lo:hi][top]
-            out_d[a, :m] = v[top]
-        return out_i, out_d
+            out_i[a, :m], out_d[a, :m] = _largest(v, idx[lo:hi], m)
+            harm_i[a, :m], neg = _largest(-v, idx[lo:hi], m)
+            harm_d[a, :m] = -neg
+        return _Explanation(helpful_indices=out_i, helpful_values=out_d,
+                            harmful_indices=harm_i, harmful_values=harm_d)
+
+
+class _Explanation(Bunch):
+    """:meth:`GradientRollback.explain`'s Bunch.  Unpacking it as the former
+    ``(indices, values)`` pair still gives the helpful pair, with a FutureWarning,
+    for one release; iterating over its keys then needs ``.keys()``."""
+
+    def __iter__(self):
+        warnings.warn(
+            "GradientRollback.explain returns a Bunch since 0.2.0; unpacking it as "
+            "(indices, values) is deprecated and will stop working in 0.3.0: use "
+            "result.helpful_indices and result.helpful_values.",
+            FutureWarning, stacklevel=2,
+        )
+        return iter((self["helpful_indices"], self["helpful_values"]))
+
+
+def _largest(v, idx, m):
+    """Training indices and values of the ``m`` largest ``v``, largest first (ties by index)."""
+    top = np.argpartition(-v, m - 1)[:m] if m < v.size else np.arange(v.size)
+    # sort by value, ties by training index for determinism
+    top = top[np.lexsort((idx[top], -v[top]))]
+    return idx[top], v[top]

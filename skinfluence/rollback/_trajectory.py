@@ -30,11 +30,21 @@ gradients, the moments, the negatives' rows).  It is exact as a derivative
 ``w_j``); a removal is a finite step, so it is first order there.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
-
 from .._numba import njit
-from . import _kernels as K
+from ._interface import query_backward
+from ._kg_rollback import proba_grad
+from ._kg_train import candidate_softmax, loss_coef, softmax_scratch
+from ._optim import SGD, RowState, apply_rows
+from ._stream import _epoch_order
+
+#: Parameters and optimizer state at the start of every epoch (leading axis: epoch),
+#: kept by a fit with ``trajectory=True``: entity / relation rows ``E``, ``R``, their
+#: Adam moments ``mE``, ``vE``, ``mR``, ``vR`` and row step counts ``tE``, ``tR``.
+Checkpoints = namedtuple("Checkpoints", ["E", "R", "mE", "vE", "tE", "mR", "vR", "tR"])
 
 
 @njit(cache=True, nogil=True)
@@ -49,16 +59,13 @@ def _example_grad(model, E, R, h, r, t, eki, n_neg, alpha, scale, cand, sc, q, d
     ne, dE = E.shape
     full = n_neg < 0
     n_cand = ne if full else n_neg + 1
-    z = K.candidate_softmax(model, E, R, h, r, t, eki, n_neg, cand, sc, q)
+    z = candidate_softmax(model, E, R, h, r, t, eki, n_neg, cand, sc, q)
     for k in range(dE):
         dq[k] = 0.0
     n_rows = 0
     for c in range(n_cand):
         row = cand[c]
-        coef = sc[c] / z
-        if row == t and (full or c == 0):
-            coef -= 1.0
-        coef *= scale
+        coef = loss_coef(sc, z, c, row, t, full, scale)
         if mark[row] < 0:
             mark[row] = 1
             rows[n_rows] = row
@@ -66,7 +73,7 @@ def _example_grad(model, E, R, h, r, t, eki, n_neg, alpha, scale, cand, sc, q, d
         for k in range(dE):
             dq[k] += coef * E[row, k]
             gE[row, k] += coef * q[k]
-    K._query_backward(model, E, R, h, r, dq, gh, gr)
+    query_backward(model, E[h], R[r], dq, gh, gr)
     ra = scale * alpha
     for row in (h, t):
         if mark[row] < 0:
@@ -84,14 +91,14 @@ def _example_grad(model, E, R, h, r, t, eki, n_neg, alpha, scale, cand, sc, q, d
 
 
 @njit(cache=True, nogil=True)
-def _batch_grad(model, E, R, heads, rels, tails, weights, order, ek, b0, b1_, n_neg, alpha,
-                GE, GR, cntE, cntR, exE, exR, exRows, exN, exIdx, cand, sc, q, dq, gh, gr,
-                mark, gRr, keep_examples):
+def _batch_grad(model, E, R, data, order, ek, b0, b1_, n_neg, alpha, GE, GR, cntE, cntR,
+                exE, exR, exRows, exN, exIdx, cand, sc, q, dq, gh, gr, mark, gRr, keep_examples):
     """Gradient of one batch into ``GE``, ``GR`` (zero on entry), how many
     triples touch each row (``cntE``, ``cntR``) and, with ``keep_examples``,
     each triple's own gradient (``exE[b]`` dense over entities, zero on
     entry; ``exR[b]`` its relation row).  Returns the number of triples with
     non-zero weight."""
+    heads, rels, tails, weights = data.heads, data.relations, data.tails, data.weights
     bsz = b1_ - b0
     nb = 0
     for pos in range(b0, b1_):
@@ -131,12 +138,13 @@ def _touched(cnt, rows):
 
 
 @njit(cache=True, nogil=True)
-def _row_adjoint(lam, lm, lv, m_s, v_s, G, row, T, opt, lr, b1, b2, eps, mu, nu, dirn):
+def _row_adjoint(lam, lm, lv, m_s, v_s, G, row, T, hp, lr, mu, nu, dirn):
     """Adjoint of one touched row through its optimizer step (see the module
     docstring); writes ``mu``, ``nu`` and the direction ``dirn`` that the batch
     gradient receives.  Returns max |dirn| over the row."""
+    b1, b2, eps = hp.beta1, hp.beta2, hp.epsilon
     mx = 0.0
-    if opt == K.SGD:
+    if hp.optimizer == SGD:
         for k in range(lam.shape[1]):
             dirn[row, k] = -lr * lam[row, k]
             mx = max(mx, abs(dirn[row, k]))
@@ -158,15 +166,18 @@ def _row_adjoint(lam, lm, lv, m_s, v_s, G, row, T, opt, lr, b1, b2, eps, mu, nu,
 
 
 @njit(cache=True, nogil=True)
-def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n_neg, lr0,
-                         lr_decay, alpha, opt, b1, b2, eps, ckE, ckR, ckmE, ckvE, cktE, ckmR,
-                         ckvR, cktR, lamE0, lamR0, out):
+def kg_trajectory_deltas(model, data, hp, ck, lamE0, lamR0, out):
     """``out[a, j] += w_j d f_a / d w_j`` for query functionals with gradients
     ``lamE0[a]``, ``lamR0[a]`` at the trained parameters.
 
-    ``ck*[e]``: parameters and optimizer state at the start of epoch ``e``
-    (``ckE.shape[0]`` epochs).
+    ``data``: the training triples (:data:`~._kg_train.KGData`); ``hp``: the
+    training's :data:`~._optim.Hyper`; ``ck``: its :data:`Checkpoints`.
     """
+    heads, rels, keys = data.heads, data.relations, data.keys
+    batch_size, n_neg, alpha = hp.batch_size, hp.n_negatives, hp.alpha
+    lr0, lr_decay, opt = hp.learning_rate, hp.learning_rate_decay, hp.optimizer
+    b1, b2 = hp.beta1, hp.beta2
+    ckE, ckR, ckmE, ckvE, cktE, ckmR, ckvR, cktR = ck
     n = heads.shape[0]
     n_ep = ckE.shape[0]
     n_q, ne, dE = lamE0.shape
@@ -184,12 +195,7 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
     dirE = np.zeros((ne, dE))
     dirR = np.zeros((nr, dR))
     n_cand = ne if n_neg < 0 else n_neg + 1
-    cand = np.empty(n_cand, dtype=np.int64)
-    sc = np.empty(n_cand)
-    q = np.empty(dE)
-    dq = np.empty(dE)
-    gh = np.empty(dE)
-    gr = np.empty(dR)
+    cand, sc, q, dq, gh, gr = softmax_scratch(n_cand, dE, dR)
     gRr = np.empty(dR)
     GE = np.zeros((ne, dE))
     GR = np.zeros((nr, dR))
@@ -224,10 +230,10 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
     sR = np.empty((n_steps, nr, dR))
     smE = np.empty((n_steps, ne, dE))
     svE = np.empty((n_steps, ne, dE))
-    stE = np.empty((n_steps, ne), dtype=np.int64)
+    stE_s = np.empty((n_steps, ne), dtype=np.int64)
     smR = np.empty((n_steps, nr, dR))
     svR = np.empty((n_steps, nr, dR))
-    stR = np.empty((n_steps, nr), dtype=np.int64)
+    stR_s = np.empty((n_steps, nr), dtype=np.int64)
     sb0 = np.empty(n_steps, dtype=np.int64)
     E = np.empty((ne, dE))
     R = np.empty((nr, dR))
@@ -237,9 +243,11 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
     mR = np.empty((nr, dR))
     vR = np.empty((nr, dR))
     tR = np.empty(nr, dtype=np.int64)
+    stE = RowState(mE, vE, tE)
+    stR = RowState(mR, vR, tR)
     for ep in range(n_ep - 1, -1, -1):
         lr = lr0 * lr_decay ** ep
-        order, ek = K._epoch_order(keys, ep)
+        order, ek = _epoch_order(keys, ep)
         E[:] = ckE[ep]
         R[:] = ckR[ep]
         mE[:] = ckmE[ep]
@@ -251,37 +259,35 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
         ns = 0
         for b0 in range(0, n, batch_size):
             b1_ = min(n, b0 + batch_size)
-            nb = _batch_grad(model, E, R, heads, rels, tails, weights, order, ek, b0, b1_,
-                             n_neg, alpha, GE, GR, cntE, cntR, scratchE, exR2, exRows2, exN2,
-                             exIdx2, cand, sc, q, dq, gh, gr, mark, gRr, False)
+            nb = _batch_grad(model, E, R, data, order, ek, b0, b1_, n_neg, alpha, GE, GR,
+                             cntE, cntR, scratchE, exR2, exRows2, exN2, exIdx2, cand, sc, q,
+                             dq, gh, gr, mark, gRr, False)
             if nb == 0:
                 continue
             sE[ns] = E
             sR[ns] = R
             smE[ns] = mE
             svE[ns] = vE
-            stE[ns] = tE
+            stE_s[ns] = tE
             smR[ns] = mR
             svR[ns] = vR
-            stR[ns] = tR
+            stR_s[ns] = tR
             sb0[ns] = b0
             ns += 1
             nE = _touched(cntE, rowsE)
             nR = _touched(cntR, rowsR)
             cntE[:] = 0
             cntR[:] = 0
-            K._apply_rows(E, GE, mE, vE, tE, rowsE, nE, opt, lr, b1, b2, eps, 0.0, False,
-                          dummyE)
-            K._apply_rows(R, GR, mR, vR, tR, rowsR, nR, opt, lr, b1, b2, eps, 0.0, False,
-                          dummyR)
+            apply_rows(E, GE, stE, rowsE, nE, hp, lr, 0.0, False, dummyE)
+            apply_rows(R, GR, stR, rowsR, nR, hp, lr, 0.0, False, dummyR)
         for s in range(ns - 1, -1, -1):
             b0 = sb0[s]
             b1_ = min(n, b0 + batch_size)
             Es = sE[s]
             Rs = sR[s]
-            nb = _batch_grad(model, Es, Rs, heads, rels, tails, weights, order, ek, b0, b1_,
-                             n_neg, alpha, GE, GR, cntE, cntR, exE, exR, exRows, exN, exIdx,
-                             cand, sc, q, dq, gh, gr, mark, gRr, True)
+            nb = _batch_grad(model, Es, Rs, data, order, ek, b0, b1_, n_neg, alpha, GE, GR,
+                             cntE, cntR, exE, exR, exRows, exN, exIdx, cand, sc, q, dq, gh,
+                             gr, mark, gRr, True)
             nE = _touched(cntE, rowsE)
             nR = _touched(cntR, rowsR)
             for a in range(n_q):
@@ -289,13 +295,11 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
                 for j in range(nE):
                     row = rowsE[j]
                     mx = max(mx, _row_adjoint(lamE[a], lmE[a], lvE[a], smE[s], svE[s], GE, row,
-                                              stE[s, row] + 1, opt, lr, b1, b2, eps, muE, nuE,
-                                              dirE))
+                                              stE_s[s, row] + 1, hp, lr, muE, nuE, dirE))
                 for j in range(nR):
                     row = rowsR[j]
                     mx = max(mx, _row_adjoint(lamR[a], lmR[a], lvR[a], smR[s], svR[s], GR, row,
-                                              stR[s, row] + 1, opt, lr, b1, b2, eps, muR, nuR,
-                                              dirR))
+                                              stR_s[s, row] + 1, hp, lr, muR, nuR, dirR))
                 # each triple's gradient enters G linearly in its weight
                 for b in range(nb):
                     acc = 0.0
@@ -323,10 +327,9 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
                                 Rp[row, k] += sign * h_ * dirR[row, k]
                         G1 = GEp if sign > 0 else GEm
                         G2 = GRp if sign > 0 else GRm
-                        _batch_grad(model, Ep, Rp, heads, rels, tails, weights, order, ek, b0,
-                                    b1_, n_neg, alpha, G1, G2, cnt2E, cnt2R, scratchE, exR2,
-                                    exRows2, exN2, exIdx2, cand, sc, q, dq, gh, gr, mark, gRr,
-                                    False)
+                        _batch_grad(model, Ep, Rp, data, order, ek, b0, b1_, n_neg, alpha, G1,
+                                    G2, cnt2E, cnt2R, scratchE, exR2, exRows2, exN2, exIdx2,
+                                    cand, sc, q, dq, gh, gr, mark, gRr, False)
                     for j in range(nE):
                         row = rowsE[j]
                         for k in range(dE):
@@ -341,7 +344,7 @@ def kg_trajectory_deltas(model, heads, rels, tails, weights, keys, batch_size, n
                     GRm[:] = 0.0
                     cnt2E[:] = 0
                     cnt2R[:] = 0
-                if opt != K.SGD:
+                if opt != SGD:
                     for j in range(nE):
                         row = rowsE[j]
                         for k in range(dE):
@@ -381,6 +384,6 @@ def kg_proba_grads(model, E, R, qh, qr, qt, lamE, lamR):
     sc = np.empty(ne)
     for a in range(qh.shape[0]):
         r = qr[a]
-        K.proba_grad(model, E, R, qh[a], r, qt[a], q, sc, dq, gh, lamE[a], gr)
+        proba_grad(model, E, R, qh[a], r, qt[a], q, sc, dq, gh, lamE[a], gr)
         lamR[a, :, :] = 0.0
         lamR[a, r, :] = gr
