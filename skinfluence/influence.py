@@ -21,7 +21,7 @@ from .objectives import (
     warn_if_not_stationary,
 )
 from .objectives._kernels import solve_small_systems
-from .solvers import HessianSolver, make_solver
+from .linalg import HessianSolver, make_solver
 from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
 from .utils._parallel import (
     blas_and_numba_threads,
@@ -119,7 +119,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         The approximation used (``"auto"`` resolved).
     objective_ : skinfluence.objectives.Objective
         The reconstructed training objective.
-    solver_ : skinfluence.solvers.HessianSolver
+    solver_ : skinfluence.linalg.HessianSolver
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
         Solver name, damping used, iterations and residuals (iterative solvers).

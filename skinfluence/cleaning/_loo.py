@@ -21,7 +21,7 @@ from scipy.linalg import lapack
 from .._numba import njit
 from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
-from ..solvers._base import EXACT_MAX_PARAMS
+from ..linalg import EXACT_MAX_PARAMS
 
 __all__ = ["glm_loo_outputs"]
 
