@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_wine, make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
@@ -111,3 +111,26 @@ def test_leave_one_out_predictions_match_refits(name):
     # one Newton step: an error second order in the change, a small fraction of it
     assert np.all(err < 0.1 * shift), (err, shift)
     assert err.sum() < 0.05 * shift.sum(), (err, shift)
+
+
+def test_group_removal_moves_nothing_along_flat_directions():
+    """Whatever rounding does to the Cholesky factor of the singular H (on these data it
+    "succeeds"), the group step is the pseudo-inverse one: no intercept shift, and no warning."""
+    X, y = load_wine(return_X_y=True)
+    idx = np.random.RandomState(0).permutation(len(y))[:70]
+    X, y = X[idx, :5], y[idx]
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    est = LogisticRegression(tol=1e-10, max_iter=10_000)
+    engine = _run(lambda: InfluenceFunctions(est, refine=0).fit(X, y), None)
+    first = _run(lambda: InfluenceFunctions(est, refine=0, approximation="first_order")
+                 .fit(X, y), None)
+    N = engine.solver_.null_space
+    assert N.shape[1] == 1  # the shift of the three unpenalised intercepts
+    for group in ([1, 4, 9, 16], [3], list(range(0, 70, 3))):
+        for order, ref in ((1, first), (2, engine)):
+            d = _run(lambda: removal_parameter_change(engine, group, order=order), None)
+            assert np.abs(N.T @ d).max() < 1e-12 * np.abs(d).max()
+            if len(group) == 1:
+                expected = ref.parameter_changes(group)[:, 0]
+                np.testing.assert_allclose(d, expected, rtol=0,
+                                           atol=1e-9 * np.abs(expected).max())
