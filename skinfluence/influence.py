@@ -15,21 +15,23 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .objectives import (
     Objective,
     make_objective,
-    split_pipeline,
     stationarity,
     unwrap_frozen,
     warn_if_not_stationary,
 )
 from .objectives._kernels import solve_small_systems
 from .linalg import HessianSolver, make_solver
-from .utils._delegation import DelegatingMixin, estimator_has, top_k_over_blocks
+from .utils._delegation import DelegatingMixin, check_k, estimator_has, top_k_over_blocks
+from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from .utils._parallel import (
     blas_and_numba_threads,
     chunk_slices,
     effective_n_jobs,
+    imap_ordered,
     numba_single_thread,
 )
 from .utils._progress import progress
+from .utils._routing import fit_weighted
 
 # Influence blocks are materialised this many float64 entries at a time (64 MiB).
 _BLOCK_ENTRIES = 1 << 23
@@ -39,7 +41,8 @@ _ROW_BLOCK_ENTRIES = 1 << 25
 _CACHE_ENTRIES = 1 << 26
 
 
-class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin,
+                         TransformerMixin, BaseEstimator):
     """Influence of each training point on losses and predictions of a fitted model.
 
     Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
@@ -213,6 +216,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
+            With a Pipeline, passed to its final step; with scikit-learn's metadata
+            routing enabled, to the steps that request it (the final step must).
 
         Returns
         -------
@@ -232,14 +237,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
             fitted = unwrap_frozen(self.estimator)
         else:
             self.estimator_ = clone(self.estimator)
-            fit_params = {}
-            if sample_weight is not None:
-                pre, _ = split_pipeline(self.estimator_)
-                key = "sample_weight"
-                if pre is not None:
-                    key = f"{self.estimator_.steps[-1][0]}__sample_weight"
-                fit_params[key] = sample_weight
-            self.estimator_.fit(X, y, **fit_params)
+            # a Pipeline's weights reach its final step, metadata routing on or off
+            fit_weighted(self.estimator_, X, y, sample_weight, final_step=True)
             fitted = self.estimator_
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
@@ -264,6 +263,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                     self.approximation_ = "newton"
         self._prepare_training_side()
         self.solver_info_ = self.solver_.info()
+        self._output_labels = row_labels(X, self.objective_.n_train)
         return self
 
     def _prepare_training_side(self):
@@ -879,6 +879,20 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
                 delayed(work)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
             )
 
+    def _iter_chunks(self, func, chunks, desc):
+        """``func`` over ``chunks`` like :meth:`_run_chunks`, but a generator yielding each
+        result (in order) as soon as it is ready, so the caller can reduce the results as
+        they come instead of holding all of them."""
+        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
+
+        def work(c):
+            numba_single_thread()
+            return func(c)
+
+        with blas_and_numba_threads(n_workers):
+            yield from imap_ordered(work if n_workers > 1 else func,
+                                    progress(chunks, desc=desc, verbose=self.verbose), n_workers)
+
     # --------------------------------------------------------- public API
     def transform(self, X, y=None):
         """Influence of every training point on the loss (or output) at each sample.
@@ -900,6 +914,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         """
         Xf, Z0, y_enc = self._prepare_queries(X, y)
         n, n_train, K = Xf.shape[0], self.objective_.n_train, self.objective_.n_outputs
+        check_dense_output(n, n_train, type(self).__name__)
         if self._query_side(n, y_enc):
             return self._transform_query_side(Xf, Z0, y_enc)
         out = np.empty((n, n_train))
@@ -965,19 +980,21 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, 
         y : array-like of shape (n_samples,), default=None
             See :meth:`transform` for what is explained with and without ``y``.
         k : int, default=10
+            Training points per sample and direction (at most ``n_train`` are returned).
 
         Returns
         -------
         result : Bunch
             ``helpful_indices``, ``helpful_values`` (largest influence first),
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
-            shape ``(n_samples, k)``.
+            shape ``(n_samples, min(k, n_train))``.
         """
+        k = check_k(k)
         Xf, Z0, y_enc = self._prepare_queries(X, y)
         return top_k_over_blocks(
             lambda cols: self._block(Xf, Z0, y_enc, cols),
             self._column_chunks(Xf.shape[0]),
-            lambda func, chunks: self._run_chunks(func, chunks, "explain"),
+            lambda func, chunks: self._iter_chunks(func, chunks, "explain"),
             Xf.shape[0],
             self.objective_.n_train,
             k,

@@ -13,8 +13,14 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .objectives import make_objective
-from .utils._delegation import DelegatingMixin, top_k_over_blocks
-from .utils._parallel import blas_and_numba_threads, chunk_slices, effective_n_jobs
+from .utils._delegation import DelegatingMixin, check_k, top_k_over_blocks
+from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
+from .utils._parallel import (
+    blas_and_numba_threads,
+    chunk_slices,
+    effective_n_jobs,
+    imap_ordered,
+)
 from .utils._progress import progress
 
 try:  # scikit-learn's factor on intercept steps of SGD over sparse data (make_dataset)
@@ -72,7 +78,8 @@ def sgd_learning_rate(estimator, t):
     raise ValueError(f"TracIn does not support SGD learning_rate={schedule!r}.")
 
 
-class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, TransformerMixin,
+             BaseEstimator):
     """TracInCP: influence of training points summed over training checkpoints.
 
     Trains a clone of ``estimator`` for ``n_epochs`` epochs with ``partial_fit``,
@@ -263,6 +270,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
             )
         if name.startswith("MLP") and getattr(self.estimator, "early_stopping", False):
             raise ValueError("TracIn trains with partial_fit, which forbids early_stopping=True.")
+        X_in = X  # a DataFrame index names the columns of transform
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
             y_numeric=not is_classifier(self.estimator),
@@ -322,6 +330,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         w = self._objectives[0].weights
         self._train_scale = w * (w.shape[0] / w.sum()) if w.sum() > 0 else np.ones_like(w)
         self.self_influence_ = self._self_influence()
+        self._output_labels = row_labels(X_in, n)
         return self
 
     # ------------------------------------------------------------- internals
@@ -372,6 +381,15 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
                 delayed(func)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
             )
 
+    def _iter(self, func, chunks, desc):
+        """``func`` over ``chunks`` like :meth:`_run`, but a generator yielding each result
+        (in order) as soon as it is ready, so the caller can reduce the results as they come
+        instead of holding all of them."""
+        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
+        with blas_and_numba_threads(n_workers):
+            yield from imap_ordered(func, progress(chunks, desc=desc, verbose=self.verbose),
+                                    n_workers)
+
     def _block(self, Gq, cols):
         acc = None
         for k, eta in enumerate(self.learning_rates_):
@@ -414,6 +432,7 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
+        check_dense_output(n, self._objectives[0].n_train, type(self).__name__)
         out = np.empty((n, self._objectives[0].n_train))
 
         def fill(cols):
@@ -425,20 +444,29 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TransformerMixin, BaseEstimato
     def explain(self, X, y=None, k=10):
         """The ``k`` strongest proponents and opponents of each sample.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            See :meth:`transform`.
+        k : int, default=10
+            Training points per sample and direction (at most ``n_train`` are returned).
+
         Returns
         -------
         result : Bunch
             ``helpful_indices``, ``helpful_values`` (largest score first),
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
-            shape ``(n_samples, k)``.
+            shape ``(n_samples, min(k, n_train))``.
         """
+        k = check_k(k)
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
         return top_k_over_blocks(
             lambda cols: self._block(Gq, cols),
             self._chunks(n),
-            lambda func, chunks: self._run(func, chunks, "TracIn explain"),
+            lambda func, chunks: self._iter(func, chunks, "TracIn explain"),
             n,
             self._objectives[0].n_train,
             k,

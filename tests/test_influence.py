@@ -231,6 +231,17 @@ def test_explain_agrees_with_transform_and_n_jobs():
     np.testing.assert_allclose(par.transform(Xt, yt), T, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("k", [2.5, 3.0, "3", 0, -1, True, None])
+def test_explain_rejects_k_that_is_not_a_positive_integer(k):
+    X, y, Xt, yt = _data(2, seed=8)
+    inf = InfluenceFunctions(LogisticRegression()).fit(X, y)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1 .*got"):
+        inf.explain(Xt, yt, k=k)
+    # numpy integers are integers; k is capped at the number of training points
+    assert inf.explain(Xt, yt, k=np.int64(2)).helpful_indices.shape == (len(yt), 2)
+    assert inf.explain(Xt, yt, k=10**6).harmful_values.shape == (len(yt), len(y))
+
+
 def test_parameter_changes_match_refit():
     X, y, _, _ = _data(2, seed=9)
     est = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)

@@ -460,10 +460,15 @@ def test_zero_weight_keeps_batches_for_larger_batches():
 def test_explain_orders_and_pads():
     X = _kg(n=60)
     gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0)).fit(X)
-    idx, d = gr.explain([[0, 0, 1], [3, 1, 4]], k=500)
-    assert idx.shape == d.shape == (2, 500)
-    D = gr.transform([[0, 0, 1], [3, 1, 4]])
-    for a in range(2):
+    # k is capped at the largest number of candidates of the queries (500 > 60 examples);
+    # the query with fewer candidates than that is padded
+    queries = [[0, 0, 1], [3, 1, 4], [1, 0, 2]]
+    idx, d = gr.explain(queries, k=500)
+    D = gr.transform(queries)
+    counts = np.diff(D.indptr)
+    assert counts.min() < counts.max() < 60
+    assert idx.shape == d.shape == (3, counts.max())
+    for a in range(3):
         m = D.getrow(a).nnz
         assert np.all(idx[a, m:] == -1) and np.all(np.isnan(d[a, m:]))
         assert np.all(np.diff(d[a, :m]) <= 0)
@@ -472,6 +477,29 @@ def test_explain_orders_and_pads():
     top = gr.predict([[0, 0]])[0]
     np.testing.assert_array_equal(gr.explain([[0, 0]], k=3)[0],
                                   gr.explain([[0, 0, top]], k=3)[0])
+
+
+@pytest.mark.parametrize("k", [2.5, 3.0, 0, True])
+def test_explain_rejects_k_that_is_not_a_positive_integer(k):
+    gr = GradientRollback(DistMult(n_components=2, max_iter=1, random_state=0)).fit(_kg(n=60))
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1 .*got"):
+        gr.explain([[0, 0, 1]], k=k)
+
+
+def test_explain_k_is_capped_by_the_candidates():
+    X = _kg(n=60)
+    for scope in ("neighbourhood", "all"):
+        gr = GradientRollback(DistMult(n_components=2, max_iter=2, random_state=0),
+                              scope=scope).fit(X)
+        q = [[0, 0, 1], [3, 1, 4]]
+        counts = np.diff(gr.transform(q).indptr)
+        idx, d = gr.explain(q, k=10**5)
+        assert idx.shape == d.shape == (2, counts.max())
+        if scope == "all":
+            assert counts.max() == 60
+        small_i, small_d = gr.explain(q, k=3)  # below the cap: unchanged
+        np.testing.assert_array_equal(small_i, idx[:, :3])
+        np.testing.assert_array_equal(small_d, d[:, :3])
 
 
 def test_zero_weight_examples_get_no_explanation_mass():

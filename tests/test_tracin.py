@@ -138,6 +138,16 @@ def test_mlp_learning_rates_sgd_invscaling_and_adam(iris):
     assert tr.transform(Xt, Xt[:, 0] * Xt[:, 1]).shape == (len(Xt), n)
 
 
+@pytest.mark.parametrize("k", [2.5, 0, True])
+def test_explain_rejects_k_that_is_not_a_positive_integer(iris, k):
+    X, y, Xt, yt = iris
+    tr = TracIn(SGDClassifier(loss="log_loss", random_state=0), n_epochs=2,
+                random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1 .*got"):
+        tr.explain(Xt, yt, k=k)
+    assert tr.explain(Xt, yt, k=100).helpful_indices.shape == (len(yt), len(y))
+
+
 def test_explain_self_influence_and_weights(iris):
     X, y, Xt, yt = iris
     sgd = SGDClassifier(loss="log_loss", random_state=0)

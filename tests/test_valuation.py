@@ -271,3 +271,144 @@ def test_data_oob_newton_path_equals_sklearn_fits():
     np.testing.assert_array_equal(fast.n_oob_, slow.n_oob_)
     np.testing.assert_allclose(fast.values_, slow.values_, atol=1e-12)
     np.testing.assert_allclose(fast.stderr_, slow.stderr_, atol=1e-12)
+
+
+# ------------------------------------------- pipelines on raw data, sparse formats
+def _mixed_frame(n, seed):
+    """A DataFrame with a numeric column holding NaN and a string column."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(size=n),
+                       "color": rng.choice(["red", "green", "blue"], size=n)})
+    df.loc[[1, 5], "x"] = np.nan
+    logit = df["x"].fillna(0.0).to_numpy() + np.where(df["color"] == "red", 1.0, -0.5)
+    return df, (logit + rng.normal(scale=0.8, size=n) > 0).astype(int)
+
+
+def _fixed_encoder():
+    # fixed categories and fill value: the same features whatever subset it is fitted on,
+    # so the pipeline on raw rows equals the bare model on the encoded rows
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    return ColumnTransformer([
+        ("x", SimpleImputer(strategy="constant", fill_value=0.0), ["x"]),
+        ("color", OneHotEncoder(categories=[["blue", "green", "red"]], sparse_output=False),
+         ["color"]),
+    ])
+
+
+_RAW_VALUATIONS = {
+    "loo": lambda est: LOOValuation(est, scoring="neg_log_loss", warm_start=False),
+    "tmc": lambda est: TMCShapley(est, scoring="neg_log_loss", max_iter=2, tol=None,
+                                  truncation_tol=0, fast_utility=False, random_state=0),
+    "beta": lambda est: BetaShapley(est, scoring="neg_log_loss", max_iter=2, tol=None,
+                                    fast_utility=False, random_state=0),
+    "banzhaf": lambda est: BanzhafValuation(est, scoring="neg_log_loss", max_iter=12, tol=None,
+                                            fast_utility=False, random_state=0),
+    "oob": lambda est: DataOOB(est, n_estimators=8, fast_utility=False, random_state=0),
+    "influence": lambda est: InfluenceValuation(est),
+}
+
+
+@pytest.mark.parametrize("name", list(_RAW_VALUATIONS))
+def test_pipeline_takes_strings_and_missing_values(name):
+    from sklearn.pipeline import make_pipeline
+
+    df, y = _mixed_frame(60, seed=0)
+    X, Xv, y, yv = df.iloc[:35], df.iloc[35:], y[:35], y[35:]
+    lr = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000)
+    make = _RAW_VALUATIONS[name]
+    enc = _fixed_encoder().fit(df)
+
+    def fit(val, X, Xv):
+        if name == "oob":
+            return val.fit(X, y)
+        return val.fit(X, y, X_val=Xv, y_val=yv)
+
+    got = fit(make(make_pipeline(_fixed_encoder(), clone(lr))), X, Xv)
+    # the model alone on the encoded rows (in a one-step pipeline: the semivalues warm-start
+    # a bare LogisticRegression along permutations, which moves values within its tol)
+    ref = fit(make(make_pipeline(clone(lr))), enc.transform(X), enc.transform(Xv))
+    np.testing.assert_allclose(got.values_, ref.values_, rtol=1e-12, atol=1e-14)
+    assert list(got.feature_names_in_) == ["x", "color"]
+    # a plain numeric model keeps the numeric validation and its clear error
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        fit(make(clone(lr)), X, Xv)
+    if name != "influence":
+        np.testing.assert_allclose(got.predict_proba(Xv), ref.predict_proba(enc.transform(Xv)),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_missing_values_pass_to_a_model_that_handles_them():
+    # trees split on NaN themselves (allow_nan tag): LOO against manual refits
+    X, y = make_classification(n_samples=60, n_features=3, n_redundant=0, random_state=4)
+    X[np.random.default_rng(0).random(X.shape) < 0.15] = np.nan
+    X, Xv, y, yv = X[:20], X[20:], y[:20], y[20:]
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0)
+    loo = LOOValuation(tree).fit(X, y, X_val=Xv, y_val=yv)
+    full = _manual_score(tree, X, y, Xv, yv, np.ones(20, bool))
+    manual = [full - _manual_score(tree, X, y, Xv, yv, np.arange(20) != j) for j in range(20)]
+    np.testing.assert_allclose(loo.values_, manual, rtol=0, atol=1e-15)
+    # a model that cannot take NaN fails on the full-data fit with its own message
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with pytest.raises(ValueError, match="NaN"):
+        TMCShapley(make_pipeline(StandardScaler(), LogisticRegression()), error_score=0.0,
+                   max_iter=2, tol=None).fit(X, y, X_val=Xv, y_val=yv)
+
+
+_SPARSE_VALUATIONS = {
+    "loo": lambda: LOOValuation(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                scoring="neg_log_loss", warm_start=False),
+    "tmc": lambda: TMCShapley(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                              scoring="neg_log_loss", max_iter=2, tol=None, truncation_tol=0,
+                              fast_utility=False, random_state=0),
+    "beta": lambda: BetaShapley(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                scoring="neg_log_loss", max_iter=2, tol=None,
+                                fast_utility=False, random_state=0),
+    # error_score given: a format the library mishandled would not be scored away silently
+    "banzhaf": lambda: BanzhafValuation(LogisticRegression(C=0.5, tol=1e-10, max_iter=10000),
+                                        scoring="neg_log_loss", max_iter=12, tol=None,
+                                        error_score=0.0, fast_utility=False, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(_SPARSE_VALUATIONS))
+def test_every_sparse_format_gives_the_csr_and_dense_values(name):
+    import scipy.sparse as sp
+
+    X, y = make_classification(n_samples=60, n_features=4, flip_y=0.1, random_state=6)
+    X[np.abs(X) < 0.5] = 0.0  # some structural zeros
+    X, Xv, y, yv = X[:16], X[16:], y[:16], y[16:]
+    make = _SPARSE_VALUATIONS[name]
+    dense = make().fit(X, y, X_val=Xv, y_val=yv)
+    csr = make().fit(sp.csr_matrix(X), y, X_val=sp.csr_matrix(Xv), y_val=yv)
+    # the same optimum from dense and sparse products, within the solver's tol=1e-10
+    np.testing.assert_allclose(csr.values_, dense.values_, rtol=1e-6, atol=1e-8)
+    for fmt in (sp.coo_matrix, sp.csc_matrix, sp.dok_matrix, sp.lil_matrix, sp.coo_array,
+                sp.csr_array):
+        got = make().fit(fmt(X), y, X_val=fmt(Xv), y_val=yv)
+        np.testing.assert_array_equal(got.values_, csr.values_)
+        assert getattr(got, "n_failed_fits_", 0) == 0
+
+
+def test_taking_rows_is_never_scored_as_a_failed_fit(monkeypatch):
+    # error_score stands in for fits that fail on a subset, not for data the library could
+    # not index: such an error propagates as it is
+    import skinfluence.valuation._base as base
+
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+
+    def broken(X, idx):
+        raise TypeError("cannot take these rows")
+
+    monkeypatch.setattr(base, "take_rows", broken)
+    for val in (LOOValuation(LogisticRegression(), error_score=0.0),
+                BanzhafValuation(LogisticRegression(), max_iter=4, tol=None, error_score=0.0,
+                                 fast_utility=False, random_state=0)):
+        with pytest.raises(TypeError, match="cannot take these rows"):
+            val.fit(X[:10], y[:10], X_val=X[10:], y_val=y[10:])

@@ -133,3 +133,28 @@ def test_unpenalised_model_on_separable_data_is_refused():
     est = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12, max_iter=500)
     with pytest.raises(ValueError, match="linearly separable"):
         InfluenceValuation(est).fit(X[:60], y[:60], X_val=X[60:], y_val=y[60:])
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_dataframe_fit_gives_no_feature_name_warning(task, pipeline):
+    import warnings
+
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, Xv, yv, est = task
+    cols = ["a", "b", "c", "d"]
+    df, dfv = pd.DataFrame(X, columns=cols), pd.DataFrame(Xv, columns=cols)
+    model = make_pipeline(StandardScaler(), est) if pipeline else est
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iv = InfluenceValuation(model).fit(df, y, X_val=dfv, y_val=yv)
+        grouped = InfluenceValuation(model).fit(df, y, X_val=dfv, y_val=yv,
+                                                groups=np.arange(100) // 10)
+        iv.transform(dfv, yv)
+    plain = InfluenceValuation(model).fit(X, y, X_val=Xv, y_val=yv)
+    # the same values up to the rounding of lbfgs on a differently laid out X
+    np.testing.assert_allclose(iv.values_, plain.values_, rtol=1e-9,
+                               atol=1e-9 * np.abs(plain.values_).max())
+    assert grouped.values_.shape == (10,)

@@ -221,6 +221,27 @@ def test_convergence_criterion_stops_early():
             X, y, X_val=Xv, y_val=yv)
 
 
+def test_non_convergence_warning_compares_like_with_like():
+    # tol is relative to the value scale |U(N) - U(empty)| / n: the message gives that ratio
+    X, y, Xv, yv = _data(n_train=10, seed=7)
+    with pytest.warns(UserWarning, match="did not reach tol") as record:
+        tmc = TMCShapley(LogisticRegression(), max_iter=8, tol=1e-6, random_state=0).fit(
+            X, y, X_val=Xv, y_val=yv)
+    msg = str(record[0].message)
+    scale = abs(tmc.utility_full_ - tmc.utility_empty_) / 10
+    se = tmc.stderr_.max()
+    assert (f"largest standard error / value scale |U(N) - U(empty)| / n = {se:.3g} / "
+            f"{scale:.3g} = {se / scale:.3g} > tol=1e-06") in msg
+    # the rank criterion, when it is the one that failed, next to 1 - rank_tol
+    with pytest.warns(UserWarning, match="did not reach tol") as record:
+        tmc = TMCShapley(LogisticRegression(), max_iter=64, batch_size=4, tol=10.0,
+                         rank_tol=0.0, random_state=0).fit(X, y, X_val=Xv, y_val=yv)
+    msg = str(record[0].message)
+    assert "<= tol=10.0" in msg
+    assert "Spearman correlation with the values of the previous check = " in msg
+    assert "< 1 - rank_tol = 1" in msg
+
+
 def test_errors_and_error_score():
     X, y, Xv, yv = _data(n_train=10, seed=8)
     with pytest.raises(ValueError, match="needs a validation set"):

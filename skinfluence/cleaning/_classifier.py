@@ -8,7 +8,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ..objectives import unwrap_frozen
-from ._cleaner import InfluenceCleaner, _default_estimator, _fit
+from ..utils._routing import fit_weighted
+from ._cleaner import InfluenceCleaner, _default_estimator
 
 __all__ = ["CleanClassifier"]
 
@@ -167,7 +168,7 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             if sw is not None and cleaner.action == "remove":
                 sw = np.asarray(sw)[~mask]
             # a frozen model is the one fitted on the noisy data; the cleaned fit is a new one
-            self.estimator_ = _fit(clone(unwrap_frozen(estimator)), X_fit, y_fit, sw)
+            self.estimator_ = fit_weighted(clone(unwrap_frozen(estimator)), X_fit, y_fit, sw)
         self.classes_ = cleaner.classes_
         self.n_features_in_ = cleaner.n_features_in_
         if hasattr(cleaner, "feature_names_in_"):

@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 
 from . import _confident as cl
 from ..objectives import NotStationaryWarning, unwrap_frozen, warn_if_not_stationary
+from ..utils._routing import fit_weighted, routed_for_cv
 from ._loo import glm_loo_outputs
 
 __all__ = ["InfluenceCleaner"]
@@ -321,10 +322,10 @@ class InfluenceCleaner(BaseEstimator):
         if self.method in ("loo", "self_influence", "validation"):
             P = self._fit_influence(estimator, X, y, sample_weight, K)
         elif self.method == "loss":
-            self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+            self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight)
             P = self._proba_of(self.estimator_, X, K)
         else:  # cross_val
-            self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+            self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight)
             P = self._cross_val_proba(estimator, X, y, codes, sample_weight, K)
         self._log(f"probabilities in {time.perf_counter() - t0:.3f} s")
         if not np.all(np.isfinite(P)):
@@ -377,7 +378,8 @@ class InfluenceCleaner(BaseEstimator):
         return mask
 
     def _fit_influence(self, estimator, X, y, sample_weight, K):
-        self.estimator_ = _fit(clone(estimator), X, y, sample_weight)
+        # the influence objective is the final step's weighted loss: the weights must reach it
+        self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight, final_step=True)
         # a user's FrozenEstimator: fitted elsewhere, so its stationarity is checked
         user_frozen = isinstance(self.estimator_, FrozenEstimator)
         if self.method == "loo":
@@ -464,19 +466,11 @@ class InfluenceCleaner(BaseEstimator):
                     f"the smallest class has {min_count}."
                 )
             cv = StratifiedKFold(cv, shuffle=True, random_state=0)
-        params = {}
-        if sample_weight is not None:
-            from sklearn.pipeline import Pipeline
-
-            key = "sample_weight"
-            if isinstance(estimator, Pipeline):
-                key = f"{estimator.steps[-1][0]}__sample_weight"
-            params = {key: sample_weight}
+        # a frozen model's clone is itself: the folds need fresh fits of what it wraps
+        fold_model, params = routed_for_cv(clone(unwrap_frozen(estimator)), sample_weight)
         method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
         out = cross_val_predict(
-            # a frozen model's clone is itself: the folds need fresh fits of what it wraps
-            clone(unwrap_frozen(estimator)), X, y, cv=cv, method=method, n_jobs=self.n_jobs,
-            params=params,
+            fold_model, X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params,
         )
         if method == "predict_proba":
             return np.asarray(out, dtype=np.float64)
@@ -541,13 +535,3 @@ class InfluenceCleaner(BaseEstimator):
         """Boolean mask of flagged samples (``issues_``)."""
         check_is_fitted(self, "issues_")
         return self.issues_
-
-
-def _fit(est, X, y, sample_weight):
-    if sample_weight is None:
-        return est.fit(X, y)
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(est, Pipeline):  # weights go to the final step, as InfluenceFunctions does
-        return est.fit(X, y, **{f"{est.steps[-1][0]}__sample_weight": sample_weight})
-    return est.fit(X, y, sample_weight=sample_weight)

@@ -6,6 +6,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, cl
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..utils._delegation import check_k
 from . import _kernels as K
 from . import _trajectory as TR
 from ._models import MatrixFactorization, _KGEmbedding, _progress
@@ -454,22 +455,24 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         X : array-like
             As in :meth:`transform`.
         k : int, default=10
-            Number of explanations per query.
+            Number of explanations per query, capped at the largest number of
+            candidates (training examples in :attr:`scope`) of the queries.
 
         Returns
         -------
-        indices : ndarray of shape (n, k)
+        indices : ndarray of shape (n, min(k, m))
             Rows of the training data, most influential (largest predicted
-            drop) first; ``-1`` pads queries with fewer than ``k`` candidates.
-        deltas : ndarray of shape (n, k)
+            drop) first, where ``m`` is the largest number of candidates of a
+            query (at least 1); ``-1`` pads queries with fewer candidates.
+        deltas : ndarray of shape (n, min(k, m))
             The predicted drops (``nan`` where padded).  Negative values mean
             even the best candidates *opposed* the prediction.
         """
-        if not (isinstance(k, (int, np.integer)) and k >= 1):
-            raise ValueError(f"k must be a positive integer; got {k!r}.")
+        k = check_k(k)
         X = self._queries(X)
         ptr, idx, vals = self._deltas(X)
         n = X.shape[0]
+        k = min(k, max(1, int(np.diff(ptr).max(initial=0))))
         out_i = np.full((n, k), -1, dtype=np.int64)
         out_d = np.full((n, k), np.nan)
         for a in range(n):

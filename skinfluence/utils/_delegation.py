@@ -1,5 +1,7 @@
 """What the meta-estimators share: delegation to ``estimator_`` and blockwise top-k."""
 
+import numbers
+
 import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils.metaestimators import available_if
@@ -55,21 +57,30 @@ class DelegatingMixin:
         return self.estimator_.score(X, y, sample_weight=sample_weight)
 
 
+def check_k(k):
+    """``k`` of an ``explain``: an integer >= 1 (not a float or bool that would be truncated)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(
+            f"k must be an integer >= 1 (the number of training points to return per "
+            f"sample); got {k!r}."
+        )
+    return int(k)
+
+
 def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k):
     """The ``k`` largest and ``k`` smallest entries per row of a matrix seen in column blocks.
 
     ``block_values(cols)`` returns the ``(n_rows, len(cols))`` block for a slice of
     columns; ``run(func, chunks)`` maps a function over the chunks (serially or in
-    parallel).  Only ``n_rows x 2k`` values are kept between blocks.
+    parallel) and yields the results in order; each is merged as it arrives, so only
+    ``n_rows x 2k`` values are kept between blocks.  ``k`` is capped at ``n_columns``.
 
     Returns
     -------
     Bunch with ``helpful_indices``, ``helpful_values`` (largest first),
     ``harmful_indices``, ``harmful_values`` (smallest first), each ``(n_rows, k)``.
     """
-    k = int(min(k, n_columns))
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}.")
+    k = min(check_k(k), n_columns)
     best_val = np.full((n_rows, k), -np.inf)
     best_idx = np.full((n_rows, k), -1, dtype=np.intp)
     worst_val = np.full((n_rows, k), np.inf)

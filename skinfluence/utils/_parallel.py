@@ -1,5 +1,7 @@
 """Chunking and thread control shared by the parallel loops."""
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import joblib
@@ -39,6 +41,41 @@ def numba_single_thread():
     import numba
 
     numba.set_num_threads(1)
+
+
+def imap_ordered(func, items, n_workers):
+    """``func(item)`` for each item, yielded in order as soon as it is ready.
+
+    With ``n_workers > 1`` the items run on that many threads, at most
+    ``2 * n_workers`` ahead of the consumer: a slow consumer holds back the
+    workers instead of letting finished results pile up, so at most
+    ``2 * n_workers`` results exist besides the one being consumed.
+    """
+    if n_workers <= 1:
+        for item in items:
+            yield func(item)
+        return
+    items = iter(items)
+    pending = deque()
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(func, item))
+                if len(pending) >= 2 * n_workers:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                item = next(items, _DONE)
+                if item is not _DONE:
+                    pending.append(pool.submit(func, item))
+                yield result
+                del result
+        finally:  # an error or an abandoned generator: do not start the rest
+            for future in pending:
+                future.cancel()
+
+
+_DONE = object()
 
 
 def as_float_array(a):

@@ -5,16 +5,24 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import check_scoring
-from sklearn.utils import check_random_state
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _check_y,
+    _num_samples,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
+
+from ..objectives import unwrap_frozen
+from ..utils._routing import fit_weighted
 
 logger = logging.getLogger("skinfluence.valuation")
 
@@ -78,13 +86,62 @@ class BaseValuation(BaseEstimator):
 
 
 # ---------------------------------------------------------------- inputs
-def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse=True, y_numeric=False):
-    X, y = validate_data(est, X, y, reset=reset, accept_sparse=accept_sparse,
-                         ensure_all_finite=True, y_numeric=y_numeric, multi_output=False)
+def takes_raw_input(estimator):
+    """Whether ``estimator`` validates its own ``X``: the valuation passes ``X`` on as given.
+
+    True for a Pipeline (its steps may encode strings or impute missing values) and
+    for estimators whose tags accept strings, categories, dicts or NaN; False for
+    plain numeric estimators (and duck-typed ones without tags), whose ``X`` is
+    validated here as a finite numeric array.  A FrozenEstimator is judged by the
+    model it wraps.
+    """
+    estimator = unwrap_frozen(estimator)
+    if isinstance(estimator, Pipeline):
+        return True
+    try:
+        tags = get_tags(estimator).input_tags
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return bool(tags.string or tags.categorical or tags.dict or tags.allow_nan)
+
+
+def check_inputs(est, X, y, *, reset, accept_sparse="csr", y_numeric=False):
+    """Validate ``(X, y)`` for ``est.estimator``; sparse ``X`` becomes CSR (row-indexable).
+
+    With :func:`takes_raw_input` ``X`` keeps its type, dtype and missing values
+    (DataFrames, object arrays, lists): only its length (against ``y``) and feature
+    names/count are checked here; the wrapped estimator validates it.  Rows are taken
+    with :func:`take_rows`.
+    """
+    if not takes_raw_input(getattr(est, "estimator", None)):
+        return validate_data(est, X, y, reset=reset, accept_sparse=accept_sparse,
+                             ensure_all_finite=True, y_numeric=y_numeric, multi_output=False)
+    if sp.issparse(X):
+        if not accept_sparse:
+            # scikit-learn's message for a model without sparse support
+            return validate_data(est, X, y, reset=reset, accept_sparse=False)
+        X = X.tocsr()
+    validate_data(est, X, reset=reset, skip_check_array=True)  # feature names and count
+    y = _check_y(y, multi_output=False, y_numeric=y_numeric, estimator=est)
+    check_consistent_length(X, y)
+    return X, y
+
+
+def take_rows(X, idx):
+    """Rows ``idx`` of ``X`` (array, CSR matrix, DataFrame or list)."""
+    if isinstance(X, np.ndarray):
+        return X[idx]
+    return _safe_indexing(X, idx)
+
+
+def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse="csr", y_numeric=False):
+    """Validate the training set (see :func:`check_inputs`) and the sample weights."""
+    X, y = check_inputs(est, X, y, reset=reset, accept_sparse=accept_sparse, y_numeric=y_numeric)
     if sample_weight is not None:
         # lists, pandas Series; checks shape, finiteness, negativity; always a fresh copy
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                             ensure_non_negative=True, copy=True)
+        sample_weight = _check_sample_weight(sample_weight, np.empty((_num_samples(X), 0)),
+                                             dtype=np.float64, ensure_non_negative=True,
+                                             copy=True)
     return X, y, sample_weight
 
 
@@ -100,9 +157,7 @@ def check_validation(est, X_val, y_val, *, required, name="X_val"):
         return None, None
     if X_val is None or y_val is None:
         raise ValueError("Pass both X_val and y_val, or neither.")
-    X_val, y_val = validate_data(est, X_val, y_val, reset=False, accept_sparse=True,
-                                 ensure_all_finite=True, multi_output=False)
-    return X_val, y_val
+    return check_inputs(est, X_val, y_val, reset=False)
 
 
 def check_groups(groups, n_samples):
@@ -161,6 +216,7 @@ class SubsetUtility:
                  cache_size=4096):
         self.estimator = estimator
         self.X, self.y, self.X_val, self.y_val = X, y, X_val, y_val
+        self.n_samples = _num_samples(X)
         self.sample_weight = sample_weight
         self.members = members
         self.scorer = check_scoring(estimator, scoring=scoring)
@@ -178,7 +234,7 @@ class SubsetUtility:
 
     @property
     def n_players(self):
-        return self.X.shape[0] if self.members is None else len(self.members)
+        return self.n_samples if self.members is None else len(self.members)
 
     def indices(self, players):
         players = np.asarray(players, dtype=np.intp)
@@ -217,22 +273,22 @@ class SubsetUtility:
             if codes.min() == codes.max():
                 return self.constant_score(int(codes[0])), None
         est = model if model is not None else clone(self.estimator)
-        fit_params = {}
-        if self.sample_weight is not None:
-            fit_params["sample_weight"] = self.sample_weight[idx]
+        # taking the rows is outside the try: a failure there is a bug, never a subset's score
+        X_sub = take_rows(self.X, idx)
+        sw = None if self.sample_weight is None else self.sample_weight[idx]
         self.n_fits += 1
         try:
             with warnings.catch_warnings():
                 # tiny subsets often stop early; that is the utility, not an error
                 warnings.filterwarnings("ignore", message=".*converge.*")
-                est.fit(self.X[idx], self.y[idx], **fit_params)
+                fit_weighted(est, X_sub, self.y[idx], sw)
             return float(self.scorer(est, self.X_val, self.y_val)), est
         except Exception as exc:
             if isinstance(self.error_score, str) and self.error_score == "raise":
                 raise RuntimeError(
                     f"Fitting {type(self.estimator).__name__} on a subset of {idx.size} training "
-                    f"points failed: {exc}. Pass error_score=<number> to use a fixed score for "
-                    "such subsets."
+                    f"points failed (the fit on all points succeeded): {exc}. Pass "
+                    "error_score=<number> to use a fixed score for such subsets."
                 ) from exc
             self.n_failures += 1
             return float(self.error_score), None
@@ -300,7 +356,5 @@ def _n_classes(codes):
 
 def full_score(utility):
     """``U(N)`` and the estimator fitted on all training points."""
-    est = clone(utility.estimator)
-    fit_params = {} if utility.sample_weight is None else {"sample_weight": utility.sample_weight}
-    est.fit(utility.X, utility.y, **fit_params)
+    est = fit_weighted(clone(utility.estimator), utility.X, utility.y, utility.sample_weight)
     return float(utility.scorer(est, utility.X_val, utility.y_val)), est

@@ -5,10 +5,15 @@ import warnings
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..linalg import CholeskyFactor
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import BaseValuation, check_groups, check_validation
+
+# validation rows x training points of influence values per block (32 MiB of float64;
+# transform's temporaries about double it)
+_BLOCK_ENTRIES = 1 << 22
 
 
 def _solve(influence, H, B):
@@ -128,7 +133,7 @@ def predict_removal_effect(influence, indices, X, y, order=2):
     return obj.sample_losses(Xf, yv, obj.theta + dtheta) - obj.sample_losses(Xf, yv)
 
 
-class InfluenceValuation(BaseValuation):
+class InfluenceValuation(TrainingColumnsMixin, BaseValuation):
     """Approximate leave-one-out values from influence functions: no refits.
 
     Wraps :class:`skinfluence.InfluenceFunctions`.  The value of training point
@@ -224,10 +229,14 @@ class InfluenceValuation(BaseValuation):
         if hasattr(self.influence_, "feature_names_in_"):
             self.feature_names_in_ = self.influence_.feature_names_in_
         n_train = self.influence_.objective_.n_train
-        X_val, y_val = check_validation(self, X_val, y_val, required=True)
+        self._output_labels = row_labels(X, n_train)
+        X_checked, y_val = check_validation(self, X_val, y_val, required=True)
+        # a DataFrame goes on as it is: the model (and a pipeline's steps) saw its column names
+        if not hasattr(X_val, "iloc"):
+            X_val = X_checked
         labels, members = check_groups(groups, n_train)
         if labels is None:
-            self.values_ = self.influence_.transform(X_val, y_val).mean(axis=0)
+            self.values_ = self._mean_influence(X_val, y_val)
         else:
             order = int(self.group_order)
             self.values_ = np.array([
@@ -237,6 +246,35 @@ class InfluenceValuation(BaseValuation):
             self.group_labels_ = labels
         return self
 
+    def _mean_influence(self, X_val, y_val):
+        """Mean over the validation rows of ``influence_.transform``, never materialising
+        the ``n_val x n_train`` matrix.
+
+        Summed in blocks of validation rows (at most about ``_BLOCK_ENTRIES`` values each)
+        when the training points' parameter changes are cached (or the queries are solved
+        for): each block then reuses them.  Otherwise every ``transform`` call would solve
+        them all again, so the sums are taken over chunks of training points instead, each
+        solved once (blocks of ``n_val`` rows by at least 256 points).
+        """
+        inf = self.influence_
+        n_val, n_train = y_val.shape[0], inf.objective_.n_train
+        total = np.zeros(n_train)
+        if inf._ensure_directions() or inf._query_side(n_val, y_val):
+            rows = max(1, min(n_val, _BLOCK_ENTRIES // max(n_train, 1)))
+            for start in range(0, n_val, rows):
+                block = slice(start, min(start + rows, n_val))
+                Xb = X_val.iloc[block] if hasattr(X_val, "iloc") else X_val[block]
+                total += np.asarray(inf.transform(Xb, y_val[block])).sum(axis=0)
+            return total / n_val
+        Xf, Z0, y_enc = inf._prepare_queries(X_val, y_val)
+
+        def column_sums(cols):  # summed in the worker: only n_train values are kept
+            return cols, inf._block(Xf, Z0, y_enc, cols).sum(axis=0)
+
+        for cols, sums in inf._iter_chunks(column_sums, inf._column_chunks(n_val), "values"):
+            total[cols] = sums
+        return total / n_val
+
     def transform(self, X, y):
         """Per-sample attributions: predicted loss change at each sample when each point is removed.
 
@@ -245,4 +283,6 @@ class InfluenceValuation(BaseValuation):
         ndarray of shape (n_samples, n_train)
         """
         check_is_fitted(self, "values_")
+        check_dense_output(_num_samples(X), self.influence_.objective_.n_train,
+                           type(self).__name__, explain="influence_.explain")
         return self.influence_.transform(X, y)

@@ -12,8 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-
 from .._numba import njit
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import BaseValuation, check_train, progress
 
 # chunk of validation rows x training points held at once (float64 entries)
@@ -75,7 +75,7 @@ def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no
             match_next = match
 
 
-class KNNShapley(BaseValuation):
+class KNNShapley(TrainingColumnsMixin, BaseValuation):
     """Exact Shapley values of training points for the K-nearest-neighbour classifier.
 
     The utility of a subset ``S`` of the training set for one validation point
@@ -177,6 +177,7 @@ class KNNShapley(BaseValuation):
         if sample_weight is not None:
             raise ValueError("KNNShapley values the unweighted KNN utility; "
                              "sample_weight is not supported.")
+        X_in = X  # a DataFrame index names the columns of transform
         X, y, _ = check_train(self, X, y, None, accept_sparse=False)
         check_classification_targets(y)
         X = np.asarray(X, dtype=np.float64)
@@ -199,6 +200,7 @@ class KNNShapley(BaseValuation):
             count += block.shape[0]
         self.values_ = total / count
         self.n_validation_ = count
+        self._output_labels = row_labels(X_in, X.shape[0])
         return self
 
     def _encode(self, y):
@@ -262,5 +264,10 @@ class KNNShapley(BaseValuation):
                 "the KNN utility of a sample is whether its neighbours carry its label."
             )
         X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
-        blocks = list(self._rows(np.asarray(X, dtype=np.float64), self._encode(y)))
-        return np.vstack(blocks)
+        check_dense_output(X.shape[0], self._X.shape[0], type(self).__name__, explain=None)
+        out = np.empty((X.shape[0], self._X.shape[0]))
+        start = 0
+        for block in self._rows(np.asarray(X, dtype=np.float64), self._encode(y)):
+            out[start:start + block.shape[0]] = block
+            start += block.shape[0]
+        return out

@@ -9,12 +9,14 @@ from threadpoolctl import threadpool_limits
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import (
     BaseValuation,
     SubsetUtility,
     check_groups,
+    check_inputs,
     check_train,
     check_validation,
     full_score,
@@ -39,9 +41,10 @@ def _loo_task_impl(utility, full_model, warm, players, X_eval):
     """Refit without each of ``players``: validation scores, predictions on ``X_eval``."""
     utility = copy.copy(utility)  # own fit counters (threads share the object)
     utility.n_fits = utility.n_failures = 0
-    n_train = utility.X.shape[0]
+    n_train = utility.n_samples
     scores = np.empty(len(players))
     preds = []
+    n_eval = None if X_eval is None else _num_samples(X_eval)
     for a, p in enumerate(players):
         keep = np.ones(n_train, dtype=bool)
         keep[utility.indices([p])] = False
@@ -57,14 +60,14 @@ def _loo_task_impl(utility, full_model, warm, players, X_eval):
         if X_eval is not None:
             if fitted is None:  # constant predictor (single class left) or failed fit
                 codes = utility.y_codes[idx]
-                preds.append(np.full(X_eval.shape[0], utility.classes[codes[0]]) if idx.size
-                             else np.full(X_eval.shape[0], np.nan))
+                preds.append(np.full(n_eval, utility.classes[codes[0]]) if idx.size
+                             else np.full(n_eval, np.nan))
             else:
                 preds.append(fitted.predict(X_eval))
     return scores, preds, utility.n_fits, utility.n_failures
 
 
-class LOOValuation(BaseValuation):
+class LOOValuation(TrainingColumnsMixin, BaseValuation):
     """Exact leave-one-out values: refit the estimator without each training point.
 
     ``values_[j] = U(N) - U(N without j)`` where ``U`` is the validation score
@@ -172,9 +175,10 @@ class LOOValuation(BaseValuation):
         self
         """
         self._validate_params()
+        X_in = X  # a DataFrame index names the columns of transform
         X, y, sample_weight = check_train(self, X, y, sample_weight)
         X_val, y_val = check_validation(self, X_val, y_val, required=True)
-        labels, members = check_groups(groups, X.shape[0])
+        labels, members = check_groups(groups, _num_samples(X))
         self._utility = SubsetUtility(self.estimator, X, y, X_val, y_val, scoring=self.scoring,
                                       sample_weight=sample_weight, members=members,
                                       error_score=self.error_score, cache_size=0)
@@ -184,6 +188,8 @@ class LOOValuation(BaseValuation):
         self.n_fits_ = int(fits) + 1
         if labels is not None:
             self.group_labels_ = labels
+        # transform's columns are the players: the groups, else the training rows
+        self._output_labels = row_labels(X_in, X.shape[0]) if labels is None else labels
         return self
 
     def transform(self, X, y):
@@ -199,10 +205,12 @@ class LOOValuation(BaseValuation):
         ndarray of shape (n_samples, n_players)
         """
         check_is_fitted(self, "values_")
-        X, y = validate_data(self, X, y, reset=False, accept_sparse=True)
+        X, y = check_inputs(self, X, y, reset=False)
+        check_dense_output(_num_samples(X), self._utility.n_players, type(self).__name__,
+                           explain=None)
         _, preds, _ = self._run(X_eval=X)
         base = _pointwise_utility(self.estimator, self.estimator_.predict(X), y)
-        out = np.empty((X.shape[0], len(preds)))
+        out = np.empty((_num_samples(X), len(preds)))
         for j, p in enumerate(preds):
             out[:, j] = base - _pointwise_utility(self.estimator, p, y)
         return out

@@ -10,8 +10,10 @@ from sklearn.base import clone, is_classifier
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _num_samples
 
-from ._base import BaseValuation, check_train, progress, spawn_seeds
+from ..utils._routing import fit_weighted
+from ._base import BaseValuation, check_train, progress, spawn_seeds, take_rows
 from ._fast_logistic import fast_logistic_spec, lr_bag_decisions
 
 
@@ -23,7 +25,7 @@ def _bag_task(estimator, X, y, sample_weight, seeds, n_draw, classifier):
 
 def _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier):
     """Fit one model per seed on a bootstrap sample; return OOB masks and per-point OOB scores."""
-    n = X.shape[0]
+    n = _num_samples(X)
     masks, scores = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -37,13 +39,11 @@ def _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier):
             pred = np.full(int(oob.sum()), yb[0])  # single-class bag: constant predictor
         else:
             model = clone(estimator)
-            fit_params = {}
-            if sample_weight is not None:
-                fit_params["sample_weight"] = sample_weight[idx]
+            sw = None if sample_weight is None else sample_weight[idx]
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*converge.*")
-                model.fit(X[idx], yb, **fit_params)
-            pred = model.predict(X[oob])
+                fit_weighted(model, take_rows(X, idx), yb, sw)
+            pred = model.predict(take_rows(X, oob))
         if classifier:
             s = (pred == y[oob]).astype(np.float64)
         else:
@@ -171,7 +171,7 @@ class DataOOB(BaseValuation):
                                           y_numeric=not classifier)
         if classifier:
             check_classification_targets(y)
-        n = X.shape[0]
+        n = _num_samples(X)
         n_draw = max(1, int(round(self.max_samples * n)))
         seeds = spawn_seeds(self.random_state, self.n_estimators)
         code = None
@@ -227,6 +227,5 @@ class DataOOB(BaseValuation):
                           "is nan. Increase n_estimators.", UserWarning)
         self.values_ = mean
         self.n_oob_ = count.astype(np.int64)
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.estimator_ = fit_weighted(clone(self.estimator), X, y, sample_weight)
         return self

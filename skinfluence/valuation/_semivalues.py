@@ -11,6 +11,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import betaln, gammaln
 from scipy.stats import spearmanr
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _num_samples
 
 from ._base import (
     BaseValuation,
@@ -152,7 +153,7 @@ class _SemivalueBase(BaseValuation):
         self._validate_params()
         X, y, sample_weight = check_train(self, X, y, sample_weight)
         X_val, y_val = check_validation(self, X_val, y_val, required=True)
-        labels, members = check_groups(groups, X.shape[0])
+        labels, members = check_groups(groups, _num_samples(X))
         utility = SubsetUtility(
             self.estimator, X, y, X_val, y_val, scoring=self.scoring, sample_weight=sample_weight,
             members=members, empty_score=self.empty_score, error_score=self.error_score,
@@ -182,7 +183,7 @@ class _SemivalueBase(BaseValuation):
         seeds = spawn_seeds(self.random_state, n_tasks_total)
         per_round = max(1, effective_n_jobs(self.n_jobs))
         acc = None
-        prev_values = None
+        prev_values = checked_before = None
         self.converged_ = False
         n_fits = 0
         failures = 0
@@ -214,6 +215,7 @@ class _SemivalueBase(BaseValuation):
             if self._converged(values, stderr, prev_values, u_full, utility.empty_score, n):
                 self.converged_ = True
                 break
+            checked_before = prev_values  # what the last check compared with
             prev_values = values
             if self.max_time is not None and time.perf_counter() - t0 >= self.max_time:
                 break
@@ -227,11 +229,36 @@ class _SemivalueBase(BaseValuation):
         if labels is not None:
             self.group_labels_ = labels
         if self.tol is not None and not self.converged_ and done >= n_tasks_total:
-            warnings.warn(
-                f"{type(self).__name__} did not reach tol={self.tol} within max_iter="
-                f"{self.max_iter}; largest standard error {self.stderr_.max():.3g}. Increase "
-                "max_iter (or loosen tol) for more precise values.", UserWarning)
+            self._warn_not_converged(checked_before, u_full, utility.empty_score, n)
         return self
+
+    def _warn_not_converged(self, prev_values, u_full, u_empty, n):
+        """Report the last check of the stopping rule: each quantity next to its tolerance."""
+        rel, rho = self._convergence_stats(self.values_, self.stderr_, prev_values,
+                                           u_full, u_empty, n)
+        scale = abs(u_full - u_empty) / n
+        se = self.stderr_.max()
+        if scale == 0:
+            parts = ["U(N) = U(empty): the value scale |U(N) - U(empty)| / n that tol is "
+                     "relative to is 0"]
+        elif not np.isfinite(rel):
+            parts = ["some standard errors are not finite yet (too few samples)"]
+        else:
+            parts = [f"largest standard error / value scale |U(N) - U(empty)| / n = "
+                     f"{se:.3g} / {scale:.3g} = {rel:.3g} {'<=' if rel <= self.tol else '>'} "
+                     f"tol={self.tol}"]
+        if self.rank_tol is not None:
+            if rho is None:
+                parts.append("no earlier check to compare the ranking of the values with")
+            else:
+                ok = rho >= 1 - self.rank_tol
+                parts.append(f"Spearman correlation with the values of the previous check = "
+                             f"{rho:.3g} {'>=' if ok else '<'} 1 - rank_tol = "
+                             f"{1 - self.rank_tol:.3g}")
+        warnings.warn(
+            f"{type(self).__name__} did not reach tol={self.tol} within max_iter="
+            f"{self.max_iter} ({'; '.join(parts)}). Increase max_iter (or loosen tol or "
+            "rank_tol) for more precise values.", UserWarning)
 
     def _estimate(self, acc):
         if self._kind == "permutation":
@@ -247,6 +274,20 @@ class _SemivalueBase(BaseValuation):
             v_out = np.maximum(ss_out / n_out - m_out**2, 0) * n_out / np.maximum(n_out - 1, 1)
             se = np.sqrt(v_in / n_in + v_out / n_out)
         return m_in - m_out, se
+
+    def _convergence_stats(self, values, stderr, prev_values, u_full, u_empty, n):
+        """What the stopping rule compares with ``tol`` and ``rank_tol``: the largest
+        standard error relative to the average value size ``|U(N) - U(empty)| / n`` (inf
+        when that is 0 or an error is not finite), and the Spearman correlation of the
+        values with those of the previous check (None without one or without ``rank_tol``).
+        """
+        scale = abs(u_full - u_empty) / n
+        finite = np.all(np.isfinite(stderr))
+        rel = stderr.max() / scale if scale > 0 and finite else np.inf
+        rho = None
+        if self.rank_tol is not None and prev_values is not None:
+            rho = spearmanr(values, prev_values).statistic
+        return rel, rho
 
     def _converged(self, values, stderr, prev_values, u_full, u_empty, n):
         if self.tol is None or prev_values is None or not np.all(np.isfinite(stderr)):

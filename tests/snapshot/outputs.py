@@ -1251,7 +1251,7 @@ _cli_case("label_issues/categorical_as_ignored", "label-issues", "--target", "la
 _cli_case("explain/logistic", "explain", "--target", "label", "--row", "3", "-k", "4")
 _cli_case("explain/logistic_against_label", "explain", "--target", "label", "--row", "7",
           "--against", "label")
-_cli_case("explain/multiclass", "explain", "--target", "label", "--row", "-1",
+_cli_case("explain/multiclass", "explain", "--target", "label", "--row", "59",
           data="multiclass")
 _cli_case("explain/linear_svm", "explain", "--target", "label", "--row", "2",
           "--model", "linear-svm")
