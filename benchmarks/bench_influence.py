@@ -55,7 +55,7 @@ from sklearn.linear_model import LogisticRegression
 
 from skinfluence import InfluenceFunctions
 from skinfluence.objectives import make_objective
-from skinfluence.solvers import make_solver
+from skinfluence.linalg import make_solver
 
 try:  # run as a script from the repository root or from benchmarks/
     from benchmarks._common import Timer, best_of, dgemm_flops, peak_rss_mib, print_table

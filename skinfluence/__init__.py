@@ -29,7 +29,10 @@ _LAZY = {
     "InfluenceCleaner": "skinfluence.cleaning",
     "CleanClassifier": "skinfluence.cleaning",
 }
-_SUBMODULES = {"objectives", "solvers", "datasets", "valuation", "cleaning", "rollback", "plot", "cli"}
+_SUBMODULES = {"objectives", "linalg", "datasets", "valuation", "cleaning", "rollback", "plot",
+               "cli"}
+# still importable, not advertised: a deprecated alias (it warns on use)
+_DEPRECATED_SUBMODULES = {"solvers"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 
@@ -39,7 +42,7 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _DEPRECATED_SUBMODULES:
         module = importlib.import_module(f"skinfluence.{name}")
         globals()[name] = module
         return module

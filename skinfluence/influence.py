@@ -20,7 +20,7 @@ from .objectives import (
     warn_if_not_stationary,
 )
 from .objectives._kernels import solve_small_systems
-from .solvers import HessianSolver, make_solver
+from .linalg import HessianSolver, make_solver
 from .utils._delegation import DelegatingMixin, check_k, estimator_has, top_k_over_blocks
 from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from .utils._parallel import (
@@ -122,7 +122,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         The approximation used (``"auto"`` resolved).
     objective_ : skinfluence.objectives.Objective
         The reconstructed training objective.
-    solver_ : skinfluence.solvers.HessianSolver
+    solver_ : skinfluence.linalg.HessianSolver
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
         Solver name, damping used, iterations and residuals (iterative solvers).

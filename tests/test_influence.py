@@ -394,7 +394,7 @@ class _FixedHessian:
 
 
 def test_exact_solver_tells_ill_conditioned_from_indefinite():
-    from skinfluence.solvers import ExactSolver
+    from skinfluence.linalg import ExactSolver
 
     rng = np.random.default_rng(0)
     Q = np.linalg.qr(rng.normal(size=(4, 4)))[0]
@@ -466,7 +466,7 @@ def test_exact_inverse_is_the_pseudo_inverse(C, damping):
     equals solving for the identity, and is the pseudo-inverse of the (damped) Hessian:
     with an unpenalised multinomial model every feature's class shift is flat."""
     from skinfluence.objectives import make_objective
-    from skinfluence.solvers import make_solver
+    from skinfluence.linalg import make_solver
 
     rng = np.random.RandomState(0)
     X = rng.randn(90, 4)

@@ -10,18 +10,17 @@ so one Newton step of the objective without ``j`` moves ``j``'s own outputs by
 ``approximation="newton"``).  Cleaning needs only these ``n`` vectors, so the
 ``(n_params, n_train)`` parameter changes, self-influences and exact refits
 that the general engine prepares are skipped: the cost is one Hessian, one
-``p x p`` inverse and the ``K x K`` leverages, all as large BLAS calls.
+``p x p`` inverse (by :class:`skinfluence.linalg.CholeskyFactor`) and the
+``K x K`` leverages, all as large BLAS calls.
 """
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
-
 
 from .._numba import njit
+from ..linalg import EXACT_MAX_PARAMS, CholeskyFactor
 from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
-from ..solvers._base import EXACT_MAX_PARAMS
 
 __all__ = ["glm_loo_outputs"]
 
@@ -105,7 +104,8 @@ def _dense_hessian(obj, Xa, S, w, Z):
         expect = w[probe, None, None] * (
             P[probe, :, None] * np.eye(K)[None] - P[probe, :, None] * P[probe, None, :]
         )
-        if np.all(w >= 0) and np.allclose(S[probe] * w[probe, None, None], expect, rtol=1e-10, atol=1e-14):
+        if np.all(w >= 0) and np.allclose(S[probe] * w[probe, None, None], expect, rtol=1e-10,
+                                          atol=1e-14):
             return _softmax_hessian(Xa, P, w)
     return None
 
@@ -244,9 +244,12 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         keep the first-order step), and ``max |grad J|`` over the per-sample
         gradient scale (as :func:`skinfluence.objectives.stationarity`; None
         without ``check_stationarity``).  ``None`` when the fast path does not
-        apply (not a GLM, too many parameters for a dense inverse, weights
-        that move on removal, or a Hessian that is not positive definite):
-        the caller then uses :class:`~skinfluence.InfluenceFunctions`.
+        apply (not a GLM, too many parameters for a dense inverse, or weights
+        that move on removal): the caller then uses
+        :class:`~skinfluence.InfluenceFunctions`.  ``H^{-1}`` is the
+        :class:`~skinfluence.linalg.CholeskyFactor` inverse, as in the exact
+        solver: pseudo-inverse on flat directions, damping with a warning when
+        the Hessian is singular or indefinite.
     """
     if not _applicable(obj):
         return None
@@ -305,51 +308,18 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         station = stationarity(obj) if check_stationarity else None
     if H is None:
         H = obj.hessian()[np.ix_(order, order)]
-    p = order.size
-    scale = float(np.mean(np.abs(np.diag(H)))) or 1.0
-    lift = scale + damping
-    if N is not None:
-        Na = N[order]
-        H += scale * (Na @ Na.T)
-    H[np.diag_indices(p)] += damping
-    L, info = lapack.dpotrf(H, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        return None
-    diag = np.diag(L)
-    if diag.min() ** 2 < 1e-13 * diag.max() ** 2:  # numerically singular: general engine
-        return None
-    Hinv, info = lapack.dpotri(L, lower=1)
-    if info != 0:
-        return None
-    # potri fills the lower triangle (the upper one is zero).  A leverage only needs the
-    # blocks (l, k), l >= k, since x^T B^T x = x^T B x: symmetrise just the diagonal blocks
-    if dense:
-        da = Xa.shape[1]
-        for k in range(K):
-            blk = Hinv[k * da : (k + 1) * da, k * da : (k + 1) * da]
-            blk += np.tril(blk, -1).T
-    else:
-        Hinv += np.tril(Hinv, -1).T
-
+    # flat directions get the pseudo-inverse; singular or indefinite Hessians are damped
+    # with a warning, exactly as by the influence engine's exact solver
+    factor = CholeskyFactor(H, None if N is None else N[order], damping, overwrite=True,
+                            stacklevel=5)
+    Hinv = factor.inverse()
     ks, ls = _pairs(K)
     if dense:
         Mp = pair.leverages(Hinv, K) if pair is not None else _dense_leverages(Xa, Hinv, K)
     else:
-        back = np.empty(p, dtype=np.intp)
-        back[order] = np.arange(p)
+        back = np.empty(order.size, dtype=np.intp)
+        back[order] = np.arange(order.size)
         Mp = obj.jacobian_quadratic_forms(X, Hinv[np.ix_(back, back)])[:, ks, ls]
-    if N is not None:
-        # the lifted inverse is the pseudo-inverse plus N N^T / lift (N is an eigenvector
-        # of the lifted Hessian): take that part out, as the exact solver's projection does
-        n_coef = K * obj.n_features
-        if not np.any(N[:n_coef]):
-            # intercept-only directions (the usual softmax shift): J_i N is the same for
-            # every row, so the correction is one constant per class pair
-            JN = N[n_coef:]  # (K, r)
-            Mp -= (JN[ks] * JN[ls]).sum(axis=1) / lift
-        else:
-            JN = obj.jvp(obj.X, N)  # (n, K, r)
-            Mp -= np.einsum("ipr,ipr->ip", JN[:, ks, :], JN[:, ls, :]) / lift
 
     Z_loo = np.empty_like(Z)
     singular = _newton_step_outputs(

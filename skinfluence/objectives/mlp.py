@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from scipy.special import xlogy
 from sklearn.utils.validation import check_array
 
+from ..linalg import EXACT_MAX_PARAMS
 from . import register_objective
 from . import _mlp_kernels as K_
 from ._base import Objective
@@ -498,7 +499,7 @@ class MLPObjective(Objective):
         minimum of ``J`` (or the net is in a non-convex region); the influence
         engine then needs damping.
         """
-        if self.n_params <= 3000:
+        if self.n_params <= EXACT_MAX_PARAMS:
             H = self.gauss_newton(theta) if gauss_newton else self.hessian(theta)
             return float(np.linalg.eigvalsh(H)[0])
         from scipy.sparse.linalg import LinearOperator, eigsh
@@ -513,7 +514,7 @@ class MLPObjective(Objective):
 
     def curvature_report(self, theta=None):
         """Dict with the smallest / largest Hessian eigenvalues and whether damping is needed."""
-        if self.n_params <= 3000:
+        if self.n_params <= EXACT_MAX_PARAMS:
             ev = np.linalg.eigvalsh(self.hessian(theta))
             lo, hi = float(ev[0]), float(ev[-1])
         else:
@@ -537,7 +538,7 @@ class MLPObjective(Objective):
         rep = self.curvature_report(theta)
         lo, hi = rep["min_eigenvalue"], rep["max_eigenvalue"]
         N = self.null_space()
-        if N is not None and self.n_params <= 3000:
+        if N is not None and self.n_params <= EXACT_MAX_PARAMS:
             # eigenvalues on the complement of the structural null space
             H = self.hessian(theta)
             Q, _ = np.linalg.qr(np.column_stack([N, np.eye(self.n_params)]))

@@ -1,19 +1,30 @@
-"""Inverse-Hessian products ``H^{-1} B`` for an :class:`~skinfluence.objectives.Objective`.
+"""Deprecated alias of :mod:`skinfluence.linalg` (removed in the release after 0.2.0).
 
-* :class:`ExactSolver` -- Cholesky factorisation of the dense Hessian (with a
-  pseudo-inverse on the objective's documented flat directions and damping,
-  with a warning, when the Hessian is not positive definite or too ill-conditioned);
-* :class:`CGSolver` -- matrix-free, batched, Jacobi-preconditioned conjugate
-  gradients on Hessian-vector products;
-* :class:`LissaSolver` -- the LiSSA / Neumann-series recursion.
-
-:func:`make_solver` picks one by name (``"auto"`` chooses by parameter count
-and sparsity).
+Every name this module used to offer is still found here, with a
+``FutureWarning`` naming its new home.
 """
 
-from ._base import HessianSolver, make_solver
-from ._cg import CGSolver
-from ._exact import ExactSolver
-from ._lissa import LissaSolver
+import warnings
 
-__all__ = ["HessianSolver", "ExactSolver", "CGSolver", "LissaSolver", "make_solver"]
+_NAMES = ("HessianSolver", "ExactSolver", "CGSolver", "LissaSolver", "make_solver",
+          "EXACT_MAX_PARAMS")
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        warnings.warn(
+            f"skinfluence.solvers is deprecated and will be removed after 0.2.0; import "
+            f"{name} from skinfluence.linalg instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        from .. import linalg
+
+        return getattr(linalg, name)
+    raise AttributeError(f"module 'skinfluence.solvers' has no attribute {name!r}")
+
+
+def __dir__():
+    return list(_NAMES)

@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ..linalg import CholeskyFactor
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import BaseValuation, check_groups, check_validation
 
@@ -15,15 +16,15 @@ from ._base import BaseValuation, check_groups, check_validation
 _BLOCK_ENTRIES = 1 << 22
 
 
-def _solve(H, B):
-    """``H^{-1} B`` by Cholesky; least squares (pseudo-inverse) when ``H`` is singular."""
-    try:
-        L = np.linalg.cholesky(H)
-        return np.linalg.solve(L.T, np.linalg.solve(L, B))
-    except np.linalg.LinAlgError:
-        warnings.warn("The Hessian is singular (flat directions); using its pseudo-inverse.",
-                      RuntimeWarning)
-        return np.linalg.lstsq(H, B, rcond=None)[0]
+def _solve(influence, H, B):
+    """``H^{-1} B`` as ``influence``'s exact solver would solve it.
+
+    The same damping and flat directions (pseudo-inverse there), by the shared
+    :class:`~skinfluence.linalg.CholeskyFactor`.
+    """
+    solver = influence.solver_
+    factor = CholeskyFactor(H, solver.null_space, solver.damping_, stacklevel=3)
+    return factor.solve(B)
 
 
 def _objective_of(influence):
@@ -89,10 +90,7 @@ def removal_parameter_change(influence, indices, order=2):
         _, S = obj.loss_derivatives(Z, ys)
         J = obj.jvp(Xs, np.eye(obj.n_params))  # (|S|, K, p)
         H = H - np.einsum("i,ikp,ikl,ilq->pq", w, J, S, J, optimize=True)
-    damping = getattr(influence, "solver_info_", {}).get("damping", 0.0) or 0.0
-    if damping:
-        H = H + damping * np.eye(H.shape[0])
-    return _solve(H, rhs)
+    return _solve(influence, H, rhs)
 
 
 def predict_removal_effect(influence, indices, X, y, order=2):

@@ -4,11 +4,11 @@ import warnings
 
 import numpy as np
 
-from ._base import HessianSolver
+from ._solvers import HessianSolver
 
 
 class LissaSolver(HessianSolver):
-    """``H^{-1} b`` by the recursion ``v <- b + (I - (H + damping) / scale) v``, divided by ``scale``.
+    """``H^{-1} b`` by the recursion ``v <- b + (I - (H + damping) / scale) v``, over ``scale``.
 
     The recursion converges when ``scale`` exceeds the largest eigenvalue of the
     damped Hessian; ``scale`` is set from a power iteration (times 1.05).  Each

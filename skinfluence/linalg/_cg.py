@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from ._base import HessianSolver
+from ._solvers import HessianSolver
 
 
 def _coldot(A, B):

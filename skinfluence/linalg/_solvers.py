@@ -1,7 +1,8 @@
-"""Common solver interface and the ``"auto"`` choice."""
+"""The Hessian solver interface, the exact solver and the ``"auto"`` choice."""
 
-import numpy as np
 import scipy.sparse as sp
+
+from ._factor import CholeskyFactor
 
 # Above this many parameters a dense factorisation (O(p^3) time, O(p^2) memory)
 # stops being the cheap option and matrix-free CG takes over.
@@ -53,13 +54,54 @@ class HessianSolver:
         return {"solver": self.name, "damping": self.damping_}
 
 
+class ExactSolver(HessianSolver):
+    """Factorisation of the dense Hessian by :class:`CholeskyFactor`.
+
+    Flat directions of the objective (``objective.null_space()``) get the
+    pseudo-inverse, badly scaled Hessians are factorised after diagonal scaling,
+    and a Hessian that is still numerically singular or indefinite is damped
+    with a warning (see :class:`CholeskyFactor`).
+
+    Attributes
+    ----------
+    damping_ : float
+        The damping actually used (user damping plus any automatic damping).
+    min_eigenvalue_ : float or None
+        Smallest eigenvalue of the (null-space-lifted) Hessian when it had to be
+        computed, else None.
+    null_space : ndarray or None
+        The flat directions, including decoupled parameters found by the
+        factorisation.  All three are set by ``prepare``.
+    """
+
+    name = "exact"
+
+    def _prepare(self):
+        # stacklevel 3: the warning points at the caller of make_solver / prepare
+        self.factor_ = CholeskyFactor(self.objective.hessian(), self.null_space,
+                                      self.damping, stacklevel=3)
+        self.null_space = self.factor_.null_space_
+        self.damping_ = self.factor_.damping_
+        self.min_eigenvalue_ = self.factor_.min_eigenvalue_
+
+    def solve(self, B):
+        return self.factor_.solve(B)
+
+    def inverse(self):
+        return self.factor_.inverse()
+
+    def info(self):
+        out = super().info()
+        out["min_eigenvalue"] = self.min_eigenvalue_
+        return out
+
+
 def make_solver(solver, objective, damping=0.0, tol=1e-10, max_iter=None, random_state=0):
     """Instantiate and prepare a solver by name for ``objective``.
 
     ``random_state`` seeds LiSSA's power iteration (fixed by default: same results every run).
     """
     from ._cg import CGSolver
-    from ._exact import ExactSolver
     from ._lissa import LissaSolver
 
     if solver == "auto":
@@ -80,10 +122,3 @@ def make_solver(solver, objective, damping=0.0, tol=1e-10, max_iter=None, random
             f"solver must be 'auto', 'exact', 'cg', 'lissa' or a HessianSolver; got {solver!r}."
         )
     return s.prepare(objective)
-
-
-def symmetric_scale(objective):
-    """A typical diagonal magnitude of the Hessian, for relative thresholds."""
-    d = np.abs(objective.hessian_diagonal())
-    m = float(np.mean(d)) if d.size else 1.0
-    return m if m > 0 else 1.0

@@ -1,0 +1,31 @@
+"""Exact and iterative linear algebra on Hessians: the one home of ``H^{-1}``.
+
+* :class:`CholeskyFactor` -- factorisation of a symmetric positive
+  semi-definite matrix with known flat directions (pseudo-inverse on them),
+  diagonal rescaling of badly scaled matrices and damping, with a warning, of
+  singular or indefinite ones; solves and the explicit inverse.  Every exact
+  inverse-Hessian product of the package goes through it.
+* :class:`HessianSolver` -- ``H^{-1} B`` for an
+  :class:`~skinfluence.objectives.Objective`, with the implementations
+  :class:`ExactSolver` (a :class:`CholeskyFactor` of the dense Hessian),
+  :class:`CGSolver` (matrix-free, batched, Jacobi-preconditioned conjugate
+  gradients on Hessian-vector products) and :class:`LissaSolver` (the LiSSA /
+  Neumann-series recursion).
+* :func:`make_solver` picks one by name (``"auto"`` chooses by parameter count
+  and sparsity: dense up to :data:`EXACT_MAX_PARAMS` parameters).
+"""
+
+from ._cg import CGSolver
+from ._factor import CholeskyFactor
+from ._lissa import LissaSolver
+from ._solvers import EXACT_MAX_PARAMS, ExactSolver, HessianSolver, make_solver
+
+__all__ = [
+    "CholeskyFactor",
+    "HessianSolver",
+    "ExactSolver",
+    "CGSolver",
+    "LissaSolver",
+    "make_solver",
+    "EXACT_MAX_PARAMS",
+]
