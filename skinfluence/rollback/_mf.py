@@ -171,7 +171,6 @@ def mf_rollback_deltas(P, Q, qu, qi, ptr, idx, users, items, gamP, gamQ):
     """Predicted drop of the rating ``y_hat(u, i)`` when example ``j`` is
     rolled back (its recorded updates subtracted from rows ``u_j``, ``i_j``)."""
     d = P.shape[1]
-    k_ = d - 1
     out = np.empty(idx.shape[0])
     pu = np.empty(d)
     qv = np.empty(d)
