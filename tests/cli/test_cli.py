@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinfluence._tabular import DataError, infer_columns, load_table, read_csv
 from skinfluence.cli import make_model
+from skinfluence.cli._columns import infer_columns, load_table
+from skinfluence.cli._tabular import DataError, read_csv
 
 # One BLAS thread per subprocess: the problems are small and pytest -n 2 already uses both cores.
 ENV = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning", MPLBACKEND="Agg",
@@ -146,6 +147,7 @@ def test_console_script_is_installed():
         ("missing.csv", None, ["--target", "y"], ["no such file"]),
         ("empty.csv", "", ["--target", "y"], ["is empty"]),
         ("blank.csv", "\n\n  \n", ["--target", "y"], ["is empty"]),
+        ("seps.csv", ",,,\n , ,\n", ["--target", "y"], ["is empty"]),
         ("header.csv", "a,b,y\n", ["--target", "y"], ["no data rows"]),
         ("col.csv", "a,b,y\n1,2,0\n2,1,1\n", ["--target", "label"],
          ["no column named 'label'", "Columns are: a, b, y"]),
@@ -213,6 +215,7 @@ def test_failed_write_leaves_no_partial_file(shop_csv, tmp_path, monkeypatch, ca
     import errno
 
     from skinfluence import cli
+    from skinfluence.cli import _render
 
     path, _, _ = shop_csv
     out = tmp_path / "ranked.csv"
@@ -234,7 +237,7 @@ def test_failed_write_leaves_no_partial_file(shop_csv, tmp_path, monkeypatch, ca
             raise OSError(errno.ENOSPC, "No space left on device")
 
     argv = ["label-issues", str(path), "-t", "status", "--method", "loss", "-q", "-o", str(out)]
-    monkeypatch.setattr(cli.csv, "writer", FullDisk)
+    monkeypatch.setattr(_render.csv, "writer", FullDisk)
     assert cli.main(argv) == 2
     assert "cannot write" in capsys.readouterr().err
     if existing:  # the earlier file is untouched
@@ -243,7 +246,7 @@ def test_failed_write_leaves_no_partial_file(shop_csv, tmp_path, monkeypatch, ca
     else:  # no partial file, no temporary file
         assert list(tmp_path.iterdir()) == []
     # a write that succeeds replaces the file whole, with the usual permissions
-    monkeypatch.setattr(cli.csv, "writer", real_writer)
+    monkeypatch.setattr(_render.csv, "writer", real_writer)
     assert cli.main(argv) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ranked.csv"]
     assert len(read_out(out)[1]) == 160
@@ -391,7 +394,7 @@ def test_demo_runs_end_to_end():
 
 def test_value_loo_with_validation_file(shop_csv, tmp_path):
     from skinfluence import LOOValuation
-    from skinfluence._tabular import load_validation
+    from skinfluence.cli._columns import load_validation
 
     path, _, _ = shop_csv
     header, rows = read_out(path)

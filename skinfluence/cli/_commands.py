@@ -1,0 +1,437 @@
+"""The ``label-issues``, ``explain`` and ``value`` commands and the models behind them."""
+
+import numpy as np
+
+from ._columns import load_table, load_validation
+from ._render import (
+    Console,
+    UsageError,
+    fmt,
+    format_table,
+    num,
+    save_plot,
+    unique_names,
+    write_csv,
+)
+from ._tabular import DataError
+
+__all__ = ["MODELS", "CLEAN_METHODS", "VALUE_METHODS", "make_model", "rank_label_issues",
+           "explain_row", "value_rows", "cmd_label_issues", "cmd_explain", "cmd_value"]
+
+EXIT_OK = 0
+
+MODELS = {
+    "logistic": "logistic regression (default; exact influence)",
+    "mlp": "neural network, 32 tanh units (MLPClassifier / MLPRegressor; approximate)",
+    "linear-svm": "linear support vector machine (LinearSVC)",
+    "ridge": "ridge regression, for a numeric target",
+}
+
+CLEAN_METHODS = {
+    "loo": "approximate leave-one-out probabilities + confident learning (default; one fit)",
+    "self_influence": "predicted rise of a row's own loss when it is removed",
+    "loss": "in-sample loss (baseline)",
+    "cross_val": "5-fold cross-validated probabilities + confident learning (any model)",
+}
+
+VALUE_METHODS = {
+    "knn-shapley": "exact Shapley values of a K-nearest-neighbour classifier (fast)",
+    "data-oob": "Data-OOB: out-of-bag accuracy of a bagged --model (no validation set)",
+    "loo": "leave-one-out: drop in --validation score when the row is removed (refits)",
+    "tmc-shapley": "Monte-Carlo Shapley values of --model on --validation (slow)",
+}
+_NEEDS_VALIDATION = {"loo", "tmc-shapley"}
+
+
+# --------------------------------------------------------------------------- models and data
+def make_model(name, task="classification", random_state=0):
+    """The estimator behind ``--model NAME`` (features arrive already scaled / one-hot)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.svm import LinearSVC
+
+    if name == "ridge":
+        if task != "regression":
+            raise UsageError("--model ridge is a regression model; use it with `value` or "
+                             "`explain` on a numeric target.")
+        return Ridge(alpha=1.0)
+    if task == "regression":
+        if name == "mlp":
+            return MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
+                                alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
+        raise UsageError(f"--model {name} is a classifier; for a numeric target use "
+                         "--model ridge or --model mlp with --regression.")
+    if name == "logistic":
+        # Influence assumes the fit is at the optimum: converge tightly (cheap here).
+        return LogisticRegression(tol=1e-8, max_iter=10_000)
+    if name == "mlp":
+        # lbfgs converges (deterministically) on small tabular data and tanh keeps the
+        # Hessian smooth; influence needs both
+        return MLPClassifier(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
+                             alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
+    if name == "linear-svm":
+        return LinearSVC(C=1.0)
+    raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
+
+
+def _split_names(text):
+    return [s.strip() for s in text.split(",") if s.strip()] if text else []
+
+
+def _load(args, console, task="classification"):
+    table, plan, X, y, notes = load_table(
+        args.data,
+        args.target,
+        task=task,
+        delimiter=args.delimiter,
+        decimal=args.decimal,
+        id_columns=_split_names(args.id_columns),
+        categorical=_split_names(args.categorical),
+        numeric=_split_names(args.numeric),
+        ignore=_split_names(args.ignore),
+    )
+    console.progress(
+        f"read {table.n_rows} rows from {args.data}; {len(plan.features)} feature column(s) "
+        f"-> {X.shape[1]} model input(s)"
+    )
+    if args.verbose or table.delimiter != "," or table.decimal != ".":
+        console.progress(_dialect(table))
+    if args.verbose:
+        console.progress(plan.describe())
+    else:
+        for name in plan.identifiers + plan.constant:
+            console.note(f"column {name!r} is not used as a feature ({plan.reasons[name]}).")
+    for text in notes:
+        console.note(text)
+    return table, plan, X, y
+
+
+def _dialect(table):
+    """One line saying how the file's separator and decimal mark were settled."""
+    if table.source != "csv":
+        return f"read as {table.source.capitalize()} (no separator or decimal mark to settle)"
+    sep = "tab" if table.delimiter == "\t" else repr(table.delimiter)
+    sep_how = "guessed" if table.guessed["delimiter"] else "given"
+    if not table.guessed["decimal"]:
+        dec_how = "given"
+    elif table.decimal_evidence:
+        names = table.decimal_evidence
+        dec_how = "guessed from column(s) " + ", ".join(names[:4]) + (
+            f", ... ({len(names) - 4} more)" if len(names) > 4 else "")
+    else:
+        dec_how = "guessed"
+    return (f"separator {sep} ({sep_how}), decimal mark {table.decimal!r} ({dec_how}); "
+            "--delimiter and --decimal set them")
+
+
+def _task(args):
+    return "regression" if getattr(args, "regression", False) or args.model == "ridge" else (
+        "classification"
+    )
+
+
+def _display_columns(table, plan, limit=3):
+    """A few columns that help a person recognise a row: identifiers first."""
+    cols = [c for c in plan.identifiers if c in table.header]
+    return cols[:limit]
+
+
+def _check_class_sizes(y, console):
+    classes, counts = np.unique(y.astype(str), return_counts=True)
+    small = [f"{str(c)!r} ({k})" for c, k in zip(classes, counts) if k < 2]
+    if small:
+        raise DataError(
+            "some classes have a single row, so nothing can be said about their labels: "
+            + ", ".join(small)
+            + ". Remove those rows or merge the classes."
+        )
+    few = [f"{str(c)!r} ({k})" for c, k in zip(classes, counts) if k < 5]
+    if few:
+        console.note("classes with fewer than 5 rows get unreliable scores: " + ", ".join(few))
+
+
+# --------------------------------------------------------------------------- label-issues
+def rank_label_issues(X, y, estimator, *, method="loo", verbose=0):
+    """Suspicion score, issue flag and suggested label for every row.
+
+    Uses :class:`skinfluence.InfluenceCleaner`.  Returns ``(scores, issues,
+    suggested)`` with higher scores more suspicious.
+    """
+    from skinfluence.cleaning import InfluenceCleaner
+
+    cleaner = InfluenceCleaner(estimator, method=method, verbose=verbose)
+    try:
+        cleaner.fit(X, y)
+    except TypeError as exc:
+        if "not supported" in str(exc) and method != "cross_val":
+            raise UsageError(f"{exc}\nTry --method cross_val, which works with any model.") \
+                from None
+        raise
+    return (
+        np.asarray(cleaner.scores_, dtype=np.float64),
+        np.asarray(cleaner.issues_, dtype=bool),
+        np.asarray(cleaner.suggested_labels_, dtype=object),
+    )
+
+
+def cmd_label_issues(args):
+    console = Console(args.quiet, data_on_stdout=args.output == "-")
+    table, plan, X, y = _load(args, console)
+    _check_class_sizes(y, console)
+    estimator = make_model(args.model, "classification", args.random_state)
+    console.progress(f"scoring every label with {type(estimator).__name__} ...")
+    scores, issues, suggested = rank_label_issues(
+        X, y, estimator, method=args.method,
+        verbose=int(args.verbose and args.output != "-"),
+    )
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    n_issues = int(issues.sum())
+    console.say(
+        f"{n_issues} of {table.n_rows} rows ({100.0 * n_issues / table.n_rows:.1f}%) look "
+        "mislabelled."
+    )
+    if args.output:
+        extra = unique_names(table.header,
+                             ["row", "score", "given_label", "suggested_label", "issue"])
+        out_rows = [
+            cells + [str(i), num(scores[i], table.decimal), str(y[i]), str(suggested[i]),
+                     str(bool(issues[i]))]
+            for i, cells in zip(order, table.raw_rows(order))
+        ]
+        write_csv(args.output, table.header + extra, out_rows, table.delimiter)
+        if args.output != "-":
+            console.say(f"wrote all {table.n_rows} rows ranked by suspicion to {args.output}")
+    shown = order[: args.show]
+    if args.output != "-" and len(shown):
+        keep = _display_columns(table, plan)
+        rows = [
+            [str(i), scores[i], str(y[i]), str(suggested[i]), "yes" if issues[i] else ""]
+            + [table.cell(i, c) for c in keep]
+            for i in shown
+        ]
+        console.say(f"\nmost suspicious {len(shown)} rows:")
+        console.say(format_table(["row", "score", "given", "suggested", "issue"] + keep, rows))
+        if not args.output:
+            console.say("\n(use --output FILE.csv to save every row with its score)")
+    if args.plot:
+        from skinfluence.plot import plot_value_distribution
+
+        def draw(ax):
+            plot_value_distribution(scores, np.where(issues, "flagged", "not flagged"), ax=ax)
+            ax.set_xlabel("suspicion score (higher = label more likely wrong)")
+            ax.set_title(f"{args.data}: {n_issues} of {table.n_rows} rows flagged")
+
+        save_plot(args.plot, draw, console)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- explain
+def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="classification",
+                verbose=0):
+    """Fit ``estimator`` on all rows and explain the prediction for ``row``.
+
+    Returns ``(kinds, explained, predicted)``: ``kinds`` maps a heading to
+    ``(indices, values)`` of the top ``k`` training rows.  For classifiers,
+    and for regressors with ``against="label"``, the values are influences on
+    the loss of the explained label (positive: the training row helps).  For
+    a regressor's prediction they are each row's contribution to the
+    predicted value: minus its change when the row is removed.
+    """
+    from skinfluence import InfluenceFunctions
+
+    inf = InfluenceFunctions(estimator, verbose=verbose)
+    inf.fit(X, y)
+    x = X[row : row + 1]
+    predicted = inf.predict(x)[0]
+    if task == "regression" and against == "prediction":
+        # The squared loss at the model's own prediction is flat; explain the value instead.
+        contribution = -inf.transform(x)[0]
+        k = min(k, len(contribution))
+        up = np.argsort(-contribution, kind="stable")[:k]
+        down = np.argsort(contribution, kind="stable")[:k]
+        kinds = {"raises": (up, contribution[up]), "lowers": (down, contribution[down])}
+        return kinds, predicted, predicted
+    target = predicted if against == "prediction" else y[row]
+    bunch = inf.explain(x, np.asarray([target], dtype=y.dtype), k=k)
+    kinds = {
+        kind: (np.asarray(bunch[f"{kind}_indices"])[0], np.asarray(bunch[f"{kind}_values"])[0])
+        for kind in ("helpful", "harmful")
+    }
+    return kinds, target, predicted
+
+
+_EXPLAIN_HEADINGS = {
+    "helpful": "most helpful training rows",
+    "harmful": "most harmful training rows",
+    "raises": "training rows that raise the prediction most",
+    "lowers": "training rows that lower the prediction most",
+}
+
+
+def cmd_explain(args):
+    console = Console(args.quiet, data_on_stdout=args.output == "-")
+    task = _task(args)
+    table, plan, X, y = _load(args, console, task)
+    n = table.n_rows
+    row = args.row
+    if not 0 <= row < n:
+        # no counting from the end: -1 is too easily a typo or a "no row" marker
+        raise UsageError(f"--row {row} is out of range: the file has {n} data rows, "
+                         f"numbered 0 to {n - 1} (header not counted).")
+    if task == "classification":
+        _check_class_sizes(y, console)
+    estimator = make_model(args.model, task, args.random_state)
+    k = min(args.k, n - 1)
+    console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
+    kinds, target, predicted = explain_row(
+        X, y, estimator, row, k=k, against=args.against, task=task,
+        verbose=int(not args.quiet and args.output != "-"),
+    )
+    what = "the model's prediction" if args.against == "prediction" else "the given label"
+    console.say(
+        f"row {row}: given {plan.target} = {table.cell(row, plan.target)}, "
+        f"predicted {fmt(predicted)}; explaining {what} ({fmt(target)})."
+    )
+    if "raises" in kinds:
+        value_name = "effect"
+        console.say("effect = how much the training row raises the prediction for this row\n"
+                    "(minus the change of the prediction if the row were removed and the "
+                    "model refit)")
+    else:
+        value_name = "influence"
+        console.say("influence = how much the loss on this row would rise if the training row "
+                    "were removed\n(positive: the training row supports it; negative: it works "
+                    "against it)")
+    _show_explanation(console, table, plan, y, row, kinds, value_name)
+    if args.output:
+        out_rows = [
+            [kind, str(rank), str(j), num(v, table.decimal)] + cells
+            for kind, (idx, val) in kinds.items()
+            for rank, j, v, cells in zip(range(1, len(idx) + 1), idx, val, table.raw_rows(idx))
+        ]
+        extra = unique_names(table.header, ["kind", "rank", "row", value_name])
+        write_csv(args.output, extra + table.header, out_rows, table.delimiter)
+        if args.output != "-":
+            console.say(f"\nwrote the {len(out_rows)} rows to {args.output}")
+    if args.plot:
+        _plot_explanation(args.plot, kinds, y, row, value_name, console)
+    return EXIT_OK
+
+
+def _show_explanation(console, table, plan, y, row, kinds, value_name):
+    """The helpful and harmful (or raising and lowering) rows as text tables."""
+    keep = _display_columns(table, plan)
+    itself = False
+    for kind, (idx, val) in kinds.items():
+        rows = []
+        for rank, (j, v) in enumerate(zip(idx, val), start=1):
+            j = int(j)
+            itself |= j == row
+            rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), str(y[j])]
+                        + [table.cell(j, c) for c in keep])
+        console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
+        console.say(format_table(["rank", "row", value_name, plan.target] + keep, rows))
+    if itself:
+        console.say(f"\n* row {row} itself: it is part of the training data too.")
+
+
+def _plot_explanation(path, kinds, y, row, value_name, console):
+    from skinfluence.plot import plot_explanation
+
+    (top_kind, (top_i, top_v)), (low_kind, (low_i, low_v)) = kinds.items()
+    bunch = {"helpful_indices": top_i[None], "helpful_values": top_v[None],
+             "harmful_indices": low_i[None], "harmful_values": low_v[None]}
+
+    def draw(ax):
+        plot_explanation(bunch, y_train=y, ax=ax)
+        ax.set_xlabel(value_name)
+        ax.set_title(f"row {row}: {_EXPLAIN_HEADINGS[top_kind]} (blue) and "
+                     f"{_EXPLAIN_HEADINGS[low_kind].split(' ', 1)[1]} (red)", fontsize=9)
+
+    save_plot(path, draw, console)
+
+
+# --------------------------------------------------------------------------- value
+def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5,
+               random_state=0, verbose=0):
+    """Data value of every row (higher = more helpful) with the given valuation method."""
+    import skinfluence
+
+    if method == "knn-shapley":
+        valuer = skinfluence.KNNShapley(n_neighbors=n_neighbors)
+    elif method == "data-oob":
+        valuer = skinfluence.DataOOB(estimator, random_state=random_state)
+    elif method == "loo":
+        valuer = skinfluence.LOOValuation(estimator)
+    elif method == "tmc-shapley":
+        valuer = skinfluence.TMCShapley(estimator)
+    else:
+        raise UsageError(f"unknown method {method!r}; choose from {', '.join(VALUE_METHODS)}.")
+    params = valuer.get_params()
+    if "verbose" in params:
+        valuer.set_params(verbose=verbose)
+    if "random_state" in params:
+        valuer.set_params(random_state=random_state)
+    valuer.fit(X, y, X_val=X_val, y_val=y_val)
+    return np.asarray(valuer.values_, dtype=np.float64)
+
+
+def _check_value_options(args, task):
+    if task == "regression" and args.method == "knn-shapley":
+        raise UsageError("knn-shapley values classifiers; for a numeric target use "
+                         "--method data-oob, loo or tmc-shapley.")
+    if args.method in _NEEDS_VALIDATION and not args.validation:
+        raise UsageError(f"--method {args.method} scores the model on a validation set: pass "
+                         "--validation VAL.csv (same columns), or use knn-shapley or data-oob.")
+    if args.method == "data-oob" and args.validation:
+        raise UsageError("data-oob values rows by their out-of-bag scores and uses no "
+                         "validation set; drop --validation.")
+
+
+def cmd_value(args):
+    console = Console(args.quiet, data_on_stdout=args.output == "-")
+    task = _task(args)
+    _check_value_options(args, task)
+    table, plan, X, y = _load(args, console, task)
+    if task == "classification":
+        _check_class_sizes(y, console)
+    X_val = y_val = None
+    if args.validation:
+        _, X_val, y_val = load_validation(args.validation, plan, task=task,
+                                          delimiter=args.delimiter, decimal=args.decimal)
+        console.progress(f"validation: {len(y_val)} rows from {args.validation}")
+    estimator = make_model(args.model, task, args.random_state)
+    if args.method == "knn-shapley" and X_val is None:
+        console.note("no --validation file: each row is valued by how it helps classify the "
+                     "other rows.")
+    console.progress(f"valuing every row with {args.method} ...")
+    values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
+                        n_neighbors=args.n_neighbors, random_state=args.random_state,
+                        verbose=int(not args.quiet and args.output != "-"))
+    order = np.lexsort((np.arange(len(values)), values))  # least valuable first
+    console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
+                f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")
+    if args.output:
+        extra = unique_names(table.header, ["row", "value", "rank"])
+        out_rows = [cells + [str(i), num(values[i], table.decimal), str(r)]
+                    for r, (i, cells) in enumerate(zip(order, table.raw_rows(order)), start=1)]
+        write_csv(args.output, table.header + extra, out_rows, table.delimiter)
+        if args.output != "-":
+            console.say(f"wrote all rows, least valuable first, to {args.output}")
+    if args.output != "-" and args.show:
+        keep = _display_columns(table, plan)
+        show = min(args.show, table.n_rows)
+        for title, idx in (("least", order[:show]), ("most", order[::-1][:show])):
+            rows = [[str(i), values[i], str(y[i])] + [table.cell(i, c) for c in keep]
+                    for i in idx]
+            console.say(f"\n{title} valuable {len(idx)} rows:")
+            console.say(format_table(["row", "value", plan.target] + keep, rows))
+    if args.plot:
+        from skinfluence.plot import plot_value_distribution
+
+        def draw(ax):
+            plot_value_distribution(values, ax=ax)
+            ax.set_title(f"{args.data}: {args.method} values of {table.n_rows} rows")
+
+        save_plot(args.plot, draw, console)
+    return EXIT_OK

@@ -1,0 +1,187 @@
+"""The argparse parser of the ``skinfluence`` command line."""
+
+import argparse
+import textwrap
+
+from ._commands import (
+    CLEAN_METHODS,
+    MODELS,
+    VALUE_METHODS,
+    cmd_explain,
+    cmd_label_issues,
+    cmd_value,
+)
+from ._demo import cmd_demo
+
+__all__ = ["build_parser"]
+
+_DESCRIPTION = """\
+skinfluence: which training rows made my model do this, and what is each row worth?
+
+Start with `skinfluence demo`, then try it on your own CSV:
+
+  skinfluence label-issues data.csv --target label --output ranked.csv
+  skinfluence explain data.csv --target label --row 17
+  skinfluence value data.csv --target label
+
+Feature columns may hold numbers or text categories; columns that identify rows
+(a different text in every row, or a row counter) are kept in the output but
+not used as features.  Rows are numbered from 0, header not counted.
+"""
+
+_EPILOG = """\
+exit codes: 0 success, 2 bad usage or unusable data (the message says why),
+1 unexpected failure (rerun with --debug for the traceback).
+"""
+
+
+def _add_data_arguments(p):
+    p.add_argument("data", metavar="DATA.csv",
+                   help="CSV file with a header row ('-' for stdin), or a Parquet file "
+                   "(.parquet, .pq; needs pyarrow)")
+    p.add_argument("--target", "-t", required=True, metavar="COLUMN",
+                   help="name of the label column")
+    p.add_argument("--model", "-m", default="logistic", choices=list(MODELS), metavar="NAME",
+                   help="model to fit; " + "; ".join(f"{k}: {v}" for k, v in MODELS.items()))
+    p.add_argument("--output", "-o", metavar="OUT.csv",
+                   help="write the full result as CSV ('-' for stdout)")
+    p.add_argument("--id-columns", metavar="A,B", help="columns to pass through, not features")
+    p.add_argument("--categorical", metavar="A,B",
+                   help="columns to treat as categories even if they hold numbers")
+    p.add_argument("--numeric", metavar="A,B",
+                   help="columns to use as numbers even if they look like identifiers")
+    p.add_argument("--ignore", metavar="A,B", help="columns not to use as features")
+    p.add_argument("--delimiter", "--sep", type=_separator, metavar="CHAR",
+                   help="field separator of a CSV file: one character, or 'tab' (default: guessed)")
+    p.add_argument("--decimal", choices=[".", ","], metavar="MARK",
+                   help="decimal mark of the numbers, '.' or ',' (default: ',' only in a file "
+                   "not separated by commas whose numbers are written like 0,25)")
+    p.add_argument("--show", type=_nonneg_int, default=10, metavar="N",
+                   help="rows to print (default: 10)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also save a picture of the result (needs matplotlib)")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed for models that use randomness (default: 0)")
+
+
+def _separator(text):
+    if text.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {text!r}")
+    return text
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _pos_int(text):
+    value = _nonneg_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
+    return value
+
+
+def build_parser():
+    """The argparse parser (exposed for documentation and tests)."""
+    from skinfluence import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="only print results")
+    common.add_argument("--verbose", "-v", action="store_true",
+                        help="say how every column is used")
+    common.add_argument("--debug", action="store_true",
+                        help="show the full traceback of unexpected errors")
+
+    parser = argparse.ArgumentParser(
+        prog="skinfluence",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"skinfluence {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(sub, common)
+    _add_label_issues(sub, common)
+    _add_explain(sub, common)
+    _add_value(sub, common)
+    return parser
+
+
+def _add_demo(sub, common):
+    p = sub.add_parser(
+        "demo", parents=[common], help="a one-minute tour on bundled data",
+        description="Flip 10%% of the labels of scikit-learn's handwritten digits, then find "
+        "them, explain a prediction through its training rows, and rank rows by data value.",
+    )
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed for the label flips (default: 0)")
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_method_command(sub, common, name, summary, description, methods, width, example):
+    """A data command whose epilog lists its ``--method`` choices."""
+    epilog = ("methods:\n" + "\n".join(f"  {k:{width}s} {v}" for k, v in methods.items())
+              + f"\n\nexample: {example}")
+    p = sub.add_parser(name, parents=[common], help=summary,
+                       description=textwrap.fill(description, 79), epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_arguments(p)
+    return p
+
+
+def _add_label_issues(sub, common):
+    p = _add_method_command(
+        sub, common, "label-issues", "rank rows by how likely their label is wrong",
+        "Fit the model, score every row's label with influence functions and write the "
+        "rows ranked by suspicion: all original columns plus row, score, given_label, "
+        "suggested_label and issue.",
+        CLEAN_METHODS, 15, "skinfluence label-issues data.csv --target label -o ranked.csv",
+    )
+    p.add_argument("--method", default="loo", choices=list(CLEAN_METHODS), metavar="NAME",
+                   help="how labels are scored (default: loo; see below)")
+    p.set_defaults(func=cmd_label_issues)
+
+
+def _add_explain(sub, common):
+    p = sub.add_parser(
+        "explain", parents=[common], help="training rows that most help / hurt one prediction",
+        description="Fit the model on all rows, then list the training rows whose removal "
+        "would most change the loss on row N (influence functions).",
+        epilog="example: skinfluence explain data.csv --target label --row 17 -k 5",
+    )
+    _add_data_arguments(p)
+    p.add_argument("--row", "-r", type=int, required=True, metavar="N",
+                   help="row to explain, counting data rows from 0 (header not counted)")
+    p.add_argument("-k", type=_pos_int, default=5, metavar="K",
+                   help="number of helpful and of harmful rows (default: 5)")
+    p.add_argument("--against", choices=["prediction", "label"], default="prediction",
+                   help="explain the predicted label (default) or the given label")
+    p.add_argument("--regression", action="store_true",
+                   help="the target is a number (default model then: ridge)")
+    p.set_defaults(func=cmd_explain)
+
+
+def _add_value(sub, common):
+    p = _add_method_command(
+        sub, common, "value", "how much each row is worth to the model",
+        "Compute a data value for every row (higher = more helpful) and write the rows "
+        "least valuable first.",
+        VALUE_METHODS, 12, "skinfluence value data.csv --target label --output values.csv",
+    )
+    p.add_argument("--method", default="knn-shapley", choices=list(VALUE_METHODS),
+                   metavar="NAME", help="valuation method (default: knn-shapley; see below)")
+    p.add_argument("--validation", metavar="VAL.csv",
+                   help="trusted rows with the same columns to score the model on "
+                   "(needed by loo and tmc-shapley; optional for knn-shapley)")
+    p.add_argument("--n-neighbors", type=_pos_int, default=5, metavar="K",
+                   help="neighbours for knn-shapley (default: 5)")
+    p.add_argument("--regression", action="store_true", help="the target is a number")
+    p.set_defaults(func=cmd_value)
