@@ -165,11 +165,10 @@ def run_skinfluence(X, y, spec, X_val, y_val):
 
     method, _, filter_by = spec.partition("/")
     method, _, given = method.partition("+")
-    kw = {"validation_data": (X_val, y_val)} if method == "validation" else {}
-    if filter_by:
-        kw["filter_by"] = filter_by
+    val = {"X_val": X_val, "y_val": y_val} if method == "validation" else {}
+    kw = {"filter_by": filter_by} if filter_by else {}
     model = FrozenEstimator(make_model().fit(X, y)) if given == "fitted" else make_model()
-    cleaner, secs = timed(lambda: InfluenceCleaner(model, method=method, **kw).fit(X, y))
+    cleaner, secs = timed(lambda: InfluenceCleaner(model, method=method, **kw).fit(X, y, **val))
     return cleaner.scores_, cleaner.issues_, secs
 
 

@@ -6,21 +6,16 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.base import TransformerMixin, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .base import BaseExplainer
 from .objectives import make_objective
-from .utils._delegation import DelegatingMixin, check_k, top_k_over_blocks
+from .utils._deprecation import positional_deprecated
 from .utils._output import TrainingColumnsMixin, check_dense_output, row_labels
-from .utils._parallel import (
-    blas_and_numba_threads,
-    chunk_slices,
-    effective_n_jobs,
-    imap_ordered,
-)
+from .utils._parallel import chunk_slices
 from .utils._progress import progress
 
 try:  # scikit-learn's factor on intercept steps of SGD over sparse data (make_dataset)
@@ -78,8 +73,7 @@ def sgd_learning_rate(estimator, t):
     raise ValueError(f"TracIn does not support SGD learning_rate={schedule!r}.")
 
 
-class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, TransformerMixin,
-             BaseEstimator):
+class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     """TracInCP: influence of training points summed over training checkpoints.
 
     Trains a clone of ``estimator`` for ``n_epochs`` epochs with ``partial_fit``,
@@ -243,20 +237,8 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
         # SGD: est.t_ is one more than the number of updates made so far
         return sgd_learning_rate(est, est.t_ - 1)
 
-    def fit(self, X, y, sample_weight=None):
-        """Train with ``partial_fit`` for ``n_epochs`` epochs, keeping checkpoints.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : TracIn
-        """
-        self._validate_params()
+    def _check_estimator(self):
+        """The wrapped estimator's class name, once it is known to be trainable here."""
         name = type(self.estimator).__name__
         if name not in _SUPPORTED:
             raise TypeError(
@@ -270,21 +252,12 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
             )
         if name.startswith("MLP") and getattr(self.estimator, "early_stopping", False):
             raise ValueError("TracIn trains with partial_fit, which forbids early_stopping=True.")
-        X_in = X  # a DataFrame index names the columns of transform
-        X, y = validate_data(
-            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
-            y_numeric=not is_classifier(self.estimator),
-        )
-        if is_classifier(self.estimator) and y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        return name
+
+    def _train(self, X, y, sample_weight, epochs):
+        """Train a clone for ``n_epochs`` epochs of ``partial_fit`` calls on shuffled
+        batches; returns it, its copies after ``epochs`` and the learning rates then."""
         n = X.shape[0]
-        if n < 2:
-            raise ValueError(f"TracIn needs at least two training samples; got {n} sample.")
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
-            if sample_weight.shape != (n,):
-                raise ValueError(f"sample_weight has shape {sample_weight.shape}; expected ({n},).")
-        epochs = self._checkpoint_epochs()
         rng = check_random_state(self.random_state)
         est = clone(self.estimator)
         extra = {}
@@ -316,6 +289,40 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
                         delattr(snap, attr)
                 checkpoints.append(snap)
                 rates.append(lr)
+        return est, checkpoints, rates
+
+    @positional_deprecated("sample_weight")
+    def fit(self, X, y, *, sample_weight=None):
+        """Train with ``partial_fit`` for ``n_epochs`` epochs, keeping checkpoints.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : TracIn
+        """
+        self._validate_params()
+        name = self._check_estimator()
+        X_in = X  # a DataFrame index names the columns of transform
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, multi_output=True,
+            y_numeric=not is_classifier(self.estimator),
+        )
+        if is_classifier(self.estimator) and y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"TracIn needs at least two training samples; got {n} sample.")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (n,):
+                raise ValueError(f"sample_weight has shape {sample_weight.shape}; expected ({n},).")
+        epochs = self._checkpoint_epochs()
+        est, checkpoints, rates = self._train(X, y, sample_weight, epochs)
         self.estimator_ = est
         self.checkpoints_ = checkpoints
         self.checkpoint_epochs_ = np.asarray(epochs)
@@ -372,24 +379,6 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
         size = max(64, _BLOCK_ENTRIES // max(p + n_rows, 1))
         return chunk_slices(self._objectives[0].n_train, size)
 
-    def _run(self, func, chunks, desc):
-        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
-        if n_workers <= 1:
-            return [func(c) for c in progress(chunks, desc=desc, verbose=self.verbose)]
-        with blas_and_numba_threads(n_workers):
-            return Parallel(n_jobs=n_workers, prefer="threads")(
-                delayed(func)(c) for c in progress(chunks, desc=desc, verbose=self.verbose)
-            )
-
-    def _iter(self, func, chunks, desc):
-        """``func`` over ``chunks`` like :meth:`_run`, but a generator yielding each result
-        (in order) as soon as it is ready, so the caller can reduce the results as they come
-        instead of holding all of them."""
-        n_workers = min(effective_n_jobs(self.n_jobs), len(chunks))
-        with blas_and_numba_threads(n_workers):
-            yield from imap_ordered(func, progress(chunks, desc=desc, verbose=self.verbose),
-                                    n_workers)
-
     def _block(self, Gq, cols):
         acc = None
         for k, eta in enumerate(self.learning_rates_):
@@ -410,7 +399,8 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
                 DG = G if self._step_scales[k] is None else G * self._step_scales[k]
                 out[cols] += eta * self._train_scale[cols] * np.einsum("ip,ip->i", DG, G)
 
-        self._run(fill, self._chunks(1), "TracIn self-influence")
+        for _ in self._run_blocks(fill, self._chunks(1), "TracIn self-influence"):
+            pass
         return out
 
     # --------------------------------------------------------- public API
@@ -438,7 +428,8 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
         def fill(cols):
             out[:, cols] = self._block(Gq, cols)
 
-        self._run(fill, self._chunks(n), "TracIn")
+        for _ in self._run_blocks(fill, self._chunks(n), "TracIn"):
+            pass
         return out
 
     def explain(self, X, y=None, k=10):
@@ -459,33 +450,12 @@ class TracIn(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin, Transfor
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
             shape ``(n_samples, min(k, n_train))``.
         """
-        k = check_k(k)
+        k = self._check_k(k)
         check_is_fitted(self, "checkpoints_")
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
-        return top_k_over_blocks(
-            lambda cols: self._block(Gq, cols),
-            self._chunks(n),
-            lambda func, chunks: self._iter(func, chunks, "TracIn explain"),
-            n,
-            self._objectives[0].n_train,
-            k,
-        )
-
-    # ----------------------------------------------------------- delegation
-    def __sklearn_tags__(self):
-        from sklearn.utils import get_tags
-
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = inner.classifier_tags
-        tags.regressor_tags = inner.regressor_tags
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = inner.target_tags.multi_output
-        tags.target_tags.single_output = inner.target_tags.single_output
-        return tags
+        return self._explain_blocks(lambda cols: self._block(Gq, cols), self._chunks(n), n,
+                                    self._objectives[0].n_train, k, "TracIn explain")
 
 
 def _prediction_cotangent(obj, Z):

@@ -198,20 +198,68 @@ def test_validation_method(cancer_noisy):
     X, y, y_noisy, flipped = cancer_noisy
     X_all, y_all = load_breast_cancer(return_X_y=True)
     X_val, y_val = X_all[400:], y_all[400:]
-    cleaner = InfluenceCleaner(
-        _model(), method="validation", validation_data=(X_val, y_val)
-    ).fit(X, y_noisy)
+    cleaner = InfluenceCleaner(_model(), method="validation").fit(
+        X, y_noisy, X_val=X_val, y_val=y_val)
     expected = -cleaner.influence_.transform(X_val, y_val).sum(axis=0)
     np.testing.assert_allclose(cleaner.scores_, expected)
     assert np.all(cleaner.scores_[cleaner.issues_] > 0)
     # flipped points hurt the clean validation loss more than clean points on average
     assert cleaner.scores_[flipped].mean() > cleaner.scores_[~flipped].mean()
-    with pytest.raises(ValueError, match="validation_data"):
+    with pytest.raises(ValueError, match="X_val=X_val, y_val=y_val"):
         InfluenceCleaner(_model(), method="validation").fit(X, y_noisy)
     with pytest.raises(ValueError, match="not seen in training"):
-        InfluenceCleaner(
-            _model(), method="validation", validation_data=(X_val, y_val + 5)
-        ).fit(X, y_noisy)
+        InfluenceCleaner(_model(), method="validation").fit(
+            X, y_noisy, X_val=X_val, y_val=y_val + 5)
+
+
+def test_validation_data_in_the_constructor_is_deprecated(cancer_noisy):
+    X, _, y_noisy, _ = cancer_noisy
+    X_all, y_all = load_breast_cancer(return_X_y=True)
+    X_val, y_val = X_all[400:], y_all[400:]
+    new = InfluenceCleaner(_model(), method="validation").fit(X, y_noisy, X_val=X_val,
+                                                               y_val=y_val)
+    old = InfluenceCleaner(_model(), method="validation", validation_data=(X_val, y_val))
+    with pytest.warns(FutureWarning, match=r"fit\(X, y, X_val=X_val, y_val=y_val\)"):
+        old.fit(X, y_noisy)
+    np.testing.assert_array_equal(old.scores_, new.scores_)
+    np.testing.assert_array_equal(old.issues_, new.issues_)
+    with pytest.raises(ValueError, match="once"):
+        old.fit(X, y_noisy, X_val=X_val, y_val=y_val)
+    with pytest.raises(ValueError, match="both X_val and y_val"):
+        InfluenceCleaner(_model(), method="validation").fit(X, y_noisy, X_val=X_val)
+
+
+def test_validation_set_through_fit_resample_and_clean_classifier(cancer_noisy):
+    X, _, y_noisy, _ = cancer_noisy
+    X_all, y_all = load_breast_cancer(return_X_y=True)
+    X_val, y_val = X_all[400:], y_all[400:]
+    cleaner = InfluenceCleaner(_model(), method="validation")
+    ref = clone(cleaner).fit(X, y_noisy, X_val=X_val, y_val=y_val)
+    Xr, yr = cleaner.fit_resample(X, y_noisy, X_val=X_val, y_val=y_val)
+    np.testing.assert_array_equal(Xr, X[~ref.issues_])
+    np.testing.assert_array_equal(yr, y_noisy[~ref.issues_])
+    clf = CleanClassifier(_model(), cleaner=cleaner).fit(X, y_noisy, X_val=X_val, y_val=y_val)
+    np.testing.assert_array_equal(clf.cleaned_mask_, ref.issues_)
+    np.testing.assert_array_equal(clf.cleaner_.scores_, ref.scores_)
+
+
+def test_validation_set_is_ignored_by_the_other_methods(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    plain = InfluenceCleaner(_model()).fit(X, y_noisy)
+    with pytest.warns(UserWarning, match="used only by method='validation'"):
+        given = InfluenceCleaner(_model()).fit(X, y_noisy, X_val=X[:10], y_val=y_noisy[:10])
+    np.testing.assert_array_equal(given.scores_, plain.scores_)
+
+
+def test_clean_classifier_parameters_are_validated(wine_noisy):
+    X, _, y_noisy, _ = wine_noisy
+    for params, name in (({"memory": 3}, "memory"), ({"n_jobs": "all"}, "n_jobs"),
+                         ({"fraction": -0.1}, "fraction")):
+        with pytest.raises(ValueError, match=f"'{name}' parameter of CleanClassifier"):
+            CleanClassifier(_model(), **params).fit(X, y_noisy)
+    # n_jobs and verbose reach the default cleaner
+    clf = CleanClassifier(_model(), n_jobs=2, verbose=0).fit(X, y_noisy)
+    assert clf.cleaner_.n_jobs == 2
 
 
 def test_detection_beats_chance_by_far(wine_noisy):
@@ -370,11 +418,13 @@ def test_imblearn_pipeline(wine_noisy):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"method": "magic"}, "method must be"),
-        ({"threshold": 1.5}, "threshold must be"),
-        ({"threshold": "high"}, "threshold must be"),
-        ({"action": "delete"}, "action must be"),
-        ({"filter_by": "random"}, "filter_by must be"),
+        ({"method": "magic"}, "'method' parameter of InfluenceCleaner must be"),
+        ({"threshold": 1.5}, "'threshold' parameter of InfluenceCleaner must be"),
+        ({"threshold": "high"}, "'threshold' parameter of InfluenceCleaner must be"),
+        ({"action": "delete"}, "'action' parameter of InfluenceCleaner must be"),
+        ({"filter_by": "random"}, "'filter_by' parameter of InfluenceCleaner must be"),
+        ({"damping": -1.0}, "'damping' parameter of InfluenceCleaner must be"),
+        ({"validation_data": "trusted.csv"}, "'validation_data' parameter"),
     ],
 )
 def test_bad_parameters(params, match):

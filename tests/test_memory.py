@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 import skinfluence.influence as influence_module
 import skinfluence.tracin as tracin_module
-import skinfluence.utils._delegation as delegation
+import skinfluence.base as base_module
 import skinfluence.valuation._influence as valuation_influence
 from skinfluence import InfluenceFunctions, TracIn
 from skinfluence.valuation import InfluenceValuation, KNNShapley, LOOValuation
@@ -119,7 +119,7 @@ class _AliveCounter:
 
 def _count_explain(monkeypatch, explain):
     counter = _AliveCounter()
-    monkeypatch.setattr(delegation, "_top_k", counter.wrap(delegation._top_k))
+    monkeypatch.setattr(base_module, "_top_k", counter.wrap(base_module._top_k))
     result = explain()
     return counter, result
 

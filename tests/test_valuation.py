@@ -103,7 +103,7 @@ def test_knn_shapley_unseen_label_and_chunking(monkeypatch):
 
 def test_knn_shapley_errors():
     X, y = make_classification(n_samples=40, n_features=4, random_state=0)
-    with pytest.raises(ValueError, match="sample_weight"):
+    with pytest.raises(TypeError, match="sample_weight"):  # the unweighted KNN utility
         KNNShapley().fit(X, y, sample_weight=np.ones(40))
     with pytest.raises(ValueError, match="both X_val and y_val"):
         KNNShapley().fit(X, y, X_val=X)

@@ -22,10 +22,8 @@ _NEEDS_LABELS = (
     "and raises a ValueError without y; this check calls transform(X) "
     "(the same properties are tested with labels below)"
 )
-_UNWEIGHTED = (
-    "KNNShapley values the unweighted KNN utility (Jia et al.'s closed form has no weighted "
-    "version), so fit rejects any sample_weight with a ValueError"
-)
+# KNNShapley.fit takes no sample_weight (the closed form is that of the unweighted KNN
+# utility), so the sample-weight checks do not apply to it.
 EXPECTED_FAILURES = {
     "KNNShapley": {
         **{name: _NEEDS_LABELS for name in (
@@ -42,15 +40,6 @@ EXPECTED_FAILURES = {
             "check_transformer_general(readonly_memmap=True)",
             "check_transformer_data_not_an_array",
             "check_transformer_preserve_dtypes",
-        )},
-        **{name: _UNWEIGHTED for name in (
-            "check_sample_weights_pandas_series",
-            "check_sample_weights_not_an_array",
-            "check_sample_weights_list",
-            "check_sample_weights_shape",
-            "check_sample_weights_not_overwritten",
-            "check_all_zero_sample_weights_error",
-            "check_sample_weight_equivalence_on_dense_data",
         )},
     },
 }

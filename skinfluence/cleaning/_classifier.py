@@ -3,33 +3,27 @@
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import ClassifierMixin, clone
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from ..base import BaseExplainer, estimator_has
 from ..objectives import unwrap_frozen
-from ..utils._routing import fit_weighted
+from ..utils._deprecation import positional_deprecated
 from ._cleaner import InfluenceCleaner, _default_estimator
 
 __all__ = ["CleanClassifier"]
 
 
-def _estimator_has(attr):
-    def check(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, attr)
-        est = self.estimator if self.estimator is not None else _default_estimator()
-        return hasattr(est, attr)
-
-    return check
+def _fit_cleaner(cleaner, X, y, X_val, y_val, sample_weight):
+    # module-level so that joblib.Memory can key its cache on the arguments; the
+    # validation set only when given (a cleaner's fit may predate these parameters)
+    val = {} if X_val is None and y_val is None else {"X_val": X_val, "y_val": y_val}
+    return cleaner.fit(X, y, sample_weight=sample_weight, **val)
 
 
-def _fit_cleaner(cleaner, X, y, sample_weight):
-    # module-level so that joblib.Memory can key its cache on the arguments
-    return cleaner.fit(X, y, sample_weight=sample_weight)
-
-
-class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class CleanClassifier(ClassifierMixin, BaseExplainer):
     """Classifier trained on its own data with suspected label errors removed or fixed.
 
     ``fit`` runs ``cleaner`` on the training data, removes (or relabels) the
@@ -61,6 +55,10 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         transformers).  In a grid search over ``fraction`` or over parameters
         of the final fit only, the cleaner then runs once per fold instead of
         once per candidate and fold.  A string is a cache directory.
+    n_jobs : int, default=None
+        Passed to the default cleaner (``cleaner=None``); a given cleaner uses its own.
+    verbose : int, default=0
+        Passed to the default cleaner (``cleaner=None``); a given cleaner uses its own.
 
     Attributes
     ----------
@@ -103,30 +101,50 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, estimator=None, cleaner=None, fraction=None, memory=None):
+    _parameter_constraints = {
+        "estimator": [None, HasMethods(["fit"])],
+        "cleaner": [None, InfluenceCleaner],
+        "fraction": [None, Interval(numbers.Real, 0, 1, closed="left")],
+        "memory": [None, str, HasMethods(["cache"])],
+        "n_jobs": [None, numbers.Integral],
+        "verbose": ["verbose"],
+    }
+
+    @positional_deprecated("cleaner", "fraction", "memory")
+    def __init__(self, estimator=None, *, cleaner=None, fraction=None, memory=None,
+                 n_jobs=None, verbose=0):
         self.estimator = estimator
         self.cleaner = cleaner
         self.fraction = fraction
         self.memory = memory
+        self.n_jobs = n_jobs
+        self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        est = self.estimator if self.estimator is not None else _default_estimator()
-        try:
-            est_tags = est.__sklearn_tags__()
-            tags.input_tags.sparse = est_tags.input_tags.sparse
-            tags.input_tags.allow_nan = est_tags.input_tags.allow_nan
-        except AttributeError:  # pragma: no cover
-            pass
-        return tags
+    def _template_estimator(self):
+        return self.estimator if self.estimator is not None else _default_estimator()
 
-    def fit(self, X, y, sample_weight=None):
+    def _make_cleaner(self):
+        """The unfitted cleaner: ``cleaner`` (given the estimator if it has none), or the
+        default one on ``estimator`` with this classifier's ``n_jobs`` and ``verbose``."""
+        estimator = self._template_estimator()
+        if self.cleaner is None:
+            return InfluenceCleaner(clone(estimator), n_jobs=self.n_jobs, verbose=self.verbose)
+        cleaner = clone(self.cleaner)
+        if cleaner.estimator is None:
+            cleaner.set_params(estimator=clone(estimator))
+        return cleaner
+
+    @positional_deprecated("sample_weight")
+    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
         """Clean the training data, then fit the estimator on it.
 
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        X_val, y_val : array-like, default=None
+            Trusted clean data for a cleaner with ``method="validation"``
+            (see :meth:`InfluenceCleaner.fit`).
         sample_weight : array-like of shape (n_samples,), default=None
             Used by the cleaner and, for kept points, by the final fit.
 
@@ -134,29 +152,16 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self : CleanClassifier
         """
-        f = self.fraction
-        if f is not None and not (
-            isinstance(f, numbers.Real) and not isinstance(f, bool) and 0.0 <= f < 1.0
-        ):
-            raise ValueError(f"fraction must be None or a float in [0, 1); got {f!r}.")
-        estimator = self.estimator if self.estimator is not None else _default_estimator()
-        if self.cleaner is None:
-            cleaner = InfluenceCleaner(clone(estimator))
-        elif isinstance(self.cleaner, InfluenceCleaner):
-            cleaner = clone(self.cleaner)
-            if cleaner.estimator is None:
-                cleaner.set_params(estimator=clone(estimator))
-        else:
-            raise TypeError(
-                f"cleaner must be an InfluenceCleaner or None; got {type(self.cleaner).__name__}."
-            )
+        self._validate_params()
         memory = check_memory(self.memory)
-        cleaner = memory.cache(_fit_cleaner)(cleaner, X, y, sample_weight)
+        cleaner = memory.cache(_fit_cleaner)(self._make_cleaner(), X, y, X_val, y_val,
+                                             sample_weight)
         self.cleaner_ = cleaner
-        if f is None:
+        if self.fraction is None:
             mask = cleaner.issues_
         else:
-            mask = cleaner._top(cleaner.scores_, int(round(f * cleaner.scores_.shape[0])))
+            n_clean = int(round(self.fraction * cleaner.scores_.shape[0]))
+            mask = cleaner._top(cleaner.scores_, n_clean)
         self.cleaned_mask_ = mask
         same_model = self.cleaner is None or self.cleaner.estimator is None
         if same_model and not mask.any():
@@ -168,20 +173,18 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             if sw is not None and cleaner.action == "remove":
                 sw = np.asarray(sw)[~mask]
             # a frozen model is the one fitted on the noisy data; the cleaned fit is a new one
-            self.estimator_ = fit_weighted(clone(unwrap_frozen(estimator)), X_fit, y_fit, sw)
+            estimator = unwrap_frozen(self._template_estimator())
+            self.estimator_ = self._fit_estimator(X_fit, y_fit, sw, estimator=estimator)
         self.classes_ = cleaner.classes_
         self.n_features_in_ = cleaner.n_features_in_
         if hasattr(cleaner, "feature_names_in_"):
             self.feature_names_in_ = cleaner.feature_names_in_
         return self
 
-    @available_if(_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with the estimator fitted on the cleaned data."""
-        check_is_fitted(self)
-        return self.estimator_.predict(X)
+    # the wrapped model's score (accuracy for classifiers), like every explainer
+    score = BaseExplainer.score
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of the estimator fitted on the cleaned data.
 
@@ -191,18 +194,12 @@ class CleanClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self._align(self.estimator_.predict_proba(X))
 
-    @available_if(_estimator_has("predict_log_proba"))
+    @available_if(estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Log class probabilities (see :meth:`predict_proba`)."""
         check_is_fitted(self)
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the estimator fitted on the cleaned data."""
-        check_is_fitted(self)
-        return self.estimator_.decision_function(X)
 
     def _align(self, P):
         est_classes = getattr(self.estimator_, "classes_", self.classes_)

@@ -5,12 +5,11 @@ import time
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import expit, softmax
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -20,11 +19,14 @@ from sklearn.utils.validation import (
 )
 
 from . import _confident as cl
-from ..objectives import NotStationaryWarning, unwrap_frozen, warn_if_not_stationary
-from ..utils._routing import fit_weighted, routed_for_cv
-from ._loo import glm_loo_outputs
+from ..base import BaseExplainer
+from ..objectives import NotStationaryWarning, unwrap_frozen
+from ..utils._deprecation import REMOVED_IN, positional_deprecated
+from ..utils._routing import routed_for_cv
+from ._containers import replace_labels, scores_to_proba, take_rows_like
+from ._loo import leverage_loo_proba
 
-__all__ = ["InfluenceCleaner"]
+__all__ = ["InfluenceCleaner", "scores_to_proba"]
 
 METHODS = ("loo", "self_influence", "validation", "loss", "cross_val")
 ACTIONS = ("remove", "relabel")
@@ -36,48 +38,7 @@ def _default_estimator():
     return LogisticRegression(max_iter=1000)
 
 
-def scores_to_proba(Z, n_classes):
-    """Map raw decision values to pseudo-probabilities (sigmoid / softmax).
-
-    Confident learning only needs per-class thresholds on a monotone
-    confidence, so this is enough for estimators without ``predict_proba``.
-    """
-    Z = np.asarray(Z, dtype=np.float64)
-    if n_classes == 2:
-        z = Z.reshape(Z.shape[0], -1)
-        if z.shape[1] == 2:  # two columns: use their difference
-            z = z[:, 1] - z[:, 0]
-        else:
-            z = z[:, 0]
-        p = expit(z)
-        return np.column_stack([1.0 - p, p])
-    return softmax(Z, axis=1)
-
-
-def _take(X, mask):
-    """Row-select ``X`` keeping its container: pandas (with its index), each sparse format
-    (sparse array or matrix), list, else ndarray."""
-    rows = np.flatnonzero(mask)
-    if hasattr(X, "iloc"):
-        return X.iloc[rows]
-    if isinstance(X, list):
-        return [X[i] for i in rows]
-    if sp.issparse(X):
-        # CSR row-indexes every format; converting back keeps CSC, COO, ... as given
-        return X.tocsr()[rows].asformat(X.format)
-    return np.asarray(X)[mask]
-
-
-def _replace_labels(y, new_values):
-    """Return ``y`` with all values replaced, keeping a pandas container or a list."""
-    if hasattr(y, "iloc"):
-        return y.__class__(new_values, index=y.index, name=getattr(y, "name", None))
-    if isinstance(y, list):
-        return new_values.tolist()
-    return new_values
-
-
-class InfluenceCleaner(BaseEstimator):
+class InfluenceCleaner(BaseExplainer):
     """Find, remove or relabel mislabelled training examples with one fit.
 
     The estimator is fitted once on the (noisy) training data.  The influence
@@ -106,8 +67,9 @@ class InfluenceCleaner(BaseEstimator):
           leave-one-out probabilities.
         * ``"self_influence"``: predicted increase of a point's own loss when
           it is removed (Koh & Liang's self-influence).
-        * ``"validation"``: harm to the loss on a trusted, clean
-          ``validation_data`` set (minus the summed influence on it).
+        * ``"validation"``: harm to the loss on a trusted, clean validation
+          set, ``fit(X, y, X_val=X_val, y_val=y_val)`` (minus the summed
+          influence on it).
         * ``"loss"``: baseline -- one minus the in-sample probability of the
           given label (equivalent ranking to the training loss); confident
           learning on in-sample probabilities.
@@ -129,7 +91,8 @@ class InfluenceCleaner(BaseEstimator):
         probability of their label (``Q``: calibrated confident joint);
         ``"prune_by_noise_rate"`` is the paper's (and cleanlab's) default.
     validation_data : tuple (X_val, y_val), default=None
-        Trusted clean data, required by ``method="validation"``.
+        Deprecated since 0.2 (removed in 0.3): pass ``fit(X, y, X_val=X_val,
+        y_val=y_val)`` instead.
     cv : int or cross-validation generator, default=5
         Folds for ``method="cross_val"``; an int means
         ``StratifiedKFold(cv, shuffle=True, random_state=0)``.
@@ -143,7 +106,8 @@ class InfluenceCleaner(BaseEstimator):
     Attributes
     ----------
     estimator_ : estimator
-        The estimator fitted on all the data given to :meth:`fit`.
+        The estimator fitted on all the data given to :meth:`fit`
+        (``predict``, ``predict_proba``, ``score``, ... delegate to it).
     classes_ : ndarray of shape (n_classes,)
     scores_ : ndarray of shape (n_samples,)
         Higher = more likely mislabelled.
@@ -199,6 +163,19 @@ class InfluenceCleaner(BaseEstimator):
     >>> X_clean, y_clean = cleaner.fit_resample(X, y_noisy)
     """
 
+    _parameter_constraints = {
+        "estimator": [None, HasMethods(["fit"])],
+        "method": [StrOptions(set(METHODS))],
+        "threshold": [StrOptions({"auto"}), Interval(numbers.Real, 0, 1, closed="left")],
+        "action": [StrOptions(set(ACTIONS))],
+        "filter_by": [StrOptions(set(cl.FILTERS))],
+        "validation_data": [None, tuple, list],
+        "cv": ["cv_object"],
+        "damping": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_jobs": [None, numbers.Integral],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -224,77 +201,49 @@ class InfluenceCleaner(BaseEstimator):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        est = self.estimator if self.estimator is not None else _default_estimator()
-        try:
-            est_tags = est.__sklearn_tags__()
-            tags.input_tags.sparse = est_tags.input_tags.sparse
-            tags.input_tags.allow_nan = est_tags.input_tags.allow_nan
-        except AttributeError:  # pragma: no cover - foreign estimator without tags
-            pass
-        return tags
+    def _template_estimator(self):
+        return self.estimator if self.estimator is not None else _default_estimator()
 
     # ------------------------------------------------------------ checks
-    def _validate_params_(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got {self.method!r}.")
-        if self.action not in ACTIONS:
-            raise ValueError(f"action must be one of {ACTIONS}; got {self.action!r}.")
-        if self.filter_by not in cl.FILTERS:
-            raise ValueError(f"filter_by must be one of {cl.FILTERS}; got {self.filter_by!r}.")
-        t = self.threshold
-        if not (
-            (isinstance(t, str) and t == "auto")
-            or (isinstance(t, numbers.Real) and not isinstance(t, bool) and 0.0 <= t < 1.0)
-        ):
-            raise ValueError(f"threshold must be 'auto' or a float in [0, 1); got {t!r}.")
-        if self.method == "validation":
-            vd = self.validation_data
-            if vd is None or not isinstance(vd, (tuple, list)) or len(vd) != 2:
-                raise ValueError(
-                    "method='validation' needs validation_data=(X_val, y_val), a trusted clean set."
-                )
+    def _validation_set(self, X_val, y_val):
+        """The trusted set of ``method="validation"`` (``validation_data``: deprecated)."""
+        if self.validation_data is not None:
+            if X_val is not None or y_val is not None:
+                raise ValueError("Pass the validation set once, as fit(X, y, X_val=X_val, "
+                                 "y_val=y_val); validation_data= is deprecated.")
+            if len(self.validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val).")
+            warnings.warn(
+                "InfluenceCleaner(validation_data=(X_val, y_val)) is deprecated since "
+                f"skinfluence 0.2 and will be removed in {REMOVED_IN}: pass "
+                "fit(X, y, X_val=X_val, y_val=y_val) instead.", FutureWarning, stacklevel=4)
+            X_val, y_val = self.validation_data
+        if (X_val is None) != (y_val is None):
+            raise ValueError("Pass both X_val and y_val, or neither.")
+        if self.method == "validation" and X_val is None:
+            raise ValueError("method='validation' needs a trusted clean validation set: "
+                             "fit(X, y, X_val=X_val, y_val=y_val).")
+        if self.method != "validation" and X_val is not None:
+            warnings.warn(f"X_val and y_val are used only by method='validation'; "
+                          f"method={self.method!r} ignores them.", UserWarning, stacklevel=4)
+            return None, None
+        return X_val, y_val
 
-    def _log(self, msg):
-        if self.verbose:
-            print(f"[InfluenceCleaner] {msg}")
+    def _check_training(self, X, y, sample_weight):
+        """Validated ``(X, y, codes, sample_weight)``; sets ``classes_``.
 
-    # --------------------------------------------------------------- fit
-    def fit(self, X, y, sample_weight=None):
-        """Fit the estimator once and score every training point.
-
-        Parameters
-        ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            Training data; pandas DataFrames are passed to the estimator as is.
-        y : array-like of shape (n_samples,)
-            Possibly noisy class labels (any hashable type, e.g. strings).
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self : InfluenceCleaner
+        Shapes, NaN and labels are checked here for clear errors; the dtype is kept (a
+        pipeline may hold its own preprocessing of strings) and DataFrames go to the
+        estimator as they are.
         """
-        self._validate_params_()
-        estimator = self.estimator if self.estimator is not None else _default_estimator()
-        # check shapes, NaN and labels here for clear errors; keep dtype (a pipeline may
-        # hold its own preprocessing of strings) and leave DataFrames untouched
         tags = self.__sklearn_tags__()
         X_checked, y_checked = validate_data(
-            self,
-            X,
-            y,
-            reset=True,
-            accept_sparse=tags.input_tags.sparse,
-            ensure_all_finite=not tags.input_tags.allow_nan,
-            dtype=None,
+            self, X, y, reset=True, accept_sparse=tags.input_tags.sparse,
+            ensure_all_finite=not tags.input_tags.allow_nan, dtype=None,
             skip_check_array=hasattr(X, "iloc"),
         )
         check_consistent_length(X, y)
         if not hasattr(X, "iloc"):
-            # array-likes become arrays; DataFrames go to the estimator as they are
             X, y = X_checked, y_checked
         y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if y_arr.ndim != 1:
@@ -307,46 +256,80 @@ class InfluenceCleaner(BaseEstimator):
         else:  # objects: LabelEncoder's checks for mixed types and missing values
             encoder = LabelEncoder().fit(y_arr)
             self.classes_, codes = encoder.classes_, encoder.transform(y_arr)
-        codes = codes.astype(np.intp)
-        K = self.classes_.shape[0]
-        if K < 2:
+        if self.classes_.shape[0] < 2:
             raise ValueError(
                 f"y contains only 1 class ({self.classes_[0]!r}); cleaning needs at least two."
             )
-        n = codes.shape[0]
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)))
+            sample_weight = _check_sample_weight(sample_weight, np.empty((codes.shape[0], 0)))
+        return X, y, codes.astype(np.intp), sample_weight
 
+    def _log(self, msg):
+        if self.verbose:
+            print(f"[InfluenceCleaner] {msg}")
+
+    # --------------------------------------------------------------- fit
+    @positional_deprecated("sample_weight")
+    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
+        """Fit the estimator once and score every training point.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data; pandas DataFrames are passed to the estimator as is.
+        y : array-like of shape (n_samples,)
+            Possibly noisy class labels (any hashable type, e.g. strings).
+        X_val, y_val : array-like, default=None
+            Trusted clean data, required by ``method="validation"`` and used by no
+            other method.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : InfluenceCleaner
+        """
+        self._validate_params()
+        X_val, y_val = self._validation_set(X_val, y_val)
+        X, y, codes, sample_weight = self._check_training(X, y, sample_weight)
+        if y_val is not None:
+            y_val = np.asarray(y_val.to_numpy() if hasattr(y_val, "to_numpy") else y_val)
+            unseen = np.setdiff1d(np.unique(y_val), self.classes_)
+            if unseen.size:
+                raise ValueError(f"y_val has labels not seen in training: {unseen!r}.")
+        K = self.classes_.shape[0]
         t0 = time.perf_counter()
         self.influence_ = None
         if self.method in ("loo", "self_influence", "validation"):
-            P = self._fit_influence(estimator, X, y, sample_weight, K)
-        elif self.method == "loss":
-            self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight)
-            P = self._proba_of(self.estimator_, X, K)
-        else:  # cross_val
-            self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight)
-            P = self._cross_val_proba(estimator, X, y, codes, sample_weight, K)
+            P = self._fit_influence(X, y, sample_weight, K)
+        else:
+            self.estimator_ = self._fit_estimator(X, y, sample_weight)
+            if self.method == "loss":
+                P = self._proba_of(self.estimator_, X, K)
+            else:
+                P = self._cross_val_proba(X, y, codes, sample_weight, K)
         self._log(f"probabilities in {time.perf_counter() - t0:.3f} s")
         if not np.all(np.isfinite(P)):
             raise FloatingPointError(
                 "the out-of-sample probabilities contain NaN/inf; try damping > 0."
             )
         self.proba_ = P
-
         # scores: higher = more suspicious
-        self._n_train = n
         if self.method == "self_influence":
             scores = np.asarray(self.influence_.self_influence_, dtype=np.float64)
         elif self.method == "validation":
-            scores = self._validation_scores()
+            scores = self._validation_scores(X_val, y_val, codes.shape[0])
         else:
             scores = cl.issue_scores(codes, P, "self_confidence")
         self.scores_ = scores
+        self._flag(codes, P, scores)
+        self._log(f"flagged {self.n_issues_} of {codes.shape[0]} samples")
+        return self
 
+    def _flag(self, codes, P, scores):
+        """Set ``noise_joint_``, ``issues_``, ``n_issues_`` and ``suggested_labels_``."""
+        n, K = P.shape
         joint = cl.confident_joint(codes, P)
         self.noise_joint_ = cl.estimate_joint(joint[0], np.bincount(codes, minlength=K))
-
         if isinstance(self.threshold, str):  # "auto"
             if self.method in ("loo", "loss", "cross_val"):
                 issues = cl._label_issues(codes, P, self.filter_by, joint=joint)
@@ -359,14 +342,11 @@ class InfluenceCleaner(BaseEstimator):
             issues = self._top(scores, int(round(self.threshold * n)))
         self.issues_ = issues
         self.n_issues_ = int(issues.sum())
-
         other = P.copy()
         other[np.arange(n), codes] = -np.inf
         self._alternative_codes = np.argmax(other, axis=1)
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
-        self._log(f"flagged {self.n_issues_} of {n} samples")
-        return self
 
     @staticmethod
     def _top(scores, k):
@@ -377,13 +357,13 @@ class InfluenceCleaner(BaseEstimator):
             mask[np.argsort(-scores, kind="stable")[:k]] = True
         return mask
 
-    def _fit_influence(self, estimator, X, y, sample_weight, K):
+    def _fit_influence(self, X, y, sample_weight, K):
         # the influence objective is the final step's weighted loss: the weights must reach it
-        self.estimator_ = fit_weighted(clone(estimator), X, y, sample_weight, final_step=True)
+        self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
         # a user's FrozenEstimator: fitted elsewhere, so its stationarity is checked
         user_frozen = isinstance(self.estimator_, FrozenEstimator)
         if self.method == "loo":
-            P = self._fast_loo_proba(X, y, sample_weight, K)
+            P = leverage_loo_proba(self.estimator_, X, y, sample_weight, K, self.damping)
             if P is not None:
                 return P
         from ..influence import InfluenceFunctions
@@ -414,7 +394,7 @@ class InfluenceCleaner(BaseEstimator):
                 "objective and rank mislabelled points less reliably than for linear "
                 "models (see the cleaning user guide). method='cross_val' refits instead.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         if hasattr(self.estimator_, "predict_proba"):
             P = np.asarray(infl.loo_predict_proba(), dtype=np.float64)
@@ -422,41 +402,13 @@ class InfluenceCleaner(BaseEstimator):
             P = scores_to_proba(infl.loo_decision_function(), K)
         return P
 
-    def _fast_loo_proba(self, X, y, sample_weight, K):
-        """Leave-one-out probabilities straight from the leverages (GLMs), else None."""
-        from ..objectives import make_objective
-
-        try:
-            obj = make_objective(self.estimator_, X, y, sample_weight)
-            obj.check_minimum()
-        except (TypeError, ValueError):
-            return None  # unsupported here: InfluenceFunctions raises the clear error
-        user_frozen = isinstance(self.estimator_, FrozenEstimator)
-        out = glm_loo_outputs(obj, damping=self.damping, check_stationarity=user_frozen)
-        if out is None:
-            return None
-        _, Z_loo, n_singular, station = out
-        if user_frozen:
-            warn_if_not_stationary(station, stacklevel=5)
-        if n_singular:
-            warnings.warn(
-                f"{n_singular} training point(s) have leverage 1: the model refit without "
-                "them is not determined by the rest of the data (their Newton step is "
-                "singular). Their leave-one-out outputs use the first-order formula instead.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        if hasattr(self.estimator_, "predict_proba") and hasattr(obj, "proba_from_outputs"):
-            return obj.proba_from_outputs(Z_loo)
-        return scores_to_proba(Z_loo, K)
-
     @staticmethod
     def _proba_of(est, X, K):
         if hasattr(est, "predict_proba"):
             return np.asarray(est.predict_proba(X), dtype=np.float64)
         return scores_to_proba(est.decision_function(X), K)
 
-    def _cross_val_proba(self, estimator, X, y, codes, sample_weight, K):
+    def _cross_val_proba(self, X, y, codes, sample_weight, K):
         cv = self.cv
         if isinstance(cv, numbers.Integral):
             min_count = np.bincount(codes, minlength=K).min()
@@ -467,6 +419,7 @@ class InfluenceCleaner(BaseEstimator):
                 )
             cv = StratifiedKFold(cv, shuffle=True, random_state=0)
         # a frozen model's clone is itself: the folds need fresh fits of what it wraps
+        estimator = self._template_estimator()
         fold_model, params = routed_for_cv(clone(unwrap_frozen(estimator)), sample_weight)
         method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
         out = cross_val_predict(
@@ -476,16 +429,10 @@ class InfluenceCleaner(BaseEstimator):
             return np.asarray(out, dtype=np.float64)
         return scores_to_proba(out, K)
 
-    def _validation_scores(self):
-        X_val, y_val = self.validation_data
-        y_val = np.asarray(y_val.to_numpy() if hasattr(y_val, "to_numpy") else y_val)
-        unseen = np.setdiff1d(np.unique(y_val), self.classes_)
-        if unseen.size:
-            raise ValueError(f"validation_data has labels not seen in training: {unseen!r}.")
+    def _validation_scores(self, X_val, y_val, n_train):
         # positive entries of transform: training point j lowers the loss of validation
         # point i.  Summed in row chunks so memory stays O(chunk * n_train).
         n_val = y_val.shape[0]
-        n_train = self._n_train
         chunk = max(1, min(n_val, 20_000_000 // max(n_train, 1)))
         total = np.zeros(n_train)
         for start in range(0, n_val, chunk):
@@ -495,7 +442,8 @@ class InfluenceCleaner(BaseEstimator):
         return -total
 
     # ------------------------------------------------------ resampling
-    def fit_resample(self, X, y, sample_weight=None):
+    @positional_deprecated("sample_weight")
+    def fit_resample(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
         """Fit, then return the cleaned training set.
 
         Makes the cleaner usable as a sampler step in an imbalanced-learn
@@ -506,6 +454,8 @@ class InfluenceCleaner(BaseEstimator):
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        X_val, y_val : array-like, default=None
+            Trusted clean data of ``method="validation"`` (see :meth:`fit`).
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -520,16 +470,16 @@ class InfluenceCleaner(BaseEstimator):
             ``suggested_labels_`` (``action="relabel"``).  A Series keeps its
             index and name, a list stays a list, others become ndarrays.
         """
-        self.fit(X, y, sample_weight=sample_weight)
+        self.fit(X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight)
         return self._apply(X, y, self.issues_)
 
     def _apply(self, X, y, mask, action=None):
         action = self.action if action is None else action
         if action == "remove":
             keep = ~mask
-            return _take(X, keep), _take(y, keep)
+            return take_rows_like(X, keep), take_rows_like(y, keep)
         new_codes = np.where(mask, self._alternative_codes, self._codes)
-        return X, _replace_labels(y, self.classes_[new_codes])
+        return X, replace_labels(y, self.classes_[new_codes])
 
     def get_mask(self):
         """Boolean mask of flagged samples (``issues_``)."""

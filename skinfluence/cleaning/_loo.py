@@ -14,15 +14,19 @@ that the general engine prepares are skipped: the cost is one Hessian, one
 ``K x K`` leverages, all as large BLAS calls.
 """
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
+from sklearn.frozen import FrozenEstimator
 
 from .._numba import njit
 from ..linalg import EXACT_MAX_PARAMS, CholeskyFactor
 from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
+from ._containers import scores_to_proba
 
-__all__ = ["glm_loo_outputs"]
+__all__ = ["glm_loo_outputs", "leverage_loo_proba"]
 
 # Row blocks sized so that the BLAS operands stay in cache (float64 entries):
 # the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
@@ -224,6 +228,54 @@ def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
     return singular
 
 
+def _dense_hessian_parts(obj, Z, r, S, w, N, check_stationarity):
+    """Dense ``X``: ``(X, Xa, order, N, H, stationarity, pair products)`` with the features
+    that are zero on every row dropped, ``H`` the penalised Hessian in ``order`` (None when
+    the family defines its own Hessian) and the stationarity from two small products."""
+    X = np.asarray(obj.X, dtype=np.float64)
+    K = obj.n_outputs
+    order = _augmented_order(obj)
+    # features that are zero on every training row (e.g. constant pixels after
+    # scaling) appear in no Jacobian and in no Hessian entry but the penalty: their
+    # parameters decouple and drop out of every leverage exactly
+    active = np.flatnonzero(np.any(X != 0, axis=0))
+    if active.size < X.shape[1]:
+        d = X.shape[1]
+        keep = np.zeros((K, d + int(obj.fit_intercept)), dtype=bool)
+        keep[:, active] = True
+        if obj.fit_intercept:
+            keep[:, d] = True
+        order = order[keep.ravel()]
+        X = X[:, active]
+        if N is not None:
+            N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
+            N = N if N.shape[1] else None
+    Xa = _augment(X, obj.fit_intercept)
+    # stationarity from two small products (the generic one builds every
+    # per-sample gradient): sum_i w_i r_i x~_i + penalty, over sum_i |w_i r_i x~_i|
+    station = None
+    if check_stationarity:
+        wr = w[:, None] * r
+        grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
+        scale = (np.abs(wr).T @ np.abs(Xa)).max()
+        station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
+    # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
+    # family's Hessian unless it defines its own
+    own = type(obj).hessian is LinearObjective.hessian and (
+        type(obj).curvature is LinearObjective.curvature
+    )
+    pair = _PairProducts(Xa) if _PairProducts.worth_it(*Xa.shape, K) else None
+    H = None
+    if own:  # None from _dense_hessian too: the objective's own Hessian
+        H = pair.hessian(S, w, K) if pair is not None else _dense_hessian(obj, Xa, S, w, Z)
+    if H is None:
+        H = obj.hessian()[np.ix_(order, order)]
+    else:
+        H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
+    return X, Xa, order, N, H, station, pair
+
+
+
 def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
     """Raw outputs of each training point under the model refit without it (Newton step).
 
@@ -253,68 +305,27 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
     """
     if not _applicable(obj):
         return None
-    X = obj.X
     K = obj.n_outputs
-    Z = obj.outputs(X)
+    Z = obj.outputs(obj.X)
     r, S = obj.loss_derivatives(Z, obj.y)
     w = obj.weights
-    order = _augmented_order(obj)
-    dense = not sp.issparse(X)
     N = obj.null_space()  # structural flat directions (softmax shift), parameter layout
-    H = None
-    if dense:
-        X = np.asarray(X, dtype=np.float64)
-        # features that are zero on every training row (e.g. constant pixels after
-        # scaling) appear in no Jacobian and in no Hessian entry but the penalty: their
-        # parameters decouple and drop out of every leverage exactly
-        active = np.flatnonzero(np.any(X != 0, axis=0))
-        if active.size < X.shape[1]:
-            d = X.shape[1]
-            keep = np.zeros((K, d + int(obj.fit_intercept)), dtype=bool)
-            keep[:, active] = True
-            if obj.fit_intercept:
-                keep[:, d] = True
-            order = order[keep.ravel()]
-            X = X[:, active]
-            if N is not None:
-                N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
-                N = N if N.shape[1] else None
-        Xa = _augment(X, obj.fit_intercept)
-        # stationarity from two small products (the generic one builds every
-        # per-sample gradient): sum_i w_i r_i x~_i + penalty, over sum_i |w_i r_i x~_i|
-        station = None
-        if check_stationarity:
-            wr = w[:, None] * r
-            grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
-            scale = (np.abs(wr).T @ np.abs(Xa)).max()
-            station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
-        # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
-        # family's Hessian unless it defines its own
-        own = type(obj).hessian is LinearObjective.hessian and (
-            type(obj).curvature is LinearObjective.curvature
-        )
-        pair = _PairProducts(Xa) if _PairProducts.worth_it(*Xa.shape, K) else None
-        if not own:
-            H = None
-        elif pair is not None:
-            H = pair.hessian(S, w, K)
-        else:
-            H = _dense_hessian(obj, Xa, S, w, Z)
-        if H is not None:
-            H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
-    if not dense:
+    if sp.issparse(obj.X):
         from ..objectives import stationarity
 
-        station = stationarity(obj) if check_stationarity else None
-    if H is None:
+        X, Xa, order, pair = obj.X, None, _augmented_order(obj), None
         H = obj.hessian()[np.ix_(order, order)]
+        station = stationarity(obj) if check_stationarity else None
+    else:
+        X, Xa, order, N, H, station, pair = _dense_hessian_parts(
+            obj, Z, r, S, w, N, check_stationarity)
     # flat directions get the pseudo-inverse; singular or indefinite Hessians are damped
     # with a warning, exactly as by the influence engine's exact solver
     factor = CholeskyFactor(H, None if N is None else N[order], damping, overwrite=True,
                             stacklevel=5)
     Hinv = factor.inverse()
     ks, ls = _pairs(K)
-    if dense:
+    if Xa is not None:
         Mp = pair.leverages(Hinv, K) if pair is not None else _dense_leverages(Xa, Hinv, K)
     else:
         back = np.empty(order.size, dtype=np.intp)
@@ -327,3 +338,39 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
     )
     return Z, Z_loo, int(singular.sum()), station
+
+
+def leverage_loo_proba(fitted, X, y, sample_weight, n_classes, damping):
+    """Leave-one-out class probabilities of the training points straight from the
+    leverages (:func:`glm_loo_outputs`) of the fitted GLM ``fitted``; None for a model
+    outside that fast path.
+
+    A user's :class:`~sklearn.frozen.FrozenEstimator` (fitted elsewhere) is checked for
+    stationarity on this data.
+    """
+    from ..objectives import make_objective, warn_if_not_stationary
+
+    try:
+        obj = make_objective(fitted, X, y, sample_weight)
+        obj.check_minimum()
+    except (TypeError, ValueError):
+        return None  # unsupported here: InfluenceFunctions raises the clear error
+    user_frozen = isinstance(fitted, FrozenEstimator)
+    out = glm_loo_outputs(obj, damping=damping, check_stationarity=user_frozen)
+    if out is None:
+        return None
+    _, Z_loo, n_singular, station = out
+    # stack levels: warnings point at the caller of InfluenceCleaner.fit
+    if user_frozen:
+        warn_if_not_stationary(station, stacklevel=6)
+    if n_singular:
+        warnings.warn(
+            f"{n_singular} training point(s) have leverage 1: the model refit without "
+            "them is not determined by the rest of the data (their Newton step is "
+            "singular). Their leave-one-out outputs use the first-order formula instead.",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    if hasattr(fitted, "predict_proba") and hasattr(obj, "proba_from_outputs"):
+        return obj.proba_from_outputs(Z_loo)
+    return scores_to_proba(Z_loo, n_classes)

@@ -72,15 +72,16 @@ def check_final_step_weighted(estimator, sample_weight):
         )
 
 
-def fit_weighted(estimator, X, y, sample_weight=None, *, final_step=False):
-    """Fit ``estimator`` on ``(X, y)`` with ``sample_weight`` (module rule); returns it.
+def fit_weighted(estimator, X, y, sample_weight=None, *, final_step=False, **fit_params):
+    """Fit ``estimator`` on ``(X, y)`` with ``sample_weight`` (module rule) and any other
+    ``fit_params``; returns it.
 
     ``final_step=True``: the weights must reach the final step of a Pipeline
     (see :func:`check_final_step_weighted`).
     """
     if final_step:
         check_final_step_weighted(estimator, sample_weight)
-    return estimator.fit(X, y, **weight_fit_params(estimator, sample_weight))
+    return estimator.fit(X, y, **weight_fit_params(estimator, sample_weight), **fit_params)
 
 
 def routed_for_cv(estimator, sample_weight):

@@ -21,13 +21,8 @@ from ._influence import InfluenceValuation, predict_removal_effect, removal_para
 from ._knn import KNNShapley
 from ._loo import LOOValuation
 from ._oob import DataOOB
-from ._semivalues import (
-    BanzhafValuation,
-    BetaShapley,
-    TMCShapley,
-    exact_semivalues,
-    semivalue_weights,
-)
+from ._exact import exact_semivalues, semivalue_weights
+from ._semivalues import BanzhafValuation, BetaShapley, TMCShapley
 
 __all__ = [
     "LOOValuation",

@@ -1,88 +1,66 @@
-"""Shared machinery of the valuation estimators: input checks, the subset utility, progress."""
+"""Shared machinery of the valuation estimators: the base, input checks, the subset utility."""
 
-import logging
 import numbers
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, clone, is_classifier
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
-from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import (
     _check_sample_weight,
     _check_y,
     _num_samples,
     check_consistent_length,
-    check_is_fitted,
     validate_data,
 )
+from threadpoolctl import threadpool_limits
 
+from ..base import BaseExplainer
 from ..objectives import unwrap_frozen
+from ..utils._progress import progress
 from ..utils._routing import fit_weighted
 
-logger = logging.getLogger("skinfluence.valuation")
+
+def _one_blas_thread(func, *args):
+    # many small fits: BLAS threads only add contention (the parallelism is across tasks)
+    with threadpool_limits(limits=1):
+        return func(*args)
 
 
-def _target_has(name):
-    # the method exists only if the model it delegates to has it (hasattr/duck typing)
-    def check(self):
-        target = self._delegate_target()
-        return target is None or hasattr(target, name)
-
-    return check
-
-
-class BaseValuation(BaseEstimator):
-    """One ``fit`` shape; ``predict``/``score`` delegate to ``estimator_``."""
+class BaseValuation(BaseExplainer):
+    """Base of the valuation estimators: tags, delegation to the model fitted on all the
+    training points (``estimator_``), and the task runner of the refits."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.requires_fit = True
+        tags.target_tags.required = True  # values are changes of a score of (X, y)
+        tags.target_tags.single_output = True  # y is validated as one column
+        tags.target_tags.multi_output = False
+        if tags.classifier_tags is not None:
+            tags.classifier_tags = replace(tags.classifier_tags, multi_label=False)
         return tags
 
-    # -- delegation to the model fitted on the full training set ----------
-    def _delegate_target(self):
-        """The model methods delegate to: ``estimator_`` once fitted, else its template."""
-        if hasattr(self, "estimator_"):
-            return self.estimator_
-        return getattr(self, "estimator", None)
+    def _run_tasks(self, func, tasks, desc, *, prefer=None, verbose=None):
+        """``[func(*args) for args in tasks]`` through joblib with ``n_jobs`` (any backend,
+        e.g. dask; ``prefer="threads"`` for tasks that release the GIL), each task on one
+        BLAS thread, a progress bar over the tasks dispatched under ``verbose`` (default:
+        the estimator's)."""
+        tasks = list(tasks)
+        verbose = self.verbose if verbose is None else verbose
+        jobs = (delayed(_one_blas_thread)(func, *args)
+                for args in progress(tasks, desc=desc, verbose=verbose))
+        return Parallel(n_jobs=self.n_jobs, prefer=prefer)(jobs)
 
-    def _delegate(self, name):
-        check_is_fitted(self, "values_")
-        if not hasattr(self.estimator_, name):
-            raise AttributeError(f"{type(self.estimator_).__name__} has no method {name!r}")
-        return getattr(self.estimator_, name)
-
-    @available_if(_target_has("predict"))
-    def predict(self, X):
-        """Predict with the model fitted on the full training set."""
-        return self._delegate("predict")(X)
-
-    @available_if(_target_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of the model fitted on the full training set."""
-        return self._delegate("predict_proba")(X)
-
-    @available_if(_target_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the model fitted on the full training set."""
-        return self._delegate("decision_function")(X)
-
-    def score(self, X, y, sample_weight=None):
-        """Score of the model fitted on the full training set (its own ``score``)."""
-        score = self._delegate("score")
-        if sample_weight is None:
-            return score(X, y)
-        return score(X, y, sample_weight=sample_weight)
-
-    @property
-    def classes_(self):
-        return self._delegate("classes_")
+    def _task_chunks(self, n):
+        """``range(n)`` split into about ``4 n_jobs`` consecutive index arrays."""
+        n_chunks = min(n, 4 * max(1, effective_n_jobs(self.n_jobs)))
+        return np.array_split(np.arange(n), n_chunks)
 
 
 # ---------------------------------------------------------------- inputs
@@ -181,18 +159,6 @@ def spawn_seeds(random_state, n):
     rng = check_random_state(random_state)
     base = int(rng.randint(np.iinfo(np.int32).max))
     return [np.random.SeedSequence(base, spawn_key=(i,)) for i in range(n)]
-
-
-def progress(iterable, verbose, total=None, desc=None):
-    """tqdm progress bar when ``verbose`` and tqdm is importable, the iterable itself otherwise."""
-    if not verbose:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        logger.info("%s: %s steps", desc or "progress", total)
-        return iterable
-    return tqdm(iterable, total=total, desc=desc)
 
 
 # --------------------------------------------------------------- utility

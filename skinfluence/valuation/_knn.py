@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 
 from .._numba import njit
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
-from ._base import BaseValuation, check_train, progress
+from ..utils._progress import progress
+from ._base import BaseValuation, check_train
 
 # chunk of validation rows x training points held at once (float64 entries)
 _CHUNK_ELEMENTS = 1 << 22
@@ -108,7 +109,8 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
 
     Notes
     -----
-    Distances are Euclidean; scale the features first if they have different
+    ``fit`` takes no ``sample_weight``: the closed form is that of the unweighted
+    KNN utility.  Distances are Euclidean; scale the features first if they have different
     units.  Ties in distance are broken by training index.  When ``X_val`` is
     not given, every training point is valued against the others
     (leave-self-out), so values measure how much a point helps classify its
@@ -150,12 +152,10 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         tags.transformer_tags = TransformerTags()
         return tags
 
-    def _delegate_target(self):
-        if hasattr(self, "estimator_"):
-            return self.estimator_
-        return KNeighborsClassifier()
+    def _template_estimator(self):
+        return KNeighborsClassifier(n_neighbors=self.n_neighbors, algorithm="brute")
 
-    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
+    def fit(self, X, y, *, X_val=None, y_val=None):
         """Compute the Shapley value of every training point.
 
         Parameters
@@ -166,17 +166,12 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         X_val, y_val : array-like, default=None
             Validation points; when omitted, each training point is valued on
             the others (leave-self-out).
-        sample_weight : None
-            Not supported: the utility is the unweighted KNN classifier.
 
         Returns
         -------
         self
         """
         self._validate_params()
-        if sample_weight is not None:
-            raise ValueError("KNNShapley values the unweighted KNN utility; "
-                             "sample_weight is not supported.")
         X_in = X  # a DataFrame index names the columns of transform
         X, y, _ = check_train(self, X, y, None, accept_sparse=False)
         check_classification_targets(y)
@@ -227,7 +222,7 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         old_threads = numba.get_num_threads()
         numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
         try:
-            for start in progress(starts, self.verbose, total=len(starts), desc="KNN-Shapley"):
+            for start in progress(starts, desc="KNN-Shapley", verbose=self.verbose):
                 stop = min(start + chunk, Xv.shape[0])
                 D = D_buf[: stop - start]
                 with threadpool_limits(limits=n_threads, user_api="blas"):

@@ -5,12 +5,11 @@ import numbers
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ..utils._deprecation import positional_deprecated
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import (
     BaseValuation,
@@ -20,7 +19,6 @@ from ._base import (
     check_train,
     check_validation,
     full_score,
-    progress,
 )
 
 
@@ -32,12 +30,6 @@ def _pointwise_utility(estimator, pred, y):
 
 
 def _loo_task(utility, full_model, warm, players, X_eval):
-    # many small fits: BLAS threads only add contention (parallelism is across tasks)
-    with threadpool_limits(limits=1):
-        return _loo_task_impl(utility, full_model, warm, players, X_eval)
-
-
-def _loo_task_impl(utility, full_model, warm, players, X_eval):
     """Refit without each of ``players``: validation scores, predictions on ``X_eval``."""
     utility = copy.copy(utility)  # own fit counters (threads share the object)
     utility.n_fits = utility.n_failures = 0
@@ -127,7 +119,8 @@ class LOOValuation(TrainingColumnsMixin, BaseValuation):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, scoring=None, *, warm_start="auto", error_score="raise",
+    @positional_deprecated("scoring")
+    def __init__(self, estimator, *, scoring=None, warm_start="auto", error_score="raise",
                  n_jobs=None, verbose=0):
         self.estimator = estimator
         self.scoring = scoring
@@ -143,11 +136,8 @@ class LOOValuation(TrainingColumnsMixin, BaseValuation):
             self.warm_start == "auto" and "warm_start" in self.estimator.get_params())
         if warm and "warm_start" not in self.estimator.get_params():
             raise ValueError(f"{type(self.estimator).__name__} has no warm_start parameter.")
-        n_chunks = min(n, 4 * max(1, effective_n_jobs(self.n_jobs)))
-        chunks = np.array_split(np.arange(n), n_chunks)
-        jobs = (delayed(_loo_task)(u, self.estimator_, warm, c, X_eval)
-                for c in progress(chunks, self.verbose, total=len(chunks), desc="LOO refits"))
-        results = Parallel(n_jobs=self.n_jobs)(jobs)
+        tasks = ((u, self.estimator_, warm, c, X_eval) for c in self._task_chunks(n))
+        results = self._run_tasks(_loo_task, tasks, "LOO refits")
         scores = np.concatenate([r[0] for r in results])
         preds = [p for r in results for p in r[1]]
         fits = sum(r[2] for r in results)

@@ -4,26 +4,18 @@ import numbers
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
-from sklearn.utils import get_tags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples
 
+from ..utils._deprecation import positional_deprecated
 from ..utils._routing import fit_weighted
-from ._base import BaseValuation, check_train, progress, spawn_seeds, take_rows
+from ._base import BaseValuation, check_train, spawn_seeds, take_rows
 from ._fast_logistic import fast_logistic_spec, lr_bag_decisions
 
 
 def _bag_task(estimator, X, y, sample_weight, seeds, n_draw, classifier):
-    # many small fits: BLAS threads only add contention (parallelism is across tasks)
-    with threadpool_limits(limits=1):
-        return _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier)
-
-
-def _bag_task_impl(estimator, X, y, sample_weight, seeds, n_draw, classifier):
     """Fit one model per seed on a bootstrap sample; return OOB masks and per-point OOB scores."""
     n = _num_samples(X)
     masks, scores = [], []
@@ -119,7 +111,8 @@ class DataOOB(BaseValuation):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, n_estimators=200, *, max_samples=1.0, fast_utility=True,
+    @positional_deprecated("n_estimators")
+    def __init__(self, estimator, *, n_estimators=200, max_samples=1.0, fast_utility=True,
                  random_state=None, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.n_estimators = n_estimators
@@ -131,16 +124,9 @@ class DataOOB(BaseValuation):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        try:
-            inner = get_tags(self.estimator)
-        except (AttributeError, TypeError):
+        if self._wrapped_tags() is None:
             # duck-typed model without sklearn tags: pass sparse input on, let it decide
             tags.input_tags.sparse = True
-            return tags
-        # bags index rows of X (CSR works) and fit the base estimator: its sparse support is ours
-        tags.input_tags.sparse = inner.input_tags.sparse
-        # predict_proba delegates to the base estimator, so its classifier tags describe it
-        tags.classifier_tags = inner.classifier_tags
         return tags
 
     def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None):
@@ -180,15 +166,12 @@ class DataOOB(BaseValuation):
         self.fast_utility_ = code is not None
         if code is not None:
             return self._fit_fast(X, y, sample_weight, seeds, n_draw)
-        n_chunks = min(self.n_estimators, 4 * max(1, effective_n_jobs(self.n_jobs)))
-        chunks = [list(c) for c in np.array_split(np.arange(self.n_estimators), n_chunks)]
-        jobs = (delayed(_bag_task)(self.estimator, X, y, sample_weight, [seeds[i] for i in c],
-                                   n_draw, classifier)
-                for c in progress(chunks, self.verbose, total=len(chunks), desc="Data-OOB"))
+        tasks = ((self.estimator, X, y, sample_weight, [seeds[i] for i in c], n_draw, classifier)
+                 for c in self._task_chunks(self.n_estimators))
         total = np.zeros(n)
         total_sq = np.zeros(n)
         count = np.zeros(n)
-        for masks, scores in Parallel(n_jobs=self.n_jobs)(jobs):
+        for masks, scores in self._run_tasks(_bag_task, tasks, "Data-OOB"):
             for m, s in zip(masks, scores):
                 total[m] += s
                 total_sq[m] += s**2
@@ -227,5 +210,5 @@ class DataOOB(BaseValuation):
                           "is nan. Increase n_estimators.", UserWarning)
         self.values_ = mean
         self.n_oob_ = count.astype(np.int64)
-        self.estimator_ = fit_weighted(clone(self.estimator), X, y, sample_weight)
+        self.estimator_ = self._fit_estimator(X, y, sample_weight)
         return self

@@ -1,18 +1,17 @@
 """Monte-Carlo semivalues: truncated Monte-Carlo Shapley, Beta Shapley, MSR Banzhaf."""
 
-import copy
 import numbers
 import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from joblib import Parallel, delayed, effective_n_jobs
-from scipy.special import betaln, gammaln
+from joblib import effective_n_jobs
 from scipy.stats import spearmanr
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples
 
+from ..utils._deprecation import positional_deprecated
+from ..utils._progress import progress
 from ._base import (
     BaseValuation,
     SubsetUtility,
@@ -20,87 +19,11 @@ from ._base import (
     check_train,
     check_validation,
     full_score,
-    progress,
     spawn_seeds,
 )
+from ._exact import semivalue_weights
 from ._fast_logistic import FastLogisticUtility, fast_logistic_spec
-
-
-def semivalue_weights(n, kind, alpha=1.0, beta=1.0):
-    """Probability ``p(k)`` that a semivalue gives to coalitions of size ``k = 0..n-1``.
-
-    The semivalue of player ``j`` is ``sum_k p(k) * mean_{|S|=k, j not in S} [U(S+j) - U(S)]``.
-    Shapley: ``p(k) = 1/n``; Beta(alpha, beta) Shapley (Kwon & Zou, 2022):
-    ``p(k) = C(n-1, k) B(k + beta, n - 1 - k + alpha) / B(alpha, beta)``;
-    Banzhaf: ``p(k) = C(n-1, k) / 2^(n-1)``.
-    """
-    k = np.arange(n)
-    log_binom = gammaln(n) - gammaln(k + 1) - gammaln(n - k)
-    if kind == "shapley":
-        return np.full(n, 1.0 / n)
-    if kind == "beta":
-        return np.exp(log_binom + betaln(k + beta, n - 1 - k + alpha) - betaln(alpha, beta))
-    if kind == "banzhaf":
-        return np.exp(log_binom - (n - 1) * np.log(2.0))
-    raise ValueError(kind)
-
-
-def _utility_copy(utility):
-    u = copy.copy(utility)
-    u._cache = {}
-    u.n_fits = 0
-    u.n_failures = 0
-    return u
-
-
-def _permutation_task(utility, fast, u_full, trunc_abs, weights, seed, n_perm):
-    # many small fits: BLAS threads only add contention (parallelism is across tasks)
-    with threadpool_limits(limits=1):
-        return _permutation_task_impl(utility, fast, u_full, trunc_abs, weights, seed, n_perm)
-
-
-def _permutation_task_impl(utility, fast, u_full, trunc_abs, weights, seed, n_perm):
-    rng = np.random.default_rng(seed)
-    n = utility.n_players
-    orders = np.array([rng.permutation(n) for _ in range(n_perm)], dtype=np.int64)
-    if fast is not None:
-        scores, n_fits = fast.prefix_scores(orders, u_full, trunc_abs)
-        failures = 0
-    else:
-        utility = _utility_copy(utility)
-        scores = np.array([utility.prefix_scores(o, u_full, trunc_abs) for o in orders])
-        n_fits, failures = utility.n_fits, utility.n_failures
-    marg = np.diff(scores, axis=1, prepend=utility.empty_score)
-    if weights is not None:
-        marg = marg * weights[None, :]  # importance weight of the position (coalition size)
-    s = np.zeros(n)
-    ss = np.zeros(n)
-    for r in range(n_perm):
-        s[orders[r]] += marg[r]
-        ss[orders[r]] += marg[r] ** 2
-    return s, ss, n_perm, n_fits, failures
-
-
-def _subset_task(utility, fast, seed, n_sub):
-    # many small fits: BLAS threads only add contention (parallelism is across tasks)
-    with threadpool_limits(limits=1):
-        return _subset_task_impl(utility, fast, seed, n_sub)
-
-
-def _subset_task_impl(utility, fast, seed, n_sub):
-    rng = np.random.default_rng(seed)
-    n = utility.n_players
-    masks = rng.random((n_sub, n)) < 0.5
-    if fast is not None:
-        u, n_fits = fast.subset_scores(masks)
-        failures = 0
-    else:
-        utility = _utility_copy(utility)
-        u = np.array([utility(np.flatnonzero(m)) for m in masks])
-        n_fits, failures = utility.n_fits, utility.n_failures
-    m = masks.astype(np.float64)
-    return (u @ m, (u**2) @ m, m.sum(0), u @ (1 - m), (u**2) @ (1 - m), (1 - m).sum(0),
-            n_sub, n_fits, failures)
+from ._tasks import permutation_task, subset_task
 
 
 class _SemivalueBase(BaseValuation):
@@ -158,8 +81,7 @@ class _SemivalueBase(BaseValuation):
             self.estimator, X, y, X_val, y_val, scoring=self.scoring, sample_weight=sample_weight,
             members=members, empty_score=self.empty_score, error_score=self.error_score,
         )
-        n = utility.n_players
-        if n < 2:
+        if utility.n_players < 2:
             raise ValueError("Valuation needs at least two training points.")
         u_full, self.estimator_ = full_score(utility)
         fast = None
@@ -171,56 +93,9 @@ class _SemivalueBase(BaseValuation):
         self.fast_utility_ = fast is not None
         self.utility_full_ = u_full
         self.utility_empty_ = utility.empty_score
-        trunc_abs = self._trunc() * abs(u_full)
-        weights = self._weights(n)
-
-        if self.batch_size == "auto":
-            batch = (64 if fast is not None else 4) if self._kind == "permutation" else (
-                512 if fast is not None else 16)
-        else:
-            batch = self.batch_size
-        n_tasks_total = -(-self.max_iter // batch)
-        seeds = spawn_seeds(self.random_state, n_tasks_total)
-        per_round = max(1, effective_n_jobs(self.n_jobs))
-        acc = None
-        prev_values = checked_before = None
-        self.converged_ = False
-        n_fits = 0
-        failures = 0
-        done = 0
-        t0 = time.perf_counter()
-        self.history_ = []
-        # the numba fast path releases the GIL: threads avoid process start-up and data copies
-        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads" if fast is not None else None)
-        rounds = range(0, n_tasks_total, per_round)
-        for start in progress(rounds, self.verbose, total=len(rounds), desc=type(self).__name__):
-            stop = min(start + per_round, n_tasks_total)
-            sizes = [min(batch, self.max_iter - t * batch) for t in range(start, stop)]
-            if self._kind == "permutation":
-                jobs = (delayed(_permutation_task)(utility, fast, u_full, trunc_abs, weights,
-                                                   seeds[t], sizes[t - start])
-                        for t in range(start, stop))
-            else:
-                jobs = (delayed(_subset_task)(utility, fast, seeds[t], sizes[t - start])
-                        for t in range(start, stop))
-            for res in parallel(jobs):
-                part = res[:-2]
-                acc = list(part) if acc is None else [a + b for a, b in zip(acc, part)]
-                n_fits += res[-2]
-                failures += res[-1]
-            done = stop
-            values, stderr = self._estimate(acc)
-            self.history_.append((int(acc[2] if self._kind == "permutation" else acc[6]),
-                                  time.perf_counter() - t0))
-            if self._converged(values, stderr, prev_values, u_full, utility.empty_score, n):
-                self.converged_ = True
-                break
-            checked_before = prev_values  # what the last check compared with
-            prev_values = values
-            if self.max_time is not None and time.perf_counter() - t0 >= self.max_time:
-                break
+        acc, n_fits, failures, checked_before, exhausted = self._sample(utility, fast, u_full)
         self.values_, self.stderr_ = self._estimate(acc)
-        self.n_iter_ = int(acc[2] if self._kind == "permutation" else acc[6])
+        self.n_iter_ = self._n_sampled(acc)
         self.n_fits_ = int(n_fits)
         self.n_failed_fits_ = int(failures)
         if failures:
@@ -228,9 +103,70 @@ class _SemivalueBase(BaseValuation):
                           f"{self.error_score}.", RuntimeWarning)
         if labels is not None:
             self.group_labels_ = labels
-        if self.tol is not None and not self.converged_ and done >= n_tasks_total:
-            self._warn_not_converged(checked_before, u_full, utility.empty_score, n)
+        if self.tol is not None and not self.converged_ and exhausted:
+            self._warn_not_converged(checked_before, u_full, utility.empty_score,
+                                     utility.n_players)
         return self
+
+    def _n_sampled(self, acc):
+        """Permutations or subsets sampled so far (``n_iter_``)."""
+        return int(acc[2] if self._kind == "permutation" else acc[6])
+
+    def _batch(self, fast):
+        if self.batch_size != "auto":
+            return self.batch_size
+        if self._kind == "permutation":
+            return 64 if fast is not None else 4
+        return 512 if fast is not None else 16
+
+    def _sample(self, utility, fast, u_full):
+        """Rounds of ``n_jobs`` sampling tasks until the stopping rule, ``max_iter`` or
+        ``max_time``; sets ``converged_`` and ``history_``.
+
+        Returns the accumulated sums, the numbers of fits and of failed fits, the values
+        of the check before the last one and whether the ``max_iter`` budget ran out.
+        """
+        n = utility.n_players
+        trunc_abs = self._trunc() * abs(u_full)
+        weights = self._weights(n)
+        batch = self._batch(fast)
+        n_tasks_total = -(-self.max_iter // batch)
+        seeds = spawn_seeds(self.random_state, n_tasks_total)
+        per_round = max(1, effective_n_jobs(self.n_jobs))
+        acc = prev_values = checked_before = None
+        self.converged_ = False
+        n_fits = failures = done = 0
+        t0 = time.perf_counter()
+        self.history_ = []
+        # the numba fast path releases the GIL: threads avoid process start-up and data copies
+        prefer = "threads" if fast is not None else None
+        rounds = range(0, n_tasks_total, per_round)
+        for start in progress(rounds, desc=type(self).__name__, verbose=self.verbose):
+            stop = min(start + per_round, n_tasks_total)
+            sizes = [min(batch, self.max_iter - t * batch) for t in range(start, stop)]
+            if self._kind == "permutation":
+                func = permutation_task
+                tasks = [(utility, fast, u_full, trunc_abs, weights, seeds[t], sizes[t - start])
+                         for t in range(start, stop)]
+            else:
+                func = subset_task
+                tasks = [(utility, fast, seeds[t], sizes[t - start]) for t in range(start, stop)]
+            for res in self._run_tasks(func, tasks, None, prefer=prefer, verbose=0):
+                part = res[:-2]
+                acc = list(part) if acc is None else [a + b for a, b in zip(acc, part)]
+                n_fits += res[-2]
+                failures += res[-1]
+            done = stop
+            values, stderr = self._estimate(acc)
+            self.history_.append((self._n_sampled(acc), time.perf_counter() - t0))
+            if self._converged(values, stderr, prev_values, u_full, utility.empty_score, n):
+                self.converged_ = True
+                break
+            checked_before = prev_values  # what the last check compared with
+            prev_values = values
+            if self.max_time is not None and time.perf_counter() - t0 >= self.max_time:
+                break
+        return acc, n_fits, failures, checked_before, done >= n_tasks_total
 
     def _warn_not_converged(self, prev_values, u_full, u_empty, n):
         """Report the last check of the stopping rule: each quantity next to its tolerance."""
@@ -471,7 +407,8 @@ class BetaShapley(TMCShapley):
         "beta": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, estimator, alpha=16.0, beta=1.0, *, scoring=None, max_iter=500, tol=0.05,
+    @positional_deprecated("alpha", "beta")
+    def __init__(self, estimator, *, alpha=16.0, beta=1.0, scoring=None, max_iter=500, tol=0.05,
                  rank_tol=0.01, max_time=None, truncation_tol=0.01, batch_size="auto",
                  fast_utility=True, empty_score=None, error_score="raise", random_state=None,
                  n_jobs=None, verbose=0):
@@ -529,35 +466,3 @@ class BanzhafValuation(_SemivalueBase):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
-
-
-def exact_semivalues(utility, kind="shapley", alpha=1.0, beta=1.0):
-    """Exact semivalues by enumerating all ``2^n`` coalitions (``n <= 20``; tests, tiny games).
-
-    Parameters
-    ----------
-    utility : callable
-        ``utility(players)`` -> float for an integer array of players ``0..n-1``;
-        must have an ``n_players`` attribute.
-    kind : {"shapley", "beta", "banzhaf"}
-
-    Returns
-    -------
-    ndarray of shape (n_players,)
-    """
-    n = utility.n_players
-    if n > 20:
-        raise ValueError(f"Exact enumeration of 2^{n} coalitions is too expensive; use sampling.")
-    U = np.empty(1 << n)
-    for mask in range(1 << n):
-        U[mask] = utility(np.array([j for j in range(n) if mask >> j & 1], dtype=np.intp))
-    p = semivalue_weights(n, kind, alpha, beta)
-    log_binom = gammaln(n) - gammaln(np.arange(n) + 1) - gammaln(n - np.arange(n))
-    coef = p / np.exp(log_binom)  # weight of each single coalition of size k
-    values = np.zeros(n)
-    sizes = np.array([bin(m).count("1") for m in range(1 << n)])
-    for j in range(n):
-        for mask in range(1 << n):
-            if not mask >> j & 1:
-                values[j] += coef[sizes[mask]] * (U[mask | 1 << j] - U[mask])
-    return values

@@ -984,7 +984,7 @@ def _noisy_wine():
     return X, y_noisy, Xq, yq
 
 
-def _cleaner_outputs(cleaner, X, y):
+def _cleaner_outputs(cleaner, X, y, **fit_params):
     out = {
         "scores": cleaner.scores_,
         "issues": cleaner.issues_,
@@ -994,7 +994,7 @@ def _cleaner_outputs(cleaner, X, y):
         "noise_joint": cleaner.noise_joint_,
         "mask": cleaner.get_mask(),
     }
-    Xr, yr = cleaner.fit_resample(X, y)
+    Xr, yr = cleaner.fit_resample(X, y, **fit_params)
     out["fit_resample/X_rows"], out["fit_resample/y"] = _row_ids(Xr, X), yr
     return out
 
@@ -1020,16 +1020,16 @@ def _cleaner_case(name, make_estimator=None, data=_noisy_breast_cancer, sample_w
         X, y, Xq, yq = data()
         if labels is not None:
             y, yq = labels[y], labels[yq]
-        kw = dict(params)
-        if kw.get("method") == "validation":  # the held-out rows are the trusted set
-            kw["validation_data"] = (Xq, yq)
+        val = {}
+        if params.get("method") == "validation":  # the held-out rows are the trusted set
+            val = {"X_val": Xq, "y_val": yq}
         est = None if make_estimator is None else make_estimator()
-        cleaner = InfluenceCleaner(est, **kw)
+        cleaner = InfluenceCleaner(est, **params)
         sw = None if sample_weight is None else sample_weight(len(y))
-        cleaner.fit(X, y, sample_weight=sw)
-        out = _cleaner_outputs(cleaner, X, y)
+        cleaner.fit(X, y, sample_weight=sw, **val)
+        out = _cleaner_outputs(cleaner, X, y, **val)
         if sw is not None:
-            Xr, yr = cleaner.fit_resample(X, y, sample_weight=sw)
+            Xr, yr = cleaner.fit_resample(X, y, sample_weight=sw, **val)
             out["fit_resample_weighted/X_rows"] = _row_ids(Xr, X)
             out["fit_resample_weighted/y"] = yr
         return out
