@@ -454,7 +454,7 @@ def test_cg_query_side_first_order_matches_exact_on_sparse_data():
     exact = InfluenceFunctions(est, solver="exact", approximation="first_order").fit(X, y)
     cg = InfluenceFunctions(est, solver="cg", approximation="first_order", tol=1e-12).fit(X, y)
     # 10 queries < 300 training points: cg solves for the queries, not the training points
-    assert cg._query_side(10, yt)
+    assert cg._runner().query_side(10, yt)
     np.testing.assert_allclose(cg.transform(Xt, yt), exact.transform(Xt, yt), rtol=1e-6,
                                atol=1e-10)
     np.testing.assert_allclose(cg.self_influence_, exact.self_influence_, rtol=1e-6, atol=1e-10)
@@ -484,3 +484,34 @@ def test_exact_inverse_is_the_pseudo_inverse(C, damping):
     P = np.eye(p) if N is None else np.eye(p) - N @ N.T
     ref = np.linalg.pinv(P @ H @ P, rcond=1e-10)
     np.testing.assert_allclose(inv, ref, atol=1e-8 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("kind", ["chord", "newton", "mlp"])
+def test_refits_never_modify_the_objective(monkeypatch, kind):
+    """Exact refits evaluate the objective without each point by passing its weights
+    (``weights=``): ``objective_.weights`` is never overwritten, even temporarily."""
+    from sklearn.neural_network import MLPClassifier
+
+    from skinfluence.objectives import Objective
+
+    writes = []
+
+    def record(self, name, value):
+        if name == "weights" and "weights" in self.__dict__:
+            writes.append(name)
+        object.__setattr__(self, name, value)
+
+    monkeypatch.setattr(Objective, "__setattr__", record)
+    X, y, _, _ = _data(n=60)
+    if kind == "mlp":
+        est = MLPClassifier(hidden_layer_sizes=(3,), activation="tanh", solver="lbfgs",
+                            alpha=1.0, tol=1e-10, max_iter=5000, random_state=0)
+        params = dict(refine=2)
+    else:
+        est = LogisticRegression(tol=1e-10, max_iter=1000)
+        params = dict(refine=3, solver="cg" if kind == "newton" else "exact", tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        inf = InfluenceFunctions(est, **params).fit(X, y)
+    assert inf.refined_indices_.size == params["refine"]
+    assert writes == []

@@ -11,7 +11,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from threadpoolctl import threadpool_limits
 
-import skinfluence.influence as influence_module
+import skinfluence.influence._base as influence_base
 import skinfluence.tracin as tracin_module
 import skinfluence.base as base_module
 import skinfluence.valuation._influence as valuation_influence
@@ -53,14 +53,14 @@ def test_influence_valuation_without_cached_directions(monkeypatch, approximatio
     # solved once, with the same numbers as the full matrix
     X, y, Xv, yv = _data(400, 200, n_classes=3)
     Xv, yv = Xv[:n_val], yv[:n_val]  # 60 x 3 outputs < 400: cg solves for the queries
-    monkeypatch.setattr(influence_module, "_CACHE_ENTRIES", 0)
-    monkeypatch.setattr(influence_module, "_BLOCK_ENTRIES", 1)  # chunks of 256 points
+    monkeypatch.setattr(influence_base, "CACHE_ENTRIES", 0)
+    monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)  # chunks of 256 points
     model = LogisticRegression(max_iter=1000)
     for solver in ("exact", "cg") if approximation == "first_order" else ("exact",):
         iv = InfluenceValuation(model, approximation=approximation, solver=solver).fit(
             X, y, X_val=Xv, y_val=yv)
-        assert iv.influence_._directions is None
-        assert iv.influence_._query_side(n_val, yv) == (solver == "cg" and n_val == 60)
+        assert not iv.influence_._removal.cached
+        assert iv.influence_._runner().query_side(n_val, yv) == (solver == "cg" and n_val == 60)
         reference = iv.influence_.transform(Xv, yv).mean(axis=0)
         np.testing.assert_allclose(iv.values_, reference, rtol=1e-12,
                                    atol=1e-12 * np.abs(reference).max())
@@ -75,8 +75,8 @@ def test_influence_valuation_peak_memory_is_bounded(monkeypatch, cached):
     # raising=False: the test runs (and fails on the peak) where there is no such setting
     monkeypatch.setattr(valuation_influence, "_BLOCK_ENTRIES", 50 * n, raising=False)
     if not cached:
-        monkeypatch.setattr(influence_module, "_CACHE_ENTRIES", 0)
-        monkeypatch.setattr(influence_module, "_BLOCK_ENTRIES", 1)
+        monkeypatch.setattr(influence_base, "CACHE_ENTRIES", 0)
+        monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)
     InfluenceValuation(LogisticRegression()).fit(X[:50], y[:50], X_val=Xv[:50], y_val=yv[:50])
     tracemalloc.start()  # after a first fit: numba's one-off compilation is not counted
     try:
@@ -84,7 +84,7 @@ def test_influence_valuation_peak_memory_is_bounded(monkeypatch, cached):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert iv.influence_._cache_directions == cached
+    assert iv.influence_._removal.cacheable == cached
     assert peak < (0.1 if cached else 0.25) * n * n * 8, f"peak {peak / 2**20:.1f} MiB"
     assert iv.values_.shape == (n,)
 
@@ -129,7 +129,7 @@ def test_influence_explain_holds_a_bounded_number_of_chunk_results(monkeypatch, 
     X, y, Xt, yt = _data(5000, 30, n_classes=3)
     inf = InfluenceFunctions(LogisticRegression(max_iter=1000), n_jobs=n_jobs).fit(X, y)
     # columns in chunks of 256 training points: 20 chunks
-    monkeypatch.setattr(influence_module, "_BLOCK_ENTRIES", 1)
+    monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)
     counter, result = _count_explain(monkeypatch, lambda: inf.explain(Xt, yt, k=40))
     assert counter.calls == 20
     workers = 1 if n_jobs is None else n_jobs
@@ -159,7 +159,7 @@ def test_tracin_explain_holds_a_bounded_number_of_chunk_results(monkeypatch, n_j
 
 def test_explain_is_the_same_for_any_n_jobs(monkeypatch):
     X, y, Xt, yt = _data(2000, 15, n_classes=3)
-    monkeypatch.setattr(influence_module, "_BLOCK_ENTRIES", 1)
+    monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)
     one = InfluenceFunctions(LogisticRegression(max_iter=1000)).fit(X, y).explain(Xt, yt, k=6)
     two = InfluenceFunctions(LogisticRegression(max_iter=1000), n_jobs=2).fit(X, y).explain(
         Xt, yt, k=6)

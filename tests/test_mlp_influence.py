@@ -179,7 +179,7 @@ def test_newton_uses_each_points_exact_hessian(data):
             newton += 1
             continue
         fallback += 1
-        gn = inf._gauss_newton_removal_steps(np.array([j]))[0][:, 0]
+        gn = inf._removal.gauss_newton_steps(np.array([j]))[0][:, 0]
         first = solver.solve(B[:, j])
         assert np.allclose(V[:, j], gn, atol=1e-9) or np.allclose(V[:, j], first, atol=1e-9)
     assert newton >= 0.9 * obj.n_train

@@ -83,9 +83,10 @@ def test_matches_sklearn_backprop(kind, activation):
     np.testing.assert_allclose(total, obj.gradient(), rtol=1e-10, atol=1e-12)
 
 
-def _fd_gradient_jacobian(obj, V, h=1e-5):
+def _fd_gradient_jacobian(obj, V, h=1e-5, weights=None):
     cols = [
-        (obj.gradient(obj.theta + h * v) - obj.gradient(obj.theta - h * v)) / (2 * h)
+        (obj.gradient(obj.theta + h * v, weights=weights)
+         - obj.gradient(obj.theta - h * v, weights=weights)) / (2 * h)
         for v in V.T
     ]
     return np.column_stack(cols)
@@ -276,10 +277,8 @@ def test_per_sample_hessians(kind, activation):
     obj = make_objective(est, X, y, sample_weight=rng.uniform(0.5, 2.0, X.shape[0]))
     H = obj.hessian()
     j = 7
-    w = obj.weights.copy()
-    obj.weights = obj.removal_weights(j)
-    fd_without = _fd_gradient_jacobian(obj, np.eye(obj.n_params))
-    obj.weights = w
+    w = obj.weights
+    fd_without = _fd_gradient_jacobian(obj, np.eye(obj.n_params), weights=obj.removal_weights(j))
     Hj = obj.sample_hessian(j)
     np.testing.assert_allclose(Hj, Hj.T, atol=1e-12)
     assert np.abs(H - w[j] * Hj - fd_without).max() <= 1e-6 * np.abs(H).max()
@@ -292,3 +291,35 @@ def test_per_sample_hessians(kind, activation):
     data_term = obj.hvp(V[:, 0]) - obj.penalty_diagonal() * V[:, 0]
     np.testing.assert_allclose(obj.sample_hvps(ones).sum(axis=1), data_term,
                                atol=1e-10 * np.abs(data_term).max())
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_weights_argument_is_the_objective_without_the_point(kind):
+    """``weights=`` evaluates the objective without a point (value, gradient, Hessian, HVPs)
+    from the objective's own arrays, and leaves the objective and its caches as they were."""
+    rng = np.random.RandomState(4)
+    X, y = _data(kind, rng)
+    est = _fit(kind, "tanh", X, y)
+    obj = make_objective(est, X, y, sample_weight=rng.uniform(0.5, 2.0, X.shape[0]))
+    H, g, f = obj.hessian(), obj.objective_gradient(), obj.objective_value()
+    weights = obj.weights.copy()
+    j = 5
+    w = obj.removal_weights(j)
+    theta = obj.theta + 0.01 * rng.randn(obj.n_params)
+    G = obj.sample_gradients(obj.X, obj.y, theta)
+    losses = obj.sample_losses(obj.X, obj.y, theta)
+    np.testing.assert_allclose(obj.objective_value(theta, weights=w),
+                               w @ losses + obj.penalty_value(theta), rtol=1e-12)
+    np.testing.assert_allclose(obj.objective_gradient(theta, weights=w),
+                               w @ G + obj.penalty_gradient(theta), rtol=1e-10,
+                               atol=1e-12 * np.abs(G).max())
+    Hw = obj.hessian(weights=w)
+    np.testing.assert_allclose(Hw, H - weights[j] * obj.sample_hessian(j),
+                               atol=1e-10 * np.abs(H).max())
+    V = rng.randn(obj.n_params, 3)
+    np.testing.assert_allclose(obj.hvp(V, weights=w), Hw @ V, atol=1e-10 * np.abs(H).max())
+    # the objective's own numbers did not move (no cached Hessian of other weights)
+    np.testing.assert_array_equal(obj.weights, weights)
+    np.testing.assert_array_equal(obj.hessian(), H)
+    np.testing.assert_array_equal(obj.objective_gradient(), g)
+    assert obj.objective_value() == f

@@ -268,6 +268,31 @@ def _final(est):
 
 
 @pytest.mark.parametrize("case,build", list(_all_objectives()))
+def test_weights_argument_is_the_objective_with_those_weights(case, build):
+    """``weights=`` (e.g. the refit without a point) gives the value, gradient, Hessian and
+    HVPs of the objective with those weights, and leaves the objective itself unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est, obj, X, y = build()
+    rng = np.random.default_rng(1)
+    w = obj.weights * rng.uniform(0.5, 2.0, obj.n_train)
+    w[[0, 5]] = 0.0
+    ref = _variant(obj, weights=w)
+    own = (obj.objective_value(), obj.objective_gradient(), obj.hessian())
+    V = rng.normal(size=(obj.n_params, 3))
+    for theta in (None, obj.theta + 0.01 * rng.normal(size=obj.n_params)):
+        assert obj.objective_value(theta, weights=w) == ref.objective_value(theta)
+        np.testing.assert_array_equal(obj.objective_gradient(theta, weights=w),
+                                      ref.objective_gradient(theta))
+        np.testing.assert_array_equal(obj.hessian(theta, weights=w), ref.hessian(theta))
+        np.testing.assert_array_equal(obj.hvp(V, theta, weights=w), ref.hvp(V, theta))
+    assert obj.objective_value() == own[0]
+    np.testing.assert_array_equal(obj.objective_gradient(), own[1])
+    np.testing.assert_array_equal(obj.hessian(), own[2])
+    assert ref.objective_value() != own[0]
+
+
+@pytest.mark.parametrize("case,build", list(_all_objectives()))
 def test_outputs_predictions_and_layout(case, build):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

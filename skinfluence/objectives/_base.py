@@ -17,7 +17,10 @@ minimised, in *output space*:
 
 Everything above this layer (influence functions, valuation, cleaning) only
 talks to an :class:`Objective` through the methods below, so a new model
-family is one new module here.
+family is one new module here.  Callers never modify an objective: whatever is
+evaluated on the training set *without* some points takes the weight vector as
+an argument (``objective_value``, ``objective_gradient``, ``hessian``, ``hvp``
+with ``weights=``, e.g. ``removal_weights(j)``).
 
 The per-sample gradient of the loss is ``J_j^T r_j`` where ``J_j`` is the
 ``(K, p)`` Jacobian of the output and ``r_j = dloss/dz``: :meth:`vjp` with
@@ -32,12 +35,35 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+# rows x parameters of the Jacobian blocks in the generic jacobian_quadratic_forms (64 MiB)
+_QUADRATIC_FORM_ENTRIES = 1 << 23
+
 
 class Objective(ABC):
     """Training objective of one fitted estimator, evaluated on its training set.
 
-    Subclasses are built by :func:`skinfluence.objectives.make_objective` and
-    must set these attributes in ``__init__``:
+    Subclasses are built by :func:`skinfluence.objectives.make_objective`.  The
+    contract has three parts:
+
+    * required (abstract): :meth:`features`, :meth:`encode_target`,
+      :meth:`outputs`, :meth:`loss_from_outputs`, :meth:`loss_derivatives`,
+      :meth:`prediction_from_outputs`, :meth:`jvp`, :meth:`vjp`, :meth:`hessian`,
+      :meth:`hvp`, :meth:`penalty_value`, :meth:`unflatten`;
+    * with a generic default that families override when they can do better:
+      :meth:`jvp_diagonal`, :meth:`vjp_T`, :meth:`jacobian_quadratic_forms`,
+      :meth:`hessian_diagonal`, :meth:`loss_change`, :meth:`prediction_change`,
+      :meth:`null_space`, :meth:`check_minimum`, :meth:`removal_reweighting`,
+      :meth:`removal_weights`, :meth:`objective_value`, :meth:`objective_gradient`;
+    * optional capabilities, whose default raises: :meth:`penalty_gradient`
+      (exact refits), :meth:`proba_from_outputs` (``AttributeError`` without a
+      probability link), :meth:`sample_hessian` and :meth:`sample_hvps` (each
+      point's full loss Hessian; available when ``has_point_hessians``).
+
+    Every method that sums over the training set takes ``weights=None``: the
+    objective's own :attr:`weights` by default, or the given vector (the
+    objective without some points), so that no caller has to modify it.
+
+    Subclasses must set these attributes in ``__init__``:
 
     Attributes
     ----------
@@ -56,9 +82,16 @@ class Objective(ABC):
     linear_in_params : bool
         True when ``f`` is linear in ``theta`` (then the Hessian has no
         output-curvature term and Gauss-Newton is exact).
+    has_point_hessians : bool
+        True when :meth:`sample_hessian` and :meth:`sample_hvps` are available.
+    shift_invariant : bool
+        True for softmax losses, unchanged when the same number is added to
+        every output.
     """
 
     linear_in_params = False
+    has_point_hessians = False
+    shift_invariant = False
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -109,7 +142,7 @@ class Objective(ABC):
     # ------------------------------------------------------------ jacobian
     @abstractmethod
     def jvp(self, Xf, V, theta=None):
-        """Output Jacobian times vectors: ``(n, K, m)`` array ``J_i @ V`` for ``V`` of shape ``(p, m)``."""
+        """Output Jacobian times vectors: ``(n, K, m)`` array ``J_i @ V`` for ``V`` (p, m)."""
 
     def jvp_diagonal(self, Xf, V, theta=None):
         """``J_j @ V[:, j]`` for each row ``j`` of ``Xf``: shape ``(n, K)``.
@@ -130,14 +163,61 @@ class Objective(ABC):
         per-sample loss gradients.
         """
 
+    def vjp_T(self, Xf, C, theta=None):
+        """``(p, n)`` matrix whose column ``j`` is ``J_j^T c_j``: :meth:`vjp` transposed,
+        in the parameter-major layout the solvers consume."""
+        return np.ascontiguousarray(self.vjp(Xf, C, theta).T)
+
+    def jacobian_quadratic_forms(self, Xf, A):
+        """``M_i = J_i A J_i^T`` (K, K) for each row of ``Xf``: shape ``(n, K, K)``.
+
+        ``A`` is a symmetric ``(p, p)`` array, or a callable returning ``A @ B``
+        for a ``(p, m)`` block ``B`` (an inverse Hessian applied by a solver).
+        With ``A = H^{-1}`` these are the leverages.  This default builds the
+        rows ``J_i^T e_k`` with one :meth:`vjp` per output, in chunks of rows.
+        """
+        n, K = Xf.shape[0], self.n_outputs
+        M = np.empty((n, K, K))
+        chunk = max(1, _QUADRATIC_FORM_ENTRIES // max(self.n_params * K, 1))
+        for start in range(0, n, chunk):
+            sl = slice(start, min(start + chunk, n))
+            m = sl.stop - sl.start
+            Js = []
+            for k in range(K):
+                E = np.zeros((m, K))
+                E[:, k] = 1.0
+                Js.append(self.vjp(Xf[sl], E))  # (m, p): rows J_j^T e_k
+            for k in range(K):
+                Y = A(Js[k].T).T if callable(A) else Js[k] @ A
+                for l in range(k, K):
+                    q = np.einsum("ip,ip->i", Y, Js[l])
+                    M[sl, k, l] = q
+                    M[sl, l, k] = q
+        return M
+
     # ------------------------------------------------------------- hessian
     @abstractmethod
-    def hessian(self, theta=None):
+    def hessian(self, theta=None, *, weights=None):
         """Dense ``(p, p)`` Hessian of ``J`` (data term plus penalty)."""
 
     @abstractmethod
-    def hvp(self, V, theta=None):
+    def hvp(self, V, theta=None, *, weights=None):
         """Hessian of ``J`` times ``V`` (shape ``(p,)`` or ``(p, m)``), without forming it."""
+
+    def sample_hessian(self, j, theta=None):
+        """Exact ``(p, p)`` Hessian of training point ``j``'s unweighted loss (no penalty).
+
+        Only when ``has_point_hessians``; the default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not provide point Hessians")
+
+    def sample_hvps(self, V, rows=None, theta=None):
+        """``w_i H_i v_i`` (p, m): each training point's weighted loss Hessian times its own
+        column of ``V``, for the training points ``rows`` (all by default).
+
+        Only when ``has_point_hessians``; the default raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not provide point Hessians")
 
     def hessian_diagonal(self, theta=None):
         """Diagonal of the Hessian (for preconditioning); subclasses should override."""
@@ -216,6 +296,13 @@ class Objective(ABC):
             out[:, j] = self.loss_from_outputs(Z0 + D[:, :, j], y) - base
         return out
 
+    def proba_from_outputs(self, Z):
+        """Class probabilities as ``predict_proba`` computes them from raw outputs ``Z``.
+
+        Raises ``AttributeError`` for models without a probability link (this default).
+        """
+        raise AttributeError(f"{type(self.estimator).__name__} objective has no probability link.")
+
     def prediction_change(self, Z0, D):
         """Change of :meth:`prediction_from_outputs` when the outputs move by ``D``: ``(n, m)``.
 
@@ -245,10 +332,13 @@ class Objective(ABC):
     def sample_losses(self, Xf, y, theta=None):
         return self.loss_from_outputs(self.outputs(Xf, theta), y)
 
-    def objective_value(self, theta=None):
-        """``J(theta)`` on the training set (for tests and line searches)."""
+    def _weights(self, weights):
+        return self.weights if weights is None else weights
+
+    def objective_value(self, theta=None, *, weights=None):
+        """``J(theta)`` on the training set, with ``weights`` (default: :attr:`weights`)."""
         losses = self.sample_losses(self.X, self.y, theta)
-        return float(self.weights @ losses) + self.penalty_value(theta)
+        return float(self._weights(weights) @ losses) + self.penalty_value(theta)
 
     @abstractmethod
     def penalty_value(self, theta=None):
@@ -258,7 +348,7 @@ class Objective(ABC):
         """``R'(theta)``; needed for exact refits (:meth:`objective_gradient`)."""
         raise NotImplementedError(f"{type(self).__name__} does not provide penalty_gradient")
 
-    def objective_gradient(self, theta=None):
-        """Gradient of ``J`` on the training set (with the current ``weights``)."""
+    def objective_gradient(self, theta=None, *, weights=None):
+        """Gradient of ``J`` on the training set, with ``weights`` (default: :attr:`weights`)."""
         G = self.sample_gradients(self.X, self.y, theta)
-        return self.weights @ G + self.penalty_gradient(theta)
+        return self._weights(weights) @ G + self.penalty_gradient(theta)

@@ -179,11 +179,9 @@ class LinearObjective(Objective):
             out[:, K * d :] = C
         return out
 
-    def vjp_T(self, Xf, C):
-        """``(p, n)`` matrix whose column j is ``J_j^T c_j`` (the transpose of :meth:`vjp`).
-
-        Built directly in parameter-major layout, which is what solvers consume.
-        """
+    def vjp_T(self, Xf, C, theta=None):
+        """``(p, n)`` matrix whose column j is ``J_j^T c_j``, built directly in the
+        parameter-major layout (no transpose of :meth:`vjp`)."""
         C = np.asarray(C, dtype=np.float64).reshape(Xf.shape[0], self.n_outputs)
         n, K, d = Xf.shape[0], self.n_outputs, self.n_features
         out = np.empty((self.n_params, n))
@@ -201,8 +199,11 @@ class LinearObjective(Objective):
         """``M_i = J_i A J_i^T`` (K, K) for each row, with ``A`` a (p, p) matrix.
 
         Used for leverages ``J_i H^{-1} J_i^T``: for a GLM the (k, l) entry is
-        ``x~_i^T A_kl x~_i`` with ``A_kl`` the (d+1, d+1) block of classes k, l.
+        ``x~_i^T A_kl x~_i`` with ``A_kl`` the (d+1, d+1) block of classes k, l.  A
+        callable ``A`` (a solver) takes the generic route of the base class.
         """
+        if callable(A):
+            return super().jacobian_quadratic_forms(Xf, A)
         n, K = Xf.shape[0], self.n_outputs
         M = np.empty((n, K, K))
         for k in range(K):
@@ -223,19 +224,21 @@ class LinearObjective(Objective):
         return A[np.ix_(rows, cols)]
 
     # ----------------------------------------------------------- hessian
-    def curvature(self, theta=None):
-        """``w_i * S_i`` of shape (n, K, K) at ``theta`` (cached at the fitted parameters)."""
-        if theta is None and self._curvature is not None:
+    def curvature(self, theta=None, *, weights=None):
+        """``w_i * S_i`` of shape (n, K, K) at ``theta`` (cached at the fitted parameters
+        and own weights)."""
+        own = theta is None and weights is None
+        if own and self._curvature is not None:
             return self._curvature
         Z = self.outputs(self.X, theta)
         _, S = self.loss_derivatives(Z, self.y)
-        WS = S * self.weights[:, None, None]
-        if theta is None:
+        WS = S * self._weights(weights)[:, None, None]
+        if own:
             self._curvature = WS
         return WS
 
-    def hessian(self, theta=None):
-        WS = self.curvature(theta)
+    def hessian(self, theta=None, *, weights=None):
+        WS = self.curvature(theta, weights=weights)
         K, d, p = self.n_outputs, self.n_features, self.n_params
         H = np.zeros((p, p))
         X = self.X
@@ -259,12 +262,12 @@ class LinearObjective(Objective):
         H[np.diag_indices(p)] += self.penalty_diagonal()
         return H
 
-    def hvp(self, V, theta=None):
+    def hvp(self, V, theta=None, *, weights=None):
         V = np.asarray(V, dtype=np.float64)
         squeeze = V.ndim == 1
         if squeeze:
             V = V[:, None]
-        WS = self.curvature(theta)
+        WS = self.curvature(theta, weights=weights)
         JV = self.jvp(self.X, V)  # (n, K, m)
         U = np.einsum("ikl,ilm->ikm", WS, JV)
         out = self._jT_sum(U) + self.penalty_diagonal()[:, None] * V

@@ -102,6 +102,7 @@ class MLPObjective(Objective):
     """
 
     linear_in_params = False
+    has_point_hessians = True
 
     def __init__(self, estimator, X, y, sample_weight, feature_map):
         self.estimator = estimator
@@ -318,21 +319,18 @@ class MLPObjective(Objective):
             out[:, k] = np.einsum("jp,pj->j", self.vjp(Xf, E, theta), V)
         return out
 
-    def vjp_T(self, Xf, C):
-        """``(p, n)`` matrix whose column j is ``J_j^T c_j`` (transpose of :meth:`vjp`)."""
-        return np.ascontiguousarray(self.vjp(Xf, C).T)
-
-    def gradient(self, theta=None):
-        """Gradient of ``J`` (data term plus penalty), shape (p,)."""
+    def gradient(self, theta=None, *, weights=None):
+        """Gradient of ``J`` (data term plus penalty), shape (p,), by batched backprop."""
         Z, A, D1, _ = self._state(self.X, theta)
         r, _ = self.loss_derivatives(Z, self.y)
         th = self.theta if theta is None else _as_c64(theta)
-        g = K_.summed_gradient(self.X, th, self.sizes, A, D1, _as_c64(r * self.weights[:, None]))
+        rw = _as_c64(r * self._weights(weights)[:, None])
+        g = K_.summed_gradient(self.X, th, self.sizes, A, D1, rw)
         return g + self.penalty_diagonal() * th
 
-    def objective_gradient(self, theta=None):
-        """Gradient of ``J`` with the current ``weights`` (batched backprop)."""
-        return self.gradient(theta)
+    def objective_gradient(self, theta=None, *, weights=None):
+        """Gradient of ``J`` with ``weights`` (default: :attr:`weights`); see :meth:`gradient`."""
+        return self.gradient(theta, weights=weights)
 
     # ------------------------------------------------------------- hessian
     def penalty_diagonal(self):
@@ -350,13 +348,13 @@ class MLPObjective(Objective):
         W = theta[: self._coef_off[-1]]
         return 0.5 * self.alpha * float(W @ W)
 
-    def curvature(self, theta=None):
+    def curvature(self, theta=None, *, weights=None):
         """``w_i * S_i`` (n, K, K), the loss curvature in output space."""
         Z = self._state(self.X, theta)[0]
         _, S = self.loss_derivatives(Z, self.y)
-        return S * self.weights[:, None, None]
+        return S * self._weights(weights)[:, None, None]
 
-    def _products(self, V, theta, gauss_newton):
+    def _products(self, V, theta, gauss_newton, weights=None):
         V = np.asarray(V, dtype=np.float64)
         squeeze = V.ndim == 1
         if squeeze:
@@ -365,7 +363,7 @@ class MLPObjective(Objective):
             raise ValueError(f"V has {V.shape[0]} rows; expected n_params={self.n_params}.")
         Z, A, D1, D2 = self._state(self.X, theta)
         r, S = self.loss_derivatives(Z, self.y)
-        w = self.weights
+        w = self._weights(weights)
         th = self.theta if theta is None else _as_c64(theta)
         delta_out = _as_c64(r * w[:, None])
         Sw = _as_c64(S * w[:, None, None])
@@ -385,13 +383,13 @@ class MLPObjective(Objective):
         per_direction = 8 * 4 * self.X.shape[0] * max(1, int(self.sizes[1:].sum()))
         return int(max(1, min(512, budget_bytes // per_direction)))
 
-    def hvp(self, V, theta=None):
+    def hvp(self, V, theta=None, *, weights=None):
         """Exact Hessian of ``J`` times ``V`` ((p,) or (p, m)) by the R-operator."""
-        return self._products(V, theta, gauss_newton=False)
+        return self._products(V, theta, gauss_newton=False, weights=weights)
 
-    def gauss_newton_hvp(self, V, theta=None):
+    def gauss_newton_hvp(self, V, theta=None, *, weights=None):
         """Gauss-Newton matrix ``sum_i w_i J_i^T S_i J_i + R''`` times ``V``."""
-        return self._products(V, theta, gauss_newton=True)
+        return self._products(V, theta, gauss_newton=True, weights=weights)
 
     def _check_dense(self):
         if self.n_params > DENSE_HESSIAN_MAX_PARAMS:
@@ -401,14 +399,13 @@ class MLPObjective(Objective):
                 "'lissa')."
             )
 
-    def hessian(self, theta=None, block_size=None):
-        """Dense exact Hessian (p, p), assembled from R-operator products with unit vectors."""
+    def hessian(self, theta=None, *, weights=None, block_size=None):
+        """Dense exact Hessian (p, p), assembled from R-operator products with unit vectors
+        (cached at the fitted parameters and own weights)."""
         self._check_dense()
-        key = "hessian"
-        if theta is None and key in self._cache:
-            w_cached, H = self._cache[key]
-            if np.array_equal(w_cached, self.weights):  # callers may reweight temporarily
-                return H.copy()
+        own = theta is None and weights is None
+        if own and "hessian" in self._cache:
+            return self._cache["hessian"].copy()
         p = self.n_params
         block_size = block_size or self._block_columns()
         H = np.empty((p, p))
@@ -416,11 +413,11 @@ class MLPObjective(Objective):
             stop = min(p, start + block_size)
             E = np.zeros((p, stop - start))
             E[np.arange(start, stop), np.arange(stop - start)] = 1.0
-            H[:, start:stop] = self.hvp(E, theta)
+            H[:, start:stop] = self.hvp(E, theta, weights=weights)
         # exact in exact arithmetic; symmetrise the rounding
         H = 0.5 * (H + H.T)
-        if theta is None:
-            self._cache[key] = (self.weights.copy(), H)
+        if own:
+            self._cache["hessian"] = H
             return H.copy()
         return H
 

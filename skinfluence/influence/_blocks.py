@@ -1,0 +1,237 @@
+"""Influence values in blocks: the runners of ``transform``, ``explain`` and column sums.
+
+A block is the influence of a chunk of training points (columns) on a set of
+query rows.  The parameter changes come from a prepared
+:class:`~skinfluence.influence._base.Removal`; the loss (or output) change at each
+query is exact at the new outputs under ``"newton"`` and linearised under
+``"first_order"``.
+"""
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from ..utils._delegation import top_k_over_blocks
+from ..utils._parallel import (
+    blas_and_numba_threads,
+    chunk_slices,
+    effective_n_jobs,
+    imap_ordered,
+    numba_single_thread,
+)
+from ..utils._progress import progress
+from . import _base
+
+
+def _single_threaded(func):
+    def work(c):
+        numba_single_thread()
+        return func(c)
+
+    return work
+
+
+class BlockRunner:
+    """Computes influence blocks of a prepared removal, over threads when asked.
+
+    Parameters
+    ----------
+    removal : Removal
+        The prepared removal approximation.
+    n_jobs : int or None
+        Threads over chunks (BLAS and numba limited to one thread per worker).
+    verbose : int
+        Progress bars when positive.
+    """
+
+    def __init__(self, removal, n_jobs=None, verbose=0):
+        self.removal = removal
+        self.objective = removal.objective
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ---------------------------------------------------------- one block
+    def block(self, Xf, Z0, y_enc, cols, out=None):
+        """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``.
+
+        Written into ``out`` when given (a contiguous block of the result).
+        """
+        obj, removal = self.objective, self.removal
+        V = removal.directions(cols)
+        if y_enc is not None and removal.approximation == "first_order":
+            # the classic formula is one GEMM: per-sample query gradients times dtheta
+            r, _ = obj.loss_derivatives(Z0, y_enc)
+            G = obj.vjp(Xf, r)
+            vals = G @ V if out is None else np.matmul(G, V, out=out)
+        else:
+            D = obj.jvp(Xf, V)  # (n, K, m): output changes
+            if y_enc is None:
+                vals = obj.prediction_change(Z0, D)
+                if out is not None:
+                    out[...] = vals
+                    vals = out
+            else:
+                vals = obj.loss_change(Z0, y_enc, D, out=out)
+        self._refit_columns(Xf, Z0, y_enc, cols, vals)
+        return vals
+
+    def _refit_columns(self, Xf, Z0, y_enc, cols, vals):
+        """Overwrite the columns of refit points with their exact effect (non-linear models).
+
+        For models linear in their parameters the output change ``J dtheta`` is already
+        exact; otherwise the outputs are recomputed at the refit parameters.
+        """
+        obj, refined = self.objective, self.removal.refined
+        if obj.linear_in_params or not refined:
+            return
+        idx = np.arange(obj.n_train)[cols]
+        for pos in np.flatnonzero(np.isin(idx, list(refined))):
+            D = (obj.outputs(Xf, obj.theta + refined[idx[pos]]) - Z0)[:, :, None]
+            if y_enc is None:
+                vals[:, pos] = obj.prediction_change(Z0, D)[:, 0]
+            else:
+                vals[:, pos] = obj.loss_change(Z0, y_enc, D)[:, 0]
+
+    # ------------------------------------------------------------ runners
+    def column_chunks(self, n_rows):
+        """Chunks of training points whose blocks over ``n_rows`` queries stay small."""
+        K = self.objective.n_outputs
+        size = max(256, _base.BLOCK_ENTRIES // max(n_rows * K, 1))
+        return chunk_slices(self.objective.n_train, size)
+
+    def _workers(self, chunks):
+        return min(effective_n_jobs(self.n_jobs), len(chunks))
+
+    def run(self, func, chunks, desc):
+        """``func`` over ``chunks``, on threads when ``n_jobs`` asks for them; the results."""
+        n_workers = self._workers(chunks)
+        if n_workers <= 1:
+            return [func(c) for c in progress(chunks, desc=desc, verbose=self.verbose)]
+        with blas_and_numba_threads(n_workers):
+            return Parallel(n_jobs=n_workers, prefer="threads")(
+                delayed(_single_threaded(func))(c)
+                for c in progress(chunks, desc=desc, verbose=self.verbose)
+            )
+
+    def iterate(self, func, chunks, desc):
+        """``func`` over ``chunks`` like :meth:`run`, but yielding each result (in order) as
+        soon as it is ready, so the caller can reduce the results as they come."""
+        n_workers = self._workers(chunks)
+        work = _single_threaded(func) if n_workers > 1 else func
+        with blas_and_numba_threads(n_workers):
+            yield from imap_ordered(work, progress(chunks, desc=desc, verbose=self.verbose),
+                                    n_workers)
+
+    # ------------------------------------------------------------ results
+    def query_side(self, n_queries, y):
+        """Solve for the queries instead of the training points?
+
+        With an iterative solver and the first-order formula, ``g_i^T H^{-1} g_j w_j``
+        can be computed from ``H^{-1} g_i`` for the (usually few) queries: one
+        solve per query instead of one per training point.
+        """
+        removal, obj = self.removal, self.objective
+        return (
+            y is not None
+            and removal.approximation == "first_order"
+            and not removal.cached
+            and removal.solver.inverse() is None
+            and n_queries * obj.n_outputs < obj.n_train
+        )
+
+    def transform(self, Xf, Z0, y_enc):
+        """The influence matrix (n_queries, n_train)."""
+        n, n_train, K = Xf.shape[0], self.objective.n_train, self.objective.n_outputs
+        if self.query_side(n, y_enc):
+            return self._transform_query_side(Xf, Z0, y_enc)
+        out = np.empty((n, n_train))
+        if self.removal.ensure_cached():
+            all_cols = slice(0, n_train)
+            if y_enc is not None and self.removal.approximation == "first_order" and (
+                    effective_n_jobs(self.n_jobs) <= 1):
+                # the classic formula is a single GEMM into the output
+                return self.block(Xf, Z0, y_enc, all_cols, out=out)
+            # parameter changes are cached: blocks of query rows, each written in place
+            rows_per_block = max(1, _base.ROW_BLOCK_ENTRIES // max(n_train * K, 1))
+
+            def fill_rows(rows):
+                y_rows = None if y_enc is None else y_enc[rows]
+                self.block(Xf[rows], Z0[rows], y_rows, all_cols, out=out[rows])
+
+            self.run(fill_rows, chunk_slices(n, rows_per_block), "influence")
+            return out
+
+        def fill(cols):
+            out[:, cols] = self.block(Xf, Z0, y_enc, cols)
+
+        self.run(fill, self.column_chunks(n), "influence")
+        return out
+
+    def _transform_query_side(self, Xf, Z0, y_enc):
+        obj, removal = self.objective, self.removal
+        r, _ = obj.loss_derivatives(Z0, y_enc)
+        G = obj.vjp(Xf, r)  # (n, p) query gradients
+        Q = removal.solver.solve(G.T)  # (p, n): H^{-1} g_i
+        out = np.empty((Xf.shape[0], obj.n_train))
+        for cols in _base.parameter_chunks(obj):
+            out[:, cols] = Q.T @ obj.vjp_T(obj.X[cols], removal.coef[cols])
+        rw = removal.reweighting
+        if rw is not None:  # dtheta_j also moves by -H^{-1} B coeff_j
+            out -= (G @ rw.directions) @ rw.coef.T
+        return out
+
+    def explain(self, Xf, Z0, y_enc, k):
+        """Top-k helpful and harmful training points of each query, merged over blocks."""
+        return top_k_over_blocks(
+            lambda cols: self.block(Xf, Z0, y_enc, cols),
+            self.column_chunks(Xf.shape[0]),
+            lambda func, chunks: self.iterate(func, chunks, "explain"),
+            Xf.shape[0],
+            self.objective.n_train,
+            k,
+        )
+
+    def column_sums(self, Xf, Z0, y_enc, desc="values"):
+        """Sum over the queries of every training point's influence: (n_train,).
+
+        Taken over chunks of training points, each solved once and summed in the
+        worker, so only ``n_train`` values are kept.
+        """
+        total = np.zeros(self.objective.n_train)
+
+        def sums(cols):
+            return cols, self.block(Xf, Z0, y_enc, cols).sum(axis=0)
+
+        for cols, s in self.iterate(sums, self.column_chunks(Xf.shape[0]), desc):
+            total[cols] = s
+        return total
+
+
+def mean_influence(influence, X, y, row_entries):
+    """Mean over the samples of ``influence.transform(X, y)``: (n_train,).
+
+    Never materialises the ``n_samples x n_train`` matrix.  When the training
+    points' parameter changes are cached (or the queries are solved for), summed
+    over blocks of at most about ``row_entries`` values of query rows, each block
+    reusing them; otherwise over chunks of training points, each solved once.
+
+    Parameters
+    ----------
+    influence : InfluenceFunctions
+        Fitted.
+    X, y : array-like
+        The samples (a DataFrame stays one, for a pipeline's column names).
+    row_entries : int
+        Budget of a block of query rows, in float64 entries.
+    """
+    runner = influence._runner()
+    n, n_train = y.shape[0], influence.objective_.n_train
+    if runner.removal.ensure_cached() or runner.query_side(n, y):
+        total = np.zeros(n_train)
+        rows = max(1, min(n, row_entries // max(n_train, 1)))
+        for start in range(0, n, rows):
+            block = slice(start, min(start + rows, n))
+            Xb = X.iloc[block] if hasattr(X, "iloc") else X[block]
+            total += np.asarray(influence.transform(Xb, y[block])).sum(axis=0)
+        return total / n
+    Xf, Z0, y_enc = influence._queries(X, y)
+    return runner.column_sums(Xf, Z0, y_enc) / n

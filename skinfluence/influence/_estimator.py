@@ -1,0 +1,401 @@
+"""The :class:`InfluenceFunctions` estimator: validation and orchestration.
+
+The removal approximations live in their own modules (``_first_order.py``,
+``_newton.py``, ``_point_hessian.py``), exact refits in ``_refit.py`` and the
+block runners of ``transform`` / ``explain`` in ``_blocks.py``.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
+from ..linalg import HessianSolver, make_solver
+from ..utils._delegation import DelegatingMixin, check_k, estimator_has
+from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
+from ..utils._parallel import chunk_slices
+from ..utils._routing import fit_weighted
+from ._blocks import BlockRunner
+from ._first_order import FirstOrder
+from ._newton import Newton
+from ._point_hessian import PointHessianNewton, point_hessians_apply
+from ._refit import refine_largest
+
+
+class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin,
+                         TransformerMixin, BaseEstimator):
+    """Influence of each training point on losses and predictions of a fitted model.
+
+    Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
+    ending in one), reconstructs the exact objective it minimised, and predicts
+    what happens when a training point is removed and the model refit.  The unit
+    of every number is the one you can check by retraining: ``transform(X, y)[i, j]``
+    is ``loss_i(model refit without j) - loss_i(model)``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A supported estimator (see :func:`skinfluence.objectives.supported_estimators`),
+        a Pipeline ending in one (earlier steps are a fixed feature map), or a fitted
+        one wrapped in :class:`sklearn.frozen.FrozenEstimator` (then it is not refit:
+        pass the data it was fitted on to :meth:`fit`; a model that is not at the
+        optimum of that data gets a
+        :class:`~skinfluence.objectives.NotStationaryWarning` for linear models).
+    approximation : {"auto", "newton", "first_order"}, default="auto"
+        ``"newton"``: one Newton step of the objective *without* the point from the
+        fitted parameters, then the loss evaluated exactly at the model's new outputs.
+        For GLMs the point's Hessian has rank ``K`` and the step is a rank-K Woodbury
+        update.  For neural networks with a dense inverse (the exact solver) it uses
+        each point's full Hessian, network curvature included, solved for all points
+        at once (see Notes); with an iterative solver, the point's Gauss-Newton term
+        only.  Points whose removal leaves the Hessian (nearly) indefinite, or whose
+        step the objective does not confirm, use the first-order formula, with a
+        warning.  ``"first_order"``: the classic influence function of Koh & Liang
+        (2017), ``g_i^T H^{-1} g_j w_j``.  ``"auto"``: ``"newton"``, except for neural
+        networks without a dense inverse (``"first_order"``), where the Gauss-Newton
+        removal can be ill-posed (the user guide compares both against refits).
+    solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
+        Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
+        gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
+        to 3000 parameters (dense features) and ``"cg"`` beyond.
+    refine : int or "auto", default="auto"
+        With ``approximation="newton"`` on a GLM, this many training points with the
+        largest predicted parameter change (in the Hessian norm) have their
+        leave-one-out parameters computed exactly, by Newton's method on the
+        objective without them, warm-started at the Newton-step estimate.  For a
+        GLM the model's outputs are linear in the parameters, so the influence of
+        these points becomes exact: the points whose one-step estimate is least
+        accurate are the ones refit.  Each refit is a few chord iterations (one
+        gradient each) with the factorised Hessian, so ``"auto"`` refines
+        ``min(n_train, 32)`` points with the exact solver when
+        ``n_train * n_params <= 2e6``, else none; a point whose chord iterations
+        stall (a Hessian that changes much along the way) is refit by Newton's
+        method when a Hessian is cheap (``n_train * n_params**2 <= 1e8``), else
+        keeps its Newton-step estimate.  An integer refines that many points and
+        always falls back to Newton's method where chords stall.  ``0`` turns
+        it off.  Refits minimise the objective tilted by the fitted model's residual
+        gradient, so a fit stopped at scikit-learn's ``tol`` is treated as the
+        optimum it approximates, as the one-step estimates treat it.
+        Skipped when the Hessian is damped: a refit solves the undamped problem.
+        For neural networks only on request (an integer): each refit is an L-BFGS
+        run from the fitted parameters (the local minimum a warm-started refit
+        reaches), and the influence of a refit point is its exact loss change.
+    damping : float, default=0.0
+        Added to the Hessian diagonal.  More is added automatically, with a warning,
+        when the Hessian is not positive definite.
+    tol : float, default=1e-10
+        Relative residual tolerance of the iterative solvers.
+    max_iter : int, default=None
+        Iteration cap of the iterative solvers.
+    n_jobs : int, default=None
+        Threads over chunks of training points (BLAS is limited to one thread per
+        worker while they run).  ``None`` means one worker using all BLAS threads,
+        usually the fastest on few cores.
+    verbose : int, default=0
+        Progress bars on long loops when positive.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator (predictions are delegated to it).
+    approximation_ : str
+        The approximation used (``"auto"`` resolved).
+    objective_ : skinfluence.objectives.Objective
+        The reconstructed training objective.
+    solver_ : skinfluence.linalg.HessianSolver
+        The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
+    solver_info_ : dict
+        Solver name, damping used, iterations and residuals (iterative solvers).
+    refined_indices_ : ndarray of int
+        Training points whose leave-one-out parameters were computed exactly
+        (see ``refine``).
+    self_influence_ : ndarray of shape (n_train,)
+        Predicted change of each training point's own loss when it is removed.
+        Large values mark points the rest of the data does not explain (suspects).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+
+    See Also
+    --------
+    skinfluence.TracIn : Influence from training checkpoints.
+    skinfluence.InfluenceValuation : Data values from these influences.
+
+    Notes
+    -----
+    For a GLM with ``K`` outputs, removing point ``j`` changes the Hessian by the
+    rank-``K`` term ``w_j J_j^T S_j J_j``.  With ``M_j = J_j H^{-1} J_j^T`` the
+    Newton step of the objective without ``j`` is
+    ``dtheta_j = w_j H^{-1} J_j^T (I - w_j S_j M_j)^{-1} r_j``, costing one
+    ``K x K`` solve per point on top of the first-order formula.
+
+    A neural network's per-point Hessian ``H_j`` also carries the curvature of the
+    network itself.  The steps ``(H - w_j H_j)^{-1} w_j g_j`` of all points are
+    found together by conjugate gradients preconditioned with ``H^{-1}``, which
+    turns each system into the identity plus a low-rank term; each iteration costs
+    two matrix products and one per-point Hessian-vector product per point.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceFunctions
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> inf = InfluenceFunctions(model).fit(X[:400], y[:400])
+    >>> inf.transform(X[400:405], y[400:405]).shape
+    (5, 400)
+    >>> top = inf.explain(X[400:402], y[400:402], k=3)
+    >>> top.helpful_indices.shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"])],
+        "approximation": [StrOptions({"auto", "newton", "first_order"})],
+        "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
+        "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
+        "damping": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        approximation="auto",
+        solver="auto",
+        refine="auto",
+        damping=0.0,
+        tol=1e-10,
+        max_iter=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.approximation = approximation
+        self.solver = solver
+        self.refine = refine
+        self.damping = damping
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit the estimator (unless frozen) and prepare the Hessian.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            With a Pipeline, passed to its final step; with scikit-learn's metadata
+            routing enabled, to the steps that request it (the final step must).
+
+        Returns
+        -------
+        self : InfluenceFunctions
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                "InfluenceFunctions requires y to be passed, but the target y is None: influence "
+                "is defined through the training loss."
+            )
+        # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
+        # validates the features the final estimator sees.
+        validate_data(self, X, skip_check_array=True)
+        if isinstance(self.estimator, FrozenEstimator):
+            self.estimator_ = self.estimator
+            fitted = unwrap_frozen(self.estimator)
+        else:
+            self.estimator_ = clone(self.estimator)
+            # a Pipeline's weights reach its final step, metadata routing on or off
+            fit_weighted(self.estimator_, X, y, sample_weight, final_step=True)
+            fitted = self.estimator_
+        if is_classifier(fitted):
+            self.classes_ = fitted.classes_
+        self.objective_ = make_objective(fitted, X, y, sample_weight)
+        self.objective_.check_minimum()
+        if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
+            # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
+            # networks, whose stochastic fits are rarely stationary to 1% by design
+            warn_if_not_stationary(stationarity(self.objective_))
+        self.solver_ = make_solver(
+            self.solver, self.objective_, damping=self.damping, tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        self.approximation_ = self._resolve_approximation()
+        removal = self._make_removal().prepare(self.objective_, self.solver_)
+        refined = refine_largest(removal, self.refine, verbose=self.verbose)
+        removal.set_refined(refined)
+        self.refined_indices_ = np.array(sorted(refined), dtype=np.intp)
+        if removal.leverages is not None or removal.cached:
+            removal.self_side()
+        # else (first order with an iterative solver): computed on first use, since it
+        # costs one solve per training point and transform may not need any
+        self._removal = removal
+        self.solver_info_ = self.solver_.info()
+        self._output_labels = row_labels(X, self.objective_.n_train)
+        return self
+
+    def _resolve_approximation(self):
+        """``approximation`` with "auto" resolved for the objective and solver."""
+        if self.approximation != "auto":
+            return self.approximation
+        # neural nets: Newton only with each point's exact Hessian; the Gauss-Newton
+        # removal can be ill-posed
+        if self.objective_.linear_in_params or point_hessians_apply(self.objective_,
+                                                                    self.solver_):
+            return "newton"
+        return "first_order"
+
+    def _make_removal(self):
+        """The removal approximation object for ``approximation_``."""
+        if self.approximation_ == "first_order":
+            return FirstOrder(verbose=self.verbose)
+        if point_hessians_apply(self.objective_, self.solver_):
+            return PointHessianNewton(verbose=self.verbose)
+        return Newton(verbose=self.verbose)
+
+    # ------------------------------------------------------------ queries
+    def _queries(self, X, y):
+        """Validated query features, their outputs and encoded targets (None without y)."""
+        check_is_fitted(self, "objective_")
+        obj = self.objective_
+        shape = getattr(X, "shape", None)
+        if shape is None or len(shape) == 2:  # 1-D arrays: features() asks for a reshape
+            validate_data(self, X, skip_check_array=True, reset=False)
+        Xf = obj.features(X)
+        Z0 = obj.outputs(Xf)
+        y_enc = None
+        if y is not None:
+            y_enc = obj.encode_target(y)
+            if y_enc.shape[0] != Xf.shape[0]:
+                raise ValueError(f"X has {Xf.shape[0]} samples but y has {y_enc.shape[0]}.")
+        return Xf, Z0, y_enc
+
+    def _runner(self):
+        check_is_fitted(self, "objective_")
+        return BlockRunner(self._removal, n_jobs=self.n_jobs, verbose=self.verbose)
+
+    # --------------------------------------------------------- public API
+    def transform(self, X, y=None):
+        """Influence of every training point on the loss (or output) at each sample.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            With targets, entry ``[i, j]`` is the predicted change of the loss at
+            sample ``i`` when training point ``j`` is removed and the model refit
+            (positive: ``j`` helps ``i``).  Without (as inside a Pipeline), it is the
+            predicted change of the model's output at ``i``: the decision function
+            for classifiers (of the predicted class for multiclass models), the
+            prediction for regressors.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_samples, n_train)
+        """
+        Xf, Z0, y_enc = self._queries(X, y)
+        check_dense_output(Xf.shape[0], self.objective_.n_train, type(self).__name__)
+        return self._runner().transform(Xf, Z0, y_enc)
+
+    def explain(self, X, y=None, k=10):
+        """The ``k`` most helpful and ``k`` most harmful training points for each sample.
+
+        Computed in blocks, never materialising ``n_samples x n_train``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            See :meth:`transform` for what is explained with and without ``y``.
+        k : int, default=10
+            Training points per sample and direction (at most ``n_train`` are returned).
+
+        Returns
+        -------
+        result : Bunch
+            ``helpful_indices``, ``helpful_values`` (largest influence first),
+            ``harmful_indices``, ``harmful_values`` (most negative first), each of
+            shape ``(n_samples, min(k, n_train))``.
+        """
+        k = check_k(k)
+        Xf, Z0, y_enc = self._queries(X, y)
+        return self._runner().explain(Xf, Z0, y_enc, k)
+
+    def parameter_changes(self, indices=None):
+        """Predicted ``theta(refit without j) - theta`` for training points ``indices``.
+
+        Returns
+        -------
+        changes : ndarray of shape (n_params, n_indices)
+            In the flat layout of ``objective_.theta``
+            (``objective_.unflatten`` maps a column back to ``coef_`` / ``intercept_``).
+        """
+        check_is_fitted(self, "objective_")
+        removal = self._removal
+        idx = np.arange(self.objective_.n_train) if indices is None else np.asarray(indices)
+        if removal.ensure_cached():
+            return removal.directions(idx).copy()
+        out = np.empty((self.objective_.n_params, idx.size))
+        for sl in chunk_slices(idx.size, 4096):
+            out[:, sl] = removal.directions(idx[sl])
+        return out
+
+    @property
+    def self_influence_(self):
+        """Predicted change of each training point's own loss when it is removed: (n_train,)."""
+        check_is_fitted(self, "objective_")
+        return self._removal.self_side().self_influence
+
+    def loo_decision_function(self):
+        """Raw outputs of each training point under the model refit without it: (n_train, K)."""
+        check_is_fitted(self, "objective_")
+        return self._removal.self_side().loo_outputs.copy()
+
+    @available_if(estimator_has("predict_proba"))
+    def loo_predict_proba(self):
+        """Approximate leave-one-out class probabilities of the training points.
+
+        Each row is the model's ``predict_proba`` for a training point when the model is
+        refit without that point (one Newton step; no K-fold refits).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_train, n_classes)
+        """
+        check_is_fitted(self, "objective_")
+        return self.objective_.proba_from_outputs(self._removal.self_side().loo_outputs)
+
+    # ----------------------------------------------------------- delegation
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.string = inner.input_tags.string
+        tags.input_tags.categorical = inner.input_tags.categorical
+        tags.target_tags.required = True
+        tags.target_tags.single_output = inner.target_tags.single_output
+        tags.target_tags.multi_output = inner.target_tags.multi_output
+        return tags
