@@ -117,6 +117,23 @@ def plot_explanation(
     >>> len(ax.patches)
     4
     """
+    helpful_idx, helpful_val, harmful_idx, harmful_val = _explanation_rows(explanation, index, k)
+    y_train = None if y_train is None else np.asarray(y_train)
+
+    def label(j):
+        return f"#{j}" if y_train is None else f"#{j} (y={y_train[j]})"
+
+    if image_shape is None:
+        return _explanation_bars(_get_ax(ax), helpful_idx, helpful_val, harmful_idx,
+                                 harmful_val, label)
+    X_train, query = _check_images(X_train, image_shape, query)
+    return _explanation_images(fig, X_train, (helpful_idx, helpful_val),
+                               (harmful_idx, harmful_val), label, image_shape, query,
+                               query_label, cmap)
+
+
+def _explanation_rows(explanation, index, k):
+    """Helpful and harmful indices and values of row ``index``, the first ``k`` of each."""
     helpful_idx = _row_of(explanation, "helpful_indices", index).astype(int)
     helpful_val = _row_of(explanation, "helpful_values", index).astype(float)
     harmful_idx = _row_of(explanation, "harmful_indices", index).astype(int)
@@ -126,25 +143,26 @@ def plot_explanation(
             raise ValueError(f"k must be at least 1; got {k}.")
         helpful_idx, helpful_val = helpful_idx[:k], helpful_val[:k]
         harmful_idx, harmful_val = harmful_idx[:k], harmful_val[:k]
-    y_train = None if y_train is None else np.asarray(y_train)
+    return helpful_idx, helpful_val, harmful_idx, harmful_val
 
-    def label(j):
-        return f"#{j}" if y_train is None else f"#{j} (y={y_train[j]})"
 
-    if image_shape is None:
-        ax = _get_ax(ax)
-        idx = np.concatenate([helpful_idx, harmful_idx[::-1]])
-        val = np.concatenate([helpful_val, harmful_val[::-1]])
-        pos = np.arange(len(idx))[::-1]
-        colors = ["tab:blue"] * len(helpful_idx) + ["tab:red"] * len(harmful_idx)
-        ax.barh(pos, val, color=colors)
-        ax.set_yticks(pos)
-        ax.set_yticklabels([label(j) for j in idx])
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel("influence (positive: helps the prediction)")
-        ax.set_title("Most helpful (blue) and harmful (red) training examples")
-        return ax
+def _explanation_bars(ax, helpful_idx, helpful_val, harmful_idx, harmful_val, label):
+    """Horizontal bars: helpful examples (blue) on top, then harmful ones (red)."""
+    idx = np.concatenate([helpful_idx, harmful_idx[::-1]])
+    val = np.concatenate([helpful_val, harmful_val[::-1]])
+    pos = np.arange(len(idx))[::-1]
+    colors = ["tab:blue"] * len(helpful_idx) + ["tab:red"] * len(harmful_idx)
+    ax.barh(pos, val, color=colors)
+    ax.set_yticks(pos)
+    ax.set_yticklabels([label(j) for j in idx])
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("influence (positive: helps the prediction)")
+    ax.set_title("Most helpful (blue) and harmful (red) training examples")
+    return ax
 
+
+def _check_images(X_train, image_shape, query):
+    """``X_train`` and ``query`` as arrays whose rows reshape to ``image_shape``."""
     if X_train is None:
         raise ValueError("X_train is required to draw training examples as images.")
     X_train = np.asarray(X_train)
@@ -160,6 +178,13 @@ def plot_explanation(
             raise ValueError(
                 f"query has {query.size} features; image_shape={tuple(image_shape)} needs {size}."
             )
+    return X_train, query
+
+
+def _explanation_images(fig, X_train, helpful, harmful, label, image_shape, query,
+                        query_label, cmap):
+    """Image grid: helpful examples on the top row, harmful ones below, the query first."""
+    (helpful_idx, helpful_val), (harmful_idx, harmful_val) = helpful, harmful
     plt = _pyplot()
     n_cols = max(len(helpful_idx), len(harmful_idx), 1)
     offset = int(query is not None)
