@@ -37,7 +37,8 @@ def _fit_explainer(explainer, X, y, X_test, y_test, sample_weight):
     kwargs = {}
     if sample_weight is not None:
         kwargs["sample_weight"] = sample_weight
-    if "X_val" in params:
+    # a cleaner uses a validation set only with method="validation" (it warns otherwise)
+    if "X_val" in params and getattr(est, "method", "validation") == "validation":
         try:
             return est.fit(X, y, X_val=X_test, y_val=y_test, **kwargs)
         except ValueError as exc:  # a valuer that takes no validation set (DataOOB)

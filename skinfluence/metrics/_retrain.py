@@ -123,6 +123,11 @@ class Retrainer:
         Refits run in parallel through :class:`joblib.Parallel`, so any joblib backend
         (``parallel_config(backend="dask")``) applies unchanged.
 
+    Notes
+    -----
+    Retrains are reproducible when the estimator is (an integer ``random_state`` for
+    stochastic fits): the cache assumes that the same subset gives the same model.
+
     Attributes
     ----------
     n_fits_ : int
