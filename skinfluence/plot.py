@@ -14,6 +14,11 @@ plots compose with the rest of a matplotlib figure.
   into groups (e.g. clean vs flipped).
 * :func:`plot_retraining`: influence-predicted against actual effect of
   removing each training example.
+* :func:`plot_removal_curve`: held-out score against the fraction of training rows
+  removed, from :func:`skinfluence.metrics.removal_curve`.
+* :func:`plot_faithfulness`: predicted against retrained loss changes, from
+  :func:`skinfluence.metrics.linear_datamodeling_score` or
+  :func:`skinfluence.metrics.loo_correlation` (``return_details=True``).
 """
 
 import numpy as np
@@ -23,6 +28,8 @@ __all__ = [
     "plot_cleaning_curve",
     "plot_value_distribution",
     "plot_retraining",
+    "plot_removal_curve",
+    "plot_faithfulness",
 ]
 
 
@@ -395,4 +402,101 @@ def plot_retraining(predicted, actual, *, ax=None, label=None):
         ax.set_title("Pearson r = n/a (constant values)")
     if label is not None:
         ax.legend()
+    return ax
+
+
+def plot_removal_curve(fractions, scores, *, label=None, ax=None):
+    """Draw a removal curve: held-out score against the fraction of rows removed.
+
+    Call once per method and order (``"high"`` / ``"low"``) on the same Axes to compare
+    them.
+
+    Parameters
+    ----------
+    fractions, scores : array-like of shape (n_fractions,)
+        Output of :func:`skinfluence.metrics.removal_curve`.
+    label : str, default=None
+        Legend entry of the curve.
+    ax : matplotlib Axes, default=None
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skinfluence.plot import plot_removal_curve
+    >>> ax = plot_removal_curve([0.0, 0.1, 0.2], [0.95, 0.93, 0.90], label="high first")
+    >>> len(ax.lines)
+    1
+    """
+    fractions = np.asarray(fractions, dtype=float).ravel()
+    scores = np.asarray(scores, dtype=float).ravel()
+    if fractions.shape != scores.shape:
+        raise ValueError(f"fractions and scores must have the same length; got "
+                         f"{fractions.size} and {scores.size}.")
+    ax = _get_ax(ax)
+    ax.plot(fractions, scores, marker="o", markersize=4, label=label)
+    ax.set_xlabel("fraction of training rows removed")
+    ax.set_ylabel("held-out score of the retrained model")
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_faithfulness(details, *, test_point=None, ax=None, label=None):
+    """Scatter a method's predicted loss changes against those of retrained models.
+
+    Parameters
+    ----------
+    details : Bunch
+        Output of :func:`skinfluence.metrics.linear_datamodeling_score` or
+        :func:`skinfluence.metrics.loo_correlation` with ``return_details=True``.
+    test_point : int, default=None
+        Draw only this test point (an LDS is a correlation per test point);
+        ``None``: every (subset or left-out point, test point) pair.
+    ax : matplotlib Axes, default=None
+    label : str, default=None
+        Legend entry for the points.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        Drawn by :func:`plot_retraining`; for an LDS the title also reports the score.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from skinfluence.plot import plot_faithfulness
+    >>> details = Bunch(score=0.9, predicted=np.array([[0.1], [0.3], [0.2]]),
+    ...                 actual=np.array([[0.12], [0.28], [0.25]]), removed=None)
+    >>> ax = plot_faithfulness(details)
+    >>> ax.get_title().startswith("LDS")
+    True
+    """
+    predicted = np.asarray(details["predicted"], dtype=float)
+    actual = np.asarray(details["actual"], dtype=float)
+    lds = "removed" in details  # LDS: (n_subsets, n_test); LOO: (n_test, n_left_out)
+    if test_point is not None:
+        if predicted.ndim != 2:
+            raise ValueError("test_point needs per-test-point details (a matrix method).")
+        axis = 1 if lds else 0
+        if not 0 <= test_point < predicted.shape[axis]:
+            raise ValueError(f"test_point={test_point} is out of range.")
+        predicted = np.take(predicted, test_point, axis=axis)
+        actual = np.take(actual, test_point, axis=axis)
+    ax = plot_retraining(predicted, actual, ax=ax, label=label)
+    if lds:
+        what = ("Spearman of this point" if test_point is not None
+                else "mean Spearman per test point")
+        score = (details["scores"][test_point] if test_point is not None
+                 else details["score"])
+        ax.set_title(f"LDS = {score:.3f} ({what})\n{ax.get_title()}")
+    ax.set_xlabel("actual loss change (retrained)")
+    ax.set_ylabel("predicted loss change")
     return ax
