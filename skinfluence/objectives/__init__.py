@@ -50,6 +50,11 @@ _FAMILY_MODULES = {
     "TweedieRegressor": "glm",
     "MLPClassifier": "mlp",
     "MLPRegressor": "mlp",
+    "RidgeCV": "cv",
+    "RidgeClassifierCV": "cv",
+    "LogisticRegressionCV": "cv",
+    "KernelRidge": "kernel",
+    "GaussianProcessRegressor": "kernel",
 }
 
 _REGISTRY = {}
