@@ -87,11 +87,15 @@ class Objective(ABC):
     shift_invariant : bool
         True for softmax losses, unchanged when the same number is added to
         every output.
+    closed_form_removal : bool
+        True for kernel models, whose refits without each point are exact in
+        closed form (:mod:`skinfluence.influence._kernel`) instead of a Newton step.
     """
 
     linear_in_params = False
     has_point_hessians = False
     shift_invariant = False
+    closed_form_removal = False
 
     # ---------------------------------------------------------------- sizes
     @property
