@@ -300,6 +300,15 @@ class Objective(ABC):
             out[:, j] = self.loss_from_outputs(Z0 + D[:, :, j], y) - base
         return out
 
+    def crosses_kink(self, Z0, y, D):
+        """Whether outputs moved by ``D`` (n, K, m) cross a kink of sample ``i``'s loss: (n, m).
+
+        For losses that are only piecewise twice differentiable, where a Newton step
+        is exact only while no other point changes piece; the removals flagged here
+        are refit exactly.  None (this default): not tracked.
+        """
+        return None
+
     def proba_from_outputs(self, Z):
         """Class probabilities as ``predict_proba`` computes them from raw outputs ``Z``.
 
