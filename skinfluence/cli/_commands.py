@@ -25,7 +25,10 @@ MODELS = {
     "mlp": "neural network, 32 tanh units (MLPClassifier / MLPRegressor; approximate)",
     "linear-svm": "linear support vector machine (LinearSVC)",
     "ridge": "ridge regression, for a numeric target",
+    "kernel-ridge": "kernel ridge regression (RBF kernel; exact influence), for a numeric target",
 }
+# models that only take a numeric target
+_REGRESSION_MODELS = ("ridge", "kernel-ridge")
 
 CLEAN_METHODS = {
     "loo": "approximate leave-one-out probabilities + confident learning (default; one fit)",
@@ -50,10 +53,14 @@ def make_model(name, task="classification", random_state=0):
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.svm import LinearSVC
 
-    if name == "ridge":
+    if name in _REGRESSION_MODELS:
         if task != "regression":
-            raise UsageError("--model ridge is a regression model; use it with `value` or "
+            raise UsageError(f"--model {name} is a regression model; use it with `value` or "
                              "`explain` on a numeric target.")
+        if name == "kernel-ridge":
+            from sklearn.kernel_ridge import KernelRidge
+
+            return KernelRidge(alpha=1.0, kernel="rbf")
         return Ridge(alpha=1.0)
     if task == "regression":
         if name == "mlp":
@@ -125,9 +132,8 @@ def _dialect(table):
 
 
 def _task(args):
-    return "regression" if getattr(args, "regression", False) or args.model == "ridge" else (
-        "classification"
-    )
+    regression = getattr(args, "regression", False) or args.model in _REGRESSION_MODELS
+    return "regression" if regression else "classification"
 
 
 def _display_columns(table, plan, limit=3):
