@@ -18,9 +18,13 @@ from skinfluence import (
     BetaShapley,
     CleanClassifier,
     DataOOB,
+    DistMult,
+    GradientRollback,
     InfluenceCleaner,
+    InfluenceFunctions,
     KNNShapley,
     LOOValuation,
+    MatrixFactorization,
     TracIn,
 )
 from skinfluence.base import BaseExplainer, explain_result, top_k_of_rows
@@ -36,7 +40,7 @@ def clf_data():
 # ------------------------------------------------------------------ delegation and tags
 def test_every_explainer_derives_from_the_base():
     for cls in (LOOValuation, DataOOB, KNNShapley, BetaShapley, InfluenceCleaner,
-                CleanClassifier, TracIn):
+                CleanClassifier, TracIn, InfluenceFunctions, GradientRollback):
         assert issubclass(cls, BaseExplainer), cls.__name__
 
 
@@ -75,6 +79,28 @@ def test_tags_follow_the_wrapped_model():
     # the valuations validate y as one column, whatever the model takes
     tags = get_tags(DataOOB(Ridge()))
     assert tags.target_tags.required and not tags.target_tags.multi_output
+
+
+def test_gradient_rollback_keeps_its_own_tags_and_delegates_what_the_model_has():
+    # a transformer of query ids whatever it wraps: the wrapped rating model's regressor
+    # tags would submit it to scikit-learn's regressor checks
+    assert not is_regressor(GradientRollback(MatrixFactorization()))
+    assert get_tags(GradientRollback(MatrixFactorization())).transformer_tags is not None
+    assert not hasattr(GradientRollback(MatrixFactorization()), "predict_proba")
+    assert not hasattr(GradientRollback(MatrixFactorization()), "decision_function")
+    assert hasattr(GradientRollback(DistMult()), "predict_proba")
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 6, size=(40, 2))
+    y = rng.normal(size=40)
+    gr = GradientRollback(MatrixFactorization(n_components=2, max_iter=2)).fit(X, y)
+    np.testing.assert_array_equal(gr.predict(X), gr.estimator_.predict(X))
+    assert gr.score(X, y) == gr.estimator_.score(X, y)
+
+
+def test_influence_functions_tags_follow_the_model_and_require_y():
+    assert is_classifier(InfluenceFunctions(LogisticRegression()))
+    assert is_regressor(InfluenceFunctions(Ridge()))
+    assert get_tags(InfluenceFunctions(Ridge())).target_tags.required
 
 
 def test_grid_search_scores_with_the_wrapped_model(clf_data):

@@ -101,8 +101,11 @@ def _dense_hessian(obj, Xa, S, w, Z):
             Xs = Xa * np.sqrt(ws)[:, None]
             return Xs.T @ Xs
         return (Xa * ws[:, None]).T @ Xa
-    if getattr(obj, "shift_invariant", False) and hasattr(obj, "proba_from_outputs"):
-        P = obj.proba_from_outputs(Z)
+    if getattr(obj, "shift_invariant", False):
+        try:
+            P = obj.proba_from_outputs(Z)
+        except AttributeError:  # no probability link (the Objective default)
+            return None
         # the curvature really is w (diag(p) - p p^T) (guards against other softmax families)
         probe = slice(0, min(Z.shape[0], 8))
         expect = w[probe, None, None] * (
@@ -371,6 +374,9 @@ def leverage_loo_proba(fitted, X, y, sample_weight, n_classes, damping):
             RuntimeWarning,
             stacklevel=5,
         )
-    if hasattr(fitted, "predict_proba") and hasattr(obj, "proba_from_outputs"):
-        return obj.proba_from_outputs(Z_loo)
+    if hasattr(fitted, "predict_proba"):
+        try:
+            return obj.proba_from_outputs(Z_loo)
+        except AttributeError:  # no probability link (the Objective default)
+            pass
     return scores_to_proba(Z_loo, n_classes)

@@ -1,53 +1,40 @@
-"""Influence values in blocks: the runners of ``transform``, ``explain`` and column sums.
+"""Influence values in blocks: ``transform``, column sums and the blocks of ``explain``.
 
 A block is the influence of a chunk of training points (columns) on a set of
 query rows.  The parameter changes come from a prepared
 :class:`~skinfluence.influence._base.Removal`; the loss (or output) change at each
 query is exact at the new outputs under ``"newton"`` and linearised under
-``"first_order"``.
+``"first_order"``.  The chunks run on the explainer's block runner
+(:meth:`~skinfluence.base.BaseExplainer._run_blocks`).
 """
 
 import numpy as np
-from joblib import Parallel, delayed
 
-from ..utils._delegation import top_k_over_blocks
-from ..utils._parallel import (
-    blas_and_numba_threads,
-    chunk_slices,
-    effective_n_jobs,
-    imap_ordered,
-    numba_single_thread,
-)
-from ..utils._progress import progress
+from ..utils._parallel import chunk_slices, effective_n_jobs
 from . import _base
 
 
-def _single_threaded(func):
-    def work(c):
-        numba_single_thread()
-        return func(c)
-
-    return work
-
-
-class BlockRunner:
-    """Computes influence blocks of a prepared removal, over threads when asked.
+class InfluenceBlocks:
+    """Influence blocks of a prepared removal, computed over the chunks of an explainer.
 
     Parameters
     ----------
     removal : Removal
         The prepared removal approximation.
-    n_jobs : int or None
-        Threads over chunks (BLAS and numba limited to one thread per worker).
-    verbose : int
-        Progress bars when positive.
+    explainer : BaseExplainer
+        Its :meth:`~skinfluence.base.BaseExplainer._run_blocks` runs the chunks (threads
+        under ``n_jobs``, progress under ``verbose``).
     """
 
-    def __init__(self, removal, n_jobs=None, verbose=0):
+    def __init__(self, removal, explainer):
         self.removal = removal
         self.objective = removal.objective
-        self.n_jobs = n_jobs
-        self.verbose = verbose
+        self.explainer = explainer
+
+    def _run(self, func, chunks, desc):
+        """``func`` over ``chunks`` for its side effects, on the explainer's runner."""
+        for _ in self.explainer._run_blocks(func, chunks, desc):
+            pass
 
     # ---------------------------------------------------------- one block
     def block(self, Xf, Z0, y_enc, cols, out=None):
@@ -91,35 +78,12 @@ class BlockRunner:
             else:
                 vals[:, pos] = obj.loss_change(Z0, y_enc, D)[:, 0]
 
-    # ------------------------------------------------------------ runners
+    # ------------------------------------------------------------- chunks
     def column_chunks(self, n_rows):
         """Chunks of training points whose blocks over ``n_rows`` queries stay small."""
         K = self.objective.n_outputs
         size = max(256, _base.BLOCK_ENTRIES // max(n_rows * K, 1))
         return chunk_slices(self.objective.n_train, size)
-
-    def _workers(self, chunks):
-        return min(effective_n_jobs(self.n_jobs), len(chunks))
-
-    def run(self, func, chunks, desc):
-        """``func`` over ``chunks``, on threads when ``n_jobs`` asks for them; the results."""
-        n_workers = self._workers(chunks)
-        if n_workers <= 1:
-            return [func(c) for c in progress(chunks, desc=desc, verbose=self.verbose)]
-        with blas_and_numba_threads(n_workers):
-            return Parallel(n_jobs=n_workers, prefer="threads")(
-                delayed(_single_threaded(func))(c)
-                for c in progress(chunks, desc=desc, verbose=self.verbose)
-            )
-
-    def iterate(self, func, chunks, desc):
-        """``func`` over ``chunks`` like :meth:`run`, but yielding each result (in order) as
-        soon as it is ready, so the caller can reduce the results as they come."""
-        n_workers = self._workers(chunks)
-        work = _single_threaded(func) if n_workers > 1 else func
-        with blas_and_numba_threads(n_workers):
-            yield from imap_ordered(work, progress(chunks, desc=desc, verbose=self.verbose),
-                                    n_workers)
 
     # ------------------------------------------------------------ results
     def query_side(self, n_queries, y):
@@ -147,7 +111,7 @@ class BlockRunner:
         if self.removal.ensure_cached():
             all_cols = slice(0, n_train)
             if y_enc is not None and self.removal.approximation == "first_order" and (
-                    effective_n_jobs(self.n_jobs) <= 1):
+                    effective_n_jobs(self.explainer.n_jobs) <= 1):
                 # the classic formula is a single GEMM into the output
                 return self.block(Xf, Z0, y_enc, all_cols, out=out)
             # parameter changes are cached: blocks of query rows, each written in place
@@ -157,13 +121,13 @@ class BlockRunner:
                 y_rows = None if y_enc is None else y_enc[rows]
                 self.block(Xf[rows], Z0[rows], y_rows, all_cols, out=out[rows])
 
-            self.run(fill_rows, chunk_slices(n, rows_per_block), "influence")
+            self._run(fill_rows, chunk_slices(n, rows_per_block), "influence")
             return out
 
         def fill(cols):
             out[:, cols] = self.block(Xf, Z0, y_enc, cols)
 
-        self.run(fill, self.column_chunks(n), "influence")
+        self._run(fill, self.column_chunks(n), "influence")
         return out
 
     def _transform_query_side(self, Xf, Z0, y_enc):
@@ -179,17 +143,6 @@ class BlockRunner:
             out -= (G @ rw.directions) @ rw.coef.T
         return out
 
-    def explain(self, Xf, Z0, y_enc, k):
-        """Top-k helpful and harmful training points of each query, merged over blocks."""
-        return top_k_over_blocks(
-            lambda cols: self.block(Xf, Z0, y_enc, cols),
-            self.column_chunks(Xf.shape[0]),
-            lambda func, chunks: self.iterate(func, chunks, "explain"),
-            Xf.shape[0],
-            self.objective.n_train,
-            k,
-        )
-
     def column_sums(self, Xf, Z0, y_enc, desc="values"):
         """Sum over the queries of every training point's influence: (n_train,).
 
@@ -201,7 +154,8 @@ class BlockRunner:
         def sums(cols):
             return cols, self.block(Xf, Z0, y_enc, cols).sum(axis=0)
 
-        for cols, s in self.iterate(sums, self.column_chunks(Xf.shape[0]), desc):
+        for cols, s in self.explainer._run_blocks(sums, self.column_chunks(Xf.shape[0]),
+                                                  desc):
             total[cols] = s
         return total
 
@@ -223,9 +177,9 @@ def mean_influence(influence, X, y, row_entries):
     row_entries : int
         Budget of a block of query rows, in float64 entries.
     """
-    runner = influence._runner()
+    blocks = influence._blocks()
     n, n_train = y.shape[0], influence.objective_.n_train
-    if runner.removal.ensure_cached() or runner.query_side(n, y):
+    if blocks.removal.ensure_cached() or blocks.query_side(n, y):
         total = np.zeros(n_train)
         rows = max(1, min(n, row_entries // max(n_train, 1)))
         for start in range(0, n, rows):
@@ -234,4 +188,4 @@ def mean_influence(influence, X, y, row_entries):
             total += np.asarray(influence.transform(Xb, y[block])).sum(axis=0)
         return total / n
     Xf, Z0, y_enc = influence._queries(X, y)
-    return runner.column_sums(Xf, Z0, y_enc) / n
+    return blocks.column_sums(Xf, Z0, y_enc) / n

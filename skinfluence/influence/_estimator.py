@@ -2,25 +2,25 @@
 
 The removal approximations live in their own modules (``_first_order.py``,
 ``_newton.py``, ``_point_hessian.py``), exact refits in ``_refit.py`` and the
-block runners of ``transform`` / ``explain`` in ``_blocks.py``.
+influence blocks of ``transform`` / ``explain`` in ``_blocks.py`` (run by
+:class:`~skinfluence.base.BaseExplainer`'s block runner).
 """
 
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone, is_classifier
+from sklearn.base import TransformerMixin, is_classifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
+from ..base import BaseExplainer, estimator_has
 from ..linalg import HessianSolver, make_solver
-from ..utils._delegation import DelegatingMixin, check_k, estimator_has
+from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ..utils._parallel import chunk_slices
-from ..utils._routing import fit_weighted
-from ._blocks import BlockRunner
+from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
 from ._kernel import closed_form_removal
 from ._newton import Newton
@@ -28,8 +28,7 @@ from ._point_hessian import PointHessianNewton, point_hessians_apply
 from ._refit import refine_largest
 
 
-class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMixin,
-                         TransformerMixin, BaseEstimator):
+class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     """Influence of each training point on losses and predictions of a fitted model.
 
     Wraps a supported scikit-learn estimator (or a :class:`~sklearn.pipeline.Pipeline`
@@ -112,6 +111,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
         Solver name, damping used, iterations and residuals (iterative solvers).
+    n_iter_ : int
+        Iterations of the last Hessian solve of ``fit`` with an iterative solver
+        (``solver_info_["n_iter"]``; 0 if ``fit`` needed no solve); 1 for a direct
+        solver (the exact Cholesky factorisation).
     refined_indices_ : ndarray of int
         Training points whose leave-one-out parameters were computed exactly
         (see ``refine``).
@@ -218,14 +221,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
-        if isinstance(self.estimator, FrozenEstimator):
-            self.estimator_ = self.estimator
-            fitted = unwrap_frozen(self.estimator)
-        else:
-            self.estimator_ = clone(self.estimator)
-            # a Pipeline's weights reach its final step, metadata routing on or off
-            fit_weighted(self.estimator_, X, y, sample_weight, final_step=True)
-            fitted = self.estimator_
+        # a Pipeline's weights reach its final step, metadata routing on or off; a
+        # FrozenEstimator is kept as it is
+        self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
+        fitted = unwrap_frozen(self.estimator_)
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
@@ -255,6 +254,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         # costs one solve per training point and transform may not need any
         self._removal = removal
         self.solver_info_ = self.solver_.info()
+        # iterative solvers report the iterations of their last solve; a direct one is one step
+        self.n_iter_ = int(self.solver_info_.get("n_iter", 1))
         self._output_labels = row_labels(X, self.objective_.n_train)
         return self
 
@@ -294,9 +295,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
                 raise ValueError(f"X has {Xf.shape[0]} samples but y has {y_enc.shape[0]}.")
         return Xf, Z0, y_enc
 
-    def _runner(self):
+    def _blocks(self):
+        """The influence blocks of the fitted removal, run by :meth:`_run_blocks`."""
         check_is_fitted(self, "objective_")
-        return BlockRunner(self._removal, n_jobs=self.n_jobs, verbose=self.verbose)
+        return InfluenceBlocks(self._removal, self)
 
     # --------------------------------------------------------- public API
     def transform(self, X, y=None):
@@ -319,7 +321,7 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         """
         Xf, Z0, y_enc = self._queries(X, y)
         check_dense_output(Xf.shape[0], self.objective_.n_train, type(self).__name__)
-        return self._runner().transform(Xf, Z0, y_enc)
+        return self._blocks().transform(Xf, Z0, y_enc)
 
     def explain(self, X, y=None, k=10):
         """The ``k`` most helpful and ``k`` most harmful training points for each sample.
@@ -341,9 +343,12 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
             ``harmful_indices``, ``harmful_values`` (most negative first), each of
             shape ``(n_samples, min(k, n_train))``.
         """
-        k = check_k(k)
+        k = self._check_k(k)
         Xf, Z0, y_enc = self._queries(X, y)
-        return self._runner().explain(Xf, Z0, y_enc, k)
+        blocks = self._blocks()
+        n = Xf.shape[0]
+        return self._explain_blocks(lambda cols: blocks.block(Xf, Z0, y_enc, cols),
+                                    blocks.column_chunks(n), n, self.objective_.n_train, k)
 
     def parameter_changes(self, indices=None):
         """Predicted ``theta(refit without j) - theta`` for training points ``indices``.
@@ -389,20 +394,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         check_is_fitted(self, "objective_")
         return self.objective_.proba_from_outputs(self._removal.self_side().loo_outputs)
 
-    # ----------------------------------------------------------- delegation
+    # ----------------------------------------------------------------- tags
     def __sklearn_tags__(self):
-        from sklearn.utils import get_tags
-
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.estimator_type = inner.estimator_type
-        tags.classifier_tags = inner.classifier_tags
-        tags.regressor_tags = inner.regressor_tags
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        tags.input_tags.string = inner.input_tags.string
-        tags.input_tags.categorical = inner.input_tags.categorical
-        tags.target_tags.required = True
-        tags.target_tags.single_output = inner.target_tags.single_output
-        tags.target_tags.multi_output = inner.target_tags.multi_output
+        tags = super().__sklearn_tags__()  # the wrapped model's, from BaseExplainer
+        tags.target_tags.required = True  # influence is defined through the training loss
         return tags

@@ -8,15 +8,34 @@ from sklearn.utils.validation import check_is_fitted
 from ..linalg import CholeskyFactor
 
 
-def _solve(influence, H, B):
-    """``H^{-1} B`` as ``influence``'s exact solver would solve it.
+# the smallest eigenvalue of H^{-1} H_{-S} below which the Hessian without the group is
+# (nearly) indefinite and its Newton step meaningless: the per-point engine's threshold
+_NEAR_INDEFINITE = 0.1
 
-    The same damping and flat directions (pseudo-inverse there), by the shared
-    :class:`~skinfluence.linalg.CholeskyFactor`.
-    """
+
+def _factor(influence, H):
+    """:class:`~skinfluence.linalg.CholeskyFactor` of ``H`` as ``influence``'s exact solver
+    would factorise it: the same damping and flat directions (pseudo-inverse there)."""
     solver = influence.solver_
-    factor = CholeskyFactor(H, solver.null_space, solver.damping_, stacklevel=3)
-    return factor.solve(B)
+    # stack: _factor, _group_step, the public function, its caller
+    return CholeskyFactor(H, solver.null_space, solver.damping_, stacklevel=4)
+
+
+def _smallest_relative_eigenvalue(factor, J, S, w):
+    """Smallest real eigenvalue of ``H^{-1} H_{-S}``, ``H_{-S} = H - sum_j w_j J_j^T S_j J_j``.
+
+    Computed as ``I - H^{-1} sum_j w_j J_j^T S_j J_j`` in the smaller of the parameter
+    space and the group's output space (the same nonzero spectrum); ``H^{-1}`` is
+    ``factor``'s (damped, pseudo-) inverse.
+    """
+    m, K, p = J.shape
+    if m * K < p:
+        JHJ = (J.reshape(m * K, p) @ factor.solve(J.reshape(m * K, p).T)).reshape(m, K, m, K)
+        A = np.eye(m * K) - np.einsum("i,ikc,icjl->ikjl", w, S, JHJ).reshape(m * K, m * K)
+    else:
+        A = np.eye(p) - factor.solve(np.einsum("i,ikp,ikl,ilq->pq", w, J, S, J,
+                                               optimize=True))
+    return float(np.linalg.eigvals(A).real.min())
 
 
 def _objective_of(influence):
@@ -43,8 +62,11 @@ def removal_parameter_change(influence, indices, order=2):
         ``2``: one Newton step of the objective *without* the group, with its
         exact Hessian ``H_{-S} = H - sum_{j in S} w_j J_j^T S_j J_j``
         (``dtheta = H_{-S}^{-1} sum_{j in S} w_j g_j``): exact curvature for
-        GLMs, Gauss-Newton curvature for neural networks.
-        Kernel models (KernelRidge, GaussianProcessRegressor) ignore it: their
+        GLMs, Gauss-Newton curvature for neural networks.  For a neural network
+        whose ``H_{-S}`` is (nearly) indefinite relative to ``H`` (an eigenvalue of
+        ``H^{-1} H_{-S}`` below 0.1), where that step is meaningless, the
+        first-order step is returned instead, with a ``RuntimeWarning``.
+        Kernel models (KernelRidge, GaussianProcessRegressor) ignore ``order``: their
         group removal is exact in closed form.
 
     Returns
@@ -63,12 +85,18 @@ def removal_parameter_change(influence, indices, order=2):
     >>> removal_parameter_change(inf, [0, 1, 2]).shape
     (5,)
     """
+    return _group_step(influence, indices, order)[0]
+
+
+def _group_step(influence, indices, order):
+    """``(dtheta, order used)`` of :func:`removal_parameter_change` (order 2 falls back
+    to order 1, with a warning, where the Hessian without the group is indefinite)."""
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}.")
     obj = _objective_of(influence)
     idx = np.unique(np.asarray(indices, dtype=np.intp))
     if idx.size == 0:
-        return np.zeros(obj.n_params)
+        return np.zeros(obj.n_params), order
     if idx.min() < 0 or idx.max() >= obj.n_train:
         raise ValueError(f"indices must lie in [0, {obj.n_train}).")
     if idx.size == obj.n_train:
@@ -85,16 +113,32 @@ def removal_parameter_change(influence, indices, order=2):
         Z = obj.outputs(Xs)
         _, S = obj.loss_derivatives(Z, ys)
         J = obj.jvp(Xs, np.eye(obj.n_params))  # (|S|, K, p)
+        if not obj.linear_in_params:
+            # non-convex: removing the group's Gauss-Newton curvature can leave the
+            # Hessian (nearly) indefinite, where the Newton step is meaningless
+            factor = _factor(influence, H)
+            lam = _smallest_relative_eigenvalue(factor, J, S, w)
+            if lam < _NEAR_INDEFINITE:
+                warnings.warn(
+                    f"Removing the group of {idx.size} training point(s) leaves the Hessian "
+                    f"(nearly) indefinite (smallest eigenvalue of H^-1 H_-S: {lam:.3g}), "
+                    "where its Newton step is meaningless; its removal uses the "
+                    "first-order group step (order=1) instead.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return factor.solve(rhs), 1
         H = H - np.einsum("i,ikp,ikl,ilq->pq", w, J, S, J, optimize=True)
-    return _solve(influence, H, rhs)
+    return _factor(influence, H).solve(rhs), order
 
 
 def predict_removal_effect(influence, indices, X, y, order=2):
     """Predicted change of each sample's loss when the training rows ``indices`` are removed.
 
     The parameter change of :func:`removal_parameter_change` is applied and
-    the loss re-evaluated exactly at the new parameters (for ``order=1`` the
-    linear prediction ``g_i^T dtheta`` of the classic group influence).
+    the loss re-evaluated exactly at the new parameters (for ``order=1``, and
+    where ``order=2`` falls back to it, the linear prediction ``g_i^T dtheta`` of
+    the classic group influence).
 
     Parameters
     ----------
@@ -121,7 +165,7 @@ def predict_removal_effect(influence, indices, X, y, order=2):
     (20,)
     """
     obj = _objective_of(influence)
-    dtheta = removal_parameter_change(influence, indices, order=order)
+    dtheta, order = _group_step(influence, indices, order)
     Xf = obj.features(X)
     yv = obj.encode_target(np.asarray(y))
     if order == 1 and not obj.closed_form_removal:

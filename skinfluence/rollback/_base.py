@@ -1,7 +1,6 @@
 """Helpers shared by the rollback estimators, and the record of a fit with bookkeeping."""
 
 import numbers
-import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -10,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from ..utils._progress import progress_bar
 from ._index import scatter_add_rows
 from ._stream import content_keys
 
@@ -125,16 +125,6 @@ def _zeros_blocks(m, n, d):
     return [buf[j * n * d:(j + 1) * n * d].reshape(n, d) for j in range(m)]
 
 
-def _progress(verbose, total, desc):
-    if not verbose:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional
-        return None
-    return tqdm(total=total, desc=desc)
-
-
 class _SparseSGDMixin:
     """Shared optimisation parameters and the epoch loop with progress."""
 
@@ -168,21 +158,15 @@ class _SparseSGDMixin:
     def _run_epochs(self, step, desc):
         """Call ``step(epoch_start, n_epochs, losses_slice)`` over all epochs."""
         losses = np.empty(self.max_iter)
-        bar = _progress(self.verbose, self.max_iter, desc)
-        t0 = time.perf_counter()
-        if not self.verbose:
+        bar = progress_bar(self.max_iter, desc=desc, verbose=self.verbose)
+        if bar is None:
             step(0, self.max_iter, losses)
-        else:
+        else:  # one kernel call per epoch, to report its loss
             for ep in range(self.max_iter):
                 step(ep, 1, losses[ep:ep + 1])
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[ep]:.4f}")
-                else:
-                    print(f"[{desc}] epoch {ep + 1}/{self.max_iter} "
-                          f"loss={losses[ep]:.4f} ({time.perf_counter() - t0:.1f}s)")
-            if bar is not None:
-                bar.close()
+                bar.set_postfix(loss=f"{losses[ep]:.4f}")
+                bar.update(1)
+            bar.close()
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(
                 f"{desc}: training diverged (non-finite loss); lower learning_rate "

@@ -5,17 +5,17 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
+from sklearn.base import TransformerMixin, clone
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..utils._delegation import check_k
+from ..base import BaseExplainer, top_k_of_rows
 
 __all__ = ["GradientRollback"]
 
 
-class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+class GradientRollback(TransformerMixin, BaseExplainer):
     """Explain neural matrix factorisation predictions by Gradient Rollback.
 
     Training a clone of ``estimator`` (:class:`~skinfluence.DistMult`,
@@ -211,6 +211,8 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 "fit_with_rollback / rollback_model: other models do not expose the "
                 "per-example sparse updates Gradient Rollback records."
             )
+        # not _fit_estimator: the model is trained by fit_with_rollback, which records the
+        # per-example updates on the way (a plain fit would not)
         est = clone(self.estimator)
         rec = est.fit_with_rollback(X, y, sample_weight,
                                     record_negatives=self.record_negatives,
@@ -228,28 +230,17 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         self._model = model
         return self
 
-    # -- delegation ---------------------------------------------------------
-    def predict(self, X):
-        """Delegate to ``estimator_.predict``."""
-        check_is_fitted(self)
-        return self.estimator_.predict(X)
+    # -- tags ---------------------------------------------------------------
+    def _wrapped_tags(self):
+        """None: GradientRollback keeps its own (transformer) tags.
 
-    def predict_proba(self, X):
-        """Delegate to ``estimator_.predict_proba`` (knowledge-graph models)."""
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(X)
-
-    def decision_function(self, X):
-        """Delegate to ``estimator_.decision_function`` (knowledge-graph models)."""
-        check_is_fitted(self)
-        return self.estimator_.decision_function(X)
-
-    def score(self, X, y=None):
-        """Delegate to ``estimator_.score``."""
-        check_is_fitted(self)
-        if self.kind_ == "kg":
-            return self.estimator_.score(X)
-        return self.estimator_.score(X, y)
+        The wrapped model's would make ``GradientRollback(MatrixFactorization())`` a
+        regressor; but its outputs (``transform``, ``explain``) are those of a transformer
+        of query ids, and ``predict`` / ``score`` are only delegated, so the regressor
+        checks of scikit-learn would test the wrapped model through it, not Gradient
+        Rollback.
+        """
+        return None
 
     # -- explanations -------------------------------------------------------
     def _queries(self, X):
@@ -260,8 +251,7 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         model = self._model
         rec = self._record
         ptr, idx = model.candidates(X, rec, self.scope)
-        vals = model.deltas(X, ptr, idx, rec, self.rollback, n_jobs=self.n_jobs,
-                            verbose=self.verbose)
+        vals = model.deltas(X, ptr, idx, rec, self.rollback, run_blocks=self._run_blocks)
         # zero-weight examples never updated anything: drop them explicitly
         keep = self.sample_weight_[idx] > 0
         if not np.all(keep):
@@ -316,26 +306,10 @@ class GradientRollback(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             query; ties are ordered by training index, and ``-1`` / ``nan``
             pad queries with fewer candidates.
         """
-        k = check_k(k)
+        k = self._check_k(k)
         X = self._queries(X)
         ptr, idx, vals = self._deltas(X)
-        n = X.shape[0]
-        k = min(k, max(1, int(np.diff(ptr).max(initial=0))))
-        out_i = np.full((n, k), -1, dtype=np.int64)
-        out_d = np.full((n, k), np.nan)
-        harm_i = np.full((n, k), -1, dtype=np.int64)
-        harm_d = np.full((n, k), np.nan)
-        for a in range(n):
-            lo, hi = ptr[a], ptr[a + 1]
-            if hi == lo:
-                continue
-            v = vals[lo:hi]
-            m = min(k, hi - lo)
-            out_i[a, :m], out_d[a, :m] = _largest(v, idx[lo:hi], m)
-            harm_i[a, :m], neg = _largest(-v, idx[lo:hi], m)
-            harm_d[a, :m] = -neg
-        return _Explanation(helpful_indices=out_i, helpful_values=out_d,
-                            harmful_indices=harm_i, harmful_values=harm_d)
+        return _Explanation(**top_k_of_rows(ptr, idx, vals, k))
 
 
 class _Explanation(Bunch):
@@ -351,11 +325,3 @@ class _Explanation(Bunch):
             FutureWarning, stacklevel=2,
         )
         return iter((self["helpful_indices"], self["helpful_values"]))
-
-
-def _largest(v, idx, m):
-    """Training indices and values of the ``m`` largest ``v``, largest first (ties by index)."""
-    top = np.argpartition(-v, m - 1)[:m] if m < v.size else np.arange(v.size)
-    # sort by value, ties by training index for determinism
-    top = top[np.lexsort((idx[top], -v[top]))]
-    return idx[top], v[top]

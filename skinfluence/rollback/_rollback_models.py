@@ -8,10 +8,9 @@ residuals) on the :class:`~skinfluence.rollback._base.RollbackRecord` that
 """
 
 import numpy as np
-from joblib import Parallel, delayed
 
-from ..utils._parallel import chunk_slices, effective_n_jobs
-from ._base import TRAJECTORY_KG_ONLY, _progress, unexplained_share
+from ..utils._parallel import chunk_slices
+from ._base import TRAJECTORY_KG_ONLY, unexplained_share
 from ._index import kg_candidates, mf_candidates
 from ._kg_rollback import kg_first_order_deltas, kg_rollback_deltas, kg_rollback_deltas_dense
 from ._kg_train import KGData, KGRecord
@@ -28,6 +27,11 @@ _TRAJECTORY_CHUNK = 16
 
 def _columns(X):
     return tuple(np.ascontiguousarray(X[:, c]) for c in range(X.shape[1]))
+
+
+def _serial(func, chunks, desc):
+    """The default chunk runner of :meth:`KGRollbackModel.deltas`: in order, in this thread."""
+    return map(func, chunks)
 
 
 class KGRollbackModel:
@@ -86,17 +90,19 @@ class KGRollbackModel:
                        neg if neg is not None else np.zeros((1, 1, 1)))
         return KGData(*record.columns, record.sample_weight, record.keys), rec
 
-    def deltas(self, X, ptr, idx, record, rollback, n_jobs=None, verbose=0):
+    def deltas(self, X, ptr, idx, record, rollback, run_blocks=_serial):
         """Predicted drop of ``p(t | h, r)`` per (query, candidate) of the CSR ``ptr, idx``.
 
         ``rollback``: ``"auto"`` or ``"first_order"`` (``grad p . gamma_j``), ``"full"``
         (exact, ``gamma_j`` subtracted) or ``"trajectory"`` (``w_j dp/dw_j`` through
-        the training run; needs a record fitted with ``trajectory=True``; ``n_jobs``
-        threads and a progress bar with ``verbose``).
+        the training run; needs a record fitted with ``trajectory=True``).  The
+        trajectory replays run over chunks of queries by ``run_blocks(func, chunks,
+        desc)``, which yields ``func(chunk)`` in order (GradientRollback's
+        :meth:`~skinfluence.base.BaseExplainer._run_blocks`: threads, progress).
         """
         data, rec = self._kernel_inputs(record)
         if rollback == "trajectory":
-            return self._trajectory_deltas(X, ptr, idx, data, record, n_jobs, verbose)
+            return self._trajectory_deltas(X, ptr, idx, data, record, run_blocks)
         E, R = self.entity_embeddings, self.relation_embeddings
         if rollback in ("auto", "first_order"):
             fn = kg_first_order_deltas
@@ -104,7 +110,7 @@ class KGRollbackModel:
             fn = kg_rollback_deltas_dense if rec.mode == 2 else kg_rollback_deltas
         return fn(self.spec, E, R, *_columns(X), ptr, idx, data, rec)
 
-    def _trajectory_deltas(self, X, ptr, idx, data, record, n_jobs, verbose):
+    def _trajectory_deltas(self, X, ptr, idx, data, record, run_blocks):
         ck = record.checkpoints
         if ck is None:
             raise ValueError(
@@ -123,21 +129,13 @@ class KGRollbackModel:
             kg_trajectory_deltas(self.spec, data, self.hyper, ck, lamE, lamR, out)
             return sl, out
 
+        # the kernels release the GIL: chunks can run in threads
         chunks = chunk_slices(X.shape[0], _TRAJECTORY_CHUNK)
-        n_workers = min(effective_n_jobs(n_jobs), len(chunks))
-        bar = _progress(verbose, len(chunks), "trajectory rollback")
-        # the kernels release the GIL: chunks run in threads
-        results = Parallel(n_jobs=n_workers, prefer="threads", return_as="generator")(
-            delayed(chunk)(sl) for sl in chunks) if n_workers > 1 else map(chunk, chunks)
         vals = np.empty(idx.shape[0])
-        for sl, out in results:
+        for sl, out in run_blocks(chunk, chunks, "trajectory rollback"):
             for a in range(sl.stop - sl.start):
                 seg = slice(ptr[sl.start + a], ptr[sl.start + a + 1])
                 vals[seg] = out[a, idx[seg]]
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
         return vals
 
     def residuals(self, record):
@@ -185,9 +183,9 @@ class MFRollbackModel:
         (u_ptr, u_idx), (i_ptr, i_idx) = record.index
         return mf_candidates(*_columns(X), u_ptr, u_idx, i_ptr, i_idx, record.X.shape[0])
 
-    def deltas(self, X, ptr, idx, record, rollback, n_jobs=None, verbose=0):
+    def deltas(self, X, ptr, idx, record, rollback, run_blocks=_serial):
         """Predicted drop of the rating per (query, candidate): ``"first_order"`` or the
-        exact rollback (``"full"``, ``"auto"``)."""
+        exact rollback (``"full"``, ``"auto"``); one kernel call (``run_blocks`` unused)."""
         if rollback == "trajectory":
             raise ValueError(TRAJECTORY_KG_ONLY)
         fn = mf_first_order_deltas if rollback == "first_order" else mf_rollback_deltas

@@ -152,6 +152,23 @@ def test_fast_loo_path_sparse_and_fallbacks(wine_noisy):
     np.testing.assert_allclose(slow.proba_, slow.influence_.loo_predict_proba())
 
 
+def test_fast_loo_path_without_a_probability_link(wine_noisy, monkeypatch):
+    """An objective without a probability link (the Objective default raises
+    AttributeError) sends the fast path to the objective's own Hessian and to
+    ``scores_to_proba``, which for the softmax are the same numbers."""
+    from skinfluence.objectives import logistic
+    from skinfluence.objectives._base import Objective
+
+    X, _, y_noisy, _ = wine_noisy
+    linked = InfluenceCleaner(_model()).fit(X, y_noisy)
+    monkeypatch.setattr(logistic.LogisticObjective, "proba_from_outputs",
+                        Objective.proba_from_outputs)
+    unlinked = InfluenceCleaner(_model()).fit(X, y_noisy)
+    assert unlinked.influence_ is None  # still the fast path
+    change = np.abs(linked.proba_ - linked.estimator_.predict_proba(X)).max()
+    np.testing.assert_allclose(unlinked.proba_, linked.proba_, rtol=0, atol=1e-9 * change)
+
+
 def test_loo_scores_and_issues_are_confident_learning_on_loo_proba(wine_noisy):
     X, _, y_noisy, _ = wine_noisy
     cleaner = InfluenceCleaner(_model()).fit(X, y_noisy)

@@ -186,6 +186,28 @@ def test_cg_reports_non_convergence():
     assert not inf.solver_.converged_
 
 
+@pytest.mark.parametrize("solver, max_iter", [("exact", None), ("cg", None), ("cg", 3),
+                                              ("lissa", None), ("lissa", 3)])
+def test_n_iter_counts_the_solver_iterations(solver, max_iter):
+    X, y, _, _ = _data(2, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # max_iter=3 does not converge
+        inf = InfluenceFunctions(LogisticRegression(), solver=solver, max_iter=max_iter,
+                                 refine=0).fit(X, y)
+    if solver == "exact":
+        assert inf.n_iter_ == 1  # one direct factorisation
+    else:
+        # the Newton steps of fit solve for every training point: the solver ran
+        assert inf.n_iter_ == inf.solver_.n_iter_ >= 1
+        if max_iter is not None:
+            assert inf.n_iter_ == max_iter
+    if solver == "cg" and max_iter is None:
+        # the first-order formula with an iterative solver defers its solves past fit
+        lazy = InfluenceFunctions(LogisticRegression(), solver="cg",
+                                  approximation="first_order", refine=0).fit(X, y)
+        assert lazy.n_iter_ == 0
+
+
 def test_loo_outputs_match_refits():
     X, y, _, _ = _data(3, seed=6)
     est = LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=10000)
@@ -454,7 +476,7 @@ def test_cg_query_side_first_order_matches_exact_on_sparse_data():
     exact = InfluenceFunctions(est, solver="exact", approximation="first_order").fit(X, y)
     cg = InfluenceFunctions(est, solver="cg", approximation="first_order", tol=1e-12).fit(X, y)
     # 10 queries < 300 training points: cg solves for the queries, not the training points
-    assert cg._runner().query_side(10, yt)
+    assert cg._blocks().query_side(10, yt)
     np.testing.assert_allclose(cg.transform(Xt, yt), exact.transform(Xt, yt), rtol=1e-6,
                                atol=1e-10)
     np.testing.assert_allclose(cg.self_influence_, exact.self_influence_, rtol=1e-6, atol=1e-10)

@@ -9,15 +9,9 @@ _COLUMNS_ARE_TRAINING_POINTS = (
     "transform's columns are the training points, so repeating a point (the check's "
     "stand-in for an integer sample weight) adds columns: the outputs cannot match"
 )
-_MAX_ITER_IS_THE_SOLVERS = (
-    "max_iter caps the iterative Hessian solvers (cg, lissa); with the default exact "
-    "solver no iteration runs, so there is no n_iter_ to report"
-)
 EXPECTED_FAILURES = {
     "check_sample_weight_equivalence_on_dense_data": _COLUMNS_ARE_TRAINING_POINTS,
     "check_sample_weight_equivalence_on_sparse_data": _COLUMNS_ARE_TRAINING_POINTS,
-    "check_non_transformer_estimators_n_iter": _MAX_ITER_IS_THE_SOLVERS,
-    "check_transformer_n_iter": _MAX_ITER_IS_THE_SOLVERS,
 }
 
 

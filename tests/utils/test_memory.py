@@ -60,7 +60,7 @@ def test_influence_valuation_without_cached_directions(monkeypatch, approximatio
         iv = InfluenceValuation(model, approximation=approximation, solver=solver).fit(
             X, y, X_val=Xv, y_val=yv)
         assert not iv.influence_._removal.cached
-        assert iv.influence_._runner().query_side(n_val, yv) == (solver == "cg" and n_val == 60)
+        assert iv.influence_._blocks().query_side(n_val, yv) == (solver == "cg" and n_val == 60)
         reference = iv.influence_.transform(Xv, yv).mean(axis=0)
         np.testing.assert_allclose(iv.values_, reference, rtol=1e-12,
                                    atol=1e-12 * np.abs(reference).max())

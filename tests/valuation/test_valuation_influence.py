@@ -1,5 +1,7 @@
 """Influence-based valuation and group removal effects against actual refits."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -96,6 +98,92 @@ def test_group_removal_is_exact_for_ridge():
     actual = (refit.predict(X[:5]) - y[:5]) ** 2 - (full.predict(X[:5]) - y[:5]) ** 2
     assert np.all(np.isfinite(pred))
     np.testing.assert_allclose(pred / pred[0], actual / actual[0], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def indefinite_mlp():
+    """A small ReLU network whose Hessian without some groups of points is indefinite."""
+    from sklearn.datasets import load_wine
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    idx = np.random.RandomState(0).permutation(len(y))
+    X = StandardScaler().fit_transform(X[idx, :5])
+    y = y[idx]
+    est = MLPClassifier(hidden_layer_sizes=(4,), activation="relu", alpha=1.0,
+                        solver="lbfgs", tol=1e-9, max_iter=3000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # its own damping / fallbacks
+        inf = InfluenceFunctions(est).fit(X[:70], y[:70])
+    return inf, X[70:76], y[70:76]
+
+
+def _hessian_without(inf, group):
+    """The damped Hessian without ``group``'s Gauss-Newton curvature, by brute force, on
+    the complement of the flat directions: ``(Q^T H_-S Q, Q)``, ``Q`` an orthonormal basis."""
+    obj = inf.objective_
+    H = obj.hessian() + inf.solver_.damping_ * np.eye(obj.n_params)
+    for j in group:
+        Xj, yj = obj.X[j:j + 1], obj.y[j:j + 1]
+        _, S = obj.loss_derivatives(obj.outputs(Xj), yj)
+        J = obj.jvp(Xj, np.eye(obj.n_params))[0]  # (K, p)
+        H -= obj.weights[j] * J.T @ S[0] @ J
+    N = inf.solver_.null_space
+    if N is None:
+        return H, np.eye(obj.n_params)
+    Q = np.linalg.svd(np.eye(obj.n_params) - N @ N.T)[0][:, :obj.n_params - N.shape[1]]
+    return Q.T @ H @ Q, Q
+
+
+def _exact_step(inf, group):
+    """``H_-S^+ sum_S w_j g_j``: the order-2 group step by brute force."""
+    obj = inf.objective_
+    H, Q = _hessian_without(inf, group)
+    rhs = obj.sample_gradients(obj.X[group], obj.y[group]).T @ obj.weights[group]
+    return Q @ np.linalg.solve(H, Q.T @ rhs)
+
+
+def test_group_removal_falls_back_to_first_order_where_hessian_is_indefinite(indefinite_mlp):
+    inf, Xq, yq = indefinite_mlp
+    group = [1, 4, 9, 16]
+    assert np.linalg.eigvalsh(_hessian_without(inf, group)[0])[0] < 0  # meaningless step
+    with pytest.warns(RuntimeWarning, match=r"first-order group step \(order=1\)"):
+        d2 = removal_parameter_change(inf, group, order=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d1 = removal_parameter_change(inf, group, order=1)
+        e1 = predict_removal_effect(inf, group, Xq, yq, order=1)
+    np.testing.assert_array_equal(d2, d1)
+    with pytest.warns(RuntimeWarning, match="first-order group step"):
+        e2 = predict_removal_effect(inf, group, Xq, yq, order=2)
+    np.testing.assert_array_equal(e2, e1)  # the linear prediction of order 1, too
+
+
+def test_group_removal_keeps_order_two_where_hessian_stays_definite(indefinite_mlp):
+    inf, Xq, yq = indefinite_mlp
+    group = [2, 13]
+    assert np.linalg.eigvalsh(_hessian_without(inf, group)[0])[0] > 0
+    obj = inf.objective_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d2 = removal_parameter_change(inf, group, order=2)
+        e2 = predict_removal_effect(inf, group, Xq, yq, order=2)
+    np.testing.assert_allclose(d2, _exact_step(inf, group), rtol=0,
+                               atol=1e-9 * np.abs(d2).max())
+    np.testing.assert_allclose(e2, obj.sample_losses(obj.features(Xq), yq, obj.theta + d2)
+                               - obj.sample_losses(obj.features(Xq), yq), rtol=1e-12)
+
+
+def test_group_removal_of_a_convex_model_is_the_exact_hessian_step(task):
+    X, y, Xv, yv, est = task
+    inf = InfluenceFunctions(est).fit(X, y)
+    group = np.arange(0, 100, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d2 = removal_parameter_change(inf, group, order=2)
+    np.testing.assert_allclose(d2, _exact_step(inf, group), rtol=0,
+                               atol=1e-10 * np.abs(d2).max())
 
 
 def test_influence_valuation_groups(task):
