@@ -102,7 +102,7 @@ def _group_step(influence, indices, order):
     if idx.size == obj.n_train:
         raise ValueError("Cannot predict the removal of every training point.")
     if obj.closed_form_removal:  # kernel models: exact, whatever the order (see _kernel.py)
-        return influence._removal.group_change(idx)
+        return influence._removal.group_change(idx), order
     Xs = obj.X[idx]
     ys = obj.y[idx]
     w = obj.weights[idx]
