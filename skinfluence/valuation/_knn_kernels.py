@@ -17,12 +17,12 @@ __all__ = ["knn_classifier_shapley_rows", "knn_regressor_shapley_rows"]
 
 
 @njit(cache=True)
-def _game_order(d, order, skip):  # pragma: no cover - numba
+def _game_order(d, order, skip, row):  # pragma: no cover - numba
     """The training points of one game ranked by distance ``d``, nearest first.
 
     ``order`` is an (unstable, fast) argsort of ``d``; runs of equal distances are
-    re-sorted by index so that ties break deterministically.  ``skip >= 0`` is left out.
-    Returns a new array.
+    re-sorted by index so that ties break deterministically.  ``skip >= 0`` is left out
+    of the game, with value ``row[skip] = 0``.  Returns a new array.
     """
     order = order.copy()
     n = order.shape[0]
@@ -37,6 +37,7 @@ def _game_order(d, order, skip):  # pragma: no cover - numba
             t += 1
     if skip < 0:
         return order
+    row[skip] = 0.0
     kept = np.empty(n - 1, dtype=order.dtype)
     j = 0
     for t in range(n):
@@ -59,10 +60,7 @@ def knn_classifier_shapley_rows(D, orders, y_train, y_val, k, exclude,
     m = D.shape[0]
     for r in prange(m):
         row = out[r]
-        skip = exclude[r]
-        order = _game_order(D[r], orders[r], skip)
-        if skip >= 0:
-            row[skip] = 0.0
+        order = _game_order(D[r], orders[r], exclude[r], row)
         n_eff = order.shape[0]
         if n_eff == 0:  # a one-point training set valuing itself: no game, all values 0
             continue
@@ -97,10 +95,7 @@ def knn_regressor_shapley_rows(D, orders, y_train, y_val, k, exclude,
     inv_k = 1.0 / k
     for r in prange(m):
         row = out[r]
-        skip = exclude[r]
-        order = _game_order(D[r], orders[r], skip)
-        if skip >= 0:
-            row[skip] = 0.0
+        order = _game_order(D[r], orders[r], exclude[r], row)
         n_eff = order.shape[0]
         if n_eff == 0:  # a one-point training set valuing itself: no game, all values 0
             continue
