@@ -6,6 +6,7 @@ in ``examples/`` is executed on every build (each example takes seconds).
 
 import os
 import re
+import sys
 import warnings
 
 import skinfluence
@@ -26,7 +27,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
+exclude_patterns = ["_build", "_generated", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.md5"]
 root_doc = "index"
 default_role = "literal"
@@ -88,7 +89,19 @@ def _cli_help_directive():
     return CLIHelp
 
 
+def _write_architecture(app):
+    # developers.rst includes the layer figure; it is read from the package's imports on
+    # every build, so that it follows the code (docs/_scripts/architecture.py).
+    sys.path.insert(0, os.path.join(app.srcdir, "_scripts"))
+    try:
+        import architecture
+    finally:
+        sys.path.pop(0)
+    architecture.write(os.path.join(app.srcdir, "_generated", "architecture.inc"))
+
+
 def setup(app):
+    app.connect("builder-inited", _write_architecture)
     app.add_directive("skinfluence-help", _cli_help_directive())
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-docstring", _literal_shapes)

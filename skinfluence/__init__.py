@@ -30,7 +30,7 @@ _LAZY = {
     "CleanClassifier": "skinfluence.cleaning",
 }
 _SUBMODULES = {"objectives", "linalg", "datasets", "valuation", "cleaning", "rollback", "plot",
-               "cli"}
+               "cli", "metrics", "sampling"}
 # still importable, not advertised: a deprecated alias (it warns on use)
 _DEPRECATED_SUBMODULES = {"solvers"}
 

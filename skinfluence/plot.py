@@ -14,6 +14,11 @@ plots compose with the rest of a matplotlib figure.
   into groups (e.g. clean vs flipped).
 * :func:`plot_retraining`: influence-predicted against actual effect of
   removing each training example.
+* :func:`plot_removal_curve`: held-out score against the fraction of training rows
+  removed, from :func:`skinfluence.metrics.removal_curve`.
+* :func:`plot_faithfulness`: predicted against retrained loss changes, from
+  :func:`skinfluence.metrics.linear_datamodeling_score` or
+  :func:`skinfluence.metrics.loo_correlation` (``return_details=True``).
 """
 
 import numpy as np
@@ -23,6 +28,8 @@ __all__ = [
     "plot_cleaning_curve",
     "plot_value_distribution",
     "plot_retraining",
+    "plot_removal_curve",
+    "plot_faithfulness",
 ]
 
 
@@ -117,6 +124,23 @@ def plot_explanation(
     >>> len(ax.patches)
     4
     """
+    helpful_idx, helpful_val, harmful_idx, harmful_val = _explanation_rows(explanation, index, k)
+    y_train = None if y_train is None else np.asarray(y_train)
+
+    def label(j):
+        return f"#{j}" if y_train is None else f"#{j} (y={y_train[j]})"
+
+    if image_shape is None:
+        return _explanation_bars(_get_ax(ax), helpful_idx, helpful_val, harmful_idx,
+                                 harmful_val, label)
+    X_train, query = _check_images(X_train, image_shape, query)
+    return _explanation_images(fig, X_train, (helpful_idx, helpful_val),
+                               (harmful_idx, harmful_val), label, image_shape, query,
+                               query_label, cmap)
+
+
+def _explanation_rows(explanation, index, k):
+    """Helpful and harmful indices and values of row ``index``, the first ``k`` of each."""
     helpful_idx = _row_of(explanation, "helpful_indices", index).astype(int)
     helpful_val = _row_of(explanation, "helpful_values", index).astype(float)
     harmful_idx = _row_of(explanation, "harmful_indices", index).astype(int)
@@ -126,25 +150,26 @@ def plot_explanation(
             raise ValueError(f"k must be at least 1; got {k}.")
         helpful_idx, helpful_val = helpful_idx[:k], helpful_val[:k]
         harmful_idx, harmful_val = harmful_idx[:k], harmful_val[:k]
-    y_train = None if y_train is None else np.asarray(y_train)
+    return helpful_idx, helpful_val, harmful_idx, harmful_val
 
-    def label(j):
-        return f"#{j}" if y_train is None else f"#{j} (y={y_train[j]})"
 
-    if image_shape is None:
-        ax = _get_ax(ax)
-        idx = np.concatenate([helpful_idx, harmful_idx[::-1]])
-        val = np.concatenate([helpful_val, harmful_val[::-1]])
-        pos = np.arange(len(idx))[::-1]
-        colors = ["tab:blue"] * len(helpful_idx) + ["tab:red"] * len(harmful_idx)
-        ax.barh(pos, val, color=colors)
-        ax.set_yticks(pos)
-        ax.set_yticklabels([label(j) for j in idx])
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel("influence (positive: helps the prediction)")
-        ax.set_title("Most helpful (blue) and harmful (red) training examples")
-        return ax
+def _explanation_bars(ax, helpful_idx, helpful_val, harmful_idx, harmful_val, label):
+    """Horizontal bars: helpful examples (blue) on top, then harmful ones (red)."""
+    idx = np.concatenate([helpful_idx, harmful_idx[::-1]])
+    val = np.concatenate([helpful_val, harmful_val[::-1]])
+    pos = np.arange(len(idx))[::-1]
+    colors = ["tab:blue"] * len(helpful_idx) + ["tab:red"] * len(harmful_idx)
+    ax.barh(pos, val, color=colors)
+    ax.set_yticks(pos)
+    ax.set_yticklabels([label(j) for j in idx])
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("influence (positive: helps the prediction)")
+    ax.set_title("Most helpful (blue) and harmful (red) training examples")
+    return ax
 
+
+def _check_images(X_train, image_shape, query):
+    """``X_train`` and ``query`` as arrays whose rows reshape to ``image_shape``."""
     if X_train is None:
         raise ValueError("X_train is required to draw training examples as images.")
     X_train = np.asarray(X_train)
@@ -160,6 +185,13 @@ def plot_explanation(
             raise ValueError(
                 f"query has {query.size} features; image_shape={tuple(image_shape)} needs {size}."
             )
+    return X_train, query
+
+
+def _explanation_images(fig, X_train, helpful, harmful, label, image_shape, query,
+                        query_label, cmap):
+    """Image grid: helpful examples on the top row, harmful ones below, the query first."""
+    (helpful_idx, helpful_val), (harmful_idx, harmful_val) = helpful, harmful
     plt = _pyplot()
     n_cols = max(len(helpful_idx), len(harmful_idx), 1)
     offset = int(query is not None)
@@ -370,4 +402,101 @@ def plot_retraining(predicted, actual, *, ax=None, label=None):
         ax.set_title("Pearson r = n/a (constant values)")
     if label is not None:
         ax.legend()
+    return ax
+
+
+def plot_removal_curve(fractions, scores, *, label=None, ax=None):
+    """Draw a removal curve: held-out score against the fraction of rows removed.
+
+    Call once per method and order (``"high"`` / ``"low"``) on the same Axes to compare
+    them.
+
+    Parameters
+    ----------
+    fractions, scores : array-like of shape (n_fractions,)
+        Output of :func:`skinfluence.metrics.removal_curve`.
+    label : str, default=None
+        Legend entry of the curve.
+    ax : matplotlib Axes, default=None
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skinfluence.plot import plot_removal_curve
+    >>> ax = plot_removal_curve([0.0, 0.1, 0.2], [0.95, 0.93, 0.90], label="high first")
+    >>> len(ax.lines)
+    1
+    """
+    fractions = np.asarray(fractions, dtype=float).ravel()
+    scores = np.asarray(scores, dtype=float).ravel()
+    if fractions.shape != scores.shape:
+        raise ValueError(f"fractions and scores must have the same length; got "
+                         f"{fractions.size} and {scores.size}.")
+    ax = _get_ax(ax)
+    ax.plot(fractions, scores, marker="o", markersize=4, label=label)
+    ax.set_xlabel("fraction of training rows removed")
+    ax.set_ylabel("held-out score of the retrained model")
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_faithfulness(details, *, test_point=None, ax=None, label=None):
+    """Scatter a method's predicted loss changes against those of retrained models.
+
+    Parameters
+    ----------
+    details : Bunch
+        Output of :func:`skinfluence.metrics.linear_datamodeling_score` or
+        :func:`skinfluence.metrics.loo_correlation` with ``return_details=True``.
+    test_point : int, default=None
+        Draw only this test point (an LDS is a correlation per test point);
+        ``None``: every (subset or left-out point, test point) pair.
+    ax : matplotlib Axes, default=None
+    label : str, default=None
+        Legend entry for the points.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        Drawn by :func:`plot_retraining`; for an LDS the title also reports the score.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn.utils import Bunch
+    >>> from skinfluence.plot import plot_faithfulness
+    >>> details = Bunch(score=0.9, predicted=np.array([[0.1], [0.3], [0.2]]),
+    ...                 actual=np.array([[0.12], [0.28], [0.25]]), removed=None)
+    >>> ax = plot_faithfulness(details)
+    >>> ax.get_title().startswith("LDS")
+    True
+    """
+    predicted = np.asarray(details["predicted"], dtype=float)
+    actual = np.asarray(details["actual"], dtype=float)
+    lds = "removed" in details  # LDS: (n_subsets, n_test); LOO: (n_test, n_left_out)
+    if test_point is not None:
+        if predicted.ndim != 2:
+            raise ValueError("test_point needs per-test-point details (a matrix method).")
+        axis = 1 if lds else 0
+        if not 0 <= test_point < predicted.shape[axis]:
+            raise ValueError(f"test_point={test_point} is out of range.")
+        predicted = np.take(predicted, test_point, axis=axis)
+        actual = np.take(actual, test_point, axis=axis)
+    ax = plot_retraining(predicted, actual, ax=ax, label=label)
+    if lds:
+        what = ("Spearman of this point" if test_point is not None
+                else "mean Spearman per test point")
+        score = (details["scores"][test_point] if test_point is not None
+                 else details["score"])
+        ax.set_title(f"LDS = {score:.3f} ({what})\n{ax.get_title()}")
+    ax.set_xlabel("actual loss change (retrained)")
+    ax.set_ylabel("predicted loss change")
     return ax

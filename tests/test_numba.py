@@ -71,3 +71,93 @@ def test_no_writable_cache_location_still_works():
     )[:3]
     assert enabled == "False"
     assert kind == "NullCache"
+
+
+# ------------------------------------------------------------------ cache_dir precedence
+_CACHE_VARS = ("SKINFLUENCE_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME")
+
+
+def _cache_dir_with(monkeypatch, **env):
+    from skinfluence._numba import cache_dir
+
+    for var in _CACHE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    return cache_dir()
+
+
+def test_cache_dir_precedence(monkeypatch, tmp_path):
+    sk, nb, xdg = (str(tmp_path / name) for name in ("sk", "nb", "xdg"))
+    # 1. SKINFLUENCE_CACHE_DIR, as given
+    assert _cache_dir_with(monkeypatch, SKINFLUENCE_CACHE_DIR=sk, NUMBA_CACHE_DIR=nb,
+                           XDG_CACHE_HOME=xdg) == sk
+    # 2. numba's own NUMBA_CACHE_DIR, under skinfluence/
+    assert _cache_dir_with(monkeypatch, NUMBA_CACHE_DIR=nb, XDG_CACHE_HOME=xdg) == (
+        os.path.join(nb, "skinfluence"))
+    # 3. XDG_CACHE_HOME/skinfluence/numba, else ~/.cache/skinfluence/numba
+    assert _cache_dir_with(monkeypatch, XDG_CACHE_HOME=xdg) == (
+        os.path.join(xdg, "skinfluence", "numba"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _cache_dir_with(monkeypatch) == (
+        os.path.join(str(tmp_path / "home"), ".cache", "skinfluence", "numba"))
+
+
+def test_cache_dir_empty_variables_are_unset(monkeypatch, tmp_path):
+    xdg = str(tmp_path / "xdg")
+    assert _cache_dir_with(monkeypatch, SKINFLUENCE_CACHE_DIR="", NUMBA_CACHE_DIR="",
+                           XDG_CACHE_HOME=xdg) == os.path.join(xdg, "skinfluence", "numba")
+
+
+def test_cache_dir_relative_paths_become_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert _cache_dir_with(monkeypatch, SKINFLUENCE_CACHE_DIR="rel") == str(tmp_path / "rel")
+    assert _cache_dir_with(monkeypatch, NUMBA_CACHE_DIR="nb") == (
+        os.path.join(str(tmp_path / "nb"), "skinfluence"))
+
+
+def test_cache_dir_on_windows_uses_localappdata(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "platform", "win32")
+    local = str(tmp_path / "Local")
+    assert _cache_dir_with(monkeypatch, LOCALAPPDATA=local, XDG_CACHE_HOME="ignored") == (
+        os.path.join(local, "skinfluence", "numba"))
+
+
+# ------------------------------------------------------------------ nothing compiled at import
+IMPORT_ALL = textwrap.dedent(
+    """
+    import gc
+    import importlib
+    import pkgutil
+
+    import skinfluence
+    from numba.core.dispatcher import Dispatcher
+
+    for info in pkgutil.walk_packages(skinfluence.__path__, "skinfluence."):
+        if info.name.endswith("__main__"):
+            continue
+        importlib.import_module(info.name)
+    compiled = sorted(
+        f"{d.py_func.__module__}.{d.py_func.__name__}"
+        for d in gc.get_objects()
+        if isinstance(d, Dispatcher) and d.py_func.__module__.startswith("skinfluence")
+        and d.overloads
+    )
+    kernels = sum(isinstance(d, Dispatcher) and d.py_func.__module__.startswith("skinfluence")
+                  for d in gc.get_objects())
+    print(kernels)
+    print(" ".join(compiled))
+    """
+)
+
+
+def test_importing_every_module_compiles_no_kernel(tmp_path):
+    # kernels compile on first call: no njit signatures, no kernel call at module level
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["SKINFLUENCE_CACHE_DIR"] = str(tmp_path)  # an empty cache: nothing to load either
+    out = subprocess.run([sys.executable, "-c", IMPORT_ALL], env=env, capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    kernels, compiled = out.stdout.split("\n")[:2]
+    assert int(kernels) > 10  # the probe saw the package's kernels
+    assert compiled == "", f"compiled at import: {compiled}"

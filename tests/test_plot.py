@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from skinfluence.plot import (  # noqa: E402
     plot_cleaning_curve,
     plot_explanation,
+    plot_faithfulness,
+    plot_removal_curve,
     plot_retraining,
     plot_value_distribution,
 )
@@ -121,3 +123,34 @@ def test_plot_retraining_reports_correlations():
     np.testing.assert_allclose(offsets[:, 1], 2 * actual)
     with pytest.raises(ValueError, match="same length"):
         plot_retraining([1.0], [1.0, 2.0])
+
+
+def test_plot_removal_curve_draws_the_curves():
+    ax = plot_removal_curve([0.0, 0.1, 0.2], [0.9, 0.8, 0.7], label="high")
+    plot_removal_curve([0.0, 0.1, 0.2], [0.9, 0.92, 0.93], label="low", ax=ax)
+    assert len(ax.lines) == 2
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [0.9, 0.92, 0.93])
+    with pytest.raises(ValueError, match="same length"):
+        plot_removal_curve([0.0, 0.1], [0.9])
+
+
+def test_plot_faithfulness_draws_the_details_of_a_metric():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from skinfluence import InfluenceFunctions
+    from skinfluence.metrics import linear_datamodeling_score
+
+    X, y = load_diabetes(return_X_y=True)
+    details = linear_datamodeling_score(InfluenceFunctions(Ridge()), X[:60], y[:60],
+                                        X[100:105], y[100:105], n_subsets=6, random_state=0,
+                                        return_details=True)
+    ax = plot_faithfulness(details)
+    offsets = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(offsets[:, 0], details.actual.ravel())
+    np.testing.assert_allclose(offsets[:, 1], details.predicted.ravel())
+    assert ax.get_title().startswith(f"LDS = {details.score:.3f}")
+    ax = plot_faithfulness(details, test_point=2)
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], details.predicted[:, 2])
+    with pytest.raises(ValueError, match="out of range"):
+        plot_faithfulness(details, test_point=5)

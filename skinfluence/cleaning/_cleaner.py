@@ -373,7 +373,7 @@ class InfluenceCleaner(BaseExplainer):
         if not user_frozen:
             fitted = FrozenEstimator(fitted)
         # "loo" ranks by probabilities and never refits (exact refits of the largest
-        # changes cost up to 100x the fit and do not move the flagged set); the score
+        # changes cost many times the fit and do not move the flagged set); the score
         # methods keep the engine's default, whose scores_ are the documented influences
         infl = InfluenceFunctions(
             fitted,

@@ -188,8 +188,7 @@ def find_label_issues(labels, P, *, filter_by="prune_by_noise_rate", frac_noise=
         lowest self-confidence.  ``both``: the intersection.
         ``prune_globally``: the same total count ``n (1 - trace Q)`` as PBC,
         but the samples with the lowest self-confidence over the whole set
-        (not per class); with leave-one-out probabilities it gave the best
-        F1 and post-cleaning accuracy in ``benchmarks/bench_cleaning.py``.
+        (not per class).
         ``confident_joint``: the off-diagonal of ``C``.
         ``predicted_neq_given``: the argmax of ``P`` differs from the label.
     frac_noise : float in (0, 1], default=1.0

@@ -116,8 +116,9 @@ def _model(args, task, X, y, console):
     """The estimator of ``--model`` (default: by task) for the loaded data, announced."""
     name = args.model or default_model(task)
     alpha = getattr(args, "alpha", None)
-    if alpha is not None and name != "ridge":
-        raise UsageError(f"--alpha is the penalty of --model ridge; --model {name} has none.")
+    if alpha is not None and name not in ("ridge", "kernel-ridge"):
+        raise UsageError(f"--alpha is the penalty of --model ridge or kernel-ridge; --model "
+                         f"{name} has none.")
     if name == "ridge" and task == "regression" and alpha is None:
         path = ridge_alpha(X, y)
         alpha = path.alpha

@@ -10,9 +10,11 @@ MODELS = {
     "linear-svm": "linear support vector machine (LinearSVC)",
     "ridge": "ridge regression, alpha chosen by exact leave-one-out unless --alpha "
     "(default for regression)",
+    "kernel-ridge": "kernel ridge regression (RBF kernel, alpha 1 unless --alpha; exact "
+    "influence), for a numeric target",
 }
 CLASSIFIERS_ONLY = ("logistic", "linear-svm")
-REGRESSORS_ONLY = ("ridge",)
+REGRESSORS_ONLY = ("ridge", "kernel-ridge")
 
 
 def default_model(task):
@@ -33,8 +35,8 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
     X, y : ndarray, default=None
         Training data; ``ridge`` without ``alpha`` needs them to choose its penalty.
     alpha : float, default=None
-        Penalty of ``ridge``; None: the one with the smallest exact leave-one-out error
-        (:func:`ridge_alpha`).
+        Penalty of ``ridge`` (None: the one with the smallest exact leave-one-out error,
+        :func:`ridge_alpha`) or ``kernel-ridge`` (None: 1).
 
     Returns
     -------
@@ -54,6 +56,10 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
                                      "X and y, or alpha.")
                 alpha = ridge_alpha(X, y).alpha
             return Ridge(alpha=alpha)
+        if name == "kernel-ridge":
+            from sklearn.kernel_ridge import KernelRidge
+
+            return KernelRidge(alpha=1.0 if alpha is None else alpha, kernel="rbf")
         if name == "mlp":
             return MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
                                 alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)

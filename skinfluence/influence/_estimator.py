@@ -22,6 +22,7 @@ from ..utils._parallel import chunk_slices
 from ..utils._routing import fit_weighted
 from ._blocks import BlockRunner
 from ._first_order import FirstOrder
+from ._kernel import closed_form_removal
 from ._newton import Newton
 from ._point_hessian import PointHessianNewton, point_hessians_apply
 from ._refit import refine_largest
@@ -229,6 +230,12 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
             self.classes_ = fitted.classes_
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
+        if self.objective_.closed_form_removal:  # kernel models: exact, see _kernel.py
+            self.solver_, self._removal = closed_form_removal(self.objective_, self.verbose)
+            self.approximation_, self.refined_indices_ = "exact", np.array([], dtype=np.intp)
+            self.solver_info_ = self.solver_.info()
+            self._output_labels = row_labels(X, self.objective_.n_train)
+            return self
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
             # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
             # networks, whose stochastic fits are rarely stationary to 1% by design

@@ -44,6 +44,8 @@ def removal_parameter_change(influence, indices, order=2):
         exact Hessian ``H_{-S} = H - sum_{j in S} w_j J_j^T S_j J_j``
         (``dtheta = H_{-S}^{-1} sum_{j in S} w_j g_j``): exact curvature for
         GLMs, Gauss-Newton curvature for neural networks.
+        Kernel models (KernelRidge, GaussianProcessRegressor) ignore it: their
+        group removal is exact in closed form.
 
     Returns
     -------
@@ -71,6 +73,8 @@ def removal_parameter_change(influence, indices, order=2):
         raise ValueError(f"indices must lie in [0, {obj.n_train}).")
     if idx.size == obj.n_train:
         raise ValueError("Cannot predict the removal of every training point.")
+    if obj.closed_form_removal:  # kernel models: exact, whatever the order (see _kernel.py)
+        return influence._removal.group_change(idx)
     Xs = obj.X[idx]
     ys = obj.y[idx]
     w = obj.weights[idx]
@@ -120,6 +124,6 @@ def predict_removal_effect(influence, indices, X, y, order=2):
     dtheta = removal_parameter_change(influence, indices, order=order)
     Xf = obj.features(X)
     yv = obj.encode_target(np.asarray(y))
-    if order == 1:
+    if order == 1 and not obj.closed_form_removal:
         return obj.sample_gradients(Xf, yv) @ dtheta
     return obj.sample_losses(Xf, yv, obj.theta + dtheta) - obj.sample_losses(Xf, yv)

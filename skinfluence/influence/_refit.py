@@ -23,7 +23,8 @@ import scipy.optimize
 
 from ..objectives import Objective
 from ..utils._progress import progress
-from ._base import parameter_chunks
+from ..utils._parallel import chunk_slices
+from ._base import BLOCK_ENTRIES, parameter_chunks
 
 
 class WithoutPoint:
@@ -104,8 +105,31 @@ def _largest_changes(removal, count):
     return np.argsort(-np.abs(size), kind="stable")[:count]
 
 
+def kink_crossings(removal):
+    """Points whose predicted removal moves another training point across a kink of its loss.
+
+    Their Newton step assumed the wrong curvature for that point (see
+    :meth:`~skinfluence.objectives.Objective.crosses_kink`), so they are refit exactly.
+    The point itself and points of zero weight do not count.
+    """
+    obj = removal.objective
+    Z = removal.train_outputs
+    if obj.crosses_kink(Z[:1], obj.y[:1], np.zeros((1, obj.n_outputs, 1))) is None:
+        return np.array([], dtype=np.intp)
+    n = obj.n_train
+    counted = obj.weights > 0
+    found = []
+    for sl in chunk_slices(n, max(1, BLOCK_ENTRIES // max(n * obj.n_outputs, 1))):
+        cols = np.arange(n)[sl]
+        mask = obj.crosses_kink(Z, obj.y, obj.jvp(obj.X, removal.directions(sl)))
+        mask[cols, np.arange(cols.size)] = False
+        found.append(cols[mask[counted].any(axis=0)])
+    return np.concatenate(found)
+
+
 def refine_largest(removal, refine, verbose=0):
-    """Exact leave-one-out parameter changes ``{j: dtheta_j}`` of the largest changes.
+    """Exact leave-one-out parameter changes ``{j: dtheta_j}`` of the largest changes,
+    and of the removals that move another point across a kink of its loss.
 
     Points whose refit does not converge keep their one-step estimate (absent).
     """
@@ -114,6 +138,8 @@ def refine_largest(removal, refine, verbose=0):
         return {}
     obj, solver = removal.objective, removal.solver
     order = _largest_changes(removal, count)
+    crossing = kink_crossings(removal)
+    order = np.concatenate([order, crossing[~np.isin(crossing, order)]])
     residual = obj.objective_gradient(obj.theta)
     w = obj.weights
     scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0

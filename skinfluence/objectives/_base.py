@@ -87,11 +87,15 @@ class Objective(ABC):
     shift_invariant : bool
         True for softmax losses, unchanged when the same number is added to
         every output.
+    closed_form_removal : bool
+        True for kernel models, whose refits without each point are exact in
+        closed form (:mod:`skinfluence.influence._kernel`) instead of a Newton step.
     """
 
     linear_in_params = False
     has_point_hessians = False
     shift_invariant = False
+    closed_form_removal = False
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -295,6 +299,15 @@ class Objective(ABC):
         for j in range(m):
             out[:, j] = self.loss_from_outputs(Z0 + D[:, :, j], y) - base
         return out
+
+    def crosses_kink(self, Z0, y, D):
+        """Whether outputs moved by ``D`` (n, K, m) cross a kink of sample ``i``'s loss: (n, m).
+
+        For losses that are only piecewise twice differentiable, where a Newton step
+        is exact only while no other point changes piece; the removals flagged here
+        are refit exactly.  None (this default): not tracked.
+        """
+        return None
 
     def proba_from_outputs(self, Z):
         """Class probabilities as ``predict_proba`` computes them from raw outputs ``Z``.

@@ -438,7 +438,8 @@ def _build_ridge(estimator, Xf, y, sample_weight, feature_map):
 
 
 @register_objective("RidgeClassifier")
-def _build_ridge_classifier(estimator, Xf, y, sample_weight, feature_map):
+def _build_ridge_classifier(estimator, Xf, y, sample_weight, feature_map, alpha=None):
+    """RidgeClassifier with its ``alpha`` (or ``alpha``, e.g. RidgeClassifierCV's ``alpha_``)."""
     from sklearn.utils.class_weight import compute_sample_weight
 
     lb = getattr(estimator, "_label_binarizer", None)
@@ -460,7 +461,8 @@ def _build_ridge_classifier(estimator, Xf, y, sample_weight, feature_map):
             ratio = class_share_ratio(y_enc, np.ones(len(y_enc)), len(classes))
             reweighting = RemovalReweighting(ratio, sample_parts=y_enc)
 
+    alpha = estimator.alpha if alpha is None else alpha
     return ElementwiseObjective(
-        estimator, X, y_enc, sw, coef, intercept, 2.0 * float(estimator.alpha), 0.0,
+        estimator, X, y_enc, sw, coef, intercept, 2.0 * float(alpha), 0.0,
         feature_map, loss="least_squares", classes=classes, reweighting=reweighting,
     )

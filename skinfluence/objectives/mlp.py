@@ -30,16 +30,15 @@ the positive semi-definite Gauss-Newton matrix, and
 :meth:`MLPObjective.min_eigenvalue` reports the curvature for damping decisions.
 """
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import xlogy
 from sklearn.utils.validation import check_array
 
-from ..linalg import EXACT_MAX_PARAMS
 from . import register_objective
+from . import _mlp_curvature as _curvature
+from . import _mlp_hvp_kernels as KH_
 from . import _mlp_kernels as K_
+from . import _mlp_losses as _losses
 from ._base import Objective
 
 # dense exact Hessian only up to this many parameters (p^2 doubles in memory)
@@ -54,17 +53,10 @@ def _as_c64(A):
     return A
 
 
-def _sigmoid(z):
-    out = np.empty_like(z)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    e = np.exp(z[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
-
-
-def _softplus(z):
-    return np.logaddexp(0.0, z)
+def _curvature_factor(S):
+    """``L`` (n, K, K) with ``S_i = L_i L_i^T``: ``S_i`` is PSD for every MLP loss."""
+    evals, evecs = np.linalg.eigh(S)
+    return evecs * np.sqrt(np.clip(evals, 0.0, None))[:, None, :]
 
 
 class MLPObjective(Objective):
@@ -188,15 +180,6 @@ class MLPObjective(Objective):
             raise ValueError("Poisson loss needs non-negative targets.")
         return _as_c64(y)
 
-    def _target_matrix(self, y, n):
-        """Targets as an (n, K) float matrix matching the output units."""
-        if self.kind == "multiclass":
-            T = np.zeros((n, self.n_outputs))
-            T[np.arange(n), np.asarray(y, dtype=np.intp)] = 1.0
-            return T
-        y = np.asarray(y, dtype=np.float64)
-        return y.reshape(n, self.n_outputs)
-
     # ------------------------------------------------------ forward state
     def _state(self, Xf, theta):
         """Forward pass (cached for the training set at the fitted parameters)."""
@@ -218,44 +201,10 @@ class MLPObjective(Objective):
         return self._state(Xf, theta)[0].copy()
 
     def loss_from_outputs(self, Z, y):
-        Z = np.asarray(Z, dtype=np.float64)
-        n = Z.shape[0]
-        if self.kind == "multiclass":
-            y = np.asarray(y, dtype=np.intp)
-            zmax = Z.max(axis=1)
-            lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
-            return lse - Z[np.arange(n), y]
-        T = self._target_matrix(y, n)
-        if self.kind in ("binary", "multilabel"):
-            return (_softplus(Z) - T * Z).sum(axis=1)
-        if self.kind == "squared_error":
-            return 0.5 * ((Z - T) ** 2).sum(axis=1)
-        # half Poisson deviance as scikit-learn writes it (with its constant term)
-        return (np.exp(Z) - T * Z + xlogy(T, T) - T).sum(axis=1)
+        return _losses.loss(self.kind, Z, y, self.n_outputs)
 
     def loss_derivatives(self, Z, y):
-        Z = np.asarray(Z, dtype=np.float64)
-        n, K = Z.shape
-        S = np.zeros((n, K, K))
-        diag = np.arange(K)
-        if self.kind == "multiclass":
-            P = np.exp(Z - Z.max(axis=1, keepdims=True))
-            P /= P.sum(axis=1, keepdims=True)
-            T = self._target_matrix(y, n)
-            S[:] = -P[:, :, None] * P[:, None, :]
-            S[:, diag, diag] += P
-            return P - T, S
-        T = self._target_matrix(y, n)
-        if self.kind in ("binary", "multilabel"):
-            P = _sigmoid(Z)
-            S[:, diag, diag] = P * (1.0 - P)
-            return P - T, S
-        if self.kind == "squared_error":
-            S[:, diag, diag] = 1.0
-            return Z - T, S
-        E = np.exp(Z)
-        S[:, diag, diag] = E
-        return E - T, S
+        return _losses.loss_derivatives(self.kind, Z, y, self.n_outputs)
 
     def prediction_from_outputs(self, Z):
         """Binary: the decision value; multiclass: the largest decision value (that of
@@ -272,16 +221,7 @@ class MLPObjective(Objective):
 
     def proba_from_outputs(self, Z):
         """Probabilities as ``predict_proba`` computes them from raw outputs (classifiers)."""
-        Z = np.asarray(Z, dtype=np.float64)
-        if self.kind == "multiclass":
-            P = np.exp(Z - Z.max(axis=1, keepdims=True))
-            return P / P.sum(axis=1, keepdims=True)
-        if self.kind == "binary":
-            p = _sigmoid(Z[:, 0])
-            return np.column_stack([1.0 - p, p])
-        if self.kind == "multilabel":
-            return _sigmoid(Z)
-        raise AttributeError("proba_from_outputs is only defined for classifiers.")
+        return _losses.proba(self.kind, Z)
 
     # ------------------------------------------------------------ jacobian
     def jvp(self, Xf, V, theta=None):
@@ -371,7 +311,7 @@ class MLPObjective(Objective):
         step = self._block_columns()
         for start in range(0, V.shape[1], step):
             stop = min(V.shape[1], start + step)
-            out[:, start:stop] = K_.hvp_block(
+            out[:, start:stop] = KH_.hvp_block(
                 self.X, th, self.sizes, A, D1, D2, delta_out, Sw, _as_c64(V[:, start:stop]),
                 bool(gauss_newton),
             )
@@ -433,7 +373,7 @@ class MLPObjective(Objective):
         Xj = _as_c64(self.X[j : j + 1])
         Z, A, D1, D2 = self._state(Xj, th)
         r, S = self.loss_derivatives(Z, self.y[j : j + 1])
-        H = K_.hvp_block(
+        H = KH_.hvp_block(
             Xj, th, self.sizes, A, D1, D2, _as_c64(r), _as_c64(S), np.eye(self.n_params),
             False,
         )
@@ -453,7 +393,7 @@ class MLPObjective(Objective):
         Z = self._state(X, th)[0]
         r, S = self.loss_derivatives(Z, self.y[rows])
         w = self.weights[rows]
-        return K_.hvp_diagonal(
+        return KH_.hvp_diagonal(
             X, th, self.sizes, self._act, _as_c64(r * w[:, None]), _as_c64(S * w[:, None, None]),
             _as_c64(V),
         )
@@ -463,9 +403,7 @@ class MLPObjective(Objective):
         self._check_dense()
         Z = self._state(self.X, theta)[0]
         _, S = self.loss_derivatives(Z, self.y)
-        # S_i = L_i L_i^T (S_i is PSD for every MLP loss); one vjp per column of L
-        evals, evecs = np.linalg.eigh(S)
-        Lf = evecs * np.sqrt(np.clip(evals, 0.0, None))[:, None, :]
+        Lf = _curvature_factor(S)  # one vjp per column of L
         H = np.zeros((self.n_params, self.n_params))
         for m in range(self.n_outputs):
             G = self.vjp(self.X, Lf[:, :, m], theta)
@@ -480,8 +418,7 @@ class MLPObjective(Objective):
             return np.diag(self.hessian(theta)).copy()
         Z = self._state(self.X, theta)[0]
         _, S = self.loss_derivatives(Z, self.y)
-        evals, evecs = np.linalg.eigh(S)
-        Lf = evecs * np.sqrt(np.clip(evals, 0.0, None))[:, None, :]
+        Lf = _curvature_factor(S)
         diag = self.penalty_diagonal()
         for m in range(self.n_outputs):
             G = self.vjp(self.X, Lf[:, :, m], theta)
@@ -489,41 +426,18 @@ class MLPObjective(Objective):
         return diag
 
     def min_eigenvalue(self, theta=None, gauss_newton=False):
-        """Smallest eigenvalue of the Hessian of ``J`` (exact: dense ``eigvalsh`` when
-        ``n_params <= 20000``, else Lanczos on Hessian-vector products).
+        """Smallest eigenvalue of the Hessian of ``J`` (exact: dense ``eigvalsh`` up to
+        ``EXACT_MAX_PARAMS`` parameters, else Lanczos on Hessian-vector products).
 
         A negative value means the fitted parameters are not at a strict local
         minimum of ``J`` (or the net is in a non-convex region); the influence
         engine then needs damping.
         """
-        if self.n_params <= EXACT_MAX_PARAMS:
-            H = self.gauss_newton(theta) if gauss_newton else self.hessian(theta)
-            return float(np.linalg.eigvalsh(H)[0])
-        from scipy.sparse.linalg import LinearOperator, eigsh
-
-        prod = self.gauss_newton_hvp if gauss_newton else self.hvp
-        op = LinearOperator(
-            (self.n_params, self.n_params), matvec=lambda v: prod(np.ravel(v), theta),
-            dtype=np.float64,
-        )
-        val = eigsh(op, k=1, which="SA", return_eigenvectors=False, tol=1e-6, maxiter=5000)
-        return float(val[0])
+        return _curvature.min_eigenvalue(self, theta, gauss_newton)
 
     def curvature_report(self, theta=None):
         """Dict with the smallest / largest Hessian eigenvalues and whether damping is needed."""
-        if self.n_params <= EXACT_MAX_PARAMS:
-            ev = np.linalg.eigvalsh(self.hessian(theta))
-            lo, hi = float(ev[0]), float(ev[-1])
-        else:
-            from scipy.sparse.linalg import LinearOperator, eigsh
-
-            op = LinearOperator(
-                (self.n_params, self.n_params), matvec=lambda v: self.hvp(np.ravel(v), theta),
-                dtype=np.float64,
-            )
-            lo = float(eigsh(op, k=1, which="SA", return_eigenvectors=False, tol=1e-6)[0])
-            hi = float(eigsh(op, k=1, which="LA", return_eigenvectors=False, tol=1e-6)[0])
-        return {"min_eigenvalue": lo, "max_eigenvalue": hi, "positive_definite": lo > 0}
+        return _curvature.curvature_report(self, theta)
 
     def suggest_damping(self, theta=None, relative=1e-8):
         """Smallest damping ``lam`` making ``H + lam I`` positive definite, with a warning.
@@ -532,25 +446,7 @@ class MLPObjective(Objective):
         with the smallest eigenvalue and returns ``-min_eig + relative * max(1, |max_eig|)``.
         Directions in :meth:`null_space` are excluded (they are handled by pseudo-inverse).
         """
-        rep = self.curvature_report(theta)
-        lo, hi = rep["min_eigenvalue"], rep["max_eigenvalue"]
-        N = self.null_space()
-        if N is not None and self.n_params <= EXACT_MAX_PARAMS:
-            # eigenvalues on the complement of the structural null space
-            H = self.hessian(theta)
-            Q, _ = np.linalg.qr(np.column_stack([N, np.eye(self.n_params)]))
-            Q = Q[:, N.shape[1] :]
-            lo = float(np.linalg.eigvalsh(Q.T @ H @ Q)[0])
-        if lo > 0:
-            return 0.0
-        lam = -lo + relative * max(1.0, abs(hi))
-        warnings.warn(
-            f"The MLP's Hessian is not positive definite at the fitted parameters (smallest "
-            f"eigenvalue {lo:.3g}, largest {hi:.3g}); damping with {lam:.3g} * I.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return lam
+        return _curvature.suggest_damping(self, theta, relative)
 
     def null_space(self):
         """Exactly flat directions of ``J``.

@@ -71,6 +71,12 @@ _CLASSIFIER_LOSSES = (
     "squared_epsilon_insensitive",
 )
 _REGRESSOR_LOSSES = ("squared_error", "huber", "squared_epsilon_insensitive")
+# non-differentiable losses -> the smooth ones closest to them
+_CLOSEST = {
+    "hinge": "'squared_hinge' and 'modified_huber'",
+    "perceptron": "'squared_hinge' and 'modified_huber'",
+    "epsilon_insensitive": "'squared_epsilon_insensitive' and 'huber'",
+}
 
 
 def _sgd_penalty(estimator):
@@ -100,8 +106,9 @@ def _check_common(estimator, losses):
     if estimator.loss not in losses:
         raise unsupported(
             estimator,
-            f"loss={estimator.loss!r} (not differentiable)" if estimator.loss in (
-                "hinge", "perceptron", "epsilon_insensitive") else f"loss={estimator.loss!r}",
+            f"loss={estimator.loss!r} (not differentiable; the closest supported losses are "
+            f"{_CLOSEST[estimator.loss]})" if estimator.loss in _CLOSEST
+            else f"loss={estimator.loss!r}",
             "loss in " + ", ".join(repr(s) for s in losses),
         )
     if estimator.early_stopping:

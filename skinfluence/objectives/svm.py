@@ -43,7 +43,8 @@ def _build_linear_svc(estimator, Xf, y, sample_weight, feature_map):
 
     if estimator.loss != "squared_hinge":
         raise unsupported(
-            estimator, f"loss={estimator.loss!r} (the hinge loss is not differentiable)",
+            estimator, f"loss={estimator.loss!r} (the hinge loss is not differentiable; the "
+            "closest supported model is LinearSVC(loss='squared_hinge'))",
             _SUPPORTED,
         )
     if estimator.penalty != "l2":

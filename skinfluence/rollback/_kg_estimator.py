@@ -412,8 +412,7 @@ KG_DOC = """{name} knowledge-graph embedding for tail prediction.
         (an exponential decay as in the paper's training schedule).
     batch_size : int, default=32
     max_iter : int, default=100
-        Number of epochs.  The defaults reach a filtered test MRR of about
-        0.72 (DistMult) on Nations in a fraction of a second.
+        Number of epochs.
     alpha : float, default=0.0
         L2 penalty ``alpha/2 * (|e_h|^2 + |w_r|^2 + |e_t|^2)`` added to each
         triple's loss (so it only touches that triple's rows).

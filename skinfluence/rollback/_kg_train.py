@@ -264,10 +264,10 @@ def kg_fit(model, E, R, data, hp, stE, stR, rec, epoch_start, n_epochs, losses):
             apply_rows(R, GR, stR, rowsR, nR, hp, lr, 0.0, rec_adam, DR)
             if buffered:
                 # credit each example's buffered gradients with this update's
-                # step sizes.  Written out here: the former helper (optimizer
-                # branch inside the element loop, buffer reset after use) was
-                # most of the Adam bookkeeping cost.  No reset is needed:
-                # every buffer entry read was written for this batch.
+                # step sizes.  Written out here, with the optimizer branch outside
+                # the element loop: this is the hot part of the Adam bookkeeping.
+                # No reset is needed: every buffer entry read was written for
+                # this batch.
                 for b in range(nb):
                     i = bidx[b]
                     h = heads[i]

@@ -262,8 +262,8 @@ _COMMON_DOC = """
         For binary ``LogisticRegression`` with an L2 penalty and the accuracy,
         Brier or log-loss scorer, compute the utility with an in-house
         warm-started Newton solver of the same objective (exact optimum,
-        where scikit-learn stops at its ``tol``) instead of ``fit`` calls:
-        hundreds of times cheaper.  Other estimators always use ``fit``.
+        where scikit-learn stops at its ``tol``) instead of ``fit`` calls: one
+        or two Newton steps per subset.  Other estimators always use ``fit``.
     empty_score : float or None, default=None
         Utility of the empty set.  ``None``: for classifiers the mean score of
         the constant predictors of each class, for regressors the score of

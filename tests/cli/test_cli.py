@@ -371,6 +371,33 @@ def test_explain_regression_target(tmp_path):
     assert float(rows[0][3]) > 0 > float(rows[-1][3])
 
 
+def test_explain_kernel_ridge_is_exact(tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 3))
+    t = np.sin(X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=40)
+    path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "price"],
+                     [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "price", "--row", 5, "--model", "kernel-ridge",
+               "-k", 2, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    # contribution of j = prediction with j - prediction of the kernel ridge refit without j
+    from sklearn.kernel_ridge import KernelRidge
+
+    header, rows = read_out(out)
+    assert header[:4] == ["kind", "rank", "row", "effect"]
+    _, _, Xf, y, _ = load_table(str(path), "price", task="regression")
+    full = KernelRidge(alpha=1.0, kernel="rbf").fit(Xf, y).predict(Xf[5:6])[0]
+    for r in rows:
+        j = int(r[2])
+        keep = np.arange(40) != j
+        refit = KernelRidge(alpha=1.0, kernel="rbf").fit(Xf[keep], y[keep]).predict(Xf[5:6])[0]
+        assert float(r[3]) == pytest.approx(full - refit, rel=1e-6, abs=1e-12)
+    proc = run("explain", path, "--target", "price", "--row", 5, "--model", "kernel-ridge",
+               "-k", 2, "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_value_matches_library(shop_csv, tmp_path):
     from skinfluence import KNNShapley
 

@@ -12,7 +12,7 @@ from sklearn.neural_network._multilayer_perceptron import _pack
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skinfluence.objectives import _mlp_kernels as K_
+from skinfluence.objectives import _mlp_hvp_kernels as KH_
 from skinfluence.objectives import make_objective
 from skinfluence.objectives.mlp import _as_c64
 
@@ -113,7 +113,7 @@ def test_hvp_and_hessian_against_finite_differences(kind, activation):
     # the unbatched and batched R-operator kernels agree
     Z, A, D1, D2 = obj._state(obj.X, None)
     r, S = obj.loss_derivatives(Z, obj.y)
-    cols = K_.hvp_columns(
+    cols = KH_.hvp_columns(
         obj.X, obj.theta, obj.sizes, A, D1, D2, _as_c64(r), _as_c64(S), _as_c64(V), False
     )
     np.testing.assert_allclose(cols + obj.penalty_diagonal()[:, None] * V, HV, atol=1e-10 * scale)

@@ -21,6 +21,7 @@ from sklearn.linear_model import (
     Lasso,
     LinearRegression,
     PoissonRegressor,
+    QuantileRegressor,
     Ridge,
     RidgeClassifier,
     SGDClassifier,
@@ -29,7 +30,7 @@ from sklearn.linear_model import (
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
+from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
 
 from skinfluence.objectives import make_objective
@@ -438,3 +439,19 @@ def test_target_errors():
         obj.encode_target(np.r_[0.0, yp[1:]])
     with pytest.raises(ValueError, match="features"):
         obj.features(Xp[:, :3])
+
+
+@pytest.mark.parametrize("est,kind,match", [
+    (QuantileRegressor(alpha=0.0), "reg", "pinball loss is piecewise linear.*HuberRegressor"),
+    (SVC(), "bin", "hinge loss is not differentiable.*KernelRidge"),
+    (SVR(), "reg", "hinge loss is not differentiable.*KernelRidge"),
+    (SGDClassifier(loss="hinge"), "bin", "closest supported losses are 'squared_hinge'"),
+    (LinearSVC(loss="hinge"), "bin", r"closest supported model is LinearSVC\(loss='squared"),
+])
+def test_refused_models_say_why_and_name_the_closest_supported(est, kind, match):
+    X, y, _ = _data(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    with pytest.raises((TypeError, ValueError), match=match):
+        make_objective(est, X, y)
