@@ -10,10 +10,14 @@ Sub-commands::
 ``DATA`` is a CSV file or a Parquet file.  Exit codes: 0 success, 2 bad usage
 or unusable input (message on stderr, no traceback), 1 unexpected failure.
 
+The task (classification or regression) is inferred from the target and printed
+on the first lines; ``--task`` overrides it.
+
 The package is laid out as: ``_parser`` (the argparse parser), ``_commands``
-(the three data commands), ``_demo``, ``_render`` (messages, text tables, CSV
-output), ``_tabular`` (reading CSV, Parquet and DataFrames into strings) and
-``_columns`` (column roles and the feature matrix).
+(the three data commands), ``_models`` (the estimators of ``--model``),
+``_demo``, ``_render`` (messages, text tables, CSV output), ``_tabular``
+(reading CSV, Parquet and DataFrames into strings) and ``_columns`` (column
+roles, the task and the feature matrix).
 """
 
 import sys
@@ -78,8 +82,6 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if getattr(args, "regression", False) and args.model == "logistic":
-        args.model = "ridge"
     # Messages and tables must not crash on a terminal that cannot show a cell's
     # characters; CSV data on stdout (--output -) stays strict.
     streams = [sys.stderr] + ([sys.stdout] if getattr(args, "output", None) != "-" else [])

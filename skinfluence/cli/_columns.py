@@ -4,7 +4,8 @@
    a numeric feature, a categorical feature or an identifier (kept in the
    output, never used as a feature).  A column that is numeric except for a
    few stray strings is an error, not a silent category.
-2. :func:`target_values` checks and normalises the labels.
+2. :func:`infer_task` decides whether the target holds class labels or numbers to
+   predict (regression), and :func:`target_values` checks and normalises it.
 3. :func:`make_preprocessor` builds a :class:`~sklearn.compose.ColumnTransformer`
    (imputation + scaling for numbers, imputation + one-hot for categories)
    whose output is a dense float64 matrix.
@@ -19,11 +20,13 @@ import numpy as np
 
 from ._tabular import MISSING, DataError, read_table, rows_list, short_list, table_from_frame
 
-__all__ = ["ColumnPlan", "infer_columns", "target_values", "feature_matrix",
+__all__ = ["ColumnPlan", "infer_columns", "infer_task", "target_values", "feature_matrix",
            "make_preprocessor", "load_table", "load_validation"]
 
 # A string column with at least this many rows whose values are all distinct is an identifier.
 _MIN_ROWS_FOR_ID = 5
+# A target of whole numbers with at most this many distinct values holds class labels.
+MAX_CLASSES_AUTO = 20
 
 
 class ColumnPlan:
@@ -38,11 +41,15 @@ class ColumnPlan:
         Column name -> short human-readable reason it is not a feature.
     preprocessor : ColumnTransformer or None
         The fitted preprocessing, set by :func:`load_table`.
+    task, task_reason : str or None
+        ``"classification"`` or ``"regression"`` and why, set by :func:`load_table`.
     """
 
     def __init__(self, target):
         self.target = target
         self.preprocessor = None
+        self.task = None
+        self.task_reason = None
         self.numeric = []
         self.categorical = []
         self.identifiers = []
@@ -238,6 +245,32 @@ def infer_columns(
     return plan
 
 
+def infer_task(table, plan):
+    """``(task, reason)``: whether the target holds class labels or numbers to predict.
+
+    Text -> classification; whole numbers with at most :data:`MAX_CLASSES_AUTO` distinct
+    values -> classification (class codes such as 0/1 or 1..5); other numbers (with
+    decimals, or many distinct whole numbers) -> regression.  Missing cells are ignored
+    here (:func:`target_values` reports them).
+    """
+    cells = table.column(plan.target)
+    cells = cells[~_is_missing(cells)]
+    values, bad = _parse_floats(cells, table.decimal)
+    name = repr(plan.target)
+    if len(bad) or len(cells) == 0:
+        return "classification", f"target {name} holds text"
+    n_distinct = len(np.unique(values))
+    if not np.all(values == np.round(values)):
+        return "regression", (f"target {name} holds numbers with decimals, {n_distinct} "
+                              "distinct values; --task classification treats them as labels")
+    if n_distinct > MAX_CLASSES_AUTO:
+        return "regression", (f"target {name} holds {n_distinct} distinct whole numbers, more "
+                              f"than {MAX_CLASSES_AUTO}; --task classification treats them "
+                              "as labels")
+    return "classification", (f"target {name} holds {n_distinct} distinct whole number(s); "
+                              "--task regression treats them as quantities")
+
+
 def target_values(table, plan, *, task="classification", check_classes=True):
     """The target column, validated.
 
@@ -278,7 +311,7 @@ def target_values(table, plan, *, task="classification", check_classes=True):
         raise DataError(
             f"target column {plan.target!r} has {len(classes)} distinct values in "
             f"{table.n_rows} rows; that looks like an identifier or a continuous quantity, "
-            "not class labels (for a numeric target, `explain` and `value` take --regression)."
+            "not class labels (--task regression treats a numeric target as quantities)."
         )
     return labels
 
@@ -366,8 +399,9 @@ def load_table(
         ``*.pq``; needs pyarrow or fastparquet) or a DataFrame.
     target : str
         Name of the label column.
-    task : {"classification", "regression"}, default="classification"
-        Whether the target holds class labels or numbers.
+    task : {"classification", "regression", "auto"}, default="classification"
+        Whether the target holds class labels or numbers; ``"auto"``: decided by
+        :func:`infer_task`.  ``plan.task`` and ``plan.task_reason`` say what was used.
     delimiter, decimal : str or None, default=None
         Field separator and decimal mark of a CSV file (None: guessed).
     id_columns, categorical, numeric, ignore : sequence of str, default=()
@@ -393,6 +427,11 @@ def load_table(
         table, target, id_columns=id_columns, categorical=categorical, numeric=numeric,
         ignore=ignore,
     )
+    if task == "auto":
+        task, reason = infer_task(table, plan)
+    else:
+        reason = "given"
+    plan.task, plan.task_reason = task, reason
     y = target_values(table, plan, task=task)
     raw = feature_matrix(table, plan)
     notes = _notes(table, plan)

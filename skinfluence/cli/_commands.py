@@ -1,8 +1,9 @@
-"""The ``label-issues``, ``explain`` and ``value`` commands and the models behind them."""
+"""The ``label-issues``, ``explain`` and ``value`` commands, for classification and regression."""
 
 import numpy as np
 
 from ._columns import load_table, load_validation
+from ._models import MODELS, REGRESSORS_ONLY, default_model, make_model, ridge_alpha
 from ._render import (
     Console,
     UsageError,
@@ -20,16 +21,6 @@ __all__ = ["MODELS", "CLEAN_METHODS", "VALUE_METHODS", "make_model", "rank_label
 
 EXIT_OK = 0
 
-MODELS = {
-    "logistic": "logistic regression (default; exact influence)",
-    "mlp": "neural network, 32 tanh units (MLPClassifier / MLPRegressor; approximate)",
-    "linear-svm": "linear support vector machine (LinearSVC)",
-    "ridge": "ridge regression, for a numeric target",
-    "kernel-ridge": "kernel ridge regression (RBF kernel; exact influence), for a numeric target",
-}
-# models that only take a numeric target
-_REGRESSION_MODELS = ("ridge", "kernel-ridge")
-
 CLEAN_METHODS = {
     "loo": "approximate leave-one-out probabilities + confident learning (default; one fit)",
     "self_influence": "predicted rise of a row's own loss when it is removed",
@@ -38,7 +29,8 @@ CLEAN_METHODS = {
 }
 
 VALUE_METHODS = {
-    "knn-shapley": "exact Shapley values of a K-nearest-neighbour classifier (fast)",
+    "knn-shapley": "exact Shapley values of a K-nearest-neighbour classifier or regressor "
+    "(fast)",
     "data-oob": "Data-OOB: out-of-bag accuracy of a bagged --model (no validation set)",
     "loo": "leave-one-out: drop in --validation score when the row is removed (refits)",
     "tmc-shapley": "Monte-Carlo Shapley values of --model on --validation (slow)",
@@ -46,46 +38,32 @@ VALUE_METHODS = {
 _NEEDS_VALIDATION = {"loo", "tmc-shapley"}
 
 
-# --------------------------------------------------------------------------- models and data
-def make_model(name, task="classification", random_state=0):
-    """The estimator behind ``--model NAME`` (features arrive already scaled / one-hot)."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.svm import LinearSVC
-
-    if name in _REGRESSION_MODELS:
-        if task != "regression":
-            raise UsageError(f"--model {name} is a regression model; use it with `value` or "
-                             "`explain` on a numeric target.")
-        if name == "kernel-ridge":
-            from sklearn.kernel_ridge import KernelRidge
-
-            return KernelRidge(alpha=1.0, kernel="rbf")
-        return Ridge(alpha=1.0)
-    if task == "regression":
-        if name == "mlp":
-            return MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
-                                alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
-        raise UsageError(f"--model {name} is a classifier; for a numeric target use "
-                         "--model ridge or --model mlp with --regression.")
-    if name == "logistic":
-        # Influence assumes the fit is at the optimum: converge tightly (cheap here).
-        return LogisticRegression(tol=1e-8, max_iter=10_000)
-    if name == "mlp":
-        # lbfgs converges (deterministically) on small tabular data and tanh keeps the
-        # Hessian smooth; influence needs both
-        return MLPClassifier(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
-                             alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
-    if name == "linear-svm":
-        return LinearSVC(C=1.0)
-    raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
-
-
+# --------------------------------------------------------------------------- task and data
 def _split_names(text):
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
 
-def _load(args, console, task="classification"):
+def _requested_task(args):
+    """``(task, reason)`` asked for on the command line; ``("auto", None)``: let the data say."""
+    import warnings
+
+    task = getattr(args, "task", None) or "auto"
+    if getattr(args, "regression", False):
+        warnings.warn("--regression is deprecated and will be removed in 0.3; use "
+                      "--task regression.", FutureWarning, stacklevel=2)
+        if task == "classification":
+            raise UsageError("--regression contradicts --task classification; drop one.")
+        return "regression", "--regression, the deprecated spelling of --task regression"
+    if task != "auto":
+        return task, "given by --task"
+    if args.model is not None and args.model in REGRESSORS_ONLY:
+        return "regression", f"--model {args.model} is a regression model"
+    return "auto", None
+
+
+def _load(args, console):
+    """Read the data; ``plan.task`` says whether it is classification or regression."""
+    task, reason = _requested_task(args)
     table, plan, X, y, notes = load_table(
         args.data,
         args.target,
@@ -97,10 +75,13 @@ def _load(args, console, task="classification"):
         numeric=_split_names(args.numeric),
         ignore=_split_names(args.ignore),
     )
+    if reason is not None:
+        plan.task_reason = reason
     console.progress(
         f"read {table.n_rows} rows from {args.data}; {len(plan.features)} feature column(s) "
         f"-> {X.shape[1]} model input(s)"
     )
+    console.progress(f"task: {plan.task} ({plan.task_reason})")
     if args.verbose or table.delimiter != "," or table.decimal != ".":
         console.progress(_dialect(table))
     if args.verbose:
@@ -131,9 +112,28 @@ def _dialect(table):
             "--delimiter and --decimal set them")
 
 
-def _task(args):
-    regression = getattr(args, "regression", False) or args.model in _REGRESSION_MODELS
-    return "regression" if regression else "classification"
+def _model(args, task, X, y, console):
+    """The estimator of ``--model`` (default: by task) for the loaded data, announced."""
+    name = args.model or default_model(task)
+    alpha = getattr(args, "alpha", None)
+    if alpha is not None and name not in ("ridge", "kernel-ridge"):
+        raise UsageError(f"--alpha is the penalty of --model ridge or kernel-ridge; --model "
+                         f"{name} has none.")
+    if name == "ridge" and task == "regression" and alpha is None:
+        path = ridge_alpha(X, y)
+        alpha = path.alpha
+        console.progress(f"model: ridge regression with alpha = {alpha:.4g}, chosen by exact "
+                         f"leave-one-out over {len(path.alphas)} values (mean squared "
+                         f"leave-one-out error {path.loo_mse.min():.4g})")
+        if path.at_edge:
+            console.note(f"alpha = {alpha:.4g} is at the edge of the values tried; --alpha "
+                         "sets it.")
+    return make_model(name, task, args.random_state, alpha=alpha)
+
+
+def _cell(value):
+    """A target value for a text table: labels as they are, numbers shortened."""
+    return fmt(value) if isinstance(value, (float, np.floating)) else str(value)
 
 
 def _display_columns(table, plan, limit=3):
@@ -157,15 +157,18 @@ def _check_class_sizes(y, console):
 
 
 # --------------------------------------------------------------------------- label-issues
-def rank_label_issues(X, y, estimator, *, method="loo", verbose=0):
+def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classification"):
     """Suspicion score, issue flag and suggested label for every row.
 
     Uses :class:`skinfluence.InfluenceCleaner`.  Returns ``(scores, issues,
-    suggested)`` with higher scores more suspicious.
+    suggested)`` with higher scores more suspicious.  For regression the suggested
+    labels are numbers (the cleaner's leave-one-out predictions) and ``method=None``
+    takes the cleaner's default.
     """
     from skinfluence.cleaning import InfluenceCleaner
 
-    cleaner = InfluenceCleaner(estimator, method=method, verbose=verbose)
+    params = {} if method is None else {"method": method}
+    cleaner = InfluenceCleaner(estimator, verbose=verbose, **params)
     try:
         cleaner.fit(X, y)
     except TypeError as exc:
@@ -173,34 +176,49 @@ def rank_label_issues(X, y, estimator, *, method="loo", verbose=0):
             raise UsageError(f"{exc}\nTry --method cross_val, which works with any model.") \
                 from None
         raise
+    except ValueError as exc:
+        if task == "regression" and "Unknown label type" in str(exc):
+            raise UsageError(
+                "label-issues on a numeric target needs the regression path of "
+                "InfluenceCleaner, which this version of skinfluence lacks; --task "
+                "classification treats the target's values as class labels.") from None
+        raise
+    suggested_type = np.float64 if task == "regression" else object
     return (
         np.asarray(cleaner.scores_, dtype=np.float64),
         np.asarray(cleaner.issues_, dtype=bool),
-        np.asarray(cleaner.suggested_labels_, dtype=object),
+        np.asarray(cleaner.suggested_labels_, dtype=suggested_type),
     )
 
 
 def cmd_label_issues(args):
     console = Console(args.quiet, data_on_stdout=args.output == "-")
     table, plan, X, y = _load(args, console)
-    _check_class_sizes(y, console)
-    estimator = make_model(args.model, "classification", args.random_state)
-    console.progress(f"scoring every label with {type(estimator).__name__} ...")
+    regression = plan.task == "regression"
+    if not regression:
+        _check_class_sizes(y, console)
+    estimator = _model(args, plan.task, X, y, console)
+    console.progress(f"scoring every {'target' if regression else 'label'} with "
+                     f"{type(estimator).__name__} ...")
     scores, issues, suggested = rank_label_issues(
-        X, y, estimator, method=args.method,
-        verbose=int(args.verbose and args.output != "-"),
+        X, y, estimator, method=args.method or (None if regression else "loo"),
+        verbose=int(args.verbose and args.output != "-"), task=plan.task,
     )
     order = np.lexsort((np.arange(len(scores)), -scores))
     n_issues = int(issues.sum())
     console.say(
-        f"{n_issues} of {table.n_rows} rows ({100.0 * n_issues / table.n_rows:.1f}%) look "
-        "mislabelled."
+        f"{n_issues} of {table.n_rows} rows ({100.0 * n_issues / table.n_rows:.1f}%) "
+        + ("have a suspicious target value." if regression else "look mislabelled.")
     )
+
+    def cell(v):  # an output CSV cell: numbers in the input's decimal mark
+        return num(v, table.decimal) if regression else str(v)
+
     if args.output:
         extra = unique_names(table.header,
                              ["row", "score", "given_label", "suggested_label", "issue"])
         out_rows = [
-            cells + [str(i), num(scores[i], table.decimal), str(y[i]), str(suggested[i]),
+            cells + [str(i), num(scores[i], table.decimal), cell(y[i]), cell(suggested[i]),
                      str(bool(issues[i]))]
             for i, cells in zip(order, table.raw_rows(order))
         ]
@@ -211,7 +229,7 @@ def cmd_label_issues(args):
     if args.output != "-" and len(shown):
         keep = _display_columns(table, plan)
         rows = [
-            [str(i), scores[i], str(y[i]), str(suggested[i]), "yes" if issues[i] else ""]
+            [str(i), scores[i], _cell(y[i]), _cell(suggested[i]), "yes" if issues[i] else ""]
             + [table.cell(i, c) for c in keep]
             for i in shown
         ]
@@ -220,15 +238,19 @@ def cmd_label_issues(args):
         if not args.output:
             console.say("\n(use --output FILE.csv to save every row with its score)")
     if args.plot:
-        from skinfluence.plot import plot_value_distribution
-
-        def draw(ax):
-            plot_value_distribution(scores, np.where(issues, "flagged", "not flagged"), ax=ax)
-            ax.set_xlabel("suspicion score (higher = label more likely wrong)")
-            ax.set_title(f"{args.data}: {n_issues} of {table.n_rows} rows flagged")
-
-        save_plot(args.plot, draw, console)
+        _plot_label_issues(args, table, scores, issues, n_issues, console)
     return EXIT_OK
+
+
+def _plot_label_issues(args, table, scores, issues, n_issues, console):
+    from skinfluence.plot import plot_value_distribution
+
+    def draw(ax):
+        plot_value_distribution(scores, np.where(issues, "flagged", "not flagged"), ax=ax)
+        ax.set_xlabel("suspicion score (higher = label more likely wrong)")
+        ax.set_title(f"{args.data}: {n_issues} of {table.n_rows} rows flagged")
+
+    save_plot(args.plot, draw, console)
 
 
 # --------------------------------------------------------------------------- explain
@@ -276,8 +298,8 @@ _EXPLAIN_HEADINGS = {
 
 def cmd_explain(args):
     console = Console(args.quiet, data_on_stdout=args.output == "-")
-    task = _task(args)
-    table, plan, X, y = _load(args, console, task)
+    table, plan, X, y = _load(args, console)
+    task = plan.task
     n = table.n_rows
     row = args.row
     if not 0 <= row < n:
@@ -286,7 +308,7 @@ def cmd_explain(args):
                          f"numbered 0 to {n - 1} (header not counted).")
     if task == "classification":
         _check_class_sizes(y, console)
-    estimator = make_model(args.model, task, args.random_state)
+    estimator = _model(args, task, X, y, console)
     k = min(args.k, n - 1)
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
     kinds, target, predicted = explain_row(
@@ -333,7 +355,7 @@ def _show_explanation(console, table, plan, y, row, kinds, value_name):
         for rank, (j, v) in enumerate(zip(idx, val), start=1):
             j = int(j)
             itself |= j == row
-            rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), str(y[j])]
+            rows.append([str(rank), f"{j}*" if j == row else str(j), float(v), _cell(y[j])]
                         + [table.cell(j, c) for c in keep])
         console.say(f"\n{_EXPLAIN_HEADINGS[kind]}:")
         console.say(format_table(["rank", "row", value_name, plan.target] + keep, rows))
@@ -359,12 +381,16 @@ def _plot_explanation(path, kinds, y, row, value_name, console):
 
 # --------------------------------------------------------------------------- value
 def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5,
-               random_state=0, verbose=0):
-    """Data value of every row (higher = more helpful) with the given valuation method."""
+               random_state=0, verbose=0, task="classification"):
+    """Data value of every row (higher = more helpful) with the given valuation method.
+
+    ``estimator`` is unused by ``knn-shapley``, whose utility is that of a KNN
+    classifier or, with ``task="regression"``, a KNN regressor.
+    """
     import skinfluence
 
     if method == "knn-shapley":
-        valuer = skinfluence.KNNShapley(n_neighbors=n_neighbors)
+        valuer = skinfluence.KNNShapley(n_neighbors=n_neighbors, task=task)
     elif method == "data-oob":
         valuer = skinfluence.DataOOB(estimator, random_state=random_state)
     elif method == "loo":
@@ -382,10 +408,7 @@ def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5
     return np.asarray(valuer.values_, dtype=np.float64)
 
 
-def _check_value_options(args, task):
-    if task == "regression" and args.method == "knn-shapley":
-        raise UsageError("knn-shapley values classifiers; for a numeric target use "
-                         "--method data-oob, loo or tmc-shapley.")
+def _check_value_options(args):
     if args.method in _NEEDS_VALIDATION and not args.validation:
         raise UsageError(f"--method {args.method} scores the model on a validation set: pass "
                          "--validation VAL.csv (same columns), or use knn-shapley or data-oob.")
@@ -396,9 +419,9 @@ def _check_value_options(args, task):
 
 def cmd_value(args):
     console = Console(args.quiet, data_on_stdout=args.output == "-")
-    task = _task(args)
-    _check_value_options(args, task)
-    table, plan, X, y = _load(args, console, task)
+    _check_value_options(args)
+    table, plan, X, y = _load(args, console)
+    task = plan.task
     if task == "classification":
         _check_class_sizes(y, console)
     X_val = y_val = None
@@ -406,14 +429,16 @@ def cmd_value(args):
         _, X_val, y_val = load_validation(args.validation, plan, task=task,
                                           delimiter=args.delimiter, decimal=args.decimal)
         console.progress(f"validation: {len(y_val)} rows from {args.validation}")
-    estimator = make_model(args.model, task, args.random_state)
+    # knn-shapley values rows for a KNN model of its own
+    estimator = None if args.method == "knn-shapley" else _model(args, task, X, y, console)
     if args.method == "knn-shapley" and X_val is None:
-        console.note("no --validation file: each row is valued by how it helps classify the "
+        what = "predict the targets of" if task == "regression" else "classify"
+        console.note(f"no --validation file: each row is valued by how it helps {what} the "
                      "other rows.")
     console.progress(f"valuing every row with {args.method} ...")
     values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
                         n_neighbors=args.n_neighbors, random_state=args.random_state,
-                        verbose=int(not args.quiet and args.output != "-"))
+                        verbose=int(not args.quiet and args.output != "-"), task=task)
     order = np.lexsort((np.arange(len(values)), values))  # least valuable first
     console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
                 f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")
@@ -428,7 +453,7 @@ def cmd_value(args):
         keep = _display_columns(table, plan)
         show = min(args.show, table.n_rows)
         for title, idx in (("least", order[:show]), ("most", order[::-1][:show])):
-            rows = [[str(i), values[i], str(y[i])] + [table.cell(i, c) for c in keep]
+            rows = [[str(i), values[i], _cell(y[i])] + [table.cell(i, c) for c in keep]
                     for i in idx]
             console.say(f"\n{title} valuable {len(idx)} rows:")
             console.say(format_table(["row", "value", plan.target] + keep, rows))

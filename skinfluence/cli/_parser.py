@@ -11,6 +11,7 @@ from ._commands import (
     cmd_label_issues,
     cmd_value,
 )
+from ._columns import MAX_CLASSES_AUTO
 from ._demo import cmd_demo
 
 __all__ = ["build_parser"]
@@ -41,8 +42,17 @@ def _add_data_arguments(p):
                    "(.parquet, .pq; needs pyarrow)")
     p.add_argument("--target", "-t", required=True, metavar="COLUMN",
                    help="name of the label column")
-    p.add_argument("--model", "-m", default="logistic", choices=list(MODELS), metavar="NAME",
-                   help="model to fit; " + "; ".join(f"{k}: {v}" for k, v in MODELS.items()))
+    p.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
+                   help="whether the target holds class labels or numbers to predict "
+                   "(default: auto: text and whole numbers with at most "
+                   f"{MAX_CLASSES_AUTO} distinct values are labels, other numbers are "
+                   "predicted by regression; the first lines say what was decided and why)")
+    p.add_argument("--model", "-m", default=None, choices=list(MODELS), metavar="NAME",
+                   help="model to fit (default: logistic for classification, ridge for "
+                   "regression); " + "; ".join(f"{k}: {v}" for k, v in MODELS.items()))
+    p.add_argument("--alpha", type=_pos_float, metavar="A",
+                   help="penalty of --model ridge (default: the value with the smallest exact "
+                   "leave-one-out error) or kernel-ridge (default: 1)")
     p.add_argument("--output", "-o", metavar="OUT.csv",
                    help="write the full result as CSV ('-' for stdout)")
     p.add_argument("--id-columns", metavar="A,B", help="columns to pass through, not features")
@@ -79,6 +89,16 @@ def _nonneg_int(text):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _pos_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -140,12 +160,12 @@ def _add_method_command(sub, common, name, summary, description, methods, width,
 def _add_label_issues(sub, common):
     p = _add_method_command(
         sub, common, "label-issues", "rank rows by how likely their label is wrong",
-        "Fit the model, score every row's label with influence functions and write the "
-        "rows ranked by suspicion: all original columns plus row, score, given_label, "
-        "suggested_label and issue.",
+        "Fit the model, score every row's label (or, for a numeric target, its value) with "
+        "influence functions and write the rows ranked by suspicion: all original columns "
+        "plus row, score, given_label, suggested_label and issue.",
         CLEAN_METHODS, 15, "skinfluence label-issues data.csv --target label -o ranked.csv",
     )
-    p.add_argument("--method", default="loo", choices=list(CLEAN_METHODS), metavar="NAME",
+    p.add_argument("--method", default=None, choices=list(CLEAN_METHODS), metavar="NAME",
                    help="how labels are scored (default: loo; see below)")
     p.set_defaults(func=cmd_label_issues)
 
@@ -164,8 +184,7 @@ def _add_explain(sub, common):
                    help="number of helpful and of harmful rows (default: 5)")
     p.add_argument("--against", choices=["prediction", "label"], default="prediction",
                    help="explain the predicted label (default) or the given label")
-    p.add_argument("--regression", action="store_true",
-                   help="the target is a number (default model then: ridge)")
+    _add_deprecated_regression(p)
     p.set_defaults(func=cmd_explain)
 
 
@@ -183,5 +202,10 @@ def _add_value(sub, common):
                    "(needed by loo and tmc-shapley; optional for knn-shapley)")
     p.add_argument("--n-neighbors", type=_pos_int, default=5, metavar="K",
                    help="neighbours for knn-shapley (default: 5)")
-    p.add_argument("--regression", action="store_true", help="the target is a number")
+    _add_deprecated_regression(p)
     p.set_defaults(func=cmd_value)
+
+
+def _add_deprecated_regression(p):
+    # deprecated in 0.2: the spelling of `--task regression` before the task was inferred
+    p.add_argument("--regression", action="store_true", help=argparse.SUPPRESS)

@@ -13,11 +13,14 @@
   Neumann-series recursion).
 * :func:`make_solver` picks one by name (``"auto"`` chooses by parameter count
   and sparsity: dense up to :data:`EXACT_MAX_PARAMS` parameters).
+* :func:`ridge_loo_path` -- exact leave-one-out errors of ridge regression for a
+  grid of penalties from one SVD (chooses ``alpha`` without refits).
 """
 
 from ._cg import CGSolver
 from ._factor import CholeskyFactor
 from ._lissa import LissaSolver
+from ._ridge import ridge_loo_path
 from ._solvers import EXACT_MAX_PARAMS, ExactSolver, HessianSolver, make_solver
 
 __all__ = [
@@ -28,4 +31,5 @@ __all__ = [
     "LissaSolver",
     "make_solver",
     "EXACT_MAX_PARAMS",
+    "ridge_loo_path",
 ]

@@ -1,96 +1,51 @@
-"""Exact Shapley values of the K-nearest-neighbour classifier utility (Jia et al., VLDB 2019)."""
+"""Exact Shapley values of the K-nearest-neighbour utilities (Jia et al., VLDB 2019)."""
 
 import numbers
 
 import numpy as np
 from joblib import effective_n_jobs
-from numba import prange
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.utils import TransformerTags
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from .._numba import njit
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ..utils._progress import progress
 from ._base import BaseValuation, check_train
+from ._knn_kernels import knn_classifier_shapley_rows, knn_regressor_shapley_rows
 
 # chunk of validation rows x training points held at once (float64 entries)
 _CHUNK_ELEMENTS = 1 << 22
 
 
-@njit(parallel=True, cache=True)
-def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no cover - numba
-    """Row ``i`` of ``out`` gets the Shapley values of all training points for validation row ``i``.
-
-    Recursion of Jia et al. (Theorem 1) on the training points sorted by
-    distance, nearest first (ties broken by index):
-    ``s[N] = 1[y_N = y] / N * min(K, N) / K``,
-    ``s[i] = s[i+1] + (1[y_i = y] - 1[y_{i+1} = y]) / K * min(K, i) / i``.
-    ``orders`` holds an (unstable, fast) argsort of each row of ``D``; runs of
-    equal distances are re-sorted by index here so ties break deterministically.
-    ``exclude[i] >= 0`` removes that training point from the game of row ``i``
-    (used when the training set values itself).
-    """
-    m, n = D.shape
-    for r in prange(m):
-        order = orders[r].copy()
-        d = D[r]
-        t = 1
-        while t < n:
-            if d[order[t]] == d[order[t - 1]]:
-                a = t - 1
-                while t < n and d[order[t]] == d[order[a]]:
-                    t += 1
-                order[a:t] = np.sort(order[a:t])
-            else:
-                t += 1
-        row = out[r]
-        skip = exclude[r]
-        if skip >= 0:
-            # move the excluded point out of the order; it takes part in no game
-            order2 = np.empty(n - 1, dtype=order.dtype)
-            j = 0
-            for t in range(n):
-                if order[t] != skip:
-                    order2[j] = order[t]
-                    j += 1
-            order = order2
-            row[skip] = 0.0
-        n_eff = order.shape[0]
-        if n_eff == 0:  # a one-point training set valuing itself: no game, all values 0
-            continue
-        yv = y_val[r]
-        last = order[n_eff - 1]
-        match_next = 1.0 if y_train[last] == yv else 0.0
-        # the farthest point counts only in coalitions smaller than K (all of them if K >= N)
-        s = match_next * min(k, n_eff) / (n_eff * k)
-        row[last] = s
-        for i in range(n_eff - 1, 0, -1):  # i is the 1-based rank of order[i - 1]
-            idx = order[i - 1]
-            match = 1.0 if y_train[idx] == yv else 0.0
-            s = s + (match - match_next) / k * min(k, i) / i
-            row[idx] = s
-            match_next = match
-
-
 class KNNShapley(TrainingColumnsMixin, BaseValuation):
-    """Exact Shapley values of training points for the K-nearest-neighbour classifier.
+    """Exact Shapley values of training points for a K-nearest-neighbour classifier or regressor.
 
-    The utility of a subset ``S`` of the training set for one validation point
-    ``(x, y)`` is ``U(S) = 1/K * #{ of the min(K, |S|) points of S nearest to x,
-    those with label y }`` (the unweighted KNN classifier's likelihood of the
-    right label; ``U(empty) = 0``).  Its Shapley values have the closed form of
-    Jia et al. (VLDB 2019), computed here exactly in ``O(N log N)`` per
-    validation point with a numba kernel, chunked over validation points and
-    parallel over ``n_jobs`` threads.  Values are averaged over the validation set.
+    For one validation point ``(x, y)`` and a subset ``S`` of the training set, let
+    ``N_K(S)`` be the ``min(K, |S|)`` points of ``S`` nearest to ``x``.  The utility is
+
+    * classification: ``U(S) = 1/K * #{i in N_K(S): y_i = y}``, the unweighted KNN
+      classifier's likelihood of the right label (``U(empty) = 0``);
+    * regression: ``U(S) = -(c + 1/K * sum_{i in N_K(S)} (y_i - c) - y)^2``, the negative
+      squared error of the KNN average, where a coalition with fewer than K points fills
+      the empty places with ``c``, the mean training target (``U(empty) = -(c - y)^2``).
+
+    Their Shapley values have the closed forms of Jia et al. (VLDB 2019), computed here
+    exactly in ``O(N log N)`` per validation point with a numba kernel, chunked over
+    validation points and parallel over ``n_jobs`` threads.  Values are averaged over the
+    validation set.
 
     Parameters
     ----------
     n_neighbors : int, default=5
         K of the utility.
+    task : {"auto", "classification", "regression"}, default="auto"
+        Which utility: ``"auto"`` takes the regression utility when the target is
+        continuous (:func:`~sklearn.utils.multiclass.type_of_target` ``"continuous"``:
+        floats that are not all integers), else the classification utility.  Integer
+        targets are class labels unless ``task="regression"``.
     n_jobs : int, default=None
         Threads for the kernel and the distance computation (``-1``: all cores).
     verbose : int, default=0
@@ -100,21 +55,46 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     ----------
     values_ : ndarray of shape (n_train,)
         Shapley value of each training point, averaged over the validation
-        points (higher: the point helps the KNN classify them correctly).  The
-        values sum to the mean utility of the full training set.
-    estimator_ : KNeighborsClassifier
-        The KNN classifier on the whole training set (``predict`` and ``score``
+        points (higher: the point helps the KNN classify them correctly, or brings
+        its predictions closer to their targets).  The values sum to the mean of
+        ``U(training set) - U(empty)``.
+    task_ : str
+        The utility used, ``"classification"`` or ``"regression"``.
+    estimator_ : KNeighborsClassifier or KNeighborsRegressor
+        The KNN model on the whole training set (``predict`` and ``score``
         delegate to it).
     n_features_in_ : int
 
     Notes
     -----
-    ``fit`` takes no ``sample_weight``: the closed form is that of the unweighted
-    KNN utility.  Distances are Euclidean; scale the features first if they have different
-    units.  Ties in distance are broken by training index.  When ``X_val`` is
-    not given, every training point is valued against the others
-    (leave-self-out), so values measure how much a point helps classify its
-    fellow training points.
+    ``fit`` takes no ``sample_weight``: the closed forms are those of the unweighted
+    KNN utilities.  Distances are Euclidean; scale the features first if they have
+    different units.  Ties in distance are broken by training index.  When ``X_val`` is
+    not given, every training point is valued against the others (leave-self-out), so
+    values measure how much a point helps predict its fellow training points.
+
+    *Classification* (Theorem 1 of Jia et al.).  With the training points ranked by
+    distance to ``x`` (``1`` nearest), ``s_N = 1[y_N = y] / N * min(K, N) / K`` and
+    ``s_i = s_{i+1} + (1[y_i = y] - 1[y_{i+1} = y]) / K * min(K, i) / i``.
+
+    *Regression*.  The utility is that of Jia et al.'s KNN-regression theorem applied to
+    the centred targets ``y_i - c``, ``y - c`` (the paper's form is ``c = 0``, which
+    makes a small coalition predict towards 0 and so rewards large targets).  Write
+    ``y_i`` for the centred targets in rank order, ``y`` for the centred validation
+    target.  Points ``i`` and ``i + 1`` differ only when fewer than K points of the
+    coalition are nearer; then the prediction moves by ``(y_i - y_{i+1}) / K`` and
+
+    ``s_i = s_{i+1} - (y_i - y_{i+1}) / K * [((y_i + y_{i+1}) / K - 2 y) * min(K, i) / i
+    + 2 / K * (w_{i+1} * (y_1 + ... + y_{i-1}) + w_{i+2} y_{i+2} + ... + w_N y_N)]``,
+
+    ``w_j = L (L - 1) / (2 (j - 1) (j - 2))`` with ``L = min(K, j - 1)`` (``w_j = 0`` for
+    ``j < 3``).  ``min(K, i) / i`` is the Shapley weight of the coalitions with fewer
+    than K of the ``i - 1`` nearer points; ``w_{i+1}`` is the weight of those that also
+    hold a given nearer point, and ``w_j`` (``j > i + 1``) the weight of those in which
+    point ``j`` is among the K nearest: the expected sum of the other targets in the
+    K-NN average.  The recursion starts from a phantom point ``N + 1`` with
+    ``y_{N+1} = 0`` and ``s_{N+1} = 0``, which gives ``s_N`` exactly.  Each point costs
+    ``O(1)`` after the sort.
 
     References
     ----------
@@ -132,16 +112,25 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     >>> rows = knn.transform(X[100:], y[100:])  # one row per validation point
     >>> bool(abs(rows.mean(0) - knn.values_).max() < 1e-12)
     True
+
+    A continuous target selects the regression utility:
+
+    >>> from sklearn.datasets import make_regression
+    >>> X, y = make_regression(n_samples=120, n_features=4, noise=1.0, random_state=0)
+    >>> KNNShapley(n_neighbors=5).fit(X, y).task_
+    'regression'
     """
 
     _parameter_constraints = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "task": [StrOptions({"auto", "classification", "regression"})],
         "n_jobs": [None, numbers.Integral],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_neighbors=5, *, n_jobs=None, verbose=0):
+    def __init__(self, n_neighbors=5, *, task="auto", n_jobs=None, verbose=0):
         self.n_neighbors = n_neighbors
+        self.task = task
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -153,6 +142,8 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         return tags
 
     def _template_estimator(self):
+        if self.task == "regression":
+            return KNeighborsRegressor(n_neighbors=self.n_neighbors, algorithm="brute")
         return KNeighborsClassifier(n_neighbors=self.n_neighbors, algorithm="brute")
 
     def fit(self, X, y, *, X_val=None, y_val=None):
@@ -162,7 +153,7 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         ----------
         X : array-like of shape (n_train, n_features)
         y : array-like of shape (n_train,)
-            Class labels.
+            Class labels, or numeric targets for the regression utility.
         X_val, y_val : array-like, default=None
             Validation points; when omitted, each training point is valued on
             the others (leave-self-out).
@@ -173,20 +164,30 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         """
         self._validate_params()
         X_in = X  # a DataFrame index names the columns of transform
-        X, y, _ = check_train(self, X, y, None, accept_sparse=False)
-        check_classification_targets(y)
+        X, y, _ = check_train(self, X, y, None, accept_sparse=False,
+                              y_numeric=self.task == "regression")
+        self.task_ = self._resolve_task(y)
         X = np.asarray(X, dtype=np.float64)
         self._X = X
-        self._classes, self._y_codes = np.unique(y, return_inverse=True)
-        self.estimator_ = KNeighborsClassifier(
-            n_neighbors=min(self.n_neighbors, X.shape[0]), algorithm="brute"
-        ).fit(X, y)
+        n_neighbors = min(self.n_neighbors, X.shape[0])
+        if self.task_ == "regression":
+            y = np.asarray(y, dtype=np.float64)
+            # an empty place among the K predicts the mean target (see Notes)
+            self._y_offset = float(np.mean(y))
+            self._y_train = y - self._y_offset
+            self.estimator_ = KNeighborsRegressor(n_neighbors=n_neighbors, algorithm="brute")
+        else:
+            check_classification_targets(y)
+            self._classes, self._y_train = np.unique(y, return_inverse=True)
+            self.estimator_ = KNeighborsClassifier(n_neighbors=n_neighbors, algorithm="brute")
+        self.estimator_.fit(X, y)
         if (X_val is None) != (y_val is None):
             raise ValueError("Pass both X_val and y_val, or neither.")
         if X_val is None:
-            rows = self._rows(X, self._y_codes, exclude_self=True)
+            rows = self._rows(X, self._y_train, exclude_self=True)
         else:
-            X_val, y_val = validate_data(self, X_val, y_val, reset=False, accept_sparse=False)
+            X_val, y_val = validate_data(self, X_val, y_val, reset=False, accept_sparse=False,
+                                         y_numeric=self.task_ == "regression")
             rows = self._rows(np.asarray(X_val, dtype=np.float64), self._encode(y_val))
         total = np.zeros(X.shape[0])
         count = 0
@@ -198,18 +199,28 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         self._output_labels = row_labels(X_in, X.shape[0])
         return self
 
+    def _resolve_task(self, y):
+        if self.task != "auto":
+            return self.task
+        return "regression" if type_of_target(y) == "continuous" else "classification"
+
     def _encode(self, y):
+        """Targets of validation points as the kernel takes them."""
+        if self.task_ == "regression":
+            return np.asarray(y, dtype=np.float64) - self._y_offset
         y = np.asarray(y)
         codes = np.searchsorted(self._classes, y)
         codes = np.clip(codes, 0, len(self._classes) - 1)
         # labels unseen in training match no training point: code -1
         return np.where(self._classes[codes] == y, codes, -1).astype(np.intp)
 
-    def _rows(self, Xv, yv_codes, exclude_self=False):
+    def _rows(self, Xv, y_val, exclude_self=False):
         """Generator of ``(chunk, n_train)`` blocks of per-validation-point values."""
         X = self._X
         n = X.shape[0]
         k = int(self.n_neighbors)
+        kernel = (knn_regressor_shapley_rows if self.task_ == "regression"
+                  else knn_classifier_shapley_rows)
         n_threads = max(1, effective_n_jobs(self.n_jobs))
         # only the order within a row matters: ||x_val||^2 is dropped
         sq_train = np.einsum("ij,ij->i", X, X)
@@ -233,7 +244,7 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
                     exclude[:] = np.arange(start, stop)
                 out = np.empty((stop - start, n))
                 orders = np.argsort(D, axis=1)  # numpy's SIMD sort; ties fixed in the kernel
-                _knn_shapley_rows(D, orders, self._y_codes, yv_codes[start:stop], k, exclude, out)
+                kernel(D, orders, self._y_train, y_val[start:stop], k, exclude, out)
                 yield out
         finally:
             numba.set_num_threads(old_threads)
@@ -245,20 +256,23 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+            Labels, or targets for the regression utility.
 
         Returns
         -------
         ndarray of shape (n_samples, n_train)
-            Row ``i`` sums to the utility of the full training set for sample ``i``.
+            Row ``i`` sums to ``U(training set) - U(empty)`` for sample ``i``.
         """
         check_is_fitted(self, "values_")
         if y is None:
             validate_data(self, X, reset=False, accept_sparse=False)  # shape/NaN errors first
             raise ValueError(
                 "KNNShapley.transform(X, y) needs the labels y of the samples it attributes: "
-                "the KNN utility of a sample is whether its neighbours carry its label."
+                "the KNN utility of a sample is whether its neighbours carry its label "
+                "(or, for regression, how close their average is to its target)."
             )
-        X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
+        X, y = validate_data(self, X, y, reset=False, accept_sparse=False,
+                             y_numeric=self.task_ == "regression")
         check_dense_output(X.shape[0], self._X.shape[0], type(self).__name__, explain=None)
         out = np.empty((X.shape[0], self._X.shape[0]))
         start = 0

@@ -1256,10 +1256,12 @@ _cli_case("explain/multiclass", "explain", "--target", "label", "--row", "59",
 _cli_case("explain/linear_svm", "explain", "--target", "label", "--row", "2",
           "--model", "linear-svm")
 _cli_case("explain/mlp", "explain", "--target", "label", "--row", "5", "--model", "mlp")
+# --alpha 1: the penalty these were recorded with (ridge's default alpha is now chosen by
+# exact leave-one-out, issue 16)
 _cli_case("explain/ridge", "explain", "--target", "progression", "--row", "0",
-          "--model", "ridge", data="regression")
+          "--model", "ridge", "--alpha", "1", data="regression")
 _cli_case("explain/ridge_against_label", "explain", "--target", "progression", "--row", "1",
-          "--model", "ridge", "--against", "label", data="regression")
+          "--model", "ridge", "--alpha", "1", "--against", "label", data="regression")
 _cli_case("explain/mlp_regression", "explain", "--target", "progression", "--row", "2",
           "--model", "mlp", "--regression", data="regression")
 _cli_case("value/knn_shapley", "value", "--target", "label")
@@ -1270,6 +1272,6 @@ _cli_case("value/loo", "value", "--target", "label", "--method", "loo", validati
 _cli_case("value/tmc_shapley", "value", "--target", "label", "--method", "tmc-shapley",
           validation=True)
 _cli_case("value/data_oob_regression", "value", "--target", "progression", "--method",
-          "data-oob", "--model", "ridge", data="regression")
+          "data-oob", "--model", "ridge", "--alpha", "1", data="regression")
 _cli_case("value/data_oob_seed", "value", "--target", "label", "--method", "data-oob",
           "--random-state", "3")

@@ -115,6 +115,110 @@ def test_knn_shapley_errors():
         KNNShapley().fit(Xn, y)
 
 
+# ---------------------------------------------------------- KNN-Shapley, regression
+def _knn_regression_utility(S, X, y, x, yv, K, c):
+    """Minus the squared error of the K-NN average, empty places predicting c.
+
+    Computed from scratch: the min(K, |S|) points of S nearest to x (ties by index).
+    """
+    S = np.sort(np.asarray(S, dtype=int))
+    d = np.sum((X[S] - x) ** 2, axis=1)
+    nearest = S[np.argsort(d, kind="stable")[: min(K, len(S))]]
+    prediction = c + np.sum(y[nearest] - c) / K
+    return -float((prediction - yv) ** 2)
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 9])
+def test_knn_shapley_regression_matches_brute_force(K):
+    rng = np.random.default_rng(10 + K)
+    X = rng.normal(size=(8, 3))
+    y = rng.normal(3.0, 2.0, size=8)  # off-centre: the mean target c matters
+    Xv = rng.normal(size=(4, 3))
+    yv = rng.normal(3.0, 2.0, size=4)
+    knn = KNNShapley(n_neighbors=K).fit(X, y, X_val=Xv, y_val=yv)
+    assert knn.task_ == "regression"
+    rows = knn.transform(Xv, yv)
+    c = y.mean()
+    for i in range(4):
+        def u(S):
+            return _knn_regression_utility(S, X, y, Xv[i], yv[i], K, c)
+
+        exact = _brute_shapley(list(range(8)), u)
+        np.testing.assert_allclose(rows[i], [exact[j] for j in range(8)], rtol=0, atol=1e-10)
+        # efficiency: the values add up to U(N) - U(empty)
+        assert rows[i].sum() == pytest.approx(u(range(8)) - u([]), abs=1e-10)
+    np.testing.assert_allclose(knn.values_, rows.mean(0), atol=1e-14)
+
+
+@pytest.mark.parametrize("K", [1, 2, 4])
+def test_knn_shapley_regression_self_valuation_and_ties(K):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(7, 2))
+    X[3] = X[1]  # exact duplicates with different targets: the tie is broken by index
+    X[5] = X[1]
+    y = rng.normal(size=7) * 5.0 + 1.0
+    knn = KNNShapley(n_neighbors=K, task="regression").fit(X, y)
+    c = y.mean()
+    expected = np.zeros(7)
+    for i in range(7):
+        others = [j for j in range(7) if j != i]
+        exact = _brute_shapley(
+            others, lambda S: _knn_regression_utility(S, X, y, X[i], y[i], K, c))
+        for j in others:
+            expected[j] += exact[j] / 7
+    np.testing.assert_allclose(knn.values_, expected, rtol=0, atol=1e-10)
+
+
+def test_knn_shapley_task_choice_and_delegation(monkeypatch):
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    import skinfluence.valuation._knn as knn_mod
+
+    X, y = make_regression(n_samples=120, n_features=4, noise=5.0, random_state=0)
+    auto = KNNShapley(n_neighbors=4).fit(X[:80], y[:80], X_val=X[80:], y_val=y[80:])
+    forced = KNNShapley(n_neighbors=4, task="regression").fit(X[:80], y[:80], X_val=X[80:],
+                                                             y_val=y[80:])
+    assert auto.task_ == forced.task_ == "regression"
+    np.testing.assert_array_equal(auto.values_, forced.values_)
+    assert isinstance(auto.estimator_, KNeighborsRegressor)
+    ref = KNeighborsRegressor(n_neighbors=4).fit(X[:80], y[:80])
+    np.testing.assert_allclose(auto.predict(X[80:]), ref.predict(X[80:]))
+    assert auto.score(X[80:], y[80:]) == pytest.approx(ref.score(X[80:], y[80:]))
+    # chunks and threads change nothing but the order of the sum over validation points
+    monkeypatch.setattr(knn_mod, "_CHUNK_ELEMENTS", 7 * 80)
+    chunked = KNNShapley(n_neighbors=4, n_jobs=2).fit(X[:80], y[:80], X_val=X[80:],
+                                                     y_val=y[80:])
+    scale = np.abs(auto.transform(X[80:], y[80:])).max()
+    np.testing.assert_allclose(chunked.values_, auto.values_, rtol=0, atol=1e-14 * scale)
+    # integer targets are class labels unless task="regression"
+    yi = np.round(y / 50).astype(int)
+    assert KNNShapley().fit(X, yi).task_ == "classification"
+    assert isinstance(KNNShapley().fit(X, yi).estimator_, KNeighborsClassifier)
+    reg = KNNShapley(task="regression").fit(X, yi)
+    assert reg.task_ == "regression" and isinstance(reg.estimator_, KNeighborsRegressor)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        KNNShapley(task="classification").fit(X, y)
+    with pytest.raises(ValueError, match="task"):
+        KNNShapley(task="ranking").fit(X, y)
+
+
+def test_knn_shapley_regression_finds_shifted_targets():
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    rng = np.random.default_rng(0)
+    n = len(y)
+    bad = np.zeros(n, dtype=bool)
+    bad[rng.choice(n, n // 10, replace=False)] = True
+    noisy = y.copy()
+    noisy[bad] += rng.choice([-3.0, 3.0], bad.sum()) * y.std()
+    values = KNNShapley(n_neighbors=5).fit(X, noisy).values_
+    # lowest values = suspects (0.993 for this draw; 0.968 to 0.996 over ten draws)
+    assert roc_auc_score(bad, -values) >= 0.95
+
+
 # --------------------------------------------------------------------- LOO
 @pytest.fixture(autouse=True)
 def _single_blas_thread():
