@@ -291,6 +291,15 @@ def test_imblearn_pipeline_removes_the_flagged_rows(diabetes):
     np.testing.assert_allclose(pipe[-1].coef_, Ridge(alpha=0.1).fit(X[keep], y_noisy[keep]).coef_)
 
 
+def test_clean_classifier_refuses_regression_targets(diabetes):
+    from skinfluence import CleanClassifier
+
+    X, y = diabetes
+    for model, target in ((Ridge(), y), (None, y + 0.5)):
+        with pytest.raises(ValueError, match="CleanClassifier cleans class labels"):
+            CleanClassifier(model).fit(X, target)
+
+
 def test_bad_regression_inputs(diabetes):
     X, y = diabetes
     with pytest.raises(ValueError, match="z_threshold"):
