@@ -3,7 +3,8 @@
 * :class:`InfluenceCleaner` scores every training point from one fit
   (approximate leave-one-out probabilities, self-influence, influence on a
   trusted set, or the training loss) and flags suspects with confident
-  learning; ``fit_resample`` makes it a sampler for imbalanced-learn pipelines.
+  learning; regression targets by their standardised leave-one-out residuals;
+  ``fit_resample`` makes it a sampler for imbalanced-learn pipelines.
 * :class:`CleanClassifier` fits, cleans and refits, so that the amount of
   cleaning is a hyper-parameter for :class:`~sklearn.model_selection.GridSearchCV`.
 * :func:`find_label_issues`, :func:`confident_joint`, :func:`estimate_joint`:

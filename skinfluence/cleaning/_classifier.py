@@ -12,6 +12,7 @@ from ..base import BaseExplainer, estimator_has
 from ..objectives import unwrap_frozen
 from ..utils._deprecation import positional_deprecated
 from ._cleaner import InfluenceCleaner, _default_estimator
+from ._regression import is_regression_task
 
 __all__ = ["CleanClassifier"]
 
@@ -153,6 +154,11 @@ class CleanClassifier(ClassifierMixin, BaseExplainer):
         self : CleanClassifier
         """
         self._validate_params()
+        if is_regression_task(self.estimator, y):
+            raise ValueError(
+                "CleanClassifier cleans class labels; y is a regression target or the "
+                "estimator a regressor. Clean regression targets with "
+                "InfluenceCleaner(regressor).fit_resample(X, y) and fit on the result.")
         memory = check_memory(self.memory)
         cleaner = memory.cache(_fit_cleaner)(self._make_cleaner(), X, y, X_val, y_val,
                                              sample_weight)

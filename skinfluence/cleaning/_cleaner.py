@@ -1,30 +1,21 @@
 """InfluenceCleaner: find mislabelled training points from one fit."""
 
 import numbers
-import time
 import warnings
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_consistent_length,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
 from . import _confident as cl
 from ..base import BaseExplainer
-from ..objectives import NotStationaryWarning, unwrap_frozen
+from ..objectives import NotStationaryWarning
 from ..utils._deprecation import REMOVED_IN, positional_deprecated
-from ..utils._routing import routed_for_cv
 from ._containers import replace_labels, scores_to_proba, take_rows_like
-from ._loo import leverage_loo_proba
+from ._classification_fit import ClassificationCleaning
+from ._regression import DEFAULT_Z, is_regression_task
+from ._regression_fit import RegressionCleaning, forget_regression
 
 __all__ = ["InfluenceCleaner", "scores_to_proba"]
 
@@ -38,7 +29,13 @@ def _default_estimator():
     return LogisticRegression(max_iter=1000)
 
 
-class InfluenceCleaner(BaseExplainer):
+def _default_regressor():
+    from sklearn.linear_model import Ridge
+
+    return Ridge()
+
+
+class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer):
     """Find, remove or relabel mislabelled training examples with one fit.
 
     The estimator is fitted once on the (noisy) training data.  The influence
@@ -48,13 +45,27 @@ class InfluenceCleaner(BaseExplainer):
     are the out-of-sample probabilities confident learning (Northcutt et al.,
     JAIR 2021) needs -- without the K-fold refits.
 
+    Regression targets (a regressor as ``estimator``, or continuous ``y`` with
+    ``estimator=None``) are scored by their leave-one-out residual
+    ``y_i - yhat_(i)``, exact for least squares (the PRESS residual
+    ``e_i / (1 - h_ii)``; Ridge, LinearRegression, weighted, several targets),
+    the Newton step for GLMs and the other supported regressors.  It is
+    standardised to ``z_scores_``: times ``sqrt(1 - h_ii)`` where the leverage is
+    known, centred on the median and divided by ``1.4826 MAD`` (deviance
+    residuals for Poisson / Gamma / Tweedie GLMs), so that ``z_threshold`` flags
+    the same share of clean rows on every data set.
+
     Parameters
     ----------
-    estimator : classifier, default=None
-        The model whose training set is cleaned, unfitted.  Influence methods
+    estimator : classifier or regressor, default=None
+        The model whose training set is cleaned, unfitted; a regressor cleans
+        regression targets (even integer-valued ones).  Influence methods
         need an estimator supported by :mod:`skinfluence.objectives`
-        (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, or a
-        Pipeline ending in one).  ``None`` means ``LogisticRegression(max_iter=1000)``.
+        (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, Ridge,
+        LinearRegression, SGDRegressor, Poisson / Gamma / TweedieRegressor,
+        MLPs, or a Pipeline ending in one).  ``None`` means
+        ``LogisticRegression(max_iter=1000)`` for class labels and ``Ridge()``
+        for continuous targets (``type_of_target``).
         A model already fitted on the training data can come wrapped in
         :class:`~sklearn.frozen.FrozenEstimator`; it is then scored as it is,
         without a fit (``method="cross_val"`` still refits clones of the
@@ -76,11 +87,18 @@ class InfluenceCleaner(BaseExplainer):
         * ``"cross_val"``: confident learning on ``cv``-fold cross-validated
           probabilities (what cleanlab does); works for any classifier.
 
+        For regression targets ``"loo"``, ``"loss"`` and ``"cross_val"`` score
+        by the standardised residual ``|z|`` of the leave-one-out, in-sample or
+        cross-validated prediction (several targets: the ``|z|`` with the same
+        Gaussian tail probability as ``sum_k z_k^2``).
+
         With ``threshold="auto"`` the score-only methods (``self_influence``,
         ``validation``) flag as many top-scored points as confident learning
-        estimates are mislabelled from the leave-one-out probabilities.
+        (regression: the ``z_threshold`` rule on leave-one-out residuals)
+        estimates are mislabelled.
     threshold : "auto" or float in [0, 1), default="auto"
-        ``"auto"``: confident learning decides (``filter_by``).  A float:
+        ``"auto"``: confident learning decides (``filter_by``); regression
+        targets are flagged where ``scores_ > z_threshold``.  A float:
         flag that fraction of the training set with the highest scores.
     action : {"remove", "relabel"}, default="remove"
         What :meth:`fit_resample` does with flagged points.
@@ -95,7 +113,13 @@ class InfluenceCleaner(BaseExplainer):
         y_val=y_val)`` instead.
     cv : int or cross-validation generator, default=5
         Folds for ``method="cross_val"``; an int means
-        ``StratifiedKFold(cv, shuffle=True, random_state=0)``.
+        ``StratifiedKFold(cv, shuffle=True, random_state=0)`` (``KFold`` for
+        regression targets).
+    z_threshold : float > 0, default=2.576
+        Regression targets: the ``|z|`` above which ``threshold="auto"`` flags
+        a row.  The default is the two-sided 1% point of the standard normal:
+        about 1% of the rows of clean data with Gaussian noise are flagged (the
+        cleaning user guide measures the rate on real data).
     damping : float, default=0.0
         Damping passed to :class:`~skinfluence.InfluenceFunctions`.
     n_jobs : int, default=None
@@ -108,20 +132,32 @@ class InfluenceCleaner(BaseExplainer):
     estimator_ : estimator
         The estimator fitted on all the data given to :meth:`fit`
         (``predict``, ``predict_proba``, ``score``, ... delegate to it).
+    task_ : {"classification", "regression"}
+        How ``y`` was cleaned (see ``estimator``).
     classes_ : ndarray of shape (n_classes,)
+        Classification only.
     scores_ : ndarray of shape (n_samples,)
         Higher = more likely mislabelled.
     issues_ : ndarray of shape (n_samples,), dtype=bool
         Flagged samples.
     suggested_labels_ : ndarray of shape (n_samples,)
         For flagged samples, the most probable other class under the
-        out-of-sample probabilities; for the others, the given label.
+        out-of-sample probabilities (regression: ``predictions_``); for the
+        others, the given label.
     proba_ : ndarray of shape (n_samples, n_classes)
         The probabilities confident learning used (leave-one-out,
-        cross-validated or in-sample depending on ``method``).
+        cross-validated or in-sample depending on ``method``).  Classification only.
     noise_joint_ : ndarray of shape (n_classes, n_classes)
         Confident-learning estimate of the joint distribution of given
-        (rows) and true (columns) labels.
+        (rows) and true (columns) labels.  Classification only.
+    predictions_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        Regression only: each row's prediction by the model refit without it
+        (``method="loo"``, ``"self_influence"``, ``"validation"``), in-sample
+        (``"loss"``) or cross-validated (``"cross_val"``).
+    z_scores_ : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        Regression only: the standardised residuals of ``predictions_``
+        (positive: the target lies above the prediction); rows of leverage
+        one (the model refit without them is not determined) get 0.
     n_issues_ : int
         Number of flagged samples.
     influence_ : InfluenceFunctions or None
@@ -134,6 +170,9 @@ class InfluenceCleaner(BaseExplainer):
 
     Notes
     -----
+    A row's leave-one-out prediction for a model in a Pipeline is that of the
+    final step refit on the same features (earlier steps are a fixed feature map).
+
     Cost of ``method="loo"`` for a GLM with at most 3000 parameters ``p``
     (``K`` outputs, ``d`` features, ``n`` samples): one fit of the estimator,
     the Hessian and the leverages (``O(n K^2 d^2)`` each, as single BLAS
@@ -161,6 +200,22 @@ class InfluenceCleaner(BaseExplainer):
     >>> bool(precision > 0.8)
     True
     >>> X_clean, y_clean = cleaner.fit_resample(X, y_noisy)
+
+    Regression targets, with 10% of them shifted:
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.linear_model import Ridge
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> rng = np.random.default_rng(0)
+    >>> shifted = rng.choice(len(y), 44, replace=False)
+    >>> y_noisy = y.copy()
+    >>> y_noisy[shifted] += 3 * y.std()
+    >>> cleaner = InfluenceCleaner(Ridge(alpha=0.01)).fit(X, y_noisy)
+    >>> cleaner.task_
+    'regression'
+    >>> bool(np.isin(np.flatnonzero(cleaner.issues_), shifted).mean() > 0.9)
+    True
     """
 
     _parameter_constraints = {
@@ -171,6 +226,7 @@ class InfluenceCleaner(BaseExplainer):
         "filter_by": [StrOptions(set(cl.FILTERS))],
         "validation_data": [None, tuple, list],
         "cv": ["cv_object"],
+        "z_threshold": [Interval(numbers.Real, 0, None, closed="neither")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
         "n_jobs": [None, numbers.Integral],
         "verbose": ["verbose"],
@@ -186,6 +242,7 @@ class InfluenceCleaner(BaseExplainer):
         filter_by="prune_globally",
         validation_data=None,
         cv=5,
+        z_threshold=DEFAULT_Z,
         damping=0.0,
         n_jobs=None,
         verbose=0,
@@ -197,12 +254,17 @@ class InfluenceCleaner(BaseExplainer):
         self.filter_by = filter_by
         self.validation_data = validation_data
         self.cv = cv
+        self.z_threshold = z_threshold
         self.damping = damping
         self.n_jobs = n_jobs
         self.verbose = verbose
 
     def _template_estimator(self):
-        return self.estimator if self.estimator is not None else _default_estimator()
+        if self.estimator is not None:
+            return self.estimator
+        if getattr(self, "task_", None) == "regression":
+            return _default_regressor()
+        return _default_estimator()
 
     # ------------------------------------------------------------ checks
     def _validation_set(self, X_val, y_val):
@@ -229,10 +291,10 @@ class InfluenceCleaner(BaseExplainer):
             return None, None
         return X_val, y_val
 
-    def _check_training(self, X, y, sample_weight):
-        """Validated ``(X, y, codes, sample_weight)``; sets ``classes_``.
+    def _check_xy(self, X, y, regression=False):
+        """Validated ``(X, y, y as an ndarray)``.
 
-        Shapes, NaN and labels are checked here for clear errors; the dtype is kept (a
+        Shapes and NaN are checked here for clear errors; the dtype of ``X`` is kept (a
         pipeline may hold its own preprocessing of strings) and DataFrames go to the
         estimator as they are.
         """
@@ -240,29 +302,13 @@ class InfluenceCleaner(BaseExplainer):
         X_checked, y_checked = validate_data(
             self, X, y, reset=True, accept_sparse=tags.input_tags.sparse,
             ensure_all_finite=not tags.input_tags.allow_nan, dtype=None,
-            skip_check_array=hasattr(X, "iloc"),
+            skip_check_array=hasattr(X, "iloc"), multi_output=regression,
+            y_numeric=regression,
         )
         check_consistent_length(X, y)
         if not hasattr(X, "iloc"):
             X, y = X_checked, y_checked
-        y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y_arr.ndim != 1:
-            raise ValueError(f"y must be one-dimensional; got shape {y_arr.shape}.")
-        if type_of_target(y_arr, input_name="y") not in ("binary", "multiclass"):
-            check_classification_targets(y_arr)  # scikit-learn's message for continuous y
-            raise ValueError("InfluenceCleaner needs binary or multiclass labels.")
-        if y_arr.dtype.kind in "biuf":
-            self.classes_, codes = np.unique(y_arr, return_inverse=True)
-        else:  # objects: LabelEncoder's checks for mixed types and missing values
-            encoder = LabelEncoder().fit(y_arr)
-            self.classes_, codes = encoder.classes_, encoder.transform(y_arr)
-        if self.classes_.shape[0] < 2:
-            raise ValueError(
-                f"y contains only 1 class ({self.classes_[0]!r}); cleaning needs at least two."
-            )
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, np.empty((codes.shape[0], 0)))
-        return X, y, codes.astype(np.intp), sample_weight
+        return X, y, np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
 
     def _log(self, msg):
         if self.verbose:
@@ -277,8 +323,9 @@ class InfluenceCleaner(BaseExplainer):
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
             Training data; pandas DataFrames are passed to the estimator as is.
-        y : array-like of shape (n_samples,)
-            Possibly noisy class labels (any hashable type, e.g. strings).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Possibly noisy class labels (any hashable type, e.g. strings), or
+            regression targets (several columns for a multi-target regressor).
         X_val, y_val : array-like, default=None
             Trusted clean data, required by ``method="validation"`` and used by no
             other method.
@@ -290,63 +337,12 @@ class InfluenceCleaner(BaseExplainer):
         """
         self._validate_params()
         X_val, y_val = self._validation_set(X_val, y_val)
-        X, y, codes, sample_weight = self._check_training(X, y, sample_weight)
-        if y_val is not None:
-            y_val = np.asarray(y_val.to_numpy() if hasattr(y_val, "to_numpy") else y_val)
-            unseen = np.setdiff1d(np.unique(y_val), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y_val has labels not seen in training: {unseen!r}.")
-        K = self.classes_.shape[0]
-        t0 = time.perf_counter()
-        self.influence_ = None
-        if self.method in ("loo", "self_influence", "validation"):
-            P = self._fit_influence(X, y, sample_weight, K)
-        else:
-            self.estimator_ = self._fit_estimator(X, y, sample_weight)
-            if self.method == "loss":
-                P = self._proba_of(self.estimator_, X, K)
-            else:
-                P = self._cross_val_proba(X, y, codes, sample_weight, K)
-        self._log(f"probabilities in {time.perf_counter() - t0:.3f} s")
-        if not np.all(np.isfinite(P)):
-            raise FloatingPointError(
-                "the out-of-sample probabilities contain NaN/inf; try damping > 0."
-            )
-        self.proba_ = P
-        # scores: higher = more suspicious
-        if self.method == "self_influence":
-            scores = np.asarray(self.influence_.self_influence_, dtype=np.float64)
-        elif self.method == "validation":
-            scores = self._validation_scores(X_val, y_val, codes.shape[0])
-        else:
-            scores = cl.issue_scores(codes, P, "self_confidence")
-        self.scores_ = scores
-        self._flag(codes, P, scores)
-        self._log(f"flagged {self.n_issues_} of {codes.shape[0]} samples")
-        return self
-
-    def _flag(self, codes, P, scores):
-        """Set ``noise_joint_``, ``issues_``, ``n_issues_`` and ``suggested_labels_``."""
-        n, K = P.shape
-        joint = cl.confident_joint(codes, P)
-        self.noise_joint_ = cl.estimate_joint(joint[0], np.bincount(codes, minlength=K))
-        if isinstance(self.threshold, str):  # "auto"
-            if self.method in ("loo", "loss", "cross_val"):
-                issues = cl._label_issues(codes, P, self.filter_by, joint=joint)
-            else:
-                k = int(round(n * (1.0 - np.trace(self.noise_joint_))))
-                issues = self._top(scores, k)
-                if self.method == "validation":
-                    issues &= scores > 0  # only points that actually hurt the trusted set
-        else:
-            issues = self._top(scores, int(round(self.threshold * n)))
-        self.issues_ = issues
-        self.n_issues_ = int(issues.sum())
-        other = P.copy()
-        other[np.arange(n), codes] = -np.inf
-        self._alternative_codes = np.argmax(other, axis=1)
-        self._codes = codes
-        self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
+        if is_regression_task(self.estimator, y):
+            self.task_ = "regression"
+            return self._fit_regression(X, y, X_val, y_val, sample_weight)
+        self.task_ = "classification"
+        forget_regression(self)
+        return self._fit_classification(X, y, X_val, y_val, sample_weight)
 
     @staticmethod
     def _top(scores, k):
@@ -357,16 +353,13 @@ class InfluenceCleaner(BaseExplainer):
             mask[np.argsort(-scores, kind="stable")[:k]] = True
         return mask
 
-    def _fit_influence(self, X, y, sample_weight, K):
-        # the influence objective is the final step's weighted loss: the weights must reach it
-        self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
+    def _influence_engine(self, X, y, sample_weight, stacklevel=6):
+        """:class:`~skinfluence.InfluenceFunctions` on ``estimator_``, fitted; sets
+        ``influence_``.  ``stacklevel``: that of the user's call, counted from here."""
+        from ..influence import InfluenceFunctions
+
         # a user's FrozenEstimator: fitted elsewhere, so its stationarity is checked
         user_frozen = isinstance(self.estimator_, FrozenEstimator)
-        if self.method == "loo":
-            P = leverage_loo_proba(self.estimator_, X, y, sample_weight, K, self.damping)
-            if P is not None:
-                return P
-        from ..influence import InfluenceFunctions
 
         # the fitted model goes in frozen (a user's FrozenEstimator as it is): not refit
         fitted = self.estimator_
@@ -394,40 +387,9 @@ class InfluenceCleaner(BaseExplainer):
                 "objective and rank mislabelled points less reliably than for linear "
                 "models (see the cleaning user guide). method='cross_val' refits instead.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
-        if hasattr(self.estimator_, "predict_proba"):
-            P = np.asarray(infl.loo_predict_proba(), dtype=np.float64)
-        else:
-            P = scores_to_proba(infl.loo_decision_function(), K)
-        return P
-
-    @staticmethod
-    def _proba_of(est, X, K):
-        if hasattr(est, "predict_proba"):
-            return np.asarray(est.predict_proba(X), dtype=np.float64)
-        return scores_to_proba(est.decision_function(X), K)
-
-    def _cross_val_proba(self, X, y, codes, sample_weight, K):
-        cv = self.cv
-        if isinstance(cv, numbers.Integral):
-            min_count = np.bincount(codes, minlength=K).min()
-            if min_count < cv:
-                raise ValueError(
-                    f"method='cross_val' with cv={cv} needs at least {cv} samples per class; "
-                    f"the smallest class has {min_count}."
-                )
-            cv = StratifiedKFold(cv, shuffle=True, random_state=0)
-        # a frozen model's clone is itself: the folds need fresh fits of what it wraps
-        estimator = self._template_estimator()
-        fold_model, params = routed_for_cv(clone(unwrap_frozen(estimator)), sample_weight)
-        method = "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
-        out = cross_val_predict(
-            fold_model, X, y, cv=cv, method=method, n_jobs=self.n_jobs, params=params,
-        )
-        if method == "predict_proba":
-            return np.asarray(out, dtype=np.float64)
-        return scores_to_proba(out, K)
+        return infl
 
     def _validation_scores(self, X_val, y_val, n_train):
         # positive entries of transform: training point j lowers the loss of validation
@@ -453,7 +415,7 @@ class InfluenceCleaner(BaseExplainer):
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
         X_val, y_val : array-like, default=None
             Trusted clean data of ``method="validation"`` (see :meth:`fit`).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -467,7 +429,8 @@ class InfluenceCleaner(BaseExplainer):
             list; other array-likes become ndarrays.
         y_clean : same container as y
             The kept labels, or all labels with flagged ones replaced by
-            ``suggested_labels_`` (``action="relabel"``).  A Series keeps its
+            ``suggested_labels_`` (``action="relabel"``; regression: the
+            leave-one-out predictions).  A Series keeps its
             index and name, a list stays a list, others become ndarrays.
         """
         self.fit(X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight)
@@ -478,6 +441,8 @@ class InfluenceCleaner(BaseExplainer):
         if action == "remove":
             keep = ~mask
             return take_rows_like(X, keep), take_rows_like(y, keep)
+        if self.task_ == "regression":
+            return X, replace_labels(y, self._relabelled(mask))
         new_codes = np.where(mask, self._alternative_codes, self._codes)
         return X, replace_labels(y, self.classes_[new_codes])
 

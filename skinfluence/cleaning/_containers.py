@@ -41,6 +41,8 @@ def take_rows_like(X, mask):
 
 def replace_labels(y, new_values):
     """Return ``y`` with all values replaced, keeping a pandas container or a list."""
+    if hasattr(y, "columns"):  # a DataFrame of several targets
+        return y.__class__(new_values, index=y.index, columns=y.columns)
     if hasattr(y, "iloc"):
         return y.__class__(new_values, index=y.index, name=getattr(y, "name", None))
     if isinstance(y, list):

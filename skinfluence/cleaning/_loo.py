@@ -26,7 +26,7 @@ from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ._containers import scores_to_proba
 
-__all__ = ["glm_loo_outputs", "leverage_loo_proba"]
+__all__ = ["glm_loo_outputs", "leverage_loo_outputs", "leverage_loo_proba"]
 
 # Row blocks sized so that the BLAS operands stay in cache (float64 entries):
 # the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
@@ -279,7 +279,8 @@ def _dense_hessian_parts(obj, Z, r, S, w, N, check_stationarity):
 
 
 
-def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
+def glm_loo_outputs(obj, damping=0.0, check_stationarity=True, return_leverage=False,
+                    stacklevel=5):
     """Raw outputs of each training point under the model refit without it (Newton step).
 
     Parameters
@@ -290,6 +291,11 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         Added to the Hessian diagonal.
     check_stationarity : bool, default=True
         Also measure how far the fitted parameters are from the optimum.
+    return_leverage : bool, default=False
+        Also return the leverages ``h_ik = w_i (S_i M_i)_kk``, ``(n_train, K)``
+        (for least squares the diagonal of the hat matrix, per output).
+    stacklevel : int, default=5
+        Stack level of the damping warning, counted from the caller of this function.
 
     Returns
     -------
@@ -298,7 +304,8 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         number of points whose Newton step was singular (leverage one; they
         keep the first-order step), and ``max |grad J|`` over the per-sample
         gradient scale (as :func:`skinfluence.objectives.stationarity`; None
-        without ``check_stationarity``).  ``None`` when the fast path does not
+        without ``check_stationarity``), then the leverages with
+        ``return_leverage``.  ``None`` when the fast path does not
         apply (not a GLM, too many parameters for a dense inverse, or weights
         that move on removal): the caller then uses
         :class:`~skinfluence.InfluenceFunctions`.  ``H^{-1}`` is the
@@ -325,7 +332,7 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
     # flat directions get the pseudo-inverse; singular or indefinite Hessians are damped
     # with a warning, exactly as by the influence engine's exact solver
     factor = CholeskyFactor(H, None if N is None else N[order], damping, overwrite=True,
-                            stacklevel=5)
+                            stacklevel=stacklevel)
     Hinv = factor.inverse()
     ks, ls = _pairs(K)
     if Xa is not None:
@@ -340,16 +347,24 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True):
         np.ascontiguousarray(Z), np.ascontiguousarray(r), np.ascontiguousarray(S),
         np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
     )
-    return Z, Z_loo, int(singular.sum()), station
+    if not return_leverage:
+        return Z, Z_loo, int(singular.sum()), station
+    M = np.empty((Z.shape[0], K, K))
+    M[:, ks, ls] = Mp
+    M[:, ls, ks] = Mp
+    h = w[:, None] * np.einsum("ikm,imk->ik", S, M)
+    return Z, Z_loo, int(singular.sum()), station, h
 
 
-def leverage_loo_proba(fitted, X, y, sample_weight, n_classes, damping):
-    """Leave-one-out class probabilities of the training points straight from the
-    leverages (:func:`glm_loo_outputs`) of the fitted GLM ``fitted``; None for a model
-    outside that fast path.
+def leverage_loo_outputs(fitted, X, y, sample_weight, damping, depth=3,
+                         return_leverage=False):
+    """``(objective, Z_loo)`` of the fitted GLM ``fitted`` straight from the leverages
+    (:func:`glm_loo_outputs`), ``(objective, Z_loo, h)`` with ``return_leverage``; None
+    for a model outside that fast path.
 
     A user's :class:`~sklearn.frozen.FrozenEstimator` (fitted elsewhere) is checked for
-    stationarity on this data.
+    stationarity on this data.  ``depth``: frames between the user's call and this one,
+    so that the warnings point at the user's line.
     """
     from ..objectives import make_objective, warn_if_not_stationary
 
@@ -359,21 +374,31 @@ def leverage_loo_proba(fitted, X, y, sample_weight, n_classes, damping):
     except (TypeError, ValueError):
         return None  # unsupported here: InfluenceFunctions raises the clear error
     user_frozen = isinstance(fitted, FrozenEstimator)
-    out = glm_loo_outputs(obj, damping=damping, check_stationarity=user_frozen)
+    out = glm_loo_outputs(obj, damping=damping, check_stationarity=user_frozen,
+                          return_leverage=return_leverage, stacklevel=depth + 2)
     if out is None:
         return None
-    _, Z_loo, n_singular, station = out
-    # stack levels: warnings point at the caller of InfluenceCleaner.fit
+    Z_loo, n_singular, station = out[1:4]
     if user_frozen:
-        warn_if_not_stationary(station, stacklevel=6)
+        warn_if_not_stationary(station, stacklevel=depth + 2)
     if n_singular:
         warnings.warn(
             f"{n_singular} training point(s) have leverage 1: the model refit without "
             "them is not determined by the rest of the data (their Newton step is "
             "singular). Their leave-one-out outputs use the first-order formula instead.",
             RuntimeWarning,
-            stacklevel=5,
+            stacklevel=depth + 1,
         )
+    return (obj, Z_loo, out[4]) if return_leverage else (obj, Z_loo)
+
+
+def leverage_loo_proba(fitted, X, y, sample_weight, n_classes, damping):
+    """Leave-one-out class probabilities of the training points from
+    :func:`leverage_loo_outputs`; None for a model outside that fast path."""
+    out = leverage_loo_outputs(fitted, X, y, sample_weight, damping, depth=6)
+    if out is None:
+        return None
+    obj, Z_loo = out
     if hasattr(fitted, "predict_proba"):
         try:
             return obj.proba_from_outputs(Z_loo)

@@ -683,7 +683,6 @@ def test_task_and_model_conflicts_are_explained(fair_csv):
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.xfail(reason="needs the regression cleaner", strict=True)
 def test_label_issues_on_a_continuous_target(fair_csv, tmp_path):
     from sklearn.linear_model import Ridge
 
