@@ -59,6 +59,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         (2017), ``g_i^T H^{-1} g_j w_j``.  ``"auto"``: ``"newton"``, except for neural
         networks without a dense inverse (``"first_order"``), where the Gauss-Newton
         removal can be ill-posed (the user guide compares both against refits).
+        Trees and forests (``DecisionTree*``, ``ExtraTree*``, ``RandomForest*``,
+        ``ExtraTrees*``) take ``"exact"`` (the default under ``"auto"``: each tree regrown
+        without the point, scikit-learn's own refit where the fit is deterministic) or
+        ``"fixed_structure"`` (splits kept, leaf values recomputed); see
+        :mod:`skinfluence.influence._forest`.
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -159,7 +164,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "approximation": [StrOptions({"auto", "newton", "first_order"})],
+        "approximation": [StrOptions({"auto", "newton", "first_order", "exact",
+                                      "fixed_structure"})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
         "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -227,6 +233,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
             fitted = self.estimator_
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
+        from ._forest import check_approximation, fit_tree_model, is_tree_model
+
+        if is_tree_model(fitted):  # trees and forests: removal by regrowing them (_forest.py)
+            return fit_tree_model(self, fitted, X, y, sample_weight)
+        check_approximation(self.approximation, tree=False)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
@@ -289,6 +300,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
 
     def _runner(self):
         check_is_fitted(self, "objective_")
+        if hasattr(self._removal, "runner"):  # trees and forests (_forest.py)
+            return self._removal.runner(n_jobs=self.n_jobs, verbose=self.verbose)
         return BlockRunner(self._removal, n_jobs=self.n_jobs, verbose=self.verbose)
 
     # --------------------------------------------------------- public API

@@ -1,0 +1,645 @@
+"""A numba replica of scikit-learn's depth-first tree builder, and its replay without a point.
+
+scikit-learn grows a tree from the data *and* a random stream: at every node the features
+are visited in an order drawn by a xorshift generator (``our_rand_r``) from a permutation
+that persists from node to node, and a tie between equally good splits goes to the feature
+visited first.  The stream and the permutation are consumed differently when the data
+change (a feature found constant, a node that stops splitting), so a tree refit without one
+point can break ties differently anywhere after that point in depth-first order.  Refitting
+"without j" exactly therefore means replaying scikit-learn's arithmetic, not only its
+criterion: this module does, step for step (``_splitter.pyx``, ``_partitioner.pyx``,
+``_criterion.pyx``, the introsort of ``utils/_sorting.pyx`` and ``_tree.pyx``'s
+``DepthFirstTreeBuilder``), for dense data without missing values, the ``best`` and
+``random`` splitters and the squared-error, Gini and entropy criteria.
+
+:func:`grow` builds a tree.  With ``record`` it also keeps, for every node, the state the
+node was entered with (random stream, feature permutation, known constant features, sample
+order); a replay (``replay``) of the same tree with a point's weight set to zero then
+re-evaluates only the nodes whose inputs changed and copies every subtree entered with the
+same inputs as in the original, which scikit-learn would rebuild identically.
+
+Arrays: ``ints`` (n_nodes, 4) = left child, right child, feature, n_node_samples (-1 for
+leaves' children and features); ``flts`` (n_nodes, 3) = threshold, impurity,
+weighted_n_node_samples; ``value`` (n_nodes, n_outputs, max_n_classes) as ``tree_.value``.
+"""
+
+import numpy as np
+
+from .._numba import njit
+
+MSE, GINI, ENTROPY = 0, 1, 2
+BEST, RANDOM = 0, 1
+RAND_R_MAX = 2147483647
+TREE_LEAF = -1
+EPSILON = np.finfo(np.float64).eps
+
+
+# ----------------------------------------------------------------- random stream
+@njit(cache=True, nogil=True)
+def _rand_r(state):
+    """scikit-learn's ``our_rand_r``: 32-bit xorshift, state kept in ``state[0]``."""
+    s = state[0]
+    if s == 0:
+        s = 1
+    s ^= (s << 13) & 0xFFFFFFFF
+    s ^= s >> 17
+    s ^= (s << 5) & 0xFFFFFFFF
+    state[0] = s
+    return s % 2147483648
+
+
+# ----------------------------------------------------------------- introsort
+@njit(cache=True, nogil=True)
+def _swap(v, s, i, j):
+    t = v[i]
+    v[i] = v[j]
+    v[j] = t
+    u = s[i]
+    s[i] = s[j]
+    s[j] = u
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(v, s, off, start, end):
+    root = start
+    while True:
+        child = root * 2 + 1
+        maxind = root
+        if child < end and v[off + maxind] < v[off + child]:
+            maxind = child
+        if child + 1 < end and v[off + maxind] < v[off + child + 1]:
+            maxind = child + 1
+        if maxind == root:
+            break
+        _swap(v, s, off + root, off + maxind)
+        root = maxind
+
+
+@njit(cache=True, nogil=True)
+def _heapsort(v, s, off, n):
+    start = (n - 2) // 2
+    while True:
+        _sift_down(v, s, off, start, n)
+        if start == 0:
+            break
+        start -= 1
+    end = n - 1
+    while end > 0:
+        _swap(v, s, off, off + end)
+        _sift_down(v, s, off, 0, end)
+        end -= 1
+
+
+@njit(cache=True, nogil=True)
+def _insertion_sort(v, s, off, n):
+    for i in range(1, n):
+        tv = v[off + i]
+        ti = s[off + i]
+        j = i
+        while j > 0 and v[off + j - 1] > tv:
+            v[off + j] = v[off + j - 1]
+            s[off + j] = s[off + j - 1]
+            j -= 1
+        v[off + j] = tv
+        s[off + j] = ti
+
+
+@njit(cache=True, nogil=True)
+def _median3(v, off, n):
+    a = v[off]
+    b = v[off + n // 2]
+    c = v[off + n - 1]
+    if a < b:
+        if b < c:
+            return b
+        elif a < c:
+            return c
+        return a
+    elif b < c:
+        if a < c:
+            return a
+        return c
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _sort(v, s, lo, n):
+    """``simultaneous_sort(v[lo:lo+n], s[lo:lo+n], use_three_way_partition=True)``.
+
+    The recursion on the left part is a stack here; parts are disjoint, so the order in
+    which they are sorted does not change the result.
+    """
+    if n <= 15:
+        _insertion_sort(v, s, lo, n)
+        return
+    st_off = np.empty(136, dtype=np.intp)
+    st_n = np.empty(136, dtype=np.intp)
+    st_d = np.empty(136, dtype=np.intp)
+    st_off[0] = lo
+    st_n[0] = n
+    st_d[0] = 2 * int(np.log2(n))
+    top = 1
+    while top > 0:
+        top -= 1
+        off = st_off[top]
+        m = st_n[top]
+        maxd = st_d[top]
+        heap = False
+        while m > 15:
+            if maxd <= 0:
+                _heapsort(v, s, off, m)
+                heap = True
+                break
+            maxd -= 1
+            pivot = _median3(v, off, m)
+            i = 0
+            left = 0
+            r = m
+            while i < r:
+                if v[off + i] < pivot:
+                    _swap(v, s, off + i, off + left)
+                    i += 1
+                    left += 1
+                elif v[off + i] > pivot:
+                    r -= 1
+                    _swap(v, s, off + i, off + r)
+                else:
+                    i += 1
+            st_off[top] = off
+            st_n[top] = left
+            st_d[top] = maxd
+            top += 1
+            off += r
+            m -= r
+        if not heap:
+            _insertion_sort(v, s, off, m)
+
+
+# ----------------------------------------------------------------- criteria
+@njit(cache=True, nogil=True)
+def _crit_init(y, w, samples, start, end, crit, sum_total):
+    sum_total[:, :] = 0.0
+    n_out = y.shape[1]
+    wn = 0.0
+    sq = 0.0
+    for p in range(start, end):
+        i = samples[p]
+        wi = w[i]
+        if crit == MSE:
+            for k in range(n_out):
+                yik = y[i, k]
+                wy = wi * yik
+                sum_total[k, 0] += wy
+                sq += wy * yik
+        else:
+            for k in range(n_out):
+                sum_total[k, int(y[i, k])] += wi
+        wn += wi
+    return wn, sq
+
+
+@njit(cache=True, nogil=True)
+def _crit_update(y, w, samples, crit, pos, new_pos, end, sum_total, sum_left, sum_right, wn, wl):
+    """``Criterion.update``: samples[pos:new_pos] to the left, from the cheaper end."""
+    n_out = y.shape[1]
+    if (new_pos - pos) <= (end - new_pos):
+        for p in range(pos, new_pos):
+            i = samples[p]
+            wi = w[i]
+            if crit == MSE:
+                for k in range(n_out):
+                    sum_left[k, 0] += wi * y[i, k]
+            else:
+                for k in range(n_out):
+                    sum_left[k, int(y[i, k])] += wi
+            wl += wi
+    else:
+        sum_left[:, :] = sum_total
+        wl = wn
+        for p in range(end - 1, new_pos - 1, -1):
+            i = samples[p]
+            wi = w[i]
+            if crit == MSE:
+                for k in range(n_out):
+                    sum_left[k, 0] -= wi * y[i, k]
+            else:
+                for k in range(n_out):
+                    sum_left[k, int(y[i, k])] -= wi
+            wl -= wi
+    for k in range(sum_total.shape[0]):
+        for c in range(sum_total.shape[1]):
+            sum_right[k, c] = sum_total[k, c] - sum_left[k, c]
+    return wl, wn - wl
+
+
+@njit(cache=True, nogil=True)
+def _log2(x):
+    return np.log(x) / np.log(2.0)
+
+
+@njit(cache=True, nogil=True)
+def _clf_impurity(crit, n_classes, sums, wn):
+    n_out = sums.shape[0]
+    out = 0.0
+    for k in range(n_out):
+        if crit == GINI:
+            sq = 0.0
+            for c in range(n_classes[k]):
+                sq += sums[k, c] * sums[k, c]
+            out += 1.0 - sq / (wn * wn)
+        else:
+            for c in range(n_classes[k]):
+                count = sums[k, c]
+                if count > 0.0:
+                    count /= wn
+                    out -= count * _log2(count)
+    return out / n_out
+
+
+@njit(cache=True, nogil=True)
+def _node_impurity(crit, n_classes, sum_total, wn, sq):
+    if crit != MSE:
+        return _clf_impurity(crit, n_classes, sum_total, wn)
+    imp = sq / wn
+    for k in range(sum_total.shape[0]):
+        imp -= (sum_total[k, 0] / wn) ** 2.0
+    return imp / sum_total.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def _children_impurity(y, w, samples, crit, n_classes, start, pos, sum_left, sum_right, wl, wr,
+                       sq_total):
+    if crit != MSE:
+        return (_clf_impurity(crit, n_classes, sum_left, wl),
+                _clf_impurity(crit, n_classes, sum_right, wr))
+    n_out = y.shape[1]
+    sq_left = 0.0
+    for p in range(start, pos):
+        i = samples[p]
+        wi = w[i]
+        for k in range(n_out):
+            yik = y[i, k]
+            sq_left += wi * yik * yik
+    il = sq_left / wl
+    ir = (sq_total - sq_left) / wr
+    for k in range(n_out):
+        il -= (sum_left[k, 0] / wl) ** 2.0
+        ir -= (sum_right[k, 0] / wr) ** 2.0
+    return il / n_out, ir / n_out
+
+
+@njit(cache=True, nogil=True)
+def _proxy(y, w, samples, crit, n_classes, start, pos, sum_left, sum_right, wl, wr):
+    if crit == MSE:
+        pl = 0.0
+        pr = 0.0
+        for k in range(sum_left.shape[0]):
+            pl += sum_left[k, 0] * sum_left[k, 0]
+            pr += sum_right[k, 0] * sum_right[k, 0]
+        return pl / wl + pr / wr
+    il = _clf_impurity(crit, n_classes, sum_left, wl)
+    ir = _clf_impurity(crit, n_classes, sum_right, wr)
+    return -wr * ir - wl * il
+
+
+# ----------------------------------------------------------------- splitters
+@njit(cache=True, nogil=True)
+def _partition_final(X, samples, start, end, feature, threshold):
+    ps = start
+    pe = end
+    while ps < pe:
+        if X[samples[ps], feature] <= threshold:
+            ps += 1
+        else:
+            pe -= 1
+            t = samples[ps]
+            samples[ps] = samples[pe]
+            samples[pe] = t
+
+
+@njit(cache=True, nogil=True)
+def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
+                splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
+                sum_right, wn, sq_total, wn_samples, impurity):
+    """``node_split_best`` / ``node_split_random`` on samples[start:end].
+
+    Returns (pos, feature, threshold, impurity_left, impurity_right, improvement,
+    n_constant_features); ``pos == end`` when no split was found.
+    """
+    ft = np.float32(1e-7)
+    n_features = X.shape[1]
+    best_pos = end
+    best_feat = 0
+    best_thr = 0.0
+    best_proxy = -np.inf
+    imp_l = np.inf
+    imp_r = np.inf
+    improvement = -np.inf
+    cur_feat = -1
+    f_i = n_features
+    n_visited = 0
+    n_found = 0
+    n_drawn = 0
+    n_total = n_known
+    while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
+        n_visited += 1
+        f_j = n_drawn + _rand_r(rng) % (f_i - n_found - n_drawn)
+        if f_j < n_known:
+            t = features[n_drawn]
+            features[n_drawn] = features[f_j]
+            features[f_j] = t
+            n_drawn += 1
+            continue
+        f_j += n_found
+        feat = features[f_j]
+        cur_feat = feat
+        if splitter == BEST:
+            for p in range(start, end):
+                fv[p] = X[samples[p], feat]
+            _sort(fv, samples, start, end - start)
+            lo = fv[start]
+            hi = fv[end - 1]
+        else:  # find_min_max, with its elif chain
+            lo = X[samples[start], feat]
+            hi = lo
+            for p in range(start, end):
+                v = X[samples[p], feat]
+                fv[p] = v
+                if p == start:
+                    continue
+                if v < lo:
+                    lo = v
+                elif v > hi:
+                    hi = v
+        if hi <= lo + ft:  # constant in this node
+            features[f_j] = features[n_total]
+            features[n_total] = feat
+            n_found += 1
+            n_total += 1
+            continue
+        f_i -= 1
+        t = features[f_i]
+        features[f_i] = features[f_j]
+        features[f_j] = t
+        if splitter == BEST:
+            sum_left[:, :] = 0.0
+            sum_right[:, :] = sum_total
+            wl = 0.0
+            pos = start
+            p = start
+            while p < end:
+                p += 1
+                while p < end and fv[p] <= fv[p - 1] + ft:
+                    p += 1
+                if p == end:
+                    continue
+                if p - start < msl or end - p < msl:
+                    continue
+                wl, wr = _crit_update(y, w, samples, crit, pos, p, end, sum_total, sum_left,
+                                      sum_right, wn, wl)
+                pos = p
+                if wl < mwl or wr < mwl:
+                    continue
+                proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right,
+                               wl, wr)
+                if proxy > best_proxy:
+                    best_proxy = proxy
+                    best_thr = fv[p - 1] / 2.0 + fv[p] / 2.0
+                    best_pos = p
+                    best_feat = feat
+        else:
+            lo64 = np.float64(lo)
+            thr = ((np.float64(hi) - lo64) * np.float64(_rand_r(rng))
+                   / np.float64(RAND_R_MAX)) + lo64
+            if thr == hi:
+                thr = lo64
+            ps = start
+            pe = end
+            while ps < pe:
+                if fv[ps] <= thr:
+                    ps += 1
+                else:
+                    pe -= 1
+                    _swap(fv, samples, ps, pe)
+            p = pe
+            if p - start < msl or end - p < msl:
+                continue
+            sum_left[:, :] = 0.0
+            sum_right[:, :] = sum_total
+            wl, wr = _crit_update(y, w, samples, crit, start, p, end, sum_total, sum_left,
+                                  sum_right, wn, 0.0)
+            if wl < mwl or wr < mwl:
+                continue
+            proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right, wl, wr)
+            if proxy > best_proxy:
+                best_proxy = proxy
+                best_thr = thr
+                best_pos = p
+                best_feat = feat
+    if best_pos < end:
+        if splitter == BEST or cur_feat != best_feat:
+            _partition_final(X, samples, start, end, best_feat, best_thr)
+        sum_left[:, :] = 0.0
+        sum_right[:, :] = sum_total
+        wl, wr = _crit_update(y, w, samples, crit, start, best_pos, end, sum_total, sum_left,
+                              sum_right, wn, 0.0)
+        imp_l, imp_r = _children_impurity(y, w, samples, crit, n_classes, start, best_pos,
+                                          sum_left, sum_right, wl, wr, sq_total)
+        improvement = (wn / wn_samples) * (impurity - (wr / wn * imp_r) - (wl / wn * imp_l))
+    for a in range(n_known):
+        features[a] = constant_features[a]
+    for a in range(n_known, n_known + n_found):
+        constant_features[a] = features[a]
+    return best_pos, best_feat, best_thr, imp_l, imp_r, improvement, n_total
+
+
+# ----------------------------------------------------------------- builder
+@njit(cache=True, nogil=True)
+def _copy_subtree(ints, flts, value, node_count, o_ints, o_flts, o_value, orig, end):
+    """Copy the original subtree ``orig`` (ids ``orig..end-1``) to ids from ``node_count``."""
+    off = node_count - orig
+    for v in range(orig, end):
+        nv = v + off
+        for c in range(2):
+            ints[nv, c] = o_ints[v, c] + off if o_ints[v, c] >= 0 else o_ints[v, c]
+        ints[nv, 2] = o_ints[v, 2]
+        ints[nv, 3] = o_ints[v, 3]
+        flts[nv, :] = o_flts[v, :]
+        value[nv, :, :] = o_value[v, :, :]
+    return end - orig
+
+
+@njit(cache=True, nogil=True)
+def _same_state(rng, features, nconst, imp, samples, start, end, orig, rec_rng, rec_perm,
+                rec_nconst, o_flts, rec_order, rec_optr, exact_sums):
+    """Is node ``orig`` of the original build entered with these very inputs?"""
+    if rng != rec_rng[orig] or nconst != rec_nconst[orig] or imp != o_flts[orig, 1]:
+        return False
+    for a in range(features.shape[0]):
+        if features[a] != rec_perm[orig, a]:
+            return False
+    if not exact_sums:  # the order of the samples decides the rounding of sums
+        base = rec_optr[orig]
+        for p in range(start, end):
+            if samples[p] != rec_order[base + p - start]:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def grow(X, y, w, n_classes, crit, splitter, max_features, msl, mss, mwl, max_depth, mid, seed,
+         ints, flts, value, record, rec_rng, rec_perm, rec_nconst, rec_order, rec_optr,
+         replay, o_ints, o_flts, o_value, o_end, on_path, exact_sums):
+    """``DepthFirstTreeBuilder.build`` of scikit-learn on dense ``X`` (float32).
+
+    Samples of zero weight are left out, as scikit-learn does.  ``seed`` is the
+    splitter's initial ``rand_r_state``.  Writes the tree into ``ints``, ``flts`` and
+    ``value`` (capacity ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated)``: the
+    node count and how many nodes were evaluated rather than copied.
+
+    ``record``: store each node's entry state in ``rec_*`` (``rec_order`` may be empty:
+    sample orders are then not kept).  ``replay``: the original build is ``o_*`` with its
+    records and subtree ends ``o_end``; ``on_path[v]`` marks the original nodes whose
+    samples changed.  A node reached through unchanged splits whose samples did not
+    change and whose entry state equals the recorded one is copied with its subtree.
+    """
+    n, d = X.shape
+    n_out = y.shape[1]
+    samples = np.empty(n, dtype=np.intp)
+    n_pos = 0
+    wn_samples = 0.0
+    for i in range(n):
+        if w[i] != 0.0:
+            samples[n_pos] = i
+            n_pos += 1
+        wn_samples += w[i]
+    fv = np.empty(n, dtype=np.float32)
+    features = np.arange(d)
+    constant_features = np.zeros(d, dtype=np.intp)
+    rng = np.empty(1, dtype=np.int64)
+    rng[0] = seed
+    max_nc = value.shape[2]
+    sum_total = np.zeros((n_out, max_nc))
+    sum_left = np.zeros((n_out, max_nc))
+    sum_right = np.zeros((n_out, max_nc))
+    st = np.empty((n_pos + 2, 7), dtype=np.intp)  # start, end, depth, parent, left, nconst, orig
+    st_imp = np.empty(n_pos + 2)
+    st[0, 0] = 0
+    st[0, 1] = n_pos
+    st[0, 2] = 0
+    st[0, 3] = -1
+    st[0, 4] = 0
+    st[0, 5] = 0
+    st[0, 6] = 0 if replay else -1
+    st_imp[0] = np.inf
+    top = 1
+    first = True
+    node_count = 0
+    n_eval = 0
+    optr = 0
+    keep_order = rec_order.shape[0] > 0
+    while top > 0:
+        top -= 1
+        start, end, depth = st[top, 0], st[top, 1], st[top, 2]
+        parent, is_left, nconst, orig = st[top, 3], st[top, 4], st[top, 5], st[top, 6]
+        imp = st_imp[top]
+        if replay and orig >= 0 and not on_path[orig] and _same_state(
+                rng[0], features, nconst, imp, samples, start, end, orig, rec_rng, rec_perm,
+                rec_nconst, o_flts, rec_order, rec_optr, exact_sums):
+            if parent >= 0:
+                ints[parent, 0 if is_left else 1] = node_count
+            stop = o_end[orig]
+            node_count += _copy_subtree(ints, flts, value, node_count, o_ints, o_flts, o_value,
+                                        orig, stop)
+            rng[0] = rec_rng[stop]
+            features[:] = rec_perm[stop]
+            continue
+        if record:
+            rec_rng[node_count] = rng[0]
+            rec_perm[node_count, :] = features
+            rec_nconst[node_count] = nconst
+            if keep_order:
+                rec_optr[node_count] = optr
+                rec_order[optr:optr + end - start] = samples[start:end]
+                optr += end - start
+        n_eval += 1
+        n_node = end - start
+        wn, sq = _crit_init(y, w, samples, start, end, crit, sum_total)
+        is_leaf = (depth >= max_depth or n_node < mss or n_node < 2 * msl or wn < 2 * mwl)
+        if first:
+            imp = _node_impurity(crit, n_classes, sum_total, wn, sq)
+            first = False
+        is_leaf = is_leaf or imp <= EPSILON
+        pos, feat, thr, il, ir, nconst_child = end, 0, 0.0, np.inf, np.inf, nconst
+        if not is_leaf:
+            pos, feat, thr, il, ir, improvement, nconst_child = _node_split(
+                X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
+                splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
+                sum_right, wn, sq, wn_samples, imp)
+            is_leaf = pos >= end or improvement + EPSILON < mid
+        node_id = node_count
+        node_count += 1
+        if parent >= 0:
+            ints[parent, 0 if is_left else 1] = node_id
+        ints[node_id, 3] = n_node
+        flts[node_id, 1] = imp
+        flts[node_id, 2] = wn
+        value[node_id, :, :] = 0.0
+        for k in range(n_out):
+            if crit == MSE:
+                value[node_id, k, 0] = sum_total[k, 0] / wn
+            else:
+                for c in range(n_classes[k]):
+                    value[node_id, k, c] = sum_total[k, c] / wn
+        if is_leaf:
+            ints[node_id, 0] = TREE_LEAF
+            ints[node_id, 1] = TREE_LEAF
+            ints[node_id, 2] = -2
+            flts[node_id, 0] = -2.0
+            continue
+        ints[node_id, 2] = feat
+        flts[node_id, 0] = thr
+        o_left = -1
+        o_right = -1
+        if (replay and orig >= 0 and o_ints[orig, 0] >= 0 and o_ints[orig, 2] == feat
+                and o_flts[orig, 0] == thr):
+            o_left = o_ints[orig, 0]
+            o_right = o_ints[orig, 1]
+        for child in range(2):  # right first: the left child is popped (and numbered) first
+            st[top, 0] = pos if child == 0 else start
+            st[top, 1] = end if child == 0 else pos
+            st[top, 2] = depth + 1
+            st[top, 3] = node_id
+            st[top, 4] = child
+            st[top, 5] = nconst_child
+            st[top, 6] = o_right if child == 0 else o_left
+            st_imp[top] = ir if child == 0 else il
+            top += 1
+    if record:
+        rec_rng[node_count] = rng[0]
+        rec_perm[node_count, :] = features
+    return node_count, n_eval
+
+
+@njit(cache=True, nogil=True)
+def subtree_ends(ints, n_nodes):
+    """One past the last id of each node's subtree (depth-first ids are contiguous)."""
+    out = np.empty(n_nodes, dtype=np.intp)
+    for v in range(n_nodes - 1, -1, -1):
+        out[v] = v + 1 if ints[v, 0] < 0 else out[ints[v, 1]]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def apply_rows(ints, flts, X):
+    """Leaf id of each row of float32 ``X`` (``x[feature] <= threshold`` goes left)."""
+    out = np.empty(X.shape[0], dtype=np.intp)
+    for i in range(X.shape[0]):
+        v = 0
+        while ints[v, 0] >= 0:
+            if X[i, ints[v, 2]] <= flts[v, 0]:
+                v = ints[v, 0]
+            else:
+                v = ints[v, 1]
+        out[i] = v
+    return out
