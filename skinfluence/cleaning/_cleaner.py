@@ -54,7 +54,10 @@ class InfluenceCleaner(BaseExplainer):
         The model whose training set is cleaned, unfitted.  Influence methods
         need an estimator supported by :mod:`skinfluence.objectives`
         (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, or a
-        Pipeline ending in one).  ``None`` means ``LogisticRegression(max_iter=1000)``.
+        Pipeline ending in one), or a tree or forest (``"loo"`` then uses a bagged
+        forest's out-of-bag probabilities, and the exact leave-one-out probabilities of
+        :class:`~skinfluence.InfluenceFunctions` otherwise).
+        ``None`` means ``LogisticRegression(max_iter=1000)``.
         A model already fitted on the training data can come wrapped in
         :class:`~sklearn.frozen.FrozenEstimator`; it is then scored as it is,
         without a fit (``method="cross_val"`` still refits clones of the
@@ -362,6 +365,10 @@ class InfluenceCleaner(BaseExplainer):
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
         # a user's FrozenEstimator: fitted elsewhere, so its stationarity is checked
         user_frozen = isinstance(self.estimator_, FrozenEstimator)
+        from ..trees._oob import bagged_forest, oob_proba
+
+        if self.method == "loo" and bagged_forest(self.estimator_) is not None:
+            return oob_proba(self.estimator_, X)  # a bagged forest: out-of-bag probabilities
         if self.method == "loo":
             P = leverage_loo_proba(self.estimator_, X, y, sample_weight, K, self.damping)
             if P is not None:

@@ -223,6 +223,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
+        from ._forest import check_approximation, fit_tree_model, is_tree_model
+
+        tree = is_tree_model(self.estimator)
+        check_approximation(self.approximation, tree=tree)
         if isinstance(self.estimator, FrozenEstimator):
             self.estimator_ = self.estimator
             fitted = unwrap_frozen(self.estimator)
@@ -233,11 +237,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
             fitted = self.estimator_
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
-        from ._forest import check_approximation, fit_tree_model, is_tree_model
-
-        if is_tree_model(fitted):  # trees and forests: removal by regrowing them (_forest.py)
+        if tree:  # trees and forests: removal by regrowing them (_forest.py)
             return fit_tree_model(self, fitted, X, y, sample_weight)
-        check_approximation(self.approximation, tree=False)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
