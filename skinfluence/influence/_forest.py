@@ -133,6 +133,8 @@ class ForestRemoval:
     ----------
     ensemble : skinfluence.trees._structure.TreeEnsemble
     approximation : {"exact", "fixed_structure"}
+    n_jobs : int, default=None
+        Threads of :meth:`self_side` (its chunks of training points).
     verbose : int, default=0
 
     Attributes
@@ -140,18 +142,23 @@ class ForestRemoval:
     changed : ndarray of shape (n_train, n_trees) of bool
         After :meth:`self_side` with ``"exact"``: whether the tree regrown without each
         point has other splits than the fitted tree (False for trees that did not see it).
+    evaluated : ndarray of int
+        After :meth:`deltas` with ``"exact"``: nodes evaluated in full for each point,
+        summed over the trees (the rest were copied or picked from cached statistics).
     """
 
     refined = {}
     leverages = None
     cached = False
 
-    def __init__(self, ensemble, approximation, verbose=0):
+    def __init__(self, ensemble, approximation, n_jobs=None, verbose=0):
         self.ensemble = ensemble
         self.approximation = approximation
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self._self_side = None
         self.changed = None
+        self.evaluated = None
 
     def ensure_cached(self):
         return False
@@ -178,7 +185,7 @@ class ForestRemoval:
         if changed is None:
             changed = np.zeros((m, ens.n_trees), dtype=np.bool_)
         evaluated = np.zeros(m, dtype=np.intp)
-        msl, mss = ens.min_samples(ens.n_train - 1)
+        n_rows = ens.n_train - 1
         for t, r in enumerate(ens.records):
             w = ens.weights[t].copy()  # the replay zeroes w[j] in place
             if self.approximation == "fixed_structure":
@@ -186,12 +193,11 @@ class ForestRemoval:
                             sel, diag, out)
                 continue
             flag = np.zeros(m, dtype=np.bool_)
-            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.crit, ens.splitter,
-                          ens.max_features, msl, mss, ens.min_weight_fraction, ens.max_depth,
-                          ens.min_impurity_decrease, ens.seeds[t], r.ints, r.flts, r.value,
-                          r.rec_rng, r.rec_perm, r.rec_nconst, r.rec_order, r.rec_optr, r.end,
-                          r.exact_sums, js, Xq, sel, diag, out, flag, evaluated)
+            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, r.mode),
+                          ens.min_weight_fraction, ens.min_impurity_decrease, ens.seeds[t],
+                          r.tree, r.rec, r.cache, js, Xq, sel, diag, out, flag, evaluated)
             changed[:, t] |= flag
+        self.evaluated = evaluated
         out /= ens.n_trees
         return out
 
@@ -208,10 +214,16 @@ class ForestRemoval:
         sel = np.ascontiguousarray(sel, dtype=np.intp)
         self.changed = np.zeros((n, ens.n_trees), dtype=np.bool_)
         D = np.empty((n, ens.n_outputs, sel.shape[2]))
-        for cols in progress(chunk_slices(n, 256), desc="self-influence", verbose=self.verbose):
+
+        def own(cols):
             js = np.arange(cols.start, cols.stop)
-            D[cols] = self.deltas(ens.X[cols], sel[cols], js, diag=True,
-                                  changed=self.changed[cols])[:, 0]
+            return cols, self.deltas(ens.X[cols], sel[cols], js, diag=True,
+                                     changed=self.changed[cols])[:, 0]
+
+        runner = self.runner(self.n_jobs, self.verbose)
+        size = max(1, min(256, -(-n // (4 * effective_n_jobs(self.n_jobs)))))
+        for cols, d in runner._iterate(own, chunk_slices(n, size), "self-influence"):
+            D[cols] = d
         Z = self._train_outputs()
         loo = Z + D
         y = ens.Y.astype(np.intp) if ens.classifier else ens.Y
@@ -282,6 +294,9 @@ class ForestRunner:
     def _chunks(self, n_queries, n_out):
         n_train = self.removal.ensemble.n_train
         size = max(16, _BLOCK_ENTRIES // max(n_queries * n_out, 1))
+        n_workers = effective_n_jobs(self.n_jobs)
+        if n_workers > 1:  # enough chunks to keep every worker busy
+            size = min(size, max(1, -(-n_train // (4 * n_workers))))
         return chunk_slices(n_train, size)
 
     def block(self, Xf, Z0, y_enc, cols):
@@ -352,6 +367,6 @@ def fit_tree_model(influence, fitted, X, y, sample_weight):
     influence.solver_info_ = {"solver": None}
     influence.refined_indices_ = np.array([], dtype=np.intp)
     influence._removal = ForestRemoval(ensemble, influence.approximation_,
-                                       verbose=influence.verbose)
+                                       n_jobs=influence.n_jobs, verbose=influence.verbose)
     influence._output_labels = row_labels(X, ensemble.n_train)
     return influence

@@ -35,7 +35,7 @@ EPSILON = np.finfo(np.float64).eps
 
 
 # ----------------------------------------------------------------- random stream
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _rand_r(state):
     """scikit-learn's ``our_rand_r``: 32-bit xorshift, state kept in ``state[0]``."""
     s = state[0]
@@ -49,7 +49,7 @@ def _rand_r(state):
 
 
 # ----------------------------------------------------------------- introsort
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _swap(v, s, i, j):
     t = v[i]
     v[i] = v[j]
@@ -104,7 +104,7 @@ def _insertion_sort(v, s, off, n):
         s[off + j] = ti
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _median3(v, off, n):
     a = v[off]
     b = v[off + n // 2]
@@ -198,7 +198,7 @@ def _crit_init(y, w, samples, start, end, crit, sum_total):
     return wn, sq
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _crit_update(y, w, samples, crit, pos, new_pos, end, sum_total, sum_left, sum_right, wn, wl):
     """``Criterion.update``: samples[pos:new_pos] to the left, from the cheaper end."""
     n_out = y.shape[1]
@@ -232,12 +232,12 @@ def _crit_update(y, w, samples, crit, pos, new_pos, end, sum_total, sum_left, su
     return wl, wn - wl
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _log2(x):
     return np.log(x) / np.log(2.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _clf_impurity(crit, n_classes, sums, wn):
     n_out = sums.shape[0]
     out = 0.0
@@ -288,7 +288,7 @@ def _children_impurity(y, w, samples, crit, n_classes, start, pos, sum_left, sum
     return il / n_out, ir / n_out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _proxy(y, w, samples, crit, n_classes, start, pos, sum_left, sum_right, wl, wr):
     if crit == MSE:
         pl = 0.0
@@ -320,11 +320,12 @@ def _partition_final(X, samples, start, end, feature, threshold):
 @njit(cache=True, nogil=True)
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq_total, wn_samples, impurity):
+                sum_right, wn, sq_total, impurity):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
 
-    Returns (pos, feature, threshold, impurity_left, impurity_right, improvement,
-    n_constant_features); ``pos == end`` when no split was found.
+    Returns (pos, feature, threshold, impurity_left, impurity_right, gain,
+    n_constant_features): ``pos == end`` when no split was found; scikit-learn's
+    improvement is ``(wn / wn_samples) * gain``, formed by the caller.
     """
     ft = np.float32(1e-7)
     n_features = X.shape[1]
@@ -334,7 +335,7 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
     best_proxy = -np.inf
     imp_l = np.inf
     imp_r = np.inf
-    improvement = -np.inf
+    gain = -np.inf
     cur_feat = -1
     f_i = n_features
     n_visited = 0
@@ -445,201 +446,95 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
                               sum_right, wn, 0.0)
         imp_l, imp_r = _children_impurity(y, w, samples, crit, n_classes, start, best_pos,
                                           sum_left, sum_right, wl, wr, sq_total)
-        improvement = (wn / wn_samples) * (impurity - (wr / wn * imp_r) - (wl / wn * imp_l))
+        gain = impurity - (wr / wn * imp_r) - (wl / wn * imp_l)
     for a in range(n_known):
         features[a] = constant_features[a]
     for a in range(n_known, n_known + n_found):
         constant_features[a] = features[a]
-    return best_pos, best_feat, best_thr, imp_l, imp_r, improvement, n_total
+    return best_pos, best_feat, best_thr, imp_l, imp_r, gain, n_total
 
 
-# ----------------------------------------------------------------- builder
+# ----------------------------------------------------------------- cached split statistics
 @njit(cache=True, nogil=True)
-def _copy_subtree(ints, flts, value, node_count, o_ints, o_flts, o_value, orig, end):
-    """Copy the original subtree ``orig`` (ids ``orig..end-1``) to ids from ``node_count``."""
-    off = node_count - orig
-    for v in range(orig, end):
-        nv = v + off
-        for c in range(2):
-            ints[nv, c] = o_ints[v, c] + off if o_ints[v, c] >= 0 else o_ints[v, c]
-        ints[nv, 2] = o_ints[v, 2]
-        ints[nv, 3] = o_ints[v, 3]
-        flts[nv, :] = o_flts[v, :]
-        value[nv, :, :] = o_value[v, :, :]
-    return end - orig
+def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
+                  sum_right, wn, msl, mwl, c_pos, c_val):
+    """Every feature's best split of samples[start:end], as the best splitter scores it.
 
-
-@njit(cache=True, nogil=True)
-def _same_state(rng, features, nconst, imp, samples, start, end, orig, rec_rng, rec_perm,
-                rec_nconst, o_flts, rec_order, rec_optr, exact_sums):
-    """Is node ``orig`` of the original build entered with these very inputs?"""
-    if rng != rec_rng[orig] or nconst != rec_nconst[orig] or imp != o_flts[orig, 1]:
-        return False
-    for a in range(features.shape[0]):
-        if features[a] != rec_perm[orig, a]:
-            return False
-    if not exact_sums:  # the order of the samples decides the rounding of sums
-        base = rec_optr[orig]
-        for p in range(start, end):
-            if samples[p] != rec_order[base + p - start]:
-                return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def grow(X, y, w, n_classes, crit, splitter, max_features, msl, mss, mwl, max_depth, mid, seed,
-         ints, flts, value, record, rec_rng, rec_perm, rec_nconst, rec_order, rec_optr,
-         replay, o_ints, o_flts, o_value, o_end, on_path, exact_sums):
-    """``DepthFirstTreeBuilder.build`` of scikit-learn on dense ``X`` (float32).
-
-    Samples of zero weight are left out, as scikit-learn does.  ``seed`` is the
-    splitter's initial ``rand_r_state``.  Writes the tree into ``ints``, ``flts`` and
-    ``value`` (capacity ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated)``: the
-    node count and how many nodes were evaluated rather than copied.
-
-    ``record``: store each node's entry state in ``rec_*`` (``rec_order`` may be empty:
-    sample orders are then not kept).  ``replay``: the original build is ``o_*`` with its
-    records and subtree ends ``o_end``; ``on_path[v]`` marks the original nodes whose
-    samples changed.  A node reached through unchanged splits whose samples did not
-    change and whose entry state equals the recorded one is copied with its subtree.
+    ``c_pos[f]``: -2 if the feature is constant here, -1 without a valid threshold, else
+    the number of samples going left at its first best threshold; ``c_val[f]`` = (proxy
+    improvement, threshold).  ``samples`` and ``fv`` are scratch (reordered).  Exact only
+    where the criterion's sums are (integer data): the order of the samples is not kept.
     """
-    n, d = X.shape
-    n_out = y.shape[1]
-    samples = np.empty(n, dtype=np.intp)
-    n_pos = 0
-    wn_samples = 0.0
-    for i in range(n):
-        if w[i] != 0.0:
-            samples[n_pos] = i
-            n_pos += 1
-        wn_samples += w[i]
-    fv = np.empty(n, dtype=np.float32)
-    features = np.arange(d)
-    constant_features = np.zeros(d, dtype=np.intp)
-    rng = np.empty(1, dtype=np.int64)
-    rng[0] = seed
-    max_nc = value.shape[2]
-    sum_total = np.zeros((n_out, max_nc))
-    sum_left = np.zeros((n_out, max_nc))
-    sum_right = np.zeros((n_out, max_nc))
-    st = np.empty((n_pos + 2, 7), dtype=np.intp)  # start, end, depth, parent, left, nconst, orig
-    st_imp = np.empty(n_pos + 2)
-    st[0, 0] = 0
-    st[0, 1] = n_pos
-    st[0, 2] = 0
-    st[0, 3] = -1
-    st[0, 4] = 0
-    st[0, 5] = 0
-    st[0, 6] = 0 if replay else -1
-    st_imp[0] = np.inf
-    top = 1
-    first = True
-    node_count = 0
-    n_eval = 0
-    optr = 0
-    keep_order = rec_order.shape[0] > 0
-    while top > 0:
-        top -= 1
-        start, end, depth = st[top, 0], st[top, 1], st[top, 2]
-        parent, is_left, nconst, orig = st[top, 3], st[top, 4], st[top, 5], st[top, 6]
-        imp = st_imp[top]
-        if replay and orig >= 0 and not on_path[orig] and _same_state(
-                rng[0], features, nconst, imp, samples, start, end, orig, rec_rng, rec_perm,
-                rec_nconst, o_flts, rec_order, rec_optr, exact_sums):
-            if parent >= 0:
-                ints[parent, 0 if is_left else 1] = node_count
-            stop = o_end[orig]
-            node_count += _copy_subtree(ints, flts, value, node_count, o_ints, o_flts, o_value,
-                                        orig, stop)
-            rng[0] = rec_rng[stop]
-            features[:] = rec_perm[stop]
+    ft = np.float32(1e-7)
+    for feat in range(X.shape[1]):
+        for p in range(start, end):
+            fv[p] = X[samples[p], feat]
+        _sort(fv, samples, start, end - start)
+        c_pos[feat] = -1
+        c_val[feat, 0] = -np.inf
+        if fv[end - 1] <= fv[start] + ft:
+            c_pos[feat] = -2
             continue
-        if record:
-            rec_rng[node_count] = rng[0]
-            rec_perm[node_count, :] = features
-            rec_nconst[node_count] = nconst
-            if keep_order:
-                rec_optr[node_count] = optr
-                rec_order[optr:optr + end - start] = samples[start:end]
-                optr += end - start
-        n_eval += 1
-        n_node = end - start
-        wn, sq = _crit_init(y, w, samples, start, end, crit, sum_total)
-        is_leaf = (depth >= max_depth or n_node < mss or n_node < 2 * msl or wn < 2 * mwl)
-        if first:
-            imp = _node_impurity(crit, n_classes, sum_total, wn, sq)
-            first = False
-        is_leaf = is_leaf or imp <= EPSILON
-        pos, feat, thr, il, ir, nconst_child = end, 0, 0.0, np.inf, np.inf, nconst
-        if not is_leaf:
-            pos, feat, thr, il, ir, improvement, nconst_child = _node_split(
-                X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
-                splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq, wn_samples, imp)
-            is_leaf = pos >= end or improvement + EPSILON < mid
-        node_id = node_count
-        node_count += 1
-        if parent >= 0:
-            ints[parent, 0 if is_left else 1] = node_id
-        ints[node_id, 3] = n_node
-        flts[node_id, 1] = imp
-        flts[node_id, 2] = wn
-        value[node_id, :, :] = 0.0
-        for k in range(n_out):
-            if crit == MSE:
-                value[node_id, k, 0] = sum_total[k, 0] / wn
-            else:
-                for c in range(n_classes[k]):
-                    value[node_id, k, c] = sum_total[k, c] / wn
-        if is_leaf:
-            ints[node_id, 0] = TREE_LEAF
-            ints[node_id, 1] = TREE_LEAF
-            ints[node_id, 2] = -2
-            flts[node_id, 0] = -2.0
-            continue
-        ints[node_id, 2] = feat
-        flts[node_id, 0] = thr
-        o_left = -1
-        o_right = -1
-        if (replay and orig >= 0 and o_ints[orig, 0] >= 0 and o_ints[orig, 2] == feat
-                and o_flts[orig, 0] == thr):
-            o_left = o_ints[orig, 0]
-            o_right = o_ints[orig, 1]
-        for child in range(2):  # right first: the left child is popped (and numbered) first
-            st[top, 0] = pos if child == 0 else start
-            st[top, 1] = end if child == 0 else pos
-            st[top, 2] = depth + 1
-            st[top, 3] = node_id
-            st[top, 4] = child
-            st[top, 5] = nconst_child
-            st[top, 6] = o_right if child == 0 else o_left
-            st_imp[top] = ir if child == 0 else il
-            top += 1
-    if record:
-        rec_rng[node_count] = rng[0]
-        rec_perm[node_count, :] = features
-    return node_count, n_eval
+        sum_left[:, :] = 0.0
+        sum_right[:, :] = sum_total
+        wl = 0.0
+        pos = start
+        p = start
+        while p < end:
+            p += 1
+            while p < end and fv[p] <= fv[p - 1] + ft:
+                p += 1
+            if p == end or p - start < msl or end - p < msl:
+                continue
+            wl, wr = _crit_update(y, w, samples, crit, pos, p, end, sum_total, sum_left,
+                                  sum_right, wn, wl)
+            pos = p
+            if wl < mwl or wr < mwl:
+                continue
+            proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right, wl, wr)
+            if proxy > c_val[feat, 0]:
+                c_val[feat, 0] = proxy
+                c_val[feat, 1] = fv[p - 1] / 2.0 + fv[p] / 2.0
+                c_pos[feat] = p - start
 
 
 @njit(cache=True, nogil=True)
-def subtree_ends(ints, n_nodes):
-    """One past the last id of each node's subtree (depth-first ids are contiguous)."""
-    out = np.empty(n_nodes, dtype=np.intp)
-    for v in range(n_nodes - 1, -1, -1):
-        out[v] = v + 1 if ints[v, 0] < 0 else out[ints[v, 1]]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def apply_rows(ints, flts, X):
-    """Leaf id of each row of float32 ``X`` (``x[feature] <= threshold`` goes left)."""
-    out = np.empty(X.shape[0], dtype=np.intp)
-    for i in range(X.shape[0]):
-        v = 0
-        while ints[v, 0] >= 0:
-            if X[i, ints[v, 2]] <= flts[v, 0]:
-                v = ints[v, 0]
-            else:
-                v = ints[v, 1]
-        out[i] = v
-    return out
+def simulate_split(features, constant_features, n_known, rng, max_features, c_pos, c_val):
+    """The feature ``node_split_best`` picks from cached statistics (-1: none), drawing the
+    same random numbers and permuting ``features`` as it does; and n_constant_features."""
+    f_i = features.shape[0]
+    n_visited = 0
+    n_found = 0
+    n_drawn = 0
+    n_total = n_known
+    best = -1
+    best_proxy = -np.inf
+    while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
+        n_visited += 1
+        f_j = n_drawn + _rand_r(rng) % (f_i - n_found - n_drawn)
+        if f_j < n_known:
+            t = features[n_drawn]
+            features[n_drawn] = features[f_j]
+            features[f_j] = t
+            n_drawn += 1
+            continue
+        f_j += n_found
+        feat = features[f_j]
+        if c_pos[feat] == -2:
+            features[f_j] = features[n_total]
+            features[n_total] = feat
+            n_found += 1
+            n_total += 1
+            continue
+        f_i -= 1
+        t = features[f_i]
+        features[f_i] = features[f_j]
+        features[f_j] = t
+        if c_pos[feat] >= 0 and c_val[feat, 0] > best_proxy:
+            best_proxy = c_val[feat, 0]
+            best = feat
+    for a in range(n_known):
+        features[a] = constant_features[a]
+    for a in range(n_known, n_known + n_found):
+        constant_features[a] = features[a]
+    return best, n_total

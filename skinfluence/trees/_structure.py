@@ -25,6 +25,7 @@ from sklearn.utils import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted
 
 from . import _builder as B
+from . import _forest_kernels as K
 
 __all__ = ["FORESTS", "TreeEnsemble", "is_tree_model", "read_tree_model"]
 
@@ -92,18 +93,41 @@ def _seed(tree, name):
 
 
 class TreeRecord:
-    """One tree as the replica grew it, with the entry state of each node (for replays)."""
+    """One tree as the replica grew it, with what a replay without a point reads.
 
-    def __init__(self, ints, flts, value, rec_rng, rec_perm, rec_nconst, rec_order, rec_optr,
-                 end, exact_sums):
-        self.ints, self.flts, self.value = ints, flts, value
-        self.rec_rng, self.rec_perm, self.rec_nconst = rec_rng, rec_perm, rec_nconst
-        self.rec_order, self.rec_optr, self.end = rec_order, rec_optr, end
-        self.exact_sums = exact_sums
+    ``tree`` = (ints, flts, value, subtree ends) (see :mod:`._forest_kernels`); ``rec``:
+    each node's entry state; ``cache``: its cached split statistics (empty arrays when
+    not kept); ``mode``: the mode bits of a replay.
+    """
+
+    def __init__(self, tree, rec, cache, mode):
+        self.tree, self.rec, self.cache, self.mode = tree, rec, cache, mode
+
+    @property
+    def ints(self):
+        return self.tree[0]
+
+    @property
+    def flts(self):
+        return self.tree[1]
+
+    @property
+    def value(self):
+        return self.tree[2]
 
     @property
     def n_nodes(self):
-        return self.ints.shape[0]
+        return self.tree[0].shape[0]
+
+
+def _empty_cache(d):
+    return (np.zeros((0, d), np.intp), np.zeros((0, d, 2)), np.zeros(0, np.intp),
+            np.zeros((0, 3)))
+
+
+def _empty_rec(d):
+    e = np.zeros(0, np.intp)
+    return (np.zeros(0, np.int64), np.zeros((0, d), np.intp), e, e, e)
 
 
 class TreeEnsemble:
@@ -231,42 +255,63 @@ class TreeEnsemble:
         return bool(np.all(Y == np.round(Y)) and
                     np.max(np.abs(Y)) ** 2 * max(w.sum(), 1.0) < 2.0 ** 50)
 
-    def grow(self, t, w, n_rows, record=None):
-        """Grow tree ``t`` on weights ``w``: ``(ints, flts, value, n_evaluated)``."""
-        n, d = self.X.shape
+    def iprm(self, n_rows, mode):
+        """The integer parameters of :func:`~._forest_kernels.grow` for ``n_rows`` rows."""
         msl, mss = self.min_samples(n_rows)
-        mwl = self.min_weight_fraction * float(np.sum(w))
+        return np.array([self.crit, self.splitter, self.max_features, msl, mss,
+                         self.max_depth, mode], dtype=np.int64)
+
+    def grow(self, t, w, n_rows, mode=0, rec=None, cache=None):
+        """Grow tree ``t`` on weights ``w``: ``(ints, flts, value, cache_ok)``."""
+        n, d = self.X.shape
+        fprm = np.array([self.min_weight_fraction * float(np.sum(w)),
+                         self.min_impurity_decrease])
         cap = 2 * n + 1
         ints = np.empty((cap, 4), dtype=np.intp)
         flts = np.empty((cap, 3))
         value = np.empty((cap, self.n_outputs, int(self.n_classes.max())))
-        e = np.empty(0, dtype=np.intp)
-        rec = record or (np.empty(0, np.int64), np.empty((0, d), np.intp), e, e, e)
-        nn, n_eval = B.grow(
-            self.X, self.Y, w, self.n_classes, self.crit, self.splitter, self.max_features,
-            msl, mss, mwl, self.max_depth, self.min_impurity_decrease, self.seeds[t],
-            ints, flts, value, record is not None, *rec,
-            False, ints, flts, value, e, np.empty(0, np.bool_), True)
-        return ints[:nn].copy(), flts[:nn].copy(), value[:nn].copy(), n_eval
+        orig = (ints, flts, value, np.zeros(0, np.intp))
+        nn, _, _, cache_ok = K.grow(
+            self.X, self.Y, w, self.n_classes, self.iprm(n_rows, mode), fprm, self.seeds[t],
+            ints, flts, value, _empty_rec(d) if rec is None else rec, orig,
+            np.zeros(0, np.bool_), _empty_cache(d) if cache is None else cache)
+        return ints[:nn].copy(), flts[:nn].copy(), value[:nn].copy(), cache_ok
+
+    def _cacheable(self, exact):
+        """Whether unchanged nodes can pick their split from cached statistics."""
+        t = self._tree_params
+        return (exact and self.splitter == B.BEST and self.min_weight_fraction == 0.0
+                and isinstance(t.min_samples_leaf, numbers.Integral)
+                and isinstance(t.min_samples_split, numbers.Integral))
 
     def _record(self, tree, t):
-        """Regrow tree ``t``, check it is the fitted one, and keep its node entry states."""
+        """Regrow tree ``t``, check it is the fitted one, and keep what replays read."""
         w = self.weights[t]
         n, d = self.X.shape
         ints, flts, value, _ = self.grow(t, w, n)
         if not _same_tree(tree.tree_, ints, flts, value):
             raise ValueError(self._mismatch_message())
         exact = self._exact_sums(w)
+        cacheable = self._cacheable(exact)
         nn = ints.shape[0]
         order_size = 0 if exact else int(ints[:, 3].sum())
         rec = (np.zeros(2 * n + 2, np.int64), np.zeros((2 * n + 2, d), np.intp),
                np.zeros(2 * n + 1, np.intp), np.zeros(order_size, np.intp),
                np.zeros(2 * n + 1, np.intp))
-        self.grow(t, w, n, record=rec)
-        rec_rng, rec_perm, rec_nconst, rec_order, rec_optr = rec
-        return TreeRecord(ints, flts, value, rec_rng[:nn + 1].copy(),
-                          rec_perm[:nn + 1].copy(), rec_nconst[:nn].copy(), rec_order,
-                          rec_optr[:nn].copy(), B.subtree_ends(ints, nn), exact)
+        cache = _empty_cache(d)
+        if cacheable:
+            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 2)),
+                     np.zeros(nn, np.intp), np.zeros((nn, 3)))
+        mode = K.RECORD | (K.CACHE if cacheable else 0) | (K.EXACT_SUMS if exact else 0)
+        _, _, _, cache_ok = self.grow(t, w, n, mode=mode, rec=rec, cache=cache)
+        rec = (rec[0][:nn + 1].copy(), rec[1][:nn + 1].copy(), rec[2][:nn].copy(), rec[3],
+               rec[4][:nn].copy())
+        mode = K.REPLAY | (K.EXACT_SUMS if exact else 0)
+        if cacheable and cache_ok:
+            mode |= K.CACHE
+        else:
+            cache = _empty_cache(d)
+        return TreeRecord((ints, flts, value, K.subtree_ends(ints, nn)), rec, cache, mode)
 
     def _mismatch_message(self):
         name = type(self.model).__name__
