@@ -320,8 +320,12 @@ def _partition_final(X, samples, start, end, feature, threshold):
 @njit(cache=True, nogil=True)
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq_total, impurity):
+                sum_right, wn, sq_total, impurity, skip):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
+
+    ``skip[f]``: the best splitter draws feature ``f`` and checks whether it is constant
+    (from its range, without sorting) but does not score its thresholds; for features
+    known not to win (see the replay of :mod:`._forest_kernels`).
 
     Returns (pos, feature, threshold, impurity_left, impurity_right, gain,
     n_constant_features): ``pos == end`` when no split was found; scikit-learn's
@@ -354,7 +358,7 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         f_j += n_found
         feat = features[f_j]
         cur_feat = feat
-        if splitter == BEST:
+        if splitter == BEST and not skip[feat]:
             for p in range(start, end):
                 fv[p] = X[samples[p], feat]
             _sort(fv, samples, start, end - start)
@@ -383,6 +387,8 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         features[f_i] = features[f_j]
         features[f_j] = t
         if splitter == BEST:
+            if skip[feat]:
+                continue
             sum_left[:, :] = 0.0
             sum_right[:, :] = sum_total
             wl = 0.0
@@ -456,46 +462,63 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
 
 # ----------------------------------------------------------------- cached split statistics
 @njit(cache=True, nogil=True)
-def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
-                  sum_right, wn, msl, mwl, c_pos, c_val):
-    """Every feature's best split of samples[start:end], as the best splitter scores it.
+def feature_best(X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_total, sum_left,
+                 sum_right, wn, msl, mwl):
+    """A feature's best split of samples[start:end], as the best splitter scores it.
 
-    ``c_pos[f]``: -2 if the feature is constant here, -1 without a valid threshold, else
-    the number of samples going left at its first best threshold; ``c_val[f]`` = (proxy
-    improvement, threshold).  ``samples`` and ``fv`` are scratch (reordered).  Exact only
-    where the criterion's sums are (integer data): the order of the samples is not kept.
+    Returns ``(code, proxy, threshold)``: ``code`` -2 if the feature is constant here, -1
+    without a valid threshold, else the number of samples going left at its first best
+    threshold.  ``samples`` and ``fv`` are scratch (reordered).  Exact only where the
+    criterion's sums are (integer data): the order of the samples is not kept.
     """
     ft = np.float32(1e-7)
-    for feat in range(X.shape[1]):
-        for p in range(start, end):
-            fv[p] = X[samples[p], feat]
-        _sort(fv, samples, start, end - start)
-        c_pos[feat] = -1
-        c_val[feat, 0] = -np.inf
-        if fv[end - 1] <= fv[start] + ft:
-            c_pos[feat] = -2
-            continue
-        sum_left[:, :] = 0.0
-        sum_right[:, :] = sum_total
-        wl = 0.0
-        pos = start
-        p = start
-        while p < end:
+    for p in range(start, end):
+        fv[p] = X[samples[p], feat]
+    _sort(fv, samples, start, end - start)
+    if fv[end - 1] <= fv[start] + ft:
+        return -2, -np.inf, 0.0
+    code, best, thr = -1, -np.inf, 0.0
+    sum_left[:, :] = 0.0
+    sum_right[:, :] = sum_total
+    wl = 0.0
+    pos = start
+    p = start
+    while p < end:
+        p += 1
+        while p < end and fv[p] <= fv[p - 1] + ft:
             p += 1
-            while p < end and fv[p] <= fv[p - 1] + ft:
-                p += 1
-            if p == end or p - start < msl or end - p < msl:
-                continue
-            wl, wr = _crit_update(y, w, samples, crit, pos, p, end, sum_total, sum_left,
-                                  sum_right, wn, wl)
-            pos = p
-            if wl < mwl or wr < mwl:
-                continue
-            proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right, wl, wr)
-            if proxy > c_val[feat, 0]:
-                c_val[feat, 0] = proxy
-                c_val[feat, 1] = fv[p - 1] / 2.0 + fv[p] / 2.0
-                c_pos[feat] = p - start
+        if p == end or p - start < msl or end - p < msl:
+            continue
+        wl, wr = _crit_update(y, w, samples, crit, pos, p, end, sum_total, sum_left,
+                              sum_right, wn, wl)
+        pos = p
+        if wl < mwl or wr < mwl:
+            continue
+        proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right, wl, wr)
+        if proxy > best:
+            code, best, thr = p - start, proxy, fv[p - 1] / 2.0 + fv[p] / 2.0
+    return code, best, thr
+
+
+@njit(cache=True, nogil=True)
+def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
+                  sum_right, wn, msl, mwl, c_pos, c_val):
+    """:func:`feature_best` of every feature into ``c_pos[f]``, ``c_val[f]`` = (proxy,
+    threshold)."""
+    for feat in range(X.shape[1]):
+        c_pos[feat], c_val[feat, 0], c_val[feat, 1] = feature_best(
+            X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_total, sum_left,
+            sum_right, wn, msl, mwl)
+
+
+@njit(cache=True, nogil=True)
+def near_value(X, samples, start, end, feat, x):
+    """Whether a sample of samples[start:end] has feature ``feat`` within 2e-7 of ``x``."""
+    tol = np.float32(2e-7)
+    for p in range(start, end):
+        if abs(X[samples[p], feat] - x) <= tol:
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)

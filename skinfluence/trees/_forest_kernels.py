@@ -31,18 +31,21 @@ import numpy as np
 from .._numba import njit
 from ._builder import (
     EPSILON,
+    GINI,
     MSE,
     TREE_LEAF,
     _crit_init,
     _node_impurity,
     _node_split,
     _partition_final,
+    feature_best,
     feature_stats,
+    near_value,
     simulate_split,
 )
 
-# iprm entries of grow
-CRIT, SPLITTER, MAX_FEATURES, MSL, MSS, MAX_DEPTH, MODE = range(7)
+# iprm entries of grow (JROW: the removed point of a replay, -1 none)
+CRIT, SPLITTER, MAX_FEATURES, MSL, MSS, MAX_DEPTH, MODE, JROW = range(8)
 # MODE bits
 RECORD, REPLAY, EXACT_SUMS, CACHE = 1, 2, 4, 8
 
@@ -154,6 +157,36 @@ def _push_children(st, st_imp, top, start, pos, end, depth, node, nconst, il, ir
 
 
 @njit(cache=True, nogil=True)
+def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, crit,
+              n_classes, sum_total, sum_left, sum_right, wn, msl, mwl, w_removed, j, skip):
+    """Mark in ``skip`` the features that cannot win at a node that lost point ``j``.
+
+    Gini's proxy of any split moves by at most ``2 w_j`` when ``j`` (weight ``w_j``) leaves
+    the node (``Sum_c n_c^2 / n`` of the side holding it by at most ``w_j``, the constant
+    ``-n`` by ``w_j``), and removing ``j`` only removes or merges thresholds, unless values
+    within scikit-learn's 1e-7 tie tolerance of ``x_j`` fuse differently.  So a feature
+    whose best proxy with ``j`` plus ``2 w_j`` stays below the new best proxy of the
+    original split's feature ``b`` loses to it whatever the order of the features; every
+    feature is visited (``max_features`` covers them all), ``b`` included.
+    """
+    scratch[start:end] = samples[start:end]
+    code, bound, _ = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
+                                  sum_total, sum_left, sum_right, wn, msl, mwl)
+    if code < 0:
+        return
+    margin = 2.0 * w_removed + 1e-9 * (abs(bound) + 1.0)
+    for f in range(X.shape[1]):
+        cp = c_pos[orig, f]
+        if f == b:
+            continue
+        if cp == -2:  # constant with j, so without it
+            skip[f] = True
+        elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and not near_value(
+                X, samples, start, end, f, X[j, f]):
+            skip[f] = True
+
+
+@njit(cache=True, nogil=True)
 def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree, on_path,
          cache):
     """``DepthFirstTreeBuilder.build`` of scikit-learn on dense float32 ``X``.
@@ -177,7 +210,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     n_out = y.shape[1]
     crit, splitter, max_features = iprm[CRIT], iprm[SPLITTER], iprm[MAX_FEATURES]
     msl, mss, max_depth, mode = iprm[MSL], iprm[MSS], iprm[MAX_DEPTH], iprm[MODE]
-    mwl, mid = fprm[0], fprm[1]
+    mwl, mid, w_removed = fprm[0], fprm[1], fprm[2]
     record, replay = (mode & RECORD) != 0, (mode & REPLAY) != 0
     exact_sums, use_cache = (mode & EXACT_SUMS) != 0, (mode & CACHE) != 0
     o_ints, o_flts, o_value, o_end = orig_tree
@@ -195,6 +228,9 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     features = np.arange(d)
     constant_features = np.zeros(d, dtype=np.intp)
     saved = np.empty((2, d), dtype=np.intp)
+    skip = np.zeros(d, dtype=np.bool_)
+    prune = (replay and use_cache and crit == GINI and max_features >= d and w_removed > 0
+             and iprm[JROW] >= 0)
     rng = np.empty(1, dtype=np.int64)
     rng[0] = seed
     max_nc = value.shape[2]
@@ -292,10 +328,15 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
+            if prune and orig >= 0 and on_path[orig] and c_best[orig] >= 0:
+                _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
+                          c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn,
+                          msl, mwl, w_removed, iprm[JROW], skip)
             pos, feat, thr, il, ir, gain, nconst_child = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq, imp)
+                sum_right, wn, sq, imp, skip)
+            skip[:] = False
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1
@@ -370,7 +411,7 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
     value = np.empty((cap, n_out, o_value.shape[2]))
     on_path = np.zeros(o_ints.shape[0], dtype=np.bool_)
     leaf0 = apply_rows(o_ints, o_flts, Xq)
-    fprm = np.empty(2)
+    fprm = np.empty(3)
     fprm[1] = mid
     w_total = 0.0
     for i in range(n):
@@ -383,6 +424,8 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
         w[j] = 0.0
         _mark_path(o_ints, o_flts, X[j], on_path)
         fprm[0] = mwl_fraction * (w_total - wj)
+        fprm[2] = wj
+        iprm[JROW] = j
         nn, ne, _, _ = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
                             orig_tree, on_path, cache)
         w[j] = wj

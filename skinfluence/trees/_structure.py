@@ -259,13 +259,13 @@ class TreeEnsemble:
         """The integer parameters of :func:`~._forest_kernels.grow` for ``n_rows`` rows."""
         msl, mss = self.min_samples(n_rows)
         return np.array([self.crit, self.splitter, self.max_features, msl, mss,
-                         self.max_depth, mode], dtype=np.int64)
+                         self.max_depth, mode, -1], dtype=np.int64)
 
     def grow(self, t, w, n_rows, mode=0, rec=None, cache=None):
         """Grow tree ``t`` on weights ``w``: ``(ints, flts, value, cache_ok)``."""
         n, d = self.X.shape
         fprm = np.array([self.min_weight_fraction * float(np.sum(w)),
-                         self.min_impurity_decrease])
+                         self.min_impurity_decrease, 0.0])
         cap = 2 * n + 1
         ints = np.empty((cap, 4), dtype=np.intp)
         flts = np.empty((cap, 3))
