@@ -1,4 +1,4 @@
-"""A numba replica of scikit-learn's depth-first tree builder, and its replay without a point.
+"""A numba replica of scikit-learn's tree splitters: one node's split, step for step.
 
 scikit-learn grows a tree from the data *and* a random stream: at every node the features
 are visited in an order drawn by a xorshift generator (``our_rand_r``) from a permutation
@@ -8,24 +8,20 @@ change (a feature found constant, a node that stops splitting), so a tree refit 
 point can break ties differently anywhere after that point in depth-first order.  Refitting
 "without j" exactly therefore means replaying scikit-learn's arithmetic, not only its
 criterion: this module does, step for step (``_splitter.pyx``, ``_partitioner.pyx``,
-``_criterion.pyx``, the introsort of ``utils/_sorting.pyx`` and ``_tree.pyx``'s
-``DepthFirstTreeBuilder``), for dense data without missing values, the ``best`` and
-``random`` splitters and the squared-error, Gini and entropy criteria.
+``_criterion.pyx``), for dense data without missing values, the ``best`` and ``random``
+splitters and the squared-error, Gini and entropy criteria; :mod:`._introsort` sorts as
+scikit-learn does and :func:`~._forest_kernels.grow` is the depth-first builder loop.
 
-:func:`grow` builds a tree.  With ``record`` it also keeps, for every node, the state the
-node was entered with (random stream, feature permutation, known constant features, sample
-order); a replay (``replay``) of the same tree with a point's weight set to zero then
-re-evaluates only the nodes whose inputs changed and copies every subtree entered with the
-same inputs as in the original, which scikit-learn would rebuild identically.
-
-Arrays: ``ints`` (n_nodes, 4) = left child, right child, feature, n_node_samples (-1 for
-leaves' children and features); ``flts`` (n_nodes, 3) = threshold, impurity,
-weighted_n_node_samples; ``value`` (n_nodes, n_outputs, max_n_classes) as ``tree_.value``.
+:func:`feature_best` / :func:`feature_stats` score features the way the best splitter does
+and :func:`simulate_split` picks a node's split from such cached scores with the same
+random draws, without sorting: exact where the criterion's sums are (integer weights and
+targets), which the replays of :mod:`._forest_kernels` check before using them.
 """
 
 import numpy as np
 
 from .._numba import njit
+from ._introsort import _sort, _swap
 
 MSE, GINI, ENTROPY = 0, 1, 2
 BEST, RANDOM = 0, 1
@@ -46,133 +42,6 @@ def _rand_r(state):
     s ^= (s << 5) & 0xFFFFFFFF
     state[0] = s
     return s % 2147483648
-
-
-# ----------------------------------------------------------------- introsort
-@njit(cache=True, nogil=True, inline="always")
-def _swap(v, s, i, j):
-    t = v[i]
-    v[i] = v[j]
-    v[j] = t
-    u = s[i]
-    s[i] = s[j]
-    s[j] = u
-
-
-@njit(cache=True, nogil=True)
-def _sift_down(v, s, off, start, end):
-    root = start
-    while True:
-        child = root * 2 + 1
-        maxind = root
-        if child < end and v[off + maxind] < v[off + child]:
-            maxind = child
-        if child + 1 < end and v[off + maxind] < v[off + child + 1]:
-            maxind = child + 1
-        if maxind == root:
-            break
-        _swap(v, s, off + root, off + maxind)
-        root = maxind
-
-
-@njit(cache=True, nogil=True)
-def _heapsort(v, s, off, n):
-    start = (n - 2) // 2
-    while True:
-        _sift_down(v, s, off, start, n)
-        if start == 0:
-            break
-        start -= 1
-    end = n - 1
-    while end > 0:
-        _swap(v, s, off, off + end)
-        _sift_down(v, s, off, 0, end)
-        end -= 1
-
-
-@njit(cache=True, nogil=True)
-def _insertion_sort(v, s, off, n):
-    for i in range(1, n):
-        tv = v[off + i]
-        ti = s[off + i]
-        j = i
-        while j > 0 and v[off + j - 1] > tv:
-            v[off + j] = v[off + j - 1]
-            s[off + j] = s[off + j - 1]
-            j -= 1
-        v[off + j] = tv
-        s[off + j] = ti
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _median3(v, off, n):
-    a = v[off]
-    b = v[off + n // 2]
-    c = v[off + n - 1]
-    if a < b:
-        if b < c:
-            return b
-        elif a < c:
-            return c
-        return a
-    elif b < c:
-        if a < c:
-            return a
-        return c
-    return b
-
-
-@njit(cache=True, nogil=True)
-def _sort(v, s, lo, n):
-    """``simultaneous_sort(v[lo:lo+n], s[lo:lo+n], use_three_way_partition=True)``.
-
-    The recursion on the left part is a stack here; parts are disjoint, so the order in
-    which they are sorted does not change the result.
-    """
-    if n <= 15:
-        _insertion_sort(v, s, lo, n)
-        return
-    st_off = np.empty(136, dtype=np.intp)
-    st_n = np.empty(136, dtype=np.intp)
-    st_d = np.empty(136, dtype=np.intp)
-    st_off[0] = lo
-    st_n[0] = n
-    st_d[0] = 2 * int(np.log2(n))
-    top = 1
-    while top > 0:
-        top -= 1
-        off = st_off[top]
-        m = st_n[top]
-        maxd = st_d[top]
-        heap = False
-        while m > 15:
-            if maxd <= 0:
-                _heapsort(v, s, off, m)
-                heap = True
-                break
-            maxd -= 1
-            pivot = _median3(v, off, m)
-            i = 0
-            left = 0
-            r = m
-            while i < r:
-                if v[off + i] < pivot:
-                    _swap(v, s, off + i, off + left)
-                    i += 1
-                    left += 1
-                elif v[off + i] > pivot:
-                    r -= 1
-                    _swap(v, s, off + i, off + r)
-                else:
-                    i += 1
-            st_off[top] = off
-            st_n[top] = left
-            st_d[top] = maxd
-            top += 1
-            off += r
-            m -= r
-        if not heap:
-            _insertion_sort(v, s, off, m)
 
 
 # ----------------------------------------------------------------- criteria
