@@ -407,6 +407,10 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         tags.regressor_tags = inner.regressor_tags
         tags.input_tags.sparse = inner.input_tags.sparse
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        from ._forest import is_tree_model
+
+        if is_tree_model(self.estimator):  # missing-value splits are not replayed (_forest.py)
+            tags.input_tags.allow_nan = False
         tags.input_tags.string = inner.input_tags.string
         tags.input_tags.categorical = inner.input_tags.categorical
         tags.target_tags.required = True

@@ -87,6 +87,8 @@ class TreeModelView:
 
     def features(self, X):
         Xf = X if self._head is None else self._head.transform(X)
+        if hasattr(Xf, "toarray"):  # the trees are replayed on dense features
+            Xf = Xf.toarray()
         Xf = check_array(Xf, dtype=np.float32, ensure_all_finite=True)
         if Xf.shape[1] != self.ensemble.X.shape[1]:
             raise ValueError(f"X has {Xf.shape[1]} features, but the model is expecting "
@@ -177,9 +179,10 @@ class ForestRemoval:
         ``diag``: query ``a`` is ``js[a]``'s own row ``Xq[a]``); ``sel`` is
         ``(n_queries, n_outputs, n_cols)``, the output columns to follow.
         """
-        ens = self.ensemble
+        ens = self.ensemble.ensure_writable()
         js = np.ascontiguousarray(js, dtype=np.intp)
         sel = np.ascontiguousarray(sel, dtype=np.intp)
+        Xq = np.require(Xq, dtype=np.float32, requirements=["C", "W"])
         m = js.shape[0]
         out = np.zeros((m, 1 if diag else Xq.shape[0], ens.n_outputs, sel.shape[2]))
         if changed is None:

@@ -325,6 +325,19 @@ class TreeEnsemble:
                 "X, y and sample_weight it was fitted on (a model fitted on other data, with "
                 "missing values or with sparse input is not supported).")
 
+    def ensure_writable(self):
+        """Copy arrays that came back read-only (e.g. unpickled from a read-only memmap):
+        the kernels are compiled for writable arrays."""
+        def own(a):
+            return a if a.flags.writeable else a.copy()
+
+        for name in ("X", "Y", "n_classes", "weights", "seeds"):
+            setattr(self, name, own(getattr(self, name)))
+        for r in self.records:
+            r.tree, r.rec, r.cache = (tuple(own(a) for a in group)
+                                      for group in (r.tree, r.rec, r.cache))
+        return self
+
     @property
     def n_trees(self):
         return len(self.records)
@@ -348,9 +361,15 @@ def _same_tree(tree_, ints, flts, value):
 
 
 def read_tree_model(model, X, y, sample_weight=None):
-    """The :class:`TreeEnsemble` of a fitted tree model and its training data."""
-    if np.isnan(np.asarray(X, dtype=np.float64)).any() if not hasattr(X, "tocsr") else True:
-        raise NotImplementedError(
-            f"{type(model).__name__}: tree influence needs dense X without missing values "
-            "(scikit-learn's missing-value splits are not replayed).")
+    """The :class:`TreeEnsemble` of a fitted tree model and its training data.
+
+    Sparse ``X`` is densified: the replica grows trees as the dense splitter does, and the
+    node-for-node check refuses a tree that scikit-learn's sparse splitter grew otherwise.
+    """
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    if np.isnan(np.asarray(X, dtype=np.float64)).any():
+        raise ValueError(
+            f"Input X contains NaN: {type(model).__name__} splits on missing values, and "
+            "tree influence does not replay those splits; impute them first.")
     return TreeEnsemble(model, X, y, sample_weight)

@@ -120,5 +120,5 @@ def test_balanced_class_weight_and_missing_values_are_refused():
     Xn = X.copy()
     Xn[0, 0] = np.nan
     model = DecisionTreeClassifier(random_state=0).fit(Xn, y)
-    with pytest.raises(NotImplementedError, match="missing values"):
+    with pytest.raises(ValueError, match="Input X contains NaN"):
         read_tree_model(model, Xn, y)
