@@ -363,8 +363,9 @@ def fit_tree_model(influence, fitted, X, y, sample_weight):
     """Set up ``influence`` (an :class:`InfluenceFunctions`) for a fitted tree model."""
     head, model = _split_pipeline(fitted)
     Xf = X if head is None else head.transform(X)
-    ensemble = read_tree_model(model, Xf, y, sample_weight)
     influence.approximation_ = check_approximation(influence.approximation, tree=True)
+    ensemble = read_tree_model(model, Xf, y, sample_weight,
+                               replay=influence.approximation_ == "exact")
     influence.objective_ = TreeModelView(fitted, ensemble, head)
     influence.solver_ = None
     influence.solver_info_ = {"solver": None}

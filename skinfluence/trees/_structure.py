@@ -157,7 +157,7 @@ class TreeEnsemble:
     records : list of TreeRecord
     """
 
-    def __init__(self, model, X, y, sample_weight):
+    def __init__(self, model, X, y, sample_weight, replay=True):
         check_is_fitted(model)
         trees = list(model.estimators_) if isinstance(model, FORESTS) else [model]
         _check_supported(model, trees)
@@ -185,7 +185,10 @@ class TreeEnsemble:
         seeds = [_seed(t, type(model).__name__) for t in trees]
         self.seeds = np.array([s for s, _ in seeds], dtype=np.int64)
         self._seeded = all(ok for _, ok in seeds)
-        self.records = [self._record(t, i) for i, t in enumerate(trees)]
+        if replay:
+            self.records = [self._record(t, i) for i, t in enumerate(trees)]
+        else:  # the fitted arrays as they are: enough to keep the splits
+            self.records = [self._fitted(t) for t in trees]
 
     # ------------------------------------------------------------ reading
     def _encode_targets(self, y, n):
@@ -313,6 +316,18 @@ class TreeEnsemble:
             cache = _empty_cache(d)
         return TreeRecord((ints, flts, value, K.subtree_ends(ints, nn)), rec, cache, mode)
 
+    def _fitted(self, tree):
+        """A record of the fitted ``tree_`` without replay state (no regrowing)."""
+        t = tree.tree_
+        ints = np.ascontiguousarray(np.column_stack(
+            [t.children_left, t.children_right, t.feature, t.n_node_samples]), dtype=np.intp)
+        flts = np.ascontiguousarray(np.column_stack(
+            [t.threshold, t.impurity, t.weighted_n_node_samples]), dtype=np.float64)
+        value = np.ascontiguousarray(t.value[:, :, :int(self.n_classes.max())], np.float64)
+        d = self.X.shape[1]
+        return TreeRecord((ints, flts, value, K.subtree_ends(ints, ints.shape[0])),
+                          _empty_rec(d), _empty_cache(d), K.REPLAY)
+
     def _mismatch_message(self):
         name = type(self.model).__name__
         if not self._seeded:
@@ -360,11 +375,13 @@ def _same_tree(tree_, ints, flts, value):
                                 atol=1e-12))
 
 
-def read_tree_model(model, X, y, sample_weight=None):
+def read_tree_model(model, X, y, sample_weight=None, replay=True):
     """The :class:`TreeEnsemble` of a fitted tree model and its training data.
 
-    Sparse ``X`` is densified: the replica grows trees as the dense splitter does, and the
-    node-for-node check refuses a tree that scikit-learn's sparse splitter grew otherwise.
+    ``replay=False`` reads the fitted trees' arrays only (fixed-structure removal): no
+    regrowing, no check that the trees were grown from this data.  Sparse ``X`` is
+    densified: the replica grows trees as the dense splitter does, and the node-for-node
+    check refuses a tree that scikit-learn's sparse splitter grew otherwise.
     """
     if hasattr(X, "toarray"):
         X = X.toarray()
@@ -372,4 +389,4 @@ def read_tree_model(model, X, y, sample_weight=None):
         raise ValueError(
             f"Input X contains NaN: {type(model).__name__} splits on missing values, and "
             "tree influence does not replay those splits; impute them first.")
-    return TreeEnsemble(model, X, y, sample_weight)
+    return TreeEnsemble(model, X, y, sample_weight, replay=replay)
