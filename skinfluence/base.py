@@ -35,6 +35,7 @@ __all__ = [
     "explain_result",
     "top_k_of_rows",
     "top_k_over_blocks",
+    "run_blocks",
 ]
 
 
@@ -204,6 +205,26 @@ def top_k_of_rows(ptr, idx, vals, k):
 
 
 # ------------------------------------------------------------------ the base
+def run_blocks(func, chunks, desc, n_jobs=None, verbose=0):
+    """``func(chunk)`` for each chunk, yielded in order as soon as it is ready.
+
+    With ``n_jobs`` > 1 the chunks run on that many threads, each with one BLAS and
+    one numba thread, at most ``2 n_jobs`` ahead of the consumer, so the memory held
+    does not grow with the number of chunks.  A progress bar counts the chunks
+    consumed under ``verbose``.  Exhaust the generator for side effects only.
+    """
+    chunks = list(chunks)
+    n_workers = min(effective_n_jobs(n_jobs), len(chunks))
+
+    def work(chunk):
+        numba_single_thread()  # thread-local: the parallelism is over chunks
+        return func(chunk)
+
+    results = imap_ordered(work if n_workers > 1 else func, chunks, n_workers)
+    with blas_and_numba_threads(n_workers):
+        yield from progress(results, total=len(chunks), desc=desc, verbose=verbose)
+
+
 class BaseExplainer(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
     """Base of the meta-estimators: a wrapped model (``estimator``) fitted into
     ``estimator_``, explained by the subclass.
@@ -255,23 +276,9 @@ class BaseExplainer(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
                             **fit_params)
 
     def _run_blocks(self, func, chunks, desc):
-        """``func(chunk)`` for each chunk, yielded in order as soon as it is ready.
-
-        With ``n_jobs`` > 1 the chunks run on that many threads, each with one BLAS and
-        one numba thread, at most ``2 n_jobs`` ahead of the consumer, so the memory held
-        does not grow with the number of chunks.  A progress bar counts the chunks
-        consumed under ``verbose``.  Exhaust the generator for side effects only.
-        """
-        chunks = list(chunks)
-        n_workers = min(effective_n_jobs(getattr(self, "n_jobs", None)), len(chunks))
-        def work(chunk):
-            numba_single_thread()  # thread-local: the parallelism is over chunks
-            return func(chunk)
-
-        results = imap_ordered(work if n_workers > 1 else func, chunks, n_workers)
-        with blas_and_numba_threads(n_workers):
-            yield from progress(results, total=len(chunks), desc=desc,
-                                verbose=getattr(self, "verbose", 0))
+        """:func:`run_blocks` under this explainer's ``n_jobs`` and ``verbose``."""
+        return run_blocks(func, chunks, desc, getattr(self, "n_jobs", None),
+                          getattr(self, "verbose", 0))
 
     def _explain_blocks(self, block_values, chunks, n_rows, n_columns, k, desc="explain"):
         """:func:`top_k_over_blocks` of the blocks ``block_values(cols)`` of the column

@@ -13,6 +13,7 @@ from sklearn.utils.validation import _check_sample_weight
 
 from . import _confident as cl
 from ..objectives import unwrap_frozen
+from ..trees._oob import bagged_forest, oob_proba
 from ..utils._routing import routed_for_cv
 from ._containers import scores_to_proba
 from ._loo import leverage_loo_proba
@@ -115,6 +116,8 @@ class ClassificationCleaning:
     def _fit_influence(self, X, y, sample_weight, K):
         # the influence objective is the final step's weighted loss: the weights must reach it
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
+        if self.method == "loo" and bagged_forest(self.estimator_) is not None:
+            return oob_proba(self.estimator_, X)  # a bagged forest: out-of-bag probabilities
         if self.method == "loo":
             P = leverage_loo_proba(self.estimator_, X, y, sample_weight, K, self.damping)
             if P is not None:

@@ -59,6 +59,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         (2017), ``g_i^T H^{-1} g_j w_j``.  ``"auto"``: ``"newton"``, except for neural
         networks without a dense inverse (``"first_order"``), where the Gauss-Newton
         removal can be ill-posed (the user guide compares both against refits).
+        Trees and forests (``DecisionTree*``, ``ExtraTree*``, ``RandomForest*``,
+        ``ExtraTrees*``) take ``"exact"`` (the default under ``"auto"``: each tree regrown
+        without the point, scikit-learn's own refit where the fit is deterministic) or
+        ``"fixed_structure"`` (splits kept, leaf values recomputed); see
+        :mod:`skinfluence.influence._forest`.
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -163,7 +168,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "approximation": [StrOptions({"auto", "newton", "first_order"})],
+        "approximation": [StrOptions({"auto", "newton", "first_order", "exact",
+                                      "fixed_structure"})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
         "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -221,12 +227,18 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
+        from ._forest import check_approximation, fit_tree_model, is_tree_model
+
+        tree = is_tree_model(self.estimator)
+        check_approximation(self.approximation, tree=tree)
         # a Pipeline's weights reach its final step, metadata routing on or off; a
         # FrozenEstimator is kept as it is
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
         fitted = unwrap_frozen(self.estimator_)
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
+        if tree:  # trees and forests: removal by regrowing them (_forest.py)
+            return fit_tree_model(self, fitted, X, y, sample_weight)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
         if self.objective_.closed_form_removal:  # kernel models: exact, see _kernel.py
@@ -298,6 +310,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     def _blocks(self):
         """The influence blocks of the fitted removal, run by :meth:`_run_blocks`."""
         check_is_fitted(self, "objective_")
+        if hasattr(self._removal, "blocks"):  # trees and forests (_forest.py)
+            return self._removal.blocks(self)
         return InfluenceBlocks(self._removal, self)
 
     # --------------------------------------------------------- public API
@@ -398,4 +412,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()  # the wrapped model's, from BaseExplainer
         tags.target_tags.required = True  # influence is defined through the training loss
+        from ._forest import is_tree_model
+
+        if is_tree_model(self.estimator):  # missing-value splits are not replayed (_forest.py)
+            tags.input_tags.allow_nan = False
         return tags

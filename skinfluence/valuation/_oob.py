@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import clone, is_classifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _num_samples
@@ -58,7 +59,11 @@ class DataOOB(BaseValuation):
     Parameters
     ----------
     estimator : estimator
-        Base model of the bag (any scikit-learn estimator).
+        Base model of the bag (any scikit-learn estimator).  A fitted bagged forest
+        (``RandomForest*`` / ``ExtraTrees*`` with ``bootstrap=True``) wrapped in
+        :class:`~sklearn.frozen.FrozenEstimator` is its own bag: its trees and their
+        bootstrap samples are used as they are (``n_estimators`` and ``max_samples``
+        are then ignored; pass the data it was fitted on).
     n_estimators : int, default=200
         Number of bootstrap models.
     max_samples : float, default=1.0
@@ -157,6 +162,13 @@ class DataOOB(BaseValuation):
                                           y_numeric=not classifier)
         if classifier:
             check_classification_targets(y)
+        from ..trees._oob import bagged_forest, oob_scores
+
+        if isinstance(self.estimator, FrozenEstimator) and bagged_forest(self.estimator):
+            # a fitted bagged forest: its own trees are the bag (no refit)
+            self.fast_utility_ = False
+            return self._finish(X, y, sample_weight, *oob_scores(self.estimator, X, y,
+                                                                 classifier))
         n = _num_samples(X)
         n_draw = max(1, int(round(self.max_samples * n)))
         seeds = spawn_seeds(self.random_state, self.n_estimators)

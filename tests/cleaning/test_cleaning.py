@@ -458,12 +458,18 @@ def test_bad_targets_and_unsupported_estimator():
         InfluenceCleaner(_model()).fit(X, np.zeros(40, dtype=int))
     with pytest.raises(ValueError, match="inconsistent|samples"):
         InfluenceCleaner(_model()).fit(X, y[:30])
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.tree import DecisionTreeClassifier
 
     with pytest.raises(TypeError, match="not supported"):
-        InfluenceCleaner(DecisionTreeClassifier()).fit(X, y)
+        InfluenceCleaner(KNeighborsClassifier()).fit(X, y)
     # ... but the cross-validated method works for any classifier
-    c = InfluenceCleaner(DecisionTreeClassifier(random_state=0), method="cross_val").fit(X, y)
+    c = InfluenceCleaner(KNeighborsClassifier(), method="cross_val").fit(X, y)
+    assert c.scores_.shape == (40,)
+    # trees are supported (#15), given the random stream that broke their ties
+    with pytest.raises(ValueError, match="integer random_state"):
+        InfluenceCleaner(DecisionTreeClassifier(random_state=np.random.RandomState(0))).fit(X, y)
+    c = InfluenceCleaner(DecisionTreeClassifier(random_state=0)).fit(X, y)
     assert c.scores_.shape == (40,)
 
 

@@ -1,0 +1,112 @@
+"""Label cleaning with a random forest: out-of-bag probabilities vs cleanlab, same run.
+
+For every dataset x noise rate x seed of ``bench_cleaning.py``'s grid (its splits and
+metrics), the training labels are flipped and
+
+* cleanlab 2.9: ``find_label_issues`` (``prune_by_noise_rate``) and
+  ``get_label_quality_scores`` on 5-fold cross-validated probabilities of the same
+  forest (five fits on 80% of the rows);
+* ``sk:oob``: ``InfluenceCleaner(RandomForestClassifier(...))``: one fit, the forest's
+  out-of-bag probabilities, confident learning (``prune_globally``; ``/nr``:
+  ``prune_by_noise_rate`` as cleanlab);
+* ``sk:oob+fitted``: the same on a forest the user already fitted, passed in
+  :class:`~sklearn.frozen.FrozenEstimator` (no fit at all).
+
+Forest: ``RandomForestClassifier(n_estimators, random_state=0, n_jobs=1)``.  Seconds are
+the fastest of ``--repeat`` runs of the cleaning step.
+
+Run (the cleanlab environment)::
+
+    PYTHONPATH=. /work/benchvenv15/bin/python benchmarks/bench_cleaning_forest.py
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_cleaning as bc  # noqa: E402
+
+from skinfluence.cleaning import InfluenceCleaner  # noqa: E402
+from skinfluence.datasets import make_noisy_labels  # noqa: E402
+
+N_ESTIMATORS = 100
+
+
+def forest():
+    return RandomForestClassifier(N_ESTIMATORS, random_state=0, n_jobs=1)
+
+
+def run_cleanlab(X, y, seed):
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    def run():
+        cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+        P = cross_val_predict(forest(), X, y, cv=cv, method="predict_proba")
+        return 1.0 - get_label_quality_scores(y, P), find_label_issues(y, P)
+
+    return bc.timed(run)
+
+
+def run_oob(X, y, spec):
+    method, _, filt = spec.partition("/")
+    kw = {"filter_by": "prune_by_noise_rate"} if filt == "nr" else {}
+    model = FrozenEstimator(forest().fit(X, y)) if method == "oob+fitted" else forest()
+    cleaner, secs = bc.timed(lambda: InfluenceCleaner(model, **kw).fit(X, y))
+    return (cleaner.scores_, cleaner.issues_), secs
+
+
+def main():
+    global N_ESTIMATORS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="digits,wine,breast_cancer")
+    parser.add_argument("--rates", default="0.1,0.2,0.3")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--trees", type=int, default=100)
+    args = parser.parse_args()
+    N_ESTIMATORS = args.trees
+    bc.REPEAT = args.repeat
+    libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted"]
+    rows = []
+    for data in args.data.split(","):
+        X, y = bc.load(data, quick=True)
+        for rate in map(float, args.rates.split(",")):
+            for seed in range(args.seeds):
+                X_tr, y_tr, _, _, _, _ = bc.split(X, y, seed)
+                y_noisy, flipped = make_noisy_labels(y_tr, rate, random_state=seed)
+                for lib in libs:
+                    if lib == "cleanlab":
+                        (scores, issues), secs = run_cleanlab(X_tr, y_noisy, seed)
+                    else:
+                        (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
+                    rows.append(dict(data=data, rate=rate, lib=lib, secs=secs,
+                                     **bc.quality(flipped, scores, issues)))
+    print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds; speedup = "
+          "cleanlab seconds / row seconds")
+    head = ["data", "rate", "lib", "auroc", "p@k", "prec", "rec", "f1", "secs", "speedup"]
+    widths = [14, 5, 14, 6, 6, 6, 6, 6, 7, 8]
+    print(bc.fmt_row(head, widths))
+    for data in args.data.split(","):
+        for rate in map(float, args.rates.split(",")):
+            ref = [r for r in rows if (r["data"], r["rate"], r["lib"]) == (data, rate,
+                                                                           "cleanlab")]
+            ref_secs = np.mean([r["secs"] for r in ref])
+            for lib in libs:
+                sel = [r for r in rows if (r["data"], r["rate"], r["lib"]) == (data, rate, lib)]
+                m = {k: np.mean([r[k] for r in sel]) for k in ("auroc", "p@k", "prec", "rec",
+                                                               "f1", "secs")}
+                print(bc.fmt_row([data, f"{rate:.1f}", lib] + [f"{m[k]:.3f}" for k in (
+                    "auroc", "p@k", "prec", "rec", "f1")] + [f"{m['secs']:.2f}",
+                                                           f"{ref_secs / m['secs']:.1f}x"],
+                                 widths))
+
+
+if __name__ == "__main__":
+    main()
