@@ -21,6 +21,8 @@ from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ..utils._parallel import chunk_slices
 from ..utils._routing import fit_weighted
 from ._blocks import BlockRunner
+from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
+from ._boosting import BoostingRemoval, is_boosted, prepare_boosting
 from ._first_order import FirstOrder
 from ._newton import Newton
 from ._point_hessian import PointHessianNewton, point_hessians_apply
@@ -59,6 +61,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         (2017), ``g_i^T H^{-1} g_j w_j``.  ``"auto"``: ``"newton"``, except for neural
         networks without a dense inverse (``"first_order"``), where the Gauss-Newton
         removal can be ill-posed (the user guide compares both against refits).
+        For HistGradientBoosting models (see ``_boosting.py``), with every tree's
+        structure fixed: ``"leaf_refit"`` recomputes the baseline and all leaf values
+        without the point (later trees' gradients move with the earlier ones);
+        ``"leaf_influence"`` is its first-order form (the default under ``"auto"``);
+        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023).
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -159,7 +166,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
-        "approximation": [StrOptions({"auto", "newton", "first_order"})],
+        "approximation": [StrOptions({"auto", "newton", "first_order",
+                                      *BOOSTING_APPROXIMATIONS})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
         "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -217,6 +225,11 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
+        boosted = is_boosted(unwrap_frozen(self.estimator))  # trees: removals of their own
+        if not boosted and self.approximation in BOOSTING_APPROXIMATIONS:
+            raise ValueError(
+                f"approximation={self.approximation!r} applies to gradient-boosted trees "
+                "(HistGradientBoosting); use 'auto', 'newton' or 'first_order'.")
         if isinstance(self.estimator, FrozenEstimator):
             self.estimator_ = self.estimator
             fitted = unwrap_frozen(self.estimator)
@@ -227,6 +240,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
             fitted = self.estimator_
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
+        if boosted:
+            return self._fit_boosting(fitted, X, y, sample_weight)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
         if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
@@ -248,6 +263,15 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
         # costs one solve per training point and transform may not need any
         self._removal = removal
         self.solver_info_ = self.solver_.info()
+        self._output_labels = row_labels(X, self.objective_.n_train)
+        return self
+
+    def _fit_boosting(self, fitted, X, y, sample_weight):
+        """Gradient-boosted trees: the leaf-value removals of ``_boosting.py``."""
+        self.objective_, self._removal, self.approximation_ = prepare_boosting(
+            fitted, X, y, sample_weight, self.approximation, self.n_jobs, self.verbose)
+        self.solver_, self.solver_info_ = None, {"solver": None}
+        self.refined_indices_ = np.array([], dtype=np.intp)
         self._output_labels = row_labels(X, self.objective_.n_train)
         return self
 
@@ -289,6 +313,8 @@ class InfluenceFunctions(DelegatingMixin, MetaEstimatorMixin, TrainingColumnsMix
 
     def _runner(self):
         check_is_fitted(self, "objective_")
+        if isinstance(self._removal, BoostingRemoval):  # runs its own blocks
+            return self._removal
         return BlockRunner(self._removal, n_jobs=self.n_jobs, verbose=self.verbose)
 
     # --------------------------------------------------------- public API
