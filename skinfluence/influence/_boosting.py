@@ -202,15 +202,25 @@ class BoostingRemoval:
             out[:, used] = self._effect(Z0, y_enc, D)
         return out
 
-    def _row_block(self, q_leaves, Z0, y_enc):
+    def _row_block(self, q_leaves, Z0, y_enc, out=None):
         """Influence (n_rows, n_train) of every training point on a block of queries, by a
-        backward method (``leaf_influence``) or the trajectory sums (``boostin``)."""
+        backward method (``leaf_influence``) or the trajectory sums (``boostin``);
+        written into ``out`` when given."""
+        rows = self.model.rows
+        every_row = rows.size == self.n_train
+        if out is None:
+            out = np.zeros((Z0.shape[0], self.n_train))
+        elif not every_row:
+            out[...] = 0.0
         if self.approximation == "boostin":
-            vals = self._boostin_rows(q_leaves, Z0, y_enc)
+            vals = out if every_row else np.empty((Z0.shape[0], rows.size))
+            self._boostin_rows(q_leaves, Z0, y_enc, vals)
         else:
             vals = self._reverse_rows(q_leaves, Z0, y_enc)
-        out = np.zeros((vals.shape[0], self.n_train))
-        out[:, self.model.rows] = vals
+            if every_row:
+                out[...] = vals
+        if not every_row:
+            out[:, rows] = vals
         return out
 
     def _tracked_outputs(self, Z0, y_enc):
@@ -236,7 +246,7 @@ class BoostingRemoval:
         D[rep, outs.ravel()] = grads
         return self._effect(Z0, y_enc, D)
 
-    def _boostin_rows(self, q_leaves, Z0, y_enc):
+    def _boostin_rows(self, q_leaves, Z0, y_enc, out):
         m = self.model
         nq, K = Z0.shape[0], m.n_outputs
         if y_enc is None:
@@ -246,7 +256,8 @@ class BoostingRemoval:
             g0[np.arange(nq), tracked] = 1.0
         else:
             weights, g0 = self._query_gradients(q_leaves, y_enc)
-        out = -(g0 @ (self.w[:, None] * self.base_deriv).T)
+        # the baseline's change is shared by every query: a rank-K start
+        np.matmul(g0, (-self.w[:, None] * self.base_deriv).T, out=out)
         kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, out)
         if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
             out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
@@ -301,11 +312,10 @@ class BoostingRemoval:
         if self._by_rows(n):
             def rows(sl):
                 y = None if y_enc is None else y_enc[sl]
-                return sl, self._row_block(np.ascontiguousarray(q_leaves[:, sl]), Z0[sl], y)
+                self._row_block(np.ascontiguousarray(q_leaves[:, sl]), Z0[sl], y, out[sl])
 
-            for sl, block in _run(rows, self._row_chunks(n), self.n_jobs, self.verbose,
-                                  "influence"):
-                out[sl] = block
+            for _ in _run(rows, self._row_chunks(n), self.n_jobs, self.verbose, "influence"):
+                pass
             return out
 
         def cols(sl):
