@@ -305,62 +305,76 @@ def leaf_influence_rows(multinomial, w, leaves, q_leaves, q_outputs, base_deriv,
     row ``e`` gives the derivative of its output ``q_outputs[e]`` in every training
     weight; ``out[e, j]`` is that times ``-w_j``.  ``q_leaves`` (n_trees, n_q) are the
     queries' leaves; the other arguments are those of :func:`leaf_influence_columns`.
+    Queries go backward together in groups of 16, so the training arrays are read
+    once per group.
     """
     n_iter, n, K = g.shape
     L = values.shape[0]
     nq = q_leaves.shape[1]
-    Fb = np.empty((n, K))
-    wb = np.empty(n)
-    vb = np.empty(L)
-    Gb = np.empty(L)
-    Hb = np.empty(L)
-    q = np.empty(K)
-    for e in range(nq):
-        k0 = q_outputs[e]
-        Fb[:, :] = 0.0
-        wb[:] = 0.0
+    B = 16
+    Fb = np.empty((n, K, B))
+    wb = np.empty((n, B))
+    vb = np.empty((L, B))
+    Gb = np.empty((L, B))
+    Hb = np.empty((L, B))
+    q = np.empty((K, B))
+    tot = np.empty(B)
+    for e0 in range(0, nq, B):
+        nb = min(B, nq - e0)
+        Fb[:, :, :] = 0.0
+        wb[:, :] = 0.0
         for t in range(n_iter - 1, -1, -1):
             gs, hs, rs = g[t], h[t], r[t]
             for k in range(K):
                 s = t * K + k
                 a, b = leaf_start[s], leaf_start[s + 1]
-                vb[a:b] = 0.0
-                if k == k0:
-                    vb[q_leaves[s, e]] = 1.0
+                vb[a:b, :] = 0.0
+                for c in range(nb):
+                    if q_outputs[e0 + c] == k:
+                        vb[q_leaves[s, e0 + c], c] += 1.0
                 row = leaves[s]
                 for i in range(n):
-                    vb[row[i]] += Fb[i, k]
+                    leaf = row[i]
+                    for c in range(nb):
+                        vb[leaf, c] += Fb[i, k, c]
                 for leaf in range(a, b):
                     if fixed_zero[leaf]:
-                        Gb[leaf] = 0.0
-                        Hb[leaf] = 0.0
+                        Gb[leaf, :] = 0.0
+                        Hb[leaf, :] = 0.0
                     else:
                         d = H[leaf] + l2 + LEAF_EPS
-                        Gb[leaf] = -lr * vb[leaf] / d
-                        Hb[leaf] = -values[leaf] * vb[leaf] / d
+                        for c in range(nb):
+                            Gb[leaf, c] = -lr * vb[leaf, c] / d
+                            Hb[leaf, c] = -values[leaf] * vb[leaf, c] / d
             for i in range(n):
                 wi = w[i]
-                tot = 0.0
+                tot[:] = 0.0
                 for k in range(K):
                     leaf = leaves[t * K + k, i]
-                    wb[i] += gs[i, k] * Gb[leaf] + hs[i, k] * Hb[leaf]
+                    gik, hik, rik = gs[i, k], hs[i, k], rs[i, k]
+                    for c in range(nb):
+                        wb[i, c] += gik * Gb[leaf, c] + hik * Hb[leaf, c]
                     if multinomial:
-                        p = rs[i, k]
-                        q[k] = wi * (Gb[leaf] + (1.0 - 2.0 * p) * Hb[leaf]) * p
-                        tot += q[k]
+                        for c in range(nb):
+                            q[k, c] = wi * (Gb[leaf, c] + (1.0 - 2.0 * rik) * Hb[leaf, c]) * rik
+                            tot[c] += q[k, c]
                     else:
-                        Fb[i, k] += wi * hs[i, k] * (Gb[leaf] + rs[i, k] * Hb[leaf])
+                        for c in range(nb):
+                            Fb[i, k, c] += wi * hik * (Gb[leaf, c] + rik * Hb[leaf, c])
                 if multinomial:
                     for k in range(K):
-                        Fb[i, k] += q[k] - tot * rs[i, k]
+                        for c in range(nb):
+                            Fb[i, k, c] += q[k, c] - tot[c] * rs[i, k]
         for k in range(K):
-            bb = 1.0 if k == k0 else 0.0
+            for c in range(nb):
+                bb = 1.0 if q_outputs[e0 + c] == k else 0.0
+                for i in range(n):
+                    bb += Fb[i, k, c]
+                for i in range(n):
+                    wb[i, c] += bb * base_deriv[i, k]
+        for c in range(nb):
             for i in range(n):
-                bb += Fb[i, k]
-            for i in range(n):
-                wb[i] += bb * base_deriv[i, k]
-        for i in range(n):
-            out[e, i] = -w[i] * wb[i]
+                out[e0 + c, i] = -w[i] * wb[i, c]
 
 
 @njit(cache=True, nogil=True)
