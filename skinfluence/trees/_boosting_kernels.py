@@ -159,6 +159,30 @@ def third_derivative_ratio(loss, F):
 
 # ------------------------------------------------------------------ refits
 @njit(cache=True, nogil=True)
+def _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H):
+    """Leaf values of iteration ``t``'s K trees from weighted gradients and Hessians
+    ``g``, ``h`` (n, K); sums ``G``, ``H`` and ``values`` filled for their leaves, and the
+    trees added to the outputs ``F``."""
+    n, K = F.shape
+    for k in range(K):
+        s = t * K + k
+        a, b = leaf_start[s], leaf_start[s + 1]
+        G[a:b] = 0.0
+        H[a:b] = 0.0
+        row = leaves[s]
+        for i in range(n):
+            G[row[i]] += g[i, k]
+            H[row[i]] += h[i, k]
+        for leaf in range(a, b):
+            if fixed_zero[leaf]:
+                values[leaf] = 0.0
+            else:
+                values[leaf] = (-G[leaf] / (H[leaf] + l2 + LEAF_EPS)) * lr
+        for i in range(n):
+            F[i, k] += values[row[i]]
+
+
+@njit(cache=True, nogil=True)
 def refit_leaf_values(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2,
                       round32, values):
     """Recompute every leaf value with the tree structures fixed; ``F`` (n, K) holds the
@@ -171,22 +195,7 @@ def refit_leaf_values(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr,
     H = np.zeros(L)
     for t in range(n_iter):
         gradients(loss, y, F, w, g, h, round32)
-        for k in range(K):
-            s = t * K + k
-            a, b = leaf_start[s], leaf_start[s + 1]
-            G[a:b] = 0.0
-            H[a:b] = 0.0
-            row = leaves[s]
-            for i in range(n):
-                G[row[i]] += g[i, k]
-                H[row[i]] += h[i, k]
-            for leaf in range(a, b):
-                if fixed_zero[leaf]:
-                    values[leaf] = 0.0
-                else:
-                    values[leaf] = (-G[leaf] / (H[leaf] + l2 + LEAF_EPS)) * lr
-            for i in range(n):
-                F[i, k] += values[row[i]]
+        _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H)
 
 
 @njit(cache=True, nogil=True)
@@ -389,6 +398,8 @@ def record_fit(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2, va
     n, K = F.shape
     ones = np.ones(n)
     G = np.zeros(values.shape[0])
+    gw = np.empty((n, K))
+    hw = np.empty((n, K))
     for t in range(n_iter):
         gradients(loss, y, F, ones, g[t], h[t], False)
         if loss == MULTINOMIAL:
@@ -397,22 +408,11 @@ def record_fit(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2, va
                     r[t, i, k] = g[t, i, k] + (1.0 if y[i] == k else 0.0)
         else:
             r[t, :, 0] = third_derivative_ratio(loss, F)
-        for k in range(K):
-            s = t * K + k
-            a, b = leaf_start[s], leaf_start[s + 1]
-            G[a:b] = 0.0
-            H[a:b] = 0.0
-            row = leaves[s]
-            for i in range(n):
-                G[row[i]] += w[i] * g[t, i, k]
-                H[row[i]] += w[i] * h[t, i, k]
-            for leaf in range(a, b):
-                if fixed_zero[leaf]:
-                    values[leaf] = 0.0
-                else:
-                    values[leaf] = (-G[leaf] / (H[leaf] + l2 + LEAF_EPS)) * lr
-            for i in range(n):
-                F[i, k] += values[row[i]]
+        for i in range(n):
+            for k in range(K):
+                gw[i, k] = w[i] * g[t, i, k]
+                hw[i, k] = w[i] * h[t, i, k]
+        _iteration_leaves(leaves, t, gw, hw, F, leaf_start, fixed_zero, lr, l2, values, G, H)
 
 
 # ------------------------------------------------------------ BoostIn-style
