@@ -32,13 +32,16 @@ def _in_bitset(bitsets, row, c):
 
 
 @njit(cache=True, nogil=True)
-def route_raw(X, roots, feature, threshold, missing_left, is_cat, bitset, left, right,
-              leaf_id, raw_bitsets, known_bitsets, f_idx_map):
-    """Global leaf of every row of raw features ``X`` in every tree: ``(n_trees, n)``.
+def route(X, binned, missing_bin, roots, feature, threshold, missing_left, is_cat, bitset,
+          left, right, leaf_id, bitsets, known_bitsets, f_idx_map):
+    """Global leaf of every row of ``X`` in every tree: ``(n_trees, n)`` int32.
 
-    As scikit-learn's predictor: NaN follows the missing-value direction; a categorical
-    value goes left when in the split's bitset, right when a known category, else
-    (negative, unknown) it is treated as missing.
+    Raw features (``binned=False``), as scikit-learn's predictor routes them: NaN follows
+    the missing-value direction, ``x <= threshold`` goes left; a categorical value goes
+    left when in the split's bitset, right when a known category, else (negative or
+    unknown) it is treated as missing.  Binned features (``binned=True``, ``threshold``
+    the bin thresholds and ``bitsets`` the binned ones), as the trees were grown: the
+    bin ``missing_bin`` follows the missing-value direction.
     """
     n, T = X.shape[0], roots.shape[0]
     out = np.empty((T, n), dtype=np.int32)
@@ -47,43 +50,20 @@ def route_raw(X, roots, feature, threshold, missing_left, is_cat, bitset, left, 
             node = roots[s]
             while leaf_id[node] < 0:
                 x = X[i, feature[node]]
-                if np.isnan(x):
+                missing = x == missing_bin if binned else np.isnan(x)
+                if missing:
                     go_left = missing_left[node] != 0
                 elif is_cat[node]:
                     c = int(x) if x >= 0 and x < 256 else -1
-                    if c >= 0 and _in_bitset(raw_bitsets, bitset[node], c):
+                    if c >= 0 and _in_bitset(bitsets, bitset[node], c):
                         go_left = True
-                    elif c >= 0 and _in_bitset(known_bitsets, f_idx_map[feature[node]], c):
+                    elif binned or (c >= 0 and _in_bitset(known_bitsets,
+                                                          f_idx_map[feature[node]], c)):
                         go_left = False
                     else:
                         go_left = missing_left[node] != 0
                 else:
                     go_left = x <= threshold[node]
-                node = left[node] if go_left else right[node]
-            out[s, i] = leaf_id[node]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def route_binned(Xb, missing_bin, roots, feature, bin_threshold, missing_left, is_cat,
-                 bitset, left, right, leaf_id, binned_bitsets):
-    """Global leaf of every row of binned features ``Xb`` in every tree: ``(n_trees, n)``.
-
-    As scikit-learn routes its training data while growing the trees.
-    """
-    n, T = Xb.shape[0], roots.shape[0]
-    out = np.empty((T, n), dtype=np.int32)
-    for s in range(T):
-        for i in range(n):
-            node = roots[s]
-            while leaf_id[node] < 0:
-                b = Xb[i, feature[node]]
-                if b == missing_bin:
-                    go_left = missing_left[node] != 0
-                elif is_cat[node]:
-                    go_left = _in_bitset(binned_bitsets, bitset[node], b) != 0
-                else:
-                    go_left = b <= bin_threshold[node]
                 node = left[node] if go_left else right[node]
             out[s, i] = leaf_id[node]
     return out

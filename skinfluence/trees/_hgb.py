@@ -172,18 +172,18 @@ class BoostedModel:
 
     def apply(self, Xf):
         """Global leaf of each preprocessed row in each tree: ``(n_trees, n)`` int32."""
-        return kernels.route_raw(
-            Xf, self.roots, self.feature, self.threshold, self.missing_left, self.is_cat,
-            self.bitset, self.left, self.right, self.leaf_id, self.raw_bitsets,
+        return kernels.route(
+            Xf, False, -1, self.roots, self.feature, self.threshold, self.missing_left,
+            self.is_cat, self.bitset, self.left, self.right, self.leaf_id, self.raw_bitsets,
             self.known_bitsets, self.f_idx_map,
         )
 
     def apply_binned(self, Xb):
         """Global leaves ``(n_trees, n)`` of binned rows, routed as in training."""
-        return kernels.route_binned(
-            Xb, self.missing_bin, self.roots, self.feature, self.bin_threshold,
+        return kernels.route(
+            Xb, True, self.missing_bin, self.roots, self.feature, self.bin_threshold,
             self.missing_left, self.is_cat, self.bitset, self.left, self.right, self.leaf_id,
-            self.binned_bitsets,
+            self.binned_bitsets, self.known_bitsets, self.f_idx_map,
         )
 
     def attach(self, X, y, sample_weight=None):
