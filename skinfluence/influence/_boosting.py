@@ -257,8 +257,8 @@ class BoostingRemoval:
         else:
             weights, g0 = self._query_gradients(q_leaves, y_enc)
         # the baseline's change is shared by every query: a rank-K start
-        np.matmul(g0, (-self.w[:, None] * self.base_deriv).T, out=out)
-        kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, out)
+        kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, g0,
+                                 -self.w[:, None] * self.base_deriv, out)
         if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
             out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
         return out
