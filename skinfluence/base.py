@@ -214,7 +214,7 @@ def run_blocks(func, chunks, desc, n_jobs=None, verbose=0):
     consumed under ``verbose``.  Exhaust the generator for side effects only.
     """
     chunks = list(chunks)
-    n_workers = min(effective_n_jobs(n_jobs), len(chunks))
+    n_workers = min(effective_n_jobs(n_jobs), max(len(chunks), 1))
 
     def work(chunk):
         numba_single_thread()  # thread-local: the parallelism is over chunks

@@ -79,6 +79,13 @@ class InfluenceBlocks:
                 vals[:, pos] = obj.loss_change(Z0, y_enc, D)[:, 0]
 
     # ------------------------------------------------------------- chunks
+    def explain(self, Xf, Z0, y_enc, k):
+        """Top-``k`` helpful and harmful training points of each query (the explain Bunch)."""
+        n = Xf.shape[0]
+        return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
+                                              self.column_chunks(n), n, self.objective.n_train,
+                                              k)
+
     def column_chunks(self, n_rows):
         """Chunks of training points whose blocks over ``n_rows`` queries stay small."""
         K = self.objective.n_outputs

@@ -21,6 +21,8 @@ from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_no
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ..utils._parallel import chunk_slices
 from ._blocks import InfluenceBlocks
+from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
+from ._boosting import is_boosted, prepare_boosting
 from ._first_order import FirstOrder
 from ._kernel import closed_form_removal
 from ._newton import Newton
@@ -64,6 +66,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         without the point, scikit-learn's own refit where the fit is deterministic) or
         ``"fixed_structure"`` (splits kept, leaf values recomputed); see
         :mod:`skinfluence.influence._forest`.
+        For HistGradientBoosting models (see ``_boosting.py``), with every tree's
+        structure fixed: ``"leaf_refit"`` recomputes the baseline and all leaf values
+        without the point (later trees' gradients move with the earlier ones);
+        ``"leaf_influence"`` is its first-order form (the default under ``"auto"``);
+        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023).
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -169,7 +176,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     _parameter_constraints = {
         "estimator": [HasMethods(["fit"])],
         "approximation": [StrOptions({"auto", "newton", "first_order", "exact",
-                                      "fixed_structure"})],
+                                      "fixed_structure", *BOOSTING_APPROXIMATIONS})],
         "solver": [StrOptions({"auto", "exact", "cg", "lissa"}), HessianSolver],
         "refine": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
@@ -231,6 +238,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
         tree = is_tree_model(self.estimator)
         check_approximation(self.approximation, tree=tree)
+        boosted = is_boosted(unwrap_frozen(self.estimator))  # trees: removals of their own
+        if not boosted and self.approximation in BOOSTING_APPROXIMATIONS:
+            raise ValueError(
+                f"approximation={self.approximation!r} applies to gradient-boosted trees "
+                "(HistGradientBoosting); use 'auto', 'newton' or 'first_order'.")
         # a Pipeline's weights reach its final step, metadata routing on or off; a
         # FrozenEstimator is kept as it is
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
@@ -239,6 +251,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             self.classes_ = fitted.classes_
         if tree:  # trees and forests: removal by regrowing them (_forest.py)
             return fit_tree_model(self, fitted, X, y, sample_weight)
+        if boosted:  # gradient-boosted trees: leaf-value removals (_boosting.py)
+            return self._fit_boosting(fitted, X, y, sample_weight)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
         if self.objective_.closed_form_removal:  # kernel models: exact, see _kernel.py
@@ -268,6 +282,15 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         self.solver_info_ = self.solver_.info()
         # iterative solvers report the iterations of their last solve; a direct one is one step
         self.n_iter_ = int(self.solver_info_.get("n_iter", 1))
+        self._output_labels = row_labels(X, self.objective_.n_train)
+        return self
+
+    def _fit_boosting(self, fitted, X, y, sample_weight):
+        """Gradient-boosted trees: the leaf-value removals of ``_boosting.py``."""
+        self.objective_, self._removal, self.approximation_ = prepare_boosting(
+            fitted, X, y, sample_weight, self.approximation, self.n_jobs, self.verbose)
+        self.solver_, self.solver_info_ = None, {"solver": None}
+        self.refined_indices_ = np.array([], dtype=np.intp)
         self._output_labels = row_labels(X, self.objective_.n_train)
         return self
 
@@ -312,6 +335,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         check_is_fitted(self, "objective_")
         if hasattr(self._removal, "blocks"):  # trees and forests (_forest.py)
             return self._removal.blocks(self)
+        if hasattr(self._removal, "transform"):  # boosted trees run their own blocks
+            return self._removal
         return InfluenceBlocks(self._removal, self)
 
     # --------------------------------------------------------- public API
@@ -359,10 +384,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """
         k = self._check_k(k)
         Xf, Z0, y_enc = self._queries(X, y)
-        blocks = self._blocks()
-        n = Xf.shape[0]
-        return self._explain_blocks(lambda cols: blocks.block(Xf, Z0, y_enc, cols),
-                                    blocks.column_chunks(n), n, self.objective_.n_train, k)
+        return self._blocks().explain(Xf, Z0, y_enc, k)
 
     def parameter_changes(self, indices=None):
         """Predicted ``theta(refit without j) - theta`` for training points ``indices``.

@@ -320,6 +320,13 @@ class ForestBlocks:
             out[:, cols] = vals
         return out
 
+    def explain(self, Xf, Z0, y_enc, k):
+        """Top-``k`` helpful and harmful training points of each query (the explain Bunch)."""
+        n = Xf.shape[0]
+        return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
+                                              self.column_chunks(n), n,
+                                              self.removal.ensemble.n_train, k)
+
     def column_sums(self, Xf, Z0, y_enc, desc="values"):
         total = np.zeros(self.removal.ensemble.n_train)
 

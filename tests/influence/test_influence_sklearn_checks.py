@@ -1,6 +1,10 @@
 """scikit-learn's estimator checks on InfluenceFunctions."""
 
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -30,9 +34,16 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [InfluenceFunctions(LogisticRegression()), InfluenceFunctions(Ridge()),
-     InfluenceFunctions(DecisionTreeRegressor(random_state=0)),
-     InfluenceFunctions(RandomForestClassifier(5, random_state=0))],
+    [
+        InfluenceFunctions(LogisticRegression()),
+        InfluenceFunctions(Ridge()),
+        InfluenceFunctions(DecisionTreeRegressor(random_state=0)),
+        InfluenceFunctions(RandomForestClassifier(5, random_state=0)),
+        # gradient-boosted trees (their own removals); 20 iterations pass the regressor
+        # quality check the bare model also needs them for
+        InfluenceFunctions(HistGradientBoostingClassifier(max_iter=5)),
+        InfluenceFunctions(HistGradientBoostingRegressor(max_iter=20)),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):

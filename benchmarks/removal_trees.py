@@ -1,0 +1,168 @@
+"""Removal evaluation of gradient-boosting influence (Brophy, Hammoudeh & Lowd, JMLR 2023).
+
+For each test point, every method ranks the training rows by how much they help that
+point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the model
+is refit, and the rise of that test point's loss is recorded (larger is better).  The
+same fitted HistGradientBoostingClassifier is explained by skinfluence
+(``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``) and by
+``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
+random rows, the rows of lowest training loss, and the nearest rows of the same label
+(Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
+to explain all test points of a dataset with one thread, the compiled kernels warm.
+
+tree_influence needs its own environment (numpy < 2 for its compiled parsers; it imports
+torch only for TREX, which is not run: a stub module stands in).  See README.md.
+
+    python benchmarks/removal_trees.py [--quick] [--n-test 30] [--no-tree-influence]
+"""
+
+import argparse
+import copy
+import os
+import sys
+import time
+import types
+import warnings
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits, make_classification  # noqa: E402
+from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
+from sklearn.frozen import FrozenEstimator  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from skinfluence import InfluenceFunctions  # noqa: E402
+
+FRACTIONS = (0.001, 0.01, 0.05)
+OURS = ("leaf_influence", "leaf_refit", "boostin")
+
+
+def _tree_influence():
+    """tree_influence's explainers, with a stub for the torch it imports at module level."""
+    if "torch" not in sys.modules:
+        torch = types.ModuleType("torch")
+        torch.Tensor = type("Tensor", (), {})
+        for sub in ("nn", "optim", "autograd"):
+            mod = types.ModuleType(f"torch.{sub}")
+            setattr(torch, sub, mod)
+            sys.modules[f"torch.{sub}"] = mod
+        torch.nn.Module, torch.autograd.Variable = object, None
+        sys.modules["torch"] = torch
+    from tree_influence.explainers import BoostIn, LeafInfluence, LeafRefit
+
+    return {"TI BoostIn": BoostIn, "TI LeafInfluence": LeafInfluence,
+            "TI LeafRefit": LeafRefit}
+
+
+def as_tree_influence_reads_it(model):
+    """A copy of the fitted model with the two attributes tree_influence 0.1.7 reads as
+    scikit-learn < 1.6 had them: ``_estimator_type`` and a scalar ``_baseline_prediction``.
+    The trees are the same; tree_influence checks its parse against ``predict_proba``."""
+    twin = copy.deepcopy(model)
+    twin._estimator_type = "classifier"
+    twin._baseline_prediction = np.float64(model._baseline_prediction.ravel()[0])
+    return twin
+
+
+def datasets(quick):
+    Xc, yc = load_breast_cancer(return_X_y=True)
+    Xd, yd = load_digits(return_X_y=True)
+    out = {"breast_cancer": (Xc, yc), "digits (0-4 vs 5-9)": (Xd, (yd >= 5).astype(int))}
+    if not quick:
+        Xs, ys = make_classification(2000, 20, n_informative=8, flip_y=0.05, random_state=0)
+        out["synthetic 2000"] = (Xs, ys)
+    return out
+
+
+def make_model():
+    return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
+
+
+def log_loss(model, X, y):
+    p = np.clip(model.predict_proba(X)[np.arange(len(y)), y], 1e-15, 1)
+    return -np.log(p)
+
+
+def rankings(X, y, Xt, yt, model, ti, n_jobs=1):
+    """Influence (n_test, n_train) per method, positive = helpful, and seconds per method."""
+    scores, seconds = {}, {}
+    for approx in OURS:
+        t = time.perf_counter()
+        inf = InfluenceFunctions(FrozenEstimator(model), approximation=approx,
+                                 n_jobs=n_jobs).fit(X, y)
+        scores[approx] = inf.transform(Xt, yt)
+        seconds[approx] = time.perf_counter() - t
+    for name, cls in ti.items():
+        t = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exp = cls().fit(as_tree_influence_reads_it(model), X, y)
+                scores[name] = np.asarray(exp.get_local_influence(Xt, yt)).T
+        except Exception as err:  # report, keep evaluating the others
+            print(f"  {name} failed: {type(err).__name__}: {str(err)[:120]}")
+            continue
+        seconds[name] = time.perf_counter() - t
+    rng = np.random.RandomState(0)
+    train_loss = log_loss(model, X, y)
+    scaler = StandardScaler().fit(X)
+    Zs, Zt = scaler.transform(X), scaler.transform(Xt)
+    dist = np.sqrt(((Zt[:, None, :] - Zs[None, :, :]) ** 2).sum(axis=2))
+    same = np.where(yt[:, None] == y[None, :], 1.0, -1.0)
+    scores["random"] = rng.rand(len(yt), len(y))
+    scores["training loss"] = np.tile(-train_loss, (len(yt), 1))
+    scores["nearest same label"] = same / np.maximum(dist, 1e-12)
+    return scores, seconds
+
+
+def evaluate(X, y, Xt, yt, scores, fractions):
+    """Loss rise (n_methods x n_fractions x n_test) of each test point after removals."""
+    base = make_model().fit(X, y)
+    before = log_loss(base, Xt, yt)
+    rise = {name: np.empty((len(fractions), len(yt))) for name in scores}
+    for f, frac in enumerate(fractions):
+        k = max(1, int(round(frac * len(y))))
+        for name, S in scores.items():
+            for e in range(len(yt)):
+                top = np.argsort(-S[e], kind="stable")[:k]
+                keep = np.setdiff1d(np.arange(len(y)), top)
+                refit = make_model().fit(X[keep], y[keep])
+                rise[name][f, e] = log_loss(refit, Xt[e:e + 1], yt[e:e + 1])[0] - before[e]
+    return rise
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n-test", type=int, default=30)
+    parser.add_argument("--no-tree-influence", action="store_true")
+    parser.add_argument("--only", default="", help="run the datasets whose name has this")
+    args = parser.parse_args(argv)
+    ti = {} if args.no_tree_influence else _tree_influence()
+    n_test = 8 if args.quick else args.n_test
+    for dname, (X, y) in datasets(args.quick).items():
+        if args.only not in dname:
+            continue
+        X, Xt, y, yt = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+        Xt, yt = Xt[:n_test], yt[:n_test]
+        model = make_model().fit(X, y)
+        rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels outside the timings
+        scores, seconds = rankings(X, y, Xt, yt, model, ti)
+        rise = evaluate(X, y, Xt, yt, scores, FRACTIONS)
+        print(f"\n{dname}: {len(y)} train, {len(yt)} test points, HGB 100 iterations")
+        head = " | ".join(f"{100 * fr:g}% median / mean" for fr in FRACTIONS)
+        print(f"| method | {head} | seconds |")
+        print("|---" * (len(FRACTIONS) + 2) + "|")
+        for name, r in rise.items():
+            cells = " | ".join(f"{np.median(r[f]):.4f} / {r[f].mean():.4f}"
+                               for f in range(len(FRACTIONS)))
+            sec = f"{seconds[name]:.2f}" if name in seconds else "-"
+            print(f"| {name} | {cells} | {sec} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

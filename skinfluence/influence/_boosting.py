@@ -1,0 +1,365 @@
+"""Removal approximations of gradient-boosted trees (HistGradientBoosting).
+
+The tree structures (splits, thresholds, categorical bitsets) stay those of the fitted
+model; what a removal changes is the baseline and every leaf value, because each
+iteration's gradients move with the outputs of the earlier ones.
+
+* ``"leaf_refit"``: the leaf values recomputed exactly, iteration by iteration, with
+  the point's weight set to 0 (the fixed-structure refit; ``O(n T)`` per point).
+* ``"leaf_influence"``: the first-order form of that refit (its derivative in the
+  point's weight, carried through every later tree).  Computed forward (one pass per
+  training point) or backward (one pass per query output), whichever is fewer.
+* ``"boostin"``: the trajectory estimate of Brophy et al. (2023): each tree's leaf
+  changes only through the point's own gradient (no propagation), and the query's
+  loss is linearised with its gradient at that iteration.
+
+``loss_i(model without j) - loss_i(model)`` is evaluated exactly at the predicted
+outputs for the first two.  Training rows held out by early stopping did not grow
+the trees and have zero influence (their effect on when training stopped is not
+modelled).
+"""
+
+import numpy as np
+
+from ..base import run_blocks, top_k_over_blocks
+from ..objectives import split_pipeline
+from ..trees import _boosting_kernels as kernels
+from ..trees._hgb import BoostedModel, is_hist_gradient_boosting
+from ..utils._parallel import chunk_slices
+from ._base import SelfSide
+
+APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin")
+# query-side and training-side blocks hold about this many float64 entries
+_BLOCK_ENTRIES = 1 << 22
+
+
+def is_boosted(fitted):
+    """Whether the fitted model (or a Pipeline's last step) is a boosting model."""
+    return is_hist_gradient_boosting(split_pipeline(fitted)[1])
+
+
+def prepare_boosting(fitted, X, y, sample_weight, approximation, n_jobs=None, verbose=0):
+    """The model read with its training data, its prepared removal and the resolved
+    approximation (``"auto"`` is ``"leaf_influence"``)."""
+    if approximation not in APPROXIMATIONS + ("auto",):
+        raise ValueError(
+            f"approximation={approximation!r} applies to models with parameters; for "
+            f"gradient-boosted trees use one of {', '.join(map(repr, APPROXIMATIONS))} "
+            "or 'auto'.")
+    approximation = "leaf_influence" if approximation == "auto" else approximation
+    pre, final = split_pipeline(fitted)
+    model = BoostedModel(final, preprocessing=pre).attach(X, y, sample_weight)
+    removal = BoostingRemoval(approximation, n_jobs=n_jobs, verbose=verbose).prepare(model)
+    return model, removal, approximation
+
+
+class BoostingRemoval:
+    """Predicted effect of removing each training point from a boosted model.
+
+    Parameters
+    ----------
+    approximation : {"leaf_refit", "leaf_influence", "boostin"}
+    n_jobs : int or None
+        Threads over blocks.
+    verbose : int
+        Progress bars when positive.
+    """
+
+    def __init__(self, approximation, n_jobs=None, verbose=0):
+        self.approximation = approximation
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ set-up
+    def prepare(self, model):
+        """Record the fit of ``model`` (a :class:`~skinfluence.trees._hgb.BoostedModel`
+        with its training data attached) in float64."""
+        m = model
+        self.model = m
+        rows = m.rows
+        self.y, self.w = m.y_train[rows], m.weights[rows]
+        self.leaves = np.ascontiguousarray(m.apply_binned(m.binned(m.X_train[rows])))
+        n, K, T = rows.size, m.n_outputs, m.n_iter
+        self.base64 = m.intercept(self.y, self.w)
+        F = np.tile(self.base64, (n, 1))
+        self.values64 = np.empty(m.n_leaves)
+        self.H = np.empty(m.n_leaves)
+        self.g, self.h, self.r = (np.empty((T, n, K)) for _ in range(3))
+        kernels.record_fit(m.loss, self.y, self.w, self.leaves, F, m.leaf_start, m.fixed_zero,
+                           T, m.learning_rate, m.l2_regularization, self.values64, self.H,
+                           self.g, self.h, self.r)
+        self.F64 = F
+        self.base_deriv = m.intercept_derivatives(self.y, self.w)
+        self.train_outputs = m.outputs(m.X_train)
+        self.refined = {}
+        self._self_side = None
+        if self.approximation == "boostin":
+            self._prepare_boostin()
+        return self
+
+    def _prepare_boostin(self):
+        m = self.model
+        direct = kernels.direct_leaf_changes(
+            self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
+            m.l2_regularization, self.values64, self.H, self.g, self.h)
+        self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
+        leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
+        self.coef = direct[m.leaf_tree[leaf_of], self.idx]
+        self.direct = direct
+
+    # ------------------------------------------------------- directions
+    @property
+    def n_train(self):
+        return self.model.n_train
+
+    def _columns(self, cols):
+        """Training rows (positions within ``model.rows``) of full-data columns ``cols``."""
+        idx = np.arange(self.n_train)[cols]
+        pos = self.model.row_position[idx]
+        return idx, pos
+
+    def _forward(self, pos):
+        """Leaf-value changes (L, m), baseline changes (K, m) and own-output changes (m, K)
+        of removing the training rows ``pos`` (forward methods)."""
+        m = self.model
+        V = np.empty((m.n_leaves, pos.size))
+        own = np.empty((pos.size, m.n_outputs))
+        if self.approximation == "leaf_refit":
+            bases = m.intercepts_without(self.y, self.w, pos)
+            kernels.leaf_refit_columns(
+                m.loss, self.y, self.w, self.leaves, pos, bases, m.leaf_start, m.fixed_zero,
+                m.n_iter, m.learning_rate, m.l2_regularization, self.values64, V, own)
+            own -= self.F64[pos]
+            return V, (bases - self.base64).T, own
+        base_change = -self.w[pos, None] * self.base_deriv[pos]
+        kernels.leaf_influence_columns(
+            m.loss == kernels.MULTINOMIAL, self.w, self.leaves, pos,
+            self.base_deriv[pos], m.leaf_start, m.fixed_zero, m.learning_rate,
+            m.l2_regularization, self.values64, self.H, self.g, self.h, self.r, V, own)
+        return V, base_change.T, own
+
+    def directions(self, cols):
+        """Predicted changes (K + L, m) of the baseline and every leaf value when each
+        training point of ``cols`` is removed (zero for rows that did not grow trees)."""
+        if self.approximation == "boostin":
+            raise ValueError("approximation='boostin' predicts loss changes along the "
+                             "training trajectory, not parameter changes; use "
+                             "'leaf_influence' or 'leaf_refit'.")
+        m = self.model
+        idx, pos = self._columns(cols)
+        out = np.zeros((m.n_outputs + m.n_leaves, idx.size))
+        used = pos >= 0
+        if used.any():
+            V, db, _ = self._forward(pos[used])
+            out[:m.n_outputs, used] = db
+            out[m.n_outputs:, used] = V
+        return out
+
+    def ensure_cached(self):
+        return False
+
+    cached = False
+
+    # ------------------------------------------------------------ blocks
+    def _effect(self, Z0, y_enc, D):
+        """Loss (or prediction) changes (n, m) of output changes ``D`` (n, K, m)."""
+        m = self.model
+        if y_enc is None:
+            return m.prediction_change(Z0, D)
+        return m.loss_change(Z0, y_enc, D)
+
+    def _column_block(self, q_leaves, Z0, y_enc, cols):
+        """Influence (n_q, m) of the training columns ``cols`` by a forward method."""
+        m = self.model
+        idx, pos = self._columns(cols)
+        out = np.zeros((q_leaves.shape[1], idx.size))
+        used = np.flatnonzero(pos >= 0)
+        if used.size:
+            V, db, _ = self._forward(pos[used])
+            D = np.empty((q_leaves.shape[1], m.n_outputs, used.size))
+            kernels.gather_output_changes(q_leaves, m.tree_output, V, db, D)
+            out[:, used] = self._effect(Z0, y_enc, D)
+        return out
+
+    def _row_block(self, q_leaves, Z0, y_enc, out=None):
+        """Influence (n_rows, n_train) of every training point on a block of queries, by a
+        backward method (``leaf_influence``) or the trajectory sums (``boostin``);
+        written into ``out`` when given."""
+        rows = self.model.rows
+        every_row = rows.size == self.n_train
+        if out is None:
+            out = np.zeros((Z0.shape[0], self.n_train))
+        elif not every_row:
+            out[...] = 0.0
+        if self.approximation == "boostin":
+            vals = out if every_row else np.empty((Z0.shape[0], rows.size))
+            self._boostin_rows(q_leaves, Z0, y_enc, vals)
+        else:
+            vals = self._reverse_rows(q_leaves, Z0, y_enc)
+            if every_row:
+                out[...] = vals
+        if not every_row:
+            out[:, rows] = vals
+        return out
+
+    def _tracked_outputs(self, Z0, y_enc):
+        """Outputs a query needs: all K for losses, the predicted class's without y."""
+        K = self.model.n_outputs
+        if y_enc is None or K == 1:
+            k = np.argmax(Z0, axis=1) if K > 1 else np.zeros(Z0.shape[0], dtype=np.int64)
+            return k[:, None]
+        return np.tile(np.arange(K), (Z0.shape[0], 1))
+
+    def _reverse_rows(self, q_leaves, Z0, y_enc):
+        m = self.model
+        outs = self._tracked_outputs(Z0, y_enc)
+        nq, nk = outs.shape
+        rep = np.repeat(np.arange(nq), nk)
+        grads = np.empty((nq * nk, self.y.size))
+        kernels.leaf_influence_rows(
+            m.loss == kernels.MULTINOMIAL, self.w, self.leaves,
+            np.ascontiguousarray(q_leaves[:, rep]), outs.ravel().astype(np.int64),
+            self.base_deriv, m.leaf_start, m.fixed_zero, m.learning_rate, m.l2_regularization,
+            self.values64, self.H, self.g, self.h, self.r, grads)
+        D = np.zeros((nq, m.n_outputs, self.y.size))
+        D[rep, outs.ravel()] = grads
+        return self._effect(Z0, y_enc, D)
+
+    def _boostin_rows(self, q_leaves, Z0, y_enc, out):
+        m = self.model
+        nq, K = Z0.shape[0], m.n_outputs
+        if y_enc is None:
+            tracked = self._tracked_outputs(Z0, None)[:, 0]
+            weights = (m.tree_output[:, None] == tracked[None, :]).astype(np.float64)
+            g0 = np.zeros((nq, K))
+            g0[np.arange(nq), tracked] = 1.0
+        else:
+            weights, g0 = self._query_gradients(q_leaves, y_enc)
+        # the baseline's change is shared by every query: a rank-K start
+        kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, g0,
+                                 -self.w[:, None] * self.base_deriv, out)
+        if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
+            out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
+        return out
+
+    def _query_gradients(self, q_leaves, y_enc):
+        """Unweighted loss gradients of the queries at every iteration: per tree
+        ``(n_trees, n_q)`` and at the baseline ``(n_q, K)``."""
+        m = self.model
+        nq, K = y_enc.shape[0], m.n_outputs
+        F = np.tile(m.baseline, (nq, 1))
+        g, h, ones = np.empty((nq, K)), np.empty((nq, K)), np.ones(nq)
+        weights = np.empty((m.n_trees, nq))
+        g0 = None
+        for t in range(m.n_iter):
+            kernels.gradients(m.loss, y_enc, F, ones, g, h, False)
+            if g0 is None:
+                g0 = g.copy()
+            for k in range(K):
+                s = t * K + k
+                weights[s] = g[:, k]
+            for k in range(K):
+                F[:, k] += m.values[q_leaves[t * K + k]]
+        if g0 is None:
+            kernels.gradients(m.loss, y_enc, F, ones, g, h, False)
+            g0 = g.copy()
+        return weights, g0
+
+    # ------------------------------------------------------------ runners
+    def _by_rows(self, n_queries):
+        """Whether query blocks (one backward pass per query output) cost less than
+        training blocks (one forward pass per training point)."""
+        if self.approximation == "boostin":
+            return True
+        if self.approximation == "leaf_refit":
+            return False
+        return n_queries * self.model.n_outputs < self.model.rows.size
+
+    def _row_chunks(self, n_queries):
+        return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(self.n_train, 1)))
+
+    def _col_chunks(self, n_queries):
+        K = self.model.n_outputs
+        size = max(16, _BLOCK_ENTRIES // max(n_queries * K + self.model.n_leaves, 1))
+        return chunk_slices(self.n_train, size)
+
+    def transform(self, Xf, Z0, y_enc):
+        """The influence matrix (n_queries, n_train)."""
+        q_leaves = self.model.apply(Xf)
+        n = Xf.shape[0]
+        out = np.empty((n, self.n_train))
+        if self._by_rows(n):
+            def rows(sl):
+                y = None if y_enc is None else y_enc[sl]
+                self._row_block(np.ascontiguousarray(q_leaves[:, sl]), Z0[sl], y, out[sl])
+
+            for _ in run_blocks(rows, self._row_chunks(n), "influence", self.n_jobs,
+                                self.verbose):
+                pass
+            return out
+
+        def cols(sl):
+            return sl, self._column_block(q_leaves, Z0, y_enc, sl)
+
+        for sl, block in run_blocks(cols, self._col_chunks(n), "influence", self.n_jobs,
+                                    self.verbose):
+            out[:, sl] = block
+        return out
+
+    def explain(self, Xf, Z0, y_enc, k):
+        """Top-k helpful and harmful training points of each query."""
+        q_leaves = self.model.apply(Xf)
+        n = Xf.shape[0]
+        if not self._by_rows(n):
+            return top_k_over_blocks(
+                lambda sl: self._column_block(q_leaves, Z0, y_enc, sl), self._col_chunks(n),
+                lambda f, c: run_blocks(f, c, "explain", self.n_jobs, self.verbose), n,
+                self.n_train, k)
+        parts = []
+
+        def rows(sl):
+            y = None if y_enc is None else y_enc[sl]
+            block = self._row_block(np.ascontiguousarray(q_leaves[:, sl]), Z0[sl], y)
+            full = slice(0, self.n_train)
+            return top_k_over_blocks(lambda _: block, [full], lambda f, c: map(f, c),
+                                     block.shape[0], self.n_train, k)
+
+        for res in run_blocks(rows, self._row_chunks(n), "explain", self.n_jobs,
+                              self.verbose):
+            parts.append(res)
+        first = parts[0]
+        return type(first)(**{key: np.concatenate([p[key] for p in parts]) for key in first})
+
+    # -------------------------------------------------------- self side
+    def self_side(self):
+        """Leave-one-out outputs and self-influence of the training points (cached)."""
+        if self._self_side is not None:
+            return self._self_side
+        m = self.model
+        n = self.n_train
+        dz = np.zeros((n, m.n_outputs))
+        rows = m.rows
+        if self.approximation == "boostin":
+            # a point always shares its own leaves: its gradients weight every tree
+            K = m.n_outputs
+            grads = self.g.transpose(0, 2, 1).reshape(m.n_trees, -1)  # (n_trees, n_rows)
+            base_change = -self.w[:, None] * self.base_deriv
+            infl = np.zeros(n)
+            infl[rows] = (self.direct * grads).sum(axis=0) + np.einsum(
+                "ik,ik->i", self.g[0], base_change)
+            for k in range(K):
+                dz[rows, k] = self.direct[m.tree_output == k].sum(axis=0) + base_change[:, k]
+            self._self_side = SelfSide(self.train_outputs + dz, infl)
+            return self._self_side
+
+        def own(sl):
+            pos = np.arange(rows.size)[sl]
+            return sl, self._forward(pos)[2]
+
+        for sl, d in run_blocks(own, chunk_slices(rows.size, 256), "self-influence",
+                                self.n_jobs, self.verbose):
+            dz[rows[sl]] = d
+        Z = self.train_outputs
+        infl = m.loss_change(Z, m.y_train, dz[:, :, None])[:, 0]
+        self._self_side = SelfSide(Z + dz, infl)
+        return self._self_side

@@ -1,0 +1,200 @@
+"""InfluenceFunctions on HistGradientBoosting: leaf refits, LeafInfluence and BoostIn.
+
+The fixed-structure refit is checked against scikit-learn's own refits on data whose
+tree structure cannot change (two binary features, depth-2 trees: every tree splits the
+same four cells); its first-order form against finite differences of the refit, and the
+forward and backward passes of that derivative against each other.
+"""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skinfluence import InfluenceFunctions
+from skinfluence.trees import _boosting_kernels as kernels
+from skinfluence.trees._hgb import BoostedModel
+
+R, C = HistGradientBoostingRegressor, HistGradientBoostingClassifier
+
+
+def _cells(n=120, kind="regression", seed=0):
+    """Two binary features and a noisy target: depth-2 trees always split the 4 cells."""
+    rng = np.random.RandomState(seed)
+    X = rng.randint(0, 2, size=(n, 2)).astype(float)
+    z = 1.5 * X[:, 0] - X[:, 1] + 0.8 * X[:, 0] * X[:, 1] + rng.normal(scale=0.7, size=n)
+    if kind == "regression":
+        return X, 3 * z + 10
+    if kind == "binary":
+        return X, (z + rng.logistic(size=n) > 0.5).astype(int)
+    return X, np.digitize(z + rng.normal(size=n), [0.0, 1.0])
+
+
+def _same_partitions(leaves_a, leaves_b):
+    for a, b in zip(leaves_a, leaves_b):
+        pairs = np.unique(np.stack([a, b]), axis=1)
+        if pairs.shape[1] != np.unique(a).size or pairs.shape[1] != np.unique(b).size:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind):
+    # (the assertion below checks the premise: no refit changes a partition)
+    X, y = _cells(n=200 if kind == "multiclass" else 120, kind=kind)
+    make = (R if kind == "regression" else C)
+    params = dict(max_iter=15, max_depth=2, min_samples_leaf=2, learning_rate=0.3)
+    Xq, yq = _cells(n=40, kind=kind, seed=1)
+    inf = InfluenceFunctions(make(**params), approximation="leaf_refit").fit(X, y)
+    model = inf.objective_
+    T = inf.transform(Xq, yq)
+    base = model.loss_from_outputs(model.outputs(Xq), model.encode_target(yq))
+    for j in range(0, len(y), 7):
+        keep = np.arange(len(y)) != j
+        refit = make(**params).fit(X[keep], y[keep])
+        m2 = BoostedModel(refit)
+        assert _same_partitions(model.apply(X[keep]), m2.apply(X[keep]))
+        actual = m2.loss_from_outputs(m2.outputs(Xq), model.encode_target(yq)) - base
+        # float32 gradients in scikit-learn's refit: agreement to their rounding
+        np.testing.assert_allclose(T[:, j], actual, rtol=1e-4, atol=1e-6 * np.abs(T).max())
+
+
+def _finite_difference(model, rem, j, delta=1e-5):
+    """Central difference of the refit leaf values in point j's weight, times -w_j."""
+    out = []
+    for sign in (1, -1):
+        w = rem.w.copy()
+        w[j] *= 1 + sign * delta
+        F = np.tile(model.intercept(rem.y, w), (rem.y.size, 1))
+        vals = np.empty(model.n_leaves)
+        kernels.refit_leaf_values(model.loss, rem.y, w, rem.leaves, F, model.leaf_start,
+                                  model.fixed_zero, model.n_iter, model.learning_rate,
+                                  model.l2_regularization, False, vals)
+        out.append(np.concatenate([model.intercept(rem.y, w), vals]))
+    return -(out[0] - out[1]) / (2 * delta)
+
+
+@pytest.mark.parametrize("case", ["squared_error", "poisson", "binary", "multiclass"])
+def test_leaf_influence_is_the_derivative_of_the_refit(case):
+    Xd, yd = load_diabetes(return_X_y=True)
+    if case in ("squared_error", "poisson"):
+        est, X, y = R(loss=case, max_iter=15, l2_regularization=0.5), Xd[:150], yd[:150]
+    else:
+        X, y = _cells(n=150, kind=case)
+        X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+        est = C(max_iter=12, max_leaf_nodes=5, learning_rate=0.3)
+    w = np.random.RandomState(2).uniform(0.5, 2.0, len(y))
+    inf = InfluenceFunctions(est, approximation="leaf_influence").fit(X, y, sample_weight=w)
+    rem, model = inf._removal, inf.objective_
+    js = [0, 17, 63, 101]
+    pred = inf.parameter_changes(js)
+    for c, j in enumerate(js):
+        fd = _finite_difference(model, rem, j)
+        np.testing.assert_allclose(pred[:, c], fd, rtol=1e-5, atol=1e-7 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_forward_and_backward_leaf_influence_agree(kind):
+    X, y = _cells(n=150, kind=kind)
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    est = (R if kind == "regression" else C)(max_iter=10, max_leaf_nodes=6)
+    inf = InfluenceFunctions(est, approximation="leaf_influence").fit(X, y)
+    rem = inf._removal
+    Xf, Z0, y_enc = inf._queries(X[:20], y[:20])
+    q = inf.objective_.apply(Xf)
+    for yy in (y_enc, None):
+        forward = rem._column_block(q, Z0, yy, slice(0, len(y)))
+        backward = rem._row_block(q, Z0, yy)
+        np.testing.assert_allclose(backward, forward, rtol=1e-9,
+                                   atol=1e-12 * np.abs(forward).max())
+
+
+def test_boostin_is_the_trajectory_sum():
+    # Brophy et al. (2023): sum over trees sharing the query's leaf of the query's
+    # gradient at that iteration times the leaf's change through j's own gradient
+    X, y = _cells(n=80, kind="binary")
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
+                               learning_rate=0.5), approximation="boostin").fit(X, y)
+    model, rem = inf.objective_, inf._removal
+    T = inf.transform(X[:10], y[:10])
+    lq, lt = model.apply(X[:10]), model.apply(X)
+    p = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    zq, zt = np.full(10, model.baseline[0]), np.full(80, model.baseline[0])
+    W = y.size
+    ybar = y.mean()
+    # the baseline (log-odds of the mean) moves by -(y_j - ybar) / (n ybar (1 - ybar))
+    expected = np.outer(p(zq) - y[:10], -(y - ybar) / (W * ybar * (1 - ybar)))
+    for s in range(model.n_trees):
+        g, h = p(zt) - y, p(zt) * (1 - p(zt))
+        for leaf in np.unique(lt[s]):
+            members = lt[s] == leaf
+            v = model.values[leaf]
+            dv = (model.learning_rate * g + v * h) / (h[members].sum() + 0.3)
+            for e in np.flatnonzero(lq[s] == leaf):
+                expected[e, members] += (p(zq[e]) - y[e]) * dv[members]
+        zq, zt = zq + model.values[lq[s]], zt + model.values[lt[s]]
+    np.testing.assert_allclose(T, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("approximation", ["leaf_refit", "leaf_influence", "boostin"])
+def test_explain_self_influence_and_loo_agree_with_transform(approximation):
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:120], y[:120]
+    inf = InfluenceFunctions(C(max_iter=8, max_leaf_nodes=5),
+                             approximation=approximation).fit(X, y)
+    T = inf.transform(X, y)
+    np.testing.assert_allclose(np.diag(T), inf.self_influence_, rtol=1e-6, atol=1e-10)
+    top = inf.explain(X[:5], y[:5], k=4)
+    np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])
+    np.testing.assert_allclose(top.harmful_values, np.sort(T[:5], axis=1)[:, :4])
+    loo = inf.loo_predict_proba()
+    assert loo.shape == (120, 2) and np.allclose(loo.sum(axis=1), 1)
+
+
+def test_early_stopping_validation_rows_have_no_influence():
+    X, y = load_breast_cancer(return_X_y=True)
+    est = C(max_iter=100, early_stopping=True, validation_fraction=0.25, n_iter_no_change=2,
+            random_state=0)
+    inf = InfluenceFunctions(est).fit(X, y)
+    held_out = inf.objective_.row_position < 0
+    assert held_out.sum() == np.ceil(0.25 * len(y))
+    T = inf.transform(X[:30], y[:30])
+    assert T.shape == (30, len(y))
+    assert np.all(T[:, held_out] == 0) and np.any(T[:, ~held_out] != 0)
+    assert np.all(inf.self_influence_[held_out] == 0)
+
+
+def test_pipeline_frozen_and_categorical_missing():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    X[:, 1] = rng.randint(0, 4, 200)
+    X[rng.rand(200) < 0.1, 0] = np.nan
+    y = np.nan_to_num(X[:, 0]) + X[:, 1] + rng.normal(size=200)
+    hgb = R(max_iter=10, categorical_features=[1])
+    pipe = make_pipeline(FunctionTransformer(), hgb).fit(X, y)
+    a = InfluenceFunctions(pipe).fit(X, y).transform(X[:7], y[:7])
+    b = InfluenceFunctions(FrozenEstimator(pipe)).fit(X, y).transform(X[:7], y[:7])
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).all()
+    # the output change without y: the prediction's
+    inf = InfluenceFunctions(hgb, approximation="leaf_refit").fit(X, y)
+    dz = inf.transform(X[:7])
+    assert dz.shape == (7, 200) and np.isfinite(dz).all()
+
+
+def test_errors_name_the_approximations():
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ValueError, match="leaf_influence"):
+        InfluenceFunctions(C(max_iter=3), approximation="newton").fit(X, y)
+    with pytest.raises(ValueError, match="gradient-boosted"):
+        InfluenceFunctions(LogisticRegression(), approximation="boostin").fit(X, y)
+    with pytest.raises(ValueError, match="monotonic_cst"):
+        InfluenceFunctions(C(max_iter=3, monotonic_cst=[1] + [0] * 29)).fit(X, y)
+    inf = InfluenceFunctions(C(max_iter=3), approximation="boostin").fit(X, y)
+    with pytest.raises(ValueError, match="parameter changes"):
+        inf.parameter_changes([0])
