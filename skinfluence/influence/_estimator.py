@@ -126,7 +126,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     n_iter_ : int
         Iterations of the last Hessian solve of ``fit`` with an iterative solver
         (``solver_info_["n_iter"]``; 0 if ``fit`` needed no solve); 1 for a direct
-        solver (the exact Cholesky factorisation).
+        solver (the exact Cholesky factorisation) and for tree models.
     refined_indices_ : ndarray of int
         Training points whose leave-one-out parameters were computed exactly
         (see ``refine``).
@@ -290,6 +290,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         self.objective_, self._removal, self.approximation_ = prepare_boosting(
             fitted, X, y, sample_weight, self.approximation, self.n_jobs, self.verbose)
         self.solver_, self.solver_info_ = None, {"solver": None}
+        self.n_iter_ = 1  # direct: no iterative solve
         self.refined_indices_ = np.array([], dtype=np.intp)
         self._output_labels = row_labels(X, self.objective_.n_train)
         return self

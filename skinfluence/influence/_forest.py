@@ -362,6 +362,7 @@ def fit_tree_model(influence, fitted, X, y, sample_weight):
     influence.objective_ = TreeModelView(fitted, ensemble, head)
     influence.solver_ = None
     influence.solver_info_ = {"solver": None}
+    influence.n_iter_ = 1  # direct: no iterative solve
     influence.refined_indices_ = np.array([], dtype=np.intp)
     influence._removal = ForestRemoval(ensemble, influence.approximation_,
                                        n_jobs=influence.n_jobs, verbose=influence.verbose)
