@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 from joblib import effective_n_jobs
 from numba import prange
+from sklearn.base import TransformerMixin
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval
@@ -76,7 +77,7 @@ def _knn_shapley_rows(D, orders, y_train, y_val, k, exclude, out):  # pragma: no
             match_next = match
 
 
-class KNNShapley(TrainingColumnsMixin, BaseValuation):
+class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
     """Exact Shapley values of training points for the K-nearest-neighbour classifier.
 
     The utility of a subset ``S`` of the training set for one validation point
@@ -114,7 +115,8 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     units.  Ties in distance are broken by training index.  When ``X_val`` is
     not given, every training point is valued against the others
     (leave-self-out), so values measure how much a point helps classify its
-    fellow training points.
+    fellow training points.  ``transform(X)`` without labels attributes the
+    KNN's own predictions: which training points support the prediction.
 
     References
     ----------
@@ -148,7 +150,7 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
-        # transform(X, y) gives per-sample attributions; it needs the labels of the samples
+        # transform gives per-sample attributions (columns: the training points)
         tags.transformer_tags = TransformerTags()
         return tags
 
@@ -241,10 +243,16 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     def transform(self, X, y=None):
         """Per-sample attributions: Shapley values of all training points for each row of ``X``.
 
+        Row ``i`` holds the Shapley values of the training points in the game of the KNN
+        utility of ``(X[i], y[i])``.  Without ``y`` each sample is labelled with the
+        prediction of the fitted KNN classifier (:meth:`predict`), so the row says which
+        training points support that prediction (and which speak against it).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,), default=None
+            Labels of the samples; ``None`` uses the KNN's own predictions.
 
         Returns
         -------
@@ -253,12 +261,10 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         """
         check_is_fitted(self, "values_")
         if y is None:
-            validate_data(self, X, reset=False, accept_sparse=False)  # shape/NaN errors first
-            raise ValueError(
-                "KNNShapley.transform(X, y) needs the labels y of the samples it attributes: "
-                "the KNN utility of a sample is whether its neighbours carry its label."
-            )
-        X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
+            X = validate_data(self, X, reset=False, accept_sparse=False)
+            y = self.estimator_.predict(X)
+        else:
+            X, y = validate_data(self, X, y, reset=False, accept_sparse=False)
         check_dense_output(X.shape[0], self._X.shape[0], type(self).__name__, explain=None)
         out = np.empty((X.shape[0], self._X.shape[0]))
         start = 0

@@ -73,6 +73,27 @@ def test_knn_shapley_matches_brute_force(K):
     np.testing.assert_allclose(rows.sum(1), full, atol=1e-12)
 
 
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_knn_shapley_transform_without_labels_attributes_the_prediction(K):
+    # transform(X) is the game of each sample labelled with the fitted KNN's prediction:
+    # the majority label of its K nearest training points (ties: the smallest label)
+    rng = np.random.default_rng(10 + K)
+    X = rng.normal(size=(7, 2))
+    y = rng.integers(0, 3, size=7)
+    Xq = rng.normal(size=(5, 2))
+    knn = KNNShapley(n_neighbors=K).fit(X, y)
+    rows = knn.transform(Xq)
+    assert rows.shape == (5, 7)
+    for i in range(5):
+        nearest = np.argsort(np.sum((X - Xq[i]) ** 2, axis=1), kind="stable")[:K]
+        label = np.argmax(np.bincount(y[nearest], minlength=3))
+        assert knn.predict(Xq[i:i + 1])[0] == label
+        exact = _brute_shapley(list(range(7)), lambda S: _knn_utility(S, X, y, Xq[i], label, K))
+        np.testing.assert_allclose(rows[i], [exact[j] for j in range(7)], atol=1e-12)
+        # efficiency: the values add up to the share of the K nearest carrying the prediction
+        np.testing.assert_allclose(rows[i].sum(), np.mean(y[nearest] == label), atol=1e-12)
+
+
 def test_knn_shapley_self_valuation_and_ties():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(6, 2))

@@ -16,33 +16,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import DataOOB, KNNShapley
 
-_NEEDS_LABELS = (
-    "transform needs the labels of the samples it attributes: KNNShapley.transform(X, y) "
-    "returns the Shapley values of the training points for the KNN utility of each (x, y), "
-    "and raises a ValueError without y; this check calls transform(X) "
-    "(the same properties are tested with labels below)"
-)
 # KNNShapley.fit takes no sample_weight (the closed form is that of the unweighted KNN
-# utility), so the sample-weight checks do not apply to it.
-EXPECTED_FAILURES = {
-    "KNNShapley": {
-        **{name: _NEEDS_LABELS for name in (
-            "check_estimators_dtypes",
-            "check_dtype_object",
-            "check_estimators_pickle",
-            "check_estimators_pickle(readonly_memmap=True)",
-            "check_f_contiguous_array_estimator",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_dict_unchanged",
-            "check_fit_idempotent",
-            "check_transformer_general",
-            "check_transformer_general(readonly_memmap=True)",
-            "check_transformer_data_not_an_array",
-            "check_transformer_preserve_dtypes",
-        )},
-    },
-}
+# utility), so the sample-weight checks do not apply to it and it has no expected failure.
+EXPECTED_FAILURES = {}
 
 
 @parametrize_with_checks(
@@ -57,7 +33,7 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-# ---- what the checks above cannot test because transform needs y ----------------------
+# ---- transform with the samples' own labels (the checks call transform(X)) ------------
 @pytest.fixture(scope="module")
 def knn_data():
     X, y = make_classification(n_samples=50, n_features=4, n_classes=3, n_informative=3,
@@ -65,11 +41,13 @@ def knn_data():
     return X[:35], y[:35], X[35:], y[35:]
 
 
-def test_knn_transform_without_labels_raises(knn_data):
-    X, y, Xq, _ = knn_data
+def test_knn_transform_without_labels_uses_the_prediction(knn_data):
+    X, y, Xq, yq = knn_data
     knn = KNNShapley(n_neighbors=3).fit(X, y)
-    with pytest.raises(ValueError, match="needs the labels y"):
-        knn.transform(Xq)
+    np.testing.assert_array_equal(knn.transform(Xq), knn.transform(Xq, knn.predict(Xq)))
+    # fit_transform transforms X alone, as every scikit-learn transformer
+    np.testing.assert_array_equal(KNNShapley(n_neighbors=3).fit_transform(X, y),
+                                  knn.transform(X))
     with pytest.raises(ValueError, match="features"):  # shape errors come first
         knn.transform(Xq[:, :2])
 
