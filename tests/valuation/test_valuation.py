@@ -187,6 +187,54 @@ def test_loo_transform_decomposes_accuracy():
     np.testing.assert_array_equal(T[:, j], (full_pred == yv).astype(float) - (pred == yv))
 
 
+def test_loo_transform_without_targets_attributes_the_prediction():
+    # without y each sample's target is the full model's prediction: entry [i, j] is
+    # whether removing j flips the predicted class (regressors: the squared shift)
+    X, y = make_classification(n_samples=40, n_features=4, flip_y=0.2, random_state=2)
+    X, Xq, y = X[:10], X[10:], y[:10]
+    loo = LOOValuation(LogisticRegression(), warm_start=False).fit(X, y, X_val=Xq,
+                                                                    y_val=np.zeros(30, int))
+    T = loo.transform(Xq)
+    full = LogisticRegression().fit(X, y).predict(Xq)
+    manual = np.column_stack([
+        LogisticRegression().fit(X[np.arange(10) != j], y[np.arange(10) != j]).predict(Xq)
+        != full for j in range(10)]).astype(float)
+    np.testing.assert_array_equal(T, manual)
+    assert T.any()
+    Xr, yr = make_regression(n_samples=20, n_features=3, noise=5.0, random_state=0)
+    loo = LOOValuation(Ridge()).fit(Xr[:8], yr[:8], X_val=Xr[8:], y_val=yr[8:])
+    full = Ridge().fit(Xr[:8], yr[:8]).predict(Xr[8:])
+    manual = np.column_stack([
+        (Ridge().fit(np.delete(Xr[:8], j, 0), np.delete(yr[:8], j)).predict(Xr[8:]) - full) ** 2
+        for j in range(8)])
+    np.testing.assert_allclose(loo.transform(Xr[8:]), manual, rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LOOValuation(LogisticRegression(), warm_start=False),
+    lambda: TMCShapley(LogisticRegression(), max_iter=4, tol=None, fast_utility=False,
+                       random_state=0),
+], ids=["loo", "tmc"])
+def test_classifier_targets_float_labels_and_continuous(make):
+    X, y = make_classification(n_samples=40, n_features=4, flip_y=0.2, random_state=3)
+    X, Xv, y, yv = X[:12], X[12:], y[:12], y[12:]
+    ref = make().fit(X, y, X_val=Xv, y_val=yv).values_
+    # class labels stored as floats are the same classes (the constant predictors of
+    # single-class subsets included)
+    got = make().fit(X, y.astype(float), X_val=Xv, y_val=yv.astype(float)).values_
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        make().fit(X, y + 0.5 * np.arange(12), X_val=Xv, y_val=yv)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        make().fit(X, y.astype(object), X_val=Xv, y_val=yv)
+
+
+def test_semivalue_single_training_point_message():
+    X, y = make_regression(n_samples=5, n_features=2, random_state=0)
+    with pytest.raises(ValueError, match="at least two training points; got n_samples = 1"):
+        TMCShapley(Ridge(), max_iter=2).fit(X[:1], y[:1], X_val=X, y_val=y)
+
+
 def test_loo_groups_and_regression():
     X, y = make_regression(n_samples=40, n_features=3, noise=5.0, random_state=0)
     X, Xv, y, yv = X[:20], X[20:], y[:20], y[20:]
