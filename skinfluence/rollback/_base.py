@@ -1,13 +1,13 @@
 """Helpers shared by the rollback estimators, and the record of a fit with bookkeeping."""
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
-
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, _get_feature_names, check_is_fitted
 
 from ..utils._progress import progress_bar
 from ._index import scatter_add_rows
@@ -62,8 +62,18 @@ class RollbackRecord:
 
 
 def _as_ids(X, n_cols, what):
-    """Integer id matrix of shape (n, n_cols) from an already validated array."""
+    """Integer id matrix of shape (n, n_cols) from an already validated array.
+
+    Object arrays are read as numbers (as scikit-learn reads them), then checked as
+    floats: finite and integer-valued.
+    """
     X = np.asarray(X)
+    if X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what} must contain integer ids; got an object array with "
+                             f"a value that is not a number ({exc}).") from exc
     if X.dtype.kind in "iuf" and X.size and np.nanmin(X) < 0:
         raise ValueError(f"Negative values in data: {what} contains negative ids; "
                          "ids must be >= 0.")
@@ -85,6 +95,35 @@ def _as_ids(X, n_cols, what):
         raise ValueError(f"Negative values in data: {what} contains negative ids; "
                          "ids must be >= 0.")
     return np.ascontiguousarray(X)
+
+
+def _check_query_names(est, X):
+    """A DataFrame of queries names its columns as the first columns seen in ``fit``.
+
+    Queries may hold fewer columns than the training ids (``(head, relation)`` of
+    ``(head, relation, tail)`` triples), so scikit-learn's check, which wants all of
+    them, does not apply; mismatches raise, and names present on one side only warn,
+    as scikit-learn does.
+    """
+    names = _get_feature_names(X)
+    fitted = getattr(est, "feature_names_in_", None)
+    name = type(est).__name__
+    if names is None:
+        if fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {name} was fitted "
+                          "with feature names", UserWarning, stacklevel=3)
+        return
+    if fitted is None:
+        warnings.warn(f"X has feature names, but {name} was fitted without feature names",
+                      UserWarning, stacklevel=3)
+        return
+    k = len(names)
+    if k <= len(fitted) and np.array_equal(names, fitted[:k]):
+        return
+    raise ValueError(
+        f"The feature names should match those that were passed during fit: queries of "
+        f"{k} columns take the first {k} of {list(fitted)}; got {list(names)}."
+    )
 
 
 def _check_range(col, n, name, what):

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._base import (
     RollbackRecord,
     _as_ids,
+    _check_query_names,
     _check_range,
     _checked_weights,
     _SparseSGDMixin,
@@ -258,7 +259,8 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
     def _check_queries(self, X, n_cols=2):
         check_is_fitted(self)
         # queries have 2 columns while training triples have 3, so the
-        # feature-count check of validate_data(reset=False) does not apply
+        # feature-count and feature-name checks of validate_data(reset=False) do not apply
+        _check_query_names(self, X)
         X = check_array(X, dtype=None, ensure_all_finite=True)
         X = _as_ids(X, n_cols, "X")
         ent = X[:, 0] if n_cols == 2 else np.concatenate([X[:, 0], X[:, 2]])
@@ -282,9 +284,16 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_queries, n_entities)
         """
-        X = self._check_queries(X, 2)
+        return self._scores(self._check_queries(X, 2))
+
+    def _scores(self, X):
+        """Scores of every tail for validated ``(head, relation)`` ids."""
         return kg_scores(self._spec, self.entity_embeddings_, self.relation_embeddings_,
                          np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1]))
+
+    def _top_tail(self, X):
+        """Most probable tail of validated ``(head, relation)`` ids."""
+        return np.argmax(self._scores(X), axis=1)
 
     def predict_proba(self, X):
         """Softmax probability of every tail for each ``(head, relation)``.
@@ -315,7 +324,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         -------
         tails : ndarray of shape (n_queries,)
         """
-        return np.argmax(self.decision_function(X), axis=1)
+        return self._top_tail(self._check_queries(X, 2))
 
     def evaluate(self, X, ks=(1, 3, 10), filter_triples=None):
         """Filtered tail-ranking metrics on ``(head, relation, tail)`` triples.
@@ -344,7 +353,7 @@ class _KGEmbedding(_SparseSGDMixin, BaseEstimator):
         else:
             filter_triples = _as_ids(check_array(filter_triples, dtype=None), 3,
                                      "filter_triples")
-        scores = self.decision_function(X[:, :2])
+        scores = self._scores(X[:, :2])
         ne = self.n_entities_
         known = {}
         for h, r, t in filter_triples:

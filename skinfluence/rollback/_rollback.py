@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.base import TransformerMixin, clone
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..base import BaseExplainer, top_k_of_rows
 
@@ -152,6 +152,11 @@ class GradientRollback(TransformerMixin, BaseExplainer):
     X_train_ : ndarray of shape (n_train, 3) or (n_train, 2)
         Training ids, row ``j`` of :meth:`transform` columns.
     n_train_ : int
+    n_features_in_ : int
+        Columns of the training ids: 3 (triples) or 2 (pairs).
+    feature_names_in_ : ndarray of str
+        The columns of a training DataFrame (queries given as DataFrames must use
+        the same names).
 
     Examples
     --------
@@ -219,6 +224,9 @@ class GradientRollback(TransformerMixin, BaseExplainer):
                                     trajectory=self.rollback == "trajectory")
         model = est.rollback_model()
         self.estimator_ = est
+        self.n_features_in_ = est.n_features_in_
+        if hasattr(est, "feature_names_in_"):
+            self.feature_names_in_ = est.feature_names_in_
         self.kind_ = model.kind
         self.gamma_ = rec.gamma
         self.init_params_ = rec.init
@@ -242,10 +250,17 @@ class GradientRollback(TransformerMixin, BaseExplainer):
         """
         return None
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # ids are >= 0
+        tags.input_tags.allow_nan = False
+        return tags
+
     # -- explanations -------------------------------------------------------
     def _queries(self, X):
         check_is_fitted(self)
-        return self._model.queries(check_array(X, dtype=None))
+        # as given: the model checks the ids and a DataFrame's column names
+        return self._model.queries(X)
 
     def _deltas(self, X):
         model = self._model

@@ -67,15 +67,16 @@ class KGRollbackModel:
     def queries(self, X):
         """Validated ``(n, 3)`` triples to explain; ``(h, r)`` queries get their top-1 tail."""
         est = self.estimator
-        if X.ndim != 2 or X.shape[1] not in (2, 3):
+        shape = np.shape(X)
+        if len(shape) == 2 and shape[1] not in (2, 3):
             raise ValueError(
                 "X must be (n, 3) (head, relation, tail) triples to explain, or "
-                f"(n, 2) (head, relation) queries (their top-1 tail); got {X.shape}."
+                f"(n, 2) (head, relation) queries (their top-1 tail); got {shape}."
             )
-        if X.shape[1] == 2:
+        if len(shape) == 2 and shape[1] == 2:
             X2 = est._check_queries(X, 2)
-            return np.column_stack([X2, est.predict(X2)])
-        return est._check_queries(X, 3)
+            return np.column_stack([X2, est._top_tail(X2)])
+        return est._check_queries(X, 3)  # also the error of anything not 2-D
 
     def candidates(self, X, record, scope):
         """CSR ``(ptr, idx)`` of the training triples scored for each triple of ``X``."""

@@ -12,6 +12,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     _check_y,
@@ -113,8 +114,11 @@ def take_rows(X, idx):
 
 
 def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse="csr", y_numeric=False):
-    """Validate the training set (see :func:`check_inputs`) and the sample weights."""
+    """Validate the training set (see :func:`check_inputs`), the classes of a classifier's
+    targets and the sample weights."""
     X, y = check_inputs(est, X, y, reset=reset, accept_sparse=accept_sparse, y_numeric=y_numeric)
+    if is_classifier(est):
+        check_classification_targets(y)  # "Unknown label type" for continuous or object y
     if sample_weight is not None:
         # lists, pandas Series; checks shape, finiteness, negativity; always a fresh copy
         sample_weight = _check_sample_weight(sample_weight, np.empty((_num_samples(X), 0)),
@@ -171,6 +175,7 @@ class SubsetUtility:
     * the empty set has utility ``empty_score`` (default: for classifiers, the
       mean score of the constant predictors of each class, i.e. an uninformed
       guess; for regressors, the score of predicting the training mean);
+      so has a subset whose points all have sample weight 0 (nothing to fit);
     * a subset whose points all carry one class has the utility of the
       constant predictor of that class (a classifier cannot learn more from it).
 
@@ -213,7 +218,8 @@ class SubsetUtility:
     # -- degenerate subsets ------------------------------------------------
     def constant_score(self, code):
         if code not in self._constant:
-            dummy = DummyClassifier(strategy="constant", constant=self.classes[code])
+            # a one-element array: DummyClassifier takes no scalar float class label
+            dummy = DummyClassifier(strategy="constant", constant=self.classes[code:code + 1])
             dummy.fit(self.X, self.y)  # only sets classes_ (all training classes)
             self._constant[code] = float(self.scorer(dummy, self.X_val, self.y_val))
         return self._constant[code]
@@ -232,7 +238,8 @@ class SubsetUtility:
     # -- fitting ------------------------------------------------------------
     def _fit_score(self, idx, model=None):
         """Score of the estimator refitted on rows ``idx`` (``model``: warm-start from it)."""
-        if idx.size == 0:
+        if idx.size == 0 or (self.sample_weight is not None
+                             and not np.any(self.sample_weight[idx] > 0)):
             return self.empty_score, None
         if self.classifier:
             codes = self.y_codes[idx]

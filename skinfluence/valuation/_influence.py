@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
@@ -16,7 +17,7 @@ from ._base import BaseValuation, check_groups, check_validation
 _BLOCK_ENTRIES = 1 << 22
 
 
-class InfluenceValuation(TrainingColumnsMixin, BaseValuation):
+class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
     """Approximate leave-one-out values from influence functions: no refits.
 
     Wraps :class:`skinfluence.InfluenceFunctions`.  The value of training point
@@ -130,8 +131,16 @@ class InfluenceValuation(TrainingColumnsMixin, BaseValuation):
             self.group_labels_ = labels
         return self
 
-    def transform(self, X, y):
+    def transform(self, X, y=None):
         """Per-sample attributions: predicted loss change at each sample when each point is removed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Targets of the samples; without them the attributions are those of the
+            model's output (see :meth:`InfluenceFunctions.transform
+            <skinfluence.InfluenceFunctions.transform>`).
 
         Returns
         -------

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from joblib import effective_n_jobs
+from sklearn.base import TransformerMixin
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -20,7 +21,7 @@ from ._knn_kernels import knn_classifier_shapley_rows, knn_regressor_shapley_row
 _CHUNK_ELEMENTS = 1 << 22
 
 
-class KNNShapley(TrainingColumnsMixin, BaseValuation):
+class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
     """Exact Shapley values of training points for a K-nearest-neighbour classifier or regressor.
 
     For one validation point ``(x, y)`` and a subset ``S`` of the training set, let
@@ -96,6 +97,10 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     ``y_{N+1} = 0`` and ``s_{N+1} = 0``, which gives ``s_N`` exactly.  Each point costs
     ``O(1)`` after the sort.
 
+    ``transform(X)`` without labels attributes the KNN's own predictions (the
+    predicted class, or the predicted target for regression): which training points
+    support the prediction.
+
     References
     ----------
     R. Jia et al., "Efficient task-specific data valuation for nearest
@@ -137,7 +142,7 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
-        # transform(X, y) gives per-sample attributions; it needs the labels of the samples
+        # transform gives per-sample attributions (columns: the training points)
         tags.transformer_tags = TransformerTags()
         return tags
 
@@ -252,11 +257,17 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
     def transform(self, X, y=None):
         """Per-sample attributions: Shapley values of all training points for each row of ``X``.
 
+        Row ``i`` holds the Shapley values of the training points in the game of the KNN
+        utility of ``(X[i], y[i])``.  Without ``y`` each sample is labelled with the
+        prediction of the fitted KNN classifier (:meth:`predict`), so the row says which
+        training points support that prediction (and which speak against it).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Labels, or targets for the regression utility.
+        y : array-like of shape (n_samples,), default=None
+            Labels, or targets for the regression utility; ``None`` uses the KNN's
+            own predictions.
 
         Returns
         -------
@@ -265,14 +276,11 @@ class KNNShapley(TrainingColumnsMixin, BaseValuation):
         """
         check_is_fitted(self, "values_")
         if y is None:
-            validate_data(self, X, reset=False, accept_sparse=False)  # shape/NaN errors first
-            raise ValueError(
-                "KNNShapley.transform(X, y) needs the labels y of the samples it attributes: "
-                "the KNN utility of a sample is whether its neighbours carry its label "
-                "(or, for regression, how close their average is to its target)."
-            )
-        X, y = validate_data(self, X, y, reset=False, accept_sparse=False,
-                             y_numeric=self.task_ == "regression")
+            X = validate_data(self, X, reset=False, accept_sparse=False)
+            y = self.estimator_.predict(X)
+        else:
+            X, y = validate_data(self, X, y, reset=False, accept_sparse=False,
+                                 y_numeric=self.task_ == "regression")
         check_dense_output(X.shape[0], self._X.shape[0], type(self).__name__, explain=None)
         out = np.empty((X.shape[0], self._X.shape[0]))
         start = 0

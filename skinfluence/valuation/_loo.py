@@ -5,7 +5,7 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import is_classifier
+from sklearn.base import TransformerMixin, is_classifier
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
@@ -59,7 +59,7 @@ def _loo_task(utility, full_model, warm, players, X_eval):
     return scores, preds, utility.n_fits, utility.n_failures
 
 
-class LOOValuation(TrainingColumnsMixin, BaseValuation):
+class LOOValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
     """Exact leave-one-out values: refit the estimator without each training point.
 
     ``values_[j] = U(N) - U(N without j)`` where ``U`` is the validation score
@@ -182,7 +182,7 @@ class LOOValuation(TrainingColumnsMixin, BaseValuation):
         self._output_labels = row_labels(X_in, X.shape[0]) if labels is None else labels
         return self
 
-    def transform(self, X, y):
+    def transform(self, X, y=None):
         """Per-sample leave-one-out effects (refits the ``n_train`` models again).
 
         Entry ``[i, j]`` is ``u_i(N) - u_i(N without j)`` with the per-sample
@@ -190,16 +190,31 @@ class LOOValuation(TrainingColumnsMixin, BaseValuation):
         minus the squared error for regressors (the terms of accuracy and of
         -MSE; other scorers do not decompose over samples).
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Targets of the samples.  ``None`` takes the prediction of the model fitted
+            on all points as the target, so entry ``[i, j]`` says whether removing
+            ``j`` changes the predicted class of sample ``i`` (1 if it does, else 0),
+            or by how much it moves the predicted value (its square) for regressors.
+
         Returns
         -------
         ndarray of shape (n_samples, n_players)
         """
         check_is_fitted(self, "values_")
-        X, y = check_inputs(self, X, y, reset=False)
+        if y is None:  # X checked as always, against a stand-in target of its length
+            X, _ = check_inputs(self, X, np.zeros(_num_samples(X)), reset=False)
+        else:
+            X, y = check_inputs(self, X, y, reset=False)
         check_dense_output(_num_samples(X), self._utility.n_players, type(self).__name__,
                            explain=None)
         _, preds, _ = self._run(X_eval=X)
-        base = _pointwise_utility(self.estimator, self.estimator_.predict(X), y)
+        full = self.estimator_.predict(X)
+        if y is None:
+            y = full
+        base = _pointwise_utility(self.estimator, full, y)
         out = np.empty((_num_samples(X), len(preds)))
         for j, p in enumerate(preds):
             out[:, j] = base - _pointwise_utility(self.estimator, p, y)

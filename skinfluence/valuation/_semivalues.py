@@ -82,7 +82,8 @@ class _SemivalueBase(BaseValuation):
             members=members, empty_score=self.empty_score, error_score=self.error_score,
         )
         if utility.n_players < 2:
-            raise ValueError("Valuation needs at least two training points.")
+            raise ValueError("Valuation needs at least two training points; got "
+                             f"n_samples = {utility.n_players}.")
         u_full, self.estimator_ = full_score(utility)
         fast = None
         if self.fast_utility:

@@ -73,6 +73,27 @@ def test_knn_shapley_matches_brute_force(K):
     np.testing.assert_allclose(rows.sum(1), full, atol=1e-12)
 
 
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_knn_shapley_transform_without_labels_attributes_the_prediction(K):
+    # transform(X) is the game of each sample labelled with the fitted KNN's prediction:
+    # the majority label of its K nearest training points (ties: the smallest label)
+    rng = np.random.default_rng(10 + K)
+    X = rng.normal(size=(7, 2))
+    y = rng.integers(0, 3, size=7)
+    Xq = rng.normal(size=(5, 2))
+    knn = KNNShapley(n_neighbors=K).fit(X, y)
+    rows = knn.transform(Xq)
+    assert rows.shape == (5, 7)
+    for i in range(5):
+        nearest = np.argsort(np.sum((X - Xq[i]) ** 2, axis=1), kind="stable")[:K]
+        label = np.argmax(np.bincount(y[nearest], minlength=3))
+        assert knn.predict(Xq[i:i + 1])[0] == label
+        exact = _brute_shapley(list(range(7)), lambda S: _knn_utility(S, X, y, Xq[i], label, K))
+        np.testing.assert_allclose(rows[i], [exact[j] for j in range(7)], atol=1e-12)
+        # efficiency: the values add up to the share of the K nearest carrying the prediction
+        np.testing.assert_allclose(rows[i].sum(), np.mean(y[nearest] == label), atol=1e-12)
+
+
 def test_knn_shapley_self_valuation_and_ties():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(6, 2))
@@ -268,6 +289,54 @@ def test_loo_transform_decomposes_accuracy():
     keep = np.arange(8) != j
     pred = LogisticRegression().fit(X[keep], y[keep]).predict(Xv)
     np.testing.assert_array_equal(T[:, j], (full_pred == yv).astype(float) - (pred == yv))
+
+
+def test_loo_transform_without_targets_attributes_the_prediction():
+    # without y each sample's target is the full model's prediction: entry [i, j] is
+    # whether removing j flips the predicted class (regressors: the squared shift)
+    X, y = make_classification(n_samples=40, n_features=4, flip_y=0.2, random_state=2)
+    X, Xq, y = X[:10], X[10:], y[:10]
+    loo = LOOValuation(LogisticRegression(), warm_start=False).fit(X, y, X_val=Xq,
+                                                                    y_val=np.zeros(30, int))
+    T = loo.transform(Xq)
+    full = LogisticRegression().fit(X, y).predict(Xq)
+    manual = np.column_stack([
+        LogisticRegression().fit(X[np.arange(10) != j], y[np.arange(10) != j]).predict(Xq)
+        != full for j in range(10)]).astype(float)
+    np.testing.assert_array_equal(T, manual)
+    assert T.any()
+    Xr, yr = make_regression(n_samples=20, n_features=3, noise=5.0, random_state=0)
+    loo = LOOValuation(Ridge()).fit(Xr[:8], yr[:8], X_val=Xr[8:], y_val=yr[8:])
+    full = Ridge().fit(Xr[:8], yr[:8]).predict(Xr[8:])
+    manual = np.column_stack([
+        (Ridge().fit(np.delete(Xr[:8], j, 0), np.delete(yr[:8], j)).predict(Xr[8:]) - full) ** 2
+        for j in range(8)])
+    np.testing.assert_allclose(loo.transform(Xr[8:]), manual, rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LOOValuation(LogisticRegression(), warm_start=False),
+    lambda: TMCShapley(LogisticRegression(), max_iter=4, tol=None, fast_utility=False,
+                       random_state=0),
+], ids=["loo", "tmc"])
+def test_classifier_targets_float_labels_and_continuous(make):
+    X, y = make_classification(n_samples=40, n_features=4, flip_y=0.2, random_state=3)
+    X, Xv, y, yv = X[:12], X[12:], y[:12], y[12:]
+    ref = make().fit(X, y, X_val=Xv, y_val=yv).values_
+    # class labels stored as floats are the same classes (the constant predictors of
+    # single-class subsets included)
+    got = make().fit(X, y.astype(float), X_val=Xv, y_val=yv.astype(float)).values_
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        make().fit(X, y + 0.5 * np.arange(12), X_val=Xv, y_val=yv)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        make().fit(X, y.astype(object), X_val=Xv, y_val=yv)
+
+
+def test_semivalue_single_training_point_message():
+    X, y = make_regression(n_samples=5, n_features=2, random_state=0)
+    with pytest.raises(ValueError, match="at least two training points; got n_samples = 1"):
+        TMCShapley(Ridge(), max_iter=2).fit(X[:1], y[:1], X_val=X, y_val=y)
 
 
 def test_loo_groups_and_regression():

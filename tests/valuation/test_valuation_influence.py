@@ -51,6 +51,8 @@ def test_influence_values_match_loo_refits(task):
     T = iv.transform(Xv, yv)
     np.testing.assert_allclose(T.mean(0), iv.values_, atol=1e-14)
     assert iv.score(Xv, yv) == iv.estimator_.score(Xv, yv)
+    # without targets: the attributions of the model's output, as InfluenceFunctions gives
+    np.testing.assert_array_equal(iv.transform(Xv), iv.influence_.transform(Xv))
 
 
 @pytest.mark.parametrize("group", [np.arange(10), np.arange(0, 100, 3)], ids=["10pts", "34pts"])

@@ -197,6 +197,31 @@ def test_single_class_and_empty_subsets():
     assert SubsetUtility(LogisticRegression(), X, y, Xv, yv, empty_score=0.1)([]) == 0.1
 
 
+def test_zero_weight_points_are_absent():
+    # a subset whose points all have weight 0 is the empty set (sklearn refuses to fit
+    # it); a zero-weight point is then a null player: value 0, the others' values those
+    # of the game without it
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(6, 2)), rng.normal(size=(30, 2))
+    w = np.array([1.0, -2.0])
+    y, yv = X @ w + 0.3 * rng.normal(size=6), Xv @ w + 0.3 * rng.normal(size=30)
+    sw = np.array([1.0, 0.5, 0.0, 2.0, 1.0, 1.5])
+    util = SubsetUtility(Ridge(), X, y, Xv, yv, sample_weight=sw)
+    assert util([2]) == util([])
+    values = exact_semivalues(util, "shapley")
+    keep = sw > 0
+    without = exact_semivalues(SubsetUtility(Ridge(), X[keep], y[keep], Xv, yv,
+                                             sample_weight=sw[keep], empty_score=util([])),
+                               "shapley")
+    assert values[2] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(values[keep], without, atol=1e-12)
+    tmc = TMCShapley(Ridge(), max_iter=30, tol=None, random_state=0)
+    assert tmc.fit(X, y, X_val=Xv, y_val=yv, sample_weight=sw).values_[2] == pytest.approx(
+        0.0, abs=1e-12)
+
+
 def test_same_values_for_any_n_jobs_and_truncation_saves_fits():
     X, y, Xv, yv = _data(n_train=30, seed=6)
     kw = dict(max_iter=256, tol=None, random_state=0)

@@ -1,8 +1,9 @@
-"""scikit-learn's estimator checks on the valuation estimators that need no validation set.
+"""scikit-learn's estimator checks on the valuation estimators.
 
 LOOValuation, InfluenceValuation and the semivalue estimators require ``X_val``/``y_val``
-in ``fit`` (valuing on the training set would reward memorisation), so the generic
-checks, which call ``fit(X, y)``, do not apply to them.
+in ``fit`` (valuing on the training set would reward memorisation), and the generic
+checks call ``fit(X, y)``: they run on thin subclasses, defined here only, whose ``fit``
+takes the training set as the validation set when none is given.
 """
 
 import pickle
@@ -14,37 +15,21 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skinfluence import DataOOB, KNNShapley
-
-_NEEDS_LABELS = (
-    "transform needs the labels of the samples it attributes: KNNShapley.transform(X, y) "
-    "returns the Shapley values of the training points for the KNN utility of each (x, y), "
-    "and raises a ValueError without y; this check calls transform(X) "
-    "(the same properties are tested with labels below)"
+from skinfluence import (
+    BanzhafValuation,
+    BetaShapley,
+    DataOOB,
+    InfluenceValuation,
+    KNNShapley,
+    LOOValuation,
+    TMCShapley,
 )
+
 # KNNShapley.fit takes no sample_weight (the closed form is that of the unweighted KNN
-# utility), so the sample-weight checks do not apply to it.
-EXPECTED_FAILURES = {
-    "KNNShapley": {
-        **{name: _NEEDS_LABELS for name in (
-            "check_estimators_dtypes",
-            "check_dtype_object",
-            "check_estimators_pickle",
-            "check_estimators_pickle(readonly_memmap=True)",
-            "check_f_contiguous_array_estimator",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_dict_unchanged",
-            "check_fit_idempotent",
-            "check_transformer_general",
-            "check_transformer_general(readonly_memmap=True)",
-            "check_transformer_data_not_an_array",
-            "check_transformer_preserve_dtypes",
-        )},
-    },
-}
-# task="auto" (the default) values a continuous target with the KNN-regressor utility
-# instead of raising; task="classification" raises as the check expects (tested below).
+# utility), so the sample-weight checks do not apply to it and it has no expected failure
+# but this one: task="auto" (the default) values a continuous target with the
+# KNN-regressor utility instead of raising; task="classification" raises as the check
+# expects (tested below).
 _AUTO_TASK = {
     "check_classifiers_regression_target": "task='auto' takes a continuous target as a "
     "regression target (the KNN-regressor utility); task='classification' raises",
@@ -52,10 +37,9 @@ _AUTO_TASK = {
 
 
 def _expected_failures(est):
-    failures = dict(EXPECTED_FAILURES.get(type(est).__name__, {}))
     if isinstance(est, KNNShapley) and est.task == "auto":
-        failures.update(_AUTO_TASK)
-    return failures
+        return dict(_AUTO_TASK)
+    return {}
 
 
 @parametrize_with_checks(
@@ -71,7 +55,74 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-# ---- what the checks above cannot test because transform needs y ----------------------
+# ---- the estimators that need a validation set -----------------------------------------
+class _ValidatedOnTrainingSet:
+    """``fit`` with ``X_val, y_val = X, y`` by default.  The training set itself, not a
+    held-out split of it: every sample a check passes stays a training point, so the
+    columns of ``transform``, the sample weights and the 1-sample / 1-feature checks see
+    the data as the check gave it."""
+
+    # the signature spelled out: the checks look for sample_weight in it
+    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None, groups=None):
+        if X_val is None and y_val is None:
+            X_val, y_val = X, y
+        return super().fit(X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight,
+                           groups=groups)
+
+
+class _LOOValuation(_ValidatedOnTrainingSet, LOOValuation):
+    pass
+
+
+class _InfluenceValuation(_ValidatedOnTrainingSet, InfluenceValuation):
+    pass
+
+
+class _TMCShapley(_ValidatedOnTrainingSet, TMCShapley):
+    pass
+
+
+class _BetaShapley(_ValidatedOnTrainingSet, BetaShapley):
+    pass
+
+
+class _BanzhafValuation(_ValidatedOnTrainingSet, BanzhafValuation):
+    pass
+
+
+_COLUMNS_ARE_TRAINING_POINTS = (
+    "transform's columns are the training points, so repeating a point (the check's "
+    "stand-in for an integer sample weight) adds columns: the outputs cannot match"
+)
+
+
+def _expected_validated(est):
+    # the semivalue estimators have no transform: no expected failure
+    if not hasattr(est, "transform"):
+        return {}
+    return {name: _COLUMNS_ARE_TRAINING_POINTS for name in (
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_sample_weight_equivalence_on_sparse_data",
+    )}
+
+
+@parametrize_with_checks(
+    [
+        _LOOValuation(LogisticRegression()),
+        _LOOValuation(Ridge()),
+        _InfluenceValuation(LogisticRegression()),
+        _InfluenceValuation(Ridge()),
+        _TMCShapley(LogisticRegression(), max_iter=5, random_state=0),
+        _BetaShapley(Ridge(), max_iter=5, random_state=0),
+        _BanzhafValuation(LogisticRegression(), max_iter=5, random_state=0),
+    ],
+    expected_failed_checks=_expected_validated,
+)
+def test_sklearn_compatible_with_validation_set(estimator, check):
+    check(estimator)
+
+
+# ---- transform with the samples' own labels (the checks call transform(X)) ------------
 @pytest.fixture(scope="module")
 def knn_data():
     X, y = make_classification(n_samples=50, n_features=4, n_classes=3, n_informative=3,
@@ -79,11 +130,13 @@ def knn_data():
     return X[:35], y[:35], X[35:], y[35:]
 
 
-def test_knn_transform_without_labels_raises(knn_data):
-    X, y, Xq, _ = knn_data
+def test_knn_transform_without_labels_uses_the_prediction(knn_data):
+    X, y, Xq, yq = knn_data
     knn = KNNShapley(n_neighbors=3).fit(X, y)
-    with pytest.raises(ValueError, match="needs the labels y"):
-        knn.transform(Xq)
+    np.testing.assert_array_equal(knn.transform(Xq), knn.transform(Xq, knn.predict(Xq)))
+    # fit_transform transforms X alone, as every scikit-learn transformer
+    np.testing.assert_array_equal(KNNShapley(n_neighbors=3).fit_transform(X, y),
+                                  knn.transform(X))
     with pytest.raises(ValueError, match="features"):  # shape errors come first
         knn.transform(Xq[:, :2])
 
