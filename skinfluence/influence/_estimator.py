@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..base import BaseExplainer, estimator_has
 from ..linalg import HessianSolver, make_solver
 from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
-from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
+from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
 from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
@@ -301,7 +301,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         return InfluenceBlocks(self._removal, self)
 
     # --------------------------------------------------------- public API
-    def transform(self, X, y=None):
+    def transform(self, X, y=None, out=None):
         """Influence of every training point on the loss (or output) at each sample.
 
         Parameters
@@ -314,14 +314,25 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             predicted change of the model's output at ``i``: the decision function
             for classifiers (of the predicted class for multiclass models), the
             prediction for regressors.
+        out : ndarray of shape (n_samples, n_train), default=None
+            A writeable float64 array the result is written into, block by block,
+            e.g. a memory-mapped file for a matrix larger than memory
+            (``np.lib.format.open_memmap(path, mode="w+", dtype=np.float64,
+            shape=(n_samples, n_train))``).  Without it, a result that cannot fit in
+            the memory available is refused up front with a ``MemoryError``.
 
         Returns
         -------
         influence : ndarray of shape (n_samples, n_train)
+            ``out`` when it is given.
         """
         Xf, Z0, y_enc = self._queries(X, y)
-        check_dense_output(Xf.shape[0], self.objective_.n_train, type(self).__name__)
-        return self._blocks().transform(Xf, Z0, y_enc)
+        shape = (Xf.shape[0], self.objective_.n_train)
+        if out is None:
+            check_dense_output(*shape, type(self).__name__, out_keyword=True)
+        else:
+            check_out(out, shape, "transform")
+        return self._blocks().transform(Xf, Z0, y_enc, out=out)
 
     def explain(self, X, y=None, k=10):
         """The ``k`` most helpful and ``k`` most harmful training points for each sample.
