@@ -21,9 +21,11 @@ from sklearn.utils.validation import (
 from . import _confident as cl
 from ..base import BaseExplainer
 from ..objectives import NotStationaryWarning, unwrap_frozen
+from ..utils._dask import is_dask_collection
 from ..utils._deprecation import REMOVED_IN, positional_deprecated
 from ..utils._routing import routed_for_cv
 from ._containers import replace_labels, scores_to_proba, take_rows_like
+from ._dask import fit_dask
 from ._loo import leverage_loo_proba
 
 __all__ = ["InfluenceCleaner", "scores_to_proba"]
@@ -289,6 +291,8 @@ class InfluenceCleaner(BaseExplainer):
         self : InfluenceCleaner
         """
         self._validate_params()
+        if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+            return fit_dask(self, X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight)
         X_val, y_val = self._validation_set(X_val, y_val)
         X, y, codes, sample_weight = self._check_training(X, y, sample_weight)
         if y_val is not None:

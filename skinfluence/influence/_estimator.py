@@ -21,6 +21,7 @@ from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_no
 from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
 from ._blocks import InfluenceBlocks
+from ._dask import DaskGLM, fit_dask, is_dask_collection
 from ._first_order import FirstOrder
 from ._kernel import closed_form_removal
 from ._newton import Newton
@@ -218,6 +219,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
                 "InfluenceFunctions requires y to be passed, but the target y is None: influence "
                 "is defined through the training loss."
             )
+        if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+            return fit_dask(self, X, y, sample_weight)
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
@@ -326,6 +329,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         influence : ndarray of shape (n_samples, n_train)
             ``out`` when it is given.
         """
+        if self._on_dask():
+            return self._dask_transform(X, y, out)
         Xf, Z0, y_enc = self._queries(X, y)
         shape = (Xf.shape[0], self.objective_.n_train)
         if out is None:
@@ -355,6 +360,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             shape ``(n_samples, min(k, n_train))``.
         """
         k = self._check_k(k)
+        if self._on_dask():
+            validate_data(self, X, skip_check_array=True, reset=False)
+            return self.objective_.explain(X, y, k)
         Xf, Z0, y_enc = self._queries(X, y)
         blocks = self._blocks()
         n = Xf.shape[0]
@@ -371,6 +379,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             (``objective_.unflatten`` maps a column back to ``coef_`` / ``intercept_``).
         """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            raise NotImplementedError(
+                "parameter_changes is not available after a fit on dask arrays (it is "
+                "n_params x n_train); transform, explain and self_influence_ are."
+            )
         removal = self._removal
         idx = np.arange(self.objective_.n_train) if indices is None else np.asarray(indices)
         if removal.ensure_cached():
@@ -382,13 +395,23 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
     @property
     def self_influence_(self):
-        """Predicted change of each training point's own loss when it is removed: (n_train,)."""
+        """Predicted change of each training point's own loss when it is removed: (n_train,).
+
+        A lazy dask array after a fit on dask arrays.
+        """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            return self.objective_.self_influence()
         return self._removal.self_side().self_influence
 
     def loo_decision_function(self):
-        """Raw outputs of each training point under the model refit without it: (n_train, K)."""
+        """Raw outputs of each training point under the model refit without it: (n_train, K).
+
+        A lazy dask array after a fit on dask arrays.
+        """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            return self.objective_.loo_outputs()
         return self._removal.self_side().loo_outputs.copy()
 
     @available_if(estimator_has("predict_proba"))
@@ -403,7 +426,26 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         proba : ndarray of shape (n_train, n_classes)
         """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            Z = self.objective_.loo_outputs()
+            return Z.map_blocks(self.objective_.template.proba_from_outputs, dtype=np.float64,
+                                chunks=(Z.chunks[0], (len(self.classes_),)))
         return self.objective_.proba_from_outputs(self._removal.self_side().loo_outputs)
+
+    # ----------------------------------------------------------------- dask
+    def _on_dask(self):
+        """Whether ``fit`` was given dask arrays (``objective_`` is then a DaskGLM)."""
+        return isinstance(getattr(self, "objective_", None), DaskGLM)
+
+    def _dask_transform(self, X, y, out):
+        if out is not None:
+            raise ValueError(
+                "transform(out=...) writes a result in memory; after a fit on dask arrays "
+                "the result is a lazy dask array: store it with dask (e.g. da.to_zarr or "
+                "da.store into an np.memmap)."
+            )
+        validate_data(self, X, skip_check_array=True, reset=False)
+        return self.objective_.transform(X, y)
 
     # ----------------------------------------------------------------- tags
     def __sklearn_tags__(self):

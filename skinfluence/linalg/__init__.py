@@ -13,8 +13,11 @@
   Neumann-series recursion).
 * :func:`make_solver` picks one by name (``"auto"`` chooses by parameter count
   and sparsity: dense up to :data:`EXACT_MAX_PARAMS` parameters).
+* :class:`FactoredSolver` -- the exact solver of a Hessian given as a matrix, e.g.
+  summed over the row blocks of a dask array by :func:`tree_sum`.
 """
 
+from ._blockwise import FactoredSolver, tree_sum
 from ._cg import CGSolver
 from ._factor import CholeskyFactor
 from ._lissa import LissaSolver
@@ -24,8 +27,10 @@ __all__ = [
     "CholeskyFactor",
     "HessianSolver",
     "ExactSolver",
+    "FactoredSolver",
     "CGSolver",
     "LissaSolver",
     "make_solver",
     "EXACT_MAX_PARAMS",
+    "tree_sum",
 ]
