@@ -278,7 +278,9 @@ class InfluenceCleaner(BaseExplainer):
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-            Training data; pandas DataFrames are passed to the estimator as is.
+            Training data; pandas DataFrames are passed to the estimator as is.  Dask
+            arrays (``method="loo"``, a FrozenEstimator of a linear model or GLM) stay
+            in their row blocks (see the user guide, "Large data").
         y : array-like of shape (n_samples,)
             Possibly noisy class labels (any hashable type, e.g. strings).
         X_val, y_val : array-like, default=None

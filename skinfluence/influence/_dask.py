@@ -360,9 +360,10 @@ def _check_supported(template, owner):
     name = type(template.estimator).__name__
     if not (isinstance(template, LinearObjective) and template.linear_in_params):
         raise TypeError(
-            f"{owner} on dask arrays supports models whose outputs are linear in their "
-            f"parameters (GLMs and linear models); {name} is not one. Neural networks and "
-            "kernel models need the whole training set in memory: pass numpy arrays."
+            f"{owner} on dask arrays supports the linear models and GLMs whose parameters "
+            f"are the coefficients and intercepts of X @ coef.T + intercept; {name} is not "
+            "one of them (HuberRegressor also fits a scale; neural networks and kernel "
+            "models need the whole training set in memory): pass numpy arrays."
         )
     if template.n_params > EXACT_MAX_PARAMS:
         raise ValueError(

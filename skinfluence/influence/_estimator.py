@@ -203,7 +203,12 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix or dask array of shape (n_samples, n_features)
+            A dask array (with ``y`` and ``sample_weight`` dask arrays or in memory)
+            keeps the training data in its row blocks: for a
+            :class:`~sklearn.frozen.FrozenEstimator` of a fitted linear model or GLM,
+            the Hessian is summed block by block and ``self_influence_`` and
+            ``transform`` become lazy dask arrays (see the user guide, "Large data").
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             With a Pipeline, passed to its final step; with scikit-learn's metadata

@@ -187,7 +187,7 @@ def test_dask_refusals_say_what_to_do(client):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlp.fit(X, y)
-    with pytest.raises(TypeError, match="linear in their parameters.*Neural networks"):
+    with pytest.raises(TypeError, match="MLPClassifier is not one of them.*neural networks"):
         InfluenceFunctions(FrozenEstimator(mlp)).fit(Xd, yd)
     separable = (X[:, 0] > 0).astype(int)
     unpenalised = LogisticRegression(C=np.inf, max_iter=50)
@@ -234,3 +234,43 @@ def test_dask_warns_as_in_memory_when_the_model_is_not_at_the_optimum(client):
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotStationaryWarning)
         InfluenceFunctions(FrozenEstimator(converged)).fit(Xd, yd)
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "RidgeClassifier", "SGDRegressor",
+                                  "LinearSVC", "GammaRegressor", "TweedieRegressor",
+                                  "RidgeCV", "LogisticRegressionCV"])
+def test_dask_other_linear_families_equal_in_memory(client, name):
+    from sklearn import linear_model, svm
+
+    X, signal, _ = _data("regression")
+    y = {"classifier": (signal > 0).astype(int), "regressor": signal,
+         "positive": np.exp(0.3 * signal / signal.std())}
+    kind = ("positive" if name in ("GammaRegressor", "TweedieRegressor") else
+            "classifier" if name in ("RidgeClassifier", "LinearSVC", "LogisticRegressionCV")
+            else "regressor")
+    params = {"SGDRegressor": dict(random_state=0), "TweedieRegressor": dict(power=1.5)}
+    estimator = getattr(linear_model, name, None) or getattr(svm, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence; SGD is not at the optimum
+        model = estimator(**params.get(name, {})).fit(X, y[kind])
+        memory = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(X, y[kind])
+        Xd, yd = _dask(X, y[kind])
+        lazy = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(Xd, yd)
+    _close(lazy.self_influence_, memory.self_influence_)
+    _close(lazy.transform(X[:20], y[kind][:20]), memory.transform(X[:20], y[kind][:20]))
+
+
+def test_large_data_guide_example_runs():
+    # the user guide's cluster example, as printed (it starts its own LocalCluster)
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "user_guide"
+            / "large_data.rst").read_text()
+    section = text.split("On a cluster: dask arrays")[1]
+    code = section.split(".. code-block:: python")[1].split("\nWhat runs where")[0]
+    namespace = {}
+    exec(compile("\n".join(line[3:] for line in code.splitlines()), "large_data.rst",
+                 "exec"), namespace)
+    assert namespace["cleaner"].n_issues_ > 100
+    assert namespace["top"].helpful_indices.shape == (3, 5)
+    assert namespace["block"].shape == (3, 100)
