@@ -147,7 +147,12 @@ def test_dask_cleaner_equals_in_memory(client, task):
     model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y, sample_weight=sw)
     memory = InfluenceCleaner(FrozenEstimator(model)).fit(X, y, sample_weight=sw)
     Xd, yd, swd = _dask(X, y, sw)
-    lazy = InfluenceCleaner(FrozenEstimator(model)).fit(Xd, yd, sample_weight=swd)
+    with distributed.get_task_stream(client) as stream:
+        lazy = InfluenceCleaner(FrozenEstimator(model)).fit(Xd, yd, sample_weight=swd)
+    # the Hessian pieces and the leave-one-out outputs ran per row block on the cluster
+    names = [str(task["key"]) for task in stream.data]
+    assert sum("_fit_sums" in name for name in names) == 5
+    assert sum("self_side" in name for name in names) == 5
     assert lazy.influence_ is None and memory.influence_ is None  # the leave-one-out path
     _close(lazy.proba_, memory.proba_)
     _close(lazy.scores_, memory.scores_)
@@ -256,6 +261,7 @@ def test_dask_other_linear_families_equal_in_memory(client, name):
         memory = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(X, y[kind])
         Xd, yd = _dask(X, y[kind])
         lazy = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(Xd, yd)
+    assert isinstance(lazy.self_influence_, da.Array)
     _close(lazy.self_influence_, memory.self_influence_)
     _close(lazy.transform(X[:20], y[kind][:20]), memory.transform(X[:20], y[kind][:20]))
 
