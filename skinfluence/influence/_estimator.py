@@ -107,7 +107,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     approximation_ : str
         The approximation used (``"auto"`` resolved).
     objective_ : skinfluence.objectives.Objective
-        The reconstructed training objective.
+        The reconstructed training objective (after a fit on dask arrays, a
+        ``DaskGLM``: the objective on their row blocks, with the factorised Hessian).
     solver_ : skinfluence.linalg.HessianSolver
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
