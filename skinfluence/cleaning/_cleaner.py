@@ -11,11 +11,13 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, v
 from . import _confident as cl
 from ..base import BaseExplainer
 from ..objectives import NotStationaryWarning
+from ..utils._dask import is_dask_collection
 from ..utils._deprecation import REMOVED_IN, positional_deprecated
 from ._containers import replace_labels, scores_to_proba, take_rows_like
 from ._classification_fit import ClassificationCleaning
 from ._regression import DEFAULT_Z, is_regression_task
 from ._regression_fit import RegressionCleaning, forget_regression
+from ._dask import fit_dask
 
 __all__ = ["InfluenceCleaner", "scores_to_proba"]
 
@@ -324,7 +326,9 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-            Training data; pandas DataFrames are passed to the estimator as is.
+            Training data; pandas DataFrames are passed to the estimator as is.  Dask
+            arrays (``method="loo"``, a FrozenEstimator of a linear model or GLM) stay
+            in their row blocks (see the user guide, "Large data").
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Possibly noisy class labels (any hashable type, e.g. strings), or
             regression targets (several columns for a multi-target regressor).
@@ -338,6 +342,8 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         self : InfluenceCleaner
         """
         self._validate_params()
+        if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+            return fit_dask(self, X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight)
         X_val, y_val = self._validation_set(X_val, y_val)
         if is_regression_task(self.estimator, y):
             self.task_ = "regression"

@@ -22,6 +22,7 @@ from sklearn.frozen import FrozenEstimator
 
 from .._numba import njit
 from ..linalg import EXACT_MAX_PARAMS, CholeskyFactor
+from ..objectives._base import row_blocks
 from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ._containers import scores_to_proba
@@ -34,6 +35,8 @@ _GRAM_ENTRIES = 1 << 16
 _LEVERAGE_ENTRIES = 1 << 19
 # largest (n, d~ (d~ + 1) / 2) matrix of pair products materialised (32 MiB)
 _PAIR_ENTRIES = 1 << 22
+# largest augmented feature matrix [X, 1] held at once (32 MiB); above, built per row block
+_MATERIALISED_ENTRIES = 1 << 22
 
 
 def _applicable(obj):
@@ -60,6 +63,38 @@ def _augment(X, fit_intercept):
     if fit_intercept:
         return np.hstack([X, np.ones((X.shape[0], 1))])
     return np.ascontiguousarray(X)
+
+
+class _AugmentedRows:
+    """Rows of the augmented features ``x~ = [x[active], 1]``, sliced like an array.
+
+    Held as one array when it is small; otherwise each row block is built when it is
+    asked for, so that no copy as large as ``X`` is kept.
+    """
+
+    def __init__(self, X, active, fit_intercept):
+        self.X, self.active, self.fit_intercept = X, active, fit_intercept
+        n_cols = X.shape[1] if active is None else active.size
+        self.shape = (X.shape[0], n_cols + int(fit_intercept))
+        self._full = None
+        if self.shape[0] * self.shape[1] <= _MATERIALISED_ENTRIES:
+            self._full = self._build(slice(0, self.shape[0]))
+
+    def _build(self, rows):
+        X = self.X[rows]
+        return _augment(X if self.active is None else X[:, self.active], self.fit_intercept)
+
+    def __getitem__(self, rows):
+        return self._full[rows] if self._full is not None else self._build(rows)
+
+    def full(self):
+        """All rows as one array (only for the pair products, which are small)."""
+        return self._full if self._full is not None else self._build(slice(0, self.shape[0]))
+
+
+def _big_blocks(rows):
+    """Row blocks of :func:`skinfluence.objectives._base.row_blocks` (one when small)."""
+    return row_blocks(rows.shape[0], rows.shape[1])
 
 
 def _row_blocks(n, width, entries):
@@ -93,14 +128,24 @@ def _softmax_hessian(Xa, P, w):
 
 
 def _dense_hessian(obj, Xa, S, w, Z):
-    """Hessian without penalty in (k, a) layout, or None to use the objective's own."""
+    """Hessian without penalty in (k, a) layout, or None to use the objective's own.
+
+    ``Xa`` is the :class:`_AugmentedRows` of the training points.
+    """
     K = obj.n_outputs
     if K == 1:
         ws = S[:, 0, 0] * w
-        if np.all(ws >= 0):
-            Xs = Xa * np.sqrt(ws)[:, None]
-            return Xs.T @ Xs
-        return (Xa * ws[:, None]).T @ Xa
+        nonneg = bool(np.all(ws >= 0))
+        sw = np.sqrt(ws) if nonneg else None
+        H = np.zeros((Xa.shape[1], Xa.shape[1]))
+        for sl in _big_blocks(Xa):
+            Xb = Xa[sl]
+            if nonneg:
+                Xs = Xb * sw[sl, None]
+                H += Xs.T @ Xs
+            else:
+                H += (Xb * ws[sl, None]).T @ Xb
+        return H
     if getattr(obj, "shift_invariant", False):
         try:
             P = obj.proba_from_outputs(Z)
@@ -135,8 +180,9 @@ def _dense_leverages(Xa, Hinv, K):
     R = np.ascontiguousarray(H4[ls, :, ks, :].transpose(1, 0, 2)).reshape(da, n_pairs * da)
     out = np.empty((n, n_pairs))
     for sl in _row_blocks(n, n_pairs * da, _LEVERAGE_ENTRIES):
-        T = (Xa[sl] @ R).reshape(-1, n_pairs, da)
-        np.matmul(T, Xa[sl, :, None], out=out[sl, :, None])
+        Xb = Xa[sl]
+        T = (Xb @ R).reshape(-1, n_pairs, da)
+        np.matmul(T, Xb[:, :, None], out=out[sl, :, None])
     return out
 
 
@@ -231,17 +277,42 @@ def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
     return singular
 
 
+def _active_features(X):
+    """Features that are non-zero on some row (over row blocks: ``X != 0`` is n x d)."""
+    nonzero = np.zeros(X.shape[1], dtype=bool)
+    for sl in row_blocks(X.shape[0], X.shape[1]):
+        nonzero |= np.any(X[sl] != 0, axis=0)
+    return np.flatnonzero(nonzero)
+
+
+def _dense_stationarity(obj, Xa, order, w, r):
+    """``max |grad J|`` over the per-sample gradient scale (as
+    :func:`skinfluence.objectives.stationarity`) from ``sum_i w_i r_i x~_i`` and
+    ``sum_i |w_i r_i| |x~_i|``, summed over row blocks: no per-sample gradients."""
+    wr = w[:, None] * r
+    grad = np.zeros((r.shape[1], Xa.shape[1]))
+    scale = np.zeros_like(grad)
+    for sl in _big_blocks(Xa):
+        Xb = Xa[sl]
+        grad += wr[sl].T @ Xb
+        scale += np.abs(wr[sl]).T @ np.abs(Xb)
+    grad = grad.ravel() + obj.penalty_gradient()[order]
+    scale = scale.max()
+    return float(np.abs(grad).max() / scale) if scale > 0 else 0.0
+
+
 def _dense_hessian_parts(obj, Z, r, S, w, N, check_stationarity):
-    """Dense ``X``: ``(X, Xa, order, N, H, stationarity, pair products)`` with the features
-    that are zero on every row dropped, ``H`` the penalised Hessian in ``order`` (None when
-    the family defines its own Hessian) and the stationarity from two small products."""
+    """Dense ``X``: ``(Xa, order, N, H, stationarity, pair products)`` with ``Xa`` the
+    :class:`_AugmentedRows` without the features that are zero on every row, ``H`` the
+    penalised Hessian in ``order`` (None when the family defines its own Hessian) and the
+    stationarity from two small products."""
     X = np.asarray(obj.X, dtype=np.float64)
     K = obj.n_outputs
     order = _augmented_order(obj)
     # features that are zero on every training row (e.g. constant pixels after
     # scaling) appear in no Jacobian and in no Hessian entry but the penalty: their
     # parameters decouple and drop out of every leverage exactly
-    active = np.flatnonzero(np.any(X != 0, axis=0))
+    active = _active_features(X)
     if active.size < X.shape[1]:
         d = X.shape[1]
         keep = np.zeros((K, d + int(obj.fit_intercept)), dtype=bool)
@@ -249,25 +320,19 @@ def _dense_hessian_parts(obj, Z, r, S, w, N, check_stationarity):
         if obj.fit_intercept:
             keep[:, d] = True
         order = order[keep.ravel()]
-        X = X[:, active]
         if N is not None:
             N = N[:, np.abs(N[order]).sum(axis=0) > 0]  # columns of dropped features go
             N = N if N.shape[1] else None
-    Xa = _augment(X, obj.fit_intercept)
-    # stationarity from two small products (the generic one builds every
-    # per-sample gradient): sum_i w_i r_i x~_i + penalty, over sum_i |w_i r_i x~_i|
-    station = None
-    if check_stationarity:
-        wr = w[:, None] * r
-        grad = (wr.T @ Xa).ravel() + obj.penalty_gradient()[order]
-        scale = (np.abs(wr).T @ np.abs(Xa)).max()
-        station = float(np.abs(grad).max() / scale) if scale > 0 else 0.0
+    else:
+        active = None
+    Xa = _AugmentedRows(X, active, obj.fit_intercept)
+    station = _dense_stationarity(obj, Xa, order, w, r) if check_stationarity else None
     # the kernels below build sum_i J_i^T (w_i S_i) J_i + penalty, which is the
     # family's Hessian unless it defines its own
     own = type(obj).hessian is LinearObjective.hessian and (
         type(obj).curvature is LinearObjective.curvature
     )
-    pair = _PairProducts(Xa) if _PairProducts.worth_it(*Xa.shape, K) else None
+    pair = _PairProducts(Xa.full()) if _PairProducts.worth_it(*Xa.shape, K) else None
     H = None
     if own:  # None from _dense_hessian too: the objective's own Hessian
         H = pair.hessian(S, w, K) if pair is not None else _dense_hessian(obj, Xa, S, w, Z)
@@ -275,8 +340,7 @@ def _dense_hessian_parts(obj, Z, r, S, w, N, check_stationarity):
         H = obj.hessian()[np.ix_(order, order)]
     else:
         H[np.diag_indices(order.size)] += obj.penalty_diagonal()[order]
-    return X, Xa, order, N, H, station, pair
-
+    return Xa, order, N, H, station, pair
 
 
 def glm_loo_outputs(obj, damping=0.0, check_stationarity=True, return_leverage=False,
@@ -327,7 +391,7 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True, return_leverage=F
         H = obj.hessian()[np.ix_(order, order)]
         station = stationarity(obj) if check_stationarity else None
     else:
-        X, Xa, order, N, H, station, pair = _dense_hessian_parts(
+        Xa, order, N, H, station, pair = _dense_hessian_parts(
             obj, Z, r, S, w, N, check_stationarity)
     # flat directions get the pseudo-inverse; singular or indefinite Hessians are damped
     # with a warning, exactly as by the influence engine's exact solver

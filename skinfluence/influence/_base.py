@@ -17,12 +17,24 @@ import numpy as np
 
 from ..utils._parallel import chunk_slices
 
-# Influence blocks are materialised this many float64 entries at a time (64 MiB).
-BLOCK_ENTRIES = 1 << 23
+# Influence blocks are materialised this many float64 entries at a time (16 MiB): large
+# enough for full-speed products, small next to the data (a block has a few temporaries).
+BLOCK_ENTRIES = 1 << 21
 # Row blocks written straight into the output can be larger: fewer passes over dtheta.
 ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.
 CACHE_ENTRIES = 1 << 26
+# ... but for models linear in their parameters with a dense inverse Hessian only up to this
+# many (32 MiB): a block of them is then one (p, p) product away, while all of them are as
+# large as the data (K times) and would set the peak memory of large data sets.
+LINEAR_CACHE_ENTRIES = 1 << 22
+
+
+def cache_budget(objective, solver):
+    """Largest ``n_params * n_train`` whose parameter changes are all kept in memory."""
+    if objective.linear_in_params and solver.inverse() is not None:
+        return min(CACHE_ENTRIES, LINEAR_CACHE_ENTRIES)
+    return CACHE_ENTRIES
 
 
 def parameter_chunks(objective):
@@ -90,7 +102,8 @@ class Removal:
         self.objective, self.solver = objective, solver
         self.train_outputs = objective.outputs(objective.X)
         self.coef = self.reweighting = self.leverages = None
-        self.cacheable = objective.n_params * objective.n_train <= CACHE_ENTRIES
+        self.cacheable = objective.n_params * objective.n_train <= cache_budget(objective,
+                                                                               solver)
         self.refined = {}
         self._directions = None
         self._self_side = None

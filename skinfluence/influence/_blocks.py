@@ -87,9 +87,11 @@ class InfluenceBlocks:
                                               k)
 
     def column_chunks(self, n_rows):
-        """Chunks of training points whose blocks over ``n_rows`` queries stay small."""
+        """Chunks of training points whose blocks over ``n_rows`` queries, and whose
+        ``(n_params, m)`` parameter changes, hold about ``BLOCK_ENTRIES`` values (at least
+        256 points each)."""
         K = self.objective.n_outputs
-        size = max(256, _base.BLOCK_ENTRIES // max(n_rows * K, 1))
+        size = max(256, _base.BLOCK_ENTRIES // max(n_rows * K, self.objective.n_params, 1))
         return chunk_slices(self.objective.n_train, size)
 
     # ------------------------------------------------------------ results
@@ -109,12 +111,17 @@ class InfluenceBlocks:
             and n_queries * obj.n_outputs < obj.n_train
         )
 
-    def transform(self, Xf, Z0, y_enc):
-        """The influence matrix (n_queries, n_train)."""
+    def transform(self, Xf, Z0, y_enc, out=None):
+        """The influence matrix (n_queries, n_train), written into ``out`` when given.
+
+        ``out`` (e.g. a memory-mapped file) is filled block by block: nothing of its
+        size is allocated.
+        """
         n, n_train, K = Xf.shape[0], self.objective.n_train, self.objective.n_outputs
+        if out is None:
+            out = np.empty((n, n_train))
         if self.query_side(n, y_enc):
-            return self._transform_query_side(Xf, Z0, y_enc)
-        out = np.empty((n, n_train))
+            return self._transform_query_side(Xf, Z0, y_enc, out)
         if self.removal.ensure_cached():
             all_cols = slice(0, n_train)
             if y_enc is not None and self.removal.approximation == "first_order" and (
@@ -137,17 +144,17 @@ class InfluenceBlocks:
         self._run(fill, self.column_chunks(n), "influence")
         return out
 
-    def _transform_query_side(self, Xf, Z0, y_enc):
+    def _transform_query_side(self, Xf, Z0, y_enc, out):
         obj, removal = self.objective, self.removal
         r, _ = obj.loss_derivatives(Z0, y_enc)
         G = obj.vjp(Xf, r)  # (n, p) query gradients
         Q = removal.solver.solve(G.T)  # (p, n): H^{-1} g_i
-        out = np.empty((Xf.shape[0], obj.n_train))
+        rw = removal.reweighting
+        GB = None if rw is None else G @ rw.directions
         for cols in _base.parameter_chunks(obj):
             out[:, cols] = Q.T @ obj.vjp_T(obj.X[cols], removal.coef[cols])
-        rw = removal.reweighting
-        if rw is not None:  # dtheta_j also moves by -H^{-1} B coeff_j
-            out -= (G @ rw.directions) @ rw.coef.T
+            if rw is not None:  # dtheta_j also moves by -H^{-1} B coeff_j
+                out[:, cols] -= GB @ rw.coef[cols].T
         return out
 
     def column_sums(self, Xf, Z0, y_enc, desc="values"):

@@ -18,11 +18,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..base import BaseExplainer, estimator_has
 from ..linalg import HessianSolver, make_solver
 from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
-from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
+from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
 from ._blocks import InfluenceBlocks
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 from ._boosting import is_boosted, prepare_boosting
+from ._dask import DaskGLM, fit_dask, is_dask_collection
 from ._first_order import FirstOrder
 from ._kernel import closed_form_removal
 from ._newton import Newton
@@ -118,7 +119,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     approximation_ : str
         The approximation used (``"auto"`` resolved).
     objective_ : skinfluence.objectives.Objective
-        The reconstructed training objective.
+        The reconstructed training objective (after a fit on dask arrays, a
+        ``DaskGLM``: the objective on their row blocks, with the factorised Hessian).
     solver_ : skinfluence.linalg.HessianSolver
         The prepared inverse-Hessian solver; ``solver_info_`` has its diagnostics.
     solver_info_ : dict
@@ -215,7 +217,12 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix or dask array of shape (n_samples, n_features)
+            A dask array (with ``y`` and ``sample_weight`` dask arrays or in memory)
+            keeps the training data in its row blocks: for a
+            :class:`~sklearn.frozen.FrozenEstimator` of a fitted linear model or GLM,
+            the Hessian is summed block by block and ``self_influence_`` and
+            ``transform`` become lazy dask arrays (see the user guide, "Large data").
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             With a Pipeline, passed to its final step; with scikit-learn's metadata
@@ -231,6 +238,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
                 "InfluenceFunctions requires y to be passed, but the target y is None: influence "
                 "is defined through the training loss."
             )
+        if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+            return fit_dask(self, X, y, sample_weight)
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
         validate_data(self, X, skip_check_array=True)
@@ -341,7 +350,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         return InfluenceBlocks(self._removal, self)
 
     # --------------------------------------------------------- public API
-    def transform(self, X, y=None):
+    def transform(self, X, y=None, out=None):
         """Influence of every training point on the loss (or output) at each sample.
 
         Parameters
@@ -354,14 +363,27 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             predicted change of the model's output at ``i``: the decision function
             for classifiers (of the predicted class for multiclass models), the
             prediction for regressors.
+        out : ndarray of shape (n_samples, n_train), default=None
+            A writeable float64 array the result is written into, block by block,
+            e.g. a memory-mapped file for a matrix larger than memory
+            (``np.lib.format.open_memmap(path, mode="w+", dtype=np.float64,
+            shape=(n_samples, n_train))``).  Without it, a result that cannot fit in
+            the memory available is refused up front with a ``MemoryError``.
 
         Returns
         -------
         influence : ndarray of shape (n_samples, n_train)
+            ``out`` when it is given.
         """
+        if self._on_dask():
+            return self._dask_transform(X, y, out)
         Xf, Z0, y_enc = self._queries(X, y)
-        check_dense_output(Xf.shape[0], self.objective_.n_train, type(self).__name__)
-        return self._blocks().transform(Xf, Z0, y_enc)
+        shape = (Xf.shape[0], self.objective_.n_train)
+        if out is None:
+            check_dense_output(*shape, type(self).__name__, out_keyword=True)
+        else:
+            check_out(out, shape, "transform")
+        return self._blocks().transform(Xf, Z0, y_enc, out=out)
 
     def explain(self, X, y=None, k=10):
         """The ``k`` most helpful and ``k`` most harmful training points for each sample.
@@ -384,6 +406,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             shape ``(n_samples, min(k, n_train))``.
         """
         k = self._check_k(k)
+        if self._on_dask():
+            validate_data(self, X, skip_check_array=True, reset=False)
+            return self.objective_.explain(X, y, k)
         Xf, Z0, y_enc = self._queries(X, y)
         return self._blocks().explain(Xf, Z0, y_enc, k)
 
@@ -397,6 +422,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             (``objective_.unflatten`` maps a column back to ``coef_`` / ``intercept_``).
         """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            raise NotImplementedError(
+                "parameter_changes is not available after a fit on dask arrays (it is "
+                "n_params x n_train); transform, explain and self_influence_ are."
+            )
         removal = self._removal
         idx = np.arange(self.objective_.n_train) if indices is None else np.asarray(indices)
         if removal.ensure_cached():
@@ -408,13 +438,23 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
 
     @property
     def self_influence_(self):
-        """Predicted change of each training point's own loss when it is removed: (n_train,)."""
+        """Predicted change of each training point's own loss when it is removed: (n_train,).
+
+        A lazy dask array after a fit on dask arrays.
+        """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            return self.objective_.self_influence()
         return self._removal.self_side().self_influence
 
     def loo_decision_function(self):
-        """Raw outputs of each training point under the model refit without it: (n_train, K)."""
+        """Raw outputs of each training point under the model refit without it: (n_train, K).
+
+        A lazy dask array after a fit on dask arrays.
+        """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            return self.objective_.loo_outputs()
         return self._removal.self_side().loo_outputs.copy()
 
     @available_if(estimator_has("predict_proba"))
@@ -429,7 +469,26 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         proba : ndarray of shape (n_train, n_classes)
         """
         check_is_fitted(self, "objective_")
+        if self._on_dask():
+            Z = self.objective_.loo_outputs()
+            return Z.map_blocks(self.objective_.template.proba_from_outputs, dtype=np.float64,
+                                chunks=(Z.chunks[0], (len(self.classes_),)))
         return self.objective_.proba_from_outputs(self._removal.self_side().loo_outputs)
+
+    # ----------------------------------------------------------------- dask
+    def _on_dask(self):
+        """Whether ``fit`` was given dask arrays (``objective_`` is then a DaskGLM)."""
+        return isinstance(getattr(self, "objective_", None), DaskGLM)
+
+    def _dask_transform(self, X, y, out):
+        if out is not None:
+            raise ValueError(
+                "transform(out=...) writes a result in memory; after a fit on dask arrays "
+                "the result is a lazy dask array: store it with dask (e.g. da.to_zarr or "
+                "da.store into an np.memmap)."
+            )
+        validate_data(self, X, skip_check_array=True, reset=False)
+        return self.objective_.transform(X, y)
 
     # ----------------------------------------------------------------- tags
     def __sklearn_tags__(self):

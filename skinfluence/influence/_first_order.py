@@ -26,7 +26,7 @@ def single_output_products(objective, solver):
         or not objective.linear_in_params
         or objective.n_outputs != 1
         or sp.issparse(objective.X)
-        or objective.n_params * objective.n_train > _base.CACHE_ENTRIES
+        or objective.n_params * objective.n_train > _base.cache_budget(objective, solver)
     ):
         return None
     return augmented(objective, objective.X) @ Hinv

@@ -15,8 +15,11 @@
   and sparsity: dense up to :data:`EXACT_MAX_PARAMS` parameters).
 * :func:`ridge_loo_path` -- exact leave-one-out errors of ridge regression for a
   grid of penalties from one SVD (chooses ``alpha`` without refits).
+* :class:`FactoredSolver` -- the exact solver of a Hessian given as a matrix, e.g.
+  summed over the row blocks of a dask array by :func:`tree_sum`.
 """
 
+from ._blockwise import FactoredSolver, tree_sum
 from ._cg import CGSolver
 from ._factor import CholeskyFactor
 from ._lissa import LissaSolver
@@ -27,9 +30,11 @@ __all__ = [
     "CholeskyFactor",
     "HessianSolver",
     "ExactSolver",
+    "FactoredSolver",
     "CGSolver",
     "LissaSolver",
     "make_solver",
     "EXACT_MAX_PARAMS",
     "ridge_loo_path",
+    "tree_sum",
 ]

@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import Objective
+from ._base import Objective, row_blocks
 
 __all__ = [
     "Objective",
@@ -141,9 +141,29 @@ def stationarity(obj):
     Zero at an exact optimum of the objective on ``obj``'s data; the share of the
     data's own gradient scale the fitted parameters leave unbalanced otherwise.
     """
-    G = obj.sample_gradients(obj.X, obj.y)
-    grad = obj.weights @ G + obj.penalty_gradient()
-    scale = np.abs(obj.weights[:, None] * G).sum(axis=0).max()
+    return stationarity_ratio(obj, *stationarity_sums(obj))
+
+
+def stationarity_sums(obj):
+    """``sum_i w_i grad loss_i`` and ``sum_i |w_i grad loss_i|`` over ``obj``'s training set.
+
+    Summed over row blocks (the per-sample gradients are as large as the data); sums
+    over the row blocks of larger data add up to those of the whole.
+    """
+    grad = np.zeros(obj.n_params)
+    total = np.zeros(obj.n_params)
+    for rows in row_blocks(obj.n_train, obj.n_params):
+        G = obj.sample_gradients(obj.X[rows], obj.y[rows])
+        grad += obj.weights[rows] @ G
+        G *= obj.weights[rows, None]
+        total += np.abs(G, out=G).sum(axis=0)
+    return grad, total
+
+
+def stationarity_ratio(obj, grad, total):
+    """:func:`stationarity` from the sums of :func:`stationarity_sums` (penalty added here)."""
+    grad = grad + obj.penalty_gradient()
+    scale = total.max()
     return float(np.abs(grad).max() / scale) if scale > 0 else 0.0
 
 

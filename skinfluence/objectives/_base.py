@@ -37,6 +37,16 @@ import numpy as np
 
 # rows x parameters of the Jacobian blocks in the generic jacobian_quadratic_forms (64 MiB)
 _QUADRATIC_FORM_ENTRIES = 1 << 23
+# Sums over the training set that need an (n, width) temporary (weighted Grams, per-sample
+# gradients) run over row blocks of this many float64 entries (8 MiB), so that no copy of
+# the data is made; data that fit in one block are summed in one call, as they always were.
+ROW_BLOCK_ENTRIES = 1 << 20
+
+
+def row_blocks(n_rows, width):
+    """Slices of ``n_rows`` rows whose ``(rows, width)`` blocks hold about ROW_BLOCK_ENTRIES."""
+    step = max(1, ROW_BLOCK_ENTRIES // max(int(width), 1))
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 
 
 class Objective(ABC):

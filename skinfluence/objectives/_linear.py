@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array
 
-from ._base import Objective
+from ._base import Objective, row_blocks
 from ._kernels import csr_weighted_colsum, csr_weighted_gram
 
 
@@ -348,11 +348,22 @@ def _weighted_gram(X, w):
     if sp.issparse(X):
         X = X.tocsr()
         return csr_weighted_gram(X.data, X.indices, X.indptr, X.shape[1], w)
-    if np.all(w >= 0):
-        # a.T @ a runs as a symmetric rank-k update (syrk): half the flops of a GEMM
-        Xs = X * np.sqrt(w)[:, None]
-        return Xs.T @ Xs
-    return (X * w[:, None]).T @ X
+    # summed over row blocks: the weighted copy of X is as large as X
+    G = None
+    nonneg = bool(np.all(w >= 0))
+    sw = np.sqrt(w) if nonneg else None
+    for rows in row_blocks(X.shape[0], X.shape[1]):
+        if nonneg:
+            # a.T @ a runs as a symmetric rank-k update (syrk): half the flops of a GEMM
+            Xs = X[rows] * sw[rows, None]
+            part = Xs.T @ Xs
+        else:
+            part = (X[rows] * w[rows, None]).T @ X[rows]
+        if G is None:
+            G = part
+        else:
+            G += part
+    return G if G is not None else np.zeros((X.shape[1], X.shape[1]))
 
 
 def _weighted_colsum(X, w):
@@ -375,7 +386,9 @@ def _row_quadratic_forms(X, A, with_intercept):
         q = csr_row_quadratic_forms(X.data, X.indices, X.indptr, np.ascontiguousarray(Axx),
                                     np.empty(X.shape[0]))
     else:
-        q = np.einsum("ij,ij->i", X @ Axx, X)
+        q = np.empty(X.shape[0])
+        for rows in row_blocks(X.shape[0], X.shape[1]):  # X @ Axx is as large as X
+            q[rows] = np.einsum("ij,ij->i", X[rows] @ Axx, X[rows])
     if axb is not None:
         q = q + np.asarray(X @ axb).ravel() + abb
     return q

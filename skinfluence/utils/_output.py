@@ -31,17 +31,24 @@ def available_memory():
         return None
 
 
-def check_dense_output(n_rows, n_columns, owner, *, explain="explain"):
+def check_dense_output(n_rows, n_columns, owner, *, explain="explain", out_keyword=False):
     """Raise a MemoryError before allocating an ``(n_rows, n_columns)`` float64 result of
     ``owner.transform`` that cannot fit in the memory available now.
 
-    ``explain`` names the top-k alternative to point to (None if there is none).
+    ``explain`` names the top-k alternative to point to (None if there is none);
+    ``out_keyword``: ``transform`` can write into a caller's array (``out=``).
     """
     nbytes = 8 * int(n_rows) * int(n_columns)
     available = available_memory()
     if available is None or nbytes <= _MEMORY_SHARE * available:
         return
     alternatives = "call transform on blocks of rows of X and reduce each block in turn"
+    if out_keyword:
+        alternatives = (
+            "pass out= an array to write it into block by block, e.g. a file on disk: "
+            f"out=np.lib.format.open_memmap(path, mode='w+', dtype=np.float64, "
+            f"shape=({n_rows}, {n_columns})); or give X and y as dask arrays for a lazy "
+            "result computed by row blocks; or " + alternatives)
     if explain is not None:
         alternatives = (f"use {explain}(X, y, k) for the k most helpful and harmful training "
                         "points of each sample (computed in blocks), or " + alternatives)
@@ -50,6 +57,22 @@ def check_dense_output(n_rows, n_columns, owner, *, explain="explain"):
         f"({nbytes / 2**30:.1f} GiB), more than the {available / 2**30:.1f} GiB of memory "
         f"available now can hold with room to compute it. Instead, {alternatives}."
     )
+
+
+def check_out(out, shape, method):
+    """Check ``out=``, the caller's array a ``method`` writes its ``shape`` float64 result
+    into: a writeable ndarray (e.g. an ``np.memmap``) of exactly that shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(
+            f"{method}(out=...) must be a numpy array or np.memmap; got {type(out).__name__}."
+        )
+    if out.shape != tuple(shape) or out.dtype != np.float64:
+        raise ValueError(
+            f"{method}(out=...) must have shape {tuple(shape)} and dtype float64; got shape "
+            f"{out.shape} and dtype {out.dtype}."
+        )
+    if not out.flags.writeable:
+        raise ValueError(f"{method}(out=...) is read-only.")
 
 
 def row_labels(X, n_rows):

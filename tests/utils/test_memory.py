@@ -240,3 +240,139 @@ def test_other_transforms_refuse_what_cannot_fit(monkeypatch, make):
         est.transform(Xt, yt)
     _little_memory(monkeypatch, 2**30)
     np.testing.assert_array_equal(est.transform(Xt, yt), expected)
+
+
+# ------------------------------------------------ transform into the caller's array (out=)
+@pytest.mark.parametrize("approximation", ["newton", "first_order"])
+@pytest.mark.parametrize("cached", [True, False])
+def test_influence_transform_writes_into_a_memmap(tmp_path, monkeypatch, approximation,
+                                                  cached):
+    X, y, Xt, yt = _data(700, 30, n_classes=3)
+    if not cached:  # parameter changes computed per chunk of 256 training points
+        monkeypatch.setattr(influence_base, "CACHE_ENTRIES", 0)
+        monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)
+    inf = InfluenceFunctions(LogisticRegression(max_iter=1000),
+                             approximation=approximation).fit(X, y)
+    assert inf._removal.cacheable == cached
+    for target in (yt, None):
+        expected = inf.transform(Xt, target)
+        path = tmp_path / f"influence_{target is None}.npy"
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(30, 700))
+        got = inf.transform(Xt, target, out=mm)
+        assert got is mm
+        mm.flush()
+        del mm, got
+        np.testing.assert_array_equal(np.load(path), expected)
+
+
+def test_influence_transform_out_is_checked_and_lifts_the_refusal(monkeypatch):
+    X, y, Xt, yt = _data(300, 40)
+    inf = InfluenceFunctions(LogisticRegression()).fit(X, y)
+    expected = inf.transform(Xt, yt)
+    _little_memory(monkeypatch, 8 * 40 * 300)  # no room for a new result ...
+    with pytest.raises(MemoryError, match=r"out=np\.lib\.format\.open_memmap") as err:
+        inf.transform(Xt, yt)
+    assert "shape=(40, 300)" in str(err.value)
+    out = np.empty((40, 300))  # ... but the caller's own array is written into
+    assert inf.transform(Xt, yt, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match=r"shape \(40, 300\) and dtype float64"):
+        inf.transform(Xt, yt, out=np.empty((40, 299)))
+    with pytest.raises(ValueError, match="dtype float64"):
+        inf.transform(Xt, yt, out=np.empty((40, 300), dtype=np.float32))
+    with pytest.raises(TypeError, match="numpy array or np.memmap"):
+        inf.transform(Xt, yt, out=[[0.0] * 300] * 40)
+    read_only = np.empty((40, 300))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        inf.transform(Xt, yt, out=read_only)
+
+
+# ------------------------------------------------ large data: nothing as large as X is held
+def _frozen_logistic(n, d, n_classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X[:, 3] = 0.0  # a feature that is zero on every row (the cleaner drops it)
+    W = rng.standard_normal((d, n_classes)) / np.sqrt(d)
+    Z = X @ W + rng.gumbel(size=(n, n_classes))
+    y = np.argmax(Z, axis=1)
+    model = LogisticRegression(tol=1e-10, max_iter=1000).fit(X, y)
+    return X, y, model
+
+
+def _traced_peak(func):
+    tracemalloc.start()
+    try:
+        result = func()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, result
+
+
+def test_glm_influence_and_cleaning_never_copy_the_data(monkeypatch):
+    from sklearn.frozen import FrozenEstimator
+
+    import skinfluence.objectives._base as objectives_base
+    from skinfluence.cleaning import InfluenceCleaner
+
+    # row blocks and influence blocks of 2 MiB (raising=False: the bound is checked on
+    # code without them too)
+    monkeypatch.setattr(objectives_base, "ROW_BLOCK_ENTRIES", 1 << 18, raising=False)
+    monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1 << 18)
+
+    # 60,000 x 100 float64: X is 45.8 MiB, a vector over its rows 0.46 MiB (1/100 of it),
+    # too many for the parameter changes to be cached (101 x 60,000 > LINEAR_CACHE_ENTRIES).
+    # Fit, self-influence, explain and the cleaner's leave-one-out path each keep their
+    # temporaries to a few such vectors and blocks of a few MiB: a copy of X (an augmented
+    # [X, 1], per-sample gradients, a weighted X for the Hessian, the (p, n) parameter
+    # changes) would alone exceed the bound.
+    X, y, model = _frozen_logistic(60_000, 100)
+    small_X, small_y = X[:300], y[:300]
+    InfluenceFunctions(FrozenEstimator(LogisticRegression().fit(small_X, small_y))).fit(
+        small_X, small_y).explain(small_X[:5], small_y[:5], k=2)  # numba compiled, not counted
+    bound = 0.5 * X.nbytes
+    peak, inf = _traced_peak(lambda: InfluenceFunctions(FrozenEstimator(model)).fit(X, y))
+    assert not inf._removal.cacheable
+    assert peak < bound, f"fit: {peak / 2**20:.1f} MiB"
+    peak, _ = _traced_peak(lambda: inf.self_influence_)
+    assert peak < bound, f"self_influence_: {peak / 2**20:.1f} MiB"
+    peak, _ = _traced_peak(lambda: inf.explain(X[:200], y[:200], k=5))
+    assert peak < bound, f"explain: {peak / 2**20:.1f} MiB"
+    inf = None  # the cleaner runs without the explainer's arrays
+    peak, cleaner = _traced_peak(lambda: InfluenceCleaner(FrozenEstimator(model)).fit(X, y))
+    assert peak < bound, f"cleaner: {peak / 2**20:.1f} MiB"
+    assert cleaner.influence_ is None  # the leverage fast path ran
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_glm_row_blocks_give_the_numbers_of_one_block(monkeypatch, n_classes):
+    from sklearn.frozen import FrozenEstimator
+
+    import skinfluence.cleaning._loo as loo
+    import skinfluence.objectives._base as objectives_base
+    from skinfluence.cleaning import InfluenceCleaner
+    from skinfluence.objectives import make_objective, stationarity
+
+    # 9000 x 30: too many rows for the cleaner's pair products (its other kernels run)
+    X, y, model = _frozen_logistic(9000, 30, n_classes=n_classes)
+    frozen = FrozenEstimator(model)
+
+    def run():
+        inf = InfluenceFunctions(frozen).fit(X, y)
+        obj = make_objective(model, X, y)
+        cleaner = InfluenceCleaner(frozen).fit(X, y)
+        return (obj.hessian(), stationarity(obj), inf.self_influence_,
+                inf.transform(X[:20], y[:20]), cleaner.proba_)
+
+    one = run()
+    # blocks of 20,000 entries (at most 666 rows), the cleaner's [X, 1] built per block
+    monkeypatch.setattr(objectives_base, "ROW_BLOCK_ENTRIES", 20_000)
+    monkeypatch.setattr(loo, "_MATERIALISED_ENTRIES", 0)
+    blocked = run()
+    hessian, station, *rest = one
+    np.testing.assert_allclose(blocked[0], hessian, rtol=1e-12, atol=1e-14 * hessian.max())
+    # a ratio to the gradient scale, near zero at the optimum: rounding of the sums is ~1e-16
+    assert abs(blocked[1] - station) < 1e-13
+    for a, b in zip(rest, blocked[2:]):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13 * np.abs(a).max())
