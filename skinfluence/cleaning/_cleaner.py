@@ -342,7 +342,9 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         self : InfluenceCleaner
         """
         self._validate_params()
-        if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+        if is_dask_collection(X):  # row blocks of dask arrays (class labels): _dask.py
+            self.task_ = "classification"
+            forget_regression(self)
             return fit_dask(self, X, y, X_val=X_val, y_val=y_val, sample_weight=sample_weight)
         X_val, y_val = self._validation_set(X_val, y_val)
         if is_regression_task(self.estimator, y):
