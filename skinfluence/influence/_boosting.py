@@ -283,11 +283,11 @@ class BoostingRemoval:
         size = max(16, _BLOCK_ENTRIES // max(n_queries * K + self.model.n_leaves, 1))
         return chunk_slices(self.n_train, size)
 
-    def transform(self, Xf, Z0, y_enc):
-        """The influence matrix (n_queries, n_train)."""
+    def transform(self, Xf, Z0, y_enc, out=None):
+        """The influence matrix (n_queries, n_train), written into ``out`` when given."""
         q_leaves = self.model.apply(Xf)
         n = Xf.shape[0]
-        out = np.empty((n, self.n_train))
+        out = np.empty((n, self.n_train)) if out is None else out
         if self._by_rows(n):
             def rows(sl):
                 y = None if y_enc is None else y_enc[sl]

@@ -310,8 +310,10 @@ class ForestBlocks:
     def _map(self, func, n_queries, desc):
         return self.explainer._run_blocks(func, self.column_chunks(n_queries), desc)
 
-    def transform(self, Xf, Z0, y_enc):
-        out = np.empty((Xf.shape[0], self.removal.ensemble.n_train))
+    def transform(self, Xf, Z0, y_enc, out=None):
+        """The influence matrix (n_queries, n_train), written into ``out`` when given."""
+        if out is None:
+            out = np.empty((Xf.shape[0], self.removal.ensemble.n_train))
 
         def fill(cols):
             return cols, self.block(Xf, Z0, y_enc, cols)

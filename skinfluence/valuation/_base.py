@@ -113,11 +113,12 @@ def take_rows(X, idx):
     return _safe_indexing(X, idx)
 
 
-def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse="csr", y_numeric=False):
+def check_train(est, X, y, sample_weight, *, reset=True, accept_sparse="csr", y_numeric=False,
+                class_targets=None):
     """Validate the training set (see :func:`check_inputs`), the classes of a classifier's
-    targets and the sample weights."""
+    targets (``class_targets``: None means ``is_classifier(est)``) and the sample weights."""
     X, y = check_inputs(est, X, y, reset=reset, accept_sparse=accept_sparse, y_numeric=y_numeric)
-    if is_classifier(est):
+    if is_classifier(est) if class_targets is None else class_targets:
         check_classification_targets(y)  # "Unknown label type" for continuous or object y
     if sample_weight is not None:
         # lists, pandas Series; checks shape, finiteness, negativity; always a fresh copy

@@ -170,7 +170,8 @@ class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         self._validate_params()
         X_in = X  # a DataFrame index names the columns of transform
         X, y, _ = check_train(self, X, y, None, accept_sparse=False,
-                              y_numeric=self.task == "regression")
+                              y_numeric=self.task == "regression",
+                              class_targets=self.task == "classification")
         self.task_ = self._resolve_task(y)
         X = np.asarray(X, dtype=np.float64)
         self._X = X
