@@ -125,6 +125,13 @@ class Removal:
             self.coef *= factor[:, None]
             self.reweighting = Reweighting(self.solver.solve(B), coeff)
 
+    def blocks(self, explainer):
+        """The influence blocks of ``transform`` / ``explain`` over this removal, run by
+        ``explainer``'s block runner (each family of removals has its own)."""
+        from ._blocks import InfluenceBlocks  # _blocks builds on this module
+
+        return InfluenceBlocks(self, explainer)
+
     def set_refined(self, refined):
         """Use the exact parameter changes ``refined`` (point -> dtheta) from now on."""
         self.refined = refined

@@ -283,6 +283,11 @@ class BoostingRemoval:
         size = max(16, _BLOCK_ENTRIES // max(n_queries * K + self.model.n_leaves, 1))
         return chunk_slices(self.n_train, size)
 
+    def blocks(self, explainer):
+        """Itself: boosted trees pick rows or columns per query batch and run their blocks
+        with :func:`~skinfluence.base.run_blocks` under their own ``n_jobs``."""
+        return self
+
     def transform(self, Xf, Z0, y_enc, out=None):
         """The influence matrix (n_queries, n_train), written into ``out`` when given."""
         q_leaves = self.model.apply(Xf)

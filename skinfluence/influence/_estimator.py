@@ -20,7 +20,6 @@ from ..linalg import HessianSolver, make_solver
 from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
 from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
-from ._blocks import InfluenceBlocks
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 from ._boosting import is_boosted, prepare_boosting
 from ._dask import DaskGLM, fit_dask, is_dask_collection
@@ -343,11 +342,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     def _blocks(self):
         """The influence blocks of the fitted removal, run by :meth:`_run_blocks`."""
         check_is_fitted(self, "objective_")
-        if hasattr(self._removal, "blocks"):  # trees and forests (_forest.py)
-            return self._removal.blocks(self)
-        if hasattr(self._removal, "transform"):  # boosted trees run their own blocks
-            return self._removal
-        return InfluenceBlocks(self._removal, self)
+        return self._removal.blocks(self)
 
     # --------------------------------------------------------- public API
     def transform(self, X, y=None, out=None):
