@@ -4,6 +4,8 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from ._ridge_kernels import pair_criteria
+
 __all__ = ["ridge_cv_deletions", "ridge_loo_path"]
 
 # default grid: this many penalties, log-spaced between these multiples of the mean
@@ -125,7 +127,8 @@ def ridge_cv_deletions(X, Y, alphas, *, sample_weight=None, fit_intercept=True,
     (one ``O(n p r)`` factorisation, ``r = min(n, p)``), every ``M`` is
     ``I - q q^T - U diag(s^2 / (s^2 + alpha)) U^T``, so the criteria of all ``n``
     deletions at one ``alpha`` cost ``O(n^2 r)`` (``n x block`` pieces of ``M`` at a
-    time); the model at the selected ``alpha`` without ``j`` is a rank-one downdate.
+    time, the pairs summed by a numba kernel); the model at the selected ``alpha``
+    without ``j`` is a rank-one downdate.
 
     Parameters
     ----------
@@ -178,17 +181,14 @@ def ridge_cv_deletions(X, Y, alphas, *, sample_weight=None, fit_intercept=True,
         e = Yc - U @ (W[:, None] * UtY)
         m = 1.0 - q ** 2 - U2 @ W
         resid[a], mdiag[a] = e, m
+        UW = U * W
         for start in range(0, n, block):
             J = np.arange(start, min(start + block, n))
-            MJ = -(U @ (W[:, None] * U[J].T)) - np.outer(q, q[J])  # M[:, J]
-            MJ[J, np.arange(J.size)] += 1.0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                den = np.outer(m, m[J]) - MJ ** 2
-                for t in range(T):
-                    # residual of i refit without {i, j}; the pair i = j is not a term
-                    r2 = ((m[J][None, :] * e[:, t:t + 1] - MJ * e[J, t][None, :]) / den) ** 2
-                    r2[J, np.arange(J.size)] = 0.0
-                    crit[J, a, t] = r2.sum(axis=0)
+            MJ = -(UW[J] @ U.T) - np.outer(q[J], q)  # M[J, :]
+            MJ[np.arange(J.size), J] += 1.0
+            out = np.empty((J.size, T))
+            pair_criteria(MJ, m, e, J, out)
+            crit[J, a] = out
     crit[~np.isfinite(crit)] = np.inf
     if alpha_per_target:
         selected = np.argmin(crit, axis=1)  # (n, T): first minimum, as RidgeCV
