@@ -122,7 +122,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         optimum of the marginal likelihood that the fitted one moves to (it has then no
         ``parameter_changes``).  Other models refuse ``"reselect"``; ``approximation``
         and ``refine`` must keep their defaults with it.  See the user guide,
-        "Cross-validated and kernel models".
+        "Which models" (re-selecting the hyperparameters).
     n_jobs : int, default=None
         Threads over chunks of training points (BLAS is limited to one thread per
         worker while they run).  ``None`` means one worker using all BLAS threads,
