@@ -1,4 +1,4 @@
-"""Removal with the hyperparameters chosen from the data re-selected (``hyperparameters="reselect"``).
+"""Removals that choose the hyperparameters again (``hyperparameters="reselect"``).
 
 A cross-validated estimator (``RidgeCV``, ``LogisticRegressionCV``, ``LassoCV``, any
 ``*CV``) chooses its regularisation from the data, and a ``GaussianProcessRegressor``
