@@ -31,10 +31,12 @@ def forget_regression(est):
     _forget(est, _REGRESSION_ATTRS)
 
 
-def _predictions(obj, Z):
-    """Predictions ``(n, K)`` from raw outputs: the inverse link for one output (GLMs);
-    several outputs are least-squares targets, predicted by the outputs themselves."""
-    if Z.shape[1] == 1:
+def _predictions(obj, Z, n_targets):
+    """Predictions ``(n, n_targets)`` from raw outputs: for one target, the model's
+    prediction from its outputs (the inverse link of a GLM; a HuberRegressor's first
+    output, its second being the scale); several targets are least-squares targets,
+    predicted by the outputs themselves."""
+    if n_targets == 1:
         return np.asarray(obj.prediction_from_outputs(Z), dtype=np.float64)[:, None]
     return np.asarray(Z, dtype=np.float64)
 
@@ -61,7 +63,7 @@ class RegressionCleaning:
         self.influence_ = None
         leverage = None
         if self.method in ("loo", "self_influence", "validation"):
-            pred, leverage = self._regression_loo(X, y, sample_weight)
+            pred, leverage = self._regression_loo(X, y, sample_weight, Y2.shape[1])
         else:
             self.estimator_ = self._fit_estimator(X, y, sample_weight)
             if self.method == "loss":
@@ -94,7 +96,7 @@ class RegressionCleaning:
         self._log(f"flagged {self.n_issues_} of {n} samples")
         return self
 
-    def _regression_loo(self, X, y, sample_weight):
+    def _regression_loo(self, X, y, sample_weight, n_targets):
         """``(leave-one-out predictions (n, K), leverages (n, K) or None)``; fits
         ``estimator_`` (and ``influence_`` outside the leverage fast path)."""
         # the influence objective is the final step's weighted loss: the weights must reach it
@@ -107,10 +109,10 @@ class RegressionCleaning:
             infl = self._influence_engine(X, y, sample_weight)
         if out is not None:
             obj, Z_loo, leverage = out
-            return _predictions(obj, Z_loo), leverage
+            return _predictions(obj, Z_loo, n_targets), leverage
         if self.method == "loo":
             infl = self._influence_engine(X, y, sample_weight)
-        return _predictions(infl.objective_, infl.loo_decision_function()), None
+        return _predictions(infl.objective_, infl.loo_decision_function(), n_targets), None
 
     def _cross_val_predictions(self, X, y, sample_weight):
         cv = self.cv

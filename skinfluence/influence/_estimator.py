@@ -17,7 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..base import BaseExplainer, estimator_has
 from ..linalg import HessianSolver, make_solver
-from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
+from ..objectives import (make_objective, split_pipeline, stationarity, unwrap_frozen,
+                          warn_if_not_stationary)
 from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
@@ -28,6 +29,7 @@ from ._kernel import closed_form_removal
 from ._newton import Newton
 from ._point_hessian import PointHessianNewton, point_hessians_apply
 from ._refit import refine_largest
+from ._reselect import fit_reselect, reselect_kind
 
 
 class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
@@ -104,6 +106,23 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         Relative residual tolerance of the iterative solvers.
     max_iter : int, default=None
         Iteration cap of the iterative solvers.
+    hyperparameters : {"fixed", "reselect"}, default="fixed"
+        For models that choose hyperparameters from the data -- cross-validated
+        ``*CV`` estimators (``RidgeCV``, ``RidgeClassifierCV``, ``LogisticRegressionCV``,
+        ...) and ``GaussianProcessRegressor`` (its kernel hyperparameters) -- whether the
+        refit without a point keeps the fitted choice (``"fixed"``: the equivalent
+        fixed-hyperparameter model refit) or chooses again (``"reselect"``), exactly.
+        ``RidgeCV`` / ``RidgeClassifierCV`` with their efficient leave-one-out selection
+        (``cv=None``, ``scoring=None``) re-select in closed form: one SVD, then
+        ``O(n_alphas n^2 r)`` for all ``n`` removals (``r = min(n, p)``), no refit.  Any
+        other ``*CV`` estimator is refit without each point (its own folds and grid):
+        ``n`` fits, refused above 10000 points, with a warning giving the estimated time
+        when it exceeds a minute.  A Gaussian process is refit without each point with
+        its optimiser started at the fitted ``kernel_`` and no restarts: the local
+        optimum of the marginal likelihood that the fitted one moves to (it has then no
+        ``parameter_changes``).  Other models refuse ``"reselect"``; ``approximation``
+        and ``refine`` must keep their defaults with it.  See the user guide,
+        "Which models" (re-selecting the hyperparameters).
     n_jobs : int, default=None
         Threads over chunks of training points (BLAS is limited to one thread per
         worker while they run).  ``None`` means one worker using all BLAS threads,
@@ -131,6 +150,14 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     refined_indices_ : ndarray of int
         Training points whose leave-one-out parameters were computed exactly
         (see ``refine``).
+    selected_hyperparameters_ : ndarray of shape (n_train, n_hyperparameters)
+        Only with ``hyperparameters="reselect"``: what the refit without each point
+        chose (``alpha_`` per target, ``C_`` and ``l1_ratio_``, or a Gaussian process's
+        ``kernel_.theta``, the log-hyperparameters).
+    hyperparameters_changed_ : ndarray of shape (n_train,) of bool
+        Only with ``hyperparameters="reselect"``: whether that choice differs from the
+        fitted model's (for a Gaussian process: a log-hyperparameter moved by more than
+        ``1e-4``).
     self_influence_ : ndarray of shape (n_train,)
         Predicted change of each training point's own loss when it is removed.
         Large values mark points the rest of the data does not explain (suspects).
@@ -183,6 +210,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         "damping": [Interval(numbers.Real, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "hyperparameters": [StrOptions({"fixed", "reselect"})],
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
     }
@@ -197,6 +225,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         damping=0.0,
         tol=1e-10,
         max_iter=None,
+        hyperparameters="fixed",
         n_jobs=None,
         verbose=0,
     ):
@@ -207,6 +236,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         self.damping = damping
         self.tol = tol
         self.max_iter = max_iter
+        self.hyperparameters = hyperparameters
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -237,7 +267,15 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
                 "InfluenceFunctions requires y to be passed, but the target y is None: influence "
                 "is defined through the training loss."
             )
+        reselect = self.hyperparameters == "reselect"
+        if reselect and (self.approximation != "auto" or self.refine != "auto"):
+            raise ValueError(
+                "hyperparameters='reselect' computes exact refits: leave approximation and "
+                "refine at 'auto', or use hyperparameters='fixed'.")
         if is_dask_collection(X):  # row blocks of dask arrays: _dask.py
+            if reselect:
+                raise ValueError("hyperparameters='reselect' needs the data in memory; use "
+                                 "hyperparameters='fixed' on dask arrays.")
             return fit_dask(self, X, y, sample_weight)
         # Raw X may hold strings or NaN for a pipeline's own preprocessing; the objective
         # validates the features the final estimator sees.
@@ -257,12 +295,18 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         fitted = unwrap_frozen(self.estimator_)
         if is_classifier(fitted):
             self.classes_ = fitted.classes_
+        if reselect:  # refuses models that choose no hyperparameters from the data
+            reselect_kind(split_pipeline(fitted)[1])
         if tree:  # trees and forests: removal by regrowing them (_forest.py)
             return fit_tree_model(self, fitted, X, y, sample_weight)
         if boosted:  # gradient-boosted trees: leaf-value removals (_boosting.py)
             return self._fit_boosting(fitted, X, y, sample_weight)
         self.objective_ = make_objective(fitted, X, y, sample_weight)
         self.objective_.check_minimum()
+        if reselect:  # the removals choose the hyperparameters again: _reselect.py
+            fit_reselect(self, fitted, X, y, sample_weight)
+            self._output_labels = row_labels(X, self.objective_.n_train)
+            return self
         if self.objective_.closed_form_removal:  # kernel models: exact, see _kernel.py
             self.solver_, self._removal = closed_form_removal(self.objective_, self.verbose)
             self.approximation_, self.refined_indices_ = "exact", np.array([], dtype=np.intp)
@@ -332,6 +376,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             validate_data(self, X, skip_check_array=True, reset=False)
         Xf = obj.features(X)
         Z0 = obj.outputs(Xf)
+        query_features = getattr(self._removal, "query_features", None)
+        if query_features is not None:  # removals that read the queries themselves
+            Xf = query_features(X)
         y_enc = None
         if y is not None:
             y_enc = obj.encode_target(y)

@@ -40,6 +40,11 @@ def _smallest_relative_eigenvalue(factor, J, S, w):
 
 def _objective_of(influence):
     check_is_fitted(influence, "objective_")
+    if getattr(influence, "hyperparameters", "fixed") == "reselect":
+        raise ValueError(
+            "Group removal holds the fitted hyperparameters fixed; it is not available for "
+            "an InfluenceFunctions with hyperparameters='reselect'. Use "
+            "hyperparameters='fixed'.")
     obj = influence.objective_
     if getattr(obj.estimator, "class_weight", None) == "balanced":
         warnings.warn("class_weight='balanced' changes with the removed rows; group removal "

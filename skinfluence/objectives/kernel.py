@@ -25,7 +25,8 @@ the dual coefficients followed by ``m`` when it is fitted, and the loss
 (:mod:`skinfluence.influence._kernel`), not a Newton step: the model refit
 without point ``j`` has dual coefficients ``(K_{-j} + diag(1/w_{-j}))^{-1}`` times
 its targets, and for a Gaussian process ``m`` becomes the mean without ``j``.
-Re-optimising the kernel's hyperparameters in that refit is not modelled.
+Re-optimising the kernel's hyperparameters in that refit is not modelled here; it is
+``InfluenceFunctions(hyperparameters="reselect")`` (:mod:`skinfluence.influence._reselect`).
 """
 
 import numpy as np
