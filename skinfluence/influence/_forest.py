@@ -118,6 +118,11 @@ class TreeModelView:
             codes[:, k] = pos
         return codes
 
+    def prediction_from_outputs(self, Z):
+        """A regressor's predictions from outputs ``(n, n_outputs, 1)``: ``(n,)`` for one
+        output, else ``(n, n_outputs)``."""
+        return Z[:, 0, 0] if self.n_outputs == 1 else Z[:, :, 0]
+
     def proba_from_outputs(self, Z):
         return Z[:, 0, :] if self.n_outputs == 1 else [Z[:, k] for k in range(self.n_outputs)]
 
