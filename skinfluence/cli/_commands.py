@@ -173,12 +173,16 @@ def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classif
     labels are numbers (the cleaner's leave-one-out predictions) and ``method=None``
     takes the cleaner's default.
     """
+    import warnings
+
     from skinfluence.cleaning import InfluenceCleaner
 
     params = {} if method is None else {"method": method}
     cleaner = InfluenceCleaner(estimator, verbose=verbose, **params)
     try:
-        cleaner.fit(X, y)
+        with warnings.catch_warnings():  # cmd_label_issues words it for --model hgb
+            warnings.filterwarnings("ignore", message=".*confident learning \\(threshold")
+            cleaner.fit(X, y)
     except TypeError as exc:
         if "not supported" in str(exc) and method != "cross_val":
             raise UsageError(f"{exc}\nTry --method cross_val, which works with any model.") \
@@ -214,6 +218,10 @@ def cmd_label_issues(args):
     )
     order = np.lexsort((np.arange(len(scores)), -scores))
     n_issues = int(issues.sum())
+    if args.model == "hgb" and not regression and (args.method or "loo") == "loo":
+        console.note("with --model hgb the leave-one-out probabilities keep every tree's "
+                     "splits, so few rows are flagged as issues; the score still ranks "
+                     "them (check the top rows), or use --method cross_val (5 refits).")
     console.say(
         f"{n_issues} of {table.n_rows} rows ({100.0 * n_issues / table.n_rows:.1f}%) "
         + ("have a suspicious target value." if regression else "look mislabelled.")
