@@ -18,6 +18,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.frozen import FrozenEstimator
 
 from skinfluence.cli import make_model
+from skinfluence.cli._models import TREE_MODELS
 from skinfluence.cli._columns import load_table
 
 # as in test_cli.py: one BLAS thread per subprocess
@@ -172,28 +173,32 @@ def test_forest_data_oob_uses_the_forests_own_trees(iris_csv):
     assert got[10] == 0 and got[60] == 0  # no tree that left them out agrees with the flip
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
-def test_hgb_explain_is_boostin(iris_csv, diabetes_csv, tmp_path, task):
+def test_hgb_explain_is_boostin(iris_csv, diabetes_csv, tmp_path):
     from skinfluence import InfluenceFunctions
+    from skinfluence.cli._commands import explain_row
 
-    path, target, row = (iris_csv, "species", 70) if task == "classification" else (
-        diabetes_csv[0], "target", 8)
     out = tmp_path / "why.csv"
-    proc = run("explain", path, "-t", target, "--task", task, "--row", row, "--model", "hgb",
-               "-k", 3, "-o", out)
+    proc = run("explain", iris_csv, "-t", "species", "--row", 70, "--model", "hgb", "-k", 3,
+               "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "BoostIn approximation" in proc.stdout
     _, rows = read_out(out)
-    _, _, X, y, _ = load_table(str(path), target, task=task)
-    inf = InfluenceFunctions(make_model("hgb", task), approximation="boostin").fit(X, y)
-    if task == "classification":
-        expected = inf.transform(X[row:row + 1], inf.predict(X[row:row + 1]))[0]
-    else:
-        expected = -inf.transform(X[row:row + 1])[0]
+    _, _, X, y, _ = load_table(str(iris_csv), "species")
+    inf = InfluenceFunctions(make_model("hgb"), approximation="boostin").fit(X, y)
+    expected = inf.transform(X[70:71], inf.predict(X[70:71]))[0]
     idx = np.array([int(r[2]) for r in rows])
     np.testing.assert_allclose([float(r[3]) for r in rows], expected[idx], rtol=1e-6,
                                atol=1e-9 * np.abs(expected).max())
     np.testing.assert_array_equal(idx[:3], np.argsort(-expected, kind="stable")[:3])
+    # regression (the command's code path, in process): minus the change of the prediction
+    _, _, X, y, _ = load_table(str(diabetes_csv[0]), "target", task="regression")
+    kinds, _, _ = explain_row(X, y, make_model("hgb", "regression"), 8, k=3,
+                              task="regression", approximation=TREE_MODELS["hgb"])
+    inf = InfluenceFunctions(make_model("hgb", "regression"), approximation="boostin")
+    effect = -inf.fit(X, y).transform(X[8:9])[0]
+    for idx, values in kinds.values():
+        np.testing.assert_allclose(values, effect[idx], rtol=1e-12)
+    np.testing.assert_array_equal(kinds["raises"][0], np.argsort(-effect, kind="stable")[:3])
 
 
 def test_hgb_label_issues_find_the_flips(iris_csv):
