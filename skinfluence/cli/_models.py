@@ -2,19 +2,17 @@
 
 from ._render import UsageError
 
-__all__ = ["MODELS", "CLASSIFIERS_ONLY", "REGRESSORS_ONLY", "TREE_MODELS", "default_model",
-           "make_model", "influence_approximation"]
+__all__ = ["MODELS", "CLASSIFIERS_ONLY", "REGRESSORS_ONLY", "default_model", "make_model"]
 
 MODELS = {
     "logistic": "logistic regression (default for classification; exact influence)",
     "mlp": "neural network, 32 tanh units (MLPClassifier / MLPRegressor; approximate)",
     "linear-svm": "linear support vector machine (LinearSVC)",
-    "forest": "random forest, 100 trees (RandomForestClassifier / Regressor with leaves of "
-    "at least 5 rows); explain "
-    "regrows every tree exactly without the row, on the same bootstrap draws; label-issues "
-    "uses the out-of-bag predictions of one fit",
+    "forest": "random forest, 100 trees (RandomForestClassifier / Regressor, regression "
+    "leaves of at least 5 rows): explain regrows every tree exactly without the row on the "
+    "same bootstrap draws, label-issues uses the out-of-bag predictions of one fit",
     "hgb": "histogram gradient boosting, 100 iterations, no early stopping "
-    "(HistGradientBoostingClassifier / Regressor); explain uses the BoostIn approximation "
+    "(HistGradientBoostingClassifier / Regressor): explain uses the BoostIn approximation "
     "(splits kept, each tree's leaves moved by the row's own gradient), label-issues the "
     "first-order leave-one-out outputs with splits kept",
     "ridge": "ridge regression, alpha chosen by exact leave-one-out unless --alpha "
@@ -23,8 +21,6 @@ MODELS = {
     "influence), for a numeric target",
 }
 CLASSIFIERS_ONLY = ("logistic", "linear-svm")
-# tree ensembles serve both tasks; their influence approximation (InfluenceFunctions)
-TREE_MODELS = {"forest": "exact", "hgb": "boostin"}
 REGRESSORS_ONLY = ("ridge", "kernel-ridge")
 
 
@@ -91,6 +87,10 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
         return MLPClassifier(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
                              alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
     return LinearSVC(C=1.0)
+
+
+# tree ensembles serve both tasks; their influence approximation (InfluenceFunctions)
+TREE_MODELS = {"forest": "exact", "hgb": "boostin"}
 
 
 def _tree_model(name, task, random_state):
