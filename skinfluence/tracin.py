@@ -98,14 +98,25 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     Only checkpoints are stored, never per-sample gradients: they are recomputed
     per checkpoint in chunks of training points (in parallel with ``n_jobs``).
 
+    A :class:`~sklearn.ensemble.HistGradientBoostingClassifier` or ``-Regressor`` (bare,
+    in a Pipeline or frozen) is trained by its own ``fit``: its boosting iterations are
+    the checkpoints, and TracIn over them is BoostIn (Brophy, Hammoudeh & Lowd, JMLR
+    2023, TracIn adapted to gradient-boosted trees): each tree's leaves move by the point's
+    own gradient at that iteration and the query's loss is linearised with its gradient
+    there.  ``transform``, ``explain`` and ``self_influence_`` are then those of
+    ``InfluenceFunctions(estimator, approximation="boostin")`` (kept as ``influence_``),
+    with the same signs; ``n_epochs`` and ``random_state`` do not apply.  Such a model has
+    no ``partial_fit`` and no parameter vector whose gradients could be traced.
+
     Parameters
     ----------
-    estimator : estimator with ``partial_fit``
+    estimator : estimator
         :class:`~sklearn.linear_model.SGDClassifier`,
         :class:`~sklearn.linear_model.SGDRegressor` (smooth losses),
         :class:`~sklearn.neural_network.MLPClassifier` or
         :class:`~sklearn.neural_network.MLPRegressor` (``solver="sgd"`` or
-        ``"adam"``).  It is cloned, never modified.
+        ``"adam"``), trained with ``partial_fit``; or a ``HistGradientBoosting*`` model
+        (see above).  It is cloned, never modified.
     n_epochs : int, default=10
         Passes over the training data.
     checkpoints : int, array-like of int or None, default=None
@@ -127,11 +138,16 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     ----------
     estimator_ : estimator
         The estimator after the last epoch (predictions are delegated to it).
-    checkpoints_ : list of estimators
+    checkpoints_ : list of estimators or None
         Copies of the estimator at each checkpoint (parameters only; optimiser
-        state is dropped).
+        state is dropped).  None for a gradient-boosted model, whose checkpoints are its
+        own trees.
     checkpoint_epochs_ : ndarray of int
-        The epoch after which each checkpoint was taken.
+        The epoch after which each checkpoint was taken (boosted models: the
+        iterations, ``1 ... n_iter_``).
+    influence_ : InfluenceFunctions
+        Gradient-boosted models only: the BoostIn engine ``transform`` and ``explain``
+        delegate to.
     learning_rates_ : ndarray of float
         ``eta_k`` of each checkpoint.  SGD estimators: the step size of the last
         update before the checkpoint, from their ``learning_rate`` schedule
@@ -175,7 +191,7 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     """
 
     _parameter_constraints = {
-        "estimator": [HasMethods(["partial_fit"])],
+        "estimator": [HasMethods(["fit"])],  # partial_fit, or a boosted model (BoostIn)
         "n_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "checkpoints": [Interval(numbers.Integral, 1, None, closed="left"), "array-like", None],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -306,6 +322,9 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         self : TracIn
         """
         self._validate_params()
+        if _boosted(self.estimator):  # the boosting rounds are the checkpoints: BoostIn
+            return self._fit_boosted(X, y, sample_weight)
+        self.influence_ = None
         name = self._check_estimator()
         X_in = X  # a DataFrame index names the columns of transform
         X, y = validate_data(
@@ -338,6 +357,31 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         self._train_scale = w * (w.shape[0] / w.sum()) if w.sum() > 0 else np.ones_like(w)
         self.self_influence_ = self._self_influence()
         self._output_labels = row_labels(X_in, n)
+        return self
+
+    def _fit_boosted(self, X, y, sample_weight):
+        """A gradient-boosted model: its own fit, then BoostIn over its iterations."""
+        from .influence import InfluenceFunctions
+
+        for name in ("checkpoints", "batch_size"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} does not apply to a gradient-boosted "
+                    "model: it is trained by its own fit and every boosting iteration is a "
+                    f"checkpoint; leave {name}=None.")
+        inf = InfluenceFunctions(self.estimator, approximation="boostin", n_jobs=self.n_jobs,
+                                 verbose=self.verbose).fit(X, y, sample_weight=sample_weight)
+        self.influence_ = inf
+        self.estimator_ = inf.estimator_
+        model = inf.objective_
+        self.checkpoints_ = None
+        self.checkpoint_epochs_ = np.arange(1, model.n_iter + 1)
+        self.learning_rates_ = np.full(model.n_iter, float(model.learning_rate))
+        self.intercept_decay_ = 1.0
+        self.self_influence_ = inf.self_influence_
+        for attr in ("classes_", "n_features_in_", "feature_names_in_", "_output_labels"):
+            if hasattr(inf, attr):
+                setattr(self, attr, getattr(inf, attr))
         return self
 
     # ------------------------------------------------------------- internals
@@ -420,6 +464,8 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         scores : ndarray of shape (n_samples, n_train)
         """
         check_is_fitted(self, "checkpoints_")
+        if self.influence_ is not None:  # boosted: BoostIn
+            return self.influence_.transform(X, y)
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
         check_dense_output(n, self._objectives[0].n_train, type(self).__name__)
@@ -452,10 +498,20 @@ class TracIn(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """
         k = self._check_k(k)
         check_is_fitted(self, "checkpoints_")
+        if self.influence_ is not None:  # boosted: BoostIn
+            return self.influence_.explain(X, y, k)
         Gq = self._query_gradients(X, y)
         n = Gq[0].shape[0]
         return self._explain_blocks(lambda cols: self._block(Gq, cols), self._chunks(n), n,
                                     self._objectives[0].n_train, k, "TracIn explain")
+
+
+def _boosted(estimator):
+    """Whether ``estimator`` (bare, frozen or a Pipeline's last step) is gradient-boosted."""
+    from .influence._boosting import is_boosted
+    from .objectives import unwrap_frozen
+
+    return is_boosted(unwrap_frozen(estimator))
 
 
 def _prediction_cotangent(obj, Z):

@@ -308,3 +308,51 @@ def test_sgd_one_step_identity(kind, container):
         change[:, j] = (_sgd_test_loss(est, container(Xt), yt) - loss0) / h
     np.testing.assert_allclose(-change, per_unit_step, rtol=0,
                                atol=1e-4 * np.abs(per_unit_step).max())
+
+
+# ----------------------------------------------------------------- gradient boosting
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_boosting_rounds_are_the_checkpoints_boostin(kind):
+    """TracIn over a boosted model's iterations is BoostIn (Brophy et al. 2023), whose
+    trajectory sum tests/influence/test_boosting_influence.py checks by hand."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.frozen import FrozenEstimator
+
+    from skinfluence import InfluenceFunctions
+
+    if kind == "regression":
+        X, y = load_diabetes(return_X_y=True)
+        model = HistGradientBoostingRegressor(max_iter=15, early_stopping=False)
+    else:
+        X, y = load_iris(return_X_y=True)
+        y = (y == 2).astype(int) if kind == "binary" else y
+        model = HistGradientBoostingClassifier(max_iter=15, early_stopping=False)
+    X, y, Xq, yq = X[:120], y[:120], X[120:140], y[120:140]
+    tr = TracIn(model).fit(X, y)
+    ref = InfluenceFunctions(model, approximation="boostin").fit(X, y)
+    assert tr.checkpoints_ is None and tr.influence_.approximation_ == "boostin"
+    np.testing.assert_array_equal(tr.checkpoint_epochs_, np.arange(1, 16))
+    np.testing.assert_array_equal(tr.learning_rates_, np.full(15, 0.1))
+    for yy in (yq, None):
+        np.testing.assert_array_equal(tr.transform(Xq, yy), ref.transform(Xq, yy))
+        got, expected = tr.explain(Xq, yy, k=4), ref.explain(Xq, yy, k=4)
+        assert sorted(got) == sorted(expected)
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+    np.testing.assert_array_equal(tr.self_influence_, ref.self_influence_)
+    np.testing.assert_array_equal(tr.predict(Xq), ref.predict(Xq))
+    # a model fitted elsewhere: not refit
+    fitted = clone(model).fit(X, y)
+    frozen = TracIn(FrozenEstimator(fitted)).fit(X, y)
+    assert frozen.estimator_.estimator is fitted
+    np.testing.assert_array_equal(frozen.transform(Xq, yq), ref.transform(Xq, yq))
+
+
+def test_boosted_model_refuses_the_checkpoint_options(iris):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y, _, _ = iris
+    for name, value in (("checkpoints", 3), ("batch_size", 16)):
+        with pytest.raises(ValueError, match=f"{name}={value} does not apply to a gradient-"):
+            TracIn(HistGradientBoostingClassifier(max_iter=3), **{name: value}).fit(X, y)

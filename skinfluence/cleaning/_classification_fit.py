@@ -3,6 +3,7 @@ out-of-sample class probabilities and confident learning."""
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 from sklearn.base import clone
@@ -12,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight
 
 from . import _confident as cl
+from ..influence._boosting import is_boosted
 from ..objectives import unwrap_frozen
 from ..trees._oob import bagged_forest, oob_proba
 from ..utils._routing import routed_for_cv
@@ -123,6 +125,15 @@ class ClassificationCleaning:
             if P is not None:
                 return P
         infl = self._influence_engine(X, y, sample_weight)
+        if self.method == "loo" and isinstance(self.threshold, str) and is_boosted(
+                unwrap_frozen(self.estimator_)):
+            warnings.warn(
+                "gradient-boosted trees: the leave-one-out probabilities keep every tree's "
+                "splits, including those grown around the row itself, so they stay close to "
+                "the in-sample ones and confident learning (threshold='auto') may flag few "
+                "mislabelled rows. scores_ still ranks them: pass threshold=<fraction to "
+                "flag> (CleanClassifier(fraction=...)), or method='cross_val' (refits).",
+                UserWarning, stacklevel=5)
         if hasattr(self.estimator_, "predict_proba"):
             P = np.asarray(infl.loo_predict_proba(), dtype=np.float64)
         else:

@@ -1,6 +1,7 @@
 """CleanClassifier: fit, remove or relabel flagged points, refit."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
@@ -160,8 +161,11 @@ class CleanClassifier(ClassifierMixin, BaseExplainer):
                 "estimator a regressor. Clean regression targets with "
                 "InfluenceCleaner(regressor).fit_resample(X, y) and fit on the result.")
         memory = check_memory(self.memory)
-        cleaner = memory.cache(_fit_cleaner)(self._make_cleaner(), X, y, X_val, y_val,
-                                             sample_weight)
+        with warnings.catch_warnings():
+            if self.fraction is not None:  # the cleaner's own threshold is not used
+                warnings.filterwarnings("ignore", message=".*confident learning \\(threshold")
+            cleaner = memory.cache(_fit_cleaner)(self._make_cleaner(), X, y, X_val, y_val,
+                                                 sample_weight)
         self.cleaner_ = cleaner
         if self.fraction is None:
             mask = cleaner.issues_

@@ -65,9 +65,11 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         need an estimator supported by :mod:`skinfluence.objectives`
         (LogisticRegression, RidgeClassifier, LinearSVC, SGDClassifier, Ridge,
         LinearRegression, SGDRegressor, Poisson / Gamma / TweedieRegressor,
-        MLPs, or a Pipeline ending in one), or a tree or forest (``"loo"`` then uses a bagged
-        forest's out-of-bag probabilities, and the exact leave-one-out probabilities of
-        :class:`~skinfluence.InfluenceFunctions` otherwise).  ``None`` means
+        MLPs, or a Pipeline ending in one), a tree or forest (``"loo"`` then uses a bagged
+        forest's out-of-bag probabilities or predictions, and the exact leave-one-out ones
+        of :class:`~skinfluence.InfluenceFunctions` otherwise), or a
+        ``HistGradientBoosting*`` model (fixed-structure leave-one-out outputs, which stay
+        close to in-sample ones: prefer a ``threshold`` fraction, see the trees guide).  ``None`` means
         ``LogisticRegression(max_iter=1000)`` for class labels and ``Ridge()``
         for continuous targets (``type_of_target``).
         A model already fitted on the training data can come wrapped in

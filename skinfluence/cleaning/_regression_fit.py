@@ -10,6 +10,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight
 
 from ..objectives import unwrap_frozen
+from ..trees._oob import bagged_forest, oob_predict
 from ..utils._routing import routed_for_cv
 from ._loo import leverage_loo_outputs
 from ._regression import combined_scores, robust_z, signed_residuals, tweedie_power
@@ -101,6 +102,8 @@ class RegressionCleaning:
         ``estimator_`` (and ``influence_`` outside the leverage fast path)."""
         # the influence objective is the final step's weighted loss: the weights must reach it
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
+        if self.method == "loo" and bagged_forest(self.estimator_) is not None:
+            return oob_predict(self.estimator_, X)[:, None], None  # out-of-bag: no refit
         # the score methods flag as many rows as the leave-one-out rule: the same
         # (leverage-corrected) residuals as method="loo" wherever the fast path applies
         out = leverage_loo_outputs(self.estimator_, X, y, sample_weight, self.damping,

@@ -3,7 +3,14 @@
 import numpy as np
 
 from ._columns import load_table, load_validation
-from ._models import MODELS, REGRESSORS_ONLY, default_model, make_model, ridge_alpha
+from ._models import (
+    MODELS,
+    REGRESSORS_ONLY,
+    default_model,
+    influence_approximation,
+    make_model,
+    ridge_alpha,
+)
 from ._render import (
     Console,
     UsageError,
@@ -31,7 +38,8 @@ CLEAN_METHODS = {
 VALUE_METHODS = {
     "knn-shapley": "exact Shapley values of a K-nearest-neighbour classifier or regressor "
     "(fast)",
-    "data-oob": "Data-OOB: out-of-bag accuracy of a bagged --model (no validation set)",
+    "data-oob": "Data-OOB: out-of-bag accuracy of a bagged --model (no validation set; "
+    "--model forest: its own trees, one fit)",
     "loo": "leave-one-out: drop in --validation score when the row is removed (refits)",
     "tmc-shapley": "Monte-Carlo Shapley values of --model on --validation (slow)",
 }
@@ -165,12 +173,16 @@ def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classif
     labels are numbers (the cleaner's leave-one-out predictions) and ``method=None``
     takes the cleaner's default.
     """
+    import warnings
+
     from skinfluence.cleaning import InfluenceCleaner
 
     params = {} if method is None else {"method": method}
     cleaner = InfluenceCleaner(estimator, verbose=verbose, **params)
     try:
-        cleaner.fit(X, y)
+        with warnings.catch_warnings():  # cmd_label_issues words it for --model hgb
+            warnings.filterwarnings("ignore", message=".*confident learning \\(threshold")
+            cleaner.fit(X, y)
     except TypeError as exc:
         if "not supported" in str(exc) and method != "cross_val":
             raise UsageError(f"{exc}\nTry --method cross_val, which works with any model.") \
@@ -206,6 +218,10 @@ def cmd_label_issues(args):
     )
     order = np.lexsort((np.arange(len(scores)), -scores))
     n_issues = int(issues.sum())
+    if args.model == "hgb" and not regression and (args.method or "loo") == "loo":
+        console.note("with --model hgb the leave-one-out probabilities keep every tree's "
+                     "splits, so few rows are flagged as issues; the score still ranks "
+                     "them (check the top rows), or use --method cross_val (5 refits).")
     console.say(
         f"{n_issues} of {table.n_rows} rows ({100.0 * n_issues / table.n_rows:.1f}%) "
         + ("have a suspicious target value." if regression else "look mislabelled.")
@@ -255,7 +271,7 @@ def _plot_label_issues(args, table, scores, issues, n_issues, console):
 
 # --------------------------------------------------------------------------- explain
 def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="classification",
-                verbose=0):
+                verbose=0, approximation="auto"):
     """Fit ``estimator`` on all rows and explain the prediction for ``row``.
 
     Returns ``(kinds, explained, predicted)``: ``kinds`` maps a heading to
@@ -263,11 +279,12 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="class
     and for regressors with ``against="label"``, the values are influences on
     the loss of the explained label (positive: the training row helps).  For
     a regressor's prediction they are each row's contribution to the
-    predicted value: minus its change when the row is removed.
+    predicted value: minus its change when the row is removed.  ``approximation`` is
+    that of :class:`~skinfluence.InfluenceFunctions` (``"boostin"`` for ``--model hgb``).
     """
     from skinfluence import InfluenceFunctions
 
-    inf = InfluenceFunctions(estimator, verbose=verbose)
+    inf = InfluenceFunctions(estimator, approximation=approximation, verbose=verbose)
     inf.fit(X, y)
     x = X[row : row + 1]
     predicted = inf.predict(x)[0]
@@ -287,6 +304,14 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="class
     }
     return kinds, target, predicted
 
+
+# what "refit without the training row" means for the tree ensembles of --model
+_TREE_MEANING = {
+    "forest": "(the forest is regrown exactly without the training row, each tree on its own "
+    "bootstrap sample:\nthe refit with the same random draws, one draw of a random refit)",
+    "hgb": "(BoostIn approximation: each tree keeps its splits and its leaves move by the "
+    "training row's own\ngradient at that iteration; an estimate, not a refit)",
+}
 
 _EXPLAIN_HEADINGS = {
     "helpful": "most helpful training rows",
@@ -309,11 +334,13 @@ def cmd_explain(args):
     if task == "classification":
         _check_class_sizes(y, console)
     estimator = _model(args, task, X, y, console)
+    name = args.model or default_model(task)
     k = min(args.k, n - 1)
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
     kinds, target, predicted = explain_row(
         X, y, estimator, row, k=k, against=args.against, task=task,
         verbose=int(not args.quiet and args.output != "-"),
+        approximation=influence_approximation(name),
     )
     what = "the model's prediction" if args.against == "prediction" else "the given label"
     console.say(
@@ -330,6 +357,8 @@ def cmd_explain(args):
         console.say("influence = how much the loss on this row would rise if the training row "
                     "were removed\n(positive: the training row supports it; negative: it works "
                     "against it)")
+    if name in _TREE_MEANING:
+        console.say(_TREE_MEANING[name])
     _show_explanation(console, table, plan, y, row, kinds, value_name)
     if args.output:
         out_rows = [
@@ -392,6 +421,11 @@ def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5
     if method == "knn-shapley":
         valuer = skinfluence.KNNShapley(n_neighbors=n_neighbors, task=task)
     elif method == "data-oob":
+        if _is_bagged_forest(estimator):  # the forest's own trees are the bag: one fit
+            from sklearn.base import clone
+            from sklearn.frozen import FrozenEstimator
+
+            estimator = FrozenEstimator(clone(estimator).fit(X, y))
         valuer = skinfluence.DataOOB(estimator, random_state=random_state)
     elif method == "loo":
         valuer = skinfluence.LOOValuation(estimator)
@@ -406,6 +440,13 @@ def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5
         valuer.set_params(random_state=random_state)
     valuer.fit(X, y, X_val=X_val, y_val=y_val)
     return np.asarray(valuer.values_, dtype=np.float64)
+
+
+def _is_bagged_forest(estimator):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    return isinstance(estimator, (RandomForestClassifier, RandomForestRegressor)) and \
+        estimator.bootstrap
 
 
 def _check_value_options(args):

@@ -8,6 +8,13 @@ MODELS = {
     "logistic": "logistic regression (default for classification; exact influence)",
     "mlp": "neural network, 32 tanh units (MLPClassifier / MLPRegressor; approximate)",
     "linear-svm": "linear support vector machine (LinearSVC)",
+    "forest": "random forest, 100 trees (RandomForestClassifier / Regressor, regression "
+    "leaves of at least 5 rows): explain regrows every tree exactly without the row on the "
+    "same bootstrap draws, label-issues uses the out-of-bag predictions of one fit",
+    "hgb": "histogram gradient boosting, 100 iterations, no early stopping "
+    "(HistGradientBoostingClassifier / Regressor): explain uses the BoostIn approximation "
+    "(splits kept, each tree's leaves moved by the row's own gradient), label-issues the "
+    "first-order leave-one-out outputs with splits kept",
     "ridge": "ridge regression, alpha chosen by exact leave-one-out unless --alpha "
     "(default for regression)",
     "kernel-ridge": "kernel ridge regression (RBF kernel, alpha 1 unless --alpha; exact "
@@ -48,6 +55,8 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
 
     if name not in MODELS:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
+    if name in TREE_MODELS:
+        return _tree_model(name, task, random_state)
     if task == "regression":
         if name == "ridge":
             if alpha is None:
@@ -78,6 +87,38 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
         return MLPClassifier(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
                              alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
     return LinearSVC(C=1.0)
+
+
+# tree ensembles serve both tasks; their influence approximation (InfluenceFunctions)
+TREE_MODELS = {"forest": "exact", "hgb": "boostin"}
+
+
+def _tree_model(name, task, random_state):
+    """``--model forest`` / ``hgb`` for ``task``: seeded, so a run can be repeated and the
+    forest's bootstrap draws replayed; boosting without early stopping, so that every row
+    grew the trees (rows held out for validation would get no influence)."""
+    regression = task == "regression"
+    if name == "forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        # bootstrap (the default): label-issues reads the out-of-bag predictions.  Regression
+        # leaves keep 5 rows (randomForest's default in R): smoother, and shallower trees
+        # are regrown faster
+        if regression:
+            return RandomForestRegressor(n_estimators=100, min_samples_leaf=5, bootstrap=True,
+                                         random_state=random_state)
+        return RandomForestClassifier(n_estimators=100, bootstrap=True,
+                                      random_state=random_state)
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    return cls(max_iter=100, early_stopping=False, random_state=random_state)
+
+
+def influence_approximation(name):
+    """The ``approximation`` of :class:`~skinfluence.InfluenceFunctions` the command line
+    uses with ``--model NAME`` (``"auto"``: the library's default)."""
+    return TREE_MODELS.get(name, "auto")
 
 
 def ridge_alpha(X, y):

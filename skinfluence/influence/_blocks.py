@@ -193,7 +193,9 @@ def mean_influence(influence, X, y, row_entries):
     """
     blocks = influence._blocks()
     n, n_train = y.shape[0], influence.objective_.n_train
-    if blocks.removal.ensure_cached() or blocks.query_side(n, y):
+    # boosted trees' blocks choose rows or columns themselves: sum their transform
+    by_rows = not hasattr(blocks, "column_sums")
+    if by_rows or blocks.removal.ensure_cached() or blocks.query_side(n, y):
         total = np.zeros(n_train)
         rows = max(1, min(n, row_entries // max(n_train, 1)))
         for start in range(0, n, rows):

@@ -283,8 +283,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         from ._forest import check_approximation, fit_tree_model, is_tree_model
 
         tree = is_tree_model(self.estimator)
-        check_approximation(self.approximation, tree=tree)
         boosted = is_boosted(unwrap_frozen(self.estimator))  # trees: removals of their own
+        check_approximation(self.approximation, tree=tree, boosted=boosted)
         if not boosted and self.approximation in BOOSTING_APPROXIMATIONS:
             raise ValueError(
                 f"approximation={self.approximation!r} applies to gradient-boosted trees "

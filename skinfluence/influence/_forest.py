@@ -39,6 +39,7 @@ from ..trees._structure import is_tree_model, read_tree_model
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from ..utils._output import row_labels
 from ._base import SelfSide
+from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 
 __all__ = ["ForestRemoval", "TREE_APPROXIMATIONS", "check_approximation", "fit_tree_model",
            "is_tree_model"]
@@ -117,6 +118,11 @@ class TreeModelView:
                                  f"{np.setdiff1d(Y[:, k], ck)!r}.")
             codes[:, k] = pos
         return codes
+
+    def prediction_from_outputs(self, Z):
+        """A regressor's predictions from outputs ``(n, n_outputs, 1)``: ``(n,)`` for one
+        output, else ``(n, n_outputs)``."""
+        return Z[:, 0, 0] if self.n_outputs == 1 else Z[:, :, 0]
 
     def proba_from_outputs(self, Z):
         return Z[:, 0, :] if self.n_outputs == 1 else [Z[:, k] for k in range(self.n_outputs)]
@@ -340,17 +346,22 @@ class ForestBlocks:
         return total
 
 
-def check_approximation(approximation, tree):
-    """``approximation`` resolved for a tree model (``tree``) or refused for another model."""
+def check_approximation(approximation, tree, boosted=False):
+    """``approximation`` resolved for a tree model (``tree``) or refused for another model
+    (``boosted``: a gradient-boosted one), naming the approximations of the model given."""
     if tree:
-        if approximation in ("newton", "first_order"):
+        if approximation in ("newton", "first_order") + BOOSTING_APPROXIMATIONS:
+            what = ("applies to gradient-boosted trees" if approximation in
+                    BOOSTING_APPROXIMATIONS else "needs a model with parameters")
             raise ValueError(
-                f"approximation={approximation!r} needs a model with parameters; for trees "
-                f"and forests use one of {('auto',) + TREE_APPROXIMATIONS}.")
+                f"approximation={approximation!r} {what}; for trees and forests use one of "
+                f"{('auto',) + TREE_APPROXIMATIONS}.")
         return "exact" if approximation == "auto" else approximation
     if approximation in TREE_APPROXIMATIONS:
+        use = ("'auto', 'leaf_refit', 'leaf_influence' or 'boostin' (gradient boosting)"
+               if boosted else "'auto', 'newton' or 'first_order'")
         raise ValueError(f"approximation={approximation!r} applies to trees and forests only; "
-                         "use 'auto', 'newton' or 'first_order'.")
+                         f"use {use}.")
     return approximation
 
 

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_array
 
 from ._structure import FORESTS
 
-__all__ = ["bagged_forest", "oob_proba", "oob_scores"]
+__all__ = ["bagged_forest", "oob_proba", "oob_predict", "oob_scores"]
 
 
 def bagged_forest(model):
@@ -72,6 +72,32 @@ def oob_proba(model, X):
             "out-of-bag ones. Use more trees.", UserWarning, stacklevel=3)
         P[never] = forest.predict_proba(Xf[never])
     return P
+
+
+def oob_predict(model, X):
+    """Out-of-bag predictions ``(n,)`` of a fitted bagged forest regressor (with one target).
+
+    As :func:`oob_proba`: points in every tree's bootstrap sample get the forest's
+    in-sample prediction, with a warning.
+    """
+    head, forest = bagged_forest(model)
+    Xf = _features(head, X)
+    n = Xf.shape[0]
+    masks = _oob_masks(forest, n)
+    pred = np.zeros(n)
+    for tree, oob in zip(forest.estimators_, masks):
+        if oob.any():
+            pred[oob] += tree.predict(Xf[oob], check_input=False)
+    count = masks.sum(axis=0)
+    never = count == 0
+    pred[~never] /= count[~never]
+    if never.any():
+        warnings.warn(
+            f"{int(never.sum())} training points were in the bootstrap sample of every tree "
+            f"of the {len(forest.estimators_)}; their in-sample predictions stand in for "
+            "out-of-bag ones. Use more trees.", UserWarning, stacklevel=3)
+        pred[never] = forest.predict(Xf[never])
+    return pred
 
 
 def oob_scores(model, X, y, classifier):

@@ -331,11 +331,22 @@ class TreeEnsemble:
     def _mismatch_message(self):
         name = type(self.model).__name__
         if not self._seeded:
+            drawn = ["the choice between equally good splits"]
+            if self.max_features < self.X.shape[1]:
+                drawn.append(f"the feature subsets (max_features={self.max_features})")
+            if self.splitter == B.RANDOM:
+                drawn.append("the random thresholds (splitter='random')")
             return (
                 f"{name} was fitted with random_state={self._tree_params.random_state!r}: "
-                "it broke ties between equally good splits with a random stream that cannot "
-                "be recovered, so its refit without a point is not defined. Fit it with an "
-                "integer random_state.")
+                "scikit-learn took "
+                f"{', '.join(drawn)} from a random stream it does not keep, and the tree "
+                "regrown from the data with a known stream is a different tree, so the "
+                "refit without a point is not defined for it. Refit it with an integer "
+                f"random_state and explain that model: pass {name}(..., random_state=0) "
+                "unfitted "
+                "(or model.set_params(random_state=0).fit(X, y) wrapped in "
+                "FrozenEstimator). approximation='fixed_structure' explains the fitted "
+                "tree as it is, with every split kept.")
         return (f"{name} could not be regrown from the data passed to fit: pass exactly the "
                 "X, y and sample_weight it was fitted on (a model fitted on other data, with "
                 "missing values or with sparse input is not supported).")

@@ -8,6 +8,10 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..influence._blocks import mean_influence
+from ..influence._boosting import APPROXIMATIONS as _BOOSTING_APPROXIMATIONS
+from ..influence._boosting import is_boosted
+from ..influence._forest import TREE_APPROXIMATIONS as _TREE_APPROXIMATIONS
+from ..influence._forest import is_tree_model
 from ..influence._group import predict_removal_effect, removal_parameter_change  # noqa: F401
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ._base import BaseValuation, check_groups, check_validation
@@ -15,6 +19,13 @@ from ._base import BaseValuation, check_groups, check_validation
 # validation rows x training points of influence values per block (32 MiB of float64;
 # transform's temporaries about double it)
 _BLOCK_ENTRIES = 1 << 22
+
+
+def _tree_ensemble(estimator):
+    """Whether ``estimator`` (bare, frozen or a Pipeline's last step) is a tree model."""
+    from ..objectives import unwrap_frozen
+
+    return is_tree_model(estimator) or is_boosted(unwrap_frozen(estimator))
 
 
 class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
@@ -30,9 +41,18 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
     Parameters
     ----------
     estimator : estimator
-        A model supported by :mod:`skinfluence.objectives` (or a Pipeline ending in one).
-    approximation : {"newton", "first_order"}, default="newton"
-        Passed to :class:`~skinfluence.InfluenceFunctions`.
+        A model supported by :mod:`skinfluence.objectives`, a tree or forest
+        (``DecisionTree*``, ``ExtraTree*``, ``RandomForest*``, ``ExtraTrees*``) or a
+        ``HistGradientBoosting*`` model, or a Pipeline ending in one.
+    approximation : {"auto", "newton", "first_order", "exact", "fixed_structure", \
+            "leaf_refit", "leaf_influence", "boostin"}, default="auto"
+        Passed to :class:`~skinfluence.InfluenceFunctions`.  ``"auto"``: ``"newton"``
+        for models with parameters, ``"exact"`` (every tree regrown without the point)
+        for trees and forests, ``"leaf_influence"`` for gradient boosting.  The tree
+        approximations apply to their family only (trees and forests: ``"exact"``,
+        ``"fixed_structure"``; gradient boosting: ``"leaf_refit"``,
+        ``"leaf_influence"``, ``"boostin"``); another combination raises a
+        ``ValueError`` naming the approximations of the model.
     group_order : {1, 2}, default=2
         Order of the group removal prediction when ``groups`` is given.
     solver : str, default="auto"
@@ -65,7 +85,8 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
 
     _parameter_constraints = {
         "estimator": [object],
-        "approximation": [StrOptions({"newton", "first_order"})],
+        "approximation": [StrOptions({"auto", "newton", "first_order", *_TREE_APPROXIMATIONS,
+                                      *_BOOSTING_APPROXIMATIONS})],
         "group_order": [numbers.Integral],
         "solver": [object],
         "damping": [numbers.Real],
@@ -73,7 +94,7 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, *, approximation="newton", group_order=2, solver="auto",
+    def __init__(self, estimator, *, approximation="auto", group_order=2, solver="auto",
                  damping=0.0, n_jobs=None, verbose=0):
         self.estimator = estimator
         self.approximation = approximation
@@ -105,7 +126,7 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         if int(self.group_order) not in (1, 2):
             raise ValueError(f"group_order must be 1 or 2, got {self.group_order!r}.")
         self.influence_ = InfluenceFunctions(
-            self.estimator, approximation=self.approximation, solver=self.solver,
+            self.estimator, approximation=self._approximation(), solver=self.solver,
             damping=self.damping, n_jobs=self.n_jobs, verbose=self.verbose,
         ).fit(X, y, sample_weight=sample_weight)
         self.estimator_ = self.influence_.estimator_
@@ -130,6 +151,14 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
             ])
             self.group_labels_ = labels
         return self
+
+    def _approximation(self):
+        """``approximation`` for :class:`InfluenceFunctions`: ``"auto"`` is ``"newton"`` for
+        models with parameters (the default before tree models were accepted) and the
+        engine's own default for tree ensembles."""
+        if self.approximation != "auto" or _tree_ensemble(self.estimator):
+            return self.approximation
+        return "newton"
 
     def transform(self, X, y=None):
         """Per-sample attributions: predicted loss change at each sample when each point is removed.

@@ -188,3 +188,40 @@ def test_approximation_errors_are_clear():
         inf.parameter_changes()
     with pytest.raises(NotImplementedError, match="monotonic_cst"):
         InfluenceFunctions(DecisionTreeClassifier(monotonic_cst=[1] + [0] * 29)).fit(Xtr, ytr)
+
+
+def test_unseeded_tree_whose_ties_did_not_matter_is_its_refit():
+    # random_state=None is accepted when the tree regrown with a known stream is the
+    # fitted one node for node.  (Fitted with a seed, then unseeded, so that the test is
+    # deterministic: the reader sees random_state=None.)
+    Xtr, ytr, Xte, yte = _split(X_REG, Y_REG)
+    model = DecisionTreeRegressor(max_depth=3, min_samples_leaf=5, random_state=5)
+    fitted = model.fit(Xtr, ytr).set_params(random_state=None)
+    inf = InfluenceFunctions(FrozenEstimator(fitted)).fit(Xtr, ytr)
+    T = inf.transform(Xte, yte)
+    loss0 = _loss(fitted, Xte, yte)
+    checked = 0
+    for j in range(0, len(ytr), 6):
+        # scikit-learn's refit without j, with two streams: where they agree, no tie
+        # decided it, and the refit of the unseeded tree is defined
+        a, b = (_refit_without(clone(model).set_params(random_state=s), Xtr, ytr, j)
+                for s in (1, 2))
+        if not np.array_equal(a.predict(Xte), b.predict(Xte)):
+            continue
+        np.testing.assert_allclose(T[:, j], _loss(a, Xte, yte) - loss0, rtol=1e-10,
+                                   atol=1e-12)
+        checked += 1
+    assert checked >= 15
+
+
+def test_unseeded_tree_whose_ties_mattered_says_what_to_do():
+    Xtr, ytr, Xte, yte = _split(X_CLF, Y_CLF, n=200)
+    model = DecisionTreeClassifier(max_features=0.5, random_state=None)
+    with pytest.raises(ValueError, match=r"random_state=None: scikit-learn took the choice "
+                       r"between equally good splits, the feature subsets \(max_features=15\)"
+                       r".*integer random_state.*DecisionTreeClassifier\(\.\.\., "
+                       r"random_state=0\).*'fixed_structure'"):
+        InfluenceFunctions(model).fit(Xtr, ytr)
+    # the fitted tree as it is: its splits kept, only leaf values recomputed
+    inf = InfluenceFunctions(model, approximation="fixed_structure").fit(Xtr, ytr)
+    assert inf.transform(Xte, yte).shape == (len(yte), 200)

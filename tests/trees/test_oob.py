@@ -77,3 +77,31 @@ def test_data_oob_of_a_fitted_forest_uses_its_own_trees(task):
     np.testing.assert_allclose(values.values_, total / count, rtol=1e-12)
     np.testing.assert_array_equal(values.n_oob_, count)
     assert values.estimator_ is values.estimator  # the frozen forest, not refit
+
+
+def test_regression_cleaner_uses_out_of_bag_predictions():
+    rng = np.random.default_rng(0)
+    X, y = X_REG[:200], Y_REG[:200].copy()
+    shifted = rng.choice(200, 10, replace=False)
+    y[shifted] += 3 * y.std()
+    forest = RandomForestRegressor(60, min_samples_leaf=5, random_state=0)
+    reference = forest.set_params(oob_score=True).fit(X, y).oob_prediction_
+    cleaner = InfluenceCleaner(RandomForestRegressor(60, min_samples_leaf=5, random_state=0))
+    cleaner.fit(X, y)
+    assert cleaner.task_ == "regression" and cleaner.influence_ is None
+    np.testing.assert_allclose(cleaner.predictions_, reference, rtol=1e-12)
+    assert np.isin(np.flatnonzero(cleaner.issues_), shifted).mean() >= 0.8
+
+
+def test_regression_cleaner_non_bagged_tree_is_exact_leave_one_out():
+    from sklearn.base import clone
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = X_REG[:80], Y_REG[:80]
+    tree = DecisionTreeRegressor(min_samples_leaf=5, random_state=0)
+    cleaner = InfluenceCleaner(tree).fit(X, y)
+    for j in (0, 13, 41):
+        w = np.ones(80)
+        w[j] = 0.0
+        refit = clone(tree).fit(X, y, sample_weight=w)
+        assert cleaner.predictions_[j] == pytest.approx(refit.predict(X[j:j + 1])[0], rel=1e-12)
