@@ -1,4 +1,4 @@
-"""Removal approximations of gradient-boosted trees (HistGradientBoosting).
+"""Removal approximations of gradient-boosted trees (HistGradientBoosting, GradientBoosting).
 
 The tree structures (splits, thresholds, categorical bitsets) stay those of the fitted
 model; what a removal changes is the baseline and every leaf value, because each
@@ -24,6 +24,7 @@ import numpy as np
 from ..base import run_blocks, top_k_over_blocks
 from ..objectives import split_pipeline
 from ..trees import _boosting_kernels as kernels
+from ..trees._gb import GradientBoostingModel, is_gradient_boosting
 from ..trees._hgb import BoostedModel, is_hist_gradient_boosting
 from ..utils._parallel import chunk_slices
 from ._base import SelfSide
@@ -35,7 +36,15 @@ _BLOCK_ENTRIES = 1 << 22
 
 def is_boosted(fitted):
     """Whether the fitted model (or a Pipeline's last step) is a boosting model."""
-    return is_hist_gradient_boosting(split_pipeline(fitted)[1])
+    final = split_pipeline(fitted)[1]
+    return is_hist_gradient_boosting(final) or is_gradient_boosting(final)
+
+
+def read_boosted(final, preprocessing=None):
+    """The fitted HistGradientBoosting or GradientBoosting model as flat arrays."""
+    if is_gradient_boosting(final):
+        return GradientBoostingModel(final, preprocessing=preprocessing)
+    return BoostedModel(final, preprocessing=preprocessing)
 
 
 def prepare_boosting(fitted, X, y, sample_weight, approximation, n_jobs=None, verbose=0):
@@ -48,7 +57,7 @@ def prepare_boosting(fitted, X, y, sample_weight, approximation, n_jobs=None, ve
             "or 'auto'.")
     approximation = "leaf_influence" if approximation == "auto" else approximation
     pre, final = split_pipeline(fitted)
-    model = BoostedModel(final, preprocessing=pre).attach(X, y, sample_weight)
+    model = read_boosted(final, pre).attach(X, y, sample_weight)
     removal = BoostingRemoval(approximation, n_jobs=n_jobs, verbose=verbose).prepare(model)
     return model, removal, approximation
 
@@ -87,7 +96,8 @@ class BoostingRemoval:
         self.g, self.h, self.r = (np.empty((T, n, K)) for _ in range(3))
         kernels.record_fit(m.loss, self.y, self.w, self.leaves, F, m.leaf_start, m.fixed_zero,
                            T, m.learning_rate, m.l2_regularization, self.values64, self.H,
-                           self.g, self.h, self.r)
+                           self.g, self.h, self.r, m.leaf_eps)
+        m.check_values(self.values64)
         self.F64 = F
         self.base_deriv = m.intercept_derivatives(self.y, self.w)
         self.train_outputs = m.outputs(m.X_train)
@@ -101,7 +111,7 @@ class BoostingRemoval:
         m = self.model
         direct = kernels.direct_leaf_changes(
             self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
-            m.l2_regularization, self.values64, self.H, self.g, self.h)
+            m.l2_regularization, self.values64, self.H, self.g, self.h, m.leaf_eps)
         self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
         leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
         self.coef = direct[m.leaf_tree[leaf_of], self.idx]
@@ -128,14 +138,16 @@ class BoostingRemoval:
             bases = m.intercepts_without(self.y, self.w, pos)
             kernels.leaf_refit_columns(
                 m.loss, self.y, self.w, self.leaves, pos, bases, m.leaf_start, m.fixed_zero,
-                m.n_iter, m.learning_rate, m.l2_regularization, self.values64, V, own)
+                m.n_iter, m.learning_rate, m.l2_regularization, self.values64, V, own,
+                m.leaf_eps)
             own -= self.F64[pos]
             return V, (bases - self.base64).T, own
         base_change = -self.w[pos, None] * self.base_deriv[pos]
         kernels.leaf_influence_columns(
             m.loss == kernels.MULTINOMIAL, self.w, self.leaves, pos,
             self.base_deriv[pos], m.leaf_start, m.fixed_zero, m.learning_rate,
-            m.l2_regularization, self.values64, self.H, self.g, self.h, self.r, V, own)
+            m.l2_regularization, self.values64, self.H, self.g, self.h, self.r, V, own,
+            m.leaf_eps)
         return V, base_change.T, own
 
     def directions(self, cols):
@@ -220,7 +232,7 @@ class BoostingRemoval:
             m.loss == kernels.MULTINOMIAL, self.w, self.leaves,
             np.ascontiguousarray(q_leaves[:, rep]), outs.ravel().astype(np.int64),
             self.base_deriv, m.leaf_start, m.fixed_zero, m.learning_rate, m.l2_regularization,
-            self.values64, self.H, self.g, self.h, self.r, grads)
+            self.values64, self.H, self.g, self.h, self.r, grads, m.leaf_eps)
         D = np.zeros((nq, m.n_outputs, self.y.size))
         D[rep, outs.ravel()] = grads
         return self._effect(Z0, y_enc, D)
