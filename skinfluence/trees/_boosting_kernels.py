@@ -441,23 +441,17 @@ def leaf_members(leaves, n_leaves):
 
 
 @njit(cache=True, nogil=True)
-def shared_leaf_rows(q_leaves, q_weights, ptr, idx, coef, q_base, base, out):
-    """``out[e, j] = q_base[e] . base[j] + sum_s q_weights[s, e] * coef[p]`` over the
-    trees ``s`` in which training point ``j = idx[p]`` shares query ``e``'s leaf
-    (``coef`` aligned with ``idx``; ``q_base`` (n_q, K), ``base`` (n, K))."""
+def shared_leaf_rows(q_leaves, q_weights, ptr, idx, coef, dense, out):
+    """``out[e, j] += sum_s q_weights[s, e] * coef[p]`` over the trees ``s`` in which
+    training point ``j = idx[p]`` shares query ``e``'s leaf (``coef`` aligned with
+    ``idx``), skipping the leaves marked ``dense`` (added by a matrix product instead)."""
     T, nq = q_leaves.shape
-    n, K = base.shape
     for e in range(nq):
-        for j in range(n):
-            acc = 0.0
-            for k in range(K):
-                acc += q_base[e, k] * base[j, k]
-            out[e, j] = acc
         for s in range(T):
             a = q_weights[s, e]
-            if a == 0.0:
-                continue
             leaf = q_leaves[s, e]
+            if a == 0.0 or dense[leaf]:
+                continue
             for p in range(ptr[leaf], ptr[leaf + 1]):
                 out[e, idx[p]] += a * coef[p]
 
