@@ -12,9 +12,12 @@ iteration's gradients move with the outputs of the earlier ones.
 * ``"boostin"``: the trajectory estimate of Brophy et al. (2023): each tree's leaf
   changes only through the point's own gradient (no propagation), and the query's
   loss is linearised with its gradient at that iteration.
+* ``"boostin_final"``: the same leaf changes, summed into the query's final outputs:
+  with nothing propagating to later trees (BoostIn's premise), the refit's output is
+  the model's plus that sum, and its loss is evaluated there, like the other methods'.
 
 ``loss_i(model without j) - loss_i(model)`` is evaluated exactly at the predicted
-outputs for the first two.  Training rows held out by early stopping did not grow
+outputs for all but ``"boostin"``.  Training rows held out by early stopping did not grow
 the trees and have zero influence (their effect on when training stopped is not
 modelled).
 """
@@ -29,7 +32,8 @@ from ..trees._hgb import BoostedModel, is_hist_gradient_boosting
 from ..utils._parallel import chunk_slices
 from ._base import SelfSide
 
-APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin")
+APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final")
+_BOOSTIN = ("boostin", "boostin_final")
 # query-side and training-side blocks hold about this many float64 entries
 _BLOCK_ENTRIES = 1 << 22
 # boostin: a leaf holding more than this share of the (query, training row) pairs of a
@@ -70,7 +74,7 @@ class BoostingRemoval:
 
     Parameters
     ----------
-    approximation : {"leaf_refit", "leaf_influence", "boostin"}
+    approximation : {"leaf_refit", "leaf_influence", "boostin", "boostin_final"}
     n_jobs : int or None
         Threads over blocks.
     verbose : int
@@ -106,7 +110,7 @@ class BoostingRemoval:
         self._train_outputs = None
         self.refined = {}
         self._self_side = None
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             self._prepare_boostin()
         return self
 
@@ -164,9 +168,10 @@ class BoostingRemoval:
     def directions(self, cols):
         """Predicted changes (K + L, m) of the baseline and every leaf value when each
         training point of ``cols`` is removed (zero for rows that did not grow trees)."""
-        if self.approximation == "boostin":
-            raise ValueError("approximation='boostin' predicts loss changes along the "
-                             "training trajectory, not parameter changes; use "
+        if self.approximation in _BOOSTIN:
+            raise ValueError(f"approximation={self.approximation!r} predicts loss changes "
+                             "from each tree's leaf alone, not parameter changes through "
+                             "all later trees; use "
                              "'leaf_influence' or 'leaf_refit'.")
         m = self.model
         idx, pos = self._columns(cols)
@@ -214,9 +219,12 @@ class BoostingRemoval:
             out = np.zeros((Z0.shape[0], self.n_train))
         elif not every_row:
             out[...] = 0.0
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             vals = out if every_row else np.empty((Z0.shape[0], rows.size))
-            self._boostin_rows(q_leaves, Z0, y_enc, vals)
+            if self.approximation == "boostin":
+                self._boostin_rows(q_leaves, Z0, y_enc, vals)
+            else:
+                vals[...] = self._boostin_final_rows(q_leaves, Z0, y_enc)
         else:
             vals = self._reverse_rows(q_leaves, Z0, y_enc)
             if every_row:
@@ -258,9 +266,19 @@ class BoostingRemoval:
             g0[np.arange(nq), tracked] = 1.0
         else:
             weights, g0 = self._query_gradients(q_leaves, y_enc)
+        self._shared_sums(q_leaves, weights, g0, out)
+        if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
+            out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
+        return out
+
+    def _shared_sums(self, q_leaves, weights, g0, out):
+        """``out[e, j] = g0[e] . db_j + sum_s weights[s, e] * dv_s(j)`` over the trees in
+        which ``j`` shares query ``e``'s leaf (``db_j`` the baseline's change, ``dv_s(j)``
+        the leaf's direct change when ``j`` is removed)."""
         # The baseline's change is shared by every query (rank K), and so is, in each
         # tree, the change of a leaf holding a large share of both the queries and the
         # training rows: one matrix product adds those; the rest is scattered per leaf.
+        m = self.model
         dense = self._dense_leaves(q_leaves)
         cols = np.flatnonzero(dense)
         tree = m.leaf_tree[cols]
@@ -269,9 +287,21 @@ class BoostingRemoval:
         np.matmul(np.hstack([g0, U]), np.hstack([-self.w[:, None] * self.base_deriv, V]).T,
                   out=out)
         kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, dense, out)
-        if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
-            out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
-        return out
+
+    def _boostin_final_rows(self, q_leaves, Z0, y_enc):
+        """Loss (or prediction) changes at the queries' final outputs moved by the sum of
+        the direct leaf changes they share with each training point: (n_q, n_rows)."""
+        m = self.model
+        nq, K = Z0.shape[0], m.n_outputs
+        D = np.empty((nq, K, self.y.size))
+        part = np.empty((nq, self.y.size))
+        for k in range(K):
+            weights = np.repeat((m.tree_output == k).astype(np.float64)[:, None], nq, axis=1)
+            g0 = np.zeros((nq, K))
+            g0[:, k] = 1.0
+            self._shared_sums(q_leaves, weights, g0, part)
+            D[:, k] = part
+        return self._effect(Z0, y_enc, D)
 
     def _dense_leaves(self, q_leaves):
         """Leaves whose pairs (query, training row) are added by a matrix product.
@@ -312,14 +342,15 @@ class BoostingRemoval:
     def _by_rows(self, n_queries):
         """Whether query blocks (one backward pass per query output) cost less than
         training blocks (one forward pass per training point)."""
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             return True
         if self.approximation == "leaf_refit":
             return False
         return n_queries * self.model.n_outputs < self.model.rows.size
 
     def _row_chunks(self, n_queries):
-        return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(self.n_train, 1)))
+        K = self.model.n_outputs if self.approximation == "boostin_final" else 1
+        return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(K * self.n_train, 1)))
 
     def _col_chunks(self, n_queries):
         K = self.model.n_outputs
@@ -387,7 +418,7 @@ class BoostingRemoval:
         n = self.n_train
         dz = np.zeros((n, m.n_outputs))
         rows = m.rows
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             # a point always shares its own leaves: its gradients weight every tree
             K = m.n_outputs
             grads = self.g.transpose(0, 2, 1).reshape(m.n_trees, -1)  # (n_trees, n_rows)
@@ -397,6 +428,9 @@ class BoostingRemoval:
                 "ik,ik->i", self.g[0], base_change)
             for k in range(K):
                 dz[rows, k] = self.direct[m.tree_output == k].sum(axis=0) + base_change[:, k]
+            if self.approximation == "boostin_final":
+                infl = m.loss_change(self.train_outputs, m.y_train, dz[:, :, None])[:, 0]
+                infl[m.row_position < 0] = 0.0
             self._self_side = SelfSide(self.train_outputs + dz, infl)
             return self._self_side
 

@@ -70,7 +70,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         every tree's structure fixed: ``"leaf_refit"`` recomputes the baseline and all
         leaf values without the point (later trees' gradients move with the earlier ones);
         ``"leaf_influence"`` is its first-order form (the default under ``"auto"``);
-        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023).
+        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023);
+        ``"boostin_final"`` sums its leaf changes into the query's final outputs and
+        evaluates the loss there.
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up

@@ -198,3 +198,50 @@ def test_errors_name_the_approximations():
     inf = InfluenceFunctions(C(max_iter=3), approximation="boostin").fit(X, y)
     with pytest.raises(ValueError, match="parameter changes"):
         inf.parameter_changes([0])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
+    # each tree's direct leaf change (j's own gradient and Hessian, as in boostin) and the
+    # baseline's, summed over the trees the query shares with j, then the exact loss
+    X, y = _cells(n=90, kind=kind)
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
+                               learning_rate=0.5), approximation="boostin_final").fit(X, y)
+    model, rem = inf.objective_, inf._removal
+    T = inf.transform(X[:10], y[:10])
+    K, lam, lr = model.n_outputs, 0.3, model.learning_rate
+    lq, lt = model.apply(X[:10]), model.apply(X)
+    Y = np.eye(max(K, 2))[y][:, -K:] if K > 1 else y[:, None].astype(float)
+    zt = np.tile(model.baseline, (len(y), 1))
+    D = np.zeros((10, K, len(y)))
+    ybar = Y.mean(axis=0)
+    if K == 1:  # the baseline: log-odds of the mean
+        D += (-(Y - ybar) / (len(y) * ybar * (1 - ybar))).T[None]
+    else:  # symmetric log of the class shares
+        d = -(Y - ybar) / (len(y) * ybar)
+        D += (d - d.mean(axis=1, keepdims=True)).T[None]
+    for t in range(model.n_iter):
+        if K == 1:
+            p = 1 / (1 + np.exp(-zt))
+        else:
+            p = np.exp(zt - zt.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        g, h = p - Y, p * (1 - p)
+        for k in range(K):
+            s = t * K + k
+            for leaf in np.unique(lt[s]):
+                members = lt[s] == leaf
+                v = model.values[leaf]
+                dv = (lr * g[:, k] + v * h[:, k]) / (h[members, k].sum() + lam)
+                for e in np.flatnonzero(lq[s] == leaf):
+                    D[e, k, members] += dv[members]
+        for k in range(K):
+            zt[:, k] += model.values[lt[t * K + k]]
+    Z0 = model.outputs(model.features(X[:10]))
+    expected = model.loss_change(Z0, model.encode_target(y[:10]), D)
+    np.testing.assert_allclose(T, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+    np.testing.assert_allclose(np.diag(inf.transform(X, y)), inf.self_influence_, rtol=1e-6,
+                               atol=1e-10)
+    top = inf.explain(X[:5], y[:5], k=4)
+    np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])

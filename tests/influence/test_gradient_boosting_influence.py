@@ -113,7 +113,8 @@ def test_forward_and_backward_leaf_influence_agree(kind):
                                    atol=1e-12 * np.abs(forward).max())
 
 
-@pytest.mark.parametrize("approximation", ["leaf_refit", "leaf_influence", "boostin"])
+@pytest.mark.parametrize("approximation",
+                         ["leaf_refit", "leaf_influence", "boostin", "boostin_final"])
 def test_explain_self_influence_and_pipeline(approximation):
     X, y = load_breast_cancer(return_X_y=True)
     X, y = X[:120], y[:120]
