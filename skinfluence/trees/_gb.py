@@ -14,7 +14,7 @@ formula with ``l2 = 0`` and that factor folded into the step.
 """
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _boosting_kernels as kernels
 from ._hgb import BoostedModel
@@ -143,7 +143,9 @@ class GradientBoostingModel(BoostedModel):
         """``X`` validated as the model's trees read it (float32, dense or CSR)."""
         if self.preprocessing is not None:
             X = self.preprocessing.transform(X)
-        return self.estimator.estimators_[0, 0]._validate_X_predict(X, check_input=True)
+        # as GradientBoosting's predict validates (finite values, its number of features)
+        return validate_data(self.estimator, X, dtype=np.float32, order="C",
+                             accept_sparse="csr", reset=False)
 
     def binned(self, Xf):
         """The trees were grown on the features themselves."""
