@@ -208,7 +208,7 @@ def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
                                learning_rate=0.5), approximation="boostin_final").fit(X, y)
-    model, rem = inf.objective_, inf._removal
+    model = inf.objective_
     T = inf.transform(X[:10], y[:10])
     K, lam, lr = model.n_outputs, 0.3, model.learning_rate
     lq, lt = model.apply(X[:10]), model.apply(X)
