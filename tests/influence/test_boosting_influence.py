@@ -245,3 +245,21 @@ def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
                                atol=1e-10)
     top = inf.explain(X[:5], y[:5], k=4)
     np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])
+
+
+@pytest.mark.parametrize("approximation", ["boostin", "boostin_final"])
+def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch):
+    # large leaves go through one matrix product, the others are scattered: all of one
+    # kind or all of the other must give the same matrix, with and without y
+    from skinfluence.influence import _boosting
+
+    X, y = _cells(n=200, kind="multiclass")
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    out = []
+    for share in (np.inf, -1.0):
+        monkeypatch.setattr(_boosting, "_DENSE_SHARE", share)
+        inf = InfluenceFunctions(C(max_iter=5, max_leaf_nodes=5),
+                                 approximation=approximation).fit(X, y)
+        out.append((inf.transform(X[:25], y[:25]), inf.transform(X[:25])))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * np.abs(a).max())
