@@ -224,7 +224,7 @@ class BoostingRemoval:
             if self.approximation == "boostin":
                 self._boostin_rows(q_leaves, Z0, y_enc, vals)
             else:
-                vals[...] = self._boostin_final_rows(q_leaves, Z0, y_enc)
+                self._boostin_final_rows(q_leaves, Z0, y_enc, vals)
         else:
             vals = self._reverse_rows(q_leaves, Z0, y_enc)
             if every_row:
@@ -288,11 +288,16 @@ class BoostingRemoval:
                   out=out)
         kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, dense, out)
 
-    def _boostin_final_rows(self, q_leaves, Z0, y_enc):
+    def _boostin_final_rows(self, q_leaves, Z0, y_enc, out):
         """Loss (or prediction) changes at the queries' final outputs moved by the sum of
-        the direct leaf changes they share with each training point: (n_q, n_rows)."""
+        the direct leaf changes they share with each training point, into ``out``
+        (n_q, n_rows)."""
         m = self.model
         nq, K = Z0.shape[0], m.n_outputs
+        if K == 1 and y_enc is not None:  # one output: its change, then the loss in place
+            self._shared_sums(q_leaves, np.ones((m.n_trees, nq)), np.ones((nq, 1)), out)
+            kernels.scalar_loss_change(m.loss, Z0[:, 0], y_enc, out)
+            return out
         D = np.empty((nq, K, self.y.size))
         part = np.empty((nq, self.y.size))
         for k in range(K):
@@ -301,7 +306,8 @@ class BoostingRemoval:
             g0[:, k] = 1.0
             self._shared_sums(q_leaves, weights, g0, part)
             D[:, k] = part
-        return self._effect(Z0, y_enc, D)
+        out[...] = self._effect(Z0, y_enc, D)
+        return out
 
     def _dense_leaves(self, q_leaves):
         """Leaves whose pairs (query, training row) are added by a matrix product.

@@ -456,6 +456,34 @@ def shared_leaf_rows(q_leaves, q_weights, ptr, idx, coef, dense, out):
                 out[e, idx[p]] += a * coef[p]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _softplus(x):
+    return x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
+
+
+@njit(cache=True, nogil=True)
+def scalar_loss_change(loss, z, y, D):
+    """In place: the output changes ``D[e, c]`` of queries with outputs ``z`` and targets
+    ``y`` become the exact changes of their (unweighted) loss, for the scalar losses,
+    written as differences so no large loss values cancel."""
+    nq, m = D.shape
+    for e in range(nq):
+        ze, ye = z[e], y[e]
+        sp0 = _softplus(ze)
+        ez = math.exp(ze)
+        yez = ye * math.exp(-ze)
+        for c in range(m):
+            d = D[e, c]
+            if loss == SQUARED_ERROR:  # (z - y)^2 / 2
+                D[e, c] = d * (ze - ye) + 0.5 * d * d
+            elif loss == BINOMIAL:  # log(1 + e^z) - y z
+                D[e, c] = _softplus(ze + d) - sp0 - ye * d
+            elif loss == POISSON:  # e^z - y z
+                D[e, c] = ez * math.expm1(d) - ye * d
+            else:  # GAMMA: z + y e^-z
+                D[e, c] = d + yez * math.expm1(-d)
+
+
 # ----------------------------------------------------------------- gathering
 @njit(cache=True, nogil=True)
 def gather_output_changes(q_leaves, tree_output, V, base_change, out):

@@ -263,3 +263,25 @@ def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch):
         out.append((inf.transform(X[:25], y[:25]), inf.transform(X[:25])))
     for a, b in zip(*out):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson", "gamma", "binary"])
+def test_boostin_final_scalar_losses_are_the_exact_loss_changes(loss):
+    # one output: the loss change computed in place equals the model's own loss at the
+    # summed output changes (those are the prediction path's, before its link)
+    if loss == "binary":
+        X, y = load_breast_cancer(return_X_y=True)
+        est = C(max_iter=8, max_leaf_nodes=5)
+    else:
+        X, y = load_diabetes(return_X_y=True)
+        est = R(loss=loss, max_iter=8, max_leaf_nodes=5)
+    X, y = X[:150], y[:150]
+    inf = InfluenceFunctions(est, approximation="boostin_final").fit(X, y)
+    rem, model = inf._removal, inf.objective_
+    Xf, Z0, y_enc = inf._queries(X[:12], y[:12])
+    q = np.ascontiguousarray(model.apply(Xf))
+    D = np.empty((12, 150))
+    rem._shared_sums(q, np.ones((model.n_trees, 12)), np.ones((12, 1)), D)
+    expected = model.loss_change(Z0, y_enc, D[:, None, :])
+    np.testing.assert_allclose(inf.transform(X[:12], y[:12]), expected, rtol=1e-9,
+                               atol=1e-12 * np.abs(expected).max())
