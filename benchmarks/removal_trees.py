@@ -4,7 +4,8 @@ For each test point, every method ranks the training rows by how much they help 
 point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the model
 is refit, and the rise of that test point's loss is recorded (larger is better).  The
 same fitted HistGradientBoostingClassifier is explained by skinfluence
-(``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``) and by
+(``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``,
+``boostin_final``) and by
 ``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
 random rows, the rows of lowest training loss, and the nearest rows of the same label
 (Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
@@ -14,6 +15,8 @@ tree_influence needs its own environment (numpy < 2 for its compiled parsers; it
 torch only for TREX, which is not run: a stub module stands in).  See README.md.
 
     python benchmarks/removal_trees.py [--quick] [--n-test 30] [--no-tree-influence]
+        [--ti BoostIn]   # only tree_influence's explainers whose name has this
+        [--methods boostin,boostin_final,"TI BoostIn"]   # only these rankings
 """
 
 import argparse
@@ -37,11 +40,12 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skinfluence import InfluenceFunctions  # noqa: E402
 
 FRACTIONS = (0.001, 0.01, 0.05)
-OURS = ("leaf_influence", "leaf_refit", "boostin")
+OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final")
 
 
-def _tree_influence():
-    """tree_influence's explainers, with a stub for the torch it imports at module level."""
+def _tree_influence(only=""):
+    """tree_influence's explainers (those whose name has ``only``), with a stub for the
+    torch it imports at module level."""
     if "torch" not in sys.modules:
         torch = types.ModuleType("torch")
         torch.Tensor = type("Tensor", (), {})
@@ -53,8 +57,9 @@ def _tree_influence():
         sys.modules["torch"] = torch
     from tree_influence.explainers import BoostIn, LeafInfluence, LeafRefit
 
-    return {"TI BoostIn": BoostIn, "TI LeafInfluence": LeafInfluence,
-            "TI LeafRefit": LeafRefit}
+    every = {"TI BoostIn": BoostIn, "TI LeafInfluence": LeafInfluence,
+             "TI LeafRefit": LeafRefit}
+    return {name: cls for name, cls in every.items() if only in name}
 
 
 def as_tree_influence_reads_it(model):
@@ -140,8 +145,11 @@ def main(argv=None):
     parser.add_argument("--n-test", type=int, default=30)
     parser.add_argument("--no-tree-influence", action="store_true")
     parser.add_argument("--only", default="", help="run the datasets whose name has this")
+    parser.add_argument("--ti", default="", help="tree_influence explainers with this name")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated names of the rankings to evaluate (all)")
     args = parser.parse_args(argv)
-    ti = {} if args.no_tree_influence else _tree_influence()
+    ti = {} if args.no_tree_influence else _tree_influence(args.ti)
     n_test = 8 if args.quick else args.n_test
     for dname, (X, y) in datasets(args.quick).items():
         if args.only not in dname:
@@ -151,6 +159,9 @@ def main(argv=None):
         model = make_model().fit(X, y)
         rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels outside the timings
         scores, seconds = rankings(X, y, Xt, yt, model, ti)
+        if args.methods:
+            keep = args.methods.split(",")
+            scores = {name: S for name, S in scores.items() if name in keep}
         rise = evaluate(X, y, Xt, yt, scores, FRACTIONS)
         print(f"\n{dname}: {len(y)} train, {len(yt)} test points, HGB 100 iterations")
         head = " | ".join(f"{100 * fr:g}% median / mean" for fr in FRACTIONS)

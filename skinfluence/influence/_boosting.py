@@ -1,4 +1,4 @@
-"""Removal approximations of gradient-boosted trees (HistGradientBoosting).
+"""Removal approximations of gradient-boosted trees (HistGradientBoosting, GradientBoosting).
 
 The tree structures (splits, thresholds, categorical bitsets) stay those of the fitted
 model; what a removal changes is the baseline and every leaf value, because each
@@ -12,9 +12,12 @@ iteration's gradients move with the outputs of the earlier ones.
 * ``"boostin"``: the trajectory estimate of Brophy et al. (2023): each tree's leaf
   changes only through the point's own gradient (no propagation), and the query's
   loss is linearised with its gradient at that iteration.
+* ``"boostin_final"``: the same leaf changes, summed into the query's final outputs:
+  with nothing propagating to later trees (BoostIn's premise), the refit's output is
+  the model's plus that sum, and its loss is evaluated there, like the other methods'.
 
 ``loss_i(model without j) - loss_i(model)`` is evaluated exactly at the predicted
-outputs for the first two.  Training rows held out by early stopping did not grow
+outputs for all but ``"boostin"``.  Training rows held out by early stopping did not grow
 the trees and have zero influence (their effect on when training stopped is not
 modelled).
 """
@@ -24,18 +27,31 @@ import numpy as np
 from ..base import run_blocks, top_k_over_blocks
 from ..objectives import split_pipeline
 from ..trees import _boosting_kernels as kernels
+from ..trees._gb import GradientBoostingModel, is_gradient_boosting
 from ..trees._hgb import BoostedModel, is_hist_gradient_boosting
 from ..utils._parallel import chunk_slices
 from ._base import SelfSide
 
-APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin")
+APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final")
+_BOOSTIN = ("boostin", "boostin_final")
 # query-side and training-side blocks hold about this many float64 entries
 _BLOCK_ENTRIES = 1 << 22
+# boostin: a leaf holding more than this share of the (query, training row) pairs of a
+# block is added by a matrix product rather than scattered (see _dense_leaves)
+_DENSE_SHARE = 0.05
 
 
 def is_boosted(fitted):
     """Whether the fitted model (or a Pipeline's last step) is a boosting model."""
-    return is_hist_gradient_boosting(split_pipeline(fitted)[1])
+    final = split_pipeline(fitted)[1]
+    return is_hist_gradient_boosting(final) or is_gradient_boosting(final)
+
+
+def read_boosted(final, preprocessing=None):
+    """The fitted HistGradientBoosting or GradientBoosting model as flat arrays."""
+    if is_gradient_boosting(final):
+        return GradientBoostingModel(final, preprocessing=preprocessing)
+    return BoostedModel(final, preprocessing=preprocessing)
 
 
 def prepare_boosting(fitted, X, y, sample_weight, approximation, n_jobs=None, verbose=0):
@@ -48,7 +64,7 @@ def prepare_boosting(fitted, X, y, sample_weight, approximation, n_jobs=None, ve
             "or 'auto'.")
     approximation = "leaf_influence" if approximation == "auto" else approximation
     pre, final = split_pipeline(fitted)
-    model = BoostedModel(final, preprocessing=pre).attach(X, y, sample_weight)
+    model = read_boosted(final, pre).attach(X, y, sample_weight)
     removal = BoostingRemoval(approximation, n_jobs=n_jobs, verbose=verbose).prepare(model)
     return model, removal, approximation
 
@@ -58,7 +74,7 @@ class BoostingRemoval:
 
     Parameters
     ----------
-    approximation : {"leaf_refit", "leaf_influence", "boostin"}
+    approximation : {"leaf_refit", "leaf_influence", "boostin", "boostin_final"}
     n_jobs : int or None
         Threads over blocks.
     verbose : int
@@ -87,13 +103,14 @@ class BoostingRemoval:
         self.g, self.h, self.r = (np.empty((T, n, K)) for _ in range(3))
         kernels.record_fit(m.loss, self.y, self.w, self.leaves, F, m.leaf_start, m.fixed_zero,
                            T, m.learning_rate, m.l2_regularization, self.values64, self.H,
-                           self.g, self.h, self.r)
+                           self.g, self.h, self.r, m.leaf_eps)
+        m.check_values(self.values64)
         self.F64 = F
         self.base_deriv = m.intercept_derivatives(self.y, self.w)
-        self.train_outputs = m.outputs(m.X_train)
+        self._train_outputs = None
         self.refined = {}
         self._self_side = None
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             self._prepare_boostin()
         return self
 
@@ -101,11 +118,19 @@ class BoostingRemoval:
         m = self.model
         direct = kernels.direct_leaf_changes(
             self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
-            m.l2_regularization, self.values64, self.H, self.g, self.h)
+            m.l2_regularization, self.values64, self.H, self.g, self.h, m.leaf_eps)
         self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
         leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
         self.coef = direct[m.leaf_tree[leaf_of], self.idx]
         self.direct = direct
+
+    @property
+    def train_outputs(self):
+        """The model's outputs (n_train, K) at its training rows, routed on first use
+        (self-influence and leave-one-out predictions need them, the matrix does not)."""
+        if self._train_outputs is None:
+            self._train_outputs = self.model.outputs(self.model.X_train)
+        return self._train_outputs
 
     # ------------------------------------------------------- directions
     @property
@@ -128,22 +153,25 @@ class BoostingRemoval:
             bases = m.intercepts_without(self.y, self.w, pos)
             kernels.leaf_refit_columns(
                 m.loss, self.y, self.w, self.leaves, pos, bases, m.leaf_start, m.fixed_zero,
-                m.n_iter, m.learning_rate, m.l2_regularization, self.values64, V, own)
+                m.n_iter, m.learning_rate, m.l2_regularization, self.values64, V, own,
+                m.leaf_eps)
             own -= self.F64[pos]
             return V, (bases - self.base64).T, own
         base_change = -self.w[pos, None] * self.base_deriv[pos]
         kernels.leaf_influence_columns(
             m.loss == kernels.MULTINOMIAL, self.w, self.leaves, pos,
             self.base_deriv[pos], m.leaf_start, m.fixed_zero, m.learning_rate,
-            m.l2_regularization, self.values64, self.H, self.g, self.h, self.r, V, own)
+            m.l2_regularization, self.values64, self.H, self.g, self.h, self.r, V, own,
+            m.leaf_eps)
         return V, base_change.T, own
 
     def directions(self, cols):
         """Predicted changes (K + L, m) of the baseline and every leaf value when each
         training point of ``cols`` is removed (zero for rows that did not grow trees)."""
-        if self.approximation == "boostin":
-            raise ValueError("approximation='boostin' predicts loss changes along the "
-                             "training trajectory, not parameter changes; use "
+        if self.approximation in _BOOSTIN:
+            raise ValueError(f"approximation={self.approximation!r} predicts loss changes "
+                             "from each tree's leaf alone, not parameter changes through "
+                             "all later trees; use "
                              "'leaf_influence' or 'leaf_refit'.")
         m = self.model
         idx, pos = self._columns(cols)
@@ -191,9 +219,12 @@ class BoostingRemoval:
             out = np.zeros((Z0.shape[0], self.n_train))
         elif not every_row:
             out[...] = 0.0
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             vals = out if every_row else np.empty((Z0.shape[0], rows.size))
-            self._boostin_rows(q_leaves, Z0, y_enc, vals)
+            if self.approximation == "boostin":
+                self._boostin_rows(q_leaves, Z0, y_enc, vals)
+            else:
+                self._boostin_final_rows(q_leaves, Z0, y_enc, vals)
         else:
             vals = self._reverse_rows(q_leaves, Z0, y_enc)
             if every_row:
@@ -220,7 +251,7 @@ class BoostingRemoval:
             m.loss == kernels.MULTINOMIAL, self.w, self.leaves,
             np.ascontiguousarray(q_leaves[:, rep]), outs.ravel().astype(np.int64),
             self.base_deriv, m.leaf_start, m.fixed_zero, m.learning_rate, m.l2_regularization,
-            self.values64, self.H, self.g, self.h, self.r, grads)
+            self.values64, self.H, self.g, self.h, self.r, grads, m.leaf_eps)
         D = np.zeros((nq, m.n_outputs, self.y.size))
         D[rep, outs.ravel()] = grads
         return self._effect(Z0, y_enc, D)
@@ -235,12 +266,60 @@ class BoostingRemoval:
             g0[np.arange(nq), tracked] = 1.0
         else:
             weights, g0 = self._query_gradients(q_leaves, y_enc)
-        # the baseline's change is shared by every query: a rank-K start
-        kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, g0,
-                                 -self.w[:, None] * self.base_deriv, out)
+        self._shared_sums(q_leaves, weights, g0, out)
         if y_enc is None and m.loss in (kernels.POISSON, kernels.GAMMA):
             out *= np.exp(Z0)  # d predict = exp(z) dz for the log link
         return out
+
+    def _shared_sums(self, q_leaves, weights, g0, out):
+        """``out[e, j] = g0[e] . db_j + sum_s weights[s, e] * dv_s(j)`` over the trees in
+        which ``j`` shares query ``e``'s leaf (``db_j`` the baseline's change, ``dv_s(j)``
+        the leaf's direct change when ``j`` is removed)."""
+        # The baseline's change is shared by every query (rank K), and so is, in each
+        # tree, the change of a leaf holding a large share of both the queries and the
+        # training rows: one matrix product adds those; the rest is scattered per leaf.
+        m = self.model
+        dense = self._dense_leaves(q_leaves)
+        cols = np.flatnonzero(dense)
+        tree = m.leaf_tree[cols]
+        U = np.where(q_leaves[tree].T == cols, weights[tree].T, 0.0)
+        V = np.where(self.leaves[tree].T == cols, self.direct[tree].T, 0.0)
+        np.matmul(np.hstack([g0, U]), np.hstack([-self.w[:, None] * self.base_deriv, V]).T,
+                  out=out)
+        kernels.shared_leaf_rows(q_leaves, weights, self.ptr, self.idx, self.coef, dense, out)
+
+    def _boostin_final_rows(self, q_leaves, Z0, y_enc, out):
+        """Loss (or prediction) changes at the queries' final outputs moved by the sum of
+        the direct leaf changes they share with each training point, into ``out``
+        (n_q, n_rows)."""
+        m = self.model
+        nq, K = Z0.shape[0], m.n_outputs
+        if K == 1 and y_enc is not None:  # one output: its change, then the loss in place
+            self._shared_sums(q_leaves, np.ones((m.n_trees, nq)), np.ones((nq, 1)), out)
+            kernels.scalar_loss_change(m.loss, Z0[:, 0], y_enc, out)
+            return out
+        D = np.empty((nq, K, self.y.size))
+        part = np.empty((nq, self.y.size))
+        for k in range(K):
+            weights = np.repeat((m.tree_output == k).astype(np.float64)[:, None], nq, axis=1)
+            g0 = np.zeros((nq, K))
+            g0[:, k] = 1.0
+            self._shared_sums(q_leaves, weights, g0, part)
+            D[:, k] = part
+        out[...] = self._effect(Z0, y_enc, D)
+        return out
+
+    def _dense_leaves(self, q_leaves):
+        """Leaves whose pairs (query, training row) are added by a matrix product.
+
+        Scattering a leaf's changes costs (its queries x its training rows) updates at a
+        few ns each; a column of the product costs (all queries x all rows) multiply-adds
+        at a few hundredths of a ns with BLAS.  The product wins when the leaf holds more
+        than about 1/20 of all the pairs."""
+        nq, n = q_leaves.shape[1], self.y.size
+        share = (np.bincount(q_leaves.ravel(), minlength=self.model.n_leaves) / nq
+                 * np.diff(self.ptr) / n)
+        return share > _DENSE_SHARE
 
     def _query_gradients(self, q_leaves, y_enc):
         """Unweighted loss gradients of the queries at every iteration: per tree
@@ -269,14 +348,15 @@ class BoostingRemoval:
     def _by_rows(self, n_queries):
         """Whether query blocks (one backward pass per query output) cost less than
         training blocks (one forward pass per training point)."""
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             return True
         if self.approximation == "leaf_refit":
             return False
         return n_queries * self.model.n_outputs < self.model.rows.size
 
     def _row_chunks(self, n_queries):
-        return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(self.n_train, 1)))
+        K = self.model.n_outputs if self.approximation == "boostin_final" else 1
+        return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(K * self.n_train, 1)))
 
     def _col_chunks(self, n_queries):
         K = self.model.n_outputs
@@ -344,7 +424,7 @@ class BoostingRemoval:
         n = self.n_train
         dz = np.zeros((n, m.n_outputs))
         rows = m.rows
-        if self.approximation == "boostin":
+        if self.approximation in _BOOSTIN:
             # a point always shares its own leaves: its gradients weight every tree
             K = m.n_outputs
             grads = self.g.transpose(0, 2, 1).reshape(m.n_trees, -1)  # (n_trees, n_rows)
@@ -354,6 +434,9 @@ class BoostingRemoval:
                 "ik,ik->i", self.g[0], base_change)
             for k in range(K):
                 dz[rows, k] = self.direct[m.tree_output == k].sum(axis=0) + base_change[:, k]
+            if self.approximation == "boostin_final":
+                infl = m.loss_change(self.train_outputs, m.y_train, dz[:, :, None])[:, 0]
+                infl[m.row_position < 0] = 0.0
             self._self_side = SelfSide(self.train_outputs + dz, infl)
             return self._self_side
 

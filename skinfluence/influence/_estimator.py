@@ -68,11 +68,13 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         without the point, scikit-learn's own refit where the fit is deterministic) or
         ``"fixed_structure"`` (splits kept, leaf values recomputed); see
         :mod:`skinfluence.influence._forest`.
-        For HistGradientBoosting models (see ``_boosting.py``), with every tree's
-        structure fixed: ``"leaf_refit"`` recomputes the baseline and all leaf values
-        without the point (later trees' gradients move with the earlier ones);
+        For HistGradientBoosting and GradientBoosting models (``_boosting.py``), with
+        every tree's structure fixed: ``"leaf_refit"`` recomputes the baseline and all
+        leaf values without the point (later trees' gradients move with the earlier ones);
         ``"leaf_influence"`` is its first-order form (the default under ``"auto"``);
-        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023).
+        ``"boostin"`` is the trajectory estimate of Brophy et al. (2023);
+        ``"boostin_final"`` sums its leaf changes into the query's final outputs and
+        evaluates the loss there.
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up
@@ -288,7 +290,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         if not boosted and self.approximation in BOOSTING_APPROXIMATIONS:
             raise ValueError(
                 f"approximation={self.approximation!r} applies to gradient-boosted trees "
-                "(HistGradientBoosting); use 'auto', 'newton' or 'first_order'.")
+                "(HistGradientBoosting, GradientBoosting); use 'auto', 'newton' or 'first_order'.")
         # a Pipeline's weights reach its final step, metadata routing on or off; a
         # FrozenEstimator is kept as it is
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)

@@ -7,8 +7,10 @@ points' leaves are stored per tree, ``leaves[s, i]`` (contiguous over points).
 
 Leaf values follow scikit-learn's HistGradientBoosting: with per-sample weighted
 gradients ``g`` and Hessians ``h`` of the loss at the previous iteration's outputs,
-a leaf's value is ``(-G / (H + l2 + 1e-15)) * learning_rate`` (``G``, ``H`` the sums
-over the leaf), except a tree that is a single leaf, whose value stays 0.
+a leaf's value is ``(-G / (H + l2 + eps)) * learning_rate`` (``G``, ``H`` the sums
+over the leaf, ``eps`` 1e-15), except a tree that is a single leaf, whose value stays 0.
+GradientBoosting's leaves are the same Newton steps with ``l2 = 0`` (``eps`` 1e-300 and
+the multinomial (K - 1) / K factor in the step; see ``_gb.py``).
 
 Loss codes: 0 half squared error, 1 binomial log loss, 2 multinomial log loss,
 3 half Poisson deviance, 4 half Gamma deviance (all with their canonical links).
@@ -139,7 +141,7 @@ def third_derivative_ratio(loss, F):
 
 # ------------------------------------------------------------------ refits
 @njit(cache=True, nogil=True)
-def _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H):
+def _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H, eps):
     """Leaf values of iteration ``t``'s K trees from weighted gradients and Hessians
     ``g``, ``h`` (n, K); sums ``G``, ``H`` and ``values`` filled for their leaves, and the
     trees added to the outputs ``F``."""
@@ -157,14 +159,14 @@ def _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values
             if fixed_zero[leaf]:
                 values[leaf] = 0.0
             else:
-                values[leaf] = (-G[leaf] / (H[leaf] + l2 + LEAF_EPS)) * lr
+                values[leaf] = (-G[leaf] / (H[leaf] + l2 + eps)) * lr
         for i in range(n):
             F[i, k] += values[row[i]]
 
 
 @njit(cache=True, nogil=True)
 def refit_leaf_values(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2,
-                      round32, values):
+                      round32, values, eps=LEAF_EPS):
     """Recompute every leaf value with the tree structures fixed; ``F`` (n, K) holds the
     baseline on entry and the final training outputs on exit; ``values`` (L,) is filled."""
     n, K = F.shape
@@ -175,12 +177,12 @@ def refit_leaf_values(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr,
     H = np.zeros(L)
     for t in range(n_iter):
         gradients(loss, y, F, w, g, h, round32)
-        _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H)
+        _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H, eps)
 
 
 @njit(cache=True, nogil=True)
 def leaf_refit_columns(loss, y, w, leaves, cols, baselines, leaf_start, fixed_zero, n_iter,
-                       lr, l2, values_ref, out, self_out):
+                       lr, l2, values_ref, out, self_out, eps=LEAF_EPS):
     """Leaf-value changes (L, m) when each training point ``cols[c]`` is removed.
 
     ``baselines[c]`` is the model's baseline without that point; ``out[:, c]`` gets the
@@ -200,7 +202,7 @@ def leaf_refit_columns(loss, y, w, leaves, cols, baselines, leaf_start, fixed_ze
             for k in range(K):
                 F[i, k] = baselines[c, k]
         refit_leaf_values(loss, y, wj, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2,
-                          False, vals)
+                          False, vals, eps)
         for leaf in range(L):
             out[leaf, c] = vals[leaf] - values_ref[leaf]
         for k in range(K):
@@ -230,7 +232,7 @@ def _output_derivatives(multinomial, gs, hs, r, Fd, i, gd, hd):
 
 @njit(cache=True, nogil=True)
 def leaf_influence_columns(multinomial, w, leaves, cols, base_deriv, leaf_start, fixed_zero,
-                           lr, l2, values, H, g, h, r, out, self_out):
+                           lr, l2, values, H, g, h, r, out, self_out, eps=LEAF_EPS):
     """First-order leaf-value changes (L, m) of removing each training point ``cols[c]``.
 
     Forward-mode derivative of :func:`refit_leaf_values` in the weight of the point,
@@ -275,7 +277,7 @@ def leaf_influence_columns(multinomial, w, leaves, cols, base_deriv, leaf_start,
                     vd[leaf] = 0.0
                 else:
                     vd[leaf] = -(lr * Gd[leaf] + values[leaf] * Hd[leaf]) / (
-                        H[leaf] + l2 + LEAF_EPS)
+                        H[leaf] + l2 + eps)
                 out[leaf, c] = scale * vd[leaf]
             for k in range(K):
                 row = leaves[t * K + k]
@@ -287,7 +289,7 @@ def leaf_influence_columns(multinomial, w, leaves, cols, base_deriv, leaf_start,
 
 @njit(cache=True, nogil=True)
 def leaf_influence_rows(multinomial, w, leaves, q_leaves, q_outputs, base_deriv, leaf_start,
-                        fixed_zero, lr, l2, values, H, g, h, r, out):
+                        fixed_zero, lr, l2, values, H, g, h, r, out, eps=LEAF_EPS):
     """First-order output changes of queries when each training point is removed.
 
     Reverse-mode derivative of :func:`refit_leaf_values`: one backward pass per query
@@ -331,7 +333,7 @@ def leaf_influence_rows(multinomial, w, leaves, q_leaves, q_outputs, base_deriv,
                         Gb[leaf, :] = 0.0
                         Hb[leaf, :] = 0.0
                     else:
-                        d = H[leaf] + l2 + LEAF_EPS
+                        d = H[leaf] + l2 + eps
                         for c in range(nb):
                             Gb[leaf, c] = -lr * vb[leaf, c] / d
                             Hb[leaf, c] = -values[leaf] * vb[leaf, c] / d
@@ -368,7 +370,7 @@ def leaf_influence_rows(multinomial, w, leaves, q_leaves, q_outputs, base_deriv,
 
 @njit(cache=True, nogil=True)
 def record_fit(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2, values, H, g, h,
-               r):
+               r, eps=LEAF_EPS):
     """:func:`refit_leaf_values` in float64, recording what its derivatives need.
 
     Fills ``values`` and ``H`` (L,): leaf values and leaf Hessian sums; ``g``, ``h``
@@ -392,12 +394,13 @@ def record_fit(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2, va
             for k in range(K):
                 gw[i, k] = w[i] * g[t, i, k]
                 hw[i, k] = w[i] * h[t, i, k]
-        _iteration_leaves(leaves, t, gw, hw, F, leaf_start, fixed_zero, lr, l2, values, G, H)
+        _iteration_leaves(leaves, t, gw, hw, F, leaf_start, fixed_zero, lr, l2, values, G, H, eps)
 
 
 # ------------------------------------------------------------ BoostIn-style
 @njit(cache=True, nogil=True)
-def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g, h):
+def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g, h,
+                        eps=LEAF_EPS):
     """Change ``(n_trees, n)`` of each training point's own leaf value in each tree when
     the point is removed, the other points' gradients held at the fit (no propagation
     to later trees): ``w_j (lr g_j + v h_j) / (H + l2)``."""
@@ -413,7 +416,7 @@ def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g,
                     out[s, i] = 0.0
                 else:
                     out[s, i] = w[i] * (lr * g[t, i, k] + values[leaf] * h[t, i, k]) / (
-                        H[leaf] + l2 + LEAF_EPS)
+                        H[leaf] + l2 + eps)
     return out
 
 
@@ -438,25 +441,47 @@ def leaf_members(leaves, n_leaves):
 
 
 @njit(cache=True, nogil=True)
-def shared_leaf_rows(q_leaves, q_weights, ptr, idx, coef, q_base, base, out):
-    """``out[e, j] = q_base[e] . base[j] + sum_s q_weights[s, e] * coef[p]`` over the
-    trees ``s`` in which training point ``j = idx[p]`` shares query ``e``'s leaf
-    (``coef`` aligned with ``idx``; ``q_base`` (n_q, K), ``base`` (n, K))."""
+def shared_leaf_rows(q_leaves, q_weights, ptr, idx, coef, dense, out):
+    """``out[e, j] += sum_s q_weights[s, e] * coef[p]`` over the trees ``s`` in which
+    training point ``j = idx[p]`` shares query ``e``'s leaf (``coef`` aligned with
+    ``idx``), skipping the leaves marked ``dense`` (added by a matrix product instead)."""
     T, nq = q_leaves.shape
-    n, K = base.shape
     for e in range(nq):
-        for j in range(n):
-            acc = 0.0
-            for k in range(K):
-                acc += q_base[e, k] * base[j, k]
-            out[e, j] = acc
         for s in range(T):
             a = q_weights[s, e]
-            if a == 0.0:
-                continue
             leaf = q_leaves[s, e]
+            if a == 0.0 or dense[leaf]:
+                continue
             for p in range(ptr[leaf], ptr[leaf + 1]):
                 out[e, idx[p]] += a * coef[p]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _softplus(x):
+    return x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
+
+
+@njit(cache=True, nogil=True)
+def scalar_loss_change(loss, z, y, D):
+    """In place: the output changes ``D[e, c]`` of queries with outputs ``z`` and targets
+    ``y`` become the exact changes of their (unweighted) loss, for the scalar losses,
+    written as differences so no large loss values cancel."""
+    nq, m = D.shape
+    for e in range(nq):
+        ze, ye = z[e], y[e]
+        sp0 = _softplus(ze)
+        ez = math.exp(ze)
+        yez = ye * math.exp(-ze)
+        for c in range(m):
+            d = D[e, c]
+            if loss == SQUARED_ERROR:  # (z - y)^2 / 2
+                D[e, c] = d * (ze - ye) + 0.5 * d * d
+            elif loss == BINOMIAL:  # log(1 + e^z) - y z
+                D[e, c] = _softplus(ze + d) - sp0 - ye * d
+            elif loss == POISSON:  # e^z - y z
+                D[e, c] = ez * math.expm1(d) - ye * d
+            else:  # GAMMA: z + y e^-z
+                D[e, c] = d + yez * math.expm1(-d)
 
 
 # ----------------------------------------------------------------- gathering

@@ -99,6 +99,9 @@ class BoostedModel:
         The tree of each leaf.
     """
 
+    # added to every leaf's Hessian sum, as HistGradientBoosting does
+    leaf_eps = kernels.LEAF_EPS
+
     def __init__(self, estimator, preprocessing=None):
         check_is_fitted(estimator)
         self.preprocessing = preprocessing
@@ -152,6 +155,10 @@ class BoostedModel:
         # a tree that is only its root keeps the value 0 scikit-learn gave it
         self.fixed_zero = (per_tree == 1)[self.leaf_tree]
         self.tree_output = np.arange(len(nodes)) % self.n_outputs
+
+    def check_values(self, values):
+        """Nothing to check: the fit rounded its gradients to float32, the float64
+        recomputation differs from the fitted values by that rounding."""
 
     @property
     def n_params(self):

@@ -198,3 +198,90 @@ def test_errors_name_the_approximations():
     inf = InfluenceFunctions(C(max_iter=3), approximation="boostin").fit(X, y)
     with pytest.raises(ValueError, match="parameter changes"):
         inf.parameter_changes([0])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
+    # each tree's direct leaf change (j's own gradient and Hessian, as in boostin) and the
+    # baseline's, summed over the trees the query shares with j, then the exact loss
+    X, y = _cells(n=90, kind=kind)
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
+                               learning_rate=0.5), approximation="boostin_final").fit(X, y)
+    model = inf.objective_
+    T = inf.transform(X[:10], y[:10])
+    K, lam, lr = model.n_outputs, 0.3, model.learning_rate
+    lq, lt = model.apply(X[:10]), model.apply(X)
+    Y = np.eye(max(K, 2))[y][:, -K:] if K > 1 else y[:, None].astype(float)
+    zt = np.tile(model.baseline, (len(y), 1))
+    D = np.zeros((10, K, len(y)))
+    ybar = Y.mean(axis=0)
+    if K == 1:  # the baseline: log-odds of the mean
+        D += (-(Y - ybar) / (len(y) * ybar * (1 - ybar))).T[None]
+    else:  # symmetric log of the class shares
+        d = -(Y - ybar) / (len(y) * ybar)
+        D += (d - d.mean(axis=1, keepdims=True)).T[None]
+    for t in range(model.n_iter):
+        if K == 1:
+            p = 1 / (1 + np.exp(-zt))
+        else:
+            p = np.exp(zt - zt.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        g, h = p - Y, p * (1 - p)
+        for k in range(K):
+            s = t * K + k
+            for leaf in np.unique(lt[s]):
+                members = lt[s] == leaf
+                v = model.values[leaf]
+                dv = (lr * g[:, k] + v * h[:, k]) / (h[members, k].sum() + lam)
+                for e in np.flatnonzero(lq[s] == leaf):
+                    D[e, k, members] += dv[members]
+        for k in range(K):
+            zt[:, k] += model.values[lt[t * K + k]]
+    Z0 = model.outputs(model.features(X[:10]))
+    expected = model.loss_change(Z0, model.encode_target(y[:10]), D)
+    np.testing.assert_allclose(T, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+    np.testing.assert_allclose(np.diag(inf.transform(X, y)), inf.self_influence_, rtol=1e-6,
+                               atol=1e-10)
+    top = inf.explain(X[:5], y[:5], k=4)
+    np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])
+
+
+@pytest.mark.parametrize("approximation", ["boostin", "boostin_final"])
+def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch):
+    # large leaves go through one matrix product, the others are scattered: all of one
+    # kind or all of the other must give the same matrix, with and without y
+    from skinfluence.influence import _boosting
+
+    X, y = _cells(n=200, kind="multiclass")
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    out = []
+    for share in (np.inf, -1.0):
+        monkeypatch.setattr(_boosting, "_DENSE_SHARE", share)
+        inf = InfluenceFunctions(C(max_iter=5, max_leaf_nodes=5),
+                                 approximation=approximation).fit(X, y)
+        out.append((inf.transform(X[:25], y[:25]), inf.transform(X[:25])))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson", "gamma", "binary"])
+def test_boostin_final_scalar_losses_are_the_exact_loss_changes(loss):
+    # one output: the loss change computed in place equals the model's own loss at the
+    # summed output changes (those are the prediction path's, before its link)
+    if loss == "binary":
+        X, y = load_breast_cancer(return_X_y=True)
+        est = C(max_iter=8, max_leaf_nodes=5)
+    else:
+        X, y = load_diabetes(return_X_y=True)
+        est = R(loss=loss, max_iter=8, max_leaf_nodes=5)
+    X, y = X[:150], y[:150]
+    inf = InfluenceFunctions(est, approximation="boostin_final").fit(X, y)
+    rem, model = inf._removal, inf.objective_
+    Xf, Z0, y_enc = inf._queries(X[:12], y[:12])
+    q = np.ascontiguousarray(model.apply(Xf))
+    D = np.empty((12, 150))
+    rem._shared_sums(q, np.ones((model.n_trees, 12)), np.ones((12, 1)), D)
+    expected = model.loss_change(Z0, y_enc, D[:, None, :])
+    np.testing.assert_allclose(inf.transform(X[:12], y[:12]), expected, rtol=1e-9,
+                               atol=1e-12 * np.abs(expected).max())

@@ -1,6 +1,8 @@
 """scikit-learn's estimator checks on InfluenceFunctions."""
 
 from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
@@ -43,6 +45,8 @@ def _expected_failures(estimator):
         # quality check the bare model also needs them for
         InfluenceFunctions(HistGradientBoostingClassifier(max_iter=5)),
         InfluenceFunctions(HistGradientBoostingRegressor(max_iter=20)),
+        InfluenceFunctions(GradientBoostingClassifier(n_estimators=5, random_state=0)),
+        InfluenceFunctions(GradientBoostingRegressor(n_estimators=20, random_state=0)),
     ],
     expected_failed_checks=_expected_failures,
 )
