@@ -20,6 +20,7 @@ from ..linalg import HessianSolver, make_solver
 from ..objectives import make_objective, stationarity, unwrap_frozen, warn_if_not_stationary
 from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
+from ._active_set import ActiveSetRemoval
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 from ._boosting import is_boosted, prepare_boosting
 from ._dask import DaskGLM, fit_dask, is_dask_collection
@@ -97,6 +98,10 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         For neural networks only on request (an integer): each refit is an L-BFGS
         run from the fitted parameters (the local minimum a warm-started refit
         reaches), and the influence of a refit point is its exact loss change.
+        L1 / elastic-net models (``Lasso``, ``ElasticNet`` and their CV forms) take
+        steps that are exact while the fitted active set holds; ``refine`` other than
+        ``0`` refits exactly the removals that change it (see
+        ``active_set_changes_``), ``0`` keeps their fixed-active-set step.
     damping : float, default=0.0
         Added to the Hessian diagonal.  More is added automatically, with a warning,
         when the Hessian is not positive definite.
@@ -131,6 +136,14 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     refined_indices_ : ndarray of int
         Training points whose leave-one-out parameters were computed exactly
         (see ``refine``).
+    active_set_changes_ : ndarray of int
+        Only for L1 / elastic-net models: the training points whose removal changes
+        the active set (a zero coefficient would leave zero, or a non-zero one change
+        sign, by the KKT conditions after the exact fixed-active-set step).  They are
+        refit with scikit-learn's coordinate descent, warm-started (unless
+        ``refine=0``); every other removal is exact on the fitted active set.
+    n_active_set_changes_ : int
+        Only for L1 / elastic-net models: ``active_set_changes_.size``.
     self_influence_ : ndarray of shape (n_train,)
         Predicted change of each training point's own loss when it is removed.
         Large values mark points the rest of the data does not explain (suspects).
@@ -282,6 +295,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         refined = refine_largest(removal, self.refine, verbose=self.verbose)
         removal.set_refined(refined)
         self.refined_indices_ = np.array(sorted(refined), dtype=np.intp)
+        if getattr(removal, "exact_steps", False):  # L1 / elastic net: active-set changes
+            self.active_set_changes_ = np.asarray(removal.crossings, dtype=np.intp)
+            self.n_active_set_changes_ = int(self.active_set_changes_.size)
         if removal.leverages is not None or removal.cached:
             removal.self_side()
         # else (first order with an iterative solver): computed on first use, since it
@@ -318,6 +334,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """The removal approximation object for ``approximation_``."""
         if self.approximation_ == "first_order":
             return FirstOrder(verbose=self.verbose)
+        if getattr(self.objective_, "active", None) is not None:  # L1: objectives/sparse.py
+            return ActiveSetRemoval(verbose=self.verbose)
         if point_hessians_apply(self.objective_, self.solver_):
             return PointHessianNewton(verbose=self.verbose)
         return Newton(verbose=self.verbose)

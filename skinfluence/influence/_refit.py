@@ -106,25 +106,55 @@ def _largest_changes(removal, count):
 
 
 def kink_crossings(removal):
-    """Points whose predicted removal moves another training point across a kink of its loss.
+    """Points whose predicted removal moves another training point across a kink of its loss,
+    or leaves the active set of a sparse fit.
 
-    Their Newton step assumed the wrong curvature for that point (see
-    :meth:`~skinfluence.objectives.Objective.crosses_kink`), so they are refit exactly.
-    The point itself and points of zero weight do not count.
+    Their step assumed the wrong curvature for that point (see
+    :meth:`~skinfluence.objectives.Objective.crosses_kink`) or the wrong active set
+    (:meth:`~skinfluence.objectives.Objective.active_set_changes`), so they are refit
+    exactly.  For kinks, the point itself and points of zero weight do not count.
     """
     obj = removal.objective
     Z = removal.train_outputs
-    if obj.crosses_kink(Z[:1], obj.y[:1], np.zeros((1, obj.n_outputs, 1))) is None:
+    kinks = obj.crosses_kink(Z[:1], obj.y[:1], np.zeros((1, obj.n_outputs, 1))) is not None
+    active = obj.active_set_changes(np.zeros((obj.n_params, 1)), slice(0, 1)) is not None
+    if not (kinks or active):
         return np.array([], dtype=np.intp)
     n = obj.n_train
     counted = obj.weights > 0
     found = []
     for sl in chunk_slices(n, max(1, BLOCK_ENTRIES // max(n * obj.n_outputs, 1))):
         cols = np.arange(n)[sl]
-        mask = obj.crosses_kink(Z, obj.y, obj.jvp(obj.X, removal.directions(sl)))
-        mask[cols, np.arange(cols.size)] = False
-        found.append(cols[mask[counted].any(axis=0)])
+        D = removal.directions(sl)
+        hit = np.zeros(cols.size, dtype=bool)
+        if kinks:
+            mask = obj.crosses_kink(Z, obj.y, obj.jvp(obj.X, D))
+            mask[cols, np.arange(cols.size)] = False
+            hit |= mask[counted].any(axis=0)
+        if active:
+            hit |= obj.active_set_changes(D, sl) & counted[cols]
+        found.append(cols[hit])
     return np.concatenate(found)
+
+
+def refit_active_set_changes(removal, refine, verbose=0):
+    """Exact refits ``{j: dtheta_j}`` of the removals whose exact step leaves its piece.
+
+    For removals whose steps are exact while the active set (or loss piece) holds
+    (``removal.exact_steps``): only the removals flagged by :func:`kink_crossings` are
+    refit, by the objective's own ``refit_without``; all of them are recorded in
+    ``removal.crossings``.  ``refine=0`` detects them but refits none.
+    """
+    obj = removal.objective
+    removal.crossings = kink_crossings(removal)
+    if refine == 0:
+        return {}
+    refined = {}
+    for j in progress(removal.crossings, desc="exact refits", verbose=verbose):
+        theta = obj.refit_without(int(j))
+        if theta is not None:
+            refined[int(j)] = theta - obj.theta
+    return refined
 
 
 def refine_largest(removal, refine, verbose=0):
@@ -133,6 +163,8 @@ def refine_largest(removal, refine, verbose=0):
 
     Points whose refit does not converge keep their one-step estimate (absent).
     """
+    if getattr(removal, "exact_steps", False):
+        return refit_active_set_changes(removal, refine, verbose)
     count = n_refine(refine, removal)
     if count == 0:
         return {}

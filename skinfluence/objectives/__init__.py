@@ -55,6 +55,10 @@ _FAMILY_MODULES = {
     "KernelRidge": "kernel",
     "GaussianProcessRegressor": "kernel",
     "HuberRegressor": "huber",
+    "Lasso": "sparse",
+    "ElasticNet": "sparse",
+    "LassoCV": "sparse",
+    "ElasticNetCV": "sparse",
 }
 
 _REGISTRY = {}

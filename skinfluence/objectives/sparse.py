@@ -1,0 +1,327 @@
+"""L1 and elastic-net least squares: Lasso, ElasticNet, LassoCV and ElasticNetCV.
+
+scikit-learn's coordinate descent minimises (``sklearn.linear_model.ElasticNet``)
+
+    F = 1/(2 S) sum_i s_i (y_i - coef @ x_i - b)^2
+        + alpha l1_ratio ||coef||_1 + alpha (1 - l1_ratio)/2 ||coef||^2,
+
+with ``S = sum_i s_i`` (it rescales ``sample_weight`` to sum to ``n_samples``
+and divides by ``n_samples``).  Deleting row ``j`` and refitting with
+``sample_weight[j] = 0`` are the same refit: both divide by ``S - s_j``.  Here
+
+    J = 2 S F = sum_i s_i (y_i - z_i)^2 + S (2 l1 ||coef||_1 + l2 ||coef||^2)
+
+(``l1 = alpha l1_ratio``, ``l2 = alpha (1 - l1_ratio)``), whose penalty is
+held at the full data's ``S``: a refit without ``j`` is ``J`` with the other
+weights scaled by ``S / (S - s_j)`` (:meth:`removal_weights`,
+:meth:`removal_reweighting`).
+
+``F`` is not differentiable where a coefficient is zero.  At the fit the
+*active set* ``A`` (the non-zero coefficients, and the intercept) has fixed
+signs ``s``; on it the L1 term is the linear term ``2 S l1 s @ coef`` and ``J``
+is a quadratic.  The objective therefore describes the smooth part restricted
+to ``A``: :meth:`hessian` and :meth:`hvp` are zero on the inactive
+coefficients, which are :meth:`null_space` directions (the solvers'
+pseudo-inverse keeps them at zero).  While a removal keeps ``A`` and the signs
+(the KKT conditions of the refit hold), its refit is affine in the data and the
+step of :class:`~skinfluence.influence._active_set.ActiveSetRemoval` is exact.
+:meth:`active_set_changes` checks those conditions after the step;
+:meth:`refit_without` computes the removals that fail them by a warm-started
+scikit-learn refit.
+
+``LassoCV`` / ``ElasticNetCV`` are the fixed models with the selected
+``alpha_`` and ``l1_ratio_``, held fixed (as ``objectives/cv.py`` does for
+``RidgeCV``): a refit without ``j`` does not re-run the cross-validation.
+"""
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+
+from . import register_objective
+from .linear import (
+    ElementwiseObjective,
+    RemovalReweighting,
+    _check_xy,
+    check_regression_target,
+    linear_parameters,
+    unsupported,
+)
+
+# A removal violates the KKT conditions of its refit when an inactive coefficient's
+# correlation exceeds its bound S l1 by more than this share of it (beyond what the fit
+# itself exceeded it by; see active_set_changes), or an active coefficient changes sign.
+KKT_RTOL = 1e-9
+# coordinate descent tolerance and iteration cap of the exact refits (refit_without)
+REFIT_TOL = 1e-12
+REFIT_MAX_ITER = 100_000
+
+
+class ElasticNetObjective(ElementwiseObjective):
+    """Objective of a fitted Lasso / ElasticNet (module docstring).
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    X, y, sample_weight, feature_map
+        Training data (``sample_weight`` as passed to ``fit``).
+    alpha, l1_ratio : float
+        The penalty the coefficients were fitted with (``alpha_``, ``l1_ratio_`` of the CV
+        models).
+    refit_model : estimator
+        An unfitted ``ElasticNet`` / ``Lasso`` with this penalty, for :meth:`refit_without`.
+
+    Attributes
+    ----------
+    active : ndarray of int
+        Flat indices (into ``theta``) of the non-zero coefficients and the intercept.
+    signs : ndarray of shape (n_params,)
+        ``sign(theta)`` on the coefficients, 0 on the intercept.
+    l1, l2 : float
+        ``alpha * l1_ratio`` and ``alpha * (1 - l1_ratio)``.
+    """
+
+    def __init__(self, estimator, X, y, sample_weight, coef, intercept, alpha, l1_ratio,
+                 feature_map, refit_model):
+        n = X.shape[0]
+        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        self.total_weight = float(sw.sum())
+        self.l1 = float(alpha) * float(l1_ratio)
+        self.l2 = float(alpha) * (1.0 - float(l1_ratio))
+        self.refit_model = refit_model
+        with np.errstate(divide="ignore"):
+            ratio = self.total_weight / (self.total_weight - sw)
+        super().__init__(
+            estimator, X, y, sw, coef, intercept, 2.0 * self.total_weight * self.l2, 0.0,
+            feature_map, loss="least_squares",
+            reweighting=RemovalReweighting(ratio[:, None], sample_parts=np.zeros(n)),
+        )
+        K, d = self.n_outputs, self.n_features
+        self.signs = np.zeros(self.n_params)
+        self.signs[: K * d] = np.sign(self.theta[: K * d])
+        self.active = np.flatnonzero(self.signs != 0)
+        if self.fit_intercept:
+            self.active = np.concatenate([self.active, np.arange(K * d, self.n_params)])
+        self._inactive = np.setdiff1d(np.arange(K * d), self.active)
+        # the element of the L1 subdifferential at the fit on the inactive coefficients:
+        # minus their data gradient, clipped to the bound (exactly stationary under KKT)
+        data_grad = self.weights @ self.sample_gradients(self.X, self.y)
+        bound = 2.0 * self.total_weight * self.l1
+        self._subgradient = np.clip(-data_grad[self._inactive], -bound, bound)
+        # how far the fit itself exceeds the bound (solver tolerance), in half-gradient units
+        self._fit_excess = np.maximum(np.abs(data_grad[self._inactive]) - bound, 0.0) / 2.0
+
+    # ------------------------------------------------------------ penalty
+    def penalty_diagonal(self):
+        """``R''`` on the active set: ``2 S l2`` on active coefficients, 0 elsewhere."""
+        diag = np.zeros(self.n_params)
+        coef_active = self.active[self.active < self.n_outputs * self.n_features]
+        diag[coef_active] = self.coef_penalty
+        return diag
+
+    def penalty_value(self, theta=None):
+        """``S (2 l1 ||coef||_1 + l2 ||coef||^2)``."""
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        coef = theta[: self.n_outputs * self.n_features]
+        S = self.total_weight
+        return S * (2.0 * self.l1 * np.abs(coef).sum() + self.l2 * float(coef @ coef))
+
+    def penalty_gradient(self, theta=None):
+        """Gradient of :meth:`penalty_value` with the fitted signs on the active set; on
+        the inactive coefficients the subgradient that balances the fit's data gradient
+        (clipped to ``[-2 S l1, 2 S l1]``), so that the fit is exactly stationary."""
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        S = self.total_weight
+        g = 2.0 * S * (self.l1 * self.signs + self.l2 * theta)
+        g[self.n_outputs * self.n_features :] = 0.0
+        g[self._inactive] = self._subgradient
+        return g
+
+    # --------------------------------------------- smooth part on the active set
+    def _restrict(self, V):
+        if self._inactive.size:
+            V = np.array(V, dtype=np.float64)
+            V[self._inactive] = 0.0
+        return V
+
+    def hessian(self, theta=None, *, weights=None):
+        """Hessian of the smooth part restricted to the active set (zero rows and columns
+        on the inactive coefficients)."""
+        H = super().hessian(theta, weights=weights)
+        H[self._inactive, :] = 0.0
+        H[:, self._inactive] = 0.0
+        return H
+
+    def hvp(self, V, theta=None, *, weights=None):
+        return self._restrict(super().hvp(self._restrict(V), theta, weights=weights))
+
+    def hessian_diagonal(self, theta=None):
+        return self._restrict(super().hessian_diagonal(theta))
+
+    def null_space(self):
+        """The inactive coefficients: a removal that keeps the active set leaves them at 0."""
+        if not self._inactive.size:
+            return None
+        E = np.zeros((self.n_params, self._inactive.size))
+        E[self._inactive, np.arange(self._inactive.size)] = 1.0
+        return E
+
+    # ------------------------------------------------------- KKT, refits
+    def augmented_active(self, rows=slice(None)):
+        """Dense ``[X, 1][rows]`` on the active parameters: (m, |A|)."""
+        d = self.n_features
+        cols = self.active[self.active < d]
+        Xa = self.X[rows][:, cols]
+        Xa = Xa.toarray() if sp.issparse(Xa) else np.asarray(Xa)
+        if self.fit_intercept:
+            Xa = np.hstack([Xa, np.ones((Xa.shape[0], 1))])
+        return Xa
+
+    def _inactive_columns(self, rows=slice(None)):
+        XI = self.X[rows][:, self._inactive]
+        return XI.toarray() if sp.issparse(XI) else np.asarray(XI)
+
+    def active_set_changes(self, D, cols):
+        """Whether the refits behind parameter changes ``D`` (p, m) of removing training
+        points ``cols`` leave the fitted active set: (m,) bool.
+
+        Violated when an active coefficient changes sign, or when an inactive
+        coefficient's correlation with the residuals of the weights without ``j``,
+        ``|sum_{i != j} s'_i x_if r'_i|``, exceeds its bound ``S l1`` (the L1
+        subgradient condition; ``s'`` are the rescaled weights) by more than
+        ``KKT_RTOL * S l1`` beyond the fit's own excess on that coefficient.
+        The tolerance sits well above the rounding of these sums (about
+        ``n eps`` of their terms) and below any change a refit resolves: a
+        coefficient entering by that little moves by about ``1e-9 S l1 / G_ff``.
+        """
+        cols = np.arange(self.n_train)[cols]
+        D = np.asarray(D, dtype=np.float64)
+        K, d = self.n_outputs, self.n_features
+        coef_active = self.active[self.active < K * d]
+        after = self.theta[coef_active, None] + D[coef_active]
+        changed = (after * self.signs[coef_active, None] < 0).any(axis=0)
+        if not self._inactive.size:
+            return changed
+        w = self.weights
+        r = self.y - self.outputs(self.X)[:, 0]
+        XI = self._inactive_columns()
+        Xa = self.augmented_active()
+        base = XI.T @ (w * r)  # (|I|,)
+        GI = XI.T @ (w[:, None] * Xa)  # (|I|, |A|)
+        DA = D[self.active]  # (|A|, m)
+        rj = r[cols] - np.einsum("ma,am->m", Xa[cols], DA)  # residual of j after the step
+        C = base[:, None] - GI @ DA - XI[cols].T * (w[cols] * rj)[None, :]
+        ratio = self._reweighting.ratio[cols, 0]
+        S = self.total_weight
+        excess = ratio[None, :] * np.abs(C) - S * self.l1
+        tol = self._fit_excess[:, None] + KKT_RTOL * S * self.l1
+        return changed | (excess > tol).any(axis=0)
+
+    def refit_without(self, j):
+        """Parameters of the model refit without training point ``j``, exactly.
+
+        scikit-learn's own coordinate descent on the features with ``sample_weight[j] = 0``
+        (the same refit as deleting the row), warm-started from the fitted
+        coefficients with ``tol=1e-12``; then polished by solving the stationarity
+        equations on the active set and signs it found (a linear system), kept when they
+        satisfy the KKT conditions.  None when coordinate descent does not converge.
+        """
+        import warnings
+
+        from sklearn.base import clone
+        from sklearn.exceptions import ConvergenceWarning
+
+        sw = self.weights.copy()
+        sw[j] = 0.0
+        model = clone(self.refit_model).set_params(
+            warm_start=True, tol=REFIT_TOL,
+            max_iter=max(REFIT_MAX_ITER, int(self.refit_model.max_iter)),
+        )
+        model.coef_ = np.array(self.estimator.coef_, dtype=np.float64)
+        y = self.y
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                model.fit(self.X, y, sample_weight=sw)
+            except ConvergenceWarning:
+                return None
+        coef, intercept = linear_parameters(model)
+        theta = np.concatenate([coef.ravel()] + ([intercept] if self.fit_intercept else []))
+        polished = self._solve_on_support(theta, j)
+        return theta if polished is None else polished
+
+    def _solve_on_support(self, theta, j):
+        """The exact minimiser without ``j`` on the support and signs of ``theta``, or None
+        if it does not satisfy the KKT conditions there."""
+        d = self.n_features
+        w = self.weights.copy()
+        w[j] = 0.0
+        S = w.sum()
+        signs = np.sign(theta[:d])
+        support = np.flatnonzero(signs)
+        X = self.X.toarray() if sp.issparse(self.X) else self.X
+        Xa = X[:, support]
+        if self.fit_intercept:
+            Xa = np.hstack([Xa, np.ones((X.shape[0], 1))])
+        k = support.size
+        H = Xa.T @ (w[:, None] * Xa)
+        H[np.arange(k), np.arange(k)] += S * self.l2
+        rhs = Xa.T @ (w * self.y)
+        rhs[:k] -= S * self.l1 * signs[support]
+        try:
+            sol = la.solve(H, rhs, assume_a="pos")
+        except (la.LinAlgError, ValueError):
+            return None
+        if np.any(sol[:k] * signs[support] <= 0):
+            return None
+        out = np.zeros_like(theta)
+        out[support] = sol[:k]
+        if self.fit_intercept:
+            out[d] = sol[k]
+        r = self.y - X @ out[:d] - (out[d] if self.fit_intercept else 0.0)
+        corr = np.abs(X.T @ (w * r))
+        off = np.setdiff1d(np.arange(d), support)
+        if np.any(corr[off] > S * self.l1 * (1.0 + KKT_RTOL)):
+            return None
+        return out
+
+
+def _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio, refit_model):
+    if getattr(estimator, "positive", False):
+        raise unsupported(
+            estimator,
+            "positive=True (a constrained problem: the optimum is not a stationary point)",
+            "positive=False",
+        )
+    coef, intercept = linear_parameters(estimator)
+    if coef.shape[0] != 1:
+        raise unsupported(estimator, f"{coef.shape[0]} targets",
+                          "one target (fit one model per target)")
+    y = check_regression_target(y, 1)
+    X = _check_xy(estimator, Xf, y)
+    return ElasticNetObjective(estimator, X, y, sample_weight, coef, intercept, alpha,
+                               l1_ratio, feature_map, refit_model)
+
+
+def _refit_model(estimator, alpha, l1_ratio):
+    """An unfitted ``ElasticNet`` with the fitted model's penalty and settings."""
+    from sklearn.linear_model import ElasticNet
+
+    return ElasticNet(alpha=alpha, l1_ratio=l1_ratio, fit_intercept=estimator.fit_intercept,
+                      max_iter=estimator.max_iter, tol=estimator.tol, precompute=False,
+                      selection="cyclic")
+
+
+@register_objective("Lasso", "ElasticNet")
+def _build_elastic_net(estimator, Xf, y, sample_weight, feature_map):
+    alpha, l1_ratio = float(estimator.alpha), float(estimator.l1_ratio)
+    return _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio,
+                        _refit_model(estimator, alpha, l1_ratio))
+
+
+@register_objective("LassoCV", "ElasticNetCV")
+def _build_elastic_net_cv(estimator, Xf, y, sample_weight, feature_map):
+    alpha = float(estimator.alpha_)
+    l1_ratio = float(getattr(estimator, "l1_ratio_", 1.0))
+    return _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio,
+                        _refit_model(estimator, alpha, l1_ratio))
