@@ -104,3 +104,36 @@ class ActiveSetRemoval(Removal):
             )
         V[obj.active] = dA
         return self._finish(V, cols)
+
+    def group_change(self, idx):
+        """Exact parameter change when the training points ``idx`` are removed together.
+
+        The stationarity equations on the fitted active set with the group's weights at
+        zero (one linear solve); when the result breaks the KKT conditions, the
+        objective's warm-started refit without the group.
+        """
+        obj = self.objective
+        w = obj.weights.copy()
+        w[idx] = 0.0
+        c = w.sum()
+        Xa = self._Xa
+        thetaA = obj.theta[obj.active]
+        # half gradients at the fit: without the group, and the fit's own residual (the
+        # tilt every step here removes, as the per-point steps do)
+        e = self._e
+        residual = Xa.T @ (obj.weights * e) + obj.total_weight * self._q
+        grad = Xa.T @ (w * e) + c * self._q
+        H = Xa.T @ (w[:, None] * Xa) + c * obj.l2 * np.diag(self._D)
+        V = np.zeros(obj.n_params)
+        try:
+            V[obj.active] = -la.solve(H, grad - residual, assume_a="pos")
+        except (la.LinAlgError, ValueError):
+            V[:] = np.nan
+        if not np.all(np.isfinite(V)) or obj.active_set_changes_without(V, w):
+            theta = obj.refit_without(idx)
+            if theta is None:
+                raise RuntimeError(
+                    "The refit without the group did not converge; its removal is not "
+                    "available.")
+            V = theta - obj.theta
+        return V

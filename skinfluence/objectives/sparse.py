@@ -48,6 +48,9 @@ from .linear import (
     unsupported,
 )
 
+# the estimators of this module (see is_sparse_model)
+SPARSE_MODELS = ("Lasso", "ElasticNet", "LassoCV", "ElasticNetCV")
+
 # A removal violates the KKT conditions of its refit when an inactive coefficient's
 # correlation exceeds its bound S l1 by more than this share of it (beyond what the fit
 # itself exceeded it by; see active_set_changes), or an active coefficient changes sign.
@@ -217,8 +220,24 @@ class ElasticNetObjective(ElementwiseObjective):
         tol = self._fit_excess[:, None] + KKT_RTOL * S * self.l1
         return changed | (excess > tol).any(axis=0)
 
+    def active_set_changes_without(self, dtheta, weights):
+        """Whether ``theta + dtheta`` breaks the KKT conditions of the objective with
+        ``weights`` (the training set without some points; the penalty scale is their sum)
+        on the fitted active set: the check of :meth:`active_set_changes`, for a group."""
+        K, d = self.n_outputs, self.n_features
+        theta = self.theta + dtheta
+        coef_active = self.active[self.active < K * d]
+        if np.any(theta[coef_active] * self.signs[coef_active] < 0):
+            return True
+        if not self._inactive.size:
+            return False
+        r = self.y - self.outputs(self.X, theta)[:, 0]
+        corr = np.abs(self._inactive_columns().T @ (weights * r))
+        c = weights.sum()
+        return bool(np.any(corr - c * self.l1 > self._fit_excess + KKT_RTOL * c * self.l1))
+
     def refit_without(self, j):
-        """Parameters of the model refit without training point ``j``, exactly.
+        """Parameters of the model refit without training point(s) ``j``, exactly.
 
         scikit-learn's own coordinate descent on the features with ``sample_weight[j] = 0``
         (the same refit as deleting the row), warm-started from the fitted
@@ -286,6 +305,15 @@ class ElasticNetObjective(ElementwiseObjective):
         return out
 
 
+def is_sparse_model(estimator):
+    """Whether ``estimator`` (a pipeline, possibly frozen) ends in an L1 / elastic-net model
+    of this module, whose removals that change the active set need their exact refits."""
+    from . import split_pipeline, unwrap_frozen
+
+    final = unwrap_frozen(split_pipeline(unwrap_frozen(estimator))[1])
+    return type(final).__name__ in SPARSE_MODELS
+
+
 def _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio, refit_model):
     if getattr(estimator, "positive", False):
         raise unsupported(
@@ -312,14 +340,14 @@ def _refit_model(estimator, alpha, l1_ratio):
                       selection="cyclic")
 
 
-@register_objective("Lasso", "ElasticNet")
+@register_objective(*SPARSE_MODELS[:2])
 def _build_elastic_net(estimator, Xf, y, sample_weight, feature_map):
     alpha, l1_ratio = float(estimator.alpha), float(estimator.l1_ratio)
     return _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio,
                         _refit_model(estimator, alpha, l1_ratio))
 
 
-@register_objective("LassoCV", "ElasticNetCV")
+@register_objective(*SPARSE_MODELS[2:])
 def _build_elastic_net_cv(estimator, Xf, y, sample_weight, feature_map):
     alpha = float(estimator.alpha_)
     l1_ratio = float(getattr(estimator, "l1_ratio_", 1.0))

@@ -179,3 +179,30 @@ def test_refused_configurations(data):
         InfluenceFunctions(Lasso(alpha=0.02, positive=True)).fit(X, y)
     with pytest.raises(ValueError, match="2 targets"):
         InfluenceFunctions(Lasso(alpha=0.02)).fit(X, np.column_stack([y, y]))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_group_removal_against_refits(data, weighted):
+    """Groups: exact on the active set, refit where the group changes it (both occur)."""
+    from skinfluence.valuation import predict_removal_effect, removal_parameter_change
+
+    X, y, Xt, yt, sw = data
+    sw = sw if weighted else None
+    model = Lasso(alpha=_near_knot(X, y, sw), **TIGHT)
+    infl = InfluenceFunctions(model).fit(X, y, sample_weight=sw)
+    theta = _theta(infl.estimator_)
+    support = theta[:-1] != 0
+    kinds = set()
+    for group in (np.arange(5), np.arange(0, N, 3), np.arange(40, 100)):
+        keep = np.setdiff1d(np.arange(N), group)
+        refit = clone(model).fit(X[keep], y[keep],
+                                 sample_weight=None if sw is None else sw[keep])
+        kinds.add(bool(np.any((refit.coef_ != 0) != support)))
+        truth = _theta(refit) - theta
+        for order in (1, 2):  # exact whatever the order
+            np.testing.assert_allclose(removal_parameter_change(infl, group, order=order),
+                                       truth, rtol=0, atol=1e-8 * np.abs(truth).max())
+        loss = (yt - refit.predict(Xt)) ** 2 - (yt - infl.estimator_.predict(Xt)) ** 2
+        np.testing.assert_allclose(predict_removal_effect(infl, group, Xt, yt, order=1), loss,
+                                   rtol=0, atol=1e-8 * np.abs(loss).max())
+    assert kinds == {False, True}
