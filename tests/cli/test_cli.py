@@ -398,6 +398,38 @@ def test_explain_kernel_ridge_is_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_explain_lasso_is_exact(tmp_path):
+    """--model lasso: alpha from LassoCV, effects equal to the Lasso refits without each row."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 6))
+    t = 2.0 * X[:, 0] - X[:, 1] + 0.5 * rng.normal(size=60)
+    path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "d", "e", "f", "price"],
+                     [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "price", "--row", 3, "--model", "lasso",
+               "-k", 3, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "lasso with alpha" in proc.stderr + proc.stdout
+    from sklearn.linear_model import Lasso
+
+    from skinfluence.cli._models import lasso_alpha
+
+    header, rows = read_out(out)
+    assert header[:4] == ["kind", "rank", "row", "effect"]
+    _, _, Xf, y, _ = load_table(str(path), "price", task="regression")
+    model = Lasso(alpha=lasso_alpha(Xf, y), tol=1e-10, max_iter=100_000)
+    assert np.any(model.fit(Xf, y).coef_ == 0)  # a sparse fit
+    full = model.fit(Xf, y).predict(Xf[3:4])[0]
+    for r in rows:
+        j = int(r[2])
+        keep = np.arange(60) != j
+        refit = model.fit(Xf[keep], y[keep]).predict(Xf[3:4])[0]
+        assert float(r[3]) == pytest.approx(full - refit, rel=1e-6, abs=1e-9)
+    proc = run("explain", path, "--target", "price", "--model", "lasso", "--task",
+               "classification", "--row", 3)
+    assert proc.returncode != 0 and "regression" in proc.stderr
+
+
 def test_value_matches_library(shop_csv, tmp_path):
     from skinfluence import KNNShapley
 
