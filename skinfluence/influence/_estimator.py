@@ -295,7 +295,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         refined = refine_largest(removal, self.refine, verbose=self.verbose)
         removal.set_refined(refined)
         self.refined_indices_ = np.array(sorted(refined), dtype=np.intp)
-        if getattr(removal, "exact_steps", False):  # L1 / elastic net: active-set changes
+        if getattr(self.objective_, "active", None) is not None:  # L1: active-set changes
             self.active_set_changes_ = np.asarray(removal.crossings, dtype=np.intp)
             self.n_active_set_changes_ = int(self.active_set_changes_.size)
         if removal.leverages is not None or removal.cached:
@@ -334,7 +334,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """The removal approximation object for ``approximation_``."""
         if self.approximation_ == "first_order":
             return FirstOrder(verbose=self.verbose)
-        if getattr(self.objective_, "active", None) is not None:  # L1: objectives/sparse.py
+        if getattr(self.objective_, "exact_active_set_steps", False):  # objectives/sparse.py
             return ActiveSetRemoval(verbose=self.verbose)
         if point_hessians_apply(self.objective_, self.solver_):
             return PointHessianNewton(verbose=self.verbose)

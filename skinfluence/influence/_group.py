@@ -48,10 +48,11 @@ def _objective_of(influence):
 
 
 def _exact_groups(influence):
-    """Whether the removal computes group removals exactly (kernel models: ``_kernel.py``;
-    L1 / elastic-net models: ``_active_set.py``)."""
-    return influence.objective_.closed_form_removal or hasattr(influence._removal,
-                                                               "group_change")
+    """Whether group removals are exact: kernel models (``_kernel.py``) and L1 /
+    elastic-net models (``_active_set.py``; the multi-task ones by refitting)."""
+    obj = influence.objective_
+    return (obj.closed_form_removal or hasattr(influence._removal, "group_change")
+            or hasattr(obj, "refit_without"))
 
 
 def removal_parameter_change(influence, indices, order=2):
@@ -76,7 +77,7 @@ def removal_parameter_change(influence, indices, order=2):
         Kernel models (KernelRidge, GaussianProcessRegressor) ignore ``order``: their
         group removal is exact in closed form.  So do L1 / elastic-net models (Lasso,
         ElasticNet and their CV forms): exact on the fitted active set, refit when the
-        group's removal changes it.
+        group's removal changes it; the multi-task ones are refit.
 
     Returns
     -------
@@ -110,8 +111,14 @@ def _group_step(influence, indices, order):
         raise ValueError(f"indices must lie in [0, {obj.n_train}).")
     if idx.size == obj.n_train:
         raise ValueError("Cannot predict the removal of every training point.")
-    if _exact_groups(influence):  # kernel and L1 models: exact, whatever the order
+    if hasattr(influence._removal, "group_change"):  # kernel, L1: exact, whatever the order
         return influence._removal.group_change(idx), order
+    if hasattr(obj, "refit_without"):  # multi-task L1: scikit-learn's refit without them
+        theta = obj.refit_without(idx)
+        if theta is None:
+            raise RuntimeError(f"The refit of {type(obj.estimator).__name__} without the "
+                               "group did not converge.")
+        return theta - obj.theta, order
     Xs = obj.X[idx]
     ys = obj.y[idx]
     w = obj.weights[idx]

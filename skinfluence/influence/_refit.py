@@ -166,12 +166,18 @@ def refine_largest(removal, refine, verbose=0):
     if getattr(removal, "exact_steps", False):
         return refit_active_set_changes(removal, refine, verbose)
     count = n_refine(refine, removal)
+    obj, solver = removal.objective, removal.solver
+    # sparse fits (objectives/sparse.py): removals that change the active set are always
+    # found (and recorded), and refit by the objective's own refit_without
+    refit_own = getattr(obj, "refit_without", None)
+    if refit_own is not None:
+        removal.crossings = kink_crossings(removal)
     if count == 0:
         return {}
-    obj, solver = removal.objective, removal.solver
     order = _largest_changes(removal, count)
-    crossing = kink_crossings(removal)
+    crossing = kink_crossings(removal) if refit_own is None else removal.crossings
     order = np.concatenate([order, crossing[~np.isin(crossing, order)]])
+    own = set(crossing.tolist()) if refit_own is not None else set()
     residual = obj.objective_gradient(obj.theta)
     w = obj.weights
     scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
@@ -184,7 +190,9 @@ def refine_largest(removal, refine, verbose=0):
     for j in progress(order, desc="exact refits", verbose=verbose):
         j = int(j)
         problem = WithoutPoint(obj, j, residual, N, scale)
-        if obj.linear_in_params:
+        if j in own:  # the fitted active set changes: a fixed-set refit would be wrong
+            theta = refit_own(j)
+        elif obj.linear_in_params:
             start = obj.theta + removal.directions(np.array([j]))[:, 0]
             theta = chord_refit(problem, start, Hinv) if Hinv is not None else None
             if theta is None and (refine != "auto" or newton_is_cheap):
@@ -193,6 +201,10 @@ def refine_largest(removal, refine, verbose=0):
             theta = nonlinear_refit(problem)
         if theta is not None:
             refined[j] = theta - obj.theta
+    if refit_own is not None:  # candidates within the objective's margin: keep the changes
+        removal.crossings = np.array(
+            [j for j in crossing if j not in refined
+             or obj.support_changed(obj.theta + refined[j])], dtype=np.intp)
     return refined
 
 

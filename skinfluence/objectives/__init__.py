@@ -59,6 +59,8 @@ _FAMILY_MODULES = {
     "ElasticNet": "sparse",
     "LassoCV": "sparse",
     "ElasticNetCV": "sparse",
+    "MultiTaskLasso": "sparse",
+    "MultiTaskElasticNet": "sparse",
 }
 
 _REGISTRY = {}

@@ -49,7 +49,8 @@ from .linear import (
 )
 
 # the estimators of this module (see is_sparse_model)
-SPARSE_MODELS = ("Lasso", "ElasticNet", "LassoCV", "ElasticNetCV")
+SPARSE_MODELS = ("Lasso", "ElasticNet", "LassoCV", "ElasticNetCV", "MultiTaskLasso",
+                 "MultiTaskElasticNet")
 
 # A removal violates the KKT conditions of its refit when an inactive coefficient's
 # correlation exceeds its bound S l1 by more than this share of it (beyond what the fit
@@ -83,6 +84,9 @@ class ElasticNetObjective(ElementwiseObjective):
     l1, l2 : float
         ``alpha * l1_ratio`` and ``alpha * (1 - l1_ratio)``.
     """
+
+    # one target: every removal on the active set is exact (influence/_active_set.py)
+    exact_active_set_steps = True
 
     def __init__(self, estimator, X, y, sample_weight, coef, intercept, alpha, l1_ratio,
                  feature_map, refit_model):
@@ -305,6 +309,171 @@ class ElasticNetObjective(ElementwiseObjective):
         return out
 
 
+class MultiTaskObjective(ElasticNetObjective):
+    """Objective of a fitted MultiTaskLasso / MultiTaskElasticNet.
+
+    ``coef`` is ``(K, d)``; the L1 norm becomes the sum of the columns' Euclidean norms,
+    ``J = sum_i s_i ||y_i - z_i||^2 + S (2 l1 sum_f ||coef[:, f]|| + l2 ||coef||^2)``.
+    The active set is the features with a non-zero column (all ``K`` coefficients of
+    each, and the intercepts).  On it the group norm is smooth but not quadratic: its
+    Hessian ``2 S l1 (I / ||w|| - w w^T / ||w||^3)`` per feature enters :meth:`hessian`
+    and the removals are Newton steps (not exact), refit exactly for the largest
+    changes (``refine``) and for the removals that change the active set.
+    """
+
+    exact_active_set_steps = False
+    # the Newton steps are approximate: removals this close to a change (a share of the
+    # bound, or of a column's squared norm) are refit too and kept as changes only when
+    # their refit confirms it (support_changed)
+    kkt_margin = 0.02
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        K, d = self.n_outputs, self.n_features
+        W = self.theta[: K * d].reshape(K, d)
+        self.features_active = np.flatnonzero(np.linalg.norm(W, axis=0) > 0)
+        self.features_inactive = np.setdiff1d(np.arange(d), self.features_active)
+        coef_active = (np.arange(K)[:, None] * d + self.features_active[None, :]).ravel()
+        self.active = np.sort(coef_active)
+        if self.fit_intercept:
+            self.active = np.concatenate([self.active, np.arange(K * d, self.n_params)])
+        self._inactive = np.setdiff1d(np.arange(K * d), self.active)
+        self.signs = np.zeros(self.n_params)  # no signs: the group norm is smooth on A
+        data_grad = (self.weights @ self.sample_gradients(self.X, self.y))[: K * d]
+        G = data_grad.reshape(K, d)[:, self.features_inactive]  # (K, |I|)
+        bound = 2.0 * self.total_weight * self.l1
+        norms = np.linalg.norm(G, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shrink = np.where(norms > bound, bound / norms, 1.0)
+        self._subgradient = (-G * shrink).ravel()  # layout of self._inactive (k-major)
+        self._fit_excess = np.maximum(norms - bound, 0.0) / 2.0  # per inactive feature
+
+    def _columns(self, theta):
+        K, d = self.n_outputs, self.n_features
+        W = np.asarray(theta, dtype=np.float64)[: K * d].reshape(K, d)
+        return W[:, self.features_active]  # (K, |A_f|)
+
+    def penalty_value(self, theta=None):
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        K, d = self.n_outputs, self.n_features
+        W = theta[: K * d].reshape(K, d)
+        S = self.total_weight
+        return S * (2.0 * self.l1 * np.linalg.norm(W, axis=0).sum()
+                    + self.l2 * float((W * W).sum()))
+
+    def penalty_gradient(self, theta=None):
+        """Gradient of :meth:`penalty_value` on the active features; on the inactive ones
+        the subgradient balancing the fit's data gradient (norm at most ``2 S l1``)."""
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        K, d = self.n_outputs, self.n_features
+        S = self.total_weight
+        g = np.zeros(self.n_params)
+        Wa = self._columns(theta)
+        Ga = 2.0 * S * (self.l1 * Wa / np.linalg.norm(Wa, axis=0) + self.l2 * Wa)
+        g[: K * d].reshape(K, d)[:, self.features_active] = Ga
+        g[self._inactive] = self._subgradient
+        return g
+
+    def _group_blocks(self, theta):
+        """``2 S l1 (I / ||w|| - w w^T / ||w||^3)`` for each active feature: (|A_f|, K, K)."""
+        Wa = self._columns(theta).T  # (|A_f|, K)
+        norm = np.linalg.norm(Wa, axis=1)
+        K = self.n_outputs
+        B = np.eye(K)[None] / norm[:, None, None]
+        B -= np.einsum("fk,fl->fkl", Wa, Wa) / norm[:, None, None] ** 3
+        return 2.0 * self.total_weight * self.l1 * B
+
+    def _group_indices(self):
+        d = self.n_features
+        return np.arange(self.n_outputs)[None, :] * d + self.features_active[:, None]
+
+    def hessian(self, theta=None, *, weights=None):
+        H = super().hessian(theta, weights=weights)
+        idx = self._group_indices()
+        for f, B in enumerate(self._group_blocks(self.theta if theta is None else theta)):
+            H[np.ix_(idx[f], idx[f])] += B
+        return H
+
+    def hvp(self, V, theta=None, *, weights=None):
+        V = np.asarray(V, dtype=np.float64)
+        out = super().hvp(V, theta, weights=weights)
+        squeeze = V.ndim == 1
+        V2, out2 = (V[:, None], out[:, None]) if squeeze else (V, out)
+        idx = self._group_indices()  # (|A_f|, K)
+        B = self._group_blocks(self.theta if theta is None else theta)
+        out2[idx] += np.einsum("fkl,flm->fkm", B, V2[idx])
+        return out
+
+    def hessian_diagonal(self, theta=None):
+        diag = super().hessian_diagonal(theta)
+        idx = self._group_indices()
+        B = self._group_blocks(self.theta if theta is None else theta)
+        diag[idx] += np.einsum("fkk->fk", B)
+        return diag
+
+    def active_set_changes(self, D, cols):
+        """Whether the refits behind ``D`` (p, m) of removing ``cols`` leave the active set:
+        an active feature's column turned back through zero (``w_f . w'_f <= 0``), or an
+        inactive feature's correlation vector ``sum_{i != j} s'_i x_if r'_i`` longer than
+        ``S l1`` by more than ``KKT_RTOL * S l1`` beyond the fit's own excess."""
+        cols = np.arange(self.n_train)[cols]
+        D = np.asarray(D, dtype=np.float64)
+        K, d, m = self.n_outputs, self.n_features, D.shape[1]
+        idx = self._group_indices()  # (|A_f|, K)
+        W = self.theta[idx]  # (|A_f|, K)
+        turned = np.einsum("fk,fkm->fm", W, W[:, :, None] + D[idx])
+        changed = (turned <= self.kkt_margin * (W * W).sum(axis=1)[:, None]).any(axis=0)
+        if not self.features_inactive.size:
+            return changed
+        w = self.weights
+        R = self.y - self.outputs(self.X)  # (n, K)
+        XI = self.X[:, self.features_inactive]
+        XI = XI.toarray() if sp.issparse(XI) else np.asarray(XI)
+        Z = self.jvp(self.X, D)  # (n, K, m): output changes
+        base = XI.T @ (w[:, None] * R)  # (|I|, K)
+        C = base[:, :, None] - np.einsum("if,ikm->fkm", w[:, None] * XI, Z)
+        Rj = R[cols] - Z[cols, :, np.arange(m)]  # (m, K): j's residual after the step
+        C -= XI[cols].T[:, None, :] * (w[cols][:, None] * Rj).T[None, :, :]
+        ratio = self._reweighting.ratio[cols, 0]
+        S = self.total_weight
+        excess = ratio[None, :] * np.linalg.norm(C, axis=1) - S * self.l1
+        tol = self._fit_excess[:, None] + (KKT_RTOL - self.kkt_margin) * S * self.l1
+        return changed | (excess > tol).any(axis=0)
+
+    def support_changed(self, theta):
+        """Whether parameters ``theta`` have another set of non-zero columns than the fit."""
+        K, d = self.n_outputs, self.n_features
+        W = np.asarray(theta)[: K * d].reshape(K, d)
+        active = np.zeros(d, dtype=bool)
+        active[self.features_active] = True
+        return bool(np.any((np.linalg.norm(W, axis=0) > 0) != active))
+
+    def refit_without(self, j):
+        """Parameters of scikit-learn's refit with ``sample_weight[j] = 0``, warm-started
+        from the fitted coefficients (``tol=1e-12``); None if it does not converge."""
+        import warnings
+
+        from sklearn.base import clone
+        from sklearn.exceptions import ConvergenceWarning
+
+        sw = self.weights.copy()
+        sw[j] = 0.0
+        model = clone(self.refit_model).set_params(
+            warm_start=True, tol=REFIT_TOL,
+            max_iter=max(REFIT_MAX_ITER, int(self.refit_model.max_iter)),
+        )
+        model.coef_ = np.array(self.estimator.coef_, dtype=np.float64)
+        X = self.X.toarray() if sp.issparse(self.X) else self.X
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                model.fit(X, self.y, sample_weight=sw)
+            except ConvergenceWarning:
+                return None
+        coef, intercept = linear_parameters(model)
+        return np.concatenate([coef.ravel()] + ([intercept] if self.fit_intercept else []))
+
+
 def is_sparse_model(estimator):
     """Whether ``estimator`` (a pipeline, possibly frozen) ends in an L1 / elastic-net model
     of this module, whose removals that change the active set need their exact refits."""
@@ -353,3 +522,22 @@ def _build_elastic_net_cv(estimator, Xf, y, sample_weight, feature_map):
     l1_ratio = float(getattr(estimator, "l1_ratio_", 1.0))
     return _elastic_net(estimator, Xf, y, sample_weight, feature_map, alpha, l1_ratio,
                         _refit_model(estimator, alpha, l1_ratio))
+
+
+@register_objective(*SPARSE_MODELS[4:])
+def _build_multi_task(estimator, Xf, y, sample_weight, feature_map):
+    from sklearn.linear_model import MultiTaskElasticNet
+
+    coef, intercept = linear_parameters(estimator)
+    y = check_regression_target(y, coef.shape[0])
+    X = _check_xy(estimator, Xf, y)
+    if sp.issparse(X):
+        raise unsupported(estimator, "sparse X (scikit-learn fits it on dense X only)",
+                          "dense X")
+    alpha, l1_ratio = float(estimator.alpha), float(getattr(estimator, "l1_ratio", 1.0))
+    refit = MultiTaskElasticNet(alpha=alpha, l1_ratio=l1_ratio,
+                                fit_intercept=estimator.fit_intercept,
+                                max_iter=estimator.max_iter, tol=estimator.tol,
+                                selection="cyclic")
+    return MultiTaskObjective(estimator, X, y, sample_weight, coef, intercept, alpha,
+                              l1_ratio, feature_map, refit)

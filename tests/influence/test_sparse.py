@@ -12,7 +12,15 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV, lars_path
+from sklearn.linear_model import (
+    ElasticNet,
+    ElasticNetCV,
+    Lasso,
+    LassoCV,
+    MultiTaskElasticNet,
+    MultiTaskLasso,
+    lars_path,
+)
 from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
@@ -206,3 +214,65 @@ def test_group_removal_against_refits(data, weighted):
         np.testing.assert_allclose(predict_removal_effect(infl, group, Xt, yt, order=1), loss,
                                    rtol=0, atol=1e-8 * np.abs(loss).max())
     assert kinds == {False, True}
+
+
+@pytest.fixture(scope="module")
+def multi_task(data):
+    X, y, _, _, sw = data
+    rng = np.random.default_rng(2)
+    Y = np.column_stack([y, 3 * X[:, 0] + rng.normal(size=N), X[:, 2] - X[:, 3]])
+    return X, (Y - Y.mean(0)) / Y.std(0), sw
+
+
+MULTI_TASK = [
+    ("mtlasso", lambda: MultiTaskLasso(alpha=0.05, **TIGHT), False),
+    ("mtlasso-weighted", lambda: MultiTaskLasso(alpha=0.05, **TIGHT), True),
+    ("mtenet", lambda: MultiTaskElasticNet(alpha=0.08, l1_ratio=0.6, **TIGHT), False),
+]
+
+
+@pytest.mark.parametrize("name, make, weighted", MULTI_TASK, ids=[c[0] for c in MULTI_TASK])
+def test_multi_task_against_refits(multi_task, name, make, weighted):
+    """MultiTaskLasso / MultiTaskElasticNet: Newton steps on the active features (the group
+    norm is not quadratic), exact refits for the largest changes and for every removal
+    that changes the active set, which are exactly the refits with another support."""
+    X, Y, sw = multi_task
+    sw = sw if weighted else None
+    model = make()
+    infl = InfluenceFunctions(model).fit(X, Y, sample_weight=sw)
+    theta = infl.objective_.theta
+    support = np.linalg.norm(infl.estimator_.coef_, axis=0) > 0
+    assert not support.all()
+    truth, changed = [], []
+    for j in range(N):
+        keep = np.arange(N) != j
+        refit = clone(model).fit(X[keep], Y[keep], sample_weight=None if sw is None else
+                                 sw[keep])
+        truth.append(np.r_[refit.coef_.ravel(), refit.intercept_] - theta)
+        if np.any((np.linalg.norm(refit.coef_, axis=0) > 0) != support):
+            changed.append(j)
+    truth = np.array(truth).T
+    np.testing.assert_array_equal(infl.active_set_changes_, changed)
+    D = infl.parameter_changes()
+    assert np.corrcoef(D.ravel(), truth.ravel())[0, 1] > 0.999
+    scale = np.abs(truth).max()
+    refined = infl.refined_indices_
+    assert np.isin(changed, refined).all()
+    # refit points (largest changes by chords on the active set, changes by scikit-learn)
+    np.testing.assert_allclose(D[:, refined], truth[:, refined], rtol=0, atol=1e-8 * scale)
+    if name == "mtlasso":
+        assert len(changed) > 0
+
+
+def test_multi_task_group_removal_is_the_refit(multi_task):
+    from skinfluence.valuation import removal_parameter_change
+
+    X, Y, _ = multi_task
+    model = MultiTaskLasso(alpha=0.05, **TIGHT)
+    infl = InfluenceFunctions(model).fit(X, Y)
+    group = np.arange(0, N, 4)
+    keep = np.setdiff1d(np.arange(N), group)
+    refit = clone(model).fit(X[keep], Y[keep])
+    truth = np.r_[refit.coef_.ravel(), refit.intercept_] - infl.objective_.theta
+    np.testing.assert_allclose(removal_parameter_change(infl, group), truth, rtol=0,
+                               atol=1e-8 * np.abs(truth).max())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
-from sklearn.linear_model import ElasticNet, Lasso
+from sklearn.linear_model import ElasticNet, Lasso, MultiTaskElasticNet, MultiTaskLasso
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -126,3 +126,33 @@ def test_pipeline_features(data):
     d = np.r_[refit.coef_, refit.intercept_] - np.r_[lasso.coef_, lasso.intercept_]
     np.testing.assert_allclose(infl.parameter_changes([j])[:, 0], d, rtol=0,
                                atol=1e-8 * np.abs(d).max())
+
+
+@pytest.mark.parametrize("model", [MultiTaskLasso(alpha=0.05, **TIGHT),
+                                   MultiTaskElasticNet(alpha=0.08, l1_ratio=0.6, **TIGHT)],
+                         ids=["mtlasso", "mtenet"])
+def test_multi_task_finite_differences(data, model):
+    """The group norm's gradient and Hessian (not quadratic) against finite differences;
+    the fit is stationary (subgradient of the inactive columns included)."""
+    X, y, sw = data
+    rng = np.random.default_rng(3)
+    Y = np.column_stack([y, 3 * X[:, 0] + rng.normal(size=N), X[:, 2] - X[:, 3]])
+    obj = make_objective(clone(model).fit(X, Y, sample_weight=sw), X, Y, sw)
+    assert obj.features_inactive.size > 0
+    assert stationarity(obj) < 1e-10
+    theta = obj.theta.copy()
+    theta[obj.active] += 1e-3 * rng.standard_normal(obj.active.size)
+    g = obj.objective_gradient(theta)
+    H = obj.hessian(theta)
+    h = 1e-6
+    for k in obj.active:
+        e = np.zeros(obj.n_params)
+        e[k] = h
+        fd = (obj.objective_value(theta + e) - obj.objective_value(theta - e)) / (2 * h)
+        assert abs(fd - g[k]) <= 1e-6 * max(1.0, abs(g[k]))
+        fdg = (obj.objective_gradient(theta + e) - obj.objective_gradient(theta - e)) / (2 * h)
+        np.testing.assert_allclose(H[obj.active, k], fdg[obj.active], rtol=1e-6, atol=1e-6)
+    assert not H[obj._inactive].any()
+    V = rng.standard_normal((obj.n_params, 2))
+    np.testing.assert_allclose(obj.hvp(V, theta), H @ V, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(obj.hessian_diagonal(), np.diag(obj.hessian()), rtol=1e-12)
