@@ -39,6 +39,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from . import register_objective
+from .logistic import LogisticObjective, effective_penalty
 from .linear import (
     ElementwiseObjective,
     RemovalReweighting,
@@ -322,10 +323,10 @@ class MultiTaskObjective(ElasticNetObjective):
     """
 
     exact_active_set_steps = False
-    # the Newton steps are approximate: removals this close to a change (a share of the
-    # bound, or of a column's squared norm) are refit too and kept as changes only when
-    # their refit confirms it (support_changed)
-    kkt_margin = 0.02
+    # the Newton steps are approximate: removals within this share of what their step
+    # moved (the correlations, or a column) from a change are refit too, and kept as
+    # changes only when their refit confirms it (support_changed)
+    kkt_margin = 0.2
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -413,16 +414,18 @@ class MultiTaskObjective(ElasticNetObjective):
 
     def active_set_changes(self, D, cols):
         """Whether the refits behind ``D`` (p, m) of removing ``cols`` leave the active set:
-        an active feature's column turned back through zero (``w_f . w'_f <= 0``), or an
-        inactive feature's correlation vector ``sum_{i != j} s'_i x_if r'_i`` longer than
-        ``S l1`` by more than ``KKT_RTOL * S l1`` beyond the fit's own excess."""
+        an active feature's column turned back to zero (``w_f . w'_f`` within ``kkt_margin``
+        of ``||w_f|| ||dw_f||``), or an inactive feature's correlation vector
+        ``sum_{i != j} s'_i x_if r'_i`` longer than ``S l1`` by more than ``KKT_RTOL * S l1``
+        beyond the fit's own excess, less ``kkt_margin`` times how far the step moved it."""
         cols = np.arange(self.n_train)[cols]
         D = np.asarray(D, dtype=np.float64)
         K, d, m = self.n_outputs, self.n_features, D.shape[1]
         idx = self._group_indices()  # (|A_f|, K)
         W = self.theta[idx]  # (|A_f|, K)
         turned = np.einsum("fk,fkm->fm", W, W[:, :, None] + D[idx])
-        changed = (turned <= self.kkt_margin * (W * W).sum(axis=1)[:, None]).any(axis=0)
+        step = np.linalg.norm(W, axis=1)[:, None] * np.linalg.norm(D[idx], axis=1)
+        changed = (turned <= self.kkt_margin * step).any(axis=0)
         if not self.features_inactive.size:
             return changed
         w = self.weights
@@ -437,7 +440,9 @@ class MultiTaskObjective(ElasticNetObjective):
         ratio = self._reweighting.ratio[cols, 0]
         S = self.total_weight
         excess = ratio[None, :] * np.linalg.norm(C, axis=1) - S * self.l1
-        tol = self._fit_excess[:, None] + (KKT_RTOL - self.kkt_margin) * S * self.l1
+        # the margin scales with how far the (approximate) step moved the correlations
+        moved = np.linalg.norm(ratio[None, None, :] * C - base[:, :, None], axis=1)
+        tol = self._fit_excess[:, None] + KKT_RTOL * S * self.l1 - self.kkt_margin * moved
         return changed | (excess > tol).any(axis=0)
 
     def support_changed(self, theta):
@@ -541,3 +546,201 @@ def _build_multi_task(estimator, Xf, y, sample_weight, feature_map):
                                 selection="cyclic")
     return MultiTaskObjective(estimator, X, y, sample_weight, coef, intercept, alpha,
                               l1_ratio, feature_map, refit)
+
+
+class SparseLogisticObjective(LogisticObjective):
+    """Objective of an L1 / elastic-net :class:`~sklearn.linear_model.LogisticRegression`.
+
+    scikit-learn minimises ``C sum_i s_i loss_i + (1 - r)/2 ||coef||^2 + r ||coef||_1``
+    (``r`` the ``l1_ratio``; ``solver="saga"``, or ``"liblinear"`` for ``r = 1``, whose
+    intercept is the weight of a constant feature ``intercept_scaling`` and so carries
+    ``r |intercept| / intercept_scaling`` too).  A sum, not a mean: a refit without
+    ``j`` is ``sample_weight[j] = 0``, the other weights unchanged.  As for the Lasso,
+    the objective is the smooth part on the fitted active set (signs fixed, inactive
+    coefficients a null space); the log-loss is not quadratic, so removals are Newton
+    steps, refit exactly for the largest changes (``refine``) and for the removals
+    whose KKT check fails, with the margin of :class:`MultiTaskObjective` (the changes
+    are kept when the refit confirms them).
+    """
+
+    penalties = ("l1", "elasticnet")
+    exact_active_set_steps = False
+    kkt_margin = 0.2
+
+    def __init__(self, estimator, X, y, sample_weight, feature_map):
+        if getattr(estimator, "class_weight", None) == "balanced":
+            raise unsupported(estimator, "an L1 penalty and class_weight='balanced'",
+                              "class_weight=None or a dict")
+        if estimator.solver not in ("saga", "liblinear"):
+            raise unsupported(estimator, f"solver={estimator.solver!r} and an L1 penalty",
+                              "solver='saga' or 'liblinear'")
+        super().__init__(estimator, X, y, sample_weight, feature_map)
+        self._fixed_model = estimator  # refits: LogisticRegressionCV's equivalent model
+        penalty = effective_penalty(estimator)
+        ratio = 1.0 if penalty == "l1" else float(estimator.l1_ratio)
+        K, d = self.n_outputs, self.n_features
+        self.coef_penalty = 1.0 - ratio
+        self.intercept_penalty = 0.0
+        self.l1_weights = np.zeros(self.n_params)
+        self.l1_weights[: K * d] = ratio
+        if self.fit_intercept and estimator.solver == "liblinear":
+            self.l1_weights[K * d :] = ratio / float(estimator.intercept_scaling)
+        self.signs = np.sign(self.theta) * (self.l1_weights > 0)
+        self.active = np.flatnonzero((self.theta != 0) | (self.l1_weights == 0))
+        self._inactive = np.setdiff1d(np.arange(self.n_params), self.active)
+        data_grad = self.weights @ self.sample_gradients(self.X, self.y)
+        self._data_grad = data_grad
+        bound = self.l1_weights[self._inactive]
+        self._subgradient = np.clip(-data_grad[self._inactive], -bound, bound)
+        self._fit_excess = np.maximum(np.abs(data_grad[self._inactive]) - bound, 0.0)
+        self._curvature = None
+        self._sample_weight = np.ones(self.n_train) if sample_weight is None else \
+            np.asarray(sample_weight, dtype=np.float64)
+
+    def check_minimum(self):
+        """Nothing to check: the L1 penalty bounds the coefficients (a minimiser exists)."""
+
+    # ------------------------------------------------------------ penalty
+    def penalty_diagonal(self):
+        diag = np.zeros(self.n_params)
+        K, d = self.n_outputs, self.n_features
+        coef_active = self.active[self.active < K * d]
+        diag[coef_active] = self.coef_penalty
+        return diag
+
+    def penalty_value(self, theta=None):
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        coef = theta[: self.n_outputs * self.n_features]
+        return (0.5 * self.coef_penalty * float(coef @ coef)
+                + float(self.l1_weights @ np.abs(theta)))
+
+    def penalty_gradient(self, theta=None):
+        """Gradient with the fitted signs on the active set; on the inactive coefficients
+        the subgradient balancing the fit's data gradient (clipped to their L1 weight)."""
+        theta = self.theta if theta is None else np.asarray(theta, np.float64)
+        K, d = self.n_outputs, self.n_features
+        g = self.l1_weights * self.signs
+        g[: K * d] += self.coef_penalty * theta[: K * d]
+        g[self._inactive] = self._subgradient
+        return g
+
+    _restrict = ElasticNetObjective._restrict
+
+    def hessian(self, theta=None, *, weights=None):
+        """Hessian of the smooth part restricted to the active set."""
+        H = super().hessian(theta, weights=weights)
+        H[self._inactive, :] = 0.0
+        H[:, self._inactive] = 0.0
+        return H
+
+    def hvp(self, V, theta=None, *, weights=None):
+        return self._restrict(super().hvp(self._restrict(V), theta, weights=weights))
+
+    def hessian_diagonal(self, theta=None):
+        return self._restrict(super().hessian_diagonal(theta))
+
+    def null_space(self):
+        """The inactive coefficients, and the shift of unpenalised multinomial intercepts."""
+        cols = []
+        if self._inactive.size:
+            E = np.zeros((self.n_params, self._inactive.size))
+            E[self._inactive, np.arange(self._inactive.size)] = 1.0
+            cols.append(E)
+        K, d = self.n_outputs, self.n_features
+        if self.shift_invariant and K > 1 and self.fit_intercept and not self.l1_weights[-1]:
+            v = np.zeros((self.n_params, 1))
+            v[K * d :] = 1.0 / np.sqrt(K)
+            cols.append(v)
+        return np.hstack(cols) if cols else None
+
+    # ------------------------------------------------------- KKT, refits
+    def active_set_changes(self, D, cols):
+        """Whether the refits behind ``D`` (p, m) of removing ``cols`` leave the active
+        set: an active coefficient within ``kkt_margin`` of its step from changing sign,
+        or an inactive one whose data gradient without ``j`` at the new parameters exceeds
+        its L1 weight by more than ``KKT_RTOL`` of it beyond the fit's own excess, less
+        ``kkt_margin`` times how far the step moved that gradient."""
+        cols = np.arange(self.n_train)[cols]
+        D = np.asarray(D, dtype=np.float64)
+        m = D.shape[1]
+        act = self.active[self.l1_weights[self.active] > 0]
+        after = (self.theta[act, None] + D[act]) * self.signs[act, None]
+        changed = (after <= self.kkt_margin * np.abs(D[act])).any(axis=0)
+        if not self._inactive.size:
+            return changed
+        n, K, d = self.n_train, self.n_outputs, self.n_features
+        Z = self.outputs(self.X)[:, :, None] + self.jvp(self.X, D)  # (n, K, m)
+        Zf = Z.transpose(2, 0, 1).reshape(m * n, K)
+        R, _ = self.loss_derivatives(Zf, np.tile(self.y, m))
+        W = np.broadcast_to(self.weights, (m, n)).copy()
+        W[np.arange(m), cols] = 0.0
+        WR = (R.reshape(m, n, K) * W[:, :, None]).transpose(1, 2, 0)  # (n, K, m)
+        X = self.X.toarray() if sp.issparse(self.X) else self.X
+        G = np.empty((self.n_params, m))
+        G[: K * d] = np.einsum("nf,nkm->kfm", X, WR).reshape(K * d, m)
+        if self.fit_intercept:
+            G[K * d :] = WR.sum(axis=0)
+        bound = self.l1_weights[self._inactive][:, None]
+        Gi = G[self._inactive]
+        excess = np.abs(Gi) - bound
+        # the margin scales with how far the (approximate) step moved the gradient
+        moved = np.abs(Gi - self._data_grad[self._inactive][:, None])
+        tol = self._fit_excess[:, None] + KKT_RTOL * bound - self.kkt_margin * moved
+        return changed | (excess > tol).any(axis=0)
+
+    def support_changed(self, theta):
+        """Whether ``theta`` has another set of non-zero penalised coefficients."""
+        pen = self.l1_weights > 0
+        return bool(np.any((np.asarray(theta)[pen] != 0) != (self.theta[pen] != 0)))
+
+    def refit_without(self, j):
+        """Parameters of the model refit with ``sample_weight[j] = 0``, exactly.
+
+        scikit-learn's own fit (saga warm-started from the fitted coefficients; liblinear
+        from scratch) at ``tol=1e-10``, then Newton's method on the smooth part over the
+        support and signs it found, to a gradient of 1e-12 of the data's; kept when the
+        KKT conditions hold there, else scikit-learn's parameters.  None if neither fit
+        converges.
+        """
+        import warnings
+
+        from sklearn.base import clone
+        from sklearn.exceptions import ConvergenceWarning
+
+        from ..linalg import CholeskyFactor
+
+        sw = self._sample_weight.copy()
+        sw[j] = 0.0
+        est = self._fixed_model
+        model = clone(est).set_params(tol=1e-10, max_iter=max(int(est.max_iter), 100_000))
+        if est.solver == "saga":
+            model.set_params(warm_start=True)
+            model.coef_ = np.array(est.coef_, dtype=np.float64)
+            model.intercept_ = np.array(est.intercept_, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(self.X, self.classes[self.y], sample_weight=sw)
+        try:
+            refit = SparseLogisticObjective(model, self.X, self.classes[self.y], sw, None)
+        except ValueError:
+            return None
+        theta = refit.theta.copy()
+        scale = np.abs(refit.weights[:, None] * refit.sample_gradients(refit.X, refit.y)
+                       ).sum(axis=0).max() or 1.0
+        for _ in range(50):
+            g = refit.objective_gradient(theta)
+            g[refit._inactive] = 0.0
+            if np.abs(g).max() <= 1e-12 * scale:
+                break
+            N = refit.null_space()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                theta = theta - CholeskyFactor(refit.hessian(theta), N).solve(g)
+        else:
+            return refit.theta
+        same_signs = np.all(np.sign(theta) * refit.signs >= 0) and np.all(
+            (theta != 0)[refit.l1_weights > 0] == (refit.theta != 0)[refit.l1_weights > 0])
+        G = refit.weights @ refit.sample_gradients(refit.X, refit.y, theta)
+        kkt = np.all(np.abs(G[refit._inactive])
+                     <= refit.l1_weights[refit._inactive] * (1 + KKT_RTOL))
+        return theta if same_signs and kkt else refit.theta

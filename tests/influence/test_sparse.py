@@ -17,6 +17,7 @@ from sklearn.linear_model import (
     ElasticNetCV,
     Lasso,
     LassoCV,
+    LogisticRegression,
     MultiTaskElasticNet,
     MultiTaskLasso,
     lars_path,
@@ -276,3 +277,98 @@ def test_multi_task_group_removal_is_the_refit(multi_task):
     truth = np.r_[refit.coef_.ravel(), refit.intercept_] - infl.objective_.theta
     np.testing.assert_allclose(removal_parameter_change(infl, group), truth, rtol=0,
                                atol=1e-8 * np.abs(truth).max())
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    idx = np.random.default_rng(0).permutation(len(y))
+    return X[idx][:120, :10], y[idx][:120]
+
+
+LOGISTIC = [
+    ("saga-l1", lambda: LogisticRegression(l1_ratio=1, C=0.3, solver="saga", tol=1e-12,
+                                           max_iter=200_000)),
+    ("saga-enet", lambda: LogisticRegression(l1_ratio=0.5, C=0.1, solver="saga", tol=1e-12,
+                                             max_iter=200_000)),
+    ("liblinear-l1", lambda: LogisticRegression(l1_ratio=1, C=0.3, solver="liblinear",
+                                                tol=1e-12, max_iter=200_000)),
+]
+
+
+@pytest.mark.parametrize("name, make", LOGISTIC, ids=[c[0] for c in LOGISTIC])
+def test_sparse_logistic_against_refits(cancer, name, make):
+    """L1 / elastic-net LogisticRegression: Newton steps on the active set, the largest
+    changes and every removal that changes the active set refit exactly."""
+    X, y = cancer
+    n = y.shape[0]
+    model = make()
+    infl = InfluenceFunctions(model).fit(X, y)
+    theta = infl.objective_.theta
+    assert np.any(theta[:-1] == 0)
+    truth, changed = [], []
+    for j in range(n):
+        keep = np.arange(n) != j
+        refit = clone(model).fit(X[keep], y[keep])
+        t = np.r_[refit.coef_.ravel(), refit.intercept_]
+        truth.append(t - theta)
+        if np.any((t[:-1] != 0) != (theta[:-1] != 0)):
+            changed.append(j)
+    truth = np.array(truth).T
+    D = infl.parameter_changes()
+    assert np.corrcoef(D.ravel(), truth.ravel())[0, 1] > 0.999
+    refined = infl.refined_indices_
+    scale = np.abs(truth).max()
+    np.testing.assert_allclose(D[:, refined], truth[:, refined], rtol=0, atol=1e-7 * scale)
+    if name == "saga-l1":
+        # the support of liblinear's refits at its tolerance is ambiguous for coefficients
+        # of ~1e-10; saga's is not
+        assert len(changed) > 0
+        np.testing.assert_array_equal(infl.active_set_changes_, changed)
+    assert np.isin(infl.active_set_changes_, refined).all()
+
+
+def test_sparse_logistic_multinomial_and_cv():
+    """Multinomial elastic net (saga) and LogisticRegressionCV with an L1 penalty (its
+    selected C_ held fixed): Pearson against refits, refit points exact."""
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from skinfluence.objectives.cv import equivalent_logistic_regression
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    idx = np.random.default_rng(0).permutation(len(y))[:90]
+    X, y = X[idx], y[idx]
+    models = [
+        LogisticRegression(l1_ratio=0.7, C=0.1, solver="saga", tol=1e-12, max_iter=200_000),
+        LogisticRegressionCV(Cs=[0.03, 0.1, 0.3], l1_ratios=(1.0,), solver="saga", cv=3,
+                             scoring="neg_log_loss", use_legacy_attributes=False,
+                             tol=1e-10, max_iter=200_000),
+    ]
+    for model in models:
+        infl = InfluenceFunctions(model).fit(X, y)
+        theta = infl.objective_.theta
+        assert np.any(theta == 0)
+        fixed = infl.estimator_
+        if isinstance(fixed, LogisticRegressionCV):
+            fixed = equivalent_logistic_regression(fixed).set_params(tol=1e-12)
+        truth = np.array([
+            np.r_[m.coef_.ravel(), m.intercept_] - theta
+            for m in (clone(fixed).fit(np.delete(X, j, 0), np.delete(y, j)) for j in range(90))
+        ]).T
+        D = infl.parameter_changes()
+        assert np.corrcoef(D.ravel(), truth.ravel())[0, 1] > 0.999
+        refined = infl.refined_indices_
+        np.testing.assert_allclose(D[:, refined], truth[:, refined], rtol=0,
+                                   atol=1e-6 * np.abs(truth).max())
+
+
+def test_sparse_logistic_refused_configurations(cancer):
+    X, y = cancer
+    with pytest.raises(ValueError, match="class_weight='balanced'.*Supported: class_weight"):
+        InfluenceFunctions(LogisticRegression(l1_ratio=1, solver="saga", max_iter=5000,
+                                              class_weight="balanced")).fit(X, y)
