@@ -13,11 +13,12 @@ MODELS = {
     "(default for regression)",
     "kernel-ridge": "kernel ridge regression (RBF kernel, alpha 1 unless --alpha; exact "
     "influence), for a numeric target",
-    "lasso": "L1-penalised regression (Lasso), alpha chosen by 5-fold LassoCV unless "
-    "--alpha; exact influence, for a numeric target",
+    "lasso": "L1 penalty: Lasso for a numeric target (alpha chosen by 5-fold LassoCV unless "
+    "--alpha; exact influence), L1 logistic regression for labels (C = 1 / --alpha, "
+    "default 1; saga)",
 }
 CLASSIFIERS_ONLY = ("logistic", "linear-svm")
-REGRESSORS_ONLY = ("ridge", "kernel-ridge", "lasso")
+REGRESSORS_ONLY = ("ridge", "kernel-ridge")
 
 
 def default_model(task):
@@ -39,8 +40,8 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
         Training data; ``ridge`` without ``alpha`` needs them to choose its penalty.
     alpha : float, default=None
         Penalty of ``ridge`` (None: the one with the smallest exact leave-one-out error,
-        :func:`ridge_alpha`), ``kernel-ridge`` (None: 1) or ``lasso`` (None:
-        :func:`lasso_alpha`).
+        :func:`ridge_alpha`), ``kernel-ridge`` (None: 1) or ``lasso`` (regression, None:
+        :func:`lasso_alpha`; classification: ``C = 1 / alpha``, None: ``C = 1``).
 
     Returns
     -------
@@ -86,6 +87,10 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
     if name == "logistic":
         # Influence assumes the fit is at the optimum: converge tightly (cheap here).
         return LogisticRegression(tol=1e-8, max_iter=10_000)
+    if name == "lasso":
+        # L1 logistic regression; influence assumes the optimum: saga to a tight tolerance
+        return LogisticRegression(l1_ratio=1.0, C=1.0 if alpha is None else 1.0 / alpha,
+                                  solver="saga", tol=1e-8, max_iter=100_000)
     if name == "mlp":
         # lbfgs converges (deterministically) on small tabular data and tanh keeps the
         # Hessian smooth; influence needs both

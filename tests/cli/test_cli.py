@@ -425,9 +425,26 @@ def test_explain_lasso_is_exact(tmp_path):
         keep = np.arange(60) != j
         refit = model.fit(Xf[keep], y[keep]).predict(Xf[3:4])[0]
         assert float(r[3]) == pytest.approx(full - refit, rel=1e-6, abs=1e-9)
-    proc = run("explain", path, "--target", "price", "--model", "lasso", "--task",
-               "classification", "--row", 3)
-    assert proc.returncode != 0 and "regression" in proc.stderr
+
+
+def test_explain_lasso_classification_matches_library(shop_csv, tmp_path):
+    """--model lasso on class labels: L1 logistic regression (saga), as the library gives."""
+    from skinfluence import InfluenceFunctions
+
+    path, _, _ = shop_csv
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "status", "--row", 7, "-k", 3, "--model", "lasso",
+               "--alpha", 10, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    header, rows = read_out(out)
+    _, _, X, y, _ = load_table(str(path), "status")
+    model = make_model("lasso", alpha=10.0)
+    assert model.l1_ratio == 1.0 and model.C == 0.1
+    inf = InfluenceFunctions(model).fit(X, y)
+    assert np.any(inf.estimator_.coef_ == 0)
+    effect = inf.transform(X[7:8], inf.predict(X[7:8]))[0]
+    rows_ = np.array([int(r[2]) for r in rows])
+    np.testing.assert_allclose([float(r[3]) for r in rows], effect[rows_], rtol=1e-5, atol=1e-8)
 
 
 def test_value_matches_library(shop_csv, tmp_path):

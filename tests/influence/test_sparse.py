@@ -372,3 +372,16 @@ def test_sparse_logistic_refused_configurations(cancer):
     with pytest.raises(ValueError, match="class_weight='balanced'.*Supported: class_weight"):
         InfluenceFunctions(LogisticRegression(l1_ratio=1, solver="saga", max_iter=5000,
                                               class_weight="balanced")).fit(X, y)
+
+
+def test_sgd_l1_stays_refused_naming_the_closest_models(data):
+    """SGD's truncated-gradient L1 fit is not at the L1 optimum: refused, with the closest
+    supported models named."""
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+
+    X, y, _, _, _ = data
+    with pytest.raises(ValueError, match="penalty='l1'.*Lasso / ElasticNet"):
+        InfluenceFunctions(SGDRegressor(penalty="l1")).fit(X, y)
+    with pytest.raises(ValueError, match="penalty='elasticnet'.*solver='saga'"):
+        InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="elasticnet",
+                                         l1_ratio=0.5)).fit(X, y > 0)
