@@ -385,3 +385,12 @@ def test_sgd_l1_stays_refused_naming_the_closest_models(data):
     with pytest.raises(ValueError, match="penalty='elasticnet'.*solver='saga'"):
         InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="elasticnet",
                                          l1_ratio=0.5)).fit(X, y > 0)
+
+
+def test_dask_arrays_are_refused_clearly(data):
+    da = pytest.importorskip("dask.array")
+    X, y, _, _, _ = data
+    model = Lasso(alpha=0.02, **TIGHT).fit(X, y)
+    with pytest.raises(TypeError, match="L1 / elastic-net Lasso.*numpy arrays"):
+        InfluenceFunctions(FrozenEstimator(model)).fit(da.from_array(X, chunks=50),
+                                                       da.from_array(y, chunks=50))
