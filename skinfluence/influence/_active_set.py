@@ -117,7 +117,6 @@ class ActiveSetRemoval(Removal):
         w[idx] = 0.0
         c = w.sum()
         Xa = self._Xa
-        thetaA = obj.theta[obj.active]
         # half gradients at the fit: without the group, and the fit's own residual (the
         # tilt every step here removes, as the per-point steps do)
         e = self._e

@@ -1,9 +1,9 @@
 """The :class:`InfluenceFunctions` estimator: validation and orchestration.
 
 The removal approximations live in their own modules (``_first_order.py``,
-``_newton.py``, ``_point_hessian.py``), exact refits in ``_refit.py`` and the
-influence blocks of ``transform`` / ``explain`` in ``_blocks.py`` (run by
-:class:`~skinfluence.base.BaseExplainer`'s block runner).
+``_newton.py``, ``_point_hessian.py``, ``_active_set.py`` for L1 least squares), exact
+refits in ``_refit.py`` and the influence blocks of ``transform`` / ``explain`` in
+``_blocks.py`` (run by :class:`~skinfluence.base.BaseExplainer`'s block runner).
 """
 
 import numbers

@@ -1,4 +1,5 @@
-"""L1 and elastic-net least squares: Lasso, ElasticNet, LassoCV and ElasticNetCV.
+"""L1 and elastic-net models: Lasso, ElasticNet, LassoCV, ElasticNetCV, the multi-task
+Lasso / ElasticNet and L1 / elastic-net LogisticRegression (classes at the end).
 
 scikit-learn's coordinate descent minimises (``sklearn.linear_model.ElasticNet``)
 
@@ -39,7 +40,6 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from . import register_objective
-from .logistic import LogisticObjective, effective_penalty
 from .linear import (
     ElementwiseObjective,
     RemovalReweighting,
@@ -48,6 +48,7 @@ from .linear import (
     linear_parameters,
     unsupported,
 )
+from .logistic import LogisticObjective, effective_penalty
 
 # the estimators of this module (see is_sparse_model)
 SPARSE_MODELS = ("Lasso", "ElasticNet", "LassoCV", "ElasticNetCV", "MultiTaskLasso",
@@ -70,6 +71,8 @@ class ElasticNetObjective(ElementwiseObjective):
     estimator : fitted estimator
     X, y, sample_weight, feature_map
         Training data (``sample_weight`` as passed to ``fit``).
+    coef, intercept : ndarray
+        The fitted ``(K, d)`` coefficients and ``(K,)`` intercepts (None without one).
     alpha, l1_ratio : float
         The penalty the coefficients were fitted with (``alpha_``, ``l1_ratio_`` of the CV
         models).
@@ -262,11 +265,10 @@ class ElasticNetObjective(ElementwiseObjective):
             max_iter=max(REFIT_MAX_ITER, int(self.refit_model.max_iter)),
         )
         model.coef_ = np.array(self.estimator.coef_, dtype=np.float64)
-        y = self.y
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
             try:
-                model.fit(self.X, y, sample_weight=sw)
+                model.fit(self.X, self.y, sample_weight=sw)
             except ConvergenceWarning:
                 return None
         coef, intercept = linear_parameters(model)
@@ -420,7 +422,7 @@ class MultiTaskObjective(ElasticNetObjective):
         beyond the fit's own excess, less ``kkt_margin`` times how far the step moved it."""
         cols = np.arange(self.n_train)[cols]
         D = np.asarray(D, dtype=np.float64)
-        K, d, m = self.n_outputs, self.n_features, D.shape[1]
+        m = D.shape[1]
         idx = self._group_indices()  # (|A_f|, K)
         W = self.theta[idx]  # (|A_f|, K)
         turned = np.einsum("fk,fkm->fm", W, W[:, :, None] + D[idx])
