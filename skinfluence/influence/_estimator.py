@@ -101,7 +101,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         L1 / elastic-net models (``Lasso``, ``ElasticNet`` and their CV forms) take
         steps that are exact while the fitted active set holds; ``refine`` other than
         ``0`` refits exactly the removals that change it (see
-        ``active_set_changes_``), ``0`` keeps their fixed-active-set step.
+        ``active_set_changes_``), ``0`` keeps their fixed-active-set step.  The
+        multi-task and logistic L1 models refine as GLMs do and also refit the
+        removals that change the active set.
     damping : float, default=0.0
         Added to the Hessian diagonal.  More is added automatically, with a warning,
         when the Hessian is not positive definite.
@@ -139,9 +141,11 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
     active_set_changes_ : ndarray of int
         Only for L1 / elastic-net models: the training points whose removal changes
         the active set (a zero coefficient would leave zero, or a non-zero one change
-        sign, by the KKT conditions after the exact fixed-active-set step).  They are
-        refit with scikit-learn's coordinate descent, warm-started (unless
-        ``refine=0``); every other removal is exact on the fitted active set.
+        sign, by the KKT conditions after the fixed-active-set step).  They are refit
+        with scikit-learn's solver, warm-started (unless ``refine=0``).  For ``Lasso``
+        and ``ElasticNet`` every other removal is exact; for the models whose step is
+        a Newton step, removals close to a change are refit too and listed here only
+        when the refit confirms the change.
     n_active_set_changes_ : int
         Only for L1 / elastic-net models: ``active_set_changes_.size``.
     self_influence_ : ndarray of shape (n_train,)
