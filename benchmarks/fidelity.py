@@ -17,6 +17,13 @@ training point ``j``; the actual values come from refitting without each ``j``.
   refit by scikit-learn; their loss is ``(y - prediction)^2`` and their influence is
   exact in closed form (every column counts as an exact refit; the first-order
   column repeats it).
+* Lasso / ElasticNet (and LassoCV / ElasticNetCV at their selected ``alpha_`` /
+  ``l1_ratio_``, held fixed) are refit by scikit-learn's coordinate descent at
+  ``tol=1e-14``.  Their removals are exact on the fitted active set, and refit where
+  they change it: "active-set changes" is the fraction of training points whose
+  removal changes it, "exact frac" counts every removal.  The multi-task models and
+  L1 / elastic-net LogisticRegression (saga / liblinear at ``tol=1e-12``) take Newton
+  steps on the active set (not exact): "exact frac" counts their refits.
 * SGD refits are stochastic, and scikit-learn's HuberRegressor stops on the
   objective's relative decrease (gradients of ~1e-3), so for SGDClassifier /
   SGDRegressor / HuberRegressor the "actual"
@@ -66,12 +73,18 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
+    ElasticNet,
+    ElasticNetCV,
     GammaRegressor,
     RidgeClassifierCV,
     HuberRegressor,
+    Lasso,
+    LassoCV,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    MultiTaskElasticNet,
+    MultiTaskLasso,
     PoissonRegressor,
     Ridge,
     RidgeClassifier,
@@ -136,10 +149,22 @@ def data_diabetes(n_train, n_test, positive=False):
     return _split(X, y, n_train, n_test, 0)
 
 
+def data_diabetes_multi(n_train, n_test):
+    """Diabetes with three standardised targets: the disease score and two made from the
+    features (for the multi-task models)."""
+    X, y = load_diabetes(return_X_y=True)
+    rng = np.random.default_rng(2)
+    Xs = (X - X.mean(0)) / X.std(0)
+    Y = np.column_stack([y, 3 * Xs[:, 0] + rng.normal(size=len(y)), Xs[:, 2] - Xs[:, 3]])
+    Y = (Y - Y.mean(0)) / Y.std(0)
+    return _split(X, Y, n_train, n_test, 0)
+
+
 # ------------------------------------------------------------ families
 def _families(n_train, n_test):
     """(name, module, make estimator, data, exact_via_scipy)."""
     tight = dict(tol=1e-12)
+    cd_tight = dict(tol=1e-14, max_iter=100_000)  # coordinate descent: dual gap to rounding
     return [
         ("LogisticRegression binary (C=1)", "logistic",
          lambda: LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=500, **tight),
@@ -203,6 +228,37 @@ def _families(n_train, n_test):
         ("HuberRegressor (with scale)", "huber",
          lambda: HuberRegressor(epsilon=1.35, alpha=1e-3, max_iter=10000, **tight),
          lambda: data_diabetes(n_train, n_test), True),
+        # L1 / elastic net: exact on the active set, refits where a removal changes it
+        ("Lasso (alpha=0.02)", "sparse",
+         lambda: Lasso(alpha=0.02, **cd_tight),
+         lambda: data_diabetes(n_train, n_test), False),
+        ("ElasticNet (alpha=0.05, l1_ratio=0.5)", "sparse",
+         lambda: ElasticNet(alpha=0.05, l1_ratio=0.5, **cd_tight),
+         lambda: data_diabetes(n_train, n_test), False),
+        ("LassoCV (alpha_ fixed)", "sparse",
+         lambda: LassoCV(cv=5, **cd_tight),
+         lambda: data_diabetes(n_train, n_test), False),
+        ("ElasticNetCV (alpha_, l1_ratio_ fixed)", "sparse",
+         lambda: ElasticNetCV(cv=5, l1_ratio=[0.2, 0.5, 0.8], **cd_tight),
+         lambda: data_diabetes(n_train, n_test), False),
+        ("MultiTaskLasso (3 targets)", "sparse",
+         lambda: MultiTaskLasso(alpha=0.05, **cd_tight),
+         lambda: data_diabetes_multi(n_train, n_test), False),
+        ("MultiTaskElasticNet (3 targets)", "sparse",
+         lambda: MultiTaskElasticNet(alpha=0.08, l1_ratio=0.6, **cd_tight),
+         lambda: data_diabetes_multi(n_train, n_test), False),
+        ("LogisticRegression L1 (saga, C=0.3)", "sparse",
+         lambda: LogisticRegression(l1_ratio=1.0, C=0.3, solver="saga", max_iter=200_000,
+                                    **tight),
+         lambda: data_breast(n_train, n_test, n_features=10), False),
+        ("LogisticRegression L1 (liblinear, C=0.3)", "sparse",
+         lambda: LogisticRegression(l1_ratio=1.0, C=0.3, solver="liblinear",
+                                    max_iter=200_000, **tight),
+         lambda: data_breast(n_train, n_test, n_features=10), False),
+        ("LogisticRegression elastic net multinomial (wine)", "sparse",
+         lambda: LogisticRegression(l1_ratio=0.7, C=0.1, solver="saga", max_iter=200_000,
+                                    **tight),
+         lambda: data_wine(n_train, n_test), False),
     ]
 
 
@@ -231,6 +287,10 @@ def fixed_model(est, make_est):
     model at its selected regularisation (held fixed); else the estimator itself."""
     if isinstance(est, RidgeCV):
         return lambda: Ridge(alpha=est.alpha_)
+    if isinstance(est, (LassoCV, ElasticNetCV)):
+        l1_ratio = getattr(est, "l1_ratio_", 1.0)
+        return lambda: ElasticNet(alpha=est.alpha_, l1_ratio=l1_ratio, tol=1e-14,
+                                  max_iter=100_000)
     if isinstance(est, LogisticRegressionCV):
         from skinfluence.objectives.cv import equivalent_logistic_regression
 
@@ -307,6 +367,12 @@ def run_family(name, module, make_est, make_data, via_scipy):
     row["refined"] = inf.refined_indices_.size if hasattr(inf, "refined_indices_") else 0
     exact = getattr(inf, "approximation_", None) == "exact"
     row["exact_fraction"] = 1.0 if exact else row["refined"] / n
+    if hasattr(inf, "n_active_set_changes_"):
+        # L1 least squares: every step is exact on the fitted active set, the changes are
+        # refit; the others take Newton steps
+        if getattr(inf.objective_, "exact_active_set_steps", False):
+            row["exact_fraction"] = 1.0
+        row["as_changes"] = inf.n_active_set_changes_ / n
     kwargs = {"refine": 0} if "refine" in inf.get_params() else {}
     pred_plain = InfluenceFunctions(model, **kwargs).fit(X, y).transform(Xt, yt)
     pred_first = InfluenceFunctions(model, approximation="first_order").fit(X, y).transform(Xt, yt)
@@ -466,6 +532,7 @@ def _run(args):
             "family", ("n_train", "n_train"), ("n_test", "n_test"), ("n_params", "p"),
             ("pearson_newton", "P newton"), ("spearman_newton", "S newton"),
             ("refined", "refined"), ("exact_fraction", "exact frac"),
+            ("as_changes", "active-set changes"),
             ("pearson_newton_norefine", "P newton(refine=0)"),
             ("pearson_first_order", "P 1st order"), ("max_abs_actual", "max|actual|"),
             ("max_err_newton", "max err newton"), ("t_influence", "s influence"),

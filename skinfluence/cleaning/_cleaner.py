@@ -380,9 +380,14 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         # "loo" ranks by probabilities and never refits (exact refits of the largest
         # changes cost many times the fit and do not move the flagged set); the score
         # methods keep the engine's default, whose scores_ are the documented influences
+        # L1 models: a removal that changes the active set is refit (its step on the fitted
+        # active set would be wrong, not approximate); every other removal is exact
+        from ..objectives.sparse import is_sparse_model
+
+        loo = self.method == "loo" and not is_sparse_model(fitted)
         infl = InfluenceFunctions(
             fitted,
-            refine=0 if self.method == "loo" else "auto",
+            refine=0 if loo else "auto",
             damping=self.damping,
             n_jobs=self.n_jobs,
             verbose=self.verbose,

@@ -8,6 +8,7 @@ from ._models import (
     REGRESSORS_ONLY,
     default_model,
     influence_approximation,
+    lasso_alpha,
     make_model,
     ridge_alpha,
 )
@@ -124,9 +125,9 @@ def _model(args, task, X, y, console):
     """The estimator of ``--model`` (default: by task) for the loaded data, announced."""
     name = args.model or default_model(task)
     alpha = getattr(args, "alpha", None)
-    if alpha is not None and name not in ("ridge", "kernel-ridge"):
-        raise UsageError(f"--alpha is the penalty of --model ridge or kernel-ridge; --model "
-                         f"{name} has none.")
+    if alpha is not None and name not in ("ridge", "kernel-ridge", "lasso"):
+        raise UsageError(f"--alpha is the penalty of --model ridge, kernel-ridge or lasso; "
+                         f"--model {name} has none.")
     if name == "ridge" and task == "regression" and alpha is None:
         path = ridge_alpha(X, y)
         alpha = path.alpha
@@ -136,6 +137,9 @@ def _model(args, task, X, y, console):
         if path.at_edge:
             console.note(f"alpha = {alpha:.4g} is at the edge of the values tried; --alpha "
                          "sets it.")
+    if name == "lasso" and task == "regression" and alpha is None:
+        alpha = lasso_alpha(X, y)
+        console.progress(f"model: lasso with alpha = {alpha:.4g}, chosen by 5-fold LassoCV")
     return make_model(name, task, args.random_state, alpha=alpha)
 
 

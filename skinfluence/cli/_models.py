@@ -2,7 +2,8 @@
 
 from ._render import UsageError
 
-__all__ = ["MODELS", "CLASSIFIERS_ONLY", "REGRESSORS_ONLY", "default_model", "make_model"]
+__all__ = ["MODELS", "CLASSIFIERS_ONLY", "REGRESSORS_ONLY", "default_model", "make_model",
+           "lasso_alpha"]
 
 MODELS = {
     "logistic": "logistic regression (default for classification; exact influence)",
@@ -19,6 +20,9 @@ MODELS = {
     "(default for regression)",
     "kernel-ridge": "kernel ridge regression (RBF kernel, alpha 1 unless --alpha; exact "
     "influence), for a numeric target",
+    "lasso": "L1 penalty: Lasso for a numeric target (alpha chosen by 5-fold LassoCV unless "
+    "--alpha; exact influence), L1 logistic regression for labels (C = 1 / --alpha, "
+    "default 1; saga)",
 }
 CLASSIFIERS_ONLY = ("logistic", "linear-svm")
 REGRESSORS_ONLY = ("ridge", "kernel-ridge")
@@ -43,7 +47,8 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
         Training data; ``ridge`` without ``alpha`` needs them to choose its penalty.
     alpha : float, default=None
         Penalty of ``ridge`` (None: the one with the smallest exact leave-one-out error,
-        :func:`ridge_alpha`) or ``kernel-ridge`` (None: 1).
+        :func:`ridge_alpha`), ``kernel-ridge`` (None: 1) or ``lasso`` (regression, None:
+        :func:`lasso_alpha`; classification: ``C = 1 / alpha``, None: ``C = 1``).
 
     Returns
     -------
@@ -69,6 +74,16 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
             from sklearn.kernel_ridge import KernelRidge
 
             return KernelRidge(alpha=1.0 if alpha is None else alpha, kernel="rbf")
+        if name == "lasso":
+            from sklearn.linear_model import Lasso
+
+            if alpha is None:
+                if X is None or y is None:
+                    raise ValueError("make_model('lasso') chooses alpha from the data: pass "
+                                     "X and y, or alpha.")
+                alpha = lasso_alpha(X, y)
+            # influence assumes the optimum: coordinate descent to a tight dual gap
+            return Lasso(alpha=alpha, tol=1e-10, max_iter=100_000)
         if name == "mlp":
             return MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs",
                                 alpha=1.0, tol=1e-6, max_iter=2000, random_state=random_state)
@@ -81,6 +96,10 @@ def make_model(name, task="classification", random_state=0, *, X=None, y=None, a
     if name == "logistic":
         # Influence assumes the fit is at the optimum: converge tightly (cheap here).
         return LogisticRegression(tol=1e-8, max_iter=10_000)
+    if name == "lasso":
+        # L1 logistic regression; influence assumes the optimum: saga to a tight tolerance
+        return LogisticRegression(l1_ratio=1.0, C=1.0 if alpha is None else 1.0 / alpha,
+                                  solver="saga", tol=1e-8, max_iter=100_000)
     if name == "mlp":
         # lbfgs converges (deterministically) on small tabular data and tanh keeps the
         # Hessian smooth; influence needs both
@@ -131,3 +150,11 @@ def ridge_alpha(X, y):
     from skinfluence.linalg import ridge_loo_path
 
     return ridge_loo_path(X, y)
+
+
+def lasso_alpha(X, y):
+    """The penalty of ``--model lasso``: ``LassoCV(cv=5)``'s ``alpha_`` (100 values on
+    its default path; contiguous folds, so deterministic)."""
+    from sklearn.linear_model import LassoCV
+
+    return float(LassoCV(cv=5).fit(X, y).alpha_)

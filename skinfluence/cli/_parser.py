@@ -52,7 +52,8 @@ def _add_data_arguments(p):
                    "regression); " + "; ".join(f"{k}: {v}" for k, v in MODELS.items()))
     p.add_argument("--alpha", type=_pos_float, metavar="A",
                    help="penalty of --model ridge (default: the value with the smallest exact "
-                   "leave-one-out error) or kernel-ridge (default: 1)")
+                   "leave-one-out error), kernel-ridge (default: 1) or lasso (regression: "
+                   "LassoCV's by default; labels: C = 1 / alpha, default 1)")
     p.add_argument("--output", "-o", metavar="OUT.csv",
                    help="write the full result as CSV ('-' for stdout)")
     p.add_argument("--id-columns", metavar="A,B", help="columns to pass through, not features")

@@ -365,6 +365,13 @@ def _check_supported(template, owner):
             "one of them (HuberRegressor also fits a scale; neural networks and kernel "
             "models need the whole training set in memory): pass numpy arrays."
         )
+    if getattr(template, "active", None) is not None:
+        raise TypeError(
+            f"{owner} on dask arrays does not support the L1 / elastic-net {name}: its "
+            "removals check the KKT conditions on the whole training set and refit the "
+            "ones that change the active set. Pass numpy arrays, or explain an L2 model "
+            "(Ridge, LogisticRegression) on dask arrays."
+        )
     if template.n_params > EXACT_MAX_PARAMS:
         raise ValueError(
             f"{owner} on dask arrays factorises the dense Hessian on the client; {name} has "

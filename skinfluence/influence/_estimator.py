@@ -1,9 +1,9 @@
 """The :class:`InfluenceFunctions` estimator: validation and orchestration.
 
 The removal approximations live in their own modules (``_first_order.py``,
-``_newton.py``, ``_point_hessian.py``), exact refits in ``_refit.py`` and the
-influence blocks of ``transform`` / ``explain`` in ``_blocks.py`` (run by
-:class:`~skinfluence.base.BaseExplainer`'s block runner).
+``_newton.py``, ``_point_hessian.py``, ``_active_set.py`` for L1 least squares), exact
+refits in ``_refit.py`` and the influence blocks of ``transform`` / ``explain`` in
+``_blocks.py`` (run by :class:`~skinfluence.base.BaseExplainer`'s block runner).
 """
 
 import numbers
@@ -21,6 +21,7 @@ from ..objectives import (make_objective, split_pipeline, stationarity, unwrap_f
                           warn_if_not_stationary)
 from ..utils._output import TrainingColumnsMixin, check_dense_output, check_out, row_labels
 from ..utils._parallel import chunk_slices
+from ._active_set import ActiveSetRemoval
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 from ._boosting import is_boosted, prepare_boosting
 from ._dask import DaskGLM, fit_dask, is_dask_collection
@@ -101,6 +102,12 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         For neural networks only on request (an integer): each refit is an L-BFGS
         run from the fitted parameters (the local minimum a warm-started refit
         reaches), and the influence of a refit point is its exact loss change.
+        L1 / elastic-net models (``Lasso``, ``ElasticNet`` and their CV forms) take
+        steps that are exact while the fitted active set holds; ``refine`` other than
+        ``0`` refits exactly the removals that change it (see
+        ``active_set_changes_``), ``0`` keeps their fixed-active-set step.  The
+        multi-task and logistic L1 models refine as GLMs do and also refit the
+        removals that change the active set.
     damping : float, default=0.0
         Added to the Hessian diagonal.  More is added automatically, with a warning,
         when the Hessian is not positive definite.
@@ -160,6 +167,16 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         Only with ``hyperparameters="reselect"``: whether that choice differs from the
         fitted model's (for a Gaussian process: a log-hyperparameter moved by more than
         ``1e-4``).
+    active_set_changes_ : ndarray of int
+        Only for L1 / elastic-net models: the training points whose removal changes
+        the active set (a zero coefficient would leave zero, or a non-zero one change
+        sign, by the KKT conditions after the fixed-active-set step).  They are refit
+        with scikit-learn's solver, warm-started (unless ``refine=0``).  For ``Lasso``
+        and ``ElasticNet`` every other removal is exact; for the models whose step is
+        a Newton step, removals close to a change are refit too and listed here only
+        when the refit confirms the change.
+    n_active_set_changes_ : int
+        Only for L1 / elastic-net models: ``active_set_changes_.size``.
     self_influence_ : ndarray of shape (n_train,)
         Predicted change of each training point's own loss when it is removed.
         Large values mark points the rest of the data does not explain (suspects).
@@ -328,6 +345,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         refined = refine_largest(removal, self.refine, verbose=self.verbose)
         removal.set_refined(refined)
         self.refined_indices_ = np.array(sorted(refined), dtype=np.intp)
+        if getattr(self.objective_, "active", None) is not None:  # L1: active-set changes
+            self.active_set_changes_ = np.asarray(removal.crossings, dtype=np.intp)
+            self.n_active_set_changes_ = int(self.active_set_changes_.size)
         if removal.leverages is not None or removal.cached:
             removal.self_side()
         # else (first order with an iterative solver): computed on first use, since it
@@ -364,6 +384,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """The removal approximation object for ``approximation_``."""
         if self.approximation_ == "first_order":
             return FirstOrder(verbose=self.verbose)
+        if getattr(self.objective_, "exact_active_set_steps", False):  # objectives/sparse.py
+            return ActiveSetRemoval(verbose=self.verbose)
         if point_hessians_apply(self.objective_, self.solver_):
             return PointHessianNewton(verbose=self.verbose)
         return Newton(verbose=self.verbose)

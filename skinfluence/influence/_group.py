@@ -52,6 +52,14 @@ def _objective_of(influence):
     return obj
 
 
+def _exact_groups(influence):
+    """Whether group removals are exact: kernel models (``_kernel.py``) and L1 /
+    elastic-net models (``_active_set.py``; the multi-task ones by refitting)."""
+    obj = influence.objective_
+    return (obj.closed_form_removal or hasattr(influence._removal, "group_change")
+            or hasattr(obj, "refit_without"))
+
+
 def removal_parameter_change(influence, indices, order=2):
     """Predicted parameter change when the training rows ``indices`` are removed together.
 
@@ -72,7 +80,9 @@ def removal_parameter_change(influence, indices, order=2):
         ``H^{-1} H_{-S}`` below 0.1), where that step is meaningless, the
         first-order step is returned instead, with a ``RuntimeWarning``.
         Kernel models (KernelRidge, GaussianProcessRegressor) ignore ``order``: their
-        group removal is exact in closed form.
+        group removal is exact in closed form.  So do L1 / elastic-net models (Lasso,
+        ElasticNet and their CV forms): exact on the fitted active set, refit when the
+        group's removal changes it; the multi-task ones are refit.
 
     Returns
     -------
@@ -106,8 +116,14 @@ def _group_step(influence, indices, order):
         raise ValueError(f"indices must lie in [0, {obj.n_train}).")
     if idx.size == obj.n_train:
         raise ValueError("Cannot predict the removal of every training point.")
-    if obj.closed_form_removal:  # kernel models: exact, whatever the order (see _kernel.py)
+    if hasattr(influence._removal, "group_change"):  # kernel, L1: exact, whatever the order
         return influence._removal.group_change(idx), order
+    if hasattr(obj, "refit_without"):  # multi-task L1: scikit-learn's refit without them
+        theta = obj.refit_without(idx)
+        if theta is None:
+            raise RuntimeError(f"The refit of {type(obj.estimator).__name__} without the "
+                               "group did not converge.")
+        return theta - obj.theta, order
     Xs = obj.X[idx]
     ys = obj.y[idx]
     w = obj.weights[idx]
@@ -173,6 +189,6 @@ def predict_removal_effect(influence, indices, X, y, order=2):
     dtheta, order = _group_step(influence, indices, order)
     Xf = obj.features(X)
     yv = obj.encode_target(np.asarray(y))
-    if order == 1 and not obj.closed_form_removal:
+    if order == 1 and not _exact_groups(influence):
         return obj.sample_gradients(Xf, yv) @ dtheta
     return obj.sample_losses(Xf, yv, obj.theta + dtheta) - obj.sample_losses(Xf, yv)

@@ -106,25 +106,55 @@ def _largest_changes(removal, count):
 
 
 def kink_crossings(removal):
-    """Points whose predicted removal moves another training point across a kink of its loss.
+    """Points whose predicted removal moves another training point across a kink of its loss,
+    or leaves the active set of a sparse fit.
 
-    Their Newton step assumed the wrong curvature for that point (see
-    :meth:`~skinfluence.objectives.Objective.crosses_kink`), so they are refit exactly.
-    The point itself and points of zero weight do not count.
+    Their step assumed the wrong curvature for that point (see
+    :meth:`~skinfluence.objectives.Objective.crosses_kink`) or the wrong active set
+    (:meth:`~skinfluence.objectives.Objective.active_set_changes`), so they are refit
+    exactly.  For kinks, the point itself and points of zero weight do not count.
     """
     obj = removal.objective
     Z = removal.train_outputs
-    if obj.crosses_kink(Z[:1], obj.y[:1], np.zeros((1, obj.n_outputs, 1))) is None:
+    kinks = obj.crosses_kink(Z[:1], obj.y[:1], np.zeros((1, obj.n_outputs, 1))) is not None
+    active = obj.active_set_changes(np.zeros((obj.n_params, 1)), slice(0, 1)) is not None
+    if not (kinks or active):
         return np.array([], dtype=np.intp)
     n = obj.n_train
     counted = obj.weights > 0
     found = []
     for sl in chunk_slices(n, max(1, BLOCK_ENTRIES // max(n * obj.n_outputs, 1))):
         cols = np.arange(n)[sl]
-        mask = obj.crosses_kink(Z, obj.y, obj.jvp(obj.X, removal.directions(sl)))
-        mask[cols, np.arange(cols.size)] = False
-        found.append(cols[mask[counted].any(axis=0)])
+        D = removal.directions(sl)
+        hit = np.zeros(cols.size, dtype=bool)
+        if kinks:
+            mask = obj.crosses_kink(Z, obj.y, obj.jvp(obj.X, D))
+            mask[cols, np.arange(cols.size)] = False
+            hit |= mask[counted].any(axis=0)
+        if active:
+            hit |= obj.active_set_changes(D, sl) & counted[cols]
+        found.append(cols[hit])
     return np.concatenate(found)
+
+
+def refit_active_set_changes(removal, refine, verbose=0):
+    """Exact refits ``{j: dtheta_j}`` of the removals whose exact step leaves its piece.
+
+    For removals whose steps are exact while the active set (or loss piece) holds
+    (``removal.exact_steps``): only the removals flagged by :func:`kink_crossings` are
+    refit, by the objective's own ``refit_without``; all of them are recorded in
+    ``removal.crossings``.  ``refine=0`` detects them but refits none.
+    """
+    obj = removal.objective
+    removal.crossings = kink_crossings(removal)
+    if refine == 0:
+        return {}
+    refined = {}
+    for j in progress(removal.crossings, desc="exact refits", verbose=verbose):
+        theta = obj.refit_without(int(j))
+        if theta is not None:
+            refined[int(j)] = theta - obj.theta
+    return refined
 
 
 def refine_largest(removal, refine, verbose=0):
@@ -133,13 +163,21 @@ def refine_largest(removal, refine, verbose=0):
 
     Points whose refit does not converge keep their one-step estimate (absent).
     """
+    if getattr(removal, "exact_steps", False):
+        return refit_active_set_changes(removal, refine, verbose)
     count = n_refine(refine, removal)
+    obj, solver = removal.objective, removal.solver
+    # sparse fits (objectives/sparse.py): removals that change the active set are always
+    # found (and recorded), and refit by the objective's own refit_without
+    refit_own = getattr(obj, "refit_without", None)
+    if refit_own is not None:
+        removal.crossings = kink_crossings(removal)
     if count == 0:
         return {}
-    obj, solver = removal.objective, removal.solver
     order = _largest_changes(removal, count)
-    crossing = kink_crossings(removal)
+    crossing = kink_crossings(removal) if refit_own is None else removal.crossings
     order = np.concatenate([order, crossing[~np.isin(crossing, order)]])
+    own = set(crossing.tolist()) if refit_own is not None else set()
     residual = obj.objective_gradient(obj.theta)
     w = obj.weights
     scale = np.abs(w[:, None] * obj.sample_gradients(obj.X, obj.y)).sum(axis=0).max() or 1.0
@@ -152,7 +190,9 @@ def refine_largest(removal, refine, verbose=0):
     for j in progress(order, desc="exact refits", verbose=verbose):
         j = int(j)
         problem = WithoutPoint(obj, j, residual, N, scale)
-        if obj.linear_in_params:
+        if j in own:  # the fitted active set changes: a fixed-set refit would be wrong
+            theta = refit_own(j)
+        elif obj.linear_in_params:
             start = obj.theta + removal.directions(np.array([j]))[:, 0]
             theta = chord_refit(problem, start, Hinv) if Hinv is not None else None
             if theta is None and (refine != "auto" or newton_is_cheap):
@@ -161,6 +201,10 @@ def refine_largest(removal, refine, verbose=0):
             theta = nonlinear_refit(problem)
         if theta is not None:
             refined[j] = theta - obj.theta
+    if refit_own is not None:  # candidates within the objective's margin: keep the changes
+        removal.crossings = np.array(
+            [j for j in crossing if j not in refined
+             or obj.support_changed(obj.theta + refined[j])], dtype=np.intp)
     return refined
 
 

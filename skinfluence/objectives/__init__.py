@@ -55,6 +55,12 @@ _FAMILY_MODULES = {
     "KernelRidge": "kernel",
     "GaussianProcessRegressor": "kernel",
     "HuberRegressor": "huber",
+    "Lasso": "sparse",
+    "ElasticNet": "sparse",
+    "LassoCV": "sparse",
+    "ElasticNetCV": "sparse",
+    "MultiTaskLasso": "sparse",
+    "MultiTaskElasticNet": "sparse",
 }
 
 _REGISTRY = {}

@@ -319,6 +319,14 @@ class Objective(ABC):
         """
         return None
 
+    def active_set_changes(self, D, cols):
+        """Whether parameter changes ``D`` (p, m) of removing training points ``cols`` leave
+        the active set of a sparse fit (the pieces its exact step assumed): (m,) bool.
+
+        The removals flagged here are refit exactly.  None (this default): not tracked.
+        """
+        return None
+
     def proba_from_outputs(self, Z):
         """Class probabilities as ``predict_proba`` computes them from raw outputs ``Z``.
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import register_objective
 from .linear import _build_ridge_classifier, _least_squares, unsupported
-from .logistic import LogisticObjective
+from .logistic import _build as _build_logistic
 
 
 @register_objective("RidgeCV")
@@ -81,7 +81,8 @@ def equivalent_logistic_regression(estimator):
 
 @register_objective("LogisticRegressionCV")
 def _build_logistic_cv(estimator, Xf, y, sample_weight, feature_map):
-    obj = LogisticObjective(equivalent_logistic_regression(estimator), Xf, y, sample_weight,
-                            feature_map)
+    # through LogisticRegression's builder: L1 / elastic net get objectives/sparse.py's
+    obj = _build_logistic(equivalent_logistic_regression(estimator), Xf, y, sample_weight,
+                          feature_map)
     obj.estimator = estimator  # predictions, with_params and class weights: the CV model's
     return obj

@@ -147,6 +147,9 @@ def encode_classes(classes, y):
 class LogisticObjective(LinearObjective):
     """Objective of a fitted :class:`~sklearn.linear_model.LogisticRegression`."""
 
+    # L1 / elastic net: objectives/sparse.py (SparseLogisticObjective)
+    penalties = ("l2", None)
+
     def __init__(self, estimator, X, y, sample_weight, feature_map):
         classes = np.asarray(estimator.classes_)
         self.classes = classes
@@ -160,7 +163,7 @@ class LogisticObjective(LinearObjective):
         self._raw_sample_weight = raw_sw
         sw = raw_sw * class_weight_factors(estimator, y_enc, raw_sw)
         penalty = effective_penalty(estimator)
-        if penalty not in ("l2", None):
+        if penalty not in self.penalties:
             raise ValueError(
                 f"LogisticRegression with a {penalty!r} penalty is not supported: its objective "
                 "is not twice differentiable. Use an L2 penalty (l1_ratio=0) or none (C=np.inf)."
@@ -296,4 +299,8 @@ class LogisticObjective(LinearObjective):
 
 @register_objective("LogisticRegression")
 def _build(estimator, Xf, y, sample_weight, feature_map):
+    if effective_penalty(estimator) in ("l1", "elasticnet"):
+        from .sparse import SparseLogisticObjective
+
+        return SparseLogisticObjective(estimator, Xf, y, sample_weight, feature_map)
     return LogisticObjective(estimator, Xf, y, sample_weight, feature_map)

@@ -89,9 +89,11 @@ def _sgd_penalty(estimator):
     raise unsupported(
         estimator,
         f"penalty={penalty!r}" + (f" (l1_ratio={estimator.l1_ratio})" if penalty == "elasticnet"
-                                  else ""),
-        "penalty='l2', penalty=None or penalty='elasticnet' with l1_ratio=0 (an L1 term is not "
-        "twice differentiable)",
+                                  else "") + " (SGD's truncated-gradient L1 steps stop short of "
+        "the L1 optimum, whose active set and KKT conditions the removal is built on)",
+        "penalty='l2', penalty=None or penalty='elasticnet' with l1_ratio=0; for an L1 "
+        "penalty the closest supported models are Lasso / ElasticNet (squared error) and "
+        "LogisticRegression(l1_ratio=..., solver='saga') (log loss)",
     )
 
 

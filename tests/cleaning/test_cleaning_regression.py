@@ -319,3 +319,22 @@ def test_sklearn_compatible_regressor(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+def test_lasso_cleaning_with_corrupted_targets(diabetes):
+    """Lasso through the regression path: its leave-one-out predictions are the refits'
+    (exact on the active set, refits where it changes), and shifted targets stand out."""
+    from sklearn.linear_model import Lasso
+
+    X, y = diabetes
+    X = StandardScaler().fit_transform(X)
+    y_noisy, truth = _shifted(y, 0.1, 4.0, seed=3)
+    est = Lasso(alpha=1.0, tol=1e-14, max_iter=100_000)
+    cleaner = InfluenceCleaner(est).fit(X, y_noisy)
+    assert cleaner.task_ == "regression" and cleaner.influence_ is not None
+    assert np.any(cleaner.estimator_.coef_ == 0)
+    exact = _refit_predictions(est, X, y_noisy)
+    assert cleaner.influence_.n_active_set_changes_ > 0  # refit, not stepped
+    np.testing.assert_allclose(cleaner.predictions_, exact, rtol=0, atol=1e-8 * y.std())
+    assert roc_auc_score(truth, cleaner.scores_) > 0.95
+    assert truth[cleaner.issues_].mean() > 0.8

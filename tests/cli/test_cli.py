@@ -398,6 +398,55 @@ def test_explain_kernel_ridge_is_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_explain_lasso_is_exact(tmp_path):
+    """--model lasso: alpha from LassoCV, effects equal to the Lasso refits without each row."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 6))
+    t = 2.0 * X[:, 0] - X[:, 1] + 0.5 * rng.normal(size=60)
+    path = write_csv(tmp_path / "reg.csv", ["a", "b", "c", "d", "e", "f", "price"],
+                     [list(map(str, x)) + [str(v)] for x, v in zip(X, t)])
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "price", "--row", 3, "--model", "lasso",
+               "-k", 3, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "lasso with alpha" in proc.stderr + proc.stdout
+    from sklearn.linear_model import Lasso
+
+    from skinfluence.cli._models import lasso_alpha
+
+    header, rows = read_out(out)
+    assert header[:4] == ["kind", "rank", "row", "effect"]
+    _, _, Xf, y, _ = load_table(str(path), "price", task="regression")
+    model = Lasso(alpha=lasso_alpha(Xf, y), tol=1e-10, max_iter=100_000)
+    assert np.any(model.fit(Xf, y).coef_ == 0)  # a sparse fit
+    full = model.fit(Xf, y).predict(Xf[3:4])[0]
+    for r in rows:
+        j = int(r[2])
+        keep = np.arange(60) != j
+        refit = model.fit(Xf[keep], y[keep]).predict(Xf[3:4])[0]
+        assert float(r[3]) == pytest.approx(full - refit, rel=1e-6, abs=1e-9)
+
+
+def test_explain_lasso_classification_matches_library(shop_csv, tmp_path):
+    """--model lasso on class labels: L1 logistic regression (saga), as the library gives."""
+    from skinfluence import InfluenceFunctions
+
+    path, _, _ = shop_csv
+    out = tmp_path / "why.csv"
+    proc = run("explain", path, "--target", "status", "--row", 7, "-k", 3, "--model", "lasso",
+               "--alpha", 10, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    header, rows = read_out(out)
+    _, _, X, y, _ = load_table(str(path), "status")
+    model = make_model("lasso", alpha=10.0)
+    assert model.l1_ratio == 1.0 and model.C == 0.1
+    inf = InfluenceFunctions(model).fit(X, y)
+    assert np.any(inf.estimator_.coef_ == 0)
+    effect = inf.transform(X[7:8], inf.predict(X[7:8]))[0]
+    rows_ = np.array([int(r[2]) for r in rows])
+    np.testing.assert_allclose([float(r[3]) for r in rows], effect[rows_], rtol=1e-5, atol=1e-8)
+
+
 def test_value_matches_library(shop_csv, tmp_path):
     from skinfluence import KNNShapley
 

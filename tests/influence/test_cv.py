@@ -108,8 +108,11 @@ def test_logistic_regression_cv_refused_configurations():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="refit=False"):
             InfluenceFunctions(LogisticRegressionCV(Cs=3, refit=False)).fit(X, y)
-        with pytest.raises(ValueError, match="'l1' penalty is not supported"):
+        # an L1 penalty is supported since the L1 work (tests/influence/test_sparse.py),
+        # except with balanced class weights
+        with pytest.raises(ValueError, match="an L1 penalty and class_weight='balanced'"):
             InfluenceFunctions(LogisticRegressionCV(Cs=3, l1_ratios=(1.0,), solver="saga",
+                                                    class_weight="balanced",
                                                     max_iter=50)).fit(X, y)
 
 

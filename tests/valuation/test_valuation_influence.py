@@ -248,3 +248,27 @@ def test_dataframe_fit_gives_no_feature_name_warning(task, pipeline):
     np.testing.assert_allclose(iv.values_, plain.values_, rtol=1e-9,
                                atol=1e-9 * np.abs(plain.values_).max())
     assert grouped.values_.shape == (10,)
+
+
+def test_influence_valuation_of_a_lasso():
+    """InfluenceValuation runs on a Lasso unchanged and its values are the refits' exactly
+    (the removal is exact on the active set, refit where the active set changes)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Lasso
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    X, Xv, y, yv = X[:120], X[120:180], y[:120], y[120:180]
+    est = Lasso(alpha=0.03, tol=1e-14, max_iter=100_000)
+    iv = InfluenceValuation(est).fit(X, y, X_val=Xv, y_val=yv)
+    assert np.any(iv.estimator_.coef_ == 0)
+
+    def mse(model):
+        return ((yv - model.predict(Xv)) ** 2).mean()
+
+    base = mse(clone(est).fit(X, y))
+    actual = np.array([mse(clone(est).fit(np.delete(X, j, 0), np.delete(y, j))) - base
+                       for j in range(120)])
+    np.testing.assert_allclose(iv.values_, actual, rtol=0, atol=1e-8 * np.abs(actual).max())
+    assert iv.influence_.n_active_set_changes_ >= 0
