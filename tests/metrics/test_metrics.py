@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceCleaner, InfluenceFunctions, TracIn
 from skinfluence.metrics import (
     Retrainer,
     brittleness,
+    lds_ceiling,
     lds_scorer,
     linear_datamodeling_score,
     loo_correlation,
@@ -259,3 +261,51 @@ def test_dask_backend_gives_the_same_lds(cancer):
         with distributed.Client(cluster), parallel_config(backend="dask"):
             remote = linear_datamodeling_score(A, X, y, Xt, yt, **kw)
     assert remote == local
+
+
+@pytest.fixture(scope="module")
+def mlp_task():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    mlp = MLPClassifier((16,), activation="tanh", alpha=1e-2, solver="lbfgs", tol=1e-10,
+                        max_iter=5000, random_state=0)
+    return mlp, X[:150], y[:150], X[400:430], y[400:430], X[430:460], y[430:460]
+
+
+def test_lds_ceiling_is_the_lds_of_two_hand_retrainings(mlp_task, tmp_path):
+    mlp, X, y, Xt, yt, _, _ = mlp_task
+    details = lds_ceiling(mlp, X, y, Xt, yt, n_subsets=8, random_state=0, warm_start=False,
+                          memory=str(tmp_path), return_details=True)
+    masks = random_subsets(len(y), 0.5, 8, 0)
+    losses = {}
+    for seed in (0, 1):
+        rows = []
+        for m in masks:
+            P = clone(mlp).set_params(random_state=seed).fit(X[~m], y[~m]).predict_proba(Xt)
+            rows.append(-np.log(P[np.arange(len(yt)), yt]))
+        losses[seed] = np.array(rows)
+    hand = np.mean([np.corrcoef(_ranks(losses[1][:, i]), _ranks(losses[0][:, i]))[0, 1]
+                    for i in range(len(yt))])
+    assert details.score == pytest.approx(hand, abs=1e-10)
+    # two trainings of an MLP agree well but not perfectly on these subsets
+    assert 0.5 < details.score < 1.0
+    with pytest.raises(ValueError, match="deterministic"):
+        lds_ceiling(LinearRegression(), X, y, Xt, yt, n_subsets=3)
+
+
+def test_damping_chosen_by_lds_on_validation_data_beats_no_damping_on_fresh_data(
+        mlp_task, tmp_path):
+    # an MLP's Hessian has near-flat directions that a half removal does not follow;
+    # damping chosen by the LDS on validation points and other subsets (the scorer on the
+    # full training set) transfers to fresh test points and subsets, against retraining
+    mlp, X, y, Xv, yv, Xt, yt = mlp_task
+    n = len(y)
+    scorer = lds_scorer(Xv, yv, X=X, y=y, n_subsets=12, random_state=1, warm_start=False,
+                        memory=str(tmp_path))
+    search = GridSearchCV(InfluenceFunctions(mlp), {"damping": [0.0, 0.1]}, scoring=scorer,
+                          cv=[(np.arange(n), np.arange(n))]).fit(X, y)
+    kw = dict(n_subsets=12, random_state=0, warm_start=False, memory=str(tmp_path))
+    chosen = linear_datamodeling_score(search.best_estimator_, X, y, Xt, yt, **kw)
+    undamped = linear_datamodeling_score(InfluenceFunctions(mlp), X, y, Xt, yt, **kw)
+    assert search.best_params_["damping"] == 0.1
+    assert chosen > undamped + 0.1
