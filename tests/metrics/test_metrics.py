@@ -309,3 +309,21 @@ def test_damping_chosen_by_lds_on_validation_data_beats_no_damping_on_fresh_data
     undamped = linear_datamodeling_score(InfluenceFunctions(mlp), X, y, Xt, yt, **kw)
     assert search.best_params_["damping"] == 0.1
     assert chosen > undamped + 0.1
+
+
+def test_retrainer_refits_ensembles_from_scratch(cancer):
+    # an ensemble's warm start keeps its old trees (fitted on all the data): a retrain
+    # must be a fresh fit on the subset, for forests and boosting alike
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    X, y, Xt, _ = cancer
+    keep = np.arange(0, len(y), 2)
+    for model in (RandomForestClassifier(n_estimators=5, bootstrap=False, random_state=0),
+                  HistGradientBoostingClassifier(max_iter=10, random_state=0)):
+        refit = Retrainer(model, X, y).map([np.arange(1, len(y), 2)], lambda m: m)[0]
+        fresh = clone(model).fit(X[keep], y[keep])
+        np.testing.assert_array_equal(refit.predict_proba(Xt), fresh.predict_proba(Xt))
+        assert not np.array_equal(refit.predict_proba(Xt),
+                                  clone(model).fit(X, y).predict_proba(Xt))
+        with pytest.raises(ValueError, match="adds trees"):
+            Retrainer(model, X, y, warm_start=True)
