@@ -16,6 +16,11 @@ task is scored against those same retrains:
 * ``training loss``: every test point ranks training points by minus their training
   loss (the same vector for each test point);
 * ``random``: standard normal attributions;
+* trees (no TracIn, no group step, no dattri: no gradients): ``IF exact regrowth``
+  (a ``bootstrap=False`` forest, each tree regrown without the point) and the boosting
+  approximations ``IF boostin`` and ``IF leaf_refit`` of HistGradientBoosting; their
+  retrains are fresh fits with the same ``random_state`` (an ensemble's warm start
+  would keep its old trees);
 * MLP only, ``IF newton / IF group, damping by LDS``: the damping chosen from
   ``DAMPINGS`` by the LDS on *other* data than the table's: 30 other half-subsets
   (``random_state=1``) and 60 validation points outside the training and test sets;
@@ -37,6 +42,7 @@ Run::
     python benchmarks/faithfulness.py            # 100 half-subsets, 100 LOO refits per task
     python benchmarks/faithfulness.py --quick    # 20 and 30
     python benchmarks/faithfulness.py --only mlp
+    python benchmarks/faithfulness.py --only forest    # or boosting
 """
 
 import argparse
@@ -47,6 +53,7 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRegressor
 from sklearn.neural_network import MLPClassifier
@@ -100,6 +107,13 @@ def tasks():
                                                    solver="sgd", learning_rate_init=1e-2,
                                                    random_state=0),
                                 *_split(Xb, yb, n, 60)),
+        # trees: no SGD counterpart for TracIn, no dattri (no gradients)
+        "random forest (breast_cancer)": (
+            RandomForestClassifier(n_estimators=20, bootstrap=False, min_samples_leaf=2,
+                                   random_state=0), None, *_split(Xb, yb, n, 60)),
+        "boosting (breast_cancer)": (
+            HistGradientBoostingClassifier(max_iter=30, early_stopping=False,
+                                           random_state=0), None, *_split(Xb, yb, n, 60)),
     }
 
 
@@ -110,6 +124,15 @@ VALIDATION = {"mlp (breast_cancer)": (*load_breast_cancer(return_X_y=True), 400,
 def _methods(model, tracin_model, X, y):
     train_loss = -sample_loss(model.fit(X, y), X, y)
     rng = np.random.default_rng(0)
+    baselines = {
+        "training loss": lambda Xq, yq: np.tile(train_loss, (len(yq), 1)),
+        "random": lambda Xq, yq: rng.standard_normal((len(yq), len(y))),
+    }
+    if isinstance(model, RandomForestClassifier):  # each tree regrown without the point
+        return {"IF exact regrowth": InfluenceFunctions(model), **baselines}
+    if isinstance(model, HistGradientBoostingClassifier):
+        return {f"IF {a}": InfluenceFunctions(model, approximation=a)
+                for a in ("boostin", "leaf_refit")} | baselines
     return {
         "IF newton": InfluenceFunctions(model),
         "IF first order": InfluenceFunctions(model, approximation="first_order"),
@@ -214,7 +237,7 @@ def run_task(name, spec, n_subsets, n_loo, memory, validation=None):
             A = ceiling.loo_matrix(idx, len(y), Xt, yt)
             score(f"retrain cold, seed {seed}", A, ceiling, time.perf_counter() - t0,
                   "group")
-    if "ridge" not in name:
+    if name.startswith(("logistic", "mlp")):
         dattri = _dattri_rows(name, model, X, y, Xt, yt, tracin)
         if dattri is None:
             rows.append((name, "dattri: skipped (pip install .[bench])", *[np.nan] * 4))
