@@ -112,7 +112,8 @@ class Retrainer:
         The model to retrain (unfitted; a :class:`~sklearn.frozen.FrozenEstimator` is
         replaced by a clone of the model it wraps, since retraining is the point).
     X, y : array-like
-        The training set the subsets index.
+        The training set the subsets index (``y=None`` for models fitted on ``X``
+        alone, such as the knowledge-graph models on triples).
     sample_weight : array-like of shape (n_train,), default=None
         Weights of the training points; a subset keeps the weights of its rows (a
         Pipeline's final step receives them).
@@ -154,7 +155,7 @@ class Retrainer:
         self.estimator = clone(estimator)
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.n_train = _n_rows(X)
-        if _n_rows(y) != self.n_train:
+        if y is not None and _n_rows(y) != self.n_train:
             raise ValueError(f"X has {self.n_train} rows but y has {_n_rows(y)}.")
         if sample_weight is not None and _n_rows(sample_weight) != self.n_train:
             raise ValueError("sample_weight must have one entry per training row.")

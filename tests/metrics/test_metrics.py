@@ -327,3 +327,33 @@ def test_retrainer_refits_ensembles_from_scratch(cancer):
                                   clone(model).fit(X, y).predict_proba(Xt))
         with pytest.raises(ValueError, match="adds trees"):
             Retrainer(model, X, y, warm_start=True)
+
+
+def test_gradient_rollback_on_a_small_graph_against_retraining():
+    # the knowledge-graph model is retrained on subsets of the triples (y=None) and the
+    # loss is minus the log-probability of each test triple's tail
+    from skinfluence import DistMult, GradientRollback
+    from skinfluence.datasets import load_nations
+
+    data = load_nations()
+    X = data.train[np.random.default_rng(0).permutation(len(data.train))[:150]]
+    Xt = data.test[:8]
+    dm = DistMult(n_entities=data.n_entities, n_relations=data.n_relations, n_components=6,
+                  max_iter=10, random_state=0)
+    gr = GradientRollback(dm).fit(X)
+    A = gr.transform(Xt).toarray()
+    loo = loo_correlation(gr, X, None, Xt, None, n_samples=3, random_state=0,
+                          return_details=True)
+
+    def tail_loss(model):
+        return -np.log(model.predict_proba(Xt[:, :2])[np.arange(len(Xt)), Xt[:, 2]])
+
+    base = tail_loss(clone(dm).fit(X))
+    for k, j in enumerate(loo.train_indices):
+        hand = tail_loss(clone(dm).fit(np.delete(X, j, axis=0))) - base
+        np.testing.assert_allclose(loo.actual[:, k], hand, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(loo.predicted, A[:, loo.train_indices])
+    lds = linear_datamodeling_score(gr, X, None, Xt, None, n_subsets=4, random_state=0,
+                                    return_details=True)
+    np.testing.assert_allclose(lds.predicted, lds.removed @ A.T, rtol=1e-12)
+    assert -1.0 <= lds.score <= 1.0
