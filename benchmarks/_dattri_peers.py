@@ -98,7 +98,8 @@ def _losses(net, sigmoid_outputs):
             return nn.functional.binary_cross_entropy_with_logits(
                 z[:, 0], y.to(z.dtype), reduction="none")
         if sigmoid_outputs:  # one-vs-rest: a sigmoid per class
-            t = nn.functional.one_hot(y, z.shape[1]).to(z.dtype)
+            # one_hot reads the largest label (.item()), which vmap forbids
+            t = (y[:, None] == torch.arange(z.shape[1])).to(z.dtype)
             return nn.functional.binary_cross_entropy_with_logits(
                 z, t, reduction="none").sum(dim=1)
         return nn.functional.cross_entropy(z, y, reduction="none")
