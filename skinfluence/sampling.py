@@ -7,11 +7,14 @@ the valuation method and the fraction together, scored on held-out folds that ar
 resampled.
 """
 
+import inspect
 import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .cleaning._containers import take_rows_like
@@ -33,9 +36,34 @@ def row_values(valuer):
                     "values_, scores_ or self_influence_.")
 
 
-def _fit_values(valuer, X, y):
+def _mask(rows, n):
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def _fit_values(valuer, X, y, cv=None):
     # module-level so that joblib.Memory keys its cache on the valuer's parameters and data
-    return row_values(clone(valuer).fit(X, y))
+    if cv is None:
+        return row_values(clone(valuer).fit(X, y))
+    if "X_val" not in inspect.signature(valuer.fit).parameters:
+        raise ValueError(
+            f"cv={cv!r} cross-fits a valuer that takes a validation set (fit(X, y, X_val=, "
+            f"y_val=)); {type(valuer).__name__}.fit takes none: use cv=None."
+        )
+    y_arr = np.asarray(y)
+    classes = type_of_target(y_arr) in ("binary", "multiclass")
+    splitter = check_cv(cv, y_arr, classifier=classes)
+    total = np.zeros(len(y_arr))
+    count = np.zeros(len(y_arr))
+    for train, val in splitter.split(np.zeros((len(y_arr), 1)), y_arr):
+        tr, va = _mask(train, len(y_arr)), _mask(val, len(y_arr))
+        fitted = clone(valuer).fit(take_rows_like(X, tr), take_rows_like(y, tr),
+                                   X_val=take_rows_like(X, va), y_val=take_rows_like(y, va))
+        total[train] += row_values(fitted)
+        count[train] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count  # NaN for a row never in a training part
 
 
 class ValueSampler(BaseEstimator):
@@ -57,6 +85,18 @@ class ValueSampler(BaseEstimator):
     memory : str, joblib.Memory or None, default=None
         Caches the values, keyed by the valuer's parameters and the data: a grid over
         ``fraction`` then values each fold once.  A string is a cache directory.
+    cv : int, cross-validation generator, iterable or None, default=None
+        ``None``: the valuer is fitted with ``fit(X, y)``.  Otherwise cross-fitting, for
+        a valuer that measures value on a validation set (``fit(X, y, X_val=, y_val=)``,
+        e.g. :class:`~skinfluence.valuation.KNNShapley`,
+        :class:`~skinfluence.valuation.DataShapley`): the rows given to
+        :meth:`fit_resample` (in a grid search, the fold's training part) are split by
+        ``cv`` (an int: ``StratifiedKFold`` for class labels, else ``KFold``; see
+        :func:`sklearn.model_selection.check_cv`), the valuer is fitted on each split's
+        training rows with its held-out rows as the validation set, and a row's value
+        is the mean of its values over the splits it is a training row in.  No row is
+        then valued on a validation set it belongs to, and the outer held-out fold stays
+        unseen.
 
     Attributes
     ----------
@@ -82,12 +122,14 @@ class ValueSampler(BaseEstimator):
         "valuer": [HasMethods(["fit"])],
         "fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
+        "cv": [None, Interval(numbers.Integral, 2, None, closed="left"), "cv_object"],
     }
 
-    def __init__(self, valuer, *, fraction=0.1, memory=None):
+    def __init__(self, valuer, *, fraction=0.1, memory=None, cv=None):
         self.valuer = valuer
         self.fraction = fraction
         self.memory = memory
+        self.cv = cv
 
     def fit(self, X, y):
         """Value the rows of ``(X, y)``; returns self."""
@@ -103,7 +145,7 @@ class ValueSampler(BaseEstimator):
             A DataFrame / Series keeps the index of the kept rows.
         """
         self._validate_params()
-        values = check_memory(self.memory).cache(_fit_values)(self.valuer, X, y)
+        values = check_memory(self.memory).cache(_fit_values)(self.valuer, X, y, self.cv)
         n = values.shape[0]
         n_drop = int(round(self.fraction * n))
         if n_drop >= n:

@@ -6,13 +6,13 @@ import pytest
 from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceCleaner, InfluenceFunctions
 from skinfluence.datasets import make_noisy_labels
 from skinfluence.sampling import ValueSampler, row_values
-from skinfluence.valuation import DataOOB
+from skinfluence.valuation import DataOOB, KNNShapley
 
 imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
 
@@ -83,3 +83,38 @@ def test_grid_over_method_and_fraction_beats_uncleaned_at_one_valuation_per_fold
     assert search.best_params_["drop__fraction"] > 0
     uncleaned = imblearn_pipeline.Pipeline([("scale", StandardScaler()), ("model", lr)])
     assert search.score(X_te, y_te) > uncleaned.fit(X_tr, y_noisy).score(X_te, y_te)
+
+
+def test_cross_fitting_values_each_row_against_held_out_rows_of_the_fold():
+    # a valuer that needs a validation set: each split's training rows are valued on its
+    # held-out rows, and a row's value is the mean over the splits it trains in
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X)[:120], y[:120]
+    valuer = KNNShapley(n_neighbors=5)
+    sampler = ValueSampler(valuer, fraction=0.25, cv=3)
+    X_kept, y_kept = sampler.fit_resample(X, y)
+    total, count = np.zeros(120), np.zeros(120)
+    for train, val in StratifiedKFold(3).split(X, y):
+        total[train] += clone(valuer).fit(X[train], y[train], X_val=X[val],
+                                          y_val=y[val]).values_
+        count[train] += 1
+    assert np.all(count == 2)
+    np.testing.assert_allclose(sampler.values_, total / count, rtol=1e-12, atol=1e-15)
+    assert X_kept.shape[0] == 90
+    kept = set(np.argsort(total / count, kind="stable")[30:].tolist())
+    assert set(sampler.sample_indices_.tolist()) == kept
+    # a valuer without a validation set cannot be cross-fitted
+    with pytest.raises(ValueError, match="takes none: use cv=None"):
+        ValueSampler(CountedValuer(DataOOB(LogisticRegression())), cv=3).fit_resample(X, y)
+
+
+def test_cross_fitting_finds_flipped_labels():
+    # KNN-Shapley on held-out rows of the fold: flipped labels disagree with their
+    # neighbours, so they are over-represented among the dropped rows
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:300]
+    y_noisy, flipped = make_noisy_labels(y[:300], 0.2, random_state=0)
+    sampler = ValueSampler(KNNShapley(n_neighbors=10), fraction=0.2, cv=4)
+    sampler.fit_resample(X, y_noisy)
+    dropped = ~sampler.get_mask()
+    assert np.mean(flipped[dropped]) > 2 * np.mean(flipped)

@@ -8,6 +8,8 @@ scored against the same retrained models, computed once.
 
 * :func:`linear_datamodeling_score`: Spearman correlation, over random training
   subsets, of predicted and actual retrained losses (TRAK's LDS).
+* :func:`lds_ceiling`: the LDS of one retraining against another (stochastic
+  training): the scale on which to read a method's LDS.
 * :func:`loo_correlation`: correlation with actual leave-one-out retraining.
 * :func:`removal_curve`: held-out score after removing the highest- / lowest-valued
   points (pyDVL's point-removal experiment).
@@ -16,7 +18,7 @@ scored against the same retrained models, computed once.
   explainer's own parameters by faithfulness.
 """
 
-from ._faithfulness import linear_datamodeling_score, loo_correlation
+from ._faithfulness import lds_ceiling, linear_datamodeling_score, loo_correlation
 from ._removal import brittleness, removal_curve
 from ._retrain import Retrainer, random_subsets
 from ._scorers import lds_scorer, loo_scorer, training_data
@@ -24,6 +26,7 @@ from ._scorers import lds_scorer, loo_scorer, training_data
 __all__ = [
     "Retrainer",
     "brittleness",
+    "lds_ceiling",
     "lds_scorer",
     "linear_datamodeling_score",
     "loo_correlation",

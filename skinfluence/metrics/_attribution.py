@@ -72,7 +72,9 @@ def attributions(explainer, X, y, X_test, y_test, n_train, sample_weight=None):
         elif hasattr(fitted, "scores_"):
             A = -np.asarray(fitted.scores_, dtype=np.float64)
         elif hasattr(fitted, "transform"):
-            A = fitted.transform(X_test, y_test)
+            # y_test=None: queries that carry their target (Gradient Rollback's triples)
+            A = (fitted.transform(X_test) if y_test is None
+                 else fitted.transform(X_test, y_test))
         else:
             raise TypeError(
                 f"{type(explainer).__name__} gives no attributions: expected values_, "
@@ -136,14 +138,26 @@ def group_prediction(explainer, removed, X_test, y_test):
     )
 
 
+def _is_kg_model(model):
+    from ..rollback._kg_estimator import _KGEmbedding
+
+    return isinstance(model, _KGEmbedding)
+
+
 def sample_loss(model, X, y):
     """Per-sample loss of a fitted ``model`` on ``(X, y)``: ``(n_samples,)``.
 
     The training loss of the model's objective where :mod:`skinfluence.objectives`
     supports it (the loss whose change influence methods predict); otherwise the log
     loss of the given label (classifiers with ``predict_proba``) or the squared error
-    (regressors).
+    (regressors).  Knowledge-graph models (:class:`~skinfluence.DistMult`,
+    :class:`~skinfluence.ComplEx`) take ``(head, relation, tail)`` triples as ``X`` (``y``
+    unused): minus the log-probability of each tail.
     """
+    if _is_kg_model(model):  # DistMult, ComplEx on (head, relation, tail) triples
+        X = np.asarray(X)
+        P = model.predict_proba(X[:, :2])
+        return -np.log(np.clip(P[np.arange(X.shape[0]), X[:, 2]], 1e-300, None))
     try:
         obj = make_objective(model, X, y)
     except TypeError:

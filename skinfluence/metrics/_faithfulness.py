@@ -5,12 +5,14 @@ import warnings
 
 import numpy as np
 from scipy.stats import pearsonr, rankdata
+from sklearn.base import clone
 from sklearn.utils import Bunch, check_random_state
 
 from ._attribution import attributions, group_prediction, retrained_estimator, sample_loss
 from ._retrain import Retrainer, check_fraction, random_subsets
 
-__all__ = ["linear_datamodeling_score", "lds_from", "loo_correlation", "loo_from"]
+__all__ = ["linear_datamodeling_score", "lds_ceiling", "lds_from", "loo_correlation",
+           "loo_from"]
 
 
 class _Loss:
@@ -236,3 +238,80 @@ def loo_from(retrainer, A, X_test, y_test, *, method, n_samples, random_state):
     return Bunch(score=pearson if method == "pearson" else spearman, pearson=pearson,
                  spearman=spearman, predicted=predicted, actual=actual, train_indices=idx,
                  n_fits=retrainer.n_fits_)
+
+
+def _reseeded(estimator, seed):
+    """A clone of ``estimator`` with every ``random_state`` parameter set to ``seed``."""
+    keys = [k for k in estimator.get_params() if k.split("__")[-1] == "random_state"]
+    if not keys:
+        raise ValueError(
+            f"{type(estimator).__name__} has no random_state: its training is "
+            "deterministic and the LDS ceiling is 1; lds_ceiling is for stochastic "
+            "training (neural networks, forests, SGD)."
+        )
+    return clone(estimator).set_params(**dict.fromkeys(keys, seed))
+
+
+def lds_ceiling(estimator, X, y, X_test, y_test, *, seed=1, fraction=0.5, n_subsets=100,
+                sample_weight=None, random_state=None, n_jobs=None, memory=None,
+                warm_start="auto", return_details=False):
+    """The LDS of retraining itself: how well one retraining predicts another.
+
+    The model retrained from scratch with ``random_state=seed`` on each subset is used
+    as the "method": its change of every test loss is scored against the retrains that
+    :func:`linear_datamodeling_score` uses (same ``fraction``, ``n_subsets``,
+    ``random_state``, ``warm_start`` and ``memory``, hence the same cached models).  When
+    training is stochastic (an MLP's initialisation, a forest's bootstrap, SGD's
+    shuffling), two retrains on the same subset differ, and no attribution method can
+    be expected to predict one retraining better than another retraining does: this is
+    the scale on which to read a method's LDS.  It estimates the agreement of two
+    training runs, for these subsets and test points.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The model (unfitted), with a ``random_state`` parameter (Pipelines: every step's
+        ``random_state`` is set).
+    X, y, X_test, y_test, fraction, n_subsets, sample_weight, random_state, n_jobs, \
+memory, warm_start, return_details
+        As in :func:`linear_datamodeling_score`.
+    seed : int, default=1
+        The ``random_state`` of the competing retrains (always from scratch).
+
+    Returns
+    -------
+    score : float, or Bunch
+        As :func:`linear_datamodeling_score` returns; ``predicted`` are the competing
+        retrains' loss changes.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sklearn.preprocessing import scale
+    >>> from skinfluence.metrics import lds_ceiling
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = scale(X)
+    >>> mlp = MLPClassifier((8,), solver="lbfgs", max_iter=300, random_state=0)
+    >>> c = lds_ceiling(mlp, X[:150], y[:150], X[500:520], y[500:520], n_subsets=10,
+    ...                 warm_start=False, random_state=0)
+    >>> bool(0 < c < 1)
+    True
+    """
+    est = retrained_estimator(None, estimator)  # a FrozenEstimator: the model it wraps
+    reference = Retrainer(est, X, y, sample_weight, warm_start=warm_start, memory=memory,
+                          n_jobs=n_jobs)
+    other = Retrainer(_reseeded(est, seed), X, y, sample_weight, warm_start=False,
+                      memory=memory, n_jobs=n_jobs)
+    fraction = check_fraction(fraction)
+    n_subsets = _check_n(n_subsets, "n_subsets", low=3)
+    removed = random_subsets(reference.n_train, fraction, n_subsets, random_state)
+    loss = _Loss(X_test, y_test)
+    actual = np.asarray(reference.map(removed, loss)) - loss(reference.full_model())
+    predicted = np.asarray(other.map(removed, loss)) - loss(other.full_model())
+    scores = np.array([_spearman(predicted[:, i], actual[:, i])
+                       for i in range(actual.shape[1])])
+    result = Bunch(score=_mean_over_points(scores, "LDS"), scores=scores,
+                   predicted=predicted, actual=actual, removed=removed,
+                   n_fits=reference.n_fits_ + other.n_fits_)
+    return result if return_details else result.score

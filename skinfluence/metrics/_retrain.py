@@ -58,8 +58,16 @@ def _final_step(estimator):
     return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
 
 
+def _adds_members(estimator):
+    """Whether ``warm_start`` of ``estimator`` *adds* members to a fitted ensemble (forests,
+    boosting) instead of starting an optimiser from the previous solution: refitted with
+    the same size, such an ensemble keeps its old members, fitted on other data."""
+    return type(estimator).__module__.startswith("sklearn.ensemble")
+
+
 def _warm_startable(estimator):
-    return "warm_start" in _final_step(estimator).get_params()
+    final = _final_step(estimator)
+    return "warm_start" in final.get_params() and not _adds_members(final)
 
 
 def _with_warm_start(estimator, init):
@@ -104,13 +112,16 @@ class Retrainer:
         The model to retrain (unfitted; a :class:`~sklearn.frozen.FrozenEstimator` is
         replaced by a clone of the model it wraps, since retraining is the point).
     X, y : array-like
-        The training set the subsets index.
+        The training set the subsets index (``y=None`` for models fitted on ``X``
+        alone, such as the knowledge-graph models on triples).
     sample_weight : array-like of shape (n_train,), default=None
         Weights of the training points; a subset keeps the weights of its rows (a
         Pipeline's final step receives them).
     warm_start : {"auto", True, False}, default="auto"
         Start each refit from the model fitted on all the data, where the (final)
-        estimator has a ``warm_start`` parameter (``"auto"`` and ``True``).  For a
+        estimator has a ``warm_start`` parameter (``"auto"`` and ``True``) that starts
+        its optimiser there; never for scikit-learn's ensembles, whose ``warm_start``
+        adds trees to the old ones (``True`` raises for them).  For a
         convex objective the refit reaches the same optimum in fewer iterations; for a
         neural network it is the local minimum near the fitted one, which is what
         influence methods approximate.
@@ -144,10 +155,16 @@ class Retrainer:
         self.estimator = clone(estimator)
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.n_train = _n_rows(X)
-        if _n_rows(y) != self.n_train:
+        if y is not None and _n_rows(y) != self.n_train:
             raise ValueError(f"X has {self.n_train} rows but y has {_n_rows(y)}.")
         if sample_weight is not None and _n_rows(sample_weight) != self.n_train:
             raise ValueError("sample_weight must have one entry per training row.")
+        if warm_start is True and _adds_members(_final_step(self.estimator)):
+            raise ValueError(
+                f"warm_start=True cannot retrain {type(_final_step(self.estimator)).__name__}"
+                ": its warm start adds trees to the fitted ensemble and keeps the old ones "
+                "(fitted on all the data); use warm_start='auto' or False (a fresh fit)."
+            )
         self.warm = warm_start is not False and _warm_startable(self.estimator)
         self.memory = check_memory(memory)
         self.n_jobs = n_jobs

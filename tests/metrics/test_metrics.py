@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from skinfluence import InfluenceCleaner, InfluenceFunctions, TracIn
 from skinfluence.metrics import (
     Retrainer,
     brittleness,
+    lds_ceiling,
     lds_scorer,
     linear_datamodeling_score,
     loo_correlation,
@@ -259,3 +261,99 @@ def test_dask_backend_gives_the_same_lds(cancer):
         with distributed.Client(cluster), parallel_config(backend="dask"):
             remote = linear_datamodeling_score(A, X, y, Xt, yt, **kw)
     assert remote == local
+
+
+@pytest.fixture(scope="module")
+def mlp_task():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    mlp = MLPClassifier((16,), activation="tanh", alpha=1e-2, solver="lbfgs", tol=1e-10,
+                        max_iter=5000, random_state=0)
+    return mlp, X[:150], y[:150], X[400:430], y[400:430], X[430:460], y[430:460]
+
+
+def test_lds_ceiling_is_the_lds_of_two_hand_retrainings(mlp_task, tmp_path):
+    mlp, X, y, Xt, yt, _, _ = mlp_task
+    details = lds_ceiling(mlp, X, y, Xt, yt, n_subsets=8, random_state=0, warm_start=False,
+                          memory=str(tmp_path), return_details=True)
+    masks = random_subsets(len(y), 0.5, 8, 0)
+    losses = {}
+    for seed in (0, 1):
+        rows = []
+        for m in masks:
+            P = clone(mlp).set_params(random_state=seed).fit(X[~m], y[~m]).predict_proba(Xt)
+            rows.append(-np.log(P[np.arange(len(yt)), yt]))
+        losses[seed] = np.array(rows)
+    hand = np.mean([np.corrcoef(_ranks(losses[1][:, i]), _ranks(losses[0][:, i]))[0, 1]
+                    for i in range(len(yt))])
+    assert details.score == pytest.approx(hand, abs=1e-10)
+    # two trainings of an MLP agree well but not perfectly on these subsets
+    assert 0.5 < details.score < 1.0
+    with pytest.raises(ValueError, match="deterministic"):
+        lds_ceiling(LinearRegression(), X, y, Xt, yt, n_subsets=3)
+
+
+def test_damping_chosen_by_lds_on_validation_data_beats_no_damping_on_fresh_data(
+        mlp_task, tmp_path):
+    # an MLP's Hessian has near-flat directions that a half removal does not follow;
+    # damping chosen by the LDS on validation points and other subsets (the scorer on the
+    # full training set) transfers to fresh test points and subsets, against retraining
+    mlp, X, y, Xv, yv, Xt, yt = mlp_task
+    n = len(y)
+    scorer = lds_scorer(Xv, yv, X=X, y=y, n_subsets=12, random_state=1, warm_start=False,
+                        memory=str(tmp_path))
+    search = GridSearchCV(InfluenceFunctions(mlp), {"damping": [0.0, 0.1]}, scoring=scorer,
+                          cv=[(np.arange(n), np.arange(n))]).fit(X, y)
+    kw = dict(n_subsets=12, random_state=0, warm_start=False, memory=str(tmp_path))
+    chosen = linear_datamodeling_score(search.best_estimator_, X, y, Xt, yt, **kw)
+    undamped = linear_datamodeling_score(InfluenceFunctions(mlp), X, y, Xt, yt, **kw)
+    assert search.best_params_["damping"] == 0.1
+    assert chosen > undamped + 0.1
+
+
+def test_retrainer_refits_ensembles_from_scratch(cancer):
+    # an ensemble's warm start keeps its old trees (fitted on all the data): a retrain
+    # must be a fresh fit on the subset, for forests and boosting alike
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    X, y, Xt, _ = cancer
+    keep = np.arange(0, len(y), 2)
+    for model in (RandomForestClassifier(n_estimators=5, bootstrap=False, random_state=0),
+                  HistGradientBoostingClassifier(max_iter=10, random_state=0)):
+        refit = Retrainer(model, X, y).map([np.arange(1, len(y), 2)], lambda m: m)[0]
+        fresh = clone(model).fit(X[keep], y[keep])
+        np.testing.assert_array_equal(refit.predict_proba(Xt), fresh.predict_proba(Xt))
+        assert not np.array_equal(refit.predict_proba(Xt),
+                                  clone(model).fit(X, y).predict_proba(Xt))
+        with pytest.raises(ValueError, match="adds trees"):
+            Retrainer(model, X, y, warm_start=True)
+
+
+def test_gradient_rollback_on_a_small_graph_against_retraining():
+    # the knowledge-graph model is retrained on subsets of the triples (y=None) and the
+    # loss is minus the log-probability of each test triple's tail
+    from skinfluence import DistMult, GradientRollback
+    from skinfluence.datasets import load_nations
+
+    data = load_nations()
+    X = data.train[np.random.default_rng(0).permutation(len(data.train))[:150]]
+    Xt = data.test[:8]
+    dm = DistMult(n_entities=data.n_entities, n_relations=data.n_relations, n_components=6,
+                  max_iter=10, random_state=0)
+    gr = GradientRollback(dm).fit(X)
+    A = gr.transform(Xt).toarray()
+    loo = loo_correlation(gr, X, None, Xt, None, n_samples=3, random_state=0,
+                          return_details=True)
+
+    def tail_loss(model):
+        return -np.log(model.predict_proba(Xt[:, :2])[np.arange(len(Xt)), Xt[:, 2]])
+
+    base = tail_loss(clone(dm).fit(X))
+    for k, j in enumerate(loo.train_indices):
+        hand = tail_loss(clone(dm).fit(np.delete(X, j, axis=0))) - base
+        np.testing.assert_allclose(loo.actual[:, k], hand, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(loo.predicted, A[:, loo.train_indices])
+    lds = linear_datamodeling_score(gr, X, None, Xt, None, n_subsets=4, random_state=0,
+                                    return_details=True)
+    np.testing.assert_allclose(lds.predicted, lds.removed @ A.T, rtol=1e-12)
+    assert -1.0 <= lds.score <= 1.0
