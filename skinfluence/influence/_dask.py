@@ -37,12 +37,12 @@ from ..objectives import (
 )
 from ..objectives._linear import LinearObjective
 from ..objectives.linear import RemovalReweighting
-from ..utils._dask import is_dask_collection, row_blocked
+from ..utils._dask import frame_meta, is_dask_collection, row_blocked, to_dask_array
 from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
 from ._newton import Newton
 
-__all__ = ["DaskGLM", "fit_dask", "is_dask_collection"]
+__all__ = ["DaskGLM", "fit_dask", "frame_meta", "is_dask_collection"]
 
 # Query rows per block of a lazy transform, so that a block holds about this many values
 _TRANSFORM_BLOCK_ENTRIES = 1 << 24
@@ -303,6 +303,7 @@ class DaskGLM:
         blocks (queries in memory are split so that a block holds about 16M values)."""
         import dask.array as da
 
+        Xq, yq = (to_dask_array(v, "InfluenceFunctions") for v in (Xq, yq))
         n_q = Xq.shape[0]
         if not isinstance(Xq, da.Array):
             rows = max(1, _TRANSFORM_BLOCK_ENTRIES // max(max(self.X.chunks[0]), 1))
@@ -330,6 +331,7 @@ class DaskGLM:
         from dask import compute, delayed
 
         Xq, yq = compute(Xq, yq)  # the queries are held in memory, as the result
+        Xq, yq = (v if v is None else np.asarray(v) for v in (Xq, yq))
         queries = delayed(_queries(self.template, Xq, yq), pure=True)
         k = min(k, self.n_train)
         offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
@@ -395,7 +397,7 @@ def fit_dask(explainer, X, y, sample_weight):
     if explainer.refine not in ("auto", 0):
         raise ValueError(f"{name} on dask arrays does not refit points exactly (a refit "
                          "needs the whole training set in memory); use refine=0.")
-    validate_data(explainer, X, skip_check_array=True)
+    validate_data(explainer, frame_meta(X), skip_check_array=True)  # a DataFrame's names
     approximation = "newton" if explainer.approximation == "auto" else explainer.approximation
     glm = DaskGLM.fit(explainer.estimator, X, y, sample_weight, damping=explainer.damping,
                       approximation=approximation, owner=name, stacklevel=3)  # user's fit

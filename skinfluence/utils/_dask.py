@@ -18,20 +18,62 @@ def is_dask_collection(x):
     return is_collection(x)
 
 
+def is_dask_frame(x):
+    """Whether ``x`` is a dask DataFrame or Series."""
+    if "dask.dataframe" not in sys.modules:
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(x, (dd.DataFrame, dd.Series))
+
+
+def frame_meta(x):
+    """What ``validate_data(..., skip_check_array=True)`` reads the feature names and count
+    from: a dask DataFrame's empty pandas frame (scikit-learn does not read dask's
+    columns), anything else as it is."""
+    return x._meta if is_dask_frame(x) else x
+
+
+def to_dask_array(v, owner, lengths=True):
+    """A dask DataFrame or Series as a dask array, partition by partition, with known
+    block sizes (``lengths``: True to count the rows of each partition, or the counts);
+    anything else is returned as it is.  DataFrame columns must be numeric (the
+    features); a Series (labels) may hold any type."""
+    if not is_dask_frame(v):
+        return v
+    import dask.dataframe as dd
+
+    if isinstance(v, dd.DataFrame):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        bad = [str(c) for c, t in v.dtypes.items()
+               if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+        if bad:
+            raise TypeError(
+                f"{owner} takes numeric feature columns; column(s) {', '.join(bad[:5])} of "
+                "the dask DataFrame are not numeric: encode them first (e.g. with "
+                "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
+            )
+    return v.to_dask_array(lengths=lengths)
+
+
 def row_blocked(X, y, sample_weight=None, *, owner="InfluenceFunctions"):
     """``X``, ``y`` and ``sample_weight`` as dask arrays on the same row blocks.
 
     ``X`` becomes a 2-D dask array with whole rows in each block (features in one
     chunk); ``y`` and ``sample_weight`` (dask or in memory) are chunked like its rows.
-    Dask DataFrames are refused with the conversion to use; unknown block sizes
-    (e.g. after boolean indexing) with the call that computes them.
+    Dask DataFrames and Series become arrays partition by partition (their rows are
+    counted: one pass over the partitions); unknown block sizes (e.g. after boolean
+    indexing) are refused with the call that computes them.
     """
     import dask.array as da
 
+    # each collection's partitions are counted (a Series need not share X's partitions)
+    X, y, sample_weight = (to_dask_array(v, owner) for v in (X, y, sample_weight))
     if not isinstance(X, da.Array):
         raise TypeError(
-            f"{owner} takes dask arrays, not {type(X).__name__}: convert a dask DataFrame "
-            "with X.to_dask_array(lengths=True) (numeric columns only)."
+            f"{owner} takes dask arrays or DataFrames, not {type(X).__name__} (or numpy "
+            "arrays and pandas DataFrames in memory)."
         )
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D dask array; got {X.ndim} dimension(s).")

@@ -214,13 +214,42 @@ def test_dask_refusals_say_what_to_do(client):
         InfluenceCleaner(LogisticRegression()).fit(Xd, yd)
 
 
-def test_dask_dataframes_are_refused_with_the_conversion(client):
+def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(client):
     dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    task, model = _model("multinomial")
+    X, y, _ = _data(task)
+    columns = [f"x{j}" for j in range(D)]
+    frame = pd.DataFrame(X, columns=columns).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=4)  # partitions of unknown size until counted
+    memory = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(X, y)
+    lazy = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(ddf[columns], ddf["label"])
+    np.testing.assert_array_equal(lazy.feature_names_in_, columns)
+    assert list(lazy.objective_.X.chunks[0]) == ddf.map_partitions(len).compute().tolist()
+    _close(lazy.self_influence_, memory.self_influence_)
+    queries = dd.from_pandas(frame[:30], npartitions=2)
+    _close(lazy.transform(queries[columns], queries["label"]), memory.transform(X[:30], y[:30]))
+    expected = memory.explain(X[:30], y[:30], k=5)
+    got = lazy.explain(queries[columns], queries["label"], k=5)
+    np.testing.assert_array_equal(got.helpful_indices, expected.helpful_indices)
+    _close(got.harmful_values, expected.harmful_values)
+    with pytest.raises(ValueError, match="feature names"):
+        lazy.transform(frame[columns[::-1]][:5])
+    cleaner_memory = InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
+    cleaner = InfluenceCleaner(FrozenEstimator(model)).fit(ddf[columns], ddf["label"])
+    np.testing.assert_array_equal(cleaner.feature_names_in_, columns)
+    _close(cleaner.scores_, cleaner_memory.scores_)
+    np.testing.assert_array_equal(cleaner.issues_, cleaner_memory.issues_)
+
+
+def test_dask_dataframes_with_text_columns_are_refused(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
     task, model = _model("binary")
     X, y, _ = _data(task)
-    Xd, yd = _dask(X, y)
-    with pytest.raises(TypeError, match=r"to_dask_array\(lengths=True\)"):
-        InfluenceFunctions(FrozenEstimator(model)).fit(dd.from_dask_array(Xd), yd)
+    frame = pd.DataFrame(X[:, :4], columns=list("abcd")).assign(e=np.where(y, "u", "v"))
+    with pytest.raises(TypeError, match="column.s. e of the dask DataFrame are not numeric"):
+        InfluenceFunctions(FrozenEstimator(model)).fit(dd.from_pandas(frame, npartitions=2), y)
 
 
 def test_dask_warns_as_in_memory_when_the_model_is_not_at_the_optimum(client):
