@@ -43,7 +43,7 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
     glm = DaskGLM.fit(estimator, X, y, sample_weight, damping=cleaner.damping,
                       approximation="newton", owner="InfluenceCleaner",
                       stacklevel=4)  # the user's fit, through its positional_deprecated wrapper
-    Z_loo = np.asarray(glm.loo_outputs().compute())
+    Z_loo = glm.compute_loo_outputs(stacklevel=4)  # the user's fit, as above
     P = None
     if hasattr(estimator, "predict_proba"):
         try:
