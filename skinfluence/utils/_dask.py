@@ -34,14 +34,28 @@ def frame_meta(x):
     return x._meta if is_dask_frame(x) else x
 
 
-def to_dask_array(v, owner, lengths=True):
-    """A dask DataFrame or Series as a dask array, partition by partition, with known
-    block sizes (``lengths``: True to count the rows of each partition, or the counts);
-    anything else is returned as it is.  DataFrame columns must be numeric (the
-    features); a Series (labels) may hold any type."""
+def _frame_values(part):
+    return part.to_numpy()
+
+
+def _frame_length(part):
+    return len(part)
+
+
+def to_dask_array(v, owner):
+    """A dask DataFrame or Series as a dask array, one block per partition, with the
+    rows of each partition counted (one pass over them); anything else is returned as
+    it is.  DataFrame columns must be numeric (the features); a Series (labels) may hold
+    any type.
+
+    The blocks are the partitions of ``v.to_delayed()``: counting them with
+    ``to_dask_array(lengths=True)`` may count the partitions of another, optimised
+    graph (dask combines small Parquet partitions when fewer columns are read)."""
     if not is_dask_frame(v):
         return v
+    import dask.array as da
     import dask.dataframe as dd
+    from dask import compute, delayed
 
     if isinstance(v, dd.DataFrame):
         from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -54,7 +68,13 @@ def to_dask_array(v, owner, lengths=True):
                 "the dask DataFrame are not numeric: encode them first (e.g. with "
                 "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
             )
-    return v.to_dask_array(lengths=lengths)
+    parts = v.to_delayed()
+    lengths = compute(*[delayed(_frame_length, pure=True)(p) for p in parts])
+    meta = v._meta.to_numpy()
+    tail = meta.shape[1:]
+    return da.concatenate([
+        da.from_delayed(delayed(_frame_values, pure=True)(p), (n,) + tail, dtype=meta.dtype,
+                        meta=meta) for p, n in zip(parts, lengths)])
 
 
 def row_blocked(X, y, sample_weight=None, *, owner="InfluenceFunctions"):
