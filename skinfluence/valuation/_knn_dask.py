@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, validate_data
 
 from ..linalg import tree_sum
-from ..utils._dask import frame_meta, row_blocked, to_dask_array
+from ..utils._dask import frame_meta, row_blocked
 from ._knn_kernels import (
     knn_classifier_shapley_rows,
     knn_regressor_shapley_rows,
@@ -135,9 +135,7 @@ def _queries(knn, X, y):
     """Validation points (dask or in memory) checked and brought into memory."""
     from dask import compute
 
-    X = to_dask_array(X, "KNNShapley")
-    y = to_dask_array(y, "KNNShapley")
-    X, y = compute(X, y)
+    X, y = compute(X, y)  # a dask DataFrame becomes a pandas one: its names are checked
     X, y = validate_data(knn, X, y, reset=False, accept_sparse=False,
                          y_numeric=knn.task_ == "regression")
     return np.asarray(X, dtype=np.float64), knn._encode(y)

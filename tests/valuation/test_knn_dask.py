@@ -2,6 +2,8 @@
 1e-10) on a dask.distributed LocalCluster: the global ranking of the training points is
 rebuilt exactly by the tree of sorted merges."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,11 @@ def test_knn_shapley_on_dask_dataframes_keeps_the_column_names(client):
                             X_val=frame[["a", "b", "c"]][200:], y_val=y[200:])
     np.testing.assert_array_equal(lazy.feature_names_in_, ["a", "b", "c"])
     _close(lazy.values_, memory.values_)
+    queries = dd.from_pandas(frame[200:], npartitions=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the query columns are checked by name, no warning
+        rows = lazy.transform(queries[["a", "b", "c"]], queries["label"])
+    _close(rows, memory.transform(frame[["a", "b", "c"]][200:], y[200:]))
     with pytest.raises(ValueError, match="feature names"):
         lazy.transform(frame[["c", "b", "a"]][200:], y[200:])
 
