@@ -97,14 +97,19 @@ def _arrays(ddf, plan, task, classes, width):
     import dask.array as da
     from dask import delayed
 
-    lengths = ddf.map_partitions(len).compute().tolist()
+    from dask import compute
+
+    # the partitions of to_delayed, counted: ddf.map_partitions(len) may count those of
+    # another, optimised graph
+    frames = ddf.to_delayed()
+    lengths = [int(n) for n in compute(*[delayed(len)(p) for p in frames])]
     parts = [delayed(_partition_arrays, pure=True)(p, plan, task, classes, width)
-             for p in ddf.to_delayed()]
+             for p in frames]
     ydtype = np.float64 if task == "regression" else np.intp
     X = da.concatenate([da.from_delayed(p[0], (n, width), np.float64)
                         for p, n in zip(parts, lengths)])
     y = da.concatenate([da.from_delayed(p[1], (n,), ydtype) for p, n in zip(parts, lengths)])
-    return X, y, lengths
+    return X, y, frames, lengths
 
 
 def _out_partition(frame, offset, rank, extra):
@@ -124,7 +129,7 @@ def _out_partition(frame, offset, rank, extra):
     return out
 
 
-def _write_ranked(path, ddf, lengths, rank, extra, console):
+def _write_ranked(path, ddf, frames, lengths, rank, extra):
     """Write the rows in the order of ``rank`` (0 first) with the ``extra`` columns:
     sorted by dask, written partition by partition to a temporary file, renamed into
     place when complete (a failure leaves no partial output)."""
@@ -139,7 +144,7 @@ def _write_ranked(path, ddf, lengths, rank, extra, console):
                          "__rank": pd.Series(dtype=np.int64)})
     part = delayed(_out_partition, pure=True)
     parts = [part(p, int(a), rank[a:b], {k: v[a:b] for k, v in extra.items()})
-             for p, a, b in zip(ddf.to_delayed(), offsets[:-1], offsets[1:])]
+             for p, a, b in zip(frames, offsets[:-1], offsets[1:])]
     out = dd.from_delayed(parts, meta=meta).sort_values("__rank").drop(columns="__rank")
     folder = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(folder, f".{os.path.basename(path)}.skinfluence-{os.getpid()}")
@@ -184,7 +189,7 @@ def run_dask(args, console, command):
     with stack:
         ddf = _read(args)
         table, plan, X, y, classes = _prepare(args, console, ddf)
-        Xd, yd, lengths = _arrays(ddf, plan, plan.task, classes, X.shape[1])
+        Xd, yd, frames, lengths = _arrays(ddf, plan, plan.task, classes, X.shape[1])
         n = int(sum(lengths))
         console.progress(f"read {n} rows in {len(lengths)} partition(s) of {args.data}")
         header = table.header
@@ -195,7 +200,7 @@ def run_dask(args, console, command):
             rank, extra, summary = _value(args, console, header, plan, y, classes, Xd, yd, n)
         console.say(summary)
         if args.output:
-            _write_ranked(args.output, ddf, lengths, rank, extra, console)
+            _write_ranked(args.output, ddf, frames, lengths, rank, extra)
             console.say(f"wrote all {n} rows ranked to {args.output}")
     return 0
 
