@@ -194,11 +194,18 @@ def run_dask(args, console, command):
         console.progress(f"read {n} rows in {len(lengths)} partition(s) of {args.data}")
         header = table.header
         if command == "label-issues":
-            rank, extra, summary = _label_issues(args, console, header, plan, X, y, classes,
-                                                 Xd, yd)
+            rank, extra, summary, shown = _label_issues(args, console, header, plan, X, y,
+                                                        classes, Xd, yd)
         else:
-            rank, extra, summary = _value(args, console, header, plan, y, classes, Xd, yd, n)
+            rank, extra, summary, shown = _value(args, console, header, plan, y, classes, Xd,
+                                                 yd, n)
         console.say(summary)
+        if args.show and args.output != "-":
+            from ._render import format_table
+
+            title, head, rows = shown
+            console.say(f"\n{title}:")
+            console.say(format_table(head, rows))
         if args.output:
             _write_ranked(args.output, ddf, frames, lengths, rank, extra)
             console.say(f"wrote all {n} rows ranked to {args.output}")
@@ -249,7 +256,12 @@ def _label_issues(args, console, header, plan, X, y, classes, Xd, yd):
                              np.array([num(s) for s in scores], dtype=object),
                              given.astype(object), suggested.astype(object),
                              np.where(issues, "True", "False").astype(object)]))
-    return _ranks(order), extra, summary
+    top = order[: args.show]
+    shown = (f"most suspicious {len(top)} rows", ["row", "score", "given", "suggested",
+                                                   "issue"],
+             [[str(i), scores[i], given[i], suggested[i], "yes" if issues[i] else ""]
+              for i in top])
+    return _ranks(order), extra, summary, shown
 
 
 def _value(args, console, header, plan, y, classes, Xd, yd, n):
@@ -288,4 +300,7 @@ def _value(args, console, header, plan, y, classes, Xd, yd, n):
     extra = dict(zip(names, [np.arange(n).astype(str),
                              np.array([num(v) for v in values], dtype=object),
                              (rank + 1).astype(str)]))
-    return rank, extra, summary
+    top = order[: args.show]
+    shown = (f"least valuable {len(top)} rows", ["row", "value"],
+             [[str(i), values[i]] for i in top])
+    return rank, extra, summary, shown
