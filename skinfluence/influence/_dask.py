@@ -411,7 +411,6 @@ class DaskGLM:
         from dask import compute, delayed
 
         Xq, yq = compute(Xq, yq)  # the queries are held in memory, as the result
-        Xq, yq = (v if v is None else np.asarray(v) for v in (Xq, yq))
         queries = delayed(_queries(self.template, Xq, yq), pure=True)
         k = min(k, self.n_train)
         offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
