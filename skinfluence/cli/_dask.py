@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ._columns import feature_matrix, load_table, load_validation, target_values
+from ._columns import _is_missing, _parse_floats, load_table, load_validation, target_values
 from ._render import UsageError
 from ._tabular import PARQUET_SUFFIXES, DataError, table_from_frame
 
@@ -71,14 +71,46 @@ def _read(args, blocksize="64MB"):
                        na_filter=False, blocksize=blocksize)
 
 
+def _feature_matrix(frame, plan):
+    """:func:`~skinfluence.cli._columns.feature_matrix` of a partition, and a table of
+    its target and text columns.  Numeric columns of a numeric type (Parquet) are taken
+    as floats directly: the in-memory reader writes them as text and parses them back,
+    which gives the same floats (Python's repr round-trips); only the other columns are
+    written as text."""
+    from pandas.api.types import is_float_dtype, is_integer_dtype
+
+    names = {str(c).strip(): c for c in frame.columns}
+    # float32 is not fast: its text reads back as a different float64
+    fast = [c for c in plan.numeric if is_integer_dtype(frame[names[c]].dtype) or (
+        is_float_dtype(frame[names[c]].dtype) and frame[names[c]].dtype.itemsize == 8)]
+    text = [plan.target] + [c for c in plan.features if c not in fast]
+    table = table_from_frame(frame[[names[c] for c in text]], "a partition")
+    X = np.empty((len(frame), len(plan.features)), dtype=object)
+    for j, name in enumerate(plan.numeric):
+        if name in fast:
+            values = frame[names[name]].to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.isinf(values)
+        else:
+            values, bad = _parse_floats(table.column(name), table.decimal)
+        if bad.any() if bad.dtype == bool else len(bad):
+            raise DataError(f"column {name!r} holds numbers in the sample but other values "
+                            "(text or infinity) in later rows; fix those cells, or pass "
+                            f"--categorical {name}.")
+        X[:, j] = values
+    offset = len(plan.numeric)
+    for j, name in enumerate(plan.categorical):
+        cells = table.column(name)
+        X[:, offset + j] = np.where(_is_missing(cells), "(missing)", cells)
+    return X, table
+
+
 def _partition_arrays(frame, plan, task, classes, width):
     """Features and targets of one partition with the sample's preprocessing: label
     codes among the sample's ``classes`` (classification) or floats (regression)."""
     if len(frame) == 0:
         return np.empty((0, width)), np.empty(0, np.intp if task != "regression" else float)
-    table = table_from_frame(frame, "a partition")
-    X = np.ascontiguousarray(plan.preprocessor.transform(feature_matrix(table, plan)),
-                             dtype=np.float64)
+    X, table = _feature_matrix(frame, plan)
+    X = np.ascontiguousarray(plan.preprocessor.transform(X), dtype=np.float64)
     y = target_values(table, plan, task=task, check_classes=False)
     if task == "regression":
         return X, y

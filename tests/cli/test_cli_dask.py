@@ -141,3 +141,15 @@ def test_dask_output_is_written_whole_or_not_at_all(tmp_path, address, monkeypat
     assert written  # some partitions were ready when the last one failed
     assert out.read_text() == "earlier output\n"
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "ranked.csv"]
+
+
+def test_dask_text_in_a_numeric_column_beyond_the_sample_is_an_error(tmp_path, address,
+                                                                      capsys):
+    frame = _frame().astype({"x1": object})
+    frame.loc[150, "x1"] = "oops"  # after the sample of 100 rows, where x1 is numeric
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    code = main(["label-issues", str(tmp_path / "data.csv"), "--target", "label", "-q",
+                 "--scheduler", address, "--sample", "100"])
+    assert code == 2
+    assert "column 'x1' holds numbers in the sample but other values" in \
+        capsys.readouterr().err
