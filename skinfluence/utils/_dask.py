@@ -34,7 +34,16 @@ def frame_meta(x):
     return x._meta if is_dask_frame(x) else x
 
 
-def _frame_values(part):
+# rows per partition of the dask frames counted so far, by name: the same frame passed to
+# several estimators (an explainer, then a cleaner) is counted once
+_COUNTED = {}
+
+
+def _frame_values(part, n_rows):
+    if len(part) != n_rows:  # counted earlier: the data changed since
+        raise ValueError(f"a partition of the dask DataFrame has {len(part)} rows, but "
+                         f"{n_rows} were counted when it was first passed; the data "
+                         "changed in between: pass a new DataFrame (dd.read_parquet again).")
     return part.to_numpy()
 
 
@@ -44,8 +53,9 @@ def _frame_length(part):
 
 def to_dask_array(v, owner):
     """A dask DataFrame or Series as a dask array, one block per partition, with the
-    rows of each partition counted (one pass over them); anything else is returned as
-    it is.  DataFrame columns must be numeric (the features); a Series (labels) may hold
+    rows of each partition counted (one pass over them, once per frame: the counts are
+    kept by the frame's name and checked when the blocks are read); anything else is
+    returned as it is.  DataFrame columns must be numeric (the features); a Series (labels) may hold
     any type.
 
     The blocks are the partitions of ``v.to_delayed()``: counting them with
@@ -69,12 +79,19 @@ def to_dask_array(v, owner):
                 "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
             )
     parts = v.to_delayed()
-    lengths = compute(*[delayed(_frame_length, pure=True)(p) for p in parts])
+    key = getattr(v, "_name", None)  # a dask collection's name: a hash of how it is made
+    lengths = _COUNTED.get(key)
+    if lengths is None or len(lengths) != len(parts):
+        lengths = compute(*[delayed(_frame_length, pure=True)(p) for p in parts])
+        if key is not None:
+            if len(_COUNTED) >= 64:
+                _COUNTED.pop(next(iter(_COUNTED)))
+            _COUNTED[key] = lengths
     meta = v._meta.to_numpy()
     tail = meta.shape[1:]
     return da.concatenate([
-        da.from_delayed(delayed(_frame_values, pure=True)(p), (n,) + tail, dtype=meta.dtype,
-                        meta=meta) for p, n in zip(parts, lengths)])
+        da.from_delayed(delayed(_frame_values, pure=True)(p, n), (n,) + tail,
+                        dtype=meta.dtype, meta=meta) for p, n in zip(parts, lengths)])
 
 
 def row_blocked(X, y, sample_weight=None, *, owner="InfluenceFunctions"):

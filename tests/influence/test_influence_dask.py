@@ -236,10 +236,28 @@ def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(client):
     with pytest.raises(ValueError, match="feature names"):
         lazy.transform(frame[columns[::-1]][:5])
     cleaner_memory = InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
-    cleaner = InfluenceCleaner(FrozenEstimator(model)).fit(ddf[columns], ddf["label"])
+    with distributed.get_task_stream(client) as stream:
+        cleaner = InfluenceCleaner(FrozenEstimator(model)).fit(ddf[columns], ddf["label"])
+    # the same frames again: their partitions were counted by the first fit
+    assert not [t for t in stream.data if "_frame_length" in str(t["key"])]
     np.testing.assert_array_equal(cleaner.feature_names_in_, columns)
     _close(cleaner.scores_, cleaner_memory.scores_)
     np.testing.assert_array_equal(cleaner.issues_, cleaner_memory.issues_)
+
+
+def test_dask_dataframe_counts_are_checked_when_the_blocks_are_read(client, monkeypatch):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    import skinfluence.utils._dask as dask_utils
+
+    task, model = _model("binary")
+    X, y, _ = _data(task)
+    ddf = dd.from_pandas(pd.DataFrame(X).rename(columns=str).assign(label=y), npartitions=2)
+    features = ddf[[str(j) for j in range(D)]]
+    # counts kept for this frame that no longer hold (as after the files were rewritten)
+    monkeypatch.setitem(dask_utils._COUNTED, features._name, (300, 400))
+    with pytest.raises(ValueError, match="350 rows, but 300 were counted"):
+        InfluenceFunctions(FrozenEstimator(model)).fit(features, ddf["label"])
 
 
 def test_dask_dataframes_with_text_columns_are_refused(client):
