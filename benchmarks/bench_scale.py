@@ -30,11 +30,29 @@ from ``.npy`` files on disk by the tasks: ``X`` is never held whole) on a ``Loca
 of one worker thread in the measuring process (``processes=False``), with the peak of
 that process; ``--chunk-rows`` defaults to 250,000.
 
+``--parquet ROWS`` measures the cluster path on a file larger than memory instead:
+
+1. a ``ROWS x 20`` logistic-regression data set (columns ``x0..x19`` float64 and ``y``)
+   is written as Parquet, one file per ``--partition-rows`` rows, each partition drawn
+   and written in turn (never the whole set in memory), into ``--dir`` (kept for reuse
+   when it holds the same set) or a temporary directory;
+2. ``LogisticRegression(C=1)`` is fitted on the first partition (a model fitted on a
+   sample, as one would; the stationarity warning on all rows is expected);
+3. a ``LocalCluster`` of ``--workers`` worker processes, one thread each,
+   ``memory_limit=--memory-limit``, reads the file with ``dask.dataframe`` and runs
+   ``InfluenceFunctions(FrozenEstimator(model)).fit`` on the DataFrame, ``explain`` of
+   ``--queries`` rows (``k``) and ``InfluenceCleaner(FrozenEstimator(model)).fit``;
+4. it reports the wall time per stage, each worker's peak RSS (``ru_maxrss`` of the
+   worker process), the bytes it spilled to disk, whether any worker was killed (its
+   process id changed or it disappeared), the client's peak RSS, and rows/s against
+   the in-memory path on ``--inmemory-rows`` rows of the same data (a fresh process).
+
 Run (BLAS pinned to one thread for stable timings)::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --rows 200000
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --rows 200000,2000000
     python benchmarks/bench_scale.py --rows 20000 --trace   # + tracemalloc top allocations
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --parquet 5000000
 """
 
 import argparse
@@ -224,6 +242,194 @@ def measure(directory, n_queries, k, transform_rows, trace, dask_chunk):
     return out
 
 
+# ---------------------------------------------------------------- Parquet on a cluster
+PARQUET_FEATURES = 20
+
+
+def _partition(i, rows, d, w):
+    """Partition ``i``: its own stream of random numbers, so any partition can be redrawn."""
+    rng = np.random.default_rng([0, i])
+    X = rng.standard_normal((rows, d))
+    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-(X @ w + 0.3)))).astype(np.int64)
+    return X, y
+
+
+def write_parquet(directory, n, partition_rows, d=PARQUET_FEATURES):
+    """Write ``n`` rows as Parquet files of ``partition_rows`` rows, one at a time; return
+    the seconds taken (0 when ``directory`` already holds this data set)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamp = os.path.join(directory, "_DATASET")
+    key = f"{n} {partition_rows} {d}"
+    if os.path.exists(stamp) and open(stamp).read() == key:
+        return 0.0
+    os.makedirs(directory, exist_ok=True)
+    w = np.random.default_rng(12345).standard_normal(d) / np.sqrt(d)
+    t0 = time.perf_counter()
+    starts = range(0, n, partition_rows)
+    for i, start in enumerate(starts):
+        X, y = _partition(i, min(partition_rows, n - start), d, w)
+        columns = {f"x{j}": X[:, j] for j in range(d)}
+        columns["y"] = y
+        pq.write_table(pa.table(columns), os.path.join(directory, f"part.{i:05d}.parquet"))
+        del X, y, columns
+    with open(stamp, "w") as f:
+        f.write(key)
+    return time.perf_counter() - t0
+
+
+def _worker_report(dask_worker):
+    """Peak RSS (MiB) of a worker process, the bytes it has spilled to disk, its pid."""
+    spilled = sum(v for k, v in dask_worker.digests_total.items()
+                  if "disk-write" in k and "bytes" in k)
+    return {"peak_mib": rss_mib(), "spilled_bytes": float(spilled), "pid": os.getpid()}
+
+
+def _stages(X, y, Xq, yq, model, k, t):
+    """fit, explain and the cleaner, timed into ``t``."""
+    import warnings
+
+    from sklearn.frozen import FrozenEstimator
+
+    from skinfluence import InfluenceFunctions
+    from skinfluence.cleaning import InfluenceCleaner
+    from skinfluence.objectives import NotStationaryWarning
+
+    with warnings.catch_warnings():
+        # the model was fitted on a sample: not at the optimum of all rows, as expected
+        warnings.simplefilter("ignore", NotStationaryWarning)
+        t0 = time.perf_counter()
+        inf = InfluenceFunctions(FrozenEstimator(model)).fit(X, y)
+        t["fit"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        inf.explain(Xq, yq, k=k)
+        t["explain"] = time.perf_counter() - t0
+        del inf
+        t0 = time.perf_counter()
+        InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
+        t["cleaner"] = time.perf_counter() - t0
+    return t
+
+
+def measure_parquet(directory, n_queries, k, workers, memory_limit):
+    """The cluster path on the Parquet files of ``directory`` (see the module docstring)."""
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+    from distributed import Client, LocalCluster
+    from sklearn.linear_model import LogisticRegression
+
+    _warm_up()
+    first = pq.read_table(os.path.join(directory, "part.00000.parquet")).to_pandas()
+    columns = [f"x{j}" for j in range(PARQUET_FEATURES)]
+    Xs, ys = first[columns].to_numpy(), first["y"].to_numpy()
+    model = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000).fit(Xs, ys)
+    Xq, yq = Xs[:n_queries].copy(), ys[:n_queries].copy()
+    del first, Xs, ys
+    out = {"rss_libraries": current_rss_mib()}
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      memory_limit=memory_limit, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        client.run(_warm_up)
+        before = client.run(_worker_report)
+        ddf = dd.read_parquet(directory)
+        t = {}
+        t0 = time.perf_counter()
+        _stages(ddf[columns], ddf["y"], Xq, yq, model, k, t)
+        out["t_total"] = time.perf_counter() - t0
+        after = client.run(_worker_report)
+        out.update({f"t_{s}": v for s, v in t.items()})
+        out["workers"] = [
+            {"peak_mib": rep["peak_mib"], "spilled_bytes": rep["spilled_bytes"]}
+            for rep in after.values()]
+        pids_before = sorted(r["pid"] for r in before.values())
+        pids_after = sorted(r["pid"] for r in after.values())
+        out["killed"] = pids_before != pids_after
+        out["rows"] = int(sum(pq.ParquetFile(os.path.join(directory, f)).metadata.num_rows
+                              for f in sorted(os.listdir(directory)) if f.endswith(".parquet")))
+    out["client_peak_mib"] = rss_mib()
+    return out
+
+
+def measure_inmemory(directory, n_rows, n_queries, k, partition_rows):
+    """The in-memory path on the first ``n_rows`` rows of the same data set."""
+    import pyarrow.parquet as pq
+    from sklearn.linear_model import LogisticRegression
+
+    _warm_up()
+    files = sorted(f for f in os.listdir(directory) if f.endswith(".parquet"))
+    columns = [f"x{j}" for j in range(PARQUET_FEATURES)]
+    X = np.empty((n_rows, PARQUET_FEATURES))
+    y = np.empty(n_rows, dtype=np.int64)
+    start = 0
+    for f in files:
+        if start >= n_rows:
+            break
+        part = pq.read_table(os.path.join(directory, f)).to_pandas()
+        m = min(len(part), n_rows - start)
+        X[start:start + m] = part[columns].to_numpy()[:m]
+        y[start:start + m] = part["y"].to_numpy()[:m]
+        start += m
+        del part
+    X, y = X[:start], y[:start]
+    m0 = min(partition_rows, start)  # the model of the cluster run: the first partition
+    model = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000).fit(X[:m0], y[:m0])
+    t = {}
+    t0 = time.perf_counter()
+    _stages(X, y, X[:n_queries], y[:n_queries], model, k, t)
+    out = {f"t_{s}": v for s, v in t.items()}
+    out["t_total"] = time.perf_counter() - t0
+    out["rows"] = int(start)
+    out["peak_mib"] = rss_mib()
+    return out
+
+
+def parquet_main(args):
+    directory = args.dir or tempfile.mkdtemp(prefix="bench_scale_parquet_")
+    try:
+        t_write = write_parquet(directory, args.parquet, args.partition_rows)
+        print(f"data: {args.parquet} x {PARQUET_FEATURES} in {directory} "
+              f"({'written in %.0f s' % t_write if t_write else 'reused'})", flush=True)
+        common = ["--queries", str(args.queries), "--k", str(args.k),
+                  "--partition-rows", str(args.partition_rows)]
+        cluster = json.loads(_run([sys.executable, __file__, "--json-parquet",
+                                   f"cluster:{directory}", "--workers", str(args.workers),
+                                   "--memory-limit", args.memory_limit] + common))
+        memory = json.loads(_run([sys.executable, __file__, "--json-parquet",
+                                  f"memory:{directory}", "--inmemory-rows",
+                                  str(args.inmemory_rows)] + common))
+    finally:
+        if not args.dir:
+            import shutil
+
+            shutil.rmtree(directory, ignore_errors=True)
+    _print_parquet(cluster, memory, args)
+
+
+def _print_parquet(cluster, memory, args):
+    sys.path.insert(0, HERE)
+    from _common import print_table
+
+    rows = []
+    for name, r in (("dask cluster, Parquet", cluster), ("in memory (numpy)", memory)):
+        rows.append({"path": name, "rows": r["rows"], "fit": r["t_fit"],
+                     "explain": r["t_explain"], "cleaner": r["t_cleaner"],
+                     "total": r["t_total"], "rate": r["rows"] / r["t_total"]})
+    print_table(rows, [("path", "path"), ("rows", "rows"), ("fit", "fit s"),
+                       ("explain", f"explain {args.queries} q s"), ("cleaner", "cleaner s"),
+                       ("total", "total s"), ("rate", "rows/s")],
+                title=f"Parquet on a LocalCluster of {args.workers} workers "
+                      f"(memory_limit={args.memory_limit}) against the in-memory path")
+    ratio = rows[1]["rate"] / rows[0]["rate"]
+    print(f"\nin-memory rows/s / cluster rows/s: {ratio:.2f} (target <= 2)")
+    for i, w in enumerate(cluster["workers"]):
+        print(f"worker {i}: peak RSS {w['peak_mib'] / 1024:.2f} GiB, spilled to disk "
+              f"{w['spilled_bytes'] / 2**20:.0f} MiB")
+    print(f"any worker killed: {'YES' if cluster['killed'] else 'no'}; client peak RSS "
+          f"{cluster['client_peak_mib'] / 1024:.2f} GiB; in-memory peak RSS "
+          f"{memory['peak_mib'] / 1024:.2f} GiB")
+
+
 # ------------------------------------------------------------------------- driver
 STAGES = ("fit", "self_influence", "explain", "cleaner", "transform")
 
@@ -248,9 +454,33 @@ def main():
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top allocations")
     parser.add_argument("--dask", action="store_true", help="also on dask arrays")
     parser.add_argument("--chunk-rows", type=int, default=250_000)
+    parser.add_argument("--parquet", type=int, metavar="ROWS",
+                        help="the cluster path on ROWS x 20 rows of Parquet (see above)")
+    parser.add_argument("--partition-rows", type=int, default=1_000_000,
+                        help="rows per Parquet file (--parquet)")
+    parser.add_argument("--workers", type=int, default=2, help="cluster workers (--parquet)")
+    parser.add_argument("--memory-limit", default="4GB", help="per worker (--parquet)")
+    parser.add_argument("--inmemory-rows", type=int, default=2_000_000,
+                        help="rows of the in-memory comparison (--parquet)")
+    parser.add_argument("--dir", help="where the Parquet files are written and kept "
+                        "(--parquet; default: a temporary directory, removed)")
+    parser.add_argument("--json-parquet", help=argparse.SUPPRESS)  # internal
     parser.add_argument("--json", help=argparse.SUPPRESS)  # internal: measuring process
     parser.add_argument("--prepare", help=argparse.SUPPRESS)  # internal: data process
     args = parser.parse_args()
+    if args.json_parquet:
+        kind, directory = args.json_parquet.split(":", 1)
+        if kind == "cluster":
+            res = measure_parquet(directory, args.queries, args.k, args.workers,
+                                  args.memory_limit)
+        else:
+            res = measure_inmemory(directory, args.inmemory_rows, args.queries, args.k,
+                                   args.partition_rows)
+        print(json.dumps(res))
+        return
+    if args.parquet:
+        parquet_main(args)
+        return
     if args.prepare:
         directory, n = args.prepare.rsplit(":", 1)
         prepare(directory, int(n), args.features, args.chunk_rows)

@@ -209,6 +209,10 @@ def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classif
 
 def cmd_label_issues(args):
     console = Console(args.quiet, data_on_stdout=args.output == "-")
+    if args.dask or args.scheduler:  # a file larger than memory, read by dask: _dask.py
+        from ._dask import run_dask
+
+        return run_dask(args, console, "label-issues")
     table, plan, X, y = _load(args, console)
     regression = plan.task == "regression"
     if not regression:
@@ -465,6 +469,10 @@ def _check_value_options(args):
 def cmd_value(args):
     console = Console(args.quiet, data_on_stdout=args.output == "-")
     _check_value_options(args)
+    if args.dask or args.scheduler:  # a file larger than memory, read by dask: _dask.py
+        from ._dask import run_dask
+
+        return run_dask(args, console, "value")
     table, plan, X, y = _load(args, console)
     task = plan.task
     if task == "classification":

@@ -168,6 +168,7 @@ def _add_label_issues(sub, common):
     )
     p.add_argument("--method", default=None, choices=list(CLEAN_METHODS), metavar="NAME",
                    help="how labels are scored (default: loo; see below)")
+    _add_dask_arguments(p)
     p.set_defaults(func=cmd_label_issues)
 
 
@@ -203,8 +204,27 @@ def _add_value(sub, common):
                    "(needed by loo and tmc-shapley; optional for knn-shapley)")
     p.add_argument("--n-neighbors", type=_pos_int, default=5, metavar="K",
                    help="neighbours for knn-shapley (default: 5)")
+    _add_dask_arguments(p)
     _add_deprecated_regression(p)
     p.set_defaults(func=cmd_value)
+
+
+def _add_dask_arguments(p):
+    from ._dask import DEFAULT_SAMPLE
+
+    g = p.add_argument_group(
+        "files larger than memory",
+        "read DATA (Parquet, or CSV) with dask partition by partition; the column roles, "
+        "preprocessing and model are fitted on the first --sample rows, the scores "
+        "computed on every row on the dask cluster, and --output written when complete")
+    g.add_argument("--dask", action="store_true",
+                   help="use dask, on a local cluster of this machine's cores unless "
+                   "--scheduler is given")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler to run on, e.g. tcp://host:8786 "
+                   "(implies --dask)")
+    g.add_argument("--sample", type=_pos_int, default=DEFAULT_SAMPLE, metavar="N",
+                   help=f"rows the model is fitted on with --dask (default: {DEFAULT_SAMPLE})")
 
 
 def _add_deprecated_regression(p):

@@ -20,6 +20,7 @@ only when dask arrays are passed.
 """
 
 import copy
+import warnings
 
 import numpy as np
 from sklearn.base import is_classifier
@@ -37,12 +38,12 @@ from ..objectives import (
 )
 from ..objectives._linear import LinearObjective
 from ..objectives.linear import RemovalReweighting
-from ..utils._dask import is_dask_collection, row_blocked
+from ..utils._dask import frame_meta, is_dask_collection, row_blocked, to_dask_array
 from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
-from ._newton import Newton
+from ._newton import Newton, leverage_one_message
 
-__all__ = ["DaskGLM", "fit_dask", "is_dask_collection"]
+__all__ = ["DaskGLM", "fit_dask", "frame_meta", "is_dask_collection"]
 
 # Query rows per block of a lazy transform, so that a block holds about this many values
 _TRANSFORM_BLOCK_ENTRIES = 1 << 24
@@ -63,6 +64,17 @@ _SERIAL = _Serial()
 
 
 # ------------------------------------------------------------------ per-block work
+class _CollectingNewton(Newton):
+    """Newton inside a task: the points that keep the first-order step (leverage 1) are
+    collected as rows of the block (``first_order_points``) for the client to warn about
+    once, instead of a warning in the worker, which never reaches the client."""
+
+    first_order_points = np.empty(0, dtype=np.intp)
+
+    def _report_first_order(self, singular):
+        self.first_order_points = np.flatnonzero(singular)
+
+
 class _GlobalMean(RemovalReweighting):
     """The one-part reweighting of a row block of a larger training set whose weights are
     a mean over it: the ratios and the summed gradient ``B`` are those of the whole set."""
@@ -134,7 +146,7 @@ class _Context:
     def removal(self, X, y, sample_weight):
         """The block's objective and its removal, prepared with the shared solver."""
         obj = self.objective(X, y, sample_weight)
-        removal = FirstOrder() if self.approximation == "first_order" else Newton()
+        removal = FirstOrder() if self.approximation == "first_order" else _CollectingNewton()
         return obj, removal.prepare(obj, self.solver)
 
 
@@ -157,6 +169,21 @@ def _self_side(X, y, *weights, context, what):
     _, removal = context.removal(X, y, weights[0] if weights else None)
     side = removal.self_side()
     return side.self_influence if what == "self_influence" else side.loo_outputs
+
+
+def _first_order_points(removal, offset):
+    """Global rows of a block's points that keep the first-order step."""
+    return getattr(removal, "first_order_points", np.empty(0, dtype=np.intp)) + offset
+
+
+def _flagged_block(X, y, sample_weight, offset, *, context):
+    return _first_order_points(context.removal(X, y, sample_weight)[1], offset)
+
+
+def _loo_block(X, y, sample_weight, offset, *, context):
+    """A block's leave-one-out outputs and its points that keep the first-order step."""
+    _, removal = context.removal(X, y, sample_weight)
+    return removal.self_side().loo_outputs, _first_order_points(removal, offset)
 
 
 def _queries(obj, Xq, yq):
@@ -184,16 +211,19 @@ def _explain_block(queries, X, y, sample_weight, offset, *, context, k):
                                blocks.column_chunks(n), lambda f, c: map(f, c), n, m, k)
     parts = (result.helpful_values, result.helpful_indices, result.harmful_values,
              result.harmful_indices)
-    return tuple(a + offset if a.dtype.kind == "i" else a for a in parts)
+    return tuple(a + offset if a.dtype.kind == "i" else a for a in parts) + (
+        _first_order_points(removal, offset),)
 
 
 def _merge(*parts, k):
-    """Merge the top-k tuples of consecutive training blocks (earlier blocks first)."""
-    bv, bi, wv, wi = parts[0]
-    for nbv, nbi, nwv, nwi in parts[1:]:
+    """Merge the top-k tuples of consecutive training blocks (earlier blocks first) and
+    their points that keep the first-order step."""
+    bv, bi, wv, wi, flagged = parts[0]
+    for nbv, nbi, nwv, nwi, nflagged in parts[1:]:
         bv, bi = _merge_top_k(bv, bi, nbv, nbi, k, largest=True)
         wv, wi = _merge_top_k(wv, wi, nwv, nwi, k, largest=False)
-    return bv, bi, wv, wi
+        flagged = np.concatenate([flagged, nflagged])
+    return bv, bi, wv, wi, flagged
 
 
 # ------------------------------------------------------------------------ the model
@@ -233,6 +263,8 @@ class DaskGLM:
         self.n_train = int(X.shape[0])
         self.n_params, self.n_outputs = template.n_params, template.n_outputs
         self.theta = template.theta
+        self._first_order = None  # rows that keep the first-order step, once known
+        self._warned = False
 
     @classmethod
     def fit(cls, estimator, X, y, sample_weight=None, *, damping=0.0, approximation="newton",
@@ -277,8 +309,55 @@ class DaskGLM:
         return cls(X, y, sample_weight, template, context)
 
     # ----------------------------------------------------------- lazy results
+    def first_order_rows(self):
+        """Training rows whose Newton step is singular (leverage 1), which keep the
+        first-order step: collected by ``explain`` and :meth:`compute_loo_outputs`, else
+        found by one pass over the blocks the first time they are asked for."""
+        if self._first_order is None:
+            from dask import compute, delayed
+
+            if self.approximation != "newton":
+                self._first_order = np.empty(0, dtype=np.intp)
+            else:
+                flag = delayed(_flagged_block, pure=True)
+                context = delayed(self.context, pure=True)
+                parts = [flag(*block, int(offset), context=context)
+                         for block, offset in self._blocks()]
+                self._first_order = np.concatenate(compute(*parts))
+        return self._first_order
+
+    def _note_first_order(self, rows, stacklevel):
+        """Keep the rows that keep the first-order step and warn about them, once per
+        model; ``stacklevel`` counts from the caller (1: the caller)."""
+        if self._first_order is None:
+            self._first_order = np.sort(rows)
+        rows = self._first_order
+        if rows.size and not self._warned:
+            self._warned = True
+            warnings.warn(leverage_one_message(rows.size, rows), RuntimeWarning,
+                          stacklevel=stacklevel + 1)
+
+    def _blocks(self):
+        """``((X, y, sample_weight) delayed blocks, row offset)`` per row block."""
+        offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]])
+        return list(zip(_row_block_values(self.X, self.y, self.sample_weight), offsets))
+
+    def compute_loo_outputs(self, stacklevel=1):
+        """The ``(n_train, K)`` leave-one-out outputs in memory, warning on the client
+        about points that keep the first-order step (found by the same tasks)."""
+        from dask import compute, delayed
+
+        loo = delayed(_loo_block, pure=True)
+        context = delayed(self.context, pure=True)
+        parts = compute(*[loo(*block, int(offset), context=context)
+                          for block, offset in self._blocks()])
+        self._note_first_order(np.concatenate([p[1] for p in parts]), stacklevel + 1)
+        return np.concatenate([p[0] for p in parts])
+
     def _per_row(self, what, new_axis=None):
         import dask.array as da
+
+        self._note_first_order(self.first_order_rows(), stacklevel=4)  # the user's call
 
         args = [self.X, "ij", self.y, "i" if self.y.ndim == 1 else "it"]
         if self.sample_weight is not None:
@@ -303,6 +382,8 @@ class DaskGLM:
         blocks (queries in memory are split so that a block holds about 16M values)."""
         import dask.array as da
 
+        self._note_first_order(self.first_order_rows(), stacklevel=4)  # the user's call
+        Xq, yq = (to_dask_array(v, "InfluenceFunctions") for v in (Xq, yq))
         n_q = Xq.shape[0]
         if not isinstance(Xq, da.Array):
             rows = max(1, _TRANSFORM_BLOCK_ENTRIES // max(max(self.X.chunks[0]), 1))
@@ -342,7 +423,8 @@ class DaskGLM:
         while len(parts) > 1:
             groups = [parts[i : i + _SPLIT_EVERY] for i in range(0, len(parts), _SPLIT_EVERY)]
             parts = [merge(*group, k=k) if len(group) > 1 else group[0] for group in groups]
-        bv, bi, wv, wi = compute(parts[0])[0]
+        bv, bi, wv, wi, flagged = compute(parts[0])[0]
+        self._note_first_order(flagged, stacklevel=3)  # the user's explain
         return explain_result(bi, bv, wi, wv)
 
 
@@ -402,7 +484,7 @@ def fit_dask(explainer, X, y, sample_weight):
     if explainer.refine not in ("auto", 0):
         raise ValueError(f"{name} on dask arrays does not refit points exactly (a refit "
                          "needs the whole training set in memory); use refine=0.")
-    validate_data(explainer, X, skip_check_array=True)
+    validate_data(explainer, frame_meta(X), skip_check_array=True)  # a DataFrame's names
     approximation = "newton" if explainer.approximation == "auto" else explainer.approximation
     glm = DaskGLM.fit(explainer.estimator, X, y, sample_weight, damping=explainer.damping,
                       approximation=approximation, owner=name, stacklevel=3)  # user's fit

@@ -24,7 +24,7 @@ from ..utils._parallel import chunk_slices
 from ._active_set import ActiveSetRemoval
 from ._boosting import APPROXIMATIONS as BOOSTING_APPROXIMATIONS
 from ._boosting import is_boosted, prepare_boosting
-from ._dask import DaskGLM, fit_dask, is_dask_collection
+from ._dask import DaskGLM, fit_dask, frame_meta, is_dask_collection
 from ._first_order import FirstOrder
 from ._kernel import closed_form_removal
 from ._newton import Newton
@@ -473,7 +473,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         """
         k = self._check_k(k)
         if self._on_dask():
-            validate_data(self, X, skip_check_array=True, reset=False)
+            validate_data(self, frame_meta(X), skip_check_array=True, reset=False)
             return self.objective_.explain(X, y, k)
         Xf, Z0, y_enc = self._queries(X, y)
         return self._blocks().explain(Xf, Z0, y_enc, k)
@@ -553,7 +553,7 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
                 "the result is a lazy dask array: store it with dask (e.g. da.to_zarr or "
                 "da.store into an np.memmap)."
             )
-        validate_data(self, X, skip_check_array=True, reset=False)
+        validate_data(self, frame_meta(X), skip_check_array=True, reset=False)
         return self.objective_.transform(X, y)
 
     # ----------------------------------------------------------------- tags

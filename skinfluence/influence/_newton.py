@@ -82,12 +82,20 @@ class Newton(FirstOrder):
                 singular = singular | near_indefinite
         if singular.any():
             c[singular] = r[singular]
-            warnings.warn(
-                f"{int(singular.sum())} training point(s) have leverage 1: the model refit "
-                "without them is not determined by the rest of the data (their Newton "
-                "step is singular). Their influence uses the first-order formula instead.",
-                RuntimeWarning,
-                stacklevel=_STACKLEVEL,
-            )
+            self._report_first_order(singular)
         self.leverages = M
         return c
+
+    def _report_first_order(self, singular):
+        """Warn that the points ``singular`` (a mask) keep the first-order step."""
+        warnings.warn(leverage_one_message(int(singular.sum())), RuntimeWarning,
+                      stacklevel=_STACKLEVEL + 1)
+
+
+def leverage_one_message(n_points, rows=None):
+    """The warning about points of leverage 1 (``rows``: some of them, to name)."""
+    named = "" if rows is None else " (training rows " + ", ".join(
+        str(i) for i in rows[:10]) + (", ..." if len(rows) > 10 else "") + ")"
+    return (f"{n_points} training point(s){named} have leverage 1: the model refit "
+            "without them is not determined by the rest of the data (their Newton "
+            "step is singular). Their influence uses the first-order formula instead.")

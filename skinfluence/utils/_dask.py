@@ -18,20 +18,99 @@ def is_dask_collection(x):
     return is_collection(x)
 
 
+def is_dask_frame(x):
+    """Whether ``x`` is a dask DataFrame or Series."""
+    if "dask.dataframe" not in sys.modules:
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(x, (dd.DataFrame, dd.Series))
+
+
+def frame_meta(x):
+    """What ``validate_data(..., skip_check_array=True)`` reads the feature names and count
+    from: a dask DataFrame's empty pandas frame (scikit-learn does not read dask's
+    columns), anything else as it is."""
+    return x._meta if is_dask_frame(x) else x
+
+
+# rows per partition of the dask frames counted so far, by name: the same frame passed to
+# several estimators (an explainer, then a cleaner) is counted once
+_COUNTED = {}
+
+
+def _frame_values(part, n_rows):
+    if len(part) != n_rows:  # counted earlier: the data changed since
+        raise ValueError(f"a partition of the dask DataFrame has {len(part)} rows, but "
+                         f"{n_rows} were counted when it was first passed; the data "
+                         "changed in between: pass a new DataFrame (dd.read_parquet again).")
+    return part.to_numpy()
+
+
+def _frame_length(part):
+    return len(part)
+
+
+def to_dask_array(v, owner):
+    """A dask DataFrame or Series as a dask array, one block per partition, with the
+    rows of each partition counted (one pass over them, once per frame: the counts are
+    kept by the frame's name and checked when the blocks are read); anything else is
+    returned as it is.  DataFrame columns must be numeric (the features); a Series (labels) may hold
+    any type.
+
+    The blocks are the partitions of ``v.to_delayed()``: counting them with
+    ``to_dask_array(lengths=True)`` may count the partitions of another, optimised
+    graph (dask combines small Parquet partitions when fewer columns are read)."""
+    if not is_dask_frame(v):
+        return v
+    import dask.array as da
+    import dask.dataframe as dd
+    from dask import compute, delayed
+
+    if isinstance(v, dd.DataFrame):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        bad = [str(c) for c, t in v.dtypes.items()
+               if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+        if bad:
+            raise TypeError(
+                f"{owner} takes numeric feature columns; column(s) {', '.join(bad[:5])} of "
+                "the dask DataFrame are not numeric: encode them first (e.g. with "
+                "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
+            )
+    parts = v.to_delayed()
+    key = getattr(v, "_name", None)  # a dask collection's name: a hash of how it is made
+    lengths = _COUNTED.get(key)
+    if lengths is None or len(lengths) != len(parts):
+        lengths = compute(*[delayed(_frame_length, pure=True)(p) for p in parts])
+        if key is not None:
+            if len(_COUNTED) >= 64:
+                _COUNTED.pop(next(iter(_COUNTED)))
+            _COUNTED[key] = lengths
+    meta = v._meta.to_numpy()
+    tail = meta.shape[1:]
+    return da.concatenate([
+        da.from_delayed(delayed(_frame_values, pure=True)(p, n), (n,) + tail,
+                        dtype=meta.dtype, meta=meta) for p, n in zip(parts, lengths)])
+
+
 def row_blocked(X, y, sample_weight=None, *, owner="InfluenceFunctions"):
     """``X``, ``y`` and ``sample_weight`` as dask arrays on the same row blocks.
 
     ``X`` becomes a 2-D dask array with whole rows in each block (features in one
     chunk); ``y`` and ``sample_weight`` (dask or in memory) are chunked like its rows.
-    Dask DataFrames are refused with the conversion to use; unknown block sizes
-    (e.g. after boolean indexing) with the call that computes them.
+    Dask DataFrames and Series become arrays partition by partition (their rows are
+    counted: one pass over the partitions); unknown block sizes (e.g. after boolean
+    indexing) are refused with the call that computes them.
     """
     import dask.array as da
 
+    # each collection's partitions are counted (a Series need not share X's partitions)
+    X, y, sample_weight = (to_dask_array(v, owner) for v in (X, y, sample_weight))
     if not isinstance(X, da.Array):
         raise TypeError(
-            f"{owner} takes dask arrays, not {type(X).__name__}: convert a dask DataFrame "
-            "with X.to_dask_array(lengths=True) (numeric columns only)."
+            f"{owner} takes dask arrays or DataFrames, not {type(X).__name__} (or numpy "
+            "arrays and pandas DataFrames in memory)."
         )
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D dask array; got {X.ndim} dimension(s).")

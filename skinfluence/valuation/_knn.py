@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from ..utils._dask import is_dask_collection
 from ..utils._output import TrainingColumnsMixin, check_dense_output, row_labels
 from ..utils._progress import progress
 from ._base import BaseValuation, check_train
@@ -63,7 +64,8 @@ class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         The utility used, ``"classification"`` or ``"regression"``.
     estimator_ : KNeighborsClassifier or KNeighborsRegressor
         The KNN model on the whole training set (``predict`` and ``score``
-        delegate to it).
+        delegate to it); None after a fit on dask data, which keeps no training set in
+        memory.
     n_features_in_ : int
 
     Notes
@@ -156,18 +158,27 @@ class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
 
         Parameters
         ----------
-        X : array-like of shape (n_train, n_features)
+        X : array-like, dask array or dask DataFrame of shape (n_train, n_features)
+            With dask, the training points stay in their row blocks and the values
+            are exact, those of arrays in memory (see the user guide, "Large data");
+            ``estimator_`` is then None and ``transform`` is lazy and needs ``y``.
         y : array-like of shape (n_train,)
-            Class labels, or numeric targets for the regression utility.
+            Class labels, or numeric targets for the regression utility (dask: brought
+            into memory, one number per training point).
         X_val, y_val : array-like, default=None
             Validation points; when omitted, each training point is valued on
-            the others (leave-self-out).
+            the others (leave-self-out).  With dask training data they are held in
+            memory and broadcast to the tasks.
 
         Returns
         -------
         self
         """
         self._validate_params()
+        if is_dask_collection(X):  # training rows in dask blocks: _knn_dask.py
+            from ._knn_dask import fit_dask
+
+            return fit_dask(self, X, y, X_val=X_val, y_val=y_val)
         X_in = X  # a DataFrame index names the columns of transform
         X, y, _ = check_train(self, X, y, None, accept_sparse=False,
                               y_numeric=self.task == "regression",
@@ -273,9 +284,15 @@ class KNNShapley(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         Returns
         -------
         ndarray of shape (n_samples, n_train)
-            Row ``i`` sums to ``U(training set) - U(empty)`` for sample ``i``.
+            Row ``i`` sums to ``U(training set) - U(empty)`` for sample ``i``.  A lazy
+            dask array (blocks: query chunks by training row blocks) after a fit on dask
+            data, which needs ``y``.
         """
         check_is_fitted(self, "values_")
+        if is_dask_collection(self._X):
+            from ._knn_dask import transform_dask
+
+            return transform_dask(self, X, y)
         if y is None:
             X = validate_data(self, X, reset=False, accept_sparse=False)
             y = self.estimator_.predict(X)

@@ -13,7 +13,7 @@ from numba import prange
 
 from .._numba import njit
 
-__all__ = ["knn_classifier_shapley_rows", "knn_regressor_shapley_rows"]
+__all__ = ["knn_classifier_shapley_rows", "knn_regressor_shapley_rows", "merge_sorted_rows"]
 
 
 @njit(cache=True)
@@ -120,3 +120,32 @@ def knn_regressor_shapley_rows(D, orders, y_train, y_val, k, exclude,
             s = s - (yi - y_next) * inv_k * (mean_part + rest)
             row[order[i - 1]] = s
             suffix += w_next * y_next
+
+
+@njit(cache=True)
+def merge_sorted_rows(da, ia, db, ib):  # pragma: no cover - numba
+    """Merge, row by row, two lists of training points sorted by distance.
+
+    ``da``/``ia`` (distances, training indices) hold points whose indices are all smaller
+    than those of ``db``/``ib`` (consecutive row blocks, earlier first); each row is
+    sorted by distance, ties by index.  On equal distances the point of ``a`` comes
+    first, so the merged rows are sorted by distance, ties by index, as one argsort of
+    the union with ties broken by index.  Returns ``(d, i)`` of shape ``(m, na + nb)``.
+    """
+    m, na = da.shape
+    nb = db.shape[1]
+    d = np.empty((m, na + nb))
+    idx = np.empty((m, na + nb), dtype=ia.dtype)
+    for r in range(m):
+        s = 0
+        t = 0
+        for u in range(na + nb):
+            if t >= nb or (s < na and da[r, s] <= db[r, t]):
+                d[r, u] = da[r, s]
+                idx[r, u] = ia[r, s]
+                s += 1
+            else:
+                d[r, u] = db[r, t]
+                idx[r, u] = ib[r, t]
+                t += 1
+    return d, idx
