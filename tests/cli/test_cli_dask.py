@@ -124,21 +124,23 @@ def test_dask_output_is_written_whole_or_not_at_all(tmp_path, address, monkeypat
     data, _ = _files(tmp_path, "csv")
     out = tmp_path / "ranked.csv"
     out.write_text("earlier output\n")
-    write_partition = cli_dask._out_partition
+    to_csv = pd.DataFrame.to_csv
     written = []
 
-    def fail_on_the_last(frame, offset, rank, extra):
-        if offset + len(frame) == N:  # the last partition, after the others are written
+    def fail_on_the_second_partition(frame, *args, **kwargs):
+        # the sorted output is appended partition by partition to the temporary file:
+        # the first partition is on disk when the second one fails
+        if written:
             raise OSError("disk full")
-        written.append(offset)
-        return write_partition(frame, offset, rank, extra)
+        written.append(len(frame))
+        return to_csv(frame, *args, **kwargs)
 
-    monkeypatch.setattr(cli_dask, "_out_partition", fail_on_the_last)
     monkeypatch.setattr(cli_dask, "_read", partial(cli_dask._read, blocksize=4_000))
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail_on_the_second_partition)
     code = main(["label-issues", data, "--target", "label", "-o", str(out), "-q",
                  "--scheduler", address])
     assert code == 1 and "disk full" in capsys.readouterr().err
-    assert written  # some partitions were ready when the last one failed
+    assert written and written[0] < N  # a first partition was written, not the whole
     assert out.read_text() == "earlier output\n"
     assert sorted(os.listdir(tmp_path)) == ["data.csv", "ranked.csv"]
 
