@@ -537,3 +537,27 @@ def test_refits_never_modify_the_objective(monkeypatch, kind):
         inf = InfluenceFunctions(est, **params).fit(X, y)
     assert inf.refined_indices_.size == params["refine"]
     assert writes == []
+
+
+@pytest.mark.parametrize("approximation", ["first_order", "newton"])
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_explain_over_many_blocks_equals_the_reference_selection(approximation, n_jobs,
+                                                                  monkeypatch):
+    # cache-sized blocks of a few columns (the fast path) and duplicated training rows
+    # (exactly equal influences): the same result as the selection of transform's matrix
+    from skinfluence.base import _reference_top_k
+    from skinfluence.influence import _base
+
+    monkeypatch.setattr(_base, "EXPLAIN_BLOCK_ENTRIES", 64)
+    X, y, Xt, yt = _data(2, n=400, seed=11)
+    X[200:230], y[200:230] = X[:30], y[:30]
+    inf = InfluenceFunctions(LogisticRegression(), approximation=approximation,
+                             n_jobs=n_jobs).fit(X, y)
+    T = inf.transform(Xt, yt)
+    ex = inf.explain(Xt, yt, k=6)
+    ref = _reference_top_k(lambda cols: T[:, cols], [slice(0, T.shape[1])],
+                           lambda f, c: map(f, c), T.shape[0], 6)
+    for key in ref:
+        np.testing.assert_allclose(ex[key], ref[key], rtol=1e-12, err_msg=key)
+    np.testing.assert_array_equal(ex.helpful_indices, ref.helpful_indices)
+    np.testing.assert_array_equal(ex.harmful_indices, ref.harmful_indices)
