@@ -43,7 +43,7 @@ class InfluenceBlocks:
     def block(self, Xf, Z0, y_enc, cols, out=None):
         """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``.
 
-        Written into ``out`` when given (a contiguous block of the result).
+        Written into ``out`` when given (a block of the result, possibly strided).
         """
         obj, removal = self.objective, self.removal
         V = removal.directions(cols)
@@ -90,48 +90,52 @@ class InfluenceBlocks:
             y_rows = None if y_enc is None else y_enc[rows]
             return lambda cols: self.block(Xf[rows], Z0[rows], y_rows, cols)
 
-        fast = (self._explain_block(Xf, Z0, y_enc),
-                self.column_chunks(n, _base.EXPLAIN_BLOCK_ENTRIES, 64), rows_values)
+        entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
+        fast = (self._query_block(Xf, Z0, y_enc), self.column_chunks(n, entries, 64),
+                rows_values)
         return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
                                               self.column_chunks(n), n,
                                               self.objective.n_train, k, fast=fast)
 
-    def _explain_block(self, Xf, Z0, y_enc):
-        """``cols -> (n, m)`` influence values for ``explain``: the values of :meth:`block`,
+    def _query_block(self, Xf, Z0, y_enc):
+        """``(cols, out=None) -> (n, m)`` influence values: the values of :meth:`block`,
         with the query side built once instead of per block where that is possible.
 
         With the first-order formula (given targets) the block is ``G V`` for the query
         gradients ``G``; for one-output dense linear models under ``"newton"`` the loss is
-        re-evaluated at the output changes ``X~ V``.
+        re-evaluated at the output changes ``X~ V``.  ``out`` may be a strided view (a
+        column block of the result).
         """
         obj, removal = self.objective, self.removal
         if y_enc is None or sp.issparse(Xf):
-            return lambda cols: self.block(Xf, Z0, y_enc, cols)
+            return lambda cols, out=None: self.block(Xf, Z0, y_enc, cols, out=out)
         if removal.approximation == "first_order":
             r, _ = obj.loss_derivatives(Z0, y_enc)
             G = obj.vjp(Xf, r)  # (n, p) query gradients
 
-            def first_order(cols):
-                vals = G @ removal.directions(cols)
+            def first_order(cols, out=None):
+                vals = np.matmul(G, removal.directions(cols), out=out)
                 self._refit_columns(Xf, Z0, y_enc, cols, vals)
                 return vals
 
             return first_order
         if not (isinstance(obj, LinearObjective) and obj.linear_in_params
                 and obj.n_outputs == 1):
-            return lambda cols: self.block(Xf, Z0, y_enc, cols)
+            return lambda cols, out=None: self.block(Xf, Z0, y_enc, cols, out=out)
         XA = augmented(obj, Xf)  # D = X~ V: the one-output jvp of a linear model
 
-        def newton(cols):
+        def newton(cols, out=None):
             D = XA @ removal.directions(cols)
-            return obj.loss_change(Z0, y_enc, D[:, None, :], out=np.empty_like(D))
+            out = np.empty_like(D) if out is None else out
+            return obj.loss_change(Z0, y_enc, D[:, None, :], out=out)
 
         return newton
 
-    def column_chunks(self, n_rows, entries=_base.BLOCK_ENTRIES, least=256):
+    def column_chunks(self, n_rows, entries=None, least=256):
         """Chunks of training points whose blocks over ``n_rows`` queries, and whose
-        ``(n_params, m)`` parameter changes, hold about ``entries`` values (at least
-        ``least`` points each)."""
+        ``(n_params, m)`` parameter changes, hold about ``entries`` values (default
+        ``BLOCK_ENTRIES``; at least ``least`` points each)."""
+        entries = _base.BLOCK_ENTRIES if entries is None else entries
         K = self.objective.n_outputs
         size = max(least, entries // max(n_rows * K, self.objective.n_params, 1))
         return chunk_slices(self.objective.n_train, size)
@@ -180,10 +184,14 @@ class InfluenceBlocks:
             self._run(fill_rows, chunk_slices(n, rows_per_block), "influence")
             return out
 
-        def fill(cols):
-            out[:, cols] = self.block(Xf, Z0, y_enc, cols)
+        # chunks of training points, each solved once and written into its columns
+        block = self._query_block(Xf, Z0, y_enc)
 
-        self._run(fill, self.column_chunks(n), "influence")
+        def fill(cols):
+            block(cols, out=out[:, cols])
+
+        entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
+        self._run(fill, self.column_chunks(n, entries, 64), "influence")
         return out
 
     def _transform_query_side(self, Xf, Z0, y_enc, out):
