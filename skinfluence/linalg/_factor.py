@@ -73,8 +73,12 @@ class CholeskyFactor:
         N = null_space
         self.lift_ = float(np.mean(np.abs(np.diag(H)))) or 1.0
         if N is not None:
-            H += self.lift_ * (N @ N.T)
-        H[np.diag_indices(p)] += damping
+            # only the rows N touches (often a few intercepts) move: N N^T is zero elsewhere
+            rows = np.flatnonzero(N.any(axis=1))
+            Nr = N[rows]
+            H[np.ix_(rows, rows)] += self.lift_ * (Nr @ Nr.T)
+        if damping:
+            H[np.diag_indices(p)] += damping
         self.damping_ = damping
         self.min_eigenvalue_ = None
         self._scale = None
