@@ -145,8 +145,8 @@ def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k, *,
     columns; ``run(func, chunks)`` maps a function over the chunks (serially or in
     parallel) and yields the results in order; each is merged as it arrives, so only
     ``n_rows x 2k`` values are kept between blocks.  ``k`` is capped at ``n_columns``.
-    Equal values are ordered as a per-block ``np.argpartition`` followed by stable
-    merges orders them (by column when ``k`` covers a whole block).
+    Equal values come in the order a per-block ``np.argpartition`` followed by stable
+    merges gives them (by column when ``k`` covers a whole block).
 
     ``fast = (fast_values, fast_chunks, rows_values)`` selects with the running kernels
     of :class:`RunningTopK` instead, over ``fast_values(cols)`` blocks of ``fast_chunks``
@@ -228,7 +228,9 @@ class RunningTopK:
 
         Its empty slots (index ``-1``) hold the current thresholds: what does not beat
         them cannot enter the final selection, so a worker selecting from a later block
-        keeps only candidates (equal ones flag the row as tied).
+        keeps only candidates (equal ones flag the row as tied).  A worker may read the
+        thresholds while the consumer merges: every value read is one the ``k``-th held at
+        some point, which only grows, so it is still a valid bound.
         """
         part = RunningTopK.__new__(RunningTopK)
         part.k = self.k
