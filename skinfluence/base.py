@@ -230,7 +230,7 @@ class RunningTopK:
         them cannot enter the final selection, so a worker selecting from a later block
         keeps only candidates (equal ones flag the row as tied).  A worker may read the
         thresholds while the consumer merges: every value read is one the ``k``-th held at
-        some point, which only grows, so it is still a valid bound.
+        some point, and the thresholds only tighten, so it is still a valid bound.
         """
         part = RunningTopK.__new__(RunningTopK)
         part.k = self.k
