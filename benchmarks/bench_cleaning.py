@@ -31,6 +31,7 @@ Run::
     python benchmarks/bench_cleaning.py --curve-out curve.npz   # save the curves
     python benchmarks/bench_cleaning.py --methods loo --threads 1 --repeat 3  # speed, busy machine
     python benchmarks/bench_cleaning.py --methods loo,loo+fitted   # also: model already fitted
+                                     # (+fitted rows also time the arithmetic they need)
 
 Needs the ``[bench]`` extra (cleanlab 2.9).
 """
@@ -172,6 +173,35 @@ def run_skinfluence(X, y, spec, X_val, y_val):
     return cleaner.scores_, cleaner.issues_, secs
 
 
+def arithmetic_seconds(X, y):
+    """Seconds of the dense linear algebra the leave-one-out path of a fitted model needs,
+    timed on random operands of the same shapes (fastest of ``REPEAT``): the Hessian and
+    the leverages (for K > 2 classes one GEMM each over the unique feature pair products,
+    else ``X~^T X~`` and ``X~ H^-1``), one Cholesky factorisation and LAPACK's inverse
+    from it.  The rest of the cleaner's time is validation, bookkeeping and small kernels.
+    """
+    import scipy.linalg as la
+
+    n = X.shape[0]
+    K = len(np.unique(y))
+    K = 1 if K == 2 else K
+    Xs = StandardScaler().fit_transform(X)
+    da = int(np.count_nonzero(np.any(Xs != 0, axis=0))) + 1  # active features + intercept
+    p, n_pairs, nq = K * da, K * (K + 1) // 2, da * (da + 1) // 2
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((p + 10, p))
+    H = B.T @ B + np.eye(p)
+    c, _ = la.cho_factor(H, lower=True)
+    if K > 1:
+        QT, W, Hq = rng.random((nq, n)), rng.random((n, n_pairs)), rng.random((n_pairs, nq))
+        ops = [lambda: QT @ W, lambda: QT.T @ Hq.T]
+    else:
+        Xa, A = rng.random((n, da)), rng.random((da, da))
+        ops = [lambda: Xa.T @ Xa, lambda: Xa @ A]
+    ops += [lambda: la.cho_factor(H, lower=True), lambda: la.lapack.dpotri(c, lower=True)]
+    return sum(timed(op)[1] for op in ops)
+
+
 def fmt_row(cols, widths):
     return "  ".join(
         str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cols, widths))
@@ -274,6 +304,8 @@ def main():
                             {**base, "lib": lib, **q, "acc": acc, "noisy": acc_noisy,
                              "oracle": acc_oracle, "secs": secs, "fit": fit_secs}
                         )
+                        if lib.endswith("+fitted"):  # its arithmetic, right after it
+                            rows[-1]["arith"] = arithmetic_seconds(X_tr, y_noisy)
                         r = rows[-1]
                         print(
                             f"  {name:13s} {rate:.1f} s{seed} {lib:25s} auroc={r['auroc']:.3f} "
@@ -327,6 +359,18 @@ def main():
             total = sum(c["secs"] for c in ref_all) / sum(s["secs"] for s in sel)
             print(fmt_row(["  total time", "", "", "", "", "", "", "", "", "", "", "", "",
                            f"{total:.1f}x", "", ""], widths))
+    arith = [r for r in rows if "arith" in r]
+    if arith:
+        print("\nModel already fitted: seconds against the dense linear algebra they need "
+              "(same shapes, timed in the same cell)")
+        for data in datasets:
+            for lib in sorted({r["lib"] for r in arith}):
+                sel = [r for r in arith if (r["data"], r["lib"]) == (data, lib)]
+                if sel:
+                    secs = float(np.mean([r["secs"] for r in sel]))
+                    ar = float(np.mean([r["arith"] for r in sel]))
+                    print(f"  {data:13s} {lib:25s} {1e3 * secs:7.1f} ms  arithmetic "
+                          f"{1e3 * ar:6.1f} ms  ratio {secs / ar:.2f}")
     print("speedup: cleanlab seconds / this row's seconds (AVERAGE: geometric mean over cells; "
           "total time: ratio of summed seconds)")
     print("fit%: share of this row's seconds that one plain fit of the model takes; bound: "

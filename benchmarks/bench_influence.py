@@ -22,7 +22,10 @@ For each dense case and each ``approximation`` ("first_order", "newton"):
   training-side work, its "query" the test-side work;
 * the max abs difference of the two matrices;
 * the DGEMM roofline of the influence GEMM, ``2 * n_test * n_train * p / FLOP/s``
-  with FLOP/s measured here on a 4000x4000 product (best of 3).
+  with FLOP/s measured here on a 4000x4000 product (best of 3), and the time of the
+  same-size product ``(n_test, p) @ (p, n_train)`` into a preallocated array
+  (``gemm_same``) timed beside ``transform(X, y, out=...)`` into the same array
+  (``transform_out``; ``out/gemm`` their ratio).
 
 All times are best-of-k wall seconds (k in the table header); numba kernels are
 warmed up on a tiny problem before anything is timed.
@@ -219,7 +222,11 @@ def run_dense_case(name, n_train, n_test, d, n_classes, repeat, flops, profile=F
 
         # skinfluence and naive alternate within each repeat, so that both see the
         # same background load; the best of each timing is kept
-        t_fit = t_tr = t_tr2 = t_prep = t_query = np.inf
+        t_fit = t_tr = t_tr2 = t_prep = t_query = t_gemm = t_out = np.inf
+        # the same-size product, timed beside the transform (the roofline on this load)
+        rng = np.random.default_rng(0)
+        Gr, Vr = rng.standard_normal((len(yt), p)), rng.standard_normal((p, len(y)))
+        buf = np.empty((len(yt), len(y)))
         for _ in range(max(1, repeat)):
             M_sk = M_nv = None
             gc.collect()
@@ -233,6 +240,12 @@ def run_dense_case(name, n_train, n_test, d, n_classes, repeat, flops, profile=F
             with Timer() as tm:  # repeated call: query-side work only
                 M_sk = inf.transform(Xt, yt)
             t_tr2 = min(t_tr2, tm.seconds)
+            with Timer() as tm:
+                np.matmul(Gr, Vr, out=buf)
+            t_gemm = min(t_gemm, tm.seconds)
+            with Timer() as tm:  # into a preallocated output, as the product above
+                inf.transform(Xt, yt, out=buf)
+            t_out = min(t_out, tm.seconds)
             with Timer() as tm:
                 prep = nprep(est, X, y, approx)
             t_prep = min(t_prep, tm.seconds)
@@ -265,6 +278,9 @@ def run_dense_case(name, n_train, n_test, d, n_classes, repeat, flops, profile=F
                 "sk_transform_again": t_tr2,
                 "roofline": roofline,
                 "transform/roof": t_tr2 / roofline,
+                "gemm_same": t_gemm,
+                "transform_out": t_out,
+                "out/gemm": t_out / t_gemm,
                 "max_abs_diff": diff,  # refine=0, so this should be rounding only
                 "rel_diff": diff / scale if scale > 0 else 0.0,
                 "rss_mib": peak_rss_mib(),
@@ -469,7 +485,8 @@ def _run(args):
         )
         print_table(
             rows,
-            ["case", "approx", "roofline", "sk_transform_again", "transform/roof", "max_abs_diff",
+            ["case", "approx", "roofline", "sk_transform_again", "transform/roof", "gemm_same",
+             "transform_out", "out/gemm", "max_abs_diff",
              "rel_diff", "rss_mib"],
             title=f"DGEMM roofline (2 n_test n_train p / {flops / 1e9:.1f} GFLOP/s), "
                   "agreement with naive, peak RSS (MiB, cumulative)",

@@ -47,12 +47,24 @@ that process; ``--chunk-rows`` defaults to 250,000.
    process id changed or it disappeared), the client's peak RSS, and rows/s against
    the in-memory path on ``--inmemory-rows`` rows of the same data (a fresh process).
 
+``--speed`` measures instead the throughput of ``explain`` (``--queries`` training rows as
+queries, ``k``) with ``approximation="first_order"`` and ``"newton"`` (``refine=0``: the
+one-step formulas), each against, in the same process, the DGEMM roofline (the time of the
+same-size product ``(queries x p) @ (p x rows)`` in column blocks, the best block width of a
+few, best of the repeats) and a naive numpy top-k (the same blocked product followed by
+``np.argpartition`` of every block, 2048 columns a block).  ``--baseline PATH`` runs the same
+measurement with the skinfluence at ``PATH`` (e.g. an older checkout) in a fresh process of
+the same run, alternating with the current code, so before/after ratios share the machine's
+load.
+
 Run (BLAS pinned to one thread for stable timings)::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --rows 200000
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --rows 200000,2000000
     python benchmarks/bench_scale.py --rows 20000 --trace   # + tracemalloc top allocations
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --parquet 5000000
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_scale.py --speed --rows 200000,2000000 \
+        --baseline /tmp/skinfluence-before
 """
 
 import argparse
@@ -430,12 +442,75 @@ def _print_parquet(cluster, memory, args):
           f"{memory['peak_mib'] / 1024:.2f} GiB")
 
 
+def measure_speed(directory, n_queries, k, repeat):
+    """Seconds of ``explain`` (first order, newton) beside the roofline and a naive top-k."""
+    import warnings
+
+    from sklearn.frozen import FrozenEstimator
+
+    import skinfluence
+    from skinfluence import InfluenceFunctions
+
+    _warm_up()
+    X = np.load(os.path.join(directory, "X.npy"))
+    y = np.load(os.path.join(directory, "y.npy"))
+    with open(os.path.join(directory, "model.pkl"), "rb") as f:
+        model = pickle.load(f)
+    Xq, yq = X[:n_queries], y[:n_queries]
+    n, p = X.shape[0], X.shape[1] + 1
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((n_queries, p))
+    V = rng.standard_normal((p, n))
+
+    def roofline(width):
+        buf = np.empty((n_queries, width))
+        for start in range(0, n, width):
+            stop = min(start + width, n)
+            np.matmul(G, V[:, start:stop], out=buf[:, :stop - start])
+
+    def naive():
+        best_i = np.empty((n_queries, 0), dtype=np.intp)
+        best_v = np.empty((n_queries, 0))
+        for start in range(0, n, 2048):
+            B = G @ V[:, start:start + 2048]
+            part = np.argpartition(-B, k - 1, axis=1)[:, :k]
+            cand_v = np.concatenate([best_v, np.take_along_axis(B, part, 1)], axis=1)
+            cand_i = np.concatenate([best_i, part + start], axis=1)
+            order = np.argsort(-cand_v, axis=1, kind="stable")[:, :k]
+            best_v = np.take_along_axis(cand_v, order, 1)
+            best_i = np.take_along_axis(cand_i, order, 1)
+            np.argpartition(B, k - 1, axis=1)  # the harmful side
+        return best_i
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infs = {a: InfluenceFunctions(FrozenEstimator(model), approximation=a,
+                                      refine=0).fit(X, y)
+                for a in ("first_order", "newton")}
+    times = {"roofline": np.inf, "naive": np.inf, "first_order": np.inf, "newton": np.inf}
+    for _ in range(repeat):  # alternated, so that all see the same background load
+        for width in (256, 2048):
+            t0 = time.perf_counter()
+            roofline(width)
+            times["roofline"] = min(times["roofline"], time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        naive()
+        times["naive"] = min(times["naive"], time.perf_counter() - t0)
+        for a, inf in infs.items():
+            t0 = time.perf_counter()
+            inf.explain(Xq, yq, k=k)
+            times[a] = min(times[a], time.perf_counter() - t0)
+    times["rows"], times["code"] = n, os.path.dirname(os.path.dirname(skinfluence.__file__))
+    times["load"] = os.getloadavg()[0]
+    return times
+
+
 # ------------------------------------------------------------------------- driver
 STAGES = ("fit", "self_influence", "explain", "cleaner", "transform")
 
 
-def _run(cmd):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def _run(cmd, code=ROOT):
+    env = dict(os.environ, PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -465,6 +540,11 @@ def main():
     parser.add_argument("--dir", help="where the Parquet files are written and kept "
                         "(--parquet; default: a temporary directory, removed)")
     parser.add_argument("--json-parquet", help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--speed", action="store_true",
+                        help="explain throughput vs the DGEMM roofline instead of memory")
+    parser.add_argument("--baseline", help="--speed: also time the skinfluence at this path")
+    parser.add_argument("--repeat", type=int, default=2, help="--speed: best of this many")
+    parser.add_argument("--speed-json", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)  # internal: measuring process
     parser.add_argument("--prepare", help=argparse.SUPPRESS)  # internal: data process
     args = parser.parse_args()
@@ -484,6 +564,12 @@ def main():
     if args.prepare:
         directory, n = args.prepare.rsplit(":", 1)
         prepare(directory, int(n), args.features, args.chunk_rows)
+        return
+    if args.speed_json:
+        print(json.dumps(measure_speed(args.speed_json, args.queries, args.k, args.repeat)))
+        return
+    if args.speed:
+        _speed(args)
         return
     if args.json:
         directory, chunk = args.json.rsplit(":", 1)
@@ -513,6 +599,36 @@ def main():
                 rows.append(res)
                 _print_row(res)
     _print_table(rows, args.transform_rows)
+
+
+def _speed(args):
+    sys.path.insert(0, HERE)
+    from _common import print_table
+
+    codes = [ROOT] + ([os.path.abspath(args.baseline)] if args.baseline else [])
+    rows = []
+    for n in (int(s) for s in args.rows.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            _run([sys.executable, __file__, "--prepare", f"{tmp}:{n}",
+                  "--features", str(args.features), "--chunk-rows", "0"])
+            for code in codes[::-1]:  # the baseline first: it warms nothing up for us
+                res = json.loads(_run([sys.executable, __file__, "--speed-json", tmp,
+                                       "--queries", str(args.queries), "--k", str(args.k),
+                                       "--repeat", str(args.repeat)], code))
+                res["code"] = "baseline" if code != ROOT else "this"
+                for key in ("naive", "first_order", "newton"):
+                    res[f"{key}/roof"] = res[key] / res["roofline"]
+                res["roof%"] = 100.0 * res["roofline"] / res["first_order"]
+                res["newton/fo"] = res["newton"] / res["first_order"]
+                rows.append(res)
+    print_table(rows, [("rows", "rows"), ("code", "code"), ("load", "load"),
+                       ("roofline", "roofline s"), ("naive", "naive top-k s"),
+                       ("first_order", "first order s"), ("newton", "newton s"),
+                       ("naive/roof", "naive/roof"), ("first_order/roof", "first order/roof"),
+                       ("roof%", "first order % of roofline"),
+                       ("newton/fo", "newton/first order")],
+                title=f"explain of {args.queries} queries, k={args.k}, d={args.features} "
+                      f"(best of {args.repeat}, seconds)")
 
 
 def _print_row(res):

@@ -25,6 +25,7 @@ from .utils._parallel import (
     numba_single_thread,
 )
 from .utils._progress import progress
+from .utils._top_k import empty_selection, top_k_merge, top_k_update
 from .utils._routing import fit_weighted
 
 __all__ = [
@@ -136,16 +137,53 @@ def explain_result(helpful_indices, helpful_values, harmful_indices, harmful_val
                  harmful_indices=harmful_indices, harmful_values=harmful_values)
 
 
-def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k):
+def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k, *,
+                      fast=None, serial=False):
     """The ``k`` largest and ``k`` smallest entries per row of a matrix seen in column blocks.
 
     ``block_values(cols)`` returns the ``(n_rows, len(cols))`` block for a slice of
     columns; ``run(func, chunks)`` maps a function over the chunks (serially or in
     parallel) and yields the results in order; each is merged as it arrives, so only
     ``n_rows x 2k`` values are kept between blocks.  ``k`` is capped at ``n_columns``.
+    Equal values come in the order a per-block ``np.argpartition`` followed by stable
+    merges gives them (by column when ``k`` covers a whole block).
+
+    ``fast = (fast_values, fast_chunks, rows_values)`` selects with the running kernels
+    of :class:`RunningTopK` instead, over ``fast_values(cols)`` blocks of ``fast_chunks``
+    giving the same values (e.g. cache-sized, with the query side built once); only rows
+    where equal values compete are then selected again, from ``rows_values(rows)(cols)``
+    (the rows ``rows`` of ``block_values(cols)``) over ``column_chunks``, so the result
+    is the same.  ``serial``: the consumer folds the blocks itself (no worker threads).
     Returns the :func:`explain_result` Bunch.
     """
     k = min(check_k(k), n_columns)
+    if fast is None:
+        return _reference_top_k(block_values, column_chunks, run, n_rows, k)
+    fast_values, fast_chunks, rows_values = fast
+    top = RunningTopK(n_rows, k)
+    if serial:
+        for cols, vals in run(lambda cols: (cols, fast_values(cols)), fast_chunks):
+            top.fold(vals, cols.start)
+    else:
+        def select(cols):
+            part = top.seeded()
+            part.fold(fast_values(cols), cols.start)
+            return part
+
+        for part in run(select, fast_chunks):
+            top.merge(part)
+    result = top.result()
+    tied = np.flatnonzero(top.tied)
+    if tied.size:  # equal values compete: the reference selection orders them
+        ref = _reference_top_k(rows_values(tied), column_chunks, run, tied.size, k)
+        for key in result:
+            result[key][tied] = ref[key]
+    return result
+
+
+def _reference_top_k(block_values, column_chunks, run, n_rows, k):
+    """Per-block ``np.argpartition`` merged by stable sorts: the selection that defines
+    the order of equal values."""
     best_val = np.full((n_rows, k), -np.inf)
     best_idx = np.full((n_rows, k), -1, dtype=np.intp)
     worst_val = np.full((n_rows, k), np.inf)
@@ -160,6 +198,56 @@ def top_k_over_blocks(block_values, column_chunks, run, n_rows, n_columns, k):
         best_val, best_idx = _merge_top_k(best_val, best_idx, bv, bi, k, largest=True)
         worst_val, worst_idx = _merge_top_k(worst_val, worst_idx, wv, wi, k, largest=False)
     return explain_result(best_idx, best_val, worst_idx, worst_val)
+
+
+class RunningTopK:
+    """Each row's ``k`` largest and ``k`` smallest values (and columns) seen so far.
+
+    Columns are folded in increasing order (:meth:`fold`, one block at a time, or
+    :meth:`merge` of a later block's selection).  Equal values are kept in column order,
+    and rows where equal values compete are flagged in :attr:`tied`.  See
+    :mod:`skinfluence.utils._top_k` for the kernels.
+    """
+
+    def __init__(self, n_rows, k):
+        self.k = k
+        self.arrays = empty_selection(n_rows, k)
+
+    @property
+    def tied(self):
+        """(n_rows,) bool: two selected values are equal, or one equal to the ``k``-th was
+        passed over."""
+        return self.arrays[4]
+
+    def fold(self, block, col0):
+        """Fold the ``(n_rows, m)`` values of columns ``col0 .. col0 + m - 1``."""
+        top_k_update(np.ascontiguousarray(block, dtype=np.float64), col0, *self.arrays)
+
+    def seeded(self):
+        """An empty selection that only admits values beating this one's ``k``-th now.
+
+        Its empty slots (index ``-1``) hold the current thresholds: what does not beat
+        them cannot enter the final selection, so a worker selecting from a later block
+        keeps only candidates (equal ones flag the row as tied).  A worker may read the
+        thresholds while the consumer merges: every value read is one the ``k``-th held at
+        some point, and the thresholds only tighten, so it is still a valid bound.
+        """
+        part = RunningTopK.__new__(RunningTopK)
+        part.k = self.k
+        bv, bi, wv, wi, tied = self.arrays
+        part.arrays = (np.repeat(bv[:, -1:], self.k, axis=1), np.full_like(bi, -1),
+                       np.repeat(wv[:, -1:], self.k, axis=1), np.full_like(wi, -1),
+                       np.zeros_like(tied))
+        return part
+
+    def merge(self, later):
+        """Fold in the selection of a block of later columns."""
+        top_k_merge(*self.arrays, *later.arrays)
+
+    def result(self):
+        """The :func:`explain_result` Bunch (unfilled slots: index -1, value -inf / +inf)."""
+        bv, bi, wv, wi, _ = self.arrays
+        return explain_result(bi, bv, wi, wv)
 
 
 def _top_k(vals, idx, k, largest):
@@ -280,12 +368,14 @@ class BaseExplainer(DelegatingMixin, MetaEstimatorMixin, BaseEstimator):
         return run_blocks(func, chunks, desc, getattr(self, "n_jobs", None),
                           getattr(self, "verbose", 0))
 
-    def _explain_blocks(self, block_values, chunks, n_rows, n_columns, k, desc="explain"):
+    def _explain_blocks(self, block_values, chunks, n_rows, n_columns, k, desc="explain",
+                        fast=None):
         """:func:`top_k_over_blocks` of the blocks ``block_values(cols)`` of the column
-        ``chunks``, run by :meth:`_run_blocks`."""
+        ``chunks`` (and ``fast``, see there), run by :meth:`_run_blocks`."""
         return top_k_over_blocks(block_values, chunks,
                                  lambda func, c: self._run_blocks(func, c, desc),
-                                 n_rows, n_columns, k)
+                                 n_rows, n_columns, k, fast=fast,
+                                 serial=effective_n_jobs(getattr(self, "n_jobs", None)) <= 1)
 
     @staticmethod
     def _check_k(k):

@@ -219,7 +219,8 @@ class _PairProducts:
         """Hessian without penalty in (k, a) layout from the per-point curvature ``S``."""
         ks, ls = _pairs(K)
         Wp = S[:, ks, ls] * w[:, None]
-        Hp = Wp.T @ self.QT.T  # (n_pairs, nq): packed symmetric blocks
+        # (nq, n) @ (n, n_pairs): the long side outermost runs fastest in BLAS here
+        Hp = (self.QT @ Wp).T  # (n_pairs, nq): packed symmetric blocks
         da = self.da
         blocks = np.empty((ks.size, da, da))
         blocks[:, self.iu, self.ju] = Hp
@@ -236,8 +237,9 @@ class _PairProducts:
         blocks = Hinv.reshape(K, da, K, da)[ls, :, ks, :]  # lower blocks (l >= k)
         Hq = blocks[:, self.iu, self.ju] + blocks[:, self.ju, self.iu]
         Hq[:, self.iu == self.ju] *= 0.5
-        # (n_pairs, nq) @ (nq, n): the orientation BLAS runs fastest here
-        return np.ascontiguousarray((Hq @ self.QT).T)
+        # (n, nq) @ (nq, n_pairs), both operands transposed views: the orientation BLAS runs
+        # fastest here, and the result comes out row-major
+        return self.QT.T @ Hq.T
 
 
 @njit(cache=True, nogil=True)

@@ -20,6 +20,9 @@ from ..utils._parallel import chunk_slices
 # Influence blocks are materialised this many float64 entries at a time (16 MiB): large
 # enough for full-speed products, small next to the data (a block has a few temporaries).
 BLOCK_ENTRIES = 1 << 21
+# The blocks of explain are folded into the top-k right after their product: about this many
+# entries (4 MiB) keep them in the cache between the two.
+EXPLAIN_BLOCK_ENTRIES = 1 << 19
 # Row blocks written straight into the output can be larger: fewer passes over dtheta.
 ROW_BLOCK_ENTRIES = 1 << 25
 # Parameter changes of all training points are cached when they fit in this many entries.

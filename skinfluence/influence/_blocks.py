@@ -9,9 +9,12 @@ query is exact at the new outputs under ``"newton"`` and linearised under
 """
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..objectives._linear import LinearObjective
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from . import _base
+from ._first_order import augmented
 
 
 class InfluenceBlocks:
@@ -40,7 +43,7 @@ class InfluenceBlocks:
     def block(self, Xf, Z0, y_enc, cols, out=None):
         """Influence values (n, m) of training points ``cols`` on the samples of ``Xf``.
 
-        Written into ``out`` when given (a contiguous block of the result).
+        Written into ``out`` when given (a block of the result, possibly strided).
         """
         obj, removal = self.objective, self.removal
         V = removal.directions(cols)
@@ -82,16 +85,88 @@ class InfluenceBlocks:
     def explain(self, Xf, Z0, y_enc, k):
         """Top-``k`` helpful and harmful training points of each query (the explain Bunch)."""
         n = Xf.shape[0]
-        return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
-                                              self.column_chunks(n), n, self.objective.n_train,
-                                              k)
 
-    def column_chunks(self, n_rows):
+        def rows_values(rows):  # the few rows whose equal values the reference orders
+            y_rows = None if y_enc is None else y_enc[rows]
+            return lambda cols: self.block(Xf[rows], Z0[rows], y_rows, cols)
+
+        entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
+        fast = (self._query_block(Xf, Z0, y_enc), self.column_chunks(n, entries, 64),
+                rows_values)
+        return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
+                                              self.column_chunks(n), n,
+                                              self.objective.n_train, k, fast=fast)
+
+    def _query_block(self, Xf, Z0, y_enc, absorb=False):
+        """``(cols, out=None) -> (n, m)`` influence values: the values of :meth:`block`,
+        with the query side built once instead of per block where that is possible.
+
+        With the first-order formula (given targets) the block is ``G V`` for the query
+        gradients ``G``; for one-output dense linear models under ``"newton"`` the loss is
+        re-evaluated at the output changes ``X~ V``.  ``out`` may be a strided view (a
+        column block of the result).  ``absorb``: see :meth:`_times_changes` (equal to
+        rounding, so not for ``explain``, whose ties must be those of :meth:`block`).
+        """
+        obj, removal = self.objective, self.removal
+        if y_enc is None or sp.issparse(Xf):
+            return lambda cols, out=None: self.block(Xf, Z0, y_enc, cols, out=out)
+        if removal.approximation == "first_order":
+            r, _ = obj.loss_derivatives(Z0, y_enc)
+            times = self._times_changes(obj.vjp(Xf, r), absorb)  # query gradients G
+
+            def first_order(cols, out=None):
+                vals = times(cols, out)
+                self._refit_columns(Xf, Z0, y_enc, cols, vals)
+                return vals
+
+            return first_order
+        if not (isinstance(obj, LinearObjective) and obj.linear_in_params
+                and obj.n_outputs == 1):
+            return lambda cols, out=None: self.block(Xf, Z0, y_enc, cols, out=out)
+        # D = X~ V: the one-output jvp of a linear model
+        times = self._times_changes(augmented(obj, Xf), absorb)
+
+        def newton(cols, out=None):
+            D = times(cols)
+            out = np.empty_like(D) if out is None else out
+            return obj.loss_change(Z0, y_enc, D[:, None, :], out=out)
+
+        return newton
+
+    def _times_changes(self, Q, absorb):
+        """``(cols, out=None) -> Q dtheta_cols`` for a query-side matrix ``Q`` (n, p).
+
+        With ``absorb``, and parameter changes that are solved per block with an explicit
+        ``H^{-1}``, the query side takes it once: ``(Q H^{-1}) (J^T c)_cols`` instead of
+        ``Q (H^{-1} (J^T c)_cols)``, one ``p x p`` product per block fewer.
+        """
+        removal, obj = self.removal, self.objective
+        Hinv = removal.solver.inverse()
+        if not absorb or removal.cacheable or Hinv is None:
+            return lambda cols, out=None: np.matmul(Q, removal.directions(cols), out=out)
+        QH = Q @ Hinv
+        rw = removal.reweighting
+        QB = None if rw is None else Q @ rw.directions
+
+        def times(cols, out=None):  # Removal._solve and _finish, with Q applied first
+            vals = np.matmul(QH, obj.vjp_T(obj.X[cols], removal.coef[cols]), out=out)
+            if QB is not None:
+                vals -= QB @ rw.coef[cols].T
+            if removal.refined:
+                idx = np.arange(obj.n_train)[cols]
+                for pos in np.flatnonzero(np.isin(idx, list(removal.refined))):
+                    vals[:, pos] = Q @ removal.refined[idx[pos]]
+            return vals
+
+        return times
+
+    def column_chunks(self, n_rows, entries=None, least=256):
         """Chunks of training points whose blocks over ``n_rows`` queries, and whose
-        ``(n_params, m)`` parameter changes, hold about ``BLOCK_ENTRIES`` values (at least
-        256 points each)."""
+        ``(n_params, m)`` parameter changes, hold about ``entries`` values (default
+        ``BLOCK_ENTRIES``; at least ``least`` points each)."""
+        entries = _base.BLOCK_ENTRIES if entries is None else entries
         K = self.objective.n_outputs
-        size = max(256, _base.BLOCK_ENTRIES // max(n_rows * K, self.objective.n_params, 1))
+        size = max(least, entries // max(n_rows * K, self.objective.n_params, 1))
         return chunk_slices(self.objective.n_train, size)
 
     # ------------------------------------------------------------ results
@@ -138,10 +213,14 @@ class InfluenceBlocks:
             self._run(fill_rows, chunk_slices(n, rows_per_block), "influence")
             return out
 
-        def fill(cols):
-            out[:, cols] = self.block(Xf, Z0, y_enc, cols)
+        # chunks of training points, each solved once and written into its columns
+        block = self._query_block(Xf, Z0, y_enc, absorb=True)
 
-        self._run(fill, self.column_chunks(n), "influence")
+        def fill(cols):
+            block(cols, out=out[:, cols])
+
+        entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
+        self._run(fill, self.column_chunks(n, entries, 64), "influence")
         return out
 
     def _transform_query_side(self, Xf, Z0, y_enc, out):

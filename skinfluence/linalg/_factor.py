@@ -5,6 +5,8 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 
+from ._kernels import mirror_lower
+
 # squared pivot ratio / reciprocal condition estimate below which a Cholesky factor is
 # treated as numerically singular
 _RCOND = 1e-13
@@ -71,8 +73,12 @@ class CholeskyFactor:
         N = null_space
         self.lift_ = float(np.mean(np.abs(np.diag(H)))) or 1.0
         if N is not None:
-            H += self.lift_ * (N @ N.T)
-        H[np.diag_indices(p)] += damping
+            # only the rows N touches (often a few intercepts) move: N N^T is zero elsewhere
+            rows = np.flatnonzero(N.any(axis=1))
+            Nr = N[rows]
+            H[np.ix_(rows, rows)] += self.lift_ * (Nr @ Nr.T)
+        if damping:
+            H[np.diag_indices(p)] += damping
         self.damping_ = damping
         self.min_eigenvalue_ = None
         self._scale = None
@@ -167,10 +173,10 @@ class CholeskyFactor:
             inv, info = la.lapack.dpotri(c, lower=lower)
             if info != 0:
                 inv = la.cho_solve(self._chol, np.eye(c.shape[0]), check_finite=False)
-            else:
-                tri = np.tril(inv) if lower else np.triu(inv)
-                inv = tri + tri.T
-                inv[np.diag_indices_from(inv)] *= 0.5
+            else:  # LAPACK fills one triangle: copy it onto the other
+                inv = mirror_lower(inv) if lower else mirror_lower(inv.T).T
+                if not inv.flags.c_contiguous:
+                    inv = inv.T  # the same symmetric matrix, row-major
             if self._scale is not None:
                 inv *= self._scale[:, None] * self._scale[None, :]
             N = self.null_space_

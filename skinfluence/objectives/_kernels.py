@@ -165,12 +165,26 @@ def binary_logloss_change(Z0, y, D, out):
         c3 = v * (1.0 - 2.0 * s) / 6.0
         c4 = v * (1.0 - 6.0 * v) / 24.0
         c5 = v * (1.0 - 2.0 * s) * (1.0 - 12.0 * v) / 120.0
+        if D.ctypes.data == out.ctypes.data:  # in place: one pass, D read before written
+            for j in range(m):
+                d = D[i, j]
+                if abs(d) <= 1e-3:
+                    out[i, j] = d * (c1 + d * (c2 + d * (c3 + d * (c4 + d * c5))))
+                else:
+                    out[i, j] = _softplus(z + d) - base - yi * d
+            continue
+        # the series for every entry first (no branch: vectorised), then the few entries
+        # beyond its range again: the same numbers as choosing per entry
+        beyond = 0
         for j in range(m):
             d = D[i, j]
-            if abs(d) <= 1e-3:
-                out[i, j] = d * (c1 + d * (c2 + d * (c3 + d * (c4 + d * c5))))
-            else:
-                out[i, j] = _softplus(z + d) - base - yi * d
+            beyond += abs(d) > 1e-3
+            out[i, j] = d * (c1 + d * (c2 + d * (c3 + d * (c4 + d * c5))))
+        if beyond:
+            for j in range(m):
+                d = D[i, j]
+                if abs(d) > 1e-3:
+                    out[i, j] = _softplus(z + d) - base - yi * d
     return out
 
 

@@ -539,3 +539,54 @@ def test_refits_never_modify_the_objective(monkeypatch, kind):
         inf = InfluenceFunctions(est, **params).fit(X, y)
     assert inf.refined_indices_.size == params["refine"]
     assert writes == []
+
+
+@pytest.mark.parametrize("approximation", ["first_order", "newton"])
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_explain_over_many_blocks_equals_the_reference_selection(approximation, n_jobs,
+                                                                  monkeypatch):
+    # cache-sized blocks of a few columns (the fast path) and duplicated training rows
+    # (exactly equal influences): the same result as the selection of transform's matrix
+    from skinfluence.base import _reference_top_k
+    from skinfluence.influence import _base
+
+    monkeypatch.setattr(_base, "EXPLAIN_BLOCK_ENTRIES", 64)
+    X, y, Xt, yt = _data(2, n=400, seed=11)
+    X[200:230], y[200:230] = X[:30], y[:30]
+    inf = InfluenceFunctions(LogisticRegression(), approximation=approximation,
+                             n_jobs=n_jobs).fit(X, y)
+    T = inf.transform(Xt, yt)
+    ex = inf.explain(Xt, yt, k=6)
+    ref = _reference_top_k(lambda cols: T[:, cols], [slice(0, T.shape[1])],
+                           lambda f, c: map(f, c), T.shape[0], 6)
+    for key in ref:
+        np.testing.assert_allclose(ex[key], ref[key], rtol=1e-12, err_msg=key)
+    np.testing.assert_array_equal(ex.helpful_indices, ref.helpful_indices)
+    np.testing.assert_array_equal(ex.harmful_indices, ref.harmful_indices)
+
+
+@pytest.mark.parametrize("approximation", ["first_order", "newton"])
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_transform_solved_per_block_equals_the_cached_changes(approximation, class_weight,
+                                                              monkeypatch):
+    # without the cache, transform applies H^{-1} on the query side once per call; with
+    # exact refits swapped in (newton) and balanced weights (the reweighting term) it must
+    # give the matrix of the cached parameter changes
+    from skinfluence.influence import _base
+
+    X, y, Xt, yt = _data(2, n=300, seed=12)
+    est = LogisticRegression(class_weight=class_weight)
+    cached = InfluenceFunctions(est, approximation=approximation, refine=3).fit(X, y)
+    assert cached._removal.cacheable
+    assert len(cached.refined_indices_) == (3 if approximation == "newton" else 0)
+    expected = cached.transform(Xt, yt)
+    monkeypatch.setattr(_base, "CACHE_ENTRIES", 0)
+    monkeypatch.setattr(_base, "BLOCK_ENTRIES", 1)  # several column blocks
+    solved = InfluenceFunctions(est, approximation=approximation, refine=3).fit(X, y)
+    assert not solved._removal.cacheable
+    assert solved._removal.solver.inverse() is not None
+    np.testing.assert_array_equal(solved.refined_indices_, cached.refined_indices_)
+    got = solved.transform(Xt, yt)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+    ex = solved.explain(Xt, yt, k=4)  # explain's blocks keep block()'s own arithmetic
+    np.testing.assert_allclose(ex.helpful_values, -np.sort(-got, axis=1)[:, :4], rtol=1e-10)

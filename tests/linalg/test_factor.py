@@ -192,3 +192,16 @@ def test_solvers_is_a_deprecated_alias_the_library_does_not_use():
         if path.parent.name != "solvers" and uses.search(path.read_text(encoding="utf-8"))
     ]
     assert not offenders
+
+
+@pytest.mark.parametrize("p", [1, 2, 31, 32, 33, 70])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_mirror_lower_equals_the_symmetrised_triangle(p, order):
+    from skinfluence.linalg._kernels import mirror_lower
+
+    A = np.asarray(np.random.default_rng(p).normal(size=(p, p)), order=order)
+    tri = np.tril(A)
+    expected = tri + tri.T
+    expected[np.diag_indices(p)] *= 0.5
+    got = mirror_lower(A.copy(order=order))
+    np.testing.assert_array_equal(got, expected)

@@ -86,3 +86,80 @@ def test_with_params_round_trip():
     np.testing.assert_allclose(clone_.decision_function(X), model.decision_function(X))
     np.testing.assert_allclose(obj.outputs(obj.X), model.decision_function(X))
     np.testing.assert_allclose(obj.proba_from_outputs(obj.outputs(obj.X)), model.predict_proba(X))
+
+
+def _logloss_change_per_entry(z, y, D):
+    """The binary log-loss change entry by entry: the Taylor series in ``d`` (to fifth
+    order) where ``|d| <= 1e-3``, else the difference of softplus values."""
+    def softplus(t):
+        return np.where(t > 0, t + np.log1p(np.exp(-np.abs(t))), np.log1p(np.exp(np.minimum(t, 0))))
+
+    out = np.empty_like(D)
+    for i in range(D.shape[0]):
+        base = float(softplus(np.array(z[i])))
+        s = np.exp(z[i] - base)
+        v = s * (1.0 - s)
+        c = [s - y[i], v / 2.0, v * (1.0 - 2.0 * s) / 6.0, v * (1.0 - 6.0 * v) / 24.0,
+             v * (1.0 - 2.0 * s) * (1.0 - 12.0 * v) / 120.0]
+        for j, d in enumerate(D[i]):
+            if abs(d) <= 1e-3:
+                out[i, j] = d * (c[0] + d * (c[1] + d * (c[2] + d * (c[3] + d * c[4]))))
+            else:
+                out[i, j] = float(softplus(np.array(z[i] + d))) - base - y[i] * d
+    return out
+
+
+def _single_pass(Z0, y, D, out):
+    from numba import njit
+
+    from skinfluence.objectives._kernels import _softplus
+
+    @njit
+    def run(Z0, y, D, out):
+        for i in range(D.shape[0]):
+            z = Z0[i]
+            base = _softplus(z)
+            s = np.exp(z - base)
+            v = s * (1.0 - s)
+            c1, c2 = s - y[i], v / 2.0
+            c3, c4 = v * (1.0 - 2.0 * s) / 6.0, v * (1.0 - 6.0 * v) / 24.0
+            c5 = v * (1.0 - 2.0 * s) * (1.0 - 12.0 * v) / 120.0
+            for j in range(D.shape[1]):
+                d = D[i, j]
+                if abs(d) <= 1e-3:
+                    out[i, j] = d * (c1 + d * (c2 + d * (c3 + d * (c4 + d * c5))))
+                else:
+                    out[i, j] = _softplus(z + d) - base - y[i] * d
+        return out
+
+    return run(Z0, y, D, out)
+
+
+def test_binary_logloss_change_kernel_equals_the_per_entry_formula():
+    # the kernel sweeps the series over a row first and redoes the entries beyond its
+    # range: the numbers must be those of choosing per entry in one pass, bit for bit
+    # (numpy's own exp/log1p differ from numba's in the last bit)
+    from skinfluence.objectives._kernels import binary_logloss_change
+
+    rng = np.random.default_rng(0)
+    z = np.r_[rng.normal(scale=3, size=6), 40.0, -40.0]
+    y = (rng.random(8) < 0.5).astype(float)
+    D = rng.normal(size=(8, 300)) * 10.0 ** rng.integers(-6, 1, size=(8, 300))
+    D[:, :4] = [1e-3, -1e-3, np.nextafter(1e-3, 1), 0.0]  # both sides of the switch
+    D[2, 10:13] = [np.nan, np.inf, -np.inf]
+    D[3] = 1e-5  # a row with no entry beyond the series
+    with np.errstate(invalid="ignore"):
+        straightforward = _logloss_change_per_entry(z, y, D)
+    expected = _single_pass(z, y, D, np.empty_like(D))  # the kernel before the two passes
+    np.testing.assert_allclose(expected, straightforward, rtol=1e-12, atol=1e-15)
+    z.setflags(write=False)
+    y.setflags(write=False)
+    D.setflags(write=False)
+    got = binary_logloss_change(z, y, D, np.empty_like(D))
+    np.testing.assert_array_equal(got, expected)
+    inplace = D.copy()  # out may be D itself
+    assert binary_logloss_change(z, y, inplace, inplace) is inplace
+    np.testing.assert_array_equal(inplace, expected)
+    strided = np.empty((8, 600))[:, ::2]
+    binary_logloss_change(z, y, D, strided)
+    np.testing.assert_array_equal(strided, expected)

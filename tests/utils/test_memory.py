@@ -124,14 +124,31 @@ def _count_explain(monkeypatch, explain):
     return counter, result
 
 
+def _count_running_explain(monkeypatch, explain):
+    """Counts the blocks folded into InfluenceFunctions' running top-k that exist at once."""
+    counter = _AliveCounter()
+    fold = base_module.RunningTopK.fold
+
+    def counted(self, block, col0):
+        with counter._lock:
+            counter.calls += 1
+            counter.alive += 1
+            counter.peak = max(counter.peak, counter.alive)
+        weakref.finalize(block, counter._dead)
+        return fold(self, block, col0)
+
+    monkeypatch.setattr(base_module.RunningTopK, "fold", counted)
+    return counter, explain()
+
+
 @pytest.mark.parametrize("n_jobs", [None, 2])
 def test_influence_explain_holds_a_bounded_number_of_chunk_results(monkeypatch, n_jobs):
     X, y, Xt, yt = _data(5000, 30, n_classes=3)
     inf = InfluenceFunctions(LogisticRegression(max_iter=1000), n_jobs=n_jobs).fit(X, y)
-    # columns in chunks of 256 training points: 20 chunks
+    # the running top-k folds columns in chunks of 64 training points: 79 chunks
     monkeypatch.setattr(influence_base, "BLOCK_ENTRIES", 1)
-    counter, result = _count_explain(monkeypatch, lambda: inf.explain(Xt, yt, k=40))
-    assert counter.calls == 20
+    counter, result = _count_running_explain(monkeypatch, lambda: inf.explain(Xt, yt, k=40))
+    assert counter.calls == 79
     workers = 1 if n_jobs is None else n_jobs
     assert counter.peak <= 2 * workers + 2
     # the same top-k as the full matrix
