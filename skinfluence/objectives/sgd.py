@@ -46,6 +46,9 @@ existing L1 model:
   same sample (times class) weights; without ``j``, SGD's mean over ``n - 1`` points
   scales the other weights by ``n / (n - 1)`` (``C = 1/((n - 1) alpha)``).
 
+Losses are then those of the equivalent model: ElasticNet's ``(y - z)^2`` is twice
+SGD's squared error.
+
 The objectives are those of :mod:`.sparse` (:class:`~.sparse.ElasticNetObjective`,
 :class:`~.sparse.SparseLogisticObjective`) built at SGD's ``coef_`` and
 ``intercept_``: removal on SGD's active set (its exact zeros; the truncated-gradient

@@ -487,6 +487,10 @@ def is_sparse_model(estimator):
     from . import split_pipeline, unwrap_frozen
 
     final = unwrap_frozen(split_pipeline(unwrap_frozen(estimator))[1])
+    if type(final).__name__ in ("SGDClassifier", "SGDRegressor"):  # objectives/sgd.py
+        from .sgd import _l1_ratio
+
+        return _l1_ratio(final) > 0
     return type(final).__name__ in SPARSE_MODELS
 
 

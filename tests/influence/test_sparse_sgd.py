@@ -192,3 +192,24 @@ def test_remaining_refusals_name_the_closest_models(diabetes, cancer):
     with pytest.raises(ValueError, match="3 classes.*one-vs-rest.*LogisticRegression"):
         InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="elasticnet",
                                          l1_ratio=0.5)).fit(Xi, yi)
+
+
+def test_valuation_and_cleaning_match_the_elastic_net(diabetes):
+    """InfluenceValuation and InfluenceCleaner run unchanged: on the polished SGD model
+    they give the ElasticNet's values and scores."""
+    from skinfluence import InfluenceCleaner, InfluenceValuation
+
+    X, y, Xt, yt = diabetes
+    enet = ElasticNet(alpha=0.05, l1_ratio=0.5, **TIGHT).fit(X, y)
+    sgd = SGDRegressor(penalty="elasticnet", l1_ratio=0.5, alpha=0.05, max_iter=5,
+                       tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sgd.fit(X, y)
+    frozen = _polished(sgd, enet.coef_, enet.intercept_)
+    a = InfluenceValuation(frozen).fit(X, y, X_val=Xt, y_val=yt).values_
+    b = InfluenceValuation(FrozenEstimator(enet)).fit(X, y, X_val=Xt, y_val=yt).values_
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
+    a = InfluenceCleaner(frozen).fit(X, y).scores_
+    b = InfluenceCleaner(FrozenEstimator(enet)).fit(X, y).scores_
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
