@@ -332,7 +332,8 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
             self.solver_info_ = self.solver_.info()
             self._output_labels = row_labels(X, self.objective_.n_train)
             return self
-        if isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params:
+        if (isinstance(self.estimator, FrozenEstimator) and self.objective_.linear_in_params
+                and not getattr(self.objective_, "reports_stationarity", False)):  # SGD+L1
             # fitted elsewhere: check it is the (unique) optimum of this data.  Not for
             # networks, whose stochastic fits are rarely stationary to 1% by design
             warn_if_not_stationary(stationarity(self.objective_))

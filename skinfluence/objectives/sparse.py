@@ -487,6 +487,10 @@ def is_sparse_model(estimator):
     from . import split_pipeline, unwrap_frozen
 
     final = unwrap_frozen(split_pipeline(unwrap_frozen(estimator))[1])
+    if type(final).__name__ in ("SGDClassifier", "SGDRegressor"):  # objectives/sgd.py
+        from .sgd import _l1_ratio
+
+        return _l1_ratio(final) > 0
     return type(final).__name__ in SPARSE_MODELS
 
 
@@ -674,8 +678,7 @@ class SparseLogisticObjective(LogisticObjective):
         Z = self.outputs(self.X)[:, :, None] + self.jvp(self.X, D)  # (n, K, m)
         Zf = Z.transpose(2, 0, 1).reshape(m * n, K)
         R, _ = self.loss_derivatives(Zf, np.tile(self.y, m))
-        W = np.broadcast_to(self.weights, (m, n)).copy()
-        W[np.arange(m), cols] = 0.0
+        W = np.stack([self.removal_weights(j) for j in cols])  # (m, n): the refits' weights
         WR = (R.reshape(m, n, K) * W[:, :, None]).transpose(1, 2, 0)  # (n, K, m)
         X = self.X.toarray() if sp.issparse(self.X) else self.X
         G = np.empty((self.n_params, m))
@@ -695,6 +698,12 @@ class SparseLogisticObjective(LogisticObjective):
         pen = self.l1_weights > 0
         return bool(np.any((np.asarray(theta)[pen] != 0) != (self.theta[pen] != 0)))
 
+    def _refit_sample_weight(self, j):
+        """The ``sample_weight`` scikit-learn refits the model without ``j`` with."""
+        sw = self._sample_weight.copy()
+        sw[j] = 0.0
+        return sw
+
     def refit_without(self, j):
         """Parameters of the model refit with ``sample_weight[j] = 0``, exactly.
 
@@ -711,8 +720,7 @@ class SparseLogisticObjective(LogisticObjective):
 
         from ..linalg import CholeskyFactor
 
-        sw = self._sample_weight.copy()
-        sw[j] = 0.0
+        sw = self._refit_sample_weight(j)
         est = self._fixed_model
         model = clone(est).set_params(tol=1e-10, max_iter=max(int(est.max_iter), 100_000))
         if est.solver == "saga":

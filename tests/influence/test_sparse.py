@@ -374,16 +374,20 @@ def test_sparse_logistic_refused_configurations(cancer):
                                               class_weight="balanced")).fit(X, y)
 
 
-def test_sgd_l1_stays_refused_naming_the_closest_models(data):
-    """SGD's truncated-gradient L1 fit is not at the L1 optimum: refused, with the closest
-    supported models named."""
+def test_sgd_l1_is_the_equivalent_sparse_model(data):
+    """SGD with an L1 / elastic-net penalty is explained as the sparse model with its
+    objective (tests/influence/test_sparse_sgd.py compares it with refits); the losses
+    without an equivalent L1 model stay refused, naming the closest models."""
     from sklearn.linear_model import SGDClassifier, SGDRegressor
 
     X, y, _, _, _ = data
+    with pytest.warns(NotStationaryWarning):
+        infl = InfluenceFunctions(SGDRegressor(penalty="l1", random_state=0)).fit(X, y)
+    assert type(infl.objective_).__name__ == "SGDElasticNetObjective"
     with pytest.raises(ValueError, match="penalty='l1'.*Lasso / ElasticNet"):
-        InfluenceFunctions(SGDRegressor(penalty="l1")).fit(X, y)
-    with pytest.raises(ValueError, match="penalty='elasticnet'.*solver='saga'"):
-        InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="elasticnet",
+        InfluenceFunctions(SGDRegressor(penalty="l1", loss="huber")).fit(X, y)
+    with pytest.raises(ValueError, match="penalty='elasticnet'.*log_loss"):
+        InfluenceFunctions(SGDClassifier(loss="squared_hinge", penalty="elasticnet",
                                          l1_ratio=0.5)).fit(X, y > 0)
 
 

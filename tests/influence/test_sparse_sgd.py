@@ -1,0 +1,215 @@
+"""SGDRegressor / SGDClassifier with an L1 / elastic-net penalty against actual refits.
+
+SGD minimises the objective of ElasticNet (squared error) or of L1 LogisticRegression
+(log loss) (objectives/sgd.py), and the numbers estimate the removal effect at that
+objective's optimum.  The ground truth is the equivalent deterministic model refit with
+row ``j`` deleted; the SGD models are polished to the optimum (their coefficients set to
+the equivalent model's fit at a tight tolerance), so the removals are those of the
+equivalent model exactly.  An SGD fit that stops short of the optimum is flagged.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import (
+    ElasticNet,
+    LogisticRegression,
+    SGDClassifier,
+    SGDRegressor,
+    lars_path,
+)
+from threadpoolctl import threadpool_limits
+
+from skinfluence import InfluenceFunctions
+from skinfluence.objectives import NotStationaryWarning
+
+N = 120
+TIGHT = dict(tol=1e-14, max_iter=100_000)
+
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    idx = np.random.default_rng(0).permutation(len(y))
+    return X[idx][:N], y[idx][:N], X[idx][N : N + 20], y[idx][N : N + 20]
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    idx = np.random.default_rng(0).permutation(len(y))
+    return X[idx][:80, :8], y[idx][:80]
+
+
+def _theta(model):
+    return np.r_[np.ravel(model.coef_), np.ravel(model.intercept_)]
+
+
+def _polished(sgd, coef, intercept):
+    """``sgd`` with the optimum's parameters (as if SGD had converged to it), frozen."""
+    sgd.coef_ = np.array(coef, dtype=np.float64)
+    sgd.intercept_ = np.atleast_1d(np.array(intercept, dtype=np.float64))
+    return FrozenEstimator(sgd)
+
+
+def _near_knot(X, y, k=4, above=1.002):
+    """An alpha just above the Lasso path's knot where the k-th coefficient enters."""
+    Xc, yc = X - X.mean(0), y - y.mean()
+    alphas, _, _ = lars_path(Xc, yc, method="lasso")
+    return alphas[k] * above
+
+
+@pytest.mark.parametrize("penalty, l1_ratio", [("l1", 1.0), ("elasticnet", 0.5)])
+def test_regressor_against_elastic_net_and_refits(diabetes, penalty, l1_ratio):
+    """Polished SGDRegressor: InfluenceFunctions equals that of the ElasticNet (to 1e-10)
+    and the refits of ElasticNet without each row (to 1e-8), with removals that change the
+    active set (near a knot of the path) detected and refit."""
+    X, y, Xt, yt = diabetes
+    alpha = _near_knot(X, y) / l1_ratio
+    enet = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, **TIGHT).fit(X, y)
+    sgd = SGDRegressor(penalty=penalty, l1_ratio=l1_ratio, alpha=alpha, max_iter=5,
+                       tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 5 epochs: not converged, replaced below
+        sgd.fit(X, y)
+    frozen = _polished(sgd, enet.coef_, enet.intercept_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotStationaryWarning)  # at the optimum: silent
+        infl = InfluenceFunctions(frozen).fit(X, y)
+    ref = InfluenceFunctions(FrozenEstimator(enet)).fit(X, y)
+    D = infl.parameter_changes()
+    np.testing.assert_allclose(D, ref.parameter_changes(), rtol=0,
+                               atol=1e-10 * np.abs(D).max())
+    np.testing.assert_allclose(infl.transform(Xt, yt), ref.transform(Xt, yt), rtol=0,
+                               atol=1e-10 * np.abs(ref.transform(Xt, yt)).max())
+    theta = _theta(enet)
+    truth = np.array([_theta(clone(enet).fit(np.delete(X, j, 0), np.delete(y, j)))
+                      for j in range(N)]).T - theta[:, None]
+    np.testing.assert_allclose(D, truth, rtol=0, atol=1e-8 * np.abs(truth).max())
+    changed = np.flatnonzero(((truth[:-1] + theta[:-1, None] != 0)
+                              != (theta[:-1, None] != 0)).any(axis=0))
+    assert changed.size > 0
+    np.testing.assert_array_equal(infl.active_set_changes_, changed)
+
+
+def test_classifier_against_logistic_refits(cancer):
+    """Polished binary SGDClassifier(log_loss, l1): against LogisticRegression(saga) refit
+    without each row with C = 1/((n - 1) alpha) (SGD's mean over the n - 1 others):
+    Pearson >= 0.999, the refit removals (including every active-set change) exact."""
+    X, y = cancer
+    n = y.shape[0]
+    alpha = 0.02
+    lr = LogisticRegression(C=1 / (n * alpha), l1_ratio=1, solver="saga", tol=1e-12,
+                            max_iter=200_000).fit(X, y)
+    assert np.any(lr.coef_ == 0)
+    sgd = SGDClassifier(loss="log_loss", penalty="l1", alpha=alpha, max_iter=5, tol=None,
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sgd.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotStationaryWarning)
+        infl = InfluenceFunctions(_polished(sgd, lr.coef_, lr.intercept_)).fit(X, y)
+    theta = _theta(lr)
+    without = clone(lr).set_params(C=1 / ((n - 1) * alpha))
+    truth, changed = [], []
+    for j in range(n):
+        t = _theta(clone(without).fit(np.delete(X, j, 0), np.delete(y, j)))
+        truth.append(t - theta)
+        if np.any((t[:-1] != 0) != (theta[:-1] != 0)):
+            changed.append(j)
+    truth = np.array(truth).T
+    D = infl.parameter_changes()
+    assert np.corrcoef(D.ravel(), truth.ravel())[0, 1] > 0.999
+    refined = infl.refined_indices_
+    np.testing.assert_allclose(D[:, refined], truth[:, refined], rtol=0,
+                               atol=1e-6 * np.abs(truth).max())
+    assert len(changed) > 0
+    np.testing.assert_array_equal(infl.active_set_changes_, changed)
+
+
+def test_unconverged_sgd_warns_once_saying_what_is_estimated(diabetes):
+    """SGD's own fit stops short of the L1 optimum: one warning (for a frozen model too,
+    not also the generic one) that names the optimum the numbers estimate."""
+    X, y, _, _ = diabetes
+    sgd = SGDRegressor(penalty="l1", alpha=0.05, max_iter=1000, tol=1e-3, random_state=0)
+    with pytest.warns(NotStationaryWarning, match="not at the optimum.*ElasticNet"):
+        InfluenceFunctions(sgd).fit(X, y)
+    fitted = clone(sgd).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        InfluenceFunctions(FrozenEstimator(fitted)).fit(X, y)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, NotStationaryWarning)]
+    assert len(msgs) == 1 and "removal effect at that optimum" in msgs[0]
+
+
+def test_refits_are_differences_of_deterministic_fits(diabetes):
+    """On an unconverged SGD fit a refit's change is ElasticNet's theta*_{-j} - theta*,
+    not the distance from SGD's parameters to theta*_{-j}."""
+    X, y, _, _ = diabetes
+    from skinfluence.objectives import make_objective
+
+    sgd = SGDRegressor(penalty="l1", alpha=0.05, max_iter=1000, tol=1e-3, random_state=0)
+    sgd.fit(X, y)
+    obj = make_objective(sgd, X, y)
+    enet = ElasticNet(alpha=0.05, l1_ratio=1.0, **TIGHT)
+    full = _theta(clone(enet).fit(X, y))
+    without = _theta(clone(enet).fit(np.delete(X, 3, 0), np.delete(y, 3)))
+    np.testing.assert_allclose(obj.refit_without(3) - obj.theta, without - full, rtol=0,
+                               atol=1e-9 * np.abs(without - full).max())
+    assert np.abs(obj.theta - full).max() > 100 * np.abs(without - full).max() / N
+
+
+def test_remaining_refusals_name_the_closest_models(diabetes, cancer):
+    X, y, _, _ = diabetes
+    Xc, yc = cancer
+    with pytest.raises(ValueError, match="loss='huber'.*only squared_error.*ElasticNet"):
+        InfluenceFunctions(SGDRegressor(loss="huber", penalty="l1")).fit(X, y)
+    with pytest.raises(ValueError, match="varying sample_weight.*ElasticNet"):
+        InfluenceFunctions(SGDRegressor(penalty="l1")).fit(
+            X, y, sample_weight=np.linspace(0.5, 2, N))
+    with pytest.raises(ValueError, match="loss='modified_huber'.*only log_loss"):
+        InfluenceFunctions(SGDClassifier(loss="modified_huber", penalty="l1")).fit(Xc, yc)
+    with pytest.raises(ValueError, match="loss='hinge'.*squared_hinge"):
+        InfluenceFunctions(SGDClassifier(loss="hinge", penalty="l1")).fit(Xc, yc)
+    with pytest.raises(ValueError, match="class_weight='balanced'"):
+        InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="l1",
+                                         class_weight="balanced")).fit(Xc, yc)
+    Xi, yi = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="3 classes.*one-vs-rest.*LogisticRegression"):
+        InfluenceFunctions(SGDClassifier(loss="log_loss", penalty="elasticnet",
+                                         l1_ratio=0.5)).fit(Xi, yi)
+
+
+def test_valuation_and_cleaning_match_the_elastic_net(diabetes):
+    """InfluenceValuation and InfluenceCleaner run unchanged: on the polished SGD model
+    they give the ElasticNet's values and scores."""
+    from skinfluence import InfluenceCleaner, InfluenceValuation
+
+    X, y, Xt, yt = diabetes
+    enet = ElasticNet(alpha=0.05, l1_ratio=0.5, **TIGHT).fit(X, y)
+    sgd = SGDRegressor(penalty="elasticnet", l1_ratio=0.5, alpha=0.05, max_iter=5,
+                       tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sgd.fit(X, y)
+    frozen = _polished(sgd, enet.coef_, enet.intercept_)
+    a = InfluenceValuation(frozen).fit(X, y, X_val=Xt, y_val=yt).values_
+    b = InfluenceValuation(FrozenEstimator(enet)).fit(X, y, X_val=Xt, y_val=yt).values_
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
+    a = InfluenceCleaner(frozen).fit(X, y).scores_
+    b = InfluenceCleaner(FrozenEstimator(enet)).fit(X, y).scores_
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
