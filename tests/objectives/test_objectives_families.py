@@ -386,8 +386,9 @@ def test_removal_reweighting_is_the_refit_objectives_gradient(case):
     (Ridge(positive=True, solver="lbfgs"), "reg", "positive"),
     (SGDClassifier(loss="hinge"), "bin", "hinge"),
     (SGDClassifier(loss="perceptron"), "bin", "perceptron"),
-    (SGDClassifier(loss="log_loss", penalty="l1"), "bin", "l1"),
-    (SGDClassifier(loss="log_loss", penalty="elasticnet"), "bin", "elasticnet"),
+    # binary log loss with L1 / elastic net is supported (objectives/sgd.py); these are not
+    (SGDClassifier(loss="modified_huber", penalty="l1"), "bin", "l1"),
+    (SGDClassifier(loss="log_loss", penalty="elasticnet"), "mc", "elasticnet"),
     (SGDClassifier(loss="log_loss", early_stopping=True), "bin", "early_stopping"),
     (SGDClassifier(loss="hinge", learning_rate="pa1", eta0=0.1), "bin", "pa1"),
     (SGDRegressor(loss="epsilon_insensitive"), "reg", "epsilon_insensitive"),
