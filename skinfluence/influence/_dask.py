@@ -27,7 +27,7 @@ from sklearn.base import is_classifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..base import BaseExplainer, _merge_top_k, explain_result, top_k_over_blocks
+from ..base import BaseExplainer, _merge_top_k, explain_result
 from ..linalg import EXACT_MAX_PARAMS, FactoredSolver, tree_sum
 from ..objectives import (
     make_objective,
@@ -58,6 +58,7 @@ class _Serial:
     n_jobs = None
     verbose = 0
     _run_blocks = BaseExplainer._run_blocks
+    _explain_blocks = BaseExplainer._explain_blocks
 
 
 _SERIAL = _Serial()
@@ -205,10 +206,8 @@ def _explain_block(queries, X, y, sample_weight, offset, *, context, k):
     """Top ``k`` of one training block for every query, with global training indices."""
     Xf, Z0, y_enc = queries
     _, removal = context.removal(X, y, sample_weight)
-    blocks = InfluenceBlocks(removal, _SERIAL)
-    n, m = Xf.shape[0], X.shape[0]
-    result = top_k_over_blocks(lambda cols: blocks.block(Xf, Z0, y_enc, cols),
-                               blocks.column_chunks(n), lambda f, c: map(f, c), n, m, k)
+    # the in-memory selection (running top-k kernel over cache-sized blocks), serially
+    result = InfluenceBlocks(removal, _SERIAL).explain(Xf, Z0, y_enc, k)
     parts = (result.helpful_values, result.helpful_indices, result.harmful_values,
              result.harmful_indices)
     return tuple(a + offset if a.dtype.kind == "i" else a for a in parts) + (
