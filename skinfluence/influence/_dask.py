@@ -39,6 +39,7 @@ from ..objectives import (
 from ..objectives._linear import LinearObjective
 from ..objectives.linear import RemovalReweighting
 from ..utils._dask import frame_meta, is_dask_collection, row_blocked, to_dask_array
+from ..utils._parallel import one_numba_thread
 from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
 from ._newton import Newton, leverage_one_message
@@ -151,6 +152,7 @@ class _Context:
         return obj, removal.prepare(obj, self.solver)
 
 
+@one_numba_thread
 def _fit_sums(X, y, sample_weight, *, estimator, mean):
     """A row block's Hessian data term (p, p), stationarity sums (p,) x 2 and a 1 if the
     fitted model separates the block's rows (an unpenalised model's check), else 0."""
@@ -166,6 +168,7 @@ def _fit_sums(X, y, sample_weight, *, estimator, mean):
     return H, grad, total, np.array([separated])
 
 
+@one_numba_thread
 def _self_side(X, y, *weights, context, what):
     _, removal = context.removal(X, y, weights[0] if weights else None)
     side = removal.self_side()
@@ -177,10 +180,12 @@ def _first_order_points(removal, offset):
     return getattr(removal, "first_order_points", np.empty(0, dtype=np.intp)) + offset
 
 
+@one_numba_thread
 def _flagged_block(X, y, sample_weight, offset, *, context):
     return _first_order_points(context.removal(X, y, sample_weight)[1], offset)
 
 
+@one_numba_thread
 def _loo_block(X, y, sample_weight, offset, *, context):
     """A block's leave-one-out outputs and its points that keep the first-order step."""
     _, removal = context.removal(X, y, sample_weight)
@@ -192,6 +197,7 @@ def _queries(obj, Xq, yq):
     return Xf, obj.outputs(Xf), None if yq is None else obj.encode_target(yq)
 
 
+@one_numba_thread
 def _transform_block(*arrays, context, with_y, with_weights):
     """One block of the influence matrix: a block of queries by a block of training rows."""
     arrays = list(arrays)
@@ -202,6 +208,7 @@ def _transform_block(*arrays, context, with_y, with_weights):
     return InfluenceBlocks(removal, _SERIAL).transform(*_queries(obj, Xq, yq))
 
 
+@one_numba_thread
 def _explain_block(queries, X, y, sample_weight, offset, *, context, k):
     """Top ``k`` of one training block for every query, with global training indices."""
     Xf, Z0, y_enc = queries

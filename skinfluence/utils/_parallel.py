@@ -1,5 +1,6 @@
 """Chunking and thread control shared by the parallel loops."""
 
+import functools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,6 +42,27 @@ def numba_single_thread():
     import numba
 
     numba.set_num_threads(1)
+
+
+def one_numba_thread(func):
+    """Run ``func`` with numba's parallel kernels on one thread (restored afterwards).
+
+    For tasks on dask workers: the cluster's worker threads and processes are the
+    parallelism, and every worker process spinning a full numba thread pool on the same
+    cores makes the kernels several times slower.
+    """
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            numba.set_num_threads(before)
+
+    return run
 
 
 def imap_ordered(func, items, n_workers):

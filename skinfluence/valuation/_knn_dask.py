@@ -29,6 +29,7 @@ from sklearn.utils.validation import _check_y, validate_data
 
 from ..linalg import tree_sum
 from ..utils._dask import frame_meta, row_blocked
+from ..utils._parallel import one_numba_thread
 from ._knn_kernels import (
     knn_classifier_shapley_rows,
     knn_regressor_shapley_rows,
@@ -41,6 +42,7 @@ __all__ = ["fit_dask", "transform_dask"]
 _SPLIT_EVERY = 2
 
 
+@one_numba_thread
 def _sorted_block(Xv, Xp, offset):
     """Each validation row's distances to a training block, sorted (ties by index), with
     the global training indices: ``(d, idx)`` of shape ``(m, n_block)``."""
@@ -54,6 +56,7 @@ def _sorted_block(Xv, Xp, offset):
     return np.take_along_axis(D, order, axis=1), order + offset
 
 
+@one_numba_thread
 def _merge(*parts):
     d, idx = parts[0]
     for nd, nidx in parts[1:]:
@@ -61,6 +64,7 @@ def _merge(*parts):
     return d, idx
 
 
+@one_numba_thread
 def _game(ranked, y_train, y_val, exclude, *, k, regression, reduce):
     """The in-memory kernel on the global ranking of a validation chunk: the values of every
     training point, ``(m, n_train)``, or their sum over the chunk (``reduce``)."""

@@ -165,3 +165,25 @@ def test_numba_single_thread_is_thread_local():
     t.join()
     assert seen == [1]
     assert numba.get_num_threads() == main_before
+
+
+def test_one_numba_thread_runs_on_one_thread_and_restores_the_count():
+    import numba
+
+    from skinfluence.utils._parallel import one_numba_thread
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here")
+    numba.set_num_threads(2)
+
+    @one_numba_thread
+    def task(x):
+        if x < 0:
+            raise ValueError("bad input")
+        return numba.get_num_threads(), x
+
+    assert task(3) == (1, 3)
+    assert numba.get_num_threads() == 2
+    with pytest.raises(ValueError):
+        task(-1)
+    assert numba.get_num_threads() == 2
