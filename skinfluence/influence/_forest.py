@@ -45,6 +45,8 @@ __all__ = ["ForestRemoval", "TREE_APPROXIMATIONS", "check_approximation", "fit_t
            "is_tree_model"]
 
 TREE_APPROXIMATIONS = ("exact", "fixed_structure")
+# Training points per chunk of transform / explain at most
+_MAX_CHUNK_POINTS = 256
 _BLOCK_ENTRIES = 1 << 22
 _EPS = np.finfo(np.float64).eps
 
@@ -294,6 +296,8 @@ class ForestBlocks:
         """Chunks of training points whose blocks over ``n_queries`` queries stay small."""
         ens = self.removal.ensemble
         size = max(16, _BLOCK_ENTRIES // max(n_queries * ens.n_outputs, 1))
+        # a point regrows every tree that saw it: small chunks keep the progress moving
+        size = min(size, _MAX_CHUNK_POINTS)
         n_workers = effective_n_jobs(self.explainer.n_jobs)
         if n_workers > 1:  # enough chunks to keep every worker busy
             size = min(size, max(1, -(-ens.n_train // (4 * n_workers))))
