@@ -63,7 +63,34 @@ REFIT_TOL = 1e-12
 REFIT_MAX_ITER = 100_000
 
 
-class ElasticNetObjective(ElementwiseObjective):
+class _ActiveSetSmoothPart:
+    """The smooth part of an L1 / elastic-net objective restricted to the fitted active
+    set: zero rows and columns of the Hessian (and entries of HVPs) on the inactive
+    coefficients ``self._inactive``, which a removal that keeps the set leaves at zero.
+    Mixed in before the family's own objective."""
+
+    def _restrict(self, V):
+        if self._inactive.size:
+            V = np.array(V, dtype=np.float64)
+            V[self._inactive] = 0.0
+        return V
+
+    def hessian(self, theta=None, *, weights=None):
+        """Hessian of the smooth part restricted to the active set (zero rows and columns
+        on the inactive coefficients)."""
+        H = super().hessian(theta, weights=weights)
+        H[self._inactive, :] = 0.0
+        H[:, self._inactive] = 0.0
+        return H
+
+    def hvp(self, V, theta=None, *, weights=None):
+        return self._restrict(super().hvp(self._restrict(V), theta, weights=weights))
+
+    def hessian_diagonal(self, theta=None):
+        return self._restrict(super().hessian_diagonal(theta))
+
+
+class ElasticNetObjective(_ActiveSetSmoothPart, ElementwiseObjective):
     """Objective of a fitted Lasso / ElasticNet (module docstring).
 
     Parameters
@@ -147,27 +174,6 @@ class ElasticNetObjective(ElementwiseObjective):
         g[self.n_outputs * self.n_features :] = 0.0
         g[self._inactive] = self._subgradient
         return g
-
-    # --------------------------------------------- smooth part on the active set
-    def _restrict(self, V):
-        if self._inactive.size:
-            V = np.array(V, dtype=np.float64)
-            V[self._inactive] = 0.0
-        return V
-
-    def hessian(self, theta=None, *, weights=None):
-        """Hessian of the smooth part restricted to the active set (zero rows and columns
-        on the inactive coefficients)."""
-        H = super().hessian(theta, weights=weights)
-        H[self._inactive, :] = 0.0
-        H[:, self._inactive] = 0.0
-        return H
-
-    def hvp(self, V, theta=None, *, weights=None):
-        return self._restrict(super().hvp(self._restrict(V), theta, weights=weights))
-
-    def hessian_diagonal(self, theta=None):
-        return self._restrict(super().hessian_diagonal(theta))
 
     def null_space(self):
         """The inactive coefficients: a removal that keeps the active set leaves them at 0."""
@@ -554,7 +560,7 @@ def _build_multi_task(estimator, Xf, y, sample_weight, feature_map):
                               l1_ratio, feature_map, refit)
 
 
-class SparseLogisticObjective(LogisticObjective):
+class SparseLogisticObjective(_ActiveSetSmoothPart, LogisticObjective):
     """Objective of an L1 / elastic-net :class:`~sklearn.linear_model.LogisticRegression`.
 
     scikit-learn minimises ``C sum_i s_i loss_i + (1 - r)/2 ||coef||^2 + r ||coef||_1``
@@ -629,21 +635,6 @@ class SparseLogisticObjective(LogisticObjective):
         g[: K * d] += self.coef_penalty * theta[: K * d]
         g[self._inactive] = self._subgradient
         return g
-
-    _restrict = ElasticNetObjective._restrict
-
-    def hessian(self, theta=None, *, weights=None):
-        """Hessian of the smooth part restricted to the active set."""
-        H = super().hessian(theta, weights=weights)
-        H[self._inactive, :] = 0.0
-        H[:, self._inactive] = 0.0
-        return H
-
-    def hvp(self, V, theta=None, *, weights=None):
-        return self._restrict(super().hvp(self._restrict(V), theta, weights=weights))
-
-    def hessian_diagonal(self, theta=None):
-        return self._restrict(super().hessian_diagonal(theta))
 
     def null_space(self):
         """The inactive coefficients, and the shift of unpenalised multinomial intercepts."""
