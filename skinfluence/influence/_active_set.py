@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 
+from ..linalg import CholeskyFactor
 from ._base import Removal
 
 # the warnings point at the caller of fit: fit -> prepare -> _prepare -> _solve -> here
@@ -56,20 +57,17 @@ class ActiveSetRemoval(Removal):
             self._directions = self._solve(slice(0, obj.n_train))
 
     def _factor(self, c):
-        """``(cho_factor(H_c), H_c^{-1} q)`` for the penalty scale ``c`` (cached)."""
+        """``(CholeskyFactor(H_c), H_c^{-1} q)`` for the penalty scale ``c`` (cached)."""
         key = float(c) if self.objective.l2 else 0.0
         if key not in self._factors:
             H = self._G + key * self.objective.l2 * np.diag(self._D)
-            try:
-                f = la.cho_factor(H, lower=True, check_finite=False)
-            except la.LinAlgError:
-                raise ValueError(
-                    f"The active set of the {type(self.objective.estimator).__name__} has "
-                    "collinear features (its Gram matrix is singular): the fit is not unique "
-                    "and neither are its refits. Increase alpha, or add an L2 part "
-                    "(ElasticNet with l1_ratio < 1)."
-                ) from None
-            self._factors[key] = (f, la.cho_solve(f, self._q, check_finite=False))
+            f = CholeskyFactor(
+                H, overwrite=True, on_singular="raise",
+                message=f"The active set of the {type(self.objective.estimator).__name__} "
+                "has collinear features (its Gram matrix is singular to working precision): "
+                "the fit is not unique and neither are its refits. Increase alpha, or add an "
+                "L2 part (ElasticNet with l1_ratio < 1).")
+            self._factors[key] = (f, f.solve(self._q))
         return self._factors[key]
 
     def _solve(self, cols):
@@ -85,7 +83,7 @@ class ActiveSetRemoval(Removal):
             sel = np.flatnonzero(c_all == c) if obj.l2 else np.arange(idx.size)
             f, Hq = self._factor(c)
             Xs = self._Xa[idx[sel]]  # (m, |A|)
-            HX = la.cho_solve(f, Xs.T, check_finite=False)  # (|A|, m)
+            HX = f.solve(Xs.T)  # (|A|, m)
             h = np.einsum("ma,am->m", Xs, HX)
             ws = w[sel]
             t = self._e[idx[sel]] + ws * (Xs @ Hq)  # x_j^T u_c - y_j

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 import scipy.linalg as la
 
+from ..linalg import CholeskyFactor
 from ..objectives import NotStationaryWarning
 from ._base import Removal
 
@@ -47,16 +48,13 @@ class ClosedFormSolver:
         self.active = np.flatnonzero(w > 0)
         act = self.active
         A = objective.X[np.ix_(act, act)] + np.diag(1.0 / w[act])
-        try:
-            factor = la.cho_factor(A, lower=True, check_finite=False)
-        except la.LinAlgError:
-            raise ValueError(
-                f"The kernel matrix plus the noise of {type(objective.estimator).__name__} is "
-                "not positive definite: the model's dual solution is not unique. Increase "
-                "alpha."
-            ) from None
+        factor = CholeskyFactor(
+            A, overwrite=True, on_singular="raise",
+            message=f"The kernel matrix plus the noise of {type(objective.estimator).__name__} "
+            "is not positive definite to working precision: the model's dual solution is not "
+            "unique or not accurately computable. Increase alpha.")
         G = np.zeros((objective.n_train, objective.n_train))
-        G[np.ix_(act, act)] = la.cho_solve(factor, np.eye(act.size), check_finite=False)
+        G[np.ix_(act, act)] = factor.solve(np.eye(act.size))
         self.inverse_ = G
 
     def inverse(self):

@@ -4,7 +4,9 @@
   semi-definite matrix with known flat directions (pseudo-inverse on them),
   diagonal rescaling of badly scaled matrices and damping, with a warning, of
   singular or indefinite ones; solves and the explicit inverse.  Every exact
-  inverse-Hessian product of the package goes through it.
+  inverse-Hessian product of the package goes through it; with
+  ``on_singular="raise"`` it refuses a singular matrix with the caller's
+  :class:`SingularMatrixError` message instead of damping it.
 * :class:`HessianSolver` -- ``H^{-1} B`` for an
   :class:`~skinfluence.objectives.Objective`, with the implementations
   :class:`ExactSolver` (a :class:`CholeskyFactor` of the dense Hessian),
@@ -21,13 +23,14 @@
 
 from ._blockwise import FactoredSolver, tree_sum
 from ._cg import CGSolver
-from ._factor import CholeskyFactor
+from ._factor import CholeskyFactor, SingularMatrixError
 from ._lissa import LissaSolver
 from ._ridge import ridge_loo_path
 from ._solvers import EXACT_MAX_PARAMS, ExactSolver, HessianSolver, make_solver
 
 __all__ = [
     "CholeskyFactor",
+    "SingularMatrixError",
     "HessianSolver",
     "ExactSolver",
     "FactoredSolver",

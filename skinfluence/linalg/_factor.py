@@ -12,6 +12,10 @@ from ._kernels import mirror_lower
 _RCOND = 1e-13
 
 
+class SingularMatrixError(ValueError):
+    """A matrix that :class:`CholeskyFactor` was asked not to damp is singular or indefinite."""
+
+
 class CholeskyFactor:
     """Cholesky factorisation of ``H + damping I``, for solves and the (pseudo-)inverse.
 
@@ -36,6 +40,11 @@ class CholeskyFactor:
       eigenvalues, with a ``RuntimeWarning`` stating the amount and whether it
       was indefinite (non-convex models), singular to rounding (e.g. collinear
       features without a penalty) or positive definite but too ill-conditioned.
+    * With ``on_singular="raise"`` it is refused instead, for callers to whom a
+      singular matrix means a model without a unique solution (a kernel matrix,
+      the Gram matrix of a Lasso's active set): a :class:`SingularMatrixError`
+      with the caller's ``message`` and the same diagnosis.  Nothing is damped
+      and no flat direction is added (only ``null_space`` is lifted).
 
     Parameters
     ----------
@@ -50,6 +59,13 @@ class CholeskyFactor:
     stacklevel : int, default=1
         Stack level of the damping warning, counted from the code constructing
         the factor (as for :func:`warnings.warn`).
+    on_singular : {"damp", "raise"}, default="damp"
+        What a matrix that cannot be factorised accurately gets: damping with a
+        warning, or a :class:`SingularMatrixError`.
+    message : str or None, default=None
+        With ``on_singular="raise"``, the start of the error: what the singular
+        matrix means for the caller's model and what to change.  A sentence on
+        the matrix (indefinite or singular, with its extreme eigenvalues) follows.
 
     Attributes
     ----------
@@ -62,12 +78,27 @@ class CholeskyFactor:
         Every direction treated as flat: ``null_space`` and decoupled ones found.
     lift_ : float
         Curvature given to the flat directions (mean absolute diagonal of ``H``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skinfluence.linalg import CholeskyFactor
+    >>> CholeskyFactor(np.diag([2.0, 4.0])).solve(np.ones(2))
+    array([0.5 , 0.25])
+    >>> CholeskyFactor(np.ones((2, 2)), on_singular="raise",
+    ...                message="The features are collinear.")
+    Traceback (most recent call last):
+    ...
+    skinfluence.linalg._factor.SingularMatrixError: The features are collinear. The matrix is ...
     """
 
-    def __init__(self, H, null_space=None, damping=0.0, overwrite=False, stacklevel=1):
+    def __init__(self, H, null_space=None, damping=0.0, overwrite=False, stacklevel=1,
+                 on_singular="damp", message=None):
         damping = float(damping)
         if not damping >= 0:
             raise ValueError(f"damping must be >= 0, got {damping}.")
+        if on_singular not in ("damp", "raise"):
+            raise ValueError(f"on_singular must be 'damp' or 'raise', got {on_singular!r}.")
         H = np.asarray(H, dtype=np.float64) if overwrite else np.array(H, dtype=np.float64)
         p = H.shape[0]
         N = null_space
@@ -83,6 +114,9 @@ class CholeskyFactor:
         self.min_eigenvalue_ = None
         self._scale = None
         chol = self._factorise(H)
+        if chol is None and on_singular == "raise":
+            problem = _diagnose(H, "The matrix")[0]
+            raise SingularMatrixError(f"{message} {problem}." if message else f"{problem}.")
         if chol is None:
             flat = np.flatnonzero(~H.any(axis=1))
             if N is not None:
@@ -116,28 +150,8 @@ class CholeskyFactor:
         ``stacklevel`` is that of the warning counted from here.
         """
         p = H.shape[0]
-        eigvals = la.eigvalsh(H)
-        lam_min, lam_max = float(eigvals[0]), float(eigvals[-1])
+        problem, lam_min, lam_max = _diagnose(H, "The Hessian")
         self.min_eigenvalue_ = lam_min
-        noise = p * np.finfo(np.float64).eps * abs(lam_max)  # rounding error of eigenvalues
-        if lam_min < -noise:
-            problem = (
-                f"The Hessian is not positive definite (smallest eigenvalue {lam_min:.3g}, "
-                f"largest {lam_max:.3g})"
-            )
-        elif lam_min <= noise:
-            problem = (
-                f"The Hessian is numerically singular (its smallest eigenvalue, {lam_min:.3g}, "
-                f"is rounding noise next to its largest, {lam_max:.3g})"
-            )
-        else:
-            d = 1.0 / np.sqrt(np.diag(H))
-            ev = la.eigvalsh(H * d[:, None] * d[None, :])
-            problem = (
-                "The Hessian is positive definite but too ill-conditioned to invert "
-                f"accurately (eigenvalues {lam_min:.3g} to {lam_max:.3g}; condition number "
-                f"{ev[-1] / ev[0]:.3g} even after scaling it to a unit diagonal)"
-            )
         extra = max(0.0, -lam_min) + 1e-6 * max(abs(lam_max), 1e-12)
         H[np.diag_indices(p)] += extra
         self.damping_ += extra
@@ -191,6 +205,37 @@ class CholeskyFactor:
                 inv[rows] = 0.5 * (block + block.T)
             self._inverse = inv
         return self._inverse
+
+
+def _diagnose(H, name):
+    """``(problem, smallest eigenvalue, largest)`` of a matrix that failed to factorise.
+
+    ``problem`` says, starting with ``name``, whether ``H`` is indefinite, singular to
+    rounding or positive definite but too ill-conditioned, with its eigenvalues.
+    """
+    p = H.shape[0]
+    eigvals = la.eigvalsh(H)
+    lam_min, lam_max = float(eigvals[0]), float(eigvals[-1])
+    noise = p * np.finfo(np.float64).eps * abs(lam_max)  # rounding error of eigenvalues
+    if lam_min < -noise:
+        problem = (
+            f"{name} is not positive definite (smallest eigenvalue {lam_min:.3g}, "
+            f"largest {lam_max:.3g})"
+        )
+    elif lam_min <= noise:
+        problem = (
+            f"{name} is numerically singular (its smallest eigenvalue, {lam_min:.3g}, "
+            f"is rounding noise next to its largest, {lam_max:.3g})"
+        )
+    else:
+        d = 1.0 / np.sqrt(np.diag(H))
+        ev = la.eigvalsh(H * d[:, None] * d[None, :])
+        problem = (
+            f"{name} is positive definite but too ill-conditioned to invert "
+            f"accurately (eigenvalues {lam_min:.3g} to {lam_max:.3g}; condition number "
+            f"{ev[-1] / ev[0]:.3g} even after scaling it to a unit diagonal)"
+        )
+    return problem, lam_min, lam_max
 
 
 def _checked_cholesky(H, estimate_condition=False):

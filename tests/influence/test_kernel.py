@@ -164,3 +164,20 @@ def test_kernel_models_refused_configurations():
         make_objective(gp, X, y, sample_weight=np.ones(len(y)))
     with pytest.raises(TypeError, match="SVR is not supported.*hinge.*KernelRidge"):
         InfluenceFunctions(SVR()).fit(X, y)
+
+
+def test_indefinite_kernel_matrix_is_refused_with_its_eigenvalues():
+    # a precomputed "kernel" that is not positive semi-definite: K + alpha I has no
+    # Cholesky factor, so the dual solution the closed forms rest on is not unique
+    Z = np.random.default_rng(0).normal(size=(30, 30))
+    K = Z + Z.T
+    lam = np.linalg.eigvalsh(K + 0.1 * np.eye(30))
+    assert lam[0] < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's own lstsq fallback
+        model = KernelRidge(kernel="precomputed", alpha=0.1).fit(K, Z[:, 0])
+    with pytest.raises(ValueError, match=(
+            r"The kernel matrix plus the noise of KernelRidge is not positive definite .*"
+            rf"Increase alpha\. The matrix is not positive definite \(smallest eigenvalue "
+            rf"{lam[0]:.3g}, largest {lam[-1]:.3g}\)")):
+        InfluenceFunctions(FrozenEstimator(model)).fit(K, Z[:, 0])

@@ -7,6 +7,8 @@ and the removals that change the active set are refit, so every parameter change
 exact to rounding: the tests ask for 1e-8 relative to the largest change.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -188,6 +190,25 @@ def test_refused_configurations(data):
         InfluenceFunctions(Lasso(alpha=0.02, positive=True)).fit(X, y)
     with pytest.raises(ValueError, match="2 targets"):
         InfluenceFunctions(Lasso(alpha=0.02)).fit(X, np.column_stack([y, y]))
+
+
+def test_collinear_active_set_is_refused():
+    # a duplicated column: the Lasso's fit is any split of the coefficient between the two
+    # copies, and a warm start from both nonzero keeps both active (its Gram matrix singular)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    X = np.column_stack([X, X[:, 0]])
+    y = 2 * X[:, 0] + X[:, 1] + 0.1 * rng.normal(size=40)
+    model = Lasso(alpha=0.01, warm_start=True)
+    model.coef_, model.intercept_ = np.array([1.0, 1.0, 0.0, 1.0]), 0.0
+    model.fit(X, y)
+    assert np.all(model.coef_[[0, 3]] > 0.5)
+    with pytest.raises(ValueError, match=(
+            r"The active set of the Lasso has collinear features .* \(ElasticNet with "
+            r"l1_ratio < 1\)\. The matrix is numerically singular \(its smallest eigenvalue")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the full Hessian's damping
+            InfluenceFunctions(FrozenEstimator(model)).fit(X, y)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinfluence.linalg import CholeskyFactor
+from skinfluence.linalg import CholeskyFactor, SingularMatrixError
 
 
 def _rotation(p, seed=0):
@@ -166,6 +166,60 @@ def test_warning_points_at_the_caller_and_damping_is_checked():
     assert record[0].filename == __file__
     with pytest.raises(ValueError, match="damping must be >= 0"):
         CholeskyFactor(np.eye(2), damping=-1.0)
+
+
+_REFUSAL = "The model has no unique fit. Increase alpha."
+
+
+def test_refuse_mode_factorises_what_damp_mode_factorises_without_damping():
+    # positive definite, and badly scaled but positive definite: the same factor as the
+    # default mode (bit for bit), no warning, and exact solves
+    A, _ = _matrix([1.0, 2.0, 3.0, 4.0])
+    d = np.array([1e8, 1.0, 1e-4, 1.0])
+    B = np.random.default_rng(13).normal(size=(4, 2))
+    for H in (A, A * d[:, None] * d[None, :]):
+        refused = _no_warnings(CholeskyFactor, H, on_singular="raise", message=_REFUSAL)
+        damped = _no_warnings(CholeskyFactor, H)
+        assert refused.damping_ == 0.0 and refused.null_space_ is None
+        np.testing.assert_array_equal(refused.solve(B), damped.solve(B))
+        np.testing.assert_allclose(refused.solve(B), np.linalg.solve(H, B), rtol=1e-9)
+    # known flat directions are still lifted (the pseudo-inverse), not refused
+    N = np.full((4, 1), 0.5)
+    P = np.eye(4) - N @ N.T
+    H = P @ A @ P
+    factor = _no_warnings(CholeskyFactor, 0.5 * (H + H.T), null_space=N, on_singular="raise")
+    _check(factor, np.linalg.pinv(P @ A @ P, rcond=1e-10), B)
+
+
+@pytest.mark.parametrize("case", ["indefinite", "singular", "ill-conditioned", "flat"])
+def test_refuse_mode_raises_the_callers_message_with_the_diagnosis(case):
+    if case == "indefinite":
+        H = _matrix([-0.5, 1.0, 2.0, 3.0], seed=9)[0]
+        diagnosis = (r"The matrix is not positive definite \(smallest eigenvalue -0\.5, "
+                     r"largest 3\)\.")
+    elif case == "singular":  # a duplicated feature: X^T X singular to rounding
+        X = np.random.default_rng(7).normal(size=(50, 3))
+        X = np.column_stack([X, X[:, 0]])
+        H = X.T @ X
+        diagnosis = r"The matrix is numerically singular \(its smallest eigenvalue, "
+    elif case == "ill-conditioned":
+        H = _matrix([1e-14, 0.5, 1.0, 1.0], seed=11)[0]
+        diagnosis = r"The matrix is positive definite but too ill-conditioned to invert "
+    else:  # an all-zero row: the default mode lifts it silently, this mode refuses it
+        H = np.diag([1.0, 0.0, 2.0])
+        _no_warnings(CholeskyFactor, H)
+        diagnosis = r"The matrix is numerically singular \(its smallest eigenvalue, 0, "
+    H_before = H.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused, never damped with a warning
+        with pytest.raises(SingularMatrixError, match=re.escape(_REFUSAL) + " " + diagnosis):
+            CholeskyFactor(H, on_singular="raise", message=_REFUSAL)
+        # without a message, the diagnosis alone; a ValueError as any other bad input
+        with pytest.raises(ValueError, match="^" + diagnosis):
+            CholeskyFactor(H, on_singular="raise")
+    np.testing.assert_array_equal(H, H_before)
+    with pytest.raises(ValueError, match="on_singular must be 'damp' or 'raise', got 'warn'"):
+        CholeskyFactor(np.eye(2), on_singular="warn")
 
 
 def test_overwrite_uses_the_matrix_as_workspace():
