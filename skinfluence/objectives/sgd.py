@@ -46,8 +46,11 @@ existing L1 model:
   same sample (times class) weights; without ``j``, SGD's mean over ``n - 1`` points
   scales the other weights by ``n / (n - 1)`` (``C = 1/((n - 1) alpha)``).
 
-Losses are then those of the equivalent model: ElasticNet's ``(y - z)^2`` is twice
-SGD's squared error.
+Losses are SGD's own: the regressor's objective is ElasticNet's halved
+(``loss_unit = 1``), whose per-sample loss is ``1/2 (y - z)^2`` as with an L2
+penalty, so influence values are half those of the equivalent ElasticNet (its
+parameter changes are the same); the classifier's log loss is
+LogisticRegression's.
 
 The objectives are those of :mod:`.sparse` (:class:`~.sparse.ElasticNetObjective`,
 :class:`~.sparse.SparseLogisticObjective`) built at SGD's ``coef_`` and
@@ -228,7 +231,10 @@ class _SGDOptimum:
 
 class SGDElasticNetObjective(_SGDOptimum, ElasticNetObjective):
     """SGDRegressor(loss="squared_error") with an L1 / elastic-net penalty: the
-    :class:`~.sparse.ElasticNetObjective` of its ElasticNet (module docstring)."""
+    :class:`~.sparse.ElasticNetObjective` of its ElasticNet in SGD's loss units
+    ``1/2 (y - z)^2`` (module docstring)."""
+
+    loss_unit = 1.0
 
     def _equivalent(self):
         m = self.refit_model

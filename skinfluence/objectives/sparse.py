@@ -12,10 +12,12 @@ and divides by ``n_samples``).  Deleting row ``j`` and refitting with
 
     J = 2 S F = sum_i s_i (y_i - z_i)^2 + S (2 l1 ||coef||_1 + l2 ||coef||^2)
 
-(``l1 = alpha l1_ratio``, ``l2 = alpha (1 - l1_ratio)``), whose penalty is
-held at the full data's ``S``: a refit without ``j`` is ``J`` with the other
-weights scaled by ``S / (S - s_j)`` (:meth:`removal_weights`,
-:meth:`removal_reweighting`).
+(``l1 = alpha l1_ratio``, ``l2 = alpha (1 - l1_ratio)``), in the loss units of
+``Ridge`` and ``LinearRegression``, ``(y - z)^2``; ``SGDRegressor`` with an L1
+penalty uses ``J / 2``, whose loss is its own ``1/2 (y - z)^2``
+(:attr:`ElasticNetObjective.loss_unit`).  The penalty is held at the full data's
+``S``: a refit without ``j`` is ``J`` with the other weights scaled by
+``S / (S - s_j)`` (:meth:`removal_weights`, :meth:`removal_reweighting`).
 
 ``F`` is not differentiable where a coefficient is zero.  At the fit the
 *active set* ``A`` (the non-zero coefficients, and the intercept) has fixed
@@ -114,10 +116,17 @@ class ElasticNetObjective(_ActiveSetSmoothPart, ElementwiseObjective):
         ``sign(theta)`` on the coefficients, 0 on the intercept.
     l1, l2 : float
         ``alpha * l1_ratio`` and ``alpha * (1 - l1_ratio)``.
+    loss_unit : float
+        The objective is ``loss_unit * (sum_i s_i (y_i - z_i)^2 / 2 + S (l1 ||coef||_1 +
+        l2/2 ||coef||^2))``: 2 for the per-sample loss ``(y - z)^2`` (class default), 1
+        for ``1/2 (y - z)^2``.  Parameter changes do not depend on it; losses, and so
+        influence values, scale with it.
     """
 
     # one target: every removal on the active set is exact (influence/_active_set.py)
     exact_active_set_steps = True
+    loss_unit = 2.0
+    _LOSSES = {2.0: "least_squares", 1.0: "squared_error"}
 
     def __init__(self, estimator, X, y, sample_weight, coef, intercept, alpha, l1_ratio,
                  feature_map, refit_model):
@@ -129,9 +138,10 @@ class ElasticNetObjective(_ActiveSetSmoothPart, ElementwiseObjective):
         self.refit_model = refit_model
         with np.errstate(divide="ignore"):
             ratio = self.total_weight / (self.total_weight - sw)
+        c = self.loss_unit
         super().__init__(
-            estimator, X, y, sw, coef, intercept, 2.0 * self.total_weight * self.l2, 0.0,
-            feature_map, loss="least_squares",
+            estimator, X, y, sw, coef, intercept, c * self.total_weight * self.l2, 0.0,
+            feature_map, loss=self._LOSSES[c],
             reweighting=RemovalReweighting(ratio[:, None], sample_parts=np.zeros(n)),
         )
         K, d = self.n_outputs, self.n_features
@@ -144,33 +154,36 @@ class ElasticNetObjective(_ActiveSetSmoothPart, ElementwiseObjective):
         # the element of the L1 subdifferential at the fit on the inactive coefficients:
         # minus their data gradient, clipped to the bound (exactly stationary under KKT)
         data_grad = self.weights @ self.sample_gradients(self.X, self.y)
-        bound = 2.0 * self.total_weight * self.l1
+        bound = c * self.total_weight * self.l1
         self._subgradient = np.clip(-data_grad[self._inactive], -bound, bound)
-        # how far the fit itself exceeds the bound (solver tolerance), in half-gradient units
-        self._fit_excess = np.maximum(np.abs(data_grad[self._inactive]) - bound, 0.0) / 2.0
+        # how far the fit itself exceeds the bound (solver tolerance), in units of
+        # X^T diag(s) (y - z)
+        self._fit_excess = np.maximum(np.abs(data_grad[self._inactive]) - bound, 0.0) / c
 
     # ------------------------------------------------------------ penalty
     def penalty_diagonal(self):
-        """``R''`` on the active set: ``2 S l2`` on active coefficients, 0 elsewhere."""
+        """``R''`` on the active set: ``loss_unit S l2`` on active coefficients, else 0."""
         diag = np.zeros(self.n_params)
         coef_active = self.active[self.active < self.n_outputs * self.n_features]
         diag[coef_active] = self.coef_penalty
         return diag
 
     def penalty_value(self, theta=None):
-        """``S (2 l1 ||coef||_1 + l2 ||coef||^2)``."""
+        """``loss_unit S (l1 ||coef||_1 + l2/2 ||coef||^2)``."""
         theta = self.theta if theta is None else np.asarray(theta, np.float64)
         coef = theta[: self.n_outputs * self.n_features]
         S = self.total_weight
-        return S * (2.0 * self.l1 * np.abs(coef).sum() + self.l2 * float(coef @ coef))
+        c = self.loss_unit
+        return S * (c * self.l1 * np.abs(coef).sum() + (c / 2) * self.l2 * float(coef @ coef))
 
     def penalty_gradient(self, theta=None):
         """Gradient of :meth:`penalty_value` with the fitted signs on the active set; on
         the inactive coefficients the subgradient that balances the fit's data gradient
-        (clipped to ``[-2 S l1, 2 S l1]``), so that the fit is exactly stationary."""
+        (clipped to ``loss_unit S l1`` in absolute value), so that the fit is exactly
+        stationary."""
         theta = self.theta if theta is None else np.asarray(theta, np.float64)
         S = self.total_weight
-        g = 2.0 * S * (self.l1 * self.signs + self.l2 * theta)
+        g = self.loss_unit * S * (self.l1 * self.signs + self.l2 * theta)
         g[self.n_outputs * self.n_features :] = 0.0
         g[self._inactive] = self._subgradient
         return g

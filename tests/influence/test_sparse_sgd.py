@@ -2,10 +2,12 @@
 
 SGD minimises the objective of ElasticNet (squared error) or of L1 LogisticRegression
 (log loss) (objectives/sgd.py), and the numbers estimate the removal effect at that
-objective's optimum.  The ground truth is the equivalent deterministic model refit with
-row ``j`` deleted; the SGD models are polished to the optimum (their coefficients set to
-the equivalent model's fit at a tight tolerance), so the removals are those of the
-equivalent model exactly.  An SGD fit that stops short of the optimum is flagged.
+objective's optimum.  Losses are SGD's own: ``1/2 (y - z)^2`` for the regressor, as with
+an L2 penalty, half of ElasticNet's ``(y - z)^2``.  The ground truth is the equivalent
+deterministic model refit with row ``j`` deleted; the SGD models are polished to the
+optimum (their coefficients set to the equivalent model's fit at a tight tolerance), so
+the removals are those of the equivalent model exactly.  An SGD fit that stops short of
+the optimum is flagged.
 """
 
 import warnings
@@ -74,9 +76,10 @@ def _near_knot(X, y, k=4, above=1.002):
 
 @pytest.mark.parametrize("penalty, l1_ratio", [("l1", 1.0), ("elasticnet", 0.5)])
 def test_regressor_against_elastic_net_and_refits(diabetes, penalty, l1_ratio):
-    """Polished SGDRegressor: InfluenceFunctions equals that of the ElasticNet (to 1e-10)
-    and the refits of ElasticNet without each row (to 1e-8), with removals that change the
-    active set (near a knot of the path) detected and refit."""
+    """Polished SGDRegressor: InfluenceFunctions equals that of the ElasticNet (to 1e-10;
+    influence in SGD's loss units, half ElasticNet's) and the refits of ElasticNet without
+    each row (to 1e-8), with removals that change the active set (near a knot of the path)
+    detected and refit."""
     X, y, Xt, yt = diabetes
     alpha = _near_knot(X, y) / l1_ratio
     enet = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, **TIGHT).fit(X, y)
@@ -93,12 +96,18 @@ def test_regressor_against_elastic_net_and_refits(diabetes, penalty, l1_ratio):
     D = infl.parameter_changes()
     np.testing.assert_allclose(D, ref.parameter_changes(), rtol=0,
                                atol=1e-10 * np.abs(D).max())
-    np.testing.assert_allclose(infl.transform(Xt, yt), ref.transform(Xt, yt), rtol=0,
-                               atol=1e-10 * np.abs(ref.transform(Xt, yt)).max())
+    # the same parameter changes; losses in SGD's 1/2 (y - z)^2, ElasticNet's (y - z)^2
+    half = 0.5 * ref.transform(Xt, yt)
+    np.testing.assert_allclose(infl.transform(Xt, yt), half, rtol=0,
+                               atol=1e-10 * np.abs(half).max())
     theta = _theta(enet)
     truth = np.array([_theta(clone(enet).fit(np.delete(X, j, 0), np.delete(y, j)))
                       for j in range(N)]).T - theta[:, None]
     np.testing.assert_allclose(D, truth, rtol=0, atol=1e-8 * np.abs(truth).max())
+    # the query losses of the refits, in SGD's units
+    loss = lambda th: 0.5 * (yt - Xt @ th[:-1] - th[-1]) ** 2  # noqa: E731
+    T = np.column_stack([loss(theta + truth[:, j]) - loss(theta) for j in range(N)])
+    np.testing.assert_allclose(infl.transform(Xt, yt), T, rtol=0, atol=1e-8 * np.abs(T).max())
     changed = np.flatnonzero(((truth[:-1] + theta[:-1, None] != 0)
                               != (theta[:-1, None] != 0)).any(axis=0))
     assert changed.size > 0
@@ -196,7 +205,7 @@ def test_remaining_refusals_name_the_closest_models(diabetes, cancer):
 
 def test_valuation_and_cleaning_match_the_elastic_net(diabetes):
     """InfluenceValuation and InfluenceCleaner run unchanged: on the polished SGD model
-    they give the ElasticNet's values and scores."""
+    they give the ElasticNet's values (in SGD's loss units: half) and scores."""
     from skinfluence import InfluenceCleaner, InfluenceValuation
 
     X, y, Xt, yt = diabetes
@@ -208,8 +217,59 @@ def test_valuation_and_cleaning_match_the_elastic_net(diabetes):
         sgd.fit(X, y)
     frozen = _polished(sgd, enet.coef_, enet.intercept_)
     a = InfluenceValuation(frozen).fit(X, y, X_val=Xt, y_val=yt).values_
-    b = InfluenceValuation(FrozenEstimator(enet)).fit(X, y, X_val=Xt, y_val=yt).values_
+    # mean validation loss increases: SGD's 1/2 (y - z)^2 is half ElasticNet's loss
+    b = 0.5 * InfluenceValuation(FrozenEstimator(enet)).fit(X, y, X_val=Xt, y_val=yt).values_
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
     a = InfluenceCleaner(frozen).fit(X, y).scores_
     b = InfluenceCleaner(FrozenEstimator(enet)).fit(X, y).scores_
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
+
+
+def test_l1_path_reports_the_l2_paths_units(diabetes, monkeypatch):
+    """The L1 / elastic-net objective with no L1 part is the L2 objective in the same loss
+    units, 1/2 (y - z)^2.  The public API sends ``l1_ratio=0`` to the L2 path, so the L1
+    path's builder is called directly on that model (polished to the ridge optimum of SGD's
+    objective): first-order influence (no refits on either side) equal to 1e-10; the exact
+    active-set removals equal the ridge refits' query losses (to 1e-8), as do the L2 path's
+    refined Newton steps."""
+    from sklearn.linear_model import Ridge
+
+    import skinfluence.objectives as objectives
+    from skinfluence.objectives import sgd as sgd_objectives
+    from skinfluence.objectives.linear import _check_xy, check_regression_target
+
+    X, y, Xt, yt = diabetes
+    alpha = 0.01
+    # SGD's mean(1/2 r^2) + alpha/2 |w|^2 is Ridge's |r|^2 + n alpha |w|^2 over n
+    ridge = Ridge(alpha=N * alpha, solver="cholesky").fit(X, y)
+    sgd = SGDRegressor(penalty="elasticnet", l1_ratio=0.0, alpha=alpha, max_iter=5,
+                       tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sgd.fit(X, y)
+    frozen = _polished(sgd, ridge.coef_, ridge.intercept_)
+
+    def l1_path(estimator, Xf, y, sample_weight, feature_map):
+        y = check_regression_target(y, 1)
+        return sgd_objectives._sgd_elastic_net(estimator, _check_xy(estimator, Xf, y), y,
+                                              sample_weight, feature_map)
+
+    l2 = {a: InfluenceFunctions(frozen, approximation=a, refine=N).fit(X, y)
+          for a in ("first_order", "newton")}
+    objectives.make_objective(sgd, X, y)  # registers the SGD builders
+    monkeypatch.setitem(objectives._REGISTRY, "SGDRegressor", l1_path)
+    l1 = {a: InfluenceFunctions(frozen, approximation=a).fit(X, y)
+          for a in ("first_order", "newton")}
+    assert type(l1["newton"].objective_).__name__ == "SGDElasticNetObjective"
+    assert type(l2["newton"].objective_).__name__ == "SGDObjective"
+    a, b = l1["first_order"].transform(Xt, yt), l2["first_order"].transform(Xt, yt)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
+    # against refits: without j, SGD's mean over n - 1 points (Ridge's alpha (n - 1) alpha)
+    theta = _theta(ridge)
+    refit = clone(ridge).set_params(alpha=(N - 1) * alpha)
+    loss = lambda th: 0.5 * (yt - Xt @ th[:-1] - th[-1]) ** 2  # noqa: E731
+    T = np.column_stack([loss(_theta(clone(refit).fit(np.delete(X, j, 0), np.delete(y, j))))
+                         - loss(theta) for j in range(N)])
+    for infl in (l1["newton"], l2["newton"]):
+        np.testing.assert_allclose(infl.transform(Xt, yt), T, rtol=0,
+                                   atol=1e-8 * np.abs(T).max())

@@ -52,9 +52,10 @@ def _penalty(w, alpha, r):
 @pytest.mark.parametrize("penalty, r", [("l1", 1.0), ("elasticnet", 0.4)])
 @pytest.mark.parametrize("s", [1.0, 2.5], ids=["unweighted", "constant-weight"])
 def test_regressor_is_elastic_net(regression, penalty, r, s):
-    """J = 2 n E: SGD's ``mean(s (y - z)^2 / 2) + alpha (r |w|_1 + (1 - r)/2 |w|^2)``;
-    equal (values, gradients) to the objective of ElasticNet(alpha / s, r) at the same
-    parameters, to 1e-12."""
+    """J = n E: SGD's ``mean(s (y - z)^2 / 2) + alpha (r |w|_1 + (1 - r)/2 |w|^2)``;
+    equal (values, gradients, Hessians) to half the objective of ElasticNet(alpha / s, r)
+    at the same parameters, to 1e-12 (SGD's loss ``1/2 (y - z)^2``, ElasticNet's
+    ``(y - z)^2``)."""
     X, y = regression
     d = X.shape[1]
     coef = np.where(np.arange(d) % 3 == 0, 0.0, np.linspace(-0.4, 0.5, d))
@@ -72,18 +73,22 @@ def test_regressor_is_elastic_net(regression, penalty, r, s):
         w, b = theta[:d], theta[d]
         E = np.mean(s * 0.5 * (y - X @ w - b) ** 2) + _penalty(w, 0.05, r)
         value = obj.objective_value(theta)
-        assert abs(value - 2 * N * E) <= 1e-12 * abs(value)
-        assert abs(value - ref.objective_value(theta)) <= 1e-12 * abs(value)
+        assert abs(value - N * E) <= 1e-12 * abs(value)
+        assert abs(value - ref.objective_value(theta) / 2) <= 1e-12 * abs(value)
         g = obj.objective_gradient(theta)
         resid = y - X @ w - b
         gE = np.r_[-(s * resid) @ X / N + 0.05 * (r * np.sign(w) + (1 - r) * w),
                    -np.mean(s * resid)]
         A = obj.active  # the intercept is active and unpenalised
-        np.testing.assert_allclose(g[A], 2 * N * gE[A], rtol=0,
+        np.testing.assert_allclose(g[A], N * gE[A], rtol=0,
                                    atol=1e-12 * np.abs(g).max())
-        np.testing.assert_allclose(g, ref.objective_gradient(theta), rtol=0,
+        np.testing.assert_allclose(g, ref.objective_gradient(theta) / 2, rtol=0,
                                    atol=1e-12 * np.abs(g).max())
-        np.testing.assert_allclose(obj.hessian(theta), ref.hessian(theta), rtol=1e-12)
+        np.testing.assert_allclose(obj.hessian(theta), ref.hessian(theta) / 2, rtol=1e-12)
+        # per-sample losses: SGD's own squared error
+        z = obj.outputs(X, theta)
+        np.testing.assert_allclose(obj.loss_from_outputs(z, y), 0.5 * (y - z[:, 0]) ** 2,
+                                   rtol=1e-12)
 
 
 @pytest.mark.parametrize("penalty, r", [("l1", 1.0), ("elasticnet", 0.6)])
