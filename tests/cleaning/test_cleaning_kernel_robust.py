@@ -12,7 +12,6 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import HuberRegressor
 from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceCleaner
 
@@ -25,10 +24,7 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.mark.parametrize("name", list(MODELS))

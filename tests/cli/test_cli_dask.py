@@ -10,7 +10,7 @@ import pytest
 
 from skinfluence.cli import main
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
@@ -20,10 +20,8 @@ N = 240
 
 
 @pytest.fixture(scope="module")
-def address():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
+def address(dask_cluster):
+    return dask_cluster.scheduler_address
 
 
 def _frame(seed=0, n=N):

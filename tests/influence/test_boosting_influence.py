@@ -22,33 +22,14 @@ from skinfluence.trees._hgb import BoostedModel
 R, C = HistGradientBoostingRegressor, HistGradientBoostingClassifier
 
 
-def _cells(n=120, kind="regression", seed=0):
-    """Two binary features and a noisy target: depth-2 trees always split the 4 cells."""
-    rng = np.random.RandomState(seed)
-    X = rng.randint(0, 2, size=(n, 2)).astype(float)
-    z = 1.5 * X[:, 0] - X[:, 1] + 0.8 * X[:, 0] * X[:, 1] + rng.normal(scale=0.7, size=n)
-    if kind == "regression":
-        return X, 3 * z + 10
-    if kind == "binary":
-        return X, (z + rng.logistic(size=n) > 0.5).astype(int)
-    return X, np.digitize(z + rng.normal(size=n), [0.0, 1.0])
-
-
-def _same_partitions(leaves_a, leaves_b):
-    for a, b in zip(leaves_a, leaves_b):
-        pairs = np.unique(np.stack([a, b]), axis=1)
-        if pairs.shape[1] != np.unique(a).size or pairs.shape[1] != np.unique(b).size:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
-def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind):
+def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind, cells,
+                                                                        same_partitions):
     # (the assertion below checks the premise: no refit changes a partition)
-    X, y = _cells(n=200 if kind == "multiclass" else 120, kind=kind)
+    X, y = cells(n=200 if kind == "multiclass" else 120, kind=kind)
     make = (R if kind == "regression" else C)
     params = dict(max_iter=15, max_depth=2, min_samples_leaf=2, learning_rate=0.3)
-    Xq, yq = _cells(n=40, kind=kind, seed=1)
+    Xq, yq = cells(n=40, kind=kind, seed=1)
     inf = InfluenceFunctions(make(**params), approximation="leaf_refit").fit(X, y)
     model = inf.objective_
     T = inf.transform(Xq, yq)
@@ -57,7 +38,7 @@ def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind):
         keep = np.arange(len(y)) != j
         refit = make(**params).fit(X[keep], y[keep])
         m2 = BoostedModel(refit)
-        assert _same_partitions(model.apply(X[keep]), m2.apply(X[keep]))
+        assert same_partitions(model.apply(X[keep]), m2.apply(X[keep]))
         actual = m2.loss_from_outputs(m2.outputs(Xq), model.encode_target(yq)) - base
         # float32 gradients in scikit-learn's refit: agreement to their rounding
         np.testing.assert_allclose(T[:, j], actual, rtol=1e-4, atol=1e-6 * np.abs(T).max())
@@ -79,12 +60,12 @@ def _finite_difference(model, rem, j, delta=1e-5):
 
 
 @pytest.mark.parametrize("case", ["squared_error", "poisson", "binary", "multiclass"])
-def test_leaf_influence_is_the_derivative_of_the_refit(case):
+def test_leaf_influence_is_the_derivative_of_the_refit(case, cells):
     Xd, yd = load_diabetes(return_X_y=True)
     if case in ("squared_error", "poisson"):
         est, X, y = R(loss=case, max_iter=15, l2_regularization=0.5), Xd[:150], yd[:150]
     else:
-        X, y = _cells(n=150, kind=case)
+        X, y = cells(n=150, kind=case)
         X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
         est = C(max_iter=12, max_leaf_nodes=5, learning_rate=0.3)
     w = np.random.RandomState(2).uniform(0.5, 2.0, len(y))
@@ -98,8 +79,8 @@ def test_leaf_influence_is_the_derivative_of_the_refit(case):
 
 
 @pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
-def test_forward_and_backward_leaf_influence_agree(kind):
-    X, y = _cells(n=150, kind=kind)
+def test_forward_and_backward_leaf_influence_agree(kind, cells):
+    X, y = cells(n=150, kind=kind)
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     est = (R if kind == "regression" else C)(max_iter=10, max_leaf_nodes=6)
     inf = InfluenceFunctions(est, approximation="leaf_influence").fit(X, y)
@@ -113,10 +94,10 @@ def test_forward_and_backward_leaf_influence_agree(kind):
                                    atol=1e-12 * np.abs(forward).max())
 
 
-def test_boostin_is_the_trajectory_sum():
+def test_boostin_is_the_trajectory_sum(cells):
     # Brophy et al. (2023): sum over trees sharing the query's leaf of the query's
     # gradient at that iteration times the leaf's change through j's own gradient
-    X, y = _cells(n=80, kind="binary")
+    X, y = cells(n=80, kind="binary")
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
                                learning_rate=0.5), approximation="boostin").fit(X, y)
@@ -201,10 +182,10 @@ def test_errors_name_the_approximations():
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass"])
-def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
+def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind, cells):
     # each tree's direct leaf change (j's own gradient and Hessian, as in boostin) and the
     # baseline's, summed over the trees the query shares with j, then the exact loss
-    X, y = _cells(n=90, kind=kind)
+    X, y = cells(n=90, kind=kind)
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=0.3,
                                learning_rate=0.5), approximation="boostin_final").fit(X, y)
@@ -248,12 +229,12 @@ def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind):
 
 
 @pytest.mark.parametrize("approximation", ["boostin", "boostin_final"])
-def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch):
+def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch, cells):
     # large leaves go through one matrix product, the others are scattered: all of one
     # kind or all of the other must give the same matrix, with and without y
     from skinfluence.influence import _boosting
 
-    X, y = _cells(n=200, kind="multiclass")
+    X, y = cells(n=200, kind="multiclass")
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     out = []
     for share in (np.inf, -1.0):

@@ -15,7 +15,6 @@ from sklearn.linear_model import (
     RidgeClassifierCV,
     RidgeCV,
 )
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceCleaner, InfluenceFunctions
 from skinfluence.valuation import InfluenceValuation
@@ -23,10 +22,7 @@ from skinfluence.valuation import InfluenceValuation
 ALPHAS = np.logspace(-2, 3, 12)
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _standardised(X, y, n, n_test, seed=0):

@@ -21,33 +21,14 @@ from skinfluence.trees._gb import GradientBoostingModel
 R, C = GradientBoostingRegressor, GradientBoostingClassifier
 
 
-def _cells(n=120, kind="regression", seed=0):
-    """Two binary features and a noisy target: depth-2 trees always split the 4 cells."""
-    rng = np.random.RandomState(seed)
-    X = rng.randint(0, 2, size=(n, 2)).astype(float)
-    z = 1.5 * X[:, 0] - X[:, 1] + 0.8 * X[:, 0] * X[:, 1] + rng.normal(scale=0.7, size=n)
-    if kind == "regression":
-        return X, 3 * z + 10
-    if kind == "binary":
-        return X, (z + rng.logistic(size=n) > 0.5).astype(int)
-    return X, np.digitize(z + rng.normal(size=n), [0.0, 1.0])
-
-
-def _same_partitions(leaves_a, leaves_b):
-    for a, b in zip(leaves_a, leaves_b):
-        pairs = np.unique(np.stack([a, b]), axis=1)
-        if pairs.shape[1] != np.unique(a).size or pairs.shape[1] != np.unique(b).size:
-            return False
-    return True
-
-
 @pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
-def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind):
+def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind, cells,
+                                                                        same_partitions):
     # (the assertion below checks the premise: no refit changes a partition)
-    X, y = _cells(n=150, kind=kind)
+    X, y = cells(n=150, kind=kind)
     make = R if kind == "regression" else C
     params = dict(n_estimators=15, max_depth=2, learning_rate=0.3)
-    Xq, yq = _cells(n=40, kind=kind, seed=1)
+    Xq, yq = cells(n=40, kind=kind, seed=1)
     inf = InfluenceFunctions(make(**params), approximation="leaf_refit").fit(X, y)
     model = inf.objective_
     T = inf.transform(Xq, yq)
@@ -55,8 +36,8 @@ def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind):
     for j in range(0, len(y), 7):
         keep = np.arange(len(y)) != j
         m2 = GradientBoostingModel(make(**params).fit(X[keep], y[keep]))
-        assert _same_partitions(model.apply(model.features(X[keep])),
-                                m2.apply(m2.features(X[keep])))
+        assert same_partitions(model.apply(model.features(X[keep])),
+                               m2.apply(m2.features(X[keep])))
         actual = m2.loss_from_outputs(m2.outputs(m2.features(Xq)),
                                       model.encode_target(yq)) - base
         np.testing.assert_allclose(T[:, j], actual, rtol=1e-9, atol=1e-12 * np.abs(T).max())
@@ -79,12 +60,12 @@ def _finite_difference(model, rem, j, delta=1e-5):
 
 
 @pytest.mark.parametrize("case", ["squared_error", "binary", "multiclass"])
-def test_leaf_influence_is_the_derivative_of_the_refit(case):
+def test_leaf_influence_is_the_derivative_of_the_refit(case, cells):
     if case == "squared_error":
         X, y = load_diabetes(return_X_y=True)
         est, X, y = R(n_estimators=15, max_depth=3), X[:150], y[:150]
     else:
-        X, y = _cells(n=150, kind=case)
+        X, y = cells(n=150, kind=case)
         X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
         est = C(n_estimators=12, max_leaf_nodes=5, learning_rate=0.3)
     w = np.random.RandomState(2).uniform(0.5, 2.0, len(y))
@@ -98,8 +79,8 @@ def test_leaf_influence_is_the_derivative_of_the_refit(case):
 
 
 @pytest.mark.parametrize("kind", ["regression", "multiclass"])
-def test_forward_and_backward_leaf_influence_agree(kind):
-    X, y = _cells(n=150, kind=kind)
+def test_forward_and_backward_leaf_influence_agree(kind, cells):
+    X, y = cells(n=150, kind=kind)
     X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
     est = (R if kind == "regression" else C)(n_estimators=10, max_leaf_nodes=6)
     inf = InfluenceFunctions(est, approximation="leaf_influence").fit(X, y)

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 from scipy.stats import pearsonr
-from sklearn.datasets import load_diabetes
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import HuberRegressor
 from sklearn.linear_model._huber import _huber_loss_and_gradient
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.influence._refit import kink_crossings
@@ -24,10 +22,7 @@ from skinfluence.valuation import InfluenceValuation
 EPS, ALPHA = 1.35, 1e-3
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _minimise(X, y, sw, start):
@@ -41,12 +36,8 @@ def _minimise(X, y, sw, start):
 
 
 @pytest.fixture(scope="module")
-def huber():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
-    idx = np.random.default_rng(0).permutation(len(y))
-    X, y = X[idx], y[idx]
+def huber(diabetes_shuffled):
+    X, y = diabetes_shuffled
     n = 100
     y = y.copy()
     y[:n:10] += 3.0  # gross outliers beyond the threshold
@@ -60,10 +51,8 @@ def huber():
     return X, y, Xt, yt, sw, model, refits
 
 
-def test_huber_objective_is_scikit_learns():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
+def test_huber_objective_is_scikit_learns(diabetes_standardised):
+    X, y = diabetes_standardised
     sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
     model = HuberRegressor(epsilon=EPS, alpha=ALPHA).fit(X, y, sample_weight=sw)
     obj = make_objective(model, X, y, sw)

@@ -23,14 +23,6 @@ pytestmark = pytest.mark.dask
 N, D, CHUNK = 700, 5, 150  # row blocks of 150, 150, 150, 150 and 100
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
-
-
 def _data(task, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((N, D)) * [1.0, 2.0, 0.5, 1.0, 3.0] + [0.0, 1.0, 0.0, -2.0, 0.0]
@@ -103,7 +95,7 @@ CASES = ["binary", "multinomial", "weighted", "pipeline", "ridge", "poisson", "s
 
 @pytest.mark.parametrize("approximation", ["newton", "first_order"])
 @pytest.mark.parametrize("case", CASES)
-def test_dask_influence_equals_in_memory(client, case, approximation):
+def test_dask_influence_equals_in_memory(dask_client, case, approximation):
     X, y, Xd, yd, memory, lazy = _pair(case, approximation)
     # the Hessian summed over the row blocks, factorised once on the client
     _close(lazy.solver_.inverse(), memory.solver_.inverse())
@@ -126,12 +118,12 @@ def test_dask_influence_equals_in_memory(client, case, approximation):
         _close(got[key], expected[key])
 
 
-def test_dask_explain_merges_blocks_as_a_tree(client, monkeypatch):
+def test_dask_explain_merges_blocks_as_a_tree(dask_client, monkeypatch):
     import skinfluence.influence._dask as dask_module
 
     monkeypatch.setattr(dask_module, "_SPLIT_EVERY", 2)  # 5 blocks: 3 levels of merges
     X, y, Xd, yd, memory, lazy = _pair("multinomial", "newton")
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         got = lazy.explain(X[:20], y[:20], k=700)  # k = n_train: every point, in order
     assert len(stream.data) >= 5 + 4  # a task per training block and per merge
     expected = memory.explain(X[:20], y[:20], k=700)
@@ -142,12 +134,12 @@ def test_dask_explain_merges_blocks_as_a_tree(client, monkeypatch):
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "weighted"])
-def test_dask_cleaner_equals_in_memory(client, task):
+def test_dask_cleaner_equals_in_memory(dask_client, task):
     X, y, sw = _data(task)
     model = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y, sample_weight=sw)
     memory = InfluenceCleaner(FrozenEstimator(model)).fit(X, y, sample_weight=sw)
     Xd, yd, swd = _dask(X, y, sw)
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         lazy = InfluenceCleaner(FrozenEstimator(model)).fit(Xd, yd, sample_weight=swd)
     # the Hessian pieces and the leave-one-out outputs ran per row block on the cluster
     names = [str(task["key"]) for task in stream.data]
@@ -163,11 +155,11 @@ def test_dask_cleaner_equals_in_memory(client, task):
     _close(lazy.noise_joint_, memory.noise_joint_)
 
 
-def test_dask_fit_sums_the_blocks_on_the_cluster(client):
+def test_dask_fit_sums_the_blocks_on_the_cluster(dask_client):
     _, model = _model("binary")
     X, y, _ = _data("binary")
     Xd, yd = _dask(X, y)
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         inf = InfluenceFunctions(FrozenEstimator(model)).fit(Xd, yd)
     assert len(stream.data) >= 5  # one Hessian piece per row block at least
     assert inf.objective_.n_train == N and inf.n_features_in_ == D
@@ -175,7 +167,7 @@ def test_dask_fit_sums_the_blocks_on_the_cluster(client):
     assert inf.get_feature_names_out()[-1] == f"train{N - 1}"
 
 
-def test_dask_refusals_say_what_to_do(client):
+def test_dask_refusals_say_what_to_do(dask_client):
     task, model = _model("binary")
     X, y, _ = _data(task)
     Xd, yd = _dask(X, y)
@@ -214,7 +206,7 @@ def test_dask_refusals_say_what_to_do(client):
         InfluenceCleaner(LogisticRegression()).fit(Xd, yd)
 
 
-def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(client):
+def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(dask_client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     task, model = _model("multinomial")
@@ -236,7 +228,7 @@ def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(client):
     with pytest.raises(ValueError, match="feature names"):
         lazy.transform(frame[columns[::-1]][:5])
     cleaner_memory = InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         cleaner = InfluenceCleaner(FrozenEstimator(model)).fit(ddf[columns], ddf["label"])
     # the same frames again: their partitions were counted by the first fit
     assert not [t for t in stream.data if "_frame_length" in str(t["key"])]
@@ -245,7 +237,7 @@ def test_dask_dataframes_equal_in_memory_and_keep_the_column_names(client):
     np.testing.assert_array_equal(cleaner.issues_, cleaner_memory.issues_)
 
 
-def test_dask_dataframe_counts_are_checked_when_the_blocks_are_read(client, monkeypatch):
+def test_dask_dataframe_counts_are_checked_when_the_blocks_are_read(dask_client, monkeypatch):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     import skinfluence.utils._dask as dask_utils
@@ -260,7 +252,7 @@ def test_dask_dataframe_counts_are_checked_when_the_blocks_are_read(client, monk
         InfluenceFunctions(FrozenEstimator(model)).fit(features, ddf["label"])
 
 
-def test_dask_dataframes_with_text_columns_are_refused(client):
+def test_dask_dataframes_with_text_columns_are_refused(dask_client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     task, model = _model("binary")
@@ -270,7 +262,7 @@ def test_dask_dataframes_with_text_columns_are_refused(client):
         InfluenceFunctions(FrozenEstimator(model)).fit(dd.from_pandas(frame, npartitions=2), y)
 
 
-def test_dask_warns_as_in_memory_when_the_model_is_not_at_the_optimum(client):
+def test_dask_warns_as_in_memory_when_the_model_is_not_at_the_optimum(dask_client):
     task, model = _model("sample_fit")  # fitted on a third of the rows
     X, y, _ = _data(task)
     Xd, yd = _dask(X, y)
@@ -291,7 +283,7 @@ def test_dask_warns_as_in_memory_when_the_model_is_not_at_the_optimum(client):
 @pytest.mark.parametrize("name", ["LinearRegression", "RidgeClassifier", "SGDRegressor",
                                   "LinearSVC", "GammaRegressor", "TweedieRegressor",
                                   "RidgeCV", "LogisticRegressionCV"])
-def test_dask_other_linear_families_equal_in_memory(client, name):
+def test_dask_other_linear_families_equal_in_memory(dask_client, name):
     from sklearn import linear_model, svm
 
     X, signal, _ = _data("regression")
@@ -329,7 +321,7 @@ def test_large_data_guide_example_runs():
     assert namespace["block"].shape == (3, 100)
 
 
-def test_dask_leverage_one_warns_once_on_the_client(client, monkeypatch):
+def test_dask_leverage_one_warns_once_on_the_client(dask_client, monkeypatch):
     import skinfluence.influence._newton as newton
 
     solve = newton.woodbury_systems

@@ -15,17 +15,13 @@ from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.objectives import NotStationaryWarning, make_objective
 from skinfluence.valuation import InfluenceValuation, predict_removal_effect
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _diabetes(n=70, n_test=25, multi=False):

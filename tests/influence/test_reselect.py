@@ -12,7 +12,6 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LogisticRegressionCV, Ridge, RidgeClassifierCV, RidgeCV
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.influence import _reselect
@@ -22,10 +21,7 @@ from skinfluence.valuation import predict_removal_effect
 ALPHAS = np.logspace(-2, 3, 40)
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _standardised(X, y, n, n_test, seed=0):

@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import (
     ElasticNet,
@@ -24,7 +23,6 @@ from sklearn.linear_model import (
     MultiTaskLasso,
     lars_path,
 )
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.objectives import NotStationaryWarning
@@ -33,19 +31,12 @@ N = 150
 TIGHT = dict(tol=1e-14, max_iter=100_000)
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")
-def data():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
-    idx = np.random.default_rng(0).permutation(len(y))
-    X, y = X[idx], y[idx]
+def data(diabetes_shuffled):
+    X, y = diabetes_shuffled
     sw = np.random.default_rng(1).uniform(0.5, 2.0, N)
     return X[:N], y[:N], X[N : N + 30], y[N : N + 30], sw
 

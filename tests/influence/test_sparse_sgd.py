@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import (
     ElasticNet,
@@ -24,7 +24,6 @@ from sklearn.linear_model import (
     SGDRegressor,
     lars_path,
 )
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.objectives import NotStationaryWarning
@@ -33,19 +32,13 @@ N = 120
 TIGHT = dict(tol=1e-14, max_iter=100_000)
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")
-def diabetes():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
-    idx = np.random.default_rng(0).permutation(len(y))
-    return X[idx][:N], y[idx][:N], X[idx][N : N + 20], y[idx][N : N + 20]
+def diabetes(diabetes_shuffled):
+    X, y = diabetes_shuffled
+    return X[:N], y[:N], X[N : N + 20], y[N : N + 20]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_wine, make_classification
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceCleaner, InfluenceFunctions
 from skinfluence.valuation import removal_parameter_change
@@ -21,10 +20,7 @@ from skinfluence.valuation import removal_parameter_change
 ROWS = [0, 3, 11, 42, 77]
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _problem(name):

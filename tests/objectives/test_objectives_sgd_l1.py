@@ -4,7 +4,7 @@ objective written out by hand and against the equivalent model's objective."""
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import ElasticNet, LogisticRegression, SGDClassifier, SGDRegressor
 
 from skinfluence.objectives import make_objective
@@ -13,10 +13,8 @@ N = 100
 
 
 @pytest.fixture(scope="module")
-def regression():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
+def regression(diabetes_standardised):
+    X, y = diabetes_standardised
     return X[:N], y[:N]
 
 

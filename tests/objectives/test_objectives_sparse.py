@@ -4,7 +4,6 @@ set, the removal weights and the KKT check, against scikit-learn's fits."""
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, Lasso, MultiTaskElasticNet, MultiTaskLasso
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -16,10 +15,8 @@ N = 120
 
 
 @pytest.fixture(scope="module")
-def data():
-    X, y = load_diabetes(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
+def data(diabetes_standardised):
+    X, y = diabetes_standardised
     sw = np.random.default_rng(0).uniform(0.5, 2.0, N)
     return X[:N], y[:N], sw
 

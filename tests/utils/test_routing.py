@@ -16,7 +16,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from skinfluence import CleanClassifier, InfluenceCleaner, InfluenceFunctions
 from skinfluence.valuation import (
@@ -33,10 +32,7 @@ ROUTING = pytest.mark.parametrize("routing", [False, True], ids=["routing_off", 
 EXACT = dict(rtol=1e-12, atol=1e-14)
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.dask
 N, D, CHUNK = 230, 3, 50  # row blocks of 50, 50, 50, 50 and 30
 
 
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
-
-
 def _data(task, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((N, D))
@@ -48,12 +40,12 @@ def _close(got, expected):
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("k", [1, 5])
-def test_knn_shapley_on_dask_equals_in_memory(client, task, k):
+def test_knn_shapley_on_dask_equals_in_memory(dask_client, task, k):
     X, y = _data(task)
     Xt, yt, Xv, yv = X[:200], y[:200], X[200:], y[200:]
     memory = KNNShapley(n_neighbors=k, task=task).fit(Xt, yt, X_val=Xv, y_val=yv)
     Xd, yd = da.from_array(Xt, chunks=(CHUNK, D)), da.from_array(yt, chunks=CHUNK)
-    with distributed.get_task_stream(client) as stream:
+    with distributed.get_task_stream(dask_client) as stream:
         lazy = KNNShapley(n_neighbors=k, task=task).fit(Xd, yd, X_val=Xv, y_val=yv)
     names = [str(t["key"]) for t in stream.data]
     assert sum("_sorted_block" in name for name in names) == 4  # one per row block
@@ -69,7 +61,7 @@ def test_knn_shapley_on_dask_equals_in_memory(client, task, k):
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_knn_shapley_on_dask_leave_self_out(client, task, monkeypatch):
+def test_knn_shapley_on_dask_leave_self_out(dask_client, task, monkeypatch):
     import skinfluence.valuation._knn as knn_module
 
     monkeypatch.setattr(knn_module, "_CHUNK_ELEMENTS", 40 * N)  # validation chunks of 40
@@ -81,7 +73,7 @@ def test_knn_shapley_on_dask_leave_self_out(client, task, monkeypatch):
     _close(lazy.values_, memory.values_)
 
 
-def test_knn_shapley_on_dask_dataframes_keeps_the_column_names(client):
+def test_knn_shapley_on_dask_dataframes_keeps_the_column_names(dask_client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     X, y = _data("classification")
@@ -102,7 +94,7 @@ def test_knn_shapley_on_dask_dataframes_keeps_the_column_names(client):
         lazy.transform(frame[["c", "b", "a"]][200:], y[200:])
 
 
-def test_knn_shapley_on_dask_refusals(client):
+def test_knn_shapley_on_dask_refusals(dask_client):
     X, y = _data("classification")
     Xd, yd = da.from_array(X, chunks=(CHUNK, D)), da.from_array(y, chunks=CHUNK)
     lazy = KNNShapley().fit(Xd, yd, X_val=X[:5], y_val=y[:5])

@@ -17,8 +17,6 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
-from threadpoolctl import threadpool_limits
-
 from skinfluence.valuation import (
     BanzhafValuation,
     BetaShapley,
@@ -28,6 +26,9 @@ from skinfluence.valuation import (
     LOOValuation,
     TMCShapley,
 )
+
+# the reference refits are many tiny problems: BLAS threads only add contention
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 # ------------------------------------------------------------- KNN-Shapley
@@ -241,13 +242,6 @@ def test_knn_shapley_regression_finds_shifted_targets():
 
 
 # --------------------------------------------------------------------- LOO
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    # the reference refits are many tiny problems: BLAS threads only add contention
-    with threadpool_limits(limits=1):
-        yield
-
-
 def _manual_score(est, X, y, Xv, yv, keep):
     return clone(est).fit(X[keep], y[keep]).score(Xv, yv)
 

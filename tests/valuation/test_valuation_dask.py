@@ -10,8 +10,9 @@ from skinfluence.valuation import DataOOB, LOOValuation, TMCShapley
 
 
 @pytest.mark.dask
-def test_dask_backend_gives_the_same_values():
-    distributed = pytest.importorskip("distributed")
+def test_dask_backend_gives_the_same_values(dask_client):
+    import distributed
+
     X, y = make_classification(n_samples=60, n_features=4, n_redundant=0, random_state=0)
     X, Xv, y, yv = X[:20], X[20:], y[:20], y[20:]
     est = DecisionTreeClassifier(max_depth=2, random_state=0)
@@ -22,12 +23,10 @@ def test_dask_backend_gives_the_same_values():
     with parallel_config(backend="sequential"):
         local = [m.fit(X, y, X_val=Xv, y_val=yv).values_ for m in (tmc, loo)]
         local.append(oob.fit(X, y).values_)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster), parallel_config(backend="dask"):
-            with distributed.get_task_stream() as stream:
-                remote = [m.fit(X, y, X_val=Xv, y_val=yv).values_ for m in (tmc, loo)]
-                remote.append(oob.fit(X, y).values_)
+    with parallel_config(backend="dask"):
+        with distributed.get_task_stream(dask_client) as stream:
+            remote = [m.fit(X, y, X_val=Xv, y_val=yv).values_ for m in (tmc, loo)]
+            remote.append(oob.fit(X, y).values_)
     assert len(stream.data) >= 3  # the work really ran as tasks on the cluster
     for a, b in zip(local, remote):
         np.testing.assert_array_equal(a, b)

@@ -7,7 +7,6 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression, Ridge
-from threadpoolctl import threadpool_limits
 
 from skinfluence import InfluenceFunctions
 from skinfluence.valuation import (
@@ -17,10 +16,7 @@ from skinfluence.valuation import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
 from sklearn.tree import DecisionTreeClassifier
-from threadpoolctl import threadpool_limits
 
 from skinfluence.valuation import BanzhafValuation, BetaShapley, TMCShapley, exact_semivalues
 from skinfluence.valuation._base import SubsetUtility
@@ -22,10 +21,7 @@ from skinfluence.valuation._fast_logistic import FastLogisticUtility
 Z = 4.0
 
 
-@pytest.fixture(autouse=True)
-def _single_blas_thread():
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 def _data(n_train=7, seed=0):
