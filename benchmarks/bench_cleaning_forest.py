@@ -15,6 +15,16 @@ metrics), the training labels are flipped and
   out-of-bag probability averages the ~37% of the trees that left it out; ``N = 270``
   gives each row about as many trees as cross-validation's 100.
 
+``--decompose`` adds a table that separates the rule from the probabilities, on the same
+draws (untimed): F1 of skinfluence's rule on cleanlab's cross-validated probabilities
+(``sk rule, cv P``) and of cleanlab's rule on the out-of-bag ones (``cl rule, oob P``);
+how far the two probability matrices are apart (largest gap of the per-class thresholds,
+mean absolute difference, correlation of the given label's probability); the noise
+count confident learning estimates from each against the true one; and, on the same
+cross-validated probabilities, how many rows cleanlab's ``find_label_issues`` and
+skinfluence's ``prune_by_noise_rate`` disagree on, before and after dropping the flagged
+rows whose given label is the predicted one (cleanlab's last step).
+
 Forest: ``RandomForestClassifier(n_estimators, random_state=0, n_jobs=1)``.  Seconds are
 the fastest of ``--repeat`` runs of the cleaning step.  Each seed draws its own split and
 flips; ``f1 sd`` is the spread of F1 over the seeds and ``dF1 (se)`` the mean over seeds of
@@ -69,6 +79,31 @@ def run_oob(X, y, spec):
     return (cleaner.scores_, cleaner.issues_), secs
 
 
+def decompose(X, y, flipped, seed):
+    """One row of the ``--decompose`` table (see the module docstring)."""
+    from cleanlab.filter import find_label_issues as cl_find
+
+    from skinfluence.cleaning import find_label_issues
+    from skinfluence.cleaning._confident import estimate_noise_count, per_class_thresholds
+    from skinfluence.trees._oob import oob_proba
+
+    cv = StratifiedKFold(5, shuffle=True, random_state=seed)
+    P_cv = cross_val_predict(forest(), X, y, cv=cv, method="predict_proba")
+    P_oob = oob_proba(forest().fit(X, y), X)
+    conf = np.arange(len(y)), y
+    f1 = {}
+    for name, P, issues in (("sk rule, cv P", P_cv, find_label_issues(
+            y, P_cv, filter_by="prune_globally")), ("cl rule, oob P", P_oob, cl_find(y, P_oob))):
+        f1[name] = bc.quality(flipped, 1 - P[conf], issues)["f1"]
+    cl_nr, sk_nr = cl_find(y, P_cv), find_label_issues(y, P_cv)
+    return dict(**f1, dt=np.abs(per_class_thresholds(y, P_oob)
+                                - per_class_thresholds(y, P_cv)).max(),
+                dP=np.abs(P_oob - P_cv).mean(), corr=np.corrcoef(P_oob[conf], P_cv[conf])[0, 1],
+                true=flipped.sum(), n_cv=estimate_noise_count(y, P_cv),
+                n_oob=estimate_noise_count(y, P_oob), xor=(cl_nr ^ sk_nr).sum(),
+                xor_pred=(cl_nr ^ (sk_nr & (P_cv.argmax(1) != y))).sum())
+
+
 def main():
     global N_ESTIMATORS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -79,13 +114,15 @@ def main():
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--oob-trees", type=int, default=None,
                         help="also sk:oob on a forest of this many trees")
+    parser.add_argument("--decompose", action="store_true",
+                        help="also the table separating the rule from the probabilities")
     args = parser.parse_args()
     N_ESTIMATORS = args.trees
     bc.REPEAT = args.repeat
     libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted"]
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
-    rows = []
+    rows, parts = [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)
         for rate in map(float, args.rates.split(",")):
@@ -99,6 +136,9 @@ def main():
                         (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
                     rows.append(dict(data=data, rate=rate, lib=lib, secs=secs,
                                      **bc.quality(flipped, scores, issues)))
+                if args.decompose:
+                    parts.append(dict(data=data, rate=rate,
+                                      **decompose(X_tr, y_noisy, flipped, seed)))
     print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds; speedup = "
           "cleanlab seconds / row seconds")
     head = ["data", "rate", "lib", "auroc", "p@k", "prec", "rec", "f1", "f1 sd", "dF1 (se)",
@@ -122,6 +162,22 @@ def main():
                     "auroc", "p@k", "prec", "rec", "f1")] + [
                     f"{sd:.3f}", f"{d.mean():+.3f} ({se:.3f})", f"{m['secs']:.2f}",
                     f"{ref_secs / m['secs']:.1f}x"], widths))
+    if parts:
+        keys = ["sk rule, cv P", "cl rule, oob P", "dt", "dP", "corr", "true", "n_cv", "n_oob",
+                "xor", "xor_pred"]
+        print("\nrule vs probabilities, same draws (means over seeds): F1 of each rule on the "
+              "other's probabilities; dt = max |threshold gap|; dP = mean |P_oob - P_cv|; "
+              "corr of the given label's probabilities; noise count: true, from cv, from "
+              "oob; cleanlab vs sk PBNR on cv P: rows that differ, then after dropping "
+              "predicted == given")
+        widths = [14, 5, 13, 14, 6, 6, 6, 6, 6, 6, 6, 8]
+        print(bc.fmt_row(["data", "rate"] + keys, widths))
+        for data in args.data.split(","):
+            for rate in map(float, args.rates.split(",")):
+                sel = [r for r in parts if (r["data"], r["rate"]) == (data, rate)]
+                print(bc.fmt_row([data, f"{rate:.1f}"] + [
+                    f"{np.mean([r[k] for r in sel]):.3f}" if k in keys[:5] else
+                    f"{np.mean([r[k] for r in sel]):.1f}" for k in keys], widths))
 
 
 if __name__ == "__main__":
