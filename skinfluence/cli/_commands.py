@@ -43,8 +43,10 @@ VALUE_METHODS = {
     "--model forest: its own trees, one fit)",
     "loo": "leave-one-out: drop in --validation score when the row is removed (refits)",
     "tmc-shapley": "Monte-Carlo Shapley values of --model on --validation (slow)",
+    "influence": "influence functions: predicted rise of the mean --validation loss when the "
+    "row is removed, one fit (--model forest: trees regrown exactly; hgb: LeafInfluence)",
 }
-_NEEDS_VALIDATION = {"loo", "tmc-shapley"}
+_NEEDS_VALIDATION = {"loo", "tmc-shapley", "influence"}
 
 
 # --------------------------------------------------------------------------- task and data
@@ -324,6 +326,24 @@ _TREE_MEANING = {
     "training row's own\ngradient at that iteration; an estimate, not a refit)",
 }
 
+# value --method influence: what the removal of a row means for the tree ensembles
+_VALUE_TREE_MEANING = {
+    "forest": "each row's value is the rise of the mean validation loss when every tree is "
+    "regrown exactly without it, on its own bootstrap draws (the refit with the same random "
+    "draws).",
+    "hgb": "each row's value is the LeafInfluence estimate of the rise of the mean validation "
+    "loss without it: the trees keep their splits, the leaf values move (an estimate, not a "
+    "refit).",
+}
+
+
+def _forest_cost_note(n):
+    return (f"note: --model forest regrows every tree once per training row (the work grows "
+            f"with the square of the rows): on {n} rows this takes many minutes (about 3 "
+            f"minutes at 2,000 rows on 2 cores).\n      --model hgb answers in seconds; "
+            f"progress is shown below.")
+
+
 _EXPLAIN_HEADINGS = {
     "helpful": "most helpful training rows",
     "harmful": "most harmful training rows",
@@ -348,11 +368,7 @@ def cmd_explain(args):
     name = args.model or default_model(task)
     k = min(args.k, n - 1)
     if name == "forest" and n > _FOREST_QUICK_ROWS:
-        console.progress(
-            f"note: --model forest regrows every tree once per training row (the work grows "
-            f"with the square of the rows): on {n} rows this takes many minutes (about 3 "
-            f"minutes at 2,000 rows on 2 cores).\n      --model hgb answers in seconds; "
-            f"progress is shown below.")
+        console.progress(_forest_cost_note(n))
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
     kinds, target, predicted = explain_row(
         X, y, estimator, row, k=k, against=args.against, task=task,
@@ -448,6 +464,8 @@ def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5
         valuer = skinfluence.LOOValuation(estimator)
     elif method == "tmc-shapley":
         valuer = skinfluence.TMCShapley(estimator)
+    elif method == "influence":  # "auto": exact regrowth for forests, LeafInfluence for hgb
+        valuer = skinfluence.InfluenceValuation(estimator)
     else:
         raise UsageError(f"unknown method {method!r}; choose from {', '.join(VALUE_METHODS)}.")
     params = valuer.get_params()
@@ -497,6 +515,10 @@ def cmd_value(args):
         what = "predict the targets of" if task == "regression" else "classify"
         console.note(f"no --validation file: each row is valued by how it helps {what} the "
                      "other rows.")
+    if args.method == "influence" and args.model in _VALUE_TREE_MEANING:
+        if args.model == "forest" and table.n_rows > _FOREST_QUICK_ROWS:
+            console.progress(_forest_cost_note(table.n_rows))
+        console.note(_VALUE_TREE_MEANING[args.model])
     console.progress(f"valuing every row with {args.method} ...")
     values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
                         n_neighbors=args.n_neighbors, random_state=args.random_state,

@@ -201,7 +201,7 @@ def _add_value(sub, common):
                    metavar="NAME", help="valuation method (default: knn-shapley; see below)")
     p.add_argument("--validation", metavar="VAL.csv",
                    help="trusted rows with the same columns to score the model on "
-                   "(needed by loo and tmc-shapley; optional for knn-shapley)")
+                   "(needed by loo, tmc-shapley and influence; optional for knn-shapley)")
     p.add_argument("--n-neighbors", type=_pos_int, default=5, metavar="K",
                    help="neighbours for knn-shapley (default: 5)")
     _add_dask_arguments(p)

@@ -293,3 +293,90 @@ def test_docstring_examples_run(module):
         warnings.simplefilter("ignore")
         result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------- the whole definition, written out loop by loop
+def _cl_by_definition(labels, P, rule):
+    """Confident learning as Northcutt et al. (JAIR 2021) define it, with plain loops:
+    thresholds (Eq. 2), confident joint, calibrated joint (Eq. 3), the pruning rule, and
+    the cap that keeps one member of every class (its most self-confident one)."""
+    n, K = P.shape
+    members = [[x for x in range(n) if labels[x] == i] for i in range(K)]
+    t = [sum(P[x, j] for x in members[j]) / len(members[j]) for j in range(K)]
+    C = [[0] * K for _ in range(K)]
+    for x in range(n):
+        above = [j for j in range(K) if P[x, j] >= t[j]]
+        if above:
+            C[labels[x]][max(above, key=lambda j: P[x, j])] += 1
+    Qt = [[0.0] * K for _ in range(K)]
+    for i in range(K):
+        row = sum(C[i])
+        for j in range(K):
+            if row:
+                Qt[i][j] = C[i][j] / row * len(members[i])
+        if not row:
+            Qt[i][i] = len(members[i])
+    total = sum(map(sum, Qt))
+    Q = [[q / total for q in r] for r in Qt]
+    flag = set()
+    if rule == "prune_globally":
+        k = round(n * (1 - sum(Q[i][i] for i in range(K))))
+        flag = set(sorted(range(n), key=lambda x: (P[x, labels[x]], x))[:k])
+    if rule in ("prune_by_noise_rate", "both"):
+        for i in range(K):
+            for j in range(K):
+                if j != i:
+                    by_margin = sorted(members[i], key=lambda x: P[x, i] - P[x, j])
+                    flag |= set(by_margin[:round(n * Q[i][j])])
+    if rule in ("prune_by_class", "both"):
+        pbc = set()
+        for i in range(K):
+            by_conf = sorted(members[i], key=lambda x: P[x, i])
+            pbc |= set(by_conf[:round(n * (sum(Q[i]) - Q[i][i]))])
+        flag = pbc if rule == "prune_by_class" else flag & pbc
+    for i in range(K):  # never flag a whole class
+        while len(flag & set(members[i])) >= len(members[i]):
+            flag.remove(max(flag & set(members[i]), key=lambda x: P[x, i]))
+    out = np.zeros(n, dtype=bool)
+    out[sorted(flag)] = True
+    return out
+
+
+RULES = ("prune_globally", "prune_by_noise_rate", "prune_by_class", "both")
+
+
+@pytest.mark.parametrize("K, n", [(2, 150), (3, 90), (5, 200)])
+def test_every_rule_is_the_definition(K, n):
+    for seed in range(4):
+        labels, P = _random_problem(n=n, K=K, seed=10 + seed)
+        for rule in RULES:
+            np.testing.assert_array_equal(find_label_issues(labels, P, filter_by=rule),
+                                          _cl_by_definition(labels, P, rule), err_msg=rule)
+    # a class of two whose labels both look wrong: the cap keeps one
+    labels = np.r_[np.zeros(40, int), [1, 1]]
+    P = np.tile([0.8, 0.2], (42, 1)) + np.linspace(0, 0.05, 42)[:, None] * [-1, 1]
+    P[40:] = [[0.9, 0.1], [0.85, 0.15]]
+    for rule in RULES:
+        got = find_label_issues(labels, P, filter_by=rule)
+        np.testing.assert_array_equal(got, _cl_by_definition(labels, P, rule), err_msg=rule)
+
+
+@pytest.mark.parametrize("rule", ["prune_globally", "prune_by_noise_rate"])
+def test_forest_cleaner_flags_the_definition_on_sklearns_out_of_bag_probabilities(rule):
+    """InfluenceCleaner(forest) end to end: the definition applied to scikit-learn's own
+    out-of-bag probabilities of the same forest (``oob_decision_function_``)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    from skinfluence import InfluenceCleaner
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[::2], y[::2]
+    y_noisy, _ = make_noisy_labels(y, 0.2, random_state=0)
+    forest = RandomForestClassifier(40, random_state=0)
+    cleaner = InfluenceCleaner(forest, filter_by=rule).fit(X, y_noisy)
+    P = forest.set_params(oob_score=True).fit(X, y_noisy).oob_decision_function_
+    np.testing.assert_allclose(cleaner.proba_, P, rtol=1e-12, atol=1e-15)
+    expected = _cl_by_definition(y_noisy, P, rule)
+    assert expected.sum() > 20
+    np.testing.assert_array_equal(cleaner.issues_, expected)

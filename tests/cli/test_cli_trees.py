@@ -216,3 +216,58 @@ def test_hgb_label_issues_find_the_flips(iris_csv):
                                rtol=1e-6, atol=1e-9)
     # fixed-structure leave-one-out of a boosted model: both flips among the top 5 of 150
     assert {10, 60} <= set(order[:5])
+
+
+@pytest.fixture(scope="module")
+def iris_split(iris_csv, tmp_path_factory):
+    """The flipped iris split in two: 90 training rows (both flips), 60 validation rows."""
+    header, rows = read_out(iris_csv)
+    val_rows = set(range(0, 150, 5)) | set(range(2, 150, 5))
+    train = [r for i, r in enumerate(rows) if i not in val_rows]
+    val = [r for i, r in enumerate(rows) if i in val_rows]
+    folder = tmp_path_factory.mktemp("iris_split")
+    return write_csv(folder / "train.csv", header, train), write_csv(folder / "val.csv",
+                                                                      header, val)
+
+
+@pytest.mark.parametrize("name, approximation", [("forest", "exact"),
+                                                 ("hgb", "leaf_influence")])
+def test_value_influence_of_tree_models(iris_split, name, approximation):
+    from skinfluence.cli._columns import load_validation
+    from skinfluence.valuation import InfluenceValuation
+
+    train, val = iris_split
+    proc = run("value", train, "-t", "species", "--model", name, "--method", "influence",
+               "--validation", val, "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert ("regrown exactly" if name == "forest" else "LeafInfluence") in proc.stderr
+    _, rows = read_out(proc.stdout)
+    got = np.empty(len(rows))
+    got[[int(r[-3]) for r in rows]] = [float(r[-2]) for r in rows]
+    _, plan, X, y, _ = load_table(str(train), "species")
+    _, X_val, y_val = load_validation(str(val), plan)
+    iv = InfluenceValuation(make_model(name)).fit(X, y, X_val=X_val, y_val=y_val)
+    assert iv.influence_.approximation_ == approximation
+    np.testing.assert_allclose(got, iv.values_, rtol=1e-9, atol=1e-12 * np.abs(got).max())
+    if name == "forest":
+        # exact: the rise of the mean validation log-loss when the forest is regrown
+        # without the row on its own bootstrap draws (clipped as sklearn's log_loss)
+        forest = make_model("forest").fit(X, y)
+        codes = np.searchsorted(forest.classes_, y_val)
+        eps = np.finfo(np.float64).eps
+
+        def loss(P):
+            return -np.log(np.clip(P[np.arange(len(codes)), codes], eps, 1 - eps)).mean()
+
+        base = loss(forest.predict_proba(X_val))
+        for j in (int(np.argmin(got)), int(np.argmax(got))):
+            refit = loss(_same_draws_refit(forest, X, y, j, X_val, proba=True))
+            assert got[j] == pytest.approx(refit - base, rel=1e-9, abs=1e-12)
+
+
+def test_value_influence_needs_a_validation_file(iris_split):
+    proc = run("value", iris_split[0], "-t", "species", "--model", "hgb", "--method",
+               "influence")
+    assert proc.returncode != 0
+    assert "--method influence scores the model on a validation set" in proc.stderr
+    assert "--validation" in proc.stderr
