@@ -20,12 +20,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 
-from .._numba import njit
 from ..linalg import EXACT_MAX_PARAMS, CholeskyFactor
 from ..objectives._base import row_blocks
-from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ._containers import scores_to_proba
+from ._loo_kernels import newton_step_outputs
 
 __all__ = ["glm_loo_outputs", "leverage_loo_outputs", "leverage_loo_proba"]
 
@@ -242,43 +241,6 @@ class _PairProducts:
         return self.QT.T @ Hq.T
 
 
-@njit(cache=True, nogil=True)
-def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
-    """Own outputs after the Newton step without each point, from pair-packed leverages.
-
-    ``Z_loo[i] = Z[i] + M_i (I - w_i S_i M_i)^{-1} w_i r_i``; a (numerically)
-    singular ``I - w_i S_i M_i`` (leverage one) keeps the first-order step
-    ``M_i w_i r_i`` and is flagged.
-    """
-    n, K = Z.shape
-    M = np.empty((K, K))
-    A = np.empty((K, K))
-    v = np.empty(K)
-    c = np.empty(K)
-    singular = np.zeros(n, dtype=np.bool_)
-    for i in range(n):
-        for q in range(ks.shape[0]):
-            M[ks[q], ls[q]] = Mp[i, q]
-            M[ls[q], ks[q]] = Mp[i, q]
-        for a in range(K):
-            v[a] = r[i, a]
-            for b in range(K):
-                acc = 0.0
-                for m in range(K):
-                    acc += S[i, a, m] * M[m, b]
-                A[a, b] = (1.0 if a == b else 0.0) - w[i] * acc
-        if lu_solve_small(A, v, c):
-            singular[i] = True
-            for a in range(K):
-                c[a] = r[i, a]
-        for a in range(K):
-            acc = 0.0
-            for b in range(K):
-                acc += M[a, b] * c[b]
-            Z_loo[i, a] = Z[i, a] + w[i] * acc
-    return singular
-
-
 def _active_features(X):
     """Features that are non-zero on some row (over row blocks: ``X != 0`` is n x d)."""
     nonzero = np.zeros(X.shape[1], dtype=bool)
@@ -409,7 +371,7 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True, return_leverage=F
         Mp = obj.jacobian_quadratic_forms(X, Hinv[np.ix_(back, back)])[:, ks, ls]
 
     Z_loo = np.empty_like(Z)
-    singular = _newton_step_outputs(
+    singular = newton_step_outputs(
         np.ascontiguousarray(Z), np.ascontiguousarray(r), np.ascontiguousarray(S),
         np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
     )
