@@ -16,6 +16,7 @@ from . import _confident as cl
 from ..influence._boosting import is_boosted
 from ..objectives import unwrap_frozen
 from ..trees._oob import bagged_forest, oob_proba
+from ..utils._rows import row_argmax
 from ..utils._routing import routed_for_cv
 from ._containers import scores_to_proba
 from ._loo import leverage_loo_proba
@@ -111,7 +112,7 @@ class ClassificationCleaning:
         self.n_issues_ = int(issues.sum())
         other = P.copy()
         other[np.arange(n), codes] = -np.inf
-        self._alternative_codes = np.argmax(other, axis=1)
+        self._alternative_codes = row_argmax(other)
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
 

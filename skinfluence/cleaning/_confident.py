@@ -20,6 +20,8 @@ Notation of the paper (Section 3):
 
 import numpy as np
 
+from ..utils._rows import row_argmax
+
 __all__ = [
     "per_class_thresholds",
     "confident_joint",
@@ -100,8 +102,9 @@ def confident_joint(labels, P, thresholds=None):
     t = per_class_thresholds(labels, P) if thresholds is None else np.asarray(thresholds)
     above = P >= t[None, :]
     masked = np.where(above, P, -np.inf)
-    assigned = np.argmax(masked, axis=1).astype(np.intp)
-    assigned[~above.any(axis=1)] = -1
+    assigned = row_argmax(masked).astype(np.intp, copy=False)
+    # P is finite: a row whose largest masked entry is -inf has no class above threshold
+    assigned[np.isneginf(masked[np.arange(masked.shape[0]), assigned])] = -1
     ok = assigned >= 0
     C = np.bincount(labels[ok] * K + assigned[ok], minlength=K * K).reshape(K, K)
     return C.astype(np.int64, copy=False), assigned
