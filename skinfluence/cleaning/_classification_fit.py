@@ -16,8 +16,8 @@ from . import _confident as cl
 from ..influence._boosting import is_boosted
 from ..objectives import unwrap_frozen
 from ..trees._oob import bagged_forest, oob_proba
-from ..utils._rows import row_argmax
 from ..utils._routing import routed_for_cv
+from ._confident_kernels import best_other_class
 from ._containers import scores_to_proba
 from ._loo import leverage_loo_proba
 
@@ -110,9 +110,7 @@ class ClassificationCleaning:
             issues = self._top(scores, int(round(self.threshold * n)))
         self.issues_ = issues
         self.n_issues_ = int(issues.sum())
-        other = P.copy()
-        other[np.arange(n), codes] = -np.inf
-        self._alternative_codes = row_argmax(other)
+        self._alternative_codes = best_other_class(P, codes)
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
 

@@ -1,13 +1,13 @@
-"""Row-wise max / sum / argmax of tall, narrow ``(n, K)`` arrays (class scores).
+"""Row-wise max and sum of tall, narrow ``(n, K)`` arrays (class scores).
 
 numpy reduces ``axis=1`` of an ``(n, 4)`` array one short row at a time, about 15x slower
 than the same reduction written as ``K - 1`` whole-column operations.  These helpers give
-the same numbers as ``X.max(axis=1)``, ``X.sum(axis=1)`` and ``X.argmax(axis=1)``.
+the same numbers as ``X.max(axis=1)`` and ``X.sum(axis=1)``.
 """
 
 import numpy as np
 
-__all__ = ["row_argmax", "row_max", "row_sum"]
+__all__ = ["row_max", "row_sum"]
 
 # numpy sums fewer than 8 contiguous elements left to right (its pairwise summation starts
 # at 8): column by column is then the same sum; wider rows keep numpy's own reduction
@@ -37,21 +37,3 @@ def row_sum(X):
         np.add(out, X[:, k : k + 1], out=out)
     return out
 
-
-def row_argmax(X):
-    """``X.argmax(axis=1)``: the first column holding the row's maximum (a NaN counts as the
-    maximum, as in numpy)."""
-    if not _narrow(X) or X.dtype.kind != "f":
-        return X.argmax(axis=1)
-    best = X[:, 0].copy()
-    arg = np.zeros(X.shape[0], dtype=np.intp)
-    nan = np.isnan(best)
-    for k in range(1, X.shape[1]):
-        col = X[:, k]
-        better = (col > best) & ~nan
-        new_nan = np.isnan(col) & ~nan
-        better |= new_nan
-        arg[better] = k
-        np.copyto(best, col, where=better)
-        nan |= new_nan
-    return arg
