@@ -5,7 +5,7 @@ import numpy as np
 from .._numba import njit
 from ..objectives._kernels import lu_solve_small
 
-__all__ = ["newton_step_outputs"]
+__all__ = ["newton_step_outputs", "pair_weighted_rows"]
 
 # rows solved side by side: the K x K systems of a block sit in (K, K, rows) arrays so that
 # every elimination step is one loop over rows the compiler vectorises
@@ -119,3 +119,14 @@ def newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
                     acc += M[a, b, j] * c[b, j]
                 Z_loo[i, a] = Z[i, a] + w[i] * acc
     return singular
+
+
+@njit(cache=True, nogil=True)
+def pair_weighted_rows(X, W, G):
+    """``G[i, q d + a] = W[i, q] X[i, a]``: each row's features once per weight ``q``."""
+    d = X.shape[1]
+    for i in range(X.shape[0]):
+        for q in range(W.shape[1]):
+            wq = W[i, q]
+            for a in range(d):
+                G[i, q * d + a] = wq * X[i, a]

@@ -64,3 +64,25 @@ def test_singular_rows_keep_the_first_order_step():
     np.testing.assert_array_equal(singular, np.arange(n) % 7 == 0)
     np.testing.assert_array_equal(out[singular, 0], 1.0)  # M r, first order
     np.testing.assert_allclose(out[~singular, 0], 1.0)  # 0.5 / (1 - 0.5)
+
+
+def test_pair_block_hessian_is_the_objective_hessian(monkeypatch):
+    """The large-n Hessian (pair blocks, one GEMM per row block) against the objective's own."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence.cleaning import _loo
+    from skinfluence.objectives import make_objective
+
+    X, y = make_classification(300, 6, n_informative=4, n_classes=4, random_state=0)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    obj = make_objective(LogisticRegression().fit(X, y, sample_weight=w), X, y, w)
+    Z = obj.outputs(obj.X)
+    _, S = obj.loss_derivatives(Z, obj.y)
+    order = _loo._augmented_order(obj)
+    expected = obj.hessian()[np.ix_(order, order)] - np.diag(obj.penalty_diagonal()[order])
+    monkeypatch.setattr(_loo, "_GRAM_ENTRIES", 1000)  # 16-row blocks, the last one short
+    Xa = _loo._AugmentedRows(obj.X, None, obj.fit_intercept)
+    H = _loo._pair_block_hessian(Xa, S, obj.weights, obj.n_outputs)
+    np.testing.assert_allclose(H, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_array_equal(H, H.T)
