@@ -19,7 +19,9 @@ flagging, or scoring + flagging of an already fitted model for ``method+fitted``
 refit for accuracy is not timed), the fastest of ``--repeat``
 runs.  ``fit%`` is the share of that time one plain ``fit`` of the model
 takes, ``bound`` the speedup over cleanlab of a method costing exactly one
-fit.  Also Koh & Liang's
+fit.  The closing summary gives each method's summed seconds over all cells against
+cleanlab's (the speedup the issue's goals are stated in) and, for ``+fitted`` rows, against
+the arithmetic they need.  Also Koh & Liang's
 "fraction of flips found vs fraction of training data checked" curve.
 
 Model: ``StandardScaler() + LogisticRegression(C=1)`` (L2).
@@ -371,6 +373,30 @@ def main():
                     ar = float(np.mean([r["arith"] for r in sel]))
                     print(f"  {data:13s} {lib:25s} {1e3 * secs:7.1f} ms  arithmetic "
                           f"{1e3 * ar:6.1f} ms  ratio {secs / ar:.2f}")
+    # the summary the goals are stated in: summed seconds over every cell
+    print("\nSummary: summed seconds over all cells (speedup = cleanlab's total / this total)")
+    ref_total = sum(r["secs"] for r in rows if r["lib"] == "cleanlab")
+    print(f"  {'cleanlab':25s} total {ref_total:8.3f} s")
+    for lib in libs[1:]:
+        sel = [r for r in rows if r["lib"] == lib]
+        total = sum(r["secs"] for r in sel)
+        per = []
+        for data in datasets:
+            ours = sum(r["secs"] for r in sel if r["data"] == data)
+            theirs = sum(r["secs"] for r in rows if (r["lib"], r["data"]) == ("cleanlab", data))
+            if ours > 0:
+                per.append(f"{data} {theirs / ours:.1f}x")
+        print(f"  {lib:25s} total {total:8.3f} s  speedup {ref_total / total:5.1f}x  "
+              f"({', '.join(per)})")
+        if all("arith" in r for r in sel):
+            # datasets whose arithmetic is measurable (>= 1 ms; wine, breast cancer: ~0)
+            parts = [f"all {total / sum(r['arith'] for r in sel):.2f}x"]
+            for data in datasets:
+                ds = [r for r in sel if r["data"] == data]
+                ar = sum(r["arith"] for r in ds) / max(len(ds), 1)
+                if ar >= 1e-3:
+                    parts.append(f"{data} {sum(r['secs'] for r in ds) / len(ds) / ar:.2f}x")
+            print(f"  {'':25s} seconds / arithmetic: {', '.join(parts)}")
     print("speedup: cleanlab seconds / this row's seconds (AVERAGE: geometric mean over cells; "
           "total time: ratio of summed seconds)")
     print("fit%: share of this row's seconds that one plain fit of the model takes; bound: "

@@ -17,10 +17,24 @@ from ..influence._boosting import is_boosted
 from ..objectives import unwrap_frozen
 from ..trees._oob import bagged_forest, oob_proba
 from ..utils._routing import routed_for_cv
+from ._confident_kernels import best_other_class
 from ._containers import scores_to_proba
 from ._loo import leverage_loo_proba
 
 __all__ = ["ClassificationCleaning"]
+
+
+def _unique_integers(y):
+    """``np.unique(y, return_inverse=True)`` for integer labels, by counting instead of
+    sorting when their range is at most a few times their number (the usual case)."""
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo > 4 * y.shape[0] + 1024:
+        return np.unique(y, return_inverse=True)
+    shifted = (y - lo).astype(np.intp, copy=False) if lo else y.astype(np.intp, copy=False)
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    classes = np.flatnonzero(present)
+    index = np.cumsum(present) - 1
+    return (classes + lo).astype(y.dtype, copy=False), index[shifted]
 
 
 class ClassificationCleaning:
@@ -79,7 +93,9 @@ class ClassificationCleaning:
                     f"{exc} InfluenceCleaner cleans the labels of a classifier here; pass "
                     "a regressor (e.g. Ridge()) to clean regression targets.") from None
             raise ValueError("InfluenceCleaner needs binary or multiclass labels.")
-        if y_arr.dtype.kind in "biuf":
+        if y_arr.dtype.kind in "iu" and y_arr.size:
+            self.classes_, codes = _unique_integers(y_arr)
+        elif y_arr.dtype.kind in "biuf":
             self.classes_, codes = np.unique(y_arr, return_inverse=True)
         else:  # objects: LabelEncoder's checks for mixed types and missing values
             encoder = LabelEncoder().fit(y_arr)
@@ -109,9 +125,7 @@ class ClassificationCleaning:
             issues = self._top(scores, int(round(self.threshold * n)))
         self.issues_ = issues
         self.n_issues_ = int(issues.sum())
-        other = P.copy()
-        other[np.arange(n), codes] = -np.inf
-        self._alternative_codes = np.argmax(other, axis=1)
+        self._alternative_codes = best_other_class(P, codes)
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
 

@@ -20,6 +20,8 @@ Notation of the paper (Section 3):
 
 import numpy as np
 
+from ._confident_kernels import assign_confident
+
 __all__ = [
     "per_class_thresholds",
     "confident_joint",
@@ -98,13 +100,8 @@ def confident_joint(labels, P, thresholds=None):
     labels, P = _check(labels, P)
     K = P.shape[1]
     t = per_class_thresholds(labels, P) if thresholds is None else np.asarray(thresholds)
-    above = P >= t[None, :]
-    masked = np.where(above, P, -np.inf)
-    assigned = np.argmax(masked, axis=1).astype(np.intp)
-    assigned[~above.any(axis=1)] = -1
-    ok = assigned >= 0
-    C = np.bincount(labels[ok] * K + assigned[ok], minlength=K * K).reshape(K, K)
-    return C.astype(np.int64, copy=False), assigned
+    t = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), (K,)))
+    return assign_confident(labels, P, t)
 
 
 def estimate_joint(C, class_counts):

@@ -20,19 +20,19 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.frozen import FrozenEstimator
 
-from .._numba import njit
 from ..linalg import EXACT_MAX_PARAMS, CholeskyFactor
 from ..objectives._base import row_blocks
-from ..objectives._kernels import lu_solve_small
 from ..objectives._linear import LinearObjective
 from ._containers import scores_to_proba
+from ._loo_kernels import newton_step_outputs, pair_weighted_rows
 
 __all__ = ["glm_loo_outputs", "leverage_loo_outputs", "leverage_loo_proba"]
 
 # Row blocks sized so that the BLAS operands stay in cache (float64 entries):
-# the (rows, K d~) Gram factor of the Hessian and the (rows, n_pairs d~) leverage product.
+# the (rows, n_pairs d~) weighted copies of the Hessian and the (rows, n_pairs d~) leverage
+# product.
 _GRAM_ENTRIES = 1 << 16
-_LEVERAGE_ENTRIES = 1 << 19
+_LEVERAGE_ENTRIES = 1 << 17
 # largest (n, d~ (d~ + 1) / 2) matrix of pair products materialised (32 MiB)
 _PAIR_ENTRIES = 1 << 22
 # largest augmented feature matrix [X, 1] held at once (32 MiB); above, built per row block
@@ -102,29 +102,33 @@ def _row_blocks(n, width, entries):
     return [slice(s, min(n, s + rows)) for s in range(0, n, rows)]
 
 
-def _softmax_hessian(Xa, P, w):
-    """``sum_i w_i (diag(p_i) - p_i p_i^T) kron x~_i x~_i^T`` in (k, a) layout.
+def _pair_block_hessian(Xa, S, w, K):
+    """``sum_i w_i S_i kron x~_i x~_i^T`` in (k, a) layout, for symmetric per-point ``S_i``.
 
-    With ``G_i = p_i kron sqrt(w_i) x~_i`` (one row of K d~) the rank-one part is
-    ``G^T G``, one symmetric BLAS update, and the diagonal blocks
-    ``sum_i w_i p_ik x~_i x~_i^T`` are the blocks of ``(sqrt(w) x~)^T G``, one
-    more GEMM on the same operand: no K (K + 1) / 2 small weighted Grams.  Row
-    blocks keep the operands in cache.
+    Block ``(k, l)`` is ``X~^T diag(w S_kl) X~``; the blocks ``k <= l`` side by side are
+    one GEMM ``X~^T [w S_kl x~]_(k <= l)`` per row block, ``2 n d~^2 K (K + 1) / 2`` flops:
+    half of the ``K d~ x K d~`` Gram of ``p_i kron x~_i`` it replaces, with the diagonal
+    blocks included.  The weighted copies are built by a numba kernel, in cache.
     """
     n, da = Xa.shape
-    K = P.shape[1]
-    p = K * da
-    H = np.zeros((p, p))
-    D = np.zeros((da, p))
-    sw = np.sqrt(w)
-    for sl in _row_blocks(n, p, _GRAM_ENTRIES):
-        Xs = Xa[sl] * sw[sl, None]
-        G = (P[sl][:, :, None] * Xs[:, None, :]).reshape(-1, p)
-        H -= G.T @ G
-        D += Xs.T @ G
-    for k in range(K):
-        H[k * da : (k + 1) * da, k * da : (k + 1) * da] += D[:, k * da : (k + 1) * da]
-    return H
+    ks, ls = _pairs(K)
+    n_pairs = ks.size
+    Wp = np.ascontiguousarray(S[:, ks, ls] * w[:, None])
+    B = np.zeros((da, n_pairs * da))
+    blocks = _row_blocks(n, n_pairs * da, _GRAM_ENTRIES)
+    G = np.empty((blocks[0].stop - blocks[0].start, n_pairs * da))
+    for sl in blocks:
+        Xb = np.ascontiguousarray(Xa[sl], dtype=np.float64)
+        Gb = G[: Xb.shape[0]]
+        pair_weighted_rows(Xb, Wp[sl], Gb)
+        B += Xb.T @ Gb
+    Hb = B.reshape(da, n_pairs, da).transpose(1, 0, 2)  # (pair, a, b)
+    H4 = np.empty((K, da, K, da))
+    H4[ks, :, ls, :] = Hb
+    H4[ls, :, ks, :] = Hb.transpose(0, 2, 1)
+    for q in np.flatnonzero(ks == ls):  # rounding leaves X^T (s x) a hair from symmetric
+        H4[ks[q], :, ks[q], :] = 0.5 * (Hb[q] + Hb[q].T)
+    return H4.reshape(K * da, K * da)
 
 
 def _dense_hessian(obj, Xa, S, w, Z):
@@ -147,18 +151,18 @@ def _dense_hessian(obj, Xa, S, w, Z):
                 H += (Xb * ws[sl, None]).T @ Xb
         return H
     if getattr(obj, "shift_invariant", False):
+        probe = slice(0, min(Z.shape[0], 8))
         try:
-            P = obj.proba_from_outputs(Z)
+            P = obj.proba_from_outputs(Z[probe])
         except AttributeError:  # no probability link (the Objective default)
             return None
         # the curvature really is w (diag(p) - p p^T) (guards against other softmax families)
-        probe = slice(0, min(Z.shape[0], 8))
         expect = w[probe, None, None] * (
-            P[probe, :, None] * np.eye(K)[None] - P[probe, :, None] * P[probe, None, :]
+            P[:, :, None] * np.eye(K)[None] - P[:, :, None] * P[:, None, :]
         )
         if np.all(w >= 0) and np.allclose(S[probe] * w[probe, None, None], expect, rtol=1e-10,
                                           atol=1e-14):
-            return _softmax_hessian(Xa, P, w)
+            return _pair_block_hessian(Xa, S, w, K)
     return None
 
 
@@ -240,43 +244,6 @@ class _PairProducts:
         # (n, nq) @ (nq, n_pairs), both operands transposed views: the orientation BLAS runs
         # fastest here, and the result comes out row-major
         return self.QT.T @ Hq.T
-
-
-@njit(cache=True, nogil=True)
-def _newton_step_outputs(Z, r, S, w, Mp, ks, ls, Z_loo):
-    """Own outputs after the Newton step without each point, from pair-packed leverages.
-
-    ``Z_loo[i] = Z[i] + M_i (I - w_i S_i M_i)^{-1} w_i r_i``; a (numerically)
-    singular ``I - w_i S_i M_i`` (leverage one) keeps the first-order step
-    ``M_i w_i r_i`` and is flagged.
-    """
-    n, K = Z.shape
-    M = np.empty((K, K))
-    A = np.empty((K, K))
-    v = np.empty(K)
-    c = np.empty(K)
-    singular = np.zeros(n, dtype=np.bool_)
-    for i in range(n):
-        for q in range(ks.shape[0]):
-            M[ks[q], ls[q]] = Mp[i, q]
-            M[ls[q], ks[q]] = Mp[i, q]
-        for a in range(K):
-            v[a] = r[i, a]
-            for b in range(K):
-                acc = 0.0
-                for m in range(K):
-                    acc += S[i, a, m] * M[m, b]
-                A[a, b] = (1.0 if a == b else 0.0) - w[i] * acc
-        if lu_solve_small(A, v, c):
-            singular[i] = True
-            for a in range(K):
-                c[a] = r[i, a]
-        for a in range(K):
-            acc = 0.0
-            for b in range(K):
-                acc += M[a, b] * c[b]
-            Z_loo[i, a] = Z[i, a] + w[i] * acc
-    return singular
 
 
 def _active_features(X):
@@ -409,7 +376,7 @@ def glm_loo_outputs(obj, damping=0.0, check_stationarity=True, return_leverage=F
         Mp = obj.jacobian_quadratic_forms(X, Hinv[np.ix_(back, back)])[:, ks, ls]
 
     Z_loo = np.empty_like(Z)
-    singular = _newton_step_outputs(
+    singular = newton_step_outputs(
         np.ascontiguousarray(Z), np.ascontiguousarray(r), np.ascontiguousarray(S),
         np.ascontiguousarray(w), Mp, ks, ls, Z_loo,
     )

@@ -12,6 +12,7 @@ import numpy as np
 
 
 from .._numba import njit
+from ..utils._rows import row_max, row_sum
 from . import register_objective
 from ._kernels import binary_logloss_change, multinomial_logloss_change
 from ._linear import LinearObjective, check_features
@@ -292,9 +293,9 @@ class LogisticObjective(LinearObjective):
         if self.binary:
             p = 1.0 / (1.0 + np.exp(-Z[:, 0]))
             return np.column_stack([1.0 - p, p])
-        Zs = Z - Z.max(axis=1, keepdims=True)
+        Zs = Z - row_max(Z)
         E = np.exp(Zs)
-        return E / E.sum(axis=1, keepdims=True)
+        return E / row_sum(E)
 
 
 @register_objective("LogisticRegression")
