@@ -5,7 +5,7 @@ point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the 
 is refit, and the rise of that test point's loss is recorded (larger is better).  The
 same fitted HistGradientBoostingClassifier is explained by skinfluence
 (``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``,
-``boostin_final``) and by
+``boostin_final``, ``boostin_contribution``) and by
 ``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
 random rows, the rows of lowest training loss, and the nearest rows of the same label
 (Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
@@ -50,7 +50,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skinfluence import InfluenceFunctions  # noqa: E402
 
 FRACTIONS = (0.001, 0.01, 0.05)
-OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final")
+OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution")
 
 
 def _tree_influence(only=""):
