@@ -1,5 +1,5 @@
 """Predicted vs actual removal for HistGradientBoosting (leaf_refit, leaf_influence, boostin,
-boostin_final).
+boostin_final, boostin_contribution).
 
 For 30 training rows ``j`` per model, the model is refit by scikit-learn with
 ``sample_weight[j] = 0`` (early stopping off) and the change of every test loss is
@@ -34,7 +34,7 @@ from sklearn.ensemble import (  # noqa: E402
 from skinfluence import InfluenceFunctions  # noqa: E402
 from skinfluence.trees._hgb import BoostedModel  # noqa: E402
 
-METHODS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final")
+METHODS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final", "boostin_contribution")
 
 
 def cells(n=300, seed=0):

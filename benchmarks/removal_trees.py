@@ -5,7 +5,7 @@ point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the 
 is refit, and the rise of that test point's loss is recorded (larger is better).  The
 same fitted HistGradientBoostingClassifier is explained by skinfluence
 (``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``,
-``boostin_final``) and by
+``boostin_final``, ``boostin_contribution``) and by
 ``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
 random rows, the rows of lowest training loss, and the nearest rows of the same label
 (Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
@@ -17,6 +17,16 @@ torch only for TREX, which is not run: a stub module stands in).  See README.md.
     python benchmarks/removal_trees.py [--quick] [--n-test 30] [--no-tree-influence]
         [--ti BoostIn]   # only tree_influence's explainers whose name has this
         [--methods boostin,boostin_final,"TI BoostIn"]   # only these rankings
+        [--seeds 0,1,2] [--test-start 0]   # train/test splits; first test point used
+        [--reference "TI BoostIn"] [--save rises.npz]
+
+The reported table is ``--seeds 0 --test-start 0`` (the first 30 test points of split 0).
+With several seeds, each seed is its own stratified 80/20 split and model; the table
+pools the test points of all seeds.  Each method's "paired difference" is the mean over
+test points of (its rise - the reference method's rise) with a 95% percentile bootstrap
+interval (2,000 resamples of the test points), and "wins" the share of test points where
+its rise is larger, ties counted half.  Refits are deterministic, so a removal set two
+methods share is refit once.
 """
 
 import argparse
@@ -40,7 +50,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skinfluence import InfluenceFunctions  # noqa: E402
 
 FRACTIONS = (0.001, 0.01, 0.05)
-OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final")
+OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution")
 
 
 def _tree_influence(only=""):
@@ -128,15 +138,58 @@ def evaluate(X, y, Xt, yt, scores, fractions):
     base = make_model().fit(X, y)
     before = log_loss(base, Xt, yt)
     rise = {name: np.empty((len(fractions), len(yt))) for name in scores}
+    done = {}  # (test point, removed rows) -> rise: the refits are deterministic
     for f, frac in enumerate(fractions):
         k = max(1, int(round(frac * len(y))))
         for name, S in scores.items():
             for e in range(len(yt)):
-                top = np.argsort(-S[e], kind="stable")[:k]
-                keep = np.setdiff1d(np.arange(len(y)), top)
-                refit = make_model().fit(X[keep], y[keep])
-                rise[name][f, e] = log_loss(refit, Xt[e:e + 1], yt[e:e + 1])[0] - before[e]
+                top = np.sort(np.argsort(-S[e], kind="stable")[:k])
+                key = (e, top.tobytes())
+                if key not in done:
+                    keep = np.setdiff1d(np.arange(len(y)), top)
+                    refit = make_model().fit(X[keep], y[keep])
+                    done[key] = log_loss(refit, Xt[e:e + 1], yt[e:e + 1])[0] - before[e]
+                rise[name][f, e] = done[key]
     return rise
+
+
+def paired(a, b, n_boot=2000, seed=0):
+    """Mean of ``a - b`` over test points, its 95% percentile bootstrap interval, and
+    the share of points with ``a > b`` (ties counted half)."""
+    d = a - b
+    rng = np.random.RandomState(seed)
+    boots = d[rng.randint(0, d.size, (n_boot, d.size))].mean(axis=1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    wins = (np.sum(d > 0) + 0.5 * np.sum(d == 0)) / d.size
+    return d.mean(), lo, hi, wins
+
+
+def report(dname, n_train, rise, seconds, reference, n_seeds):
+    n_test = next(iter(rise.values())).shape[1]
+    print(f"\n{dname}: {n_train} train, {n_test} test points ({n_seeds} split(s)), "
+          "HGB 100 iterations")
+    head = " | ".join(f"{100 * fr:g}% median / mean" for fr in FRACTIONS)
+    print(f"| method | {head} | seconds |")
+    print("|---" * (len(FRACTIONS) + 2) + "|")
+    for name, r in rise.items():
+        cells = " | ".join(f"{np.median(r[f]):.4f} / {r[f].mean():.4f}"
+                           for f in range(len(FRACTIONS)))
+        sec = f"{np.mean(seconds[name]):.2f}" if name in seconds else "-"
+        print(f"| {name} | {cells} | {sec} |")
+    if reference not in rise:
+        return
+    print(f"\npaired difference of the rise against {reference}: mean [95% CI], wins")
+    head = " | ".join(f"{100 * fr:g}%" for fr in FRACTIONS)
+    print(f"| method | {head} |")
+    print("|---" * (len(FRACTIONS) + 1) + "|")
+    for name, r in rise.items():
+        if name == reference:
+            continue
+        cells = []
+        for f in range(len(FRACTIONS)):
+            m, lo, hi, wins = paired(r[f], rise[reference][f])
+            cells.append(f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}], {wins:.2f}")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 def main(argv=None):
@@ -148,31 +201,42 @@ def main(argv=None):
     parser.add_argument("--ti", default="", help="tree_influence explainers with this name")
     parser.add_argument("--methods", default="",
                         help="comma-separated names of the rankings to evaluate (all)")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated train/test split seeds (0: the reported one)")
+    parser.add_argument("--test-start", type=int, default=0,
+                        help="first test point of each split to use")
+    parser.add_argument("--reference", default="TI BoostIn",
+                        help="method the others are paired against")
+    parser.add_argument("--save", default="", help="save every rise to this .npz")
     args = parser.parse_args(argv)
     ti = {} if args.no_tree_influence else _tree_influence(args.ti)
     n_test = 8 if args.quick else args.n_test
-    for dname, (X, y) in datasets(args.quick).items():
+    seeds = [int(s) for s in args.seeds.split(",")]
+    saved = {}
+    for dname, (X0, y0) in datasets(args.quick).items():
         if args.only not in dname:
             continue
-        X, Xt, y, yt = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
-        Xt, yt = Xt[:n_test], yt[:n_test]
-        model = make_model().fit(X, y)
-        rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels outside the timings
-        scores, seconds = rankings(X, y, Xt, yt, model, ti)
-        if args.methods:
-            keep = args.methods.split(",")
-            scores = {name: S for name, S in scores.items() if name in keep}
-        rise = evaluate(X, y, Xt, yt, scores, FRACTIONS)
-        print(f"\n{dname}: {len(y)} train, {len(yt)} test points, HGB 100 iterations")
-        head = " | ".join(f"{100 * fr:g}% median / mean" for fr in FRACTIONS)
-        print(f"| method | {head} | seconds |")
-        print("|---" * (len(FRACTIONS) + 2) + "|")
-        for name, r in rise.items():
-            cells = " | ".join(f"{np.median(r[f]):.4f} / {r[f].mean():.4f}"
-                               for f in range(len(FRACTIONS)))
-            sec = f"{seconds[name]:.2f}" if name in seconds else "-"
-            print(f"| {name} | {cells} | {sec} |")
+        rises, seconds = [], {}
+        for seed in seeds:
+            X, Xt, y, yt = train_test_split(X0, y0, test_size=0.2, random_state=seed,
+                                            stratify=y0)
+            Xt = Xt[args.test_start:args.test_start + n_test]
+            yt = yt[args.test_start:args.test_start + n_test]
+            model = make_model().fit(X, y)
+            rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels, untimed
+            scores, secs = rankings(X, y, Xt, yt, model, ti)
+            for name, sec in secs.items():
+                seconds.setdefault(name, []).append(sec)
+            if args.methods:
+                keep = args.methods.split(",")
+                scores = {name: S for name, S in scores.items() if name in keep}
+            rises.append(evaluate(X, y, Xt, yt, scores, FRACTIONS))
+        rise = {name: np.concatenate([r[name] for r in rises], axis=1) for name in rises[0]}
+        report(dname, len(y), rise, seconds, args.reference, len(seeds))
+        saved.update({f"{dname}|{name}": r for name, r in rise.items()})
         sys.stdout.flush()
+    if args.save:
+        np.savez(args.save, **saved)
 
 
 if __name__ == "__main__":

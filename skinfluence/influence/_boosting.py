@@ -15,6 +15,11 @@ iteration's gradients move with the outputs of the earlier ones.
 * ``"boostin_final"``: the same leaf changes, summed into the query's final outputs:
   with nothing propagating to later trees (BoostIn's premise), the refit's output is
   the model's plus that sum, and its loss is evaluated there, like the other methods'.
+* ``"boostin_contribution"``: the point's share of each leaf value it sits in,
+  ``-w_j lr g_j / (H + l2)`` (the leaf's Hessian sum held fixed, as TracIn holds the
+  step size), summed into the query's final outputs as in ``"boostin_final"``.  The
+  shares of all points add up to the model's outputs minus the baseline, so the
+  predicted effect of removing a set is the sum of its members'.
 
 ``loss_i(model without j) - loss_i(model)`` is evaluated exactly at the predicted
 outputs for all but ``"boostin"``.  Training rows held out by early stopping did not grow
@@ -32,8 +37,9 @@ from ..trees._hgb import BoostedModel, is_hist_gradient_boosting
 from ..utils._parallel import chunk_slices
 from ._base import SelfSide
 
-APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final")
-_BOOSTIN = ("boostin", "boostin_final")
+APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final",
+                  "boostin_contribution")
+_BOOSTIN = ("boostin", "boostin_final", "boostin_contribution")
 # query-side and training-side blocks hold about this many float64 entries
 _BLOCK_ENTRIES = 1 << 22
 # boostin: a leaf holding more than this share of the (query, training row) pairs of a
@@ -74,7 +80,8 @@ class BoostingRemoval:
 
     Parameters
     ----------
-    approximation : {"leaf_refit", "leaf_influence", "boostin", "boostin_final"}
+    approximation : str
+        One of :data:`APPROXIMATIONS`.
     n_jobs : int or None
         Threads over blocks.
     verbose : int
@@ -116,9 +123,14 @@ class BoostingRemoval:
 
     def _prepare_boostin(self):
         m = self.model
-        direct = kernels.direct_leaf_changes(
-            self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
-            m.l2_regularization, self.values64, self.H, self.g, self.h, m.leaf_eps)
+        if self.approximation == "boostin_contribution":
+            direct = kernels.leaf_contributions(
+                self.w, self.leaves, m.fixed_zero, m.learning_rate, m.l2_regularization,
+                self.H, self.g, m.leaf_eps)
+        else:
+            direct = kernels.direct_leaf_changes(
+                self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
+                m.l2_regularization, self.values64, self.H, self.g, self.h, m.leaf_eps)
         self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
         leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
         self.coef = direct[m.leaf_tree[leaf_of], self.idx]
@@ -355,7 +367,7 @@ class BoostingRemoval:
         return n_queries * self.model.n_outputs < self.model.rows.size
 
     def _row_chunks(self, n_queries):
-        K = self.model.n_outputs if self.approximation == "boostin_final" else 1
+        K = self.model.n_outputs if self.approximation != "boostin" else 1
         return chunk_slices(n_queries, max(1, _BLOCK_ENTRIES // max(K * self.n_train, 1)))
 
     def _col_chunks(self, n_queries):
@@ -434,7 +446,7 @@ class BoostingRemoval:
                 "ik,ik->i", self.g[0], base_change)
             for k in range(K):
                 dz[rows, k] = self.direct[m.tree_output == k].sum(axis=0) + base_change[:, k]
-            if self.approximation == "boostin_final":
+            if self.approximation != "boostin":
                 infl = m.loss_change(self.train_outputs, m.y_train, dz[:, :, None])[:, 0]
                 infl[m.row_position < 0] = 0.0
             self._self_side = SelfSide(self.train_outputs + dz, infl)

@@ -75,7 +75,9 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         ``"leaf_influence"`` is its first-order form (the default under ``"auto"``);
         ``"boostin"`` is the trajectory estimate of Brophy et al. (2023);
         ``"boostin_final"`` sums its leaf changes into the query's final outputs and
-        evaluates the loss there.
+        evaluates the loss there; ``"boostin_contribution"`` does so with the point's
+        share of each leaf value (the leaf's Hessian sum held fixed), which ranks sets of
+        helpful rows better (see the user guide's boosting page).
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up

@@ -421,6 +421,27 @@ def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g,
 
 
 @njit(cache=True, nogil=True)
+def leaf_contributions(w, leaves, fixed_zero, lr, l2, H, g, eps=LEAF_EPS):
+    """Each training point's share ``(n_trees, n)`` of its own leaf's value, negated:
+    ``w_j lr g_j / (H + l2)``.  A leaf's value ``-lr G / (H + l2)`` is the sum of
+    ``-w_j lr g_j / (H + l2)`` over its points; removing the point's gradient from ``G``
+    with the leaf's Hessian sum held fixed moves the value by exactly this."""
+    n_iter, n, K = g.shape
+    out = np.empty((n_iter * K, n))
+    for t in range(n_iter):
+        for k in range(K):
+            s = t * K + k
+            row = leaves[s]
+            for i in range(n):
+                leaf = row[i]
+                if fixed_zero[leaf]:
+                    out[s, i] = 0.0
+                else:
+                    out[s, i] = w[i] * lr * g[t, i, k] / (H[leaf] + l2 + eps)
+    return out
+
+
+@njit(cache=True, nogil=True)
 def leaf_members(leaves, n_leaves):
     """CSR ``(ptr, idx)`` of the training points in each global leaf (counting sort)."""
     T, n = leaves.shape

@@ -228,7 +228,7 @@ def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind, cells):
     np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])
 
 
-@pytest.mark.parametrize("approximation", ["boostin", "boostin_final"])
+@pytest.mark.parametrize("approximation", ["boostin", "boostin_final", "boostin_contribution"])
 def test_boostin_dense_and_scattered_leaves_agree(approximation, monkeypatch, cells):
     # large leaves go through one matrix product, the others are scattered: all of one
     # kind or all of the other must give the same matrix, with and without y
@@ -265,4 +265,97 @@ def test_boostin_final_scalar_losses_are_the_exact_loss_changes(loss):
     rem._shared_sums(q, np.ones((model.n_trees, 12)), np.ones((12, 1)), D)
     expected = model.loss_change(Z0, y_enc, D[:, None, :])
     np.testing.assert_allclose(inf.transform(X[:12], y[:12]), expected, rtol=1e-9,
+                               atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_boostin_contribution_is_the_loss_without_the_rows_shares(kind, cells):
+    # each leaf value -lr G / (H + l2) split among its rows: removing j's gradient from G
+    # with H held fixed and nothing propagating; the baseline moves as in boostin_final.
+    # Recomputed by hand for single rows, then for a set (its shares add up)
+    X, y = cells(n=90, kind=kind)
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    lam = 0.3
+    inf = InfluenceFunctions(C(max_iter=6, max_leaf_nodes=4, l2_regularization=lam,
+                               learning_rate=0.5), approximation="boostin_contribution")
+    inf.fit(X, y)
+    model, rem = inf.objective_, inf._removal
+    K, lr, n = model.n_outputs, model.learning_rate, len(y)
+    lq, lt = model.apply(X[:10]), model.apply(X)
+    Y = np.eye(max(K, 2))[y][:, -K:] if K > 1 else y[:, None].astype(float)
+    ybar = Y.mean(axis=0)
+    if K == 1:
+        base = -(Y - ybar) / (n * ybar * (1 - ybar))
+    else:
+        d = -(Y - ybar) / (n * ybar)
+        base = d - d.mean(axis=1, keepdims=True)
+    # the fit's gradients, iteration by iteration, at the recomputed outputs
+    zt = np.tile(model.baseline, (n, 1))
+    grads = []
+    for t in range(model.n_iter):
+        if K == 1:
+            p = 1 / (1 + np.exp(-zt))
+        else:
+            p = np.exp(zt - zt.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        grads.append((p - Y, p * (1 - p)))
+        for k in range(K):
+            zt[:, k] += rem.values64[lt[t * K + k]]
+
+    def outputs_without(S):
+        """Query outputs (10, K) with the gradients of the rows S out of every leaf sum
+        (the Hessian sums kept) and the baseline moved by their derivatives."""
+        Z = np.tile(model.baseline + base[S].sum(axis=0), (10, 1))
+        keep = np.ones(n, bool)
+        keep[S] = False
+        for t, (g, h) in enumerate(grads):
+            for k in range(K):
+                s = t * K + k
+                for leaf in np.unique(lt[s]):
+                    inside = lt[s] == leaf
+                    value = 0.0 if model.fixed_zero[leaf] else (
+                        -lr * g[inside & keep, k].sum() / (h[inside, k].sum() + lam))
+                    Z[lq[s] == leaf, k] += value
+        return Z
+
+    Z0 = model.outputs(model.features(X[:10]))
+    y_enc = model.encode_target(y[:10])
+    np.testing.assert_allclose(outputs_without([]), Z0, rtol=1e-5, atol=1e-6)
+    Z0 = outputs_without([])  # the float64 recomputation the influence starts from
+    T = inf.transform(X[:10], y[:10])
+    loss0 = model.loss_from_outputs(Z0, y_enc)
+    for j in (0, 7, 33, 89):
+        expected = model.loss_from_outputs(outputs_without([j]), y_enc) - loss0
+        np.testing.assert_allclose(T[:, j], expected, rtol=1e-6, atol=1e-9)
+    # a set: the output change is the sum of its members' (what the ranking assumes)
+    S = [1, 4, 9, 20, 50]
+    D = np.empty((10, K, n))
+    for k in range(K):
+        g0 = np.zeros((10, K))
+        g0[:, k] = 1.0
+        part = np.empty((10, n))
+        rem._shared_sums(np.ascontiguousarray(lq), (model.tree_output == k).astype(float)
+                         [:, None].repeat(10, axis=1), g0, part)
+        D[:, k] = part
+    np.testing.assert_allclose(D[:, :, S].sum(axis=2), outputs_without(S) - Z0, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(np.diag(inf.transform(X, y)), inf.self_influence_, rtol=1e-6,
+                               atol=1e-10)
+    top = inf.explain(X[:5], y[:5], k=4)
+    np.testing.assert_array_equal(top.helpful_indices, np.argsort(-T[:5], axis=1)[:, :4])
+
+
+def test_boostin_contribution_shares_add_up_to_the_outputs():
+    # every row's share removed: the outputs fall back to the baseline exactly
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:150], y[:150]
+    inf = InfluenceFunctions(R(max_iter=10, max_leaf_nodes=6, l2_regularization=1.0),
+                             approximation="boostin_contribution").fit(X, y)
+    rem, model = inf._removal, inf.objective_
+    Xf = model.features(X[:12])
+    q = np.ascontiguousarray(model.apply(Xf))
+    D = np.empty((12, 150))
+    rem._shared_sums(q, np.ones((model.n_trees, 12)), np.zeros((12, 1)), D)
+    expected = model.outputs_from_leaves(q, values=rem.values64)[:, 0] - model.baseline[0]
+    np.testing.assert_allclose(-D.sum(axis=1), expected, rtol=1e-10,
                                atol=1e-12 * np.abs(expected).max())

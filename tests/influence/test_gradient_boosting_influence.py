@@ -95,7 +95,8 @@ def test_forward_and_backward_leaf_influence_agree(kind, cells):
 
 
 @pytest.mark.parametrize("approximation",
-                         ["leaf_refit", "leaf_influence", "boostin", "boostin_final"])
+                         ["leaf_refit", "leaf_influence", "boostin", "boostin_final",
+                          "boostin_contribution"])
 def test_explain_self_influence_and_pipeline(approximation):
     X, y = load_breast_cancer(return_X_y=True)
     X, y = X[:120], y[:120]
