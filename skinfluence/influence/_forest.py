@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from ..base import run_blocks
-from ..trees._forest_kernels import leaf_deltas, replay_deltas
+from ..trees._forest_kernels import PRUNE, leaf_deltas, replay_deltas
 from ..trees._structure import is_tree_model, read_tree_model
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from ..utils._output import row_labels
@@ -154,6 +154,9 @@ class ForestRemoval:
     refined = {}
     leverages = None
     cached = False
+    # "exact": skip the features that provably cannot win at a node on the removed point's
+    # path (False re-scores every feature: the same numbers, for tests and benchmarks)
+    prune = True
 
     def __init__(self, ensemble, approximation, n_jobs=None, verbose=0):
         self.ensemble = ensemble
@@ -199,7 +202,8 @@ class ForestRemoval:
                             sel, diag, out)
                 continue
             flag = np.zeros(m, dtype=np.bool_)
-            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, r.mode),
+            mode = r.mode if self.prune else r.mode & ~PRUNE
+            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, mode),
                           ens.min_weight_fraction, ens.min_impurity_decrease, ens.seeds[t],
                           r.tree, r.rec, r.cache, js, Xq, sel, diag, out, flag, evaluated)
             changed[:, t] |= flag

@@ -30,6 +30,8 @@ import numpy as np
 
 from .._numba import njit
 from ._builder import (
+    BEST,
+    ENTROPY,
     EPSILON,
     GINI,
     MSE,
@@ -47,7 +49,7 @@ from ._builder import (
 # iprm entries of grow (JROW: the removed point of a replay, -1 none)
 CRIT, SPLITTER, MAX_FEATURES, MSL, MSS, MAX_DEPTH, MODE, JROW = range(8)
 # MODE bits
-RECORD, REPLAY, EXACT_SUMS, CACHE = 1, 2, 4, 8
+RECORD, REPLAY, EXACT_SUMS, CACHE, PRUNE = 1, 2, 4, 8, 16
 
 
 @njit(cache=True, nogil=True)
@@ -157,33 +159,73 @@ def _push_children(st, st_imp, top, start, pos, end, depth, node, nconst, il, ir
 
 
 @njit(cache=True, nogil=True)
-def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, crit,
-              n_classes, sum_total, sum_left, sum_right, wn, msl, mwl, w_removed, j, skip):
-    """Mark in ``skip`` the features that cannot win at a node that lost point ``j``.
+def _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bound):
+    """How much more than with point ``j`` any split's proxy can score at a node without it.
 
-    Gini's proxy of any split moves by at most ``2 w_j`` when ``j`` (weight ``w_j``) leaves
-    the node (``Sum_c n_c^2 / n`` of the side holding it by at most ``w_j``, the constant
-    ``-n`` by ``w_j``), and removing ``j`` only removes or merges thresholds, unless values
-    within scikit-learn's 1e-7 tie tolerance of ``x_j`` fuse differently.  So a feature
-    whose best proxy with ``j`` plus ``2 w_j`` stays below the new best proxy of the
-    original split's feature ``b`` loses to it whatever the order of the features; every
-    feature is visited (``max_features`` covers them all), ``b`` included.
+    ``j`` (weight ``w_j``) leaves one side of a split, the other is unchanged.  Gini: the
+    side's ``Sum_c n_c^2 / n`` moves by at most ``w_j``, its ``-n`` by ``w_j``: ``2 w_j``.
+    Entropy: ``n H`` of the side falls by at most ``w_j (log2(n / w_j) + 1 / ln 2)``
+    (convexity of ``x log2 x``; ``n`` at most the node's weight with ``j``).  Squared error:
+    ``S^2 / n`` of the side changes by ``w_j (n' / n) (y_j - m')^2 - w_j y_j^2`` (``m'``
+    the side's mean without ``j``, inside the node's target range), so by at most
+    ``w_j (max((y_j - y_min)^2, (y_j - y_max)^2) - y_j^2)`` summed over outputs.  Plus a
+    relative 1e-9 of the proxies' scale for rounding (sums in another order).
+    """
+    wj = w_removed
+    if crit == GINI:
+        return 2.0 * wj + 1e-9 * (abs(bound) + wn + wj + 1.0)
+    if crit == ENTROPY:
+        return (wj * (np.log((wn + wj) / wj) / np.log(2.0) + 1.0 / np.log(2.0))
+                + 1e-9 * (abs(bound) + wn + wj + 1.0))
+    m = 0.0
+    scale = sq_total + abs(bound) + 1.0
+    for k in range(y.shape[1]):
+        lo = y[samples[start], k]
+        hi = lo
+        for p in range(start + 1, end):
+            v = y[samples[p], k]
+            lo = min(lo, v)
+            hi = max(hi, v)
+        yj = y[j, k]
+        m += wj * (max((yj - lo) ** 2, (yj - hi) ** 2) - yj * yj)
+        scale += wj * yj * yj
+    return m + 1e-9 * scale
+
+
+@njit(cache=True, nogil=True)
+def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, crit,
+              n_classes, sum_total, sum_left, sum_right, wn, sq_total, msl, mwl, w_removed, j,
+              skip):
+    """Mark in ``skip`` the features that cannot win against ``b`` at a node that lost ``j``.
+
+    Removing ``j`` only removes or merges a feature's candidate thresholds (counts and
+    weights only fall, so ``min_samples_leaf`` and a fixed ``min_weight_leaf`` admit no new
+    one), unless values within scikit-learn's 1e-7 tie tolerance of ``x_j`` fuse
+    differently, and each kept candidate's proxy rises by at most :func:`_removal_margin`.
+    So a feature whose best proxy with ``j`` (cached) plus that margin stays below the new
+    best proxy of ``b`` (the original split's feature, scored again) loses to ``b``
+    whatever the order of the features, as long as ``b`` is scored (which
+    :func:`~._builder._node_split` checks).  Returns whether a feature was marked.
     """
     scratch[start:end] = samples[start:end]
     code, bound, _ = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
                                   sum_total, sum_left, sum_right, wn, msl, mwl)
     if code < 0:
-        return
-    margin = 2.0 * w_removed + 1e-9 * (abs(bound) + 1.0)
+        return False
+    margin = _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bound)
+    marked = False
     for f in range(X.shape[1]):
         cp = c_pos[orig, f]
         if f == b:
             continue
         if cp == -2:  # constant with j, so without it
             skip[f] = True
+            marked = True
         elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and not near_value(
                 X, samples, start, end, f, X[j, f]):
             skip[f] = True
+            marked = True
+    return marked
 
 
 @njit(cache=True, nogil=True)
@@ -229,8 +271,12 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     constant_features = np.zeros(d, dtype=np.intp)
     saved = np.empty((2, d), dtype=np.intp)
     skip = np.zeros(d, dtype=np.bool_)
-    prune = (replay and use_cache and crit == GINI and max_features >= d and w_removed > 0
-             and iprm[JROW] >= 0)
+    # bounds on the proxies of the cached statistics decide which features cannot win
+    prune = ((mode & PRUNE) != 0 and replay and c_pos.shape[0] > 0 and splitter == BEST
+             and w_removed > 0 and iprm[JROW] >= 0)
+    keep_order = not exact_sums
+    order = np.empty(n, dtype=np.intp)
+    pend = np.empty(d, dtype=np.intp)
     rng = np.empty(1, dtype=np.int64)
     rng[0] = seed
     max_nc = value.shape[2]
@@ -328,15 +374,30 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
-            if prune and orig >= 0 and on_path[orig] and c_best[orig] >= 0:
-                _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
-                          c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn,
-                          msl, mwl, w_removed, iprm[JROW], skip)
-            pos, feat, thr, il, ir, gain, nconst_child = _node_split(
+            must = -1
+            r0 = rng[0]
+            if (prune and orig >= 0 and on_path[orig] and c_best[orig] >= 0
+                    and _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos,
+                                  c_val, c_best[orig], crit, n_classes, sum_total, sum_left,
+                                  sum_right, wn, sq, msl, mwl, w_removed, iprm[JROW], skip)):
+                must = c_best[orig]
+                saved[0, :] = features
+                saved[1, :] = constant_features
+                scratch[start:end] = samples[start:end]
+            pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq, imp, skip)
+                sum_right, wn, sq, imp, skip, keep_order, order, pend, must)
             skip[:] = False
+            if not valid:  # other draws left b unscored: evaluate without skipping
+                rng[0] = r0
+                features[:] = saved[0]
+                constant_features[:] = saved[1]
+                samples[start:end] = scratch[start:end]
+                pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
+                    X, y, w, samples, fv, start, end, features, constant_features, nconst,
+                    rng, splitter, max_features, msl, mwl, crit, n_classes, sum_total,
+                    sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1)
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1

@@ -280,10 +280,11 @@ class TreeEnsemble:
             np.zeros(0, np.bool_), _empty_cache(d) if cache is None else cache)
         return ints[:nn].copy(), flts[:nn].copy(), value[:nn].copy(), cache_ok
 
-    def _cacheable(self, exact):
-        """Whether unchanged nodes can pick their split from cached statistics."""
+    def _has_stats(self):
+        """Whether each node's split statistics are kept: best splits, and leaf sizes that
+        do not depend on the number of rows (removing a row admits no new threshold)."""
         t = self._tree_params
-        return (exact and self.splitter == B.BEST and self.min_weight_fraction == 0.0
+        return (self.splitter == B.BEST and self.min_weight_fraction == 0.0
                 and isinstance(t.min_samples_leaf, numbers.Integral)
                 and isinstance(t.min_samples_split, numbers.Integral))
 
@@ -295,7 +296,8 @@ class TreeEnsemble:
         if not _same_tree(tree.tree_, ints, flts, value):
             raise ValueError(self._mismatch_message())
         exact = self._exact_sums(w)
-        cacheable = self._cacheable(exact)
+        # statistics bound the proxies (pruning, any sums); they pick splits only when exact
+        cacheable = self._has_stats()
         nn = ints.shape[0]
         order_size = 0 if exact else int(ints[:, 3].sum())
         rec = (np.zeros(2 * n + 2, np.int64), np.zeros((2 * n + 2, d), np.intp),
@@ -310,8 +312,10 @@ class TreeEnsemble:
         rec = (rec[0][:nn + 1].copy(), rec[1][:nn + 1].copy(), rec[2][:nn].copy(), rec[3],
                rec[4][:nn].copy())
         mode = K.REPLAY | (K.EXACT_SUMS if exact else 0)
-        if cacheable and cache_ok:
-            mode |= K.CACHE
+        if cacheable:
+            mode |= K.PRUNE
+            if exact and cache_ok:
+                mode |= K.CACHE
         else:
             cache = _empty_cache(d)
         return TreeRecord((ints, flts, value, K.subtree_ends(ints, nn)), rec, cache, mode)
