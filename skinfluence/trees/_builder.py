@@ -219,12 +219,15 @@ def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat):
 @njit(cache=True, nogil=True)
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq_total, impurity, skip, keep_order, saved, pend, must):
+                sum_right, wn, sq_total, impurity, skip, keep_order, saved, pend, must,
+                must_pos, must_proxy, must_thr):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
 
     ``skip[f]``: the best splitter draws feature ``f`` and checks whether it is constant
     (from its range, without sorting) but does not score its thresholds; for features
     known not to win against feature ``must`` (see the replay of :mod:`._forest_kernels`).
+    ``must_pos >= 0``: ``must`` was scored by the caller (its best split sends
+    ``must_pos`` samples left, with ``must_proxy``, ``must_thr``): not sorted again.
     With ``keep_order`` (sums that round by order) the samples still end in scikit-learn's
     order: the sorts skipped are caught up with at the next sort (:func:`_catch_up`, with
     scratch ``saved`` (n,) and ``pend`` (n_features,)).
@@ -265,6 +268,21 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         f_j += n_found
         feat = features[f_j]
         cur_feat = feat
+        if splitter == BEST and feat == must and must_pos >= 0:  # non-constant, scored
+            if keep_order:
+                pend[n_pend] = feat
+                n_pend += 1
+            f_i -= 1
+            t = features[f_i]
+            features[f_i] = features[f_j]
+            features[f_j] = t
+            scored_must = True
+            if must_proxy > best_proxy:
+                best_proxy = must_proxy
+                best_thr = must_thr
+                best_pos = start + must_pos
+                best_feat = feat
+            continue
         if splitter == BEST and not skip[feat]:
             if n_pend > 0:
                 _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat)

@@ -169,16 +169,23 @@ def _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bo
     ``S^2 / n`` of the side changes by ``w_j (n' / n) (y_j - m')^2 - w_j y_j^2`` (``m'``
     the side's mean without ``j``, inside the node's target range), so by at most
     ``w_j (max((y_j - y_min)^2, (y_j - y_max)^2) - y_j^2)`` summed over outputs.  Plus a
-    relative 1e-9 of the proxies' scale for rounding (sums in another order).
+    relative ``1e-9 + 16 n eps`` of the proxies' scale (``n`` the node's samples) for
+    rounding: the cached sums and scikit-learn's may add in another order.  ``j < 0``: no
+    point left the node (its samples came in another order), rounding only.
     """
     wj = w_removed
-    if crit == GINI:
-        return 2.0 * wj + 1e-9 * (abs(bound) + wn + wj + 1.0)
-    if crit == ENTROPY:
-        return (wj * (np.log((wn + wj) / wj) / np.log(2.0) + 1.0 / np.log(2.0))
-                + 1e-9 * (abs(bound) + wn + wj + 1.0))
+    rel = 1e-9 + 16.0 * (end - start + 1) * EPSILON
+    if crit != MSE:
+        scale = abs(bound) + wn + wj + 1.0
+        if j < 0:
+            return rel * scale
+        if crit == GINI:
+            return 2.0 * wj + rel * scale
+        return wj * (np.log((wn + wj) / wj) / np.log(2.0) + 1.0 / np.log(2.0)) + rel * scale
     m = 0.0
     scale = sq_total + abs(bound) + 1.0
+    if j < 0:
+        return rel * scale
     for k in range(y.shape[1]):
         lo = y[samples[start], k]
         hi = lo
@@ -189,7 +196,7 @@ def _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bo
         yj = y[j, k]
         m += wj * (max((yj - lo) ** 2, (yj - hi) ** 2) - yj * yj)
         scale += wj * yj * yj
-    return m + 1e-9 * scale
+    return m + rel * scale
 
 
 @njit(cache=True, nogil=True)
@@ -205,13 +212,22 @@ def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, 
     So a feature whose best proxy with ``j`` (cached) plus that margin stays below the new
     best proxy of ``b`` (the original split's feature, scored again) loses to ``b``
     whatever the order of the features, as long as ``b`` is scored (which
-    :func:`~._builder._node_split` checks).  Returns whether a feature was marked.
+    :func:`~._builder._node_split` checks).
+
+    Returns ``(code, proxy, threshold, ties, marked)``: ``b``'s best split now (see
+    :func:`~._builder.feature_best`), whether two samples share its value of ``b`` (then
+    its sort depends on the order of the samples) and whether a feature was marked.
     """
     scratch[start:end] = samples[start:end]
-    code, bound, _ = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
-                                  sum_total, sum_left, sum_right, wn, msl, mwl)
+    code, bound, thr = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
+                                    sum_total, sum_left, sum_right, wn, msl, mwl)
     if code < 0:
-        return False
+        return code, bound, thr, True, False
+    ties = False
+    for p in range(start + 1, end):
+        if fv[p] == fv[p - 1]:
+            ties = True
+            break
     margin = _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bound)
     marked = False
     for f in range(X.shape[1]):
@@ -221,11 +237,11 @@ def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, 
         if cp == -2:  # constant with j, so without it
             skip[f] = True
             marked = True
-        elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and not near_value(
-                X, samples, start, end, f, X[j, f]):
+        elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and (
+                j < 0 or not near_value(X, samples, start, end, f, X[j, f])):
             skip[f] = True
             marked = True
-    return marked
+    return code, bound, thr, ties, marked
 
 
 @njit(cache=True, nogil=True)
@@ -374,20 +390,30 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
-            must = -1
+            must, m_pos, m_proxy, m_thr = -1, -1, -np.inf, 0.0
             r0 = rng[0]
-            if (prune and orig >= 0 and on_path[orig] and c_best[orig] >= 0
-                    and _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos,
-                                  c_val, c_best[orig], crit, n_classes, sum_total, sum_left,
-                                  sum_right, wn, sq, msl, mwl, w_removed, iprm[JROW], skip)):
-                must = c_best[orig]
-                saved[0, :] = features
-                saved[1, :] = constant_features
-                scratch[start:end] = samples[start:end]
+            # a node of the original tree: on j's path it lost j, else it has the same
+            # samples (in another order, or entered with another random stream)
+            lost = orig >= 0 and on_path[orig]
+            if prune and orig >= 0 and c_best[orig] >= 0:
+                m_pos, m_proxy, m_thr, ties, marked = _prunable(
+                    X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
+                    c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn, sq,
+                    msl, mwl, w_removed if lost else 0.0, iprm[JROW] if lost else -1, skip)
+                if m_pos >= 0:
+                    must = c_best[orig]
+                # with ties its sort (and sums) depend on the order: scored in place
+                if ties and keep_order:
+                    m_pos = -1
+                if marked:
+                    saved[0, :] = features
+                    saved[1, :] = constant_features
+                    scratch[start:end] = samples[start:end]
             pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq, imp, skip, keep_order, order, pend, must)
+                sum_right, wn, sq, imp, skip, keep_order, order, pend, must, m_pos, m_proxy,
+                m_thr)
             skip[:] = False
             if not valid:  # other draws left b unscored: evaluate without skipping
                 rng[0] = r0
@@ -397,7 +423,8 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                     X, y, w, samples, fv, start, end, features, constant_features, nconst,
                     rng, splitter, max_features, msl, mwl, crit, n_classes, sum_total,
-                    sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1)
+                    sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1, -1,
+                    -np.inf, 0.0)
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1
