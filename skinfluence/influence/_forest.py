@@ -149,6 +149,10 @@ class ForestRemoval:
     evaluated : ndarray of int
         After :meth:`deltas` with ``"exact"``: nodes evaluated in full for each point,
         summed over the trees (the rest were copied or picked from cached statistics).
+    pruned : ndarray of int
+        After :meth:`deltas` with ``"exact"``: features at those nodes whose thresholds
+        were not scanned again for each point (bounded out, or the scan reused), summed
+        over the trees.
     """
 
     refined = {}
@@ -166,6 +170,7 @@ class ForestRemoval:
         self._self_side = None
         self.changed = None
         self.evaluated = None
+        self.pruned = None
 
     def ensure_cached(self):
         return False
@@ -193,7 +198,7 @@ class ForestRemoval:
         out = np.zeros((m, 1 if diag else Xq.shape[0], ens.n_outputs, sel.shape[2]))
         if changed is None:
             changed = np.zeros((m, ens.n_trees), dtype=np.bool_)
-        evaluated = np.zeros(m, dtype=np.intp)
+        evaluated = np.zeros((m, 2), dtype=np.intp)
         n_rows = ens.n_train - 1
         for t, r in enumerate(ens.records):
             w = ens.weights[t].copy()  # the replay zeroes w[j] in place
@@ -207,7 +212,7 @@ class ForestRemoval:
                           ens.min_weight_fraction, ens.min_impurity_decrease, ens.seeds[t],
                           r.tree, r.rec, r.cache, js, Xq, sel, diag, out, flag, evaluated)
             changed[:, t] |= flag
-        self.evaluated = evaluated
+        self.evaluated, self.pruned = evaluated[:, 0], evaluated[:, 1]
         out /= ens.n_trees
         return out
 

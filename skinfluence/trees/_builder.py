@@ -220,14 +220,16 @@ def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat):
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
                 sum_right, wn, sq_total, impurity, skip, keep_order, saved, pend, must,
-                must_pos, must_proxy, must_thr):
+                must_pos, must_proxy, must_thr, must_order):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
 
     ``skip[f]``: the best splitter draws feature ``f`` and checks whether it is constant
     (from its range, without sorting) but does not score its thresholds; for features
     known not to win against feature ``must`` (see the replay of :mod:`._forest_kernels`).
     ``must_pos >= 0``: ``must`` was scored by the caller (its best split sends
-    ``must_pos`` samples left, with ``must_proxy``, ``must_thr``): not sorted again.
+    ``must_pos`` samples left, with ``must_proxy``, ``must_thr``): not sorted again
+    (with ``keep_order``, ``must`` has no ties and ``must_order[start:end]`` holds the
+    samples sorted by it).
     With ``keep_order`` (sums that round by order) the samples still end in scikit-learn's
     order: the sorts skipped are caught up with at the next sort (:func:`_catch_up`, with
     scratch ``saved`` (n,) and ``pend`` (n_features,)).
@@ -376,7 +378,10 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
                 best_pos = p
                 best_feat = feat
     if n_pend > 0:  # the last sorts were skipped
-        _catch_up(X, samples, fv, saved, start, end, pend, n_pend - 1, pend[n_pend - 1])
+        if pend[n_pend - 1] == must and must_pos >= 0:  # tie-free: one order, known
+            samples[start:end] = must_order[start:end]
+        else:
+            _catch_up(X, samples, fv, saved, start, end, pend, n_pend - 1, pend[n_pend - 1])
     if skipped and not scored_must:
         return end, 0, 0.0, np.inf, np.inf, -np.inf, n_total, False
     if best_pos < end:

@@ -253,7 +253,9 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     splitter, max_features, min_samples_leaf, min_samples_split, max_depth, mode bits),
     ``fprm`` = (min_weight_leaf, min_impurity_decrease); ``seed`` is the splitter's initial
     ``rand_r_state``.  Writes the tree into ``ints``, ``flts``, ``value`` (capacity
-    ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated, n_simulated, cache_ok)``.
+    ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated, n_simulated, cache_ok,
+    n_pruned)`` (``n_pruned``: features whose thresholds were not scanned again, see
+    :func:`_prunable`).
 
     ``RECORD``: keep each node's entry state in ``rec`` = (rng, permutation, known
     constants, sample orders (may be empty), their offsets) and, with ``CACHE``, its split
@@ -292,6 +294,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
              and w_removed > 0 and iprm[JROW] >= 0)
     keep_order = not exact_sums
     order = np.empty(n, dtype=np.intp)
+    keep = np.empty(n, dtype=np.intp)
     pend = np.empty(d, dtype=np.intp)
     rng = np.empty(1, dtype=np.int64)
     rng[0] = seed
@@ -309,6 +312,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     node_count = 0
     n_eval = 0
     n_sim = 0
+    n_pruned = 0
     optr = 0
     cache_ok = True
     while top > 0:
@@ -318,8 +322,10 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
         imp = st_imp[top]
         n_node = end - start
         known = replay and orig >= 0 and not on_path[orig]
-        if known and _same_state(rng[0], features, nconst, samples, start, end, orig, rec,
-                                 exact_sums):
+        # the node's impurity comes from its parent's sums: where those lost j it can round
+        # otherwise (and decide a leaf), though the node's samples are the same
+        if known and imp == o_flts[orig, 1] and _same_state(
+                rng[0], features, nconst, samples, start, end, orig, rec, exact_sums):
             if parent >= 0:
                 ints[parent, 0 if is_left else 1] = node_count
             stop = o_end[orig]
@@ -408,23 +414,25 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 if marked:
                     saved[0, :] = features
                     saved[1, :] = constant_features
-                    scratch[start:end] = samples[start:end]
+                    keep[start:end] = samples[start:end]
             pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
                 sum_right, wn, sq, imp, skip, keep_order, order, pend, must, m_pos, m_proxy,
-                m_thr)
+                m_thr, scratch)
+            if valid and must >= 0:
+                n_pruned += np.sum(skip) + (m_pos >= 0)
             skip[:] = False
             if not valid:  # other draws left b unscored: evaluate without skipping
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
-                samples[start:end] = scratch[start:end]
+                samples[start:end] = keep[start:end]
                 pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                     X, y, w, samples, fv, start, end, features, constant_features, nconst,
                     rng, splitter, max_features, msl, mwl, crit, n_classes, sum_total,
                     sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1, -1,
-                    -np.inf, 0.0)
+                    -np.inf, 0.0, scratch)
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1
@@ -454,7 +462,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     if record:
         rec[0][node_count] = rng[0]
         rec[1][node_count, :] = features
-    return node_count, n_eval, n_sim, cache_ok
+    return node_count, n_eval, n_sim, cache_ok, n_pruned
 
 
 @njit(cache=True, nogil=True)
@@ -488,7 +496,9 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
     ``w`` is the tree's weight vector (restored on return); ``iprm`` as in :func:`grow`,
     with the mode bits of the replay.  ``diag``: query ``a`` only for ``js[a]`` (its own
     leave-one-out output).  ``changed[a]``: the regrown tree's splits differ from the
-    original's; ``evaluated[a]``: nodes evaluated in full (not copied or picked from cache).
+    original's; ``evaluated[a, 0]``: nodes evaluated in full (not copied or picked from
+    cache), ``evaluated[a, 1]``: features at those nodes whose thresholds were not scanned
+    again (pruned by :func:`_prunable`, or its scan reused).
     """
     n = X.shape[0]
     cap = 2 * n + 1
@@ -514,11 +524,12 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
         fprm[0] = mwl_fraction * (w_total - wj)
         fprm[2] = wj
         iprm[JROW] = j
-        nn, ne, _, _ = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
+        nn, ne, _, _, npr = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
                             orig_tree, on_path, cache)
         w[j] = wj
         changed[a] |= not _same_structure(ints, flts, nn, o_ints, o_flts)
-        evaluated[a] += ne
+        evaluated[a, 0] += ne
+        evaluated[a, 1] += npr
         q_lo = a if diag else 0
         q_hi = a + 1 if diag else Xq.shape[0]
         for q in range(q_lo, q_hi):

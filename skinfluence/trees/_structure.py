@@ -274,7 +274,7 @@ class TreeEnsemble:
         flts = np.empty((cap, 3))
         value = np.empty((cap, self.n_outputs, int(self.n_classes.max())))
         orig = (ints, flts, value, np.zeros(0, np.intp))
-        nn, _, _, cache_ok = K.grow(
+        nn, _, _, cache_ok, _ = K.grow(
             self.X, self.Y, w, self.n_classes, self.iprm(n_rows, mode), fprm, self.seeds[t],
             ints, flts, value, _empty_rec(d) if rec is None else rec, orig,
             np.zeros(0, np.bool_), _empty_cache(d) if cache is None else cache)
