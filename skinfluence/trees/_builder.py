@@ -194,23 +194,29 @@ def _sorted_by(X, samples, fv, start, end, feat):
 
 
 @njit(cache=True, nogil=True)
-def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat):
+def _has_ties(fv, start, end):
+    """Whether sorted fv[start:end] holds two equal values."""
+    for p in range(start + 1, end):
+        if fv[p] == fv[p - 1]:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat, tied):
     """Sort samples[start:end] by ``feat`` as scikit-learn does after it also sorted them by
     the skipped features ``pend[:n_pend]`` (which this replica did not).
 
     An introsort only depends on its input order through ties, so when ``feat`` has no two
-    equal values here the one sort is enough; otherwise the skipped sorts are replayed.
+    equal values here the one sort is enough; otherwise the skipped sorts are replayed
+    (at once when ``tied``: ``feat`` had ties before the point left).
     """
-    saved[start:end] = samples[start:end]
-    _sorted_by(X, samples, fv, start, end, feat)
-    tie = False
-    for p in range(start + 1, end):
-        if fv[p] == fv[p - 1]:
-            tie = True
-            break
-    if not tie:
-        return
-    samples[start:end] = saved[start:end]
+    if not tied:
+        saved[start:end] = samples[start:end]
+        _sorted_by(X, samples, fv, start, end, feat)
+        if not _has_ties(fv, start, end):
+            return
+        samples[start:end] = saved[start:end]
     for a in range(n_pend):
         _sorted_by(X, samples, fv, start, end, pend[a])
     _sorted_by(X, samples, fv, start, end, feat)
@@ -220,7 +226,7 @@ def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat):
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
                 sum_right, wn, sq_total, impurity, skip, keep_order, saved, pend, must,
-                must_pos, must_proxy, must_thr, must_order):
+                must_pos, must_proxy, must_thr, must_order, tied):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
 
     ``skip[f]``: the best splitter draws feature ``f`` and checks whether it is constant
@@ -229,7 +235,8 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
     ``must_pos >= 0``: ``must`` was scored by the caller (its best split sends
     ``must_pos`` samples left, with ``must_proxy``, ``must_thr``): not sorted again
     (with ``keep_order``, ``must`` has no ties and ``must_order[start:end]`` holds the
-    samples sorted by it).
+    samples sorted by it).  ``tied[f] > 0``: feature ``f`` is known to have ties here
+    (empty: unknown).
     With ``keep_order`` (sums that round by order) the samples still end in scikit-learn's
     order: the sorts skipped are caught up with at the next sort (:func:`_catch_up`, with
     scratch ``saved`` (n,) and ``pend`` (n_features,)).
@@ -287,7 +294,8 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
             continue
         if splitter == BEST and not skip[feat]:
             if n_pend > 0:
-                _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat)
+                _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat,
+                          tied.shape[0] > 0 and tied[feat] > 0.0)
                 n_pend = 0
             else:
                 _sorted_by(X, samples, fv, start, end, feat)
@@ -381,7 +389,9 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         if pend[n_pend - 1] == must and must_pos >= 0:  # tie-free: one order, known
             samples[start:end] = must_order[start:end]
         else:
-            _catch_up(X, samples, fv, saved, start, end, pend, n_pend - 1, pend[n_pend - 1])
+            g = pend[n_pend - 1]
+            _catch_up(X, samples, fv, saved, start, end, pend, n_pend - 1, g,
+                      tied.shape[0] > 0 and tied[g] > 0.0)
     if skipped and not scored_must:
         return end, 0, 0.0, np.inf, np.inf, -np.inf, n_total, False
     if best_pos < end:
@@ -445,11 +455,12 @@ def feature_best(X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_to
 def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
                   sum_right, wn, msl, mwl, c_pos, c_val):
     """:func:`feature_best` of every feature into ``c_pos[f]``, ``c_val[f]`` = (proxy,
-    threshold)."""
+    threshold, 1.0 if two samples share a value of ``f`` else 0.0)."""
     for feat in range(X.shape[1]):
         c_pos[feat], c_val[feat, 0], c_val[feat, 1] = feature_best(
             X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_total, sum_left,
             sum_right, wn, msl, mwl)
+        c_val[feat, 2] = 1.0 if _has_ties(fv, start, end) else 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -296,6 +296,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     order = np.empty(n, dtype=np.intp)
     keep = np.empty(n, dtype=np.intp)
     pend = np.empty(d, dtype=np.intp)
+    tie_row = np.zeros(d)
     rng = np.empty(1, dtype=np.int64)
     rng[0] = seed
     max_nc = value.shape[2]
@@ -396,18 +397,23 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
-            must, m_pos, m_proxy, m_thr = -1, -1, -np.inf, 0.0
+            must, m_pos, m_proxy, m_thr, n_tie = -1, -1, -np.inf, 0.0, 0
             r0 = rng[0]
             # a node of the original tree: on j's path it lost j, else it has the same
             # samples (in another order, or entered with another random stream)
             lost = orig >= 0 and on_path[orig]
-            if prune and orig >= 0 and c_best[orig] >= 0:
+            # with order-dependent sums, only where b's sort can be reused (no ties): the
+            # features skipped are then sorted again only when a tie needs their order
+            if (prune and orig >= 0 and c_best[orig] >= 0
+                    and not (keep_order and c_val[orig, c_best[orig], 2] > 0.0)):
                 m_pos, m_proxy, m_thr, ties, marked = _prunable(
                     X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
                     c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn, sq,
                     msl, mwl, w_removed if lost else 0.0, iprm[JROW] if lost else -1, skip)
                 if m_pos >= 0:
                     must = c_best[orig]
+                    tie_row[:] = c_val[orig, :, 2]
+                    n_tie = d
                 # with ties its sort (and sums) depend on the order: scored in place
                 if ties and keep_order:
                     m_pos = -1
@@ -419,7 +425,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
                 sum_right, wn, sq, imp, skip, keep_order, order, pend, must, m_pos, m_proxy,
-                m_thr, scratch)
+                m_thr, scratch, tie_row[:n_tie])
             if valid and must >= 0:
                 n_pruned += np.sum(skip) + (m_pos >= 0)
             skip[:] = False
@@ -432,7 +438,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                     X, y, w, samples, fv, start, end, features, constant_features, nconst,
                     rng, splitter, max_features, msl, mwl, crit, n_classes, sum_total,
                     sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1, -1,
-                    -np.inf, 0.0, scratch)
+                    -np.inf, 0.0, scratch, tie_row[:0])
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1

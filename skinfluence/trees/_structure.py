@@ -121,7 +121,7 @@ class TreeRecord:
 
 
 def _empty_cache(d):
-    return (np.zeros((0, d), np.intp), np.zeros((0, d, 2)), np.zeros(0, np.intp),
+    return (np.zeros((0, d), np.intp), np.zeros((0, d, 3)), np.zeros(0, np.intp),
             np.zeros((0, 3)))
 
 
@@ -305,7 +305,7 @@ class TreeEnsemble:
                np.zeros(2 * n + 1, np.intp))
         cache = _empty_cache(d)
         if cacheable:
-            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 2)),
+            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 3)),
                      np.zeros(nn, np.intp), np.zeros((nn, 3)))
         mode = K.RECORD | (K.CACHE if cacheable else 0) | (K.EXACT_SUMS if exact else 0)
         _, _, _, cache_ok = self.grow(t, w, n, mode=mode, rec=rec, cache=cache)
