@@ -24,7 +24,8 @@ X_CLF, Y_CLF = load_breast_cancer(return_X_y=True)
 
 def _reg(n=90, n_test=25):
     idx = np.random.RandomState(0).permutation(len(Y_REG))
-    X = np.round(X_REG[idx], 2)  # ties within features
+    X = X_REG[idx].copy()
+    X[:, :4] = np.round(X[:, :4], 2)  # ties within some features (column 1 has two values)
     y = Y_REG[idx] / 7.3 + np.random.RandomState(1).normal(0, 0.01, len(idx))  # floats
     y[::5] = y[0]  # and ties in the target
     return X[:n], y[:n], X[n:n + n_test]
@@ -201,3 +202,20 @@ def test_removal_margin_bounds_every_split(crit):
             assert rise <= margin, (rise, margin)
             worst = max(worst, rise / margin if margin > 0 else 0.0)
     assert worst > 0.05  # the cases do come near the bound
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_copied_subtree_needs_the_same_impurity(seed):
+    # Every feature tied and float targets: a node keeps its samples (and their order) but
+    # its impurity, formed from its parent's sums without j, rounds otherwise; scikit-learn
+    # then stops at a node the original tree split, so the subtree is not copied.
+    Xtr, ytr, Xte = _reg()
+    Xtr = np.round(Xtr, 2)
+    model = DecisionTreeRegressor(random_state=seed)
+    inf = InfluenceFunctions(model).fit(Xtr, ytr)
+    D = inf.transform(Xtr)
+    for j in range(len(ytr)):
+        sw = np.ones(len(ytr))
+        sw[j] = 0.0
+        refit = clone(model).fit(Xtr, ytr, sample_weight=sw)
+        assert np.array_equal(D[:, j], refit.predict(Xtr) - inf.predict(Xtr)), j
