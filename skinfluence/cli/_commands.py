@@ -350,9 +350,11 @@ def cmd_explain(args):
     if name == "forest" and n > _FOREST_QUICK_ROWS:
         console.progress(
             f"note: --model forest regrows every tree once per training row (the work grows "
-            f"with the square of the rows): on {n} rows this takes many minutes (about 3 "
-            f"minutes at 2,000 rows on 2 cores).\n      --model hgb answers in seconds; "
-            f"progress is shown below.")
+            f"with the square of the rows): on {n} rows this takes minutes (1-2 minutes at "
+            f"2,000 rows on 2 cores), far longer when the features repeat values and the\n"
+            f"      target is not whole numbers (then every tree is regrown in full: about "
+            f"an hour at 6,366 rows).\n      --model hgb answers in seconds; progress is "
+            f"shown below.")
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
     kinds, target, predicted = explain_row(
         X, y, estimator, row, k=k, against=args.against, task=task,

@@ -31,7 +31,6 @@ import numpy as np
 from .._numba import njit
 from ._builder import (
     BEST,
-    ENTROPY,
     EPSILON,
     GINI,
     MSE,
