@@ -13,7 +13,10 @@ Two approximations of that change, behind the names the estimator uses for its r
   order all replayed); where it survives the walk goes on into ``j``'s child, where it
   changes the subtree is regrown, and every subtree scikit-learn would grow identically
   (same samples, same random stream and feature permutation on entry) is copied, the idea
-  of data-removal-enabled forests (Brophy & Lowd, ICML 2021).  When the fitted model is a
+  of data-removal-enabled forests (Brophy & Lowd, ICML 2021); at a re-evaluated node the
+  features whose cached best split, plus a bound on what one row's removal can add to a
+  split's score, cannot beat the original split's feature are not scanned (the same
+  numbers, see ``trees._forest_kernels._prunable``).  When the fitted model is a
   function of the data alone (single trees and ``bootstrap=False`` forests with best
   splits over all features) this is scikit-learn's refit without ``j``, to rounding.
   Otherwise it is the refit with the same random draws (bootstrap samples, feature

@@ -10,7 +10,10 @@ Growing a tree again without point ``j`` (a replay) evaluates only what can chan
   at fit time (:func:`~._builder.simulate_split`: the same draws, no sorting), where the
   criterion's sums are exact (integer weights and targets); it is evaluated in full when
   the pick differs from the original's;
-* the nodes on ``j``'s path, and every node below a split that changed, are evaluated.
+* the nodes on ``j``'s path, and every node below a split that changed, are evaluated;
+  at those that are nodes of the original tree (``j``'s path while its splits hold, and
+  nodes whose samples came in another order) the features that provably cannot beat the
+  original split's feature are not scanned (:func:`_prunable`; mode bit ``PRUNE``).
 
 Both removal kernels add, for training points ``js`` and query rows ``Xq``, the change of
 one tree's outputs ``value[leaf(x_q), k, sel[q, k, c]]`` (output ``k``; class columns
