@@ -352,8 +352,8 @@ def cmd_explain(args):
             f"note: --model forest regrows every tree once per training row (the work grows "
             f"with the square of the rows): on {n} rows this takes minutes (1-2 minutes at "
             f"2,000 rows on 2 cores), far longer when the features repeat values and the\n"
-            f"      target is not whole numbers (then most of every tree is regrown: tens "
-            f"of minutes at 6,366 rows).\n      --model hgb answers in seconds; progress is "
+            f"      target is not whole numbers (then most of every tree is regrown: about "
+            f"an hour at 6,366 rows).\n      --model hgb answers in seconds; progress is "
             f"shown below.")
     console.progress(f"fitting {type(estimator).__name__} and computing influence on row {row} ...")
     kinds, target, predicted = explain_row(
