@@ -13,7 +13,10 @@ Two approximations of that change, behind the names the estimator uses for its r
   order all replayed); where it survives the walk goes on into ``j``'s child, where it
   changes the subtree is regrown, and every subtree scikit-learn would grow identically
   (same samples, same random stream and feature permutation on entry) is copied, the idea
-  of data-removal-enabled forests (Brophy & Lowd, ICML 2021).  When the fitted model is a
+  of data-removal-enabled forests (Brophy & Lowd, ICML 2021); at a re-evaluated node the
+  features whose cached best split, plus a bound on what one row's removal can add to a
+  split's score, cannot beat the original split's feature are not scanned (the same
+  numbers, see ``trees._forest_kernels._prunable``).  When the fitted model is a
   function of the data alone (single trees and ``bootstrap=False`` forests with best
   splits over all features) this is scikit-learn's refit without ``j``, to rounding.
   Otherwise it is the refit with the same random draws (bootstrap samples, feature
@@ -34,7 +37,7 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from ..base import run_blocks
-from ..trees._forest_kernels import leaf_deltas, replay_deltas
+from ..trees._forest_kernels import PRUNE, leaf_deltas, replay_deltas
 from ..trees._structure import is_tree_model, read_tree_model
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from ..utils._output import row_labels
@@ -149,11 +152,18 @@ class ForestRemoval:
     evaluated : ndarray of int
         After :meth:`deltas` with ``"exact"``: nodes evaluated in full for each point,
         summed over the trees (the rest were copied or picked from cached statistics).
+    pruned : ndarray of int
+        After :meth:`deltas` with ``"exact"``: features at those nodes whose thresholds
+        were not scanned again for each point (bounded out, or the scan reused), summed
+        over the trees.
     """
 
     refined = {}
     leverages = None
     cached = False
+    # "exact": skip the features that provably cannot win at a node on the removed point's
+    # path (False re-scores every feature: the same numbers, for tests and benchmarks)
+    prune = True
 
     def __init__(self, ensemble, approximation, n_jobs=None, verbose=0):
         self.ensemble = ensemble
@@ -163,6 +173,7 @@ class ForestRemoval:
         self._self_side = None
         self.changed = None
         self.evaluated = None
+        self.pruned = None
 
     def ensure_cached(self):
         return False
@@ -190,7 +201,7 @@ class ForestRemoval:
         out = np.zeros((m, 1 if diag else Xq.shape[0], ens.n_outputs, sel.shape[2]))
         if changed is None:
             changed = np.zeros((m, ens.n_trees), dtype=np.bool_)
-        evaluated = np.zeros(m, dtype=np.intp)
+        evaluated = np.zeros((m, 2), dtype=np.intp)
         n_rows = ens.n_train - 1
         for t, r in enumerate(ens.records):
             w = ens.weights[t].copy()  # the replay zeroes w[j] in place
@@ -199,11 +210,12 @@ class ForestRemoval:
                             sel, diag, out)
                 continue
             flag = np.zeros(m, dtype=np.bool_)
-            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, r.mode),
+            mode = r.mode if self.prune else r.mode & ~PRUNE
+            replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, mode),
                           ens.min_weight_fraction, ens.min_impurity_decrease, ens.seeds[t],
                           r.tree, r.rec, r.cache, js, Xq, sel, diag, out, flag, evaluated)
             changed[:, t] |= flag
-        self.evaluated = evaluated
+        self.evaluated, self.pruned = evaluated[:, 0], evaluated[:, 1]
         out /= ens.n_trees
         return out
 

@@ -187,18 +187,65 @@ def _partition_final(X, samples, start, end, feature, threshold):
 
 
 @njit(cache=True, nogil=True)
+def _sorted_by(X, samples, fv, start, end, feat):
+    for p in range(start, end):
+        fv[p] = X[samples[p], feat]
+    _sort(fv, samples, start, end - start)
+
+
+@njit(cache=True, nogil=True)
+def _has_ties(fv, start, end):
+    """Whether sorted fv[start:end] holds two equal values."""
+    for p in range(start + 1, end):
+        if fv[p] == fv[p - 1]:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat, tied):
+    """Sort samples[start:end] by ``feat`` as scikit-learn does after it also sorted them by
+    the skipped features ``pend[:n_pend]`` (which this replica did not).
+
+    An introsort only depends on its input order through ties, so when ``feat`` has no two
+    equal values here the one sort is enough; otherwise the skipped sorts are replayed
+    (at once when ``tied``: ``feat`` had ties before the point left).
+    """
+    if not tied:
+        saved[start:end] = samples[start:end]
+        _sorted_by(X, samples, fv, start, end, feat)
+        if not _has_ties(fv, start, end):
+            return
+        samples[start:end] = saved[start:end]
+    for a in range(n_pend):
+        _sorted_by(X, samples, fv, start, end, pend[a])
+    _sorted_by(X, samples, fv, start, end, feat)
+
+
+@njit(cache=True, nogil=True)
 def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n_known, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq_total, impurity, skip):
+                sum_right, wn, sq_total, impurity, skip, keep_order, saved, pend, must,
+                must_pos, must_proxy, must_thr, must_order, tied):
     """``node_split_best`` / ``node_split_random`` on samples[start:end].
 
     ``skip[f]``: the best splitter draws feature ``f`` and checks whether it is constant
     (from its range, without sorting) but does not score its thresholds; for features
-    known not to win (see the replay of :mod:`._forest_kernels`).
+    known not to win against feature ``must`` (see the replay of :mod:`._forest_kernels`).
+    ``must_pos >= 0``: ``must`` was scored by the caller (its best split sends
+    ``must_pos`` samples left, with ``must_proxy``, ``must_thr``): not sorted again
+    (with ``keep_order``, ``must`` has no ties and ``must_order[start:end]`` holds the
+    samples sorted by it).  ``tied[f] > 0``: feature ``f`` is known to have ties here
+    (empty: unknown).
+    With ``keep_order`` (sums that round by order) the samples still end in scikit-learn's
+    order: the sorts skipped are caught up with at the next sort (:func:`_catch_up`, with
+    scratch ``saved`` (n,) and ``pend`` (n_features,)).
 
     Returns (pos, feature, threshold, impurity_left, impurity_right, gain,
-    n_constant_features): ``pos == end`` when no split was found; scikit-learn's
-    improvement is ``(wn / wn_samples) * gain``, formed by the caller.
+    n_constant_features, valid): ``pos == end`` when no split was found; scikit-learn's
+    improvement is ``(wn / wn_samples) * gain``, formed by the caller.  ``valid`` is False
+    when a feature was skipped but ``must`` was not scored (other random draws): the
+    caller evaluates the node again without skipping.
     """
     ft = np.float32(1e-7)
     n_features = X.shape[1]
@@ -215,6 +262,9 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
     n_found = 0
     n_drawn = 0
     n_total = n_known
+    n_pend = 0
+    skipped = False
+    scored_must = False
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
         f_j = n_drawn + _rand_r(rng) % (f_i - n_found - n_drawn)
@@ -227,13 +277,34 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         f_j += n_found
         feat = features[f_j]
         cur_feat = feat
+        if splitter == BEST and feat == must and must_pos >= 0:  # non-constant, scored
+            if keep_order:
+                pend[n_pend] = feat
+                n_pend += 1
+            f_i -= 1
+            t = features[f_i]
+            features[f_i] = features[f_j]
+            features[f_j] = t
+            scored_must = True
+            if must_proxy > best_proxy:
+                best_proxy = must_proxy
+                best_thr = must_thr
+                best_pos = start + must_pos
+                best_feat = feat
+            continue
         if splitter == BEST and not skip[feat]:
-            for p in range(start, end):
-                fv[p] = X[samples[p], feat]
-            _sort(fv, samples, start, end - start)
+            if n_pend > 0:
+                _catch_up(X, samples, fv, saved, start, end, pend, n_pend, feat,
+                          tied.shape[0] > 0 and tied[feat] > 0.0)
+                n_pend = 0
+            else:
+                _sorted_by(X, samples, fv, start, end, feat)
             lo = fv[start]
             hi = fv[end - 1]
         else:  # find_min_max, with its elif chain
+            if splitter == BEST and keep_order:  # scikit-learn sorts here
+                pend[n_pend] = feat
+                n_pend += 1
             lo = X[samples[start], feat]
             hi = lo
             for p in range(start, end):
@@ -257,7 +328,9 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         features[f_j] = t
         if splitter == BEST:
             if skip[feat]:
+                skipped = True
                 continue
+            scored_must |= feat == must
             sum_left[:, :] = 0.0
             sum_right[:, :] = sum_total
             wl = 0.0
@@ -312,6 +385,15 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
                 best_thr = thr
                 best_pos = p
                 best_feat = feat
+    if n_pend > 0:  # the last sorts were skipped
+        if pend[n_pend - 1] == must and must_pos >= 0:  # tie-free: one order, known
+            samples[start:end] = must_order[start:end]
+        else:
+            g = pend[n_pend - 1]
+            _catch_up(X, samples, fv, saved, start, end, pend, n_pend - 1, g,
+                      tied.shape[0] > 0 and tied[g] > 0.0)
+    if skipped and not scored_must:
+        return end, 0, 0.0, np.inf, np.inf, -np.inf, n_total, False
     if best_pos < end:
         if splitter == BEST or cur_feat != best_feat:
             _partition_final(X, samples, start, end, best_feat, best_thr)
@@ -326,7 +408,7 @@ def _node_split(X, y, w, samples, fv, start, end, features, constant_features, n
         features[a] = constant_features[a]
     for a in range(n_known, n_known + n_found):
         constant_features[a] = features[a]
-    return best_pos, best_feat, best_thr, imp_l, imp_r, gain, n_total
+    return best_pos, best_feat, best_thr, imp_l, imp_r, gain, n_total, True
 
 
 # ----------------------------------------------------------------- cached split statistics
@@ -373,11 +455,12 @@ def feature_best(X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_to
 def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
                   sum_right, wn, msl, mwl, c_pos, c_val):
     """:func:`feature_best` of every feature into ``c_pos[f]``, ``c_val[f]`` = (proxy,
-    threshold)."""
+    threshold, 1.0 if two samples share a value of ``f`` else 0.0)."""
     for feat in range(X.shape[1]):
         c_pos[feat], c_val[feat, 0], c_val[feat, 1] = feature_best(
             X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_total, sum_left,
             sum_right, wn, msl, mwl)
+        c_val[feat, 2] = 1.0 if _has_ties(fv, start, end) else 0.0
 
 
 @njit(cache=True, nogil=True)

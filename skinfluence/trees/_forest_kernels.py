@@ -10,7 +10,10 @@ Growing a tree again without point ``j`` (a replay) evaluates only what can chan
   at fit time (:func:`~._builder.simulate_split`: the same draws, no sorting), where the
   criterion's sums are exact (integer weights and targets); it is evaluated in full when
   the pick differs from the original's;
-* the nodes on ``j``'s path, and every node below a split that changed, are evaluated.
+* the nodes on ``j``'s path, and every node below a split that changed, are evaluated;
+  at those that are nodes of the original tree (``j``'s path while its splits hold, and
+  nodes whose samples came in another order) the features that provably cannot beat the
+  original split's feature are not scanned (:func:`_prunable`; mode bit ``PRUNE``).
 
 Both removal kernels add, for training points ``js`` and query rows ``Xq``, the change of
 one tree's outputs ``value[leaf(x_q), k, sel[q, k, c]]`` (output ``k``; class columns
@@ -30,6 +33,7 @@ import numpy as np
 
 from .._numba import njit
 from ._builder import (
+    BEST,
     EPSILON,
     GINI,
     MSE,
@@ -47,7 +51,7 @@ from ._builder import (
 # iprm entries of grow (JROW: the removed point of a replay, -1 none)
 CRIT, SPLITTER, MAX_FEATURES, MSL, MSS, MAX_DEPTH, MODE, JROW = range(8)
 # MODE bits
-RECORD, REPLAY, EXACT_SUMS, CACHE = 1, 2, 4, 8
+RECORD, REPLAY, EXACT_SUMS, CACHE, PRUNE = 1, 2, 4, 8, 16
 
 
 @njit(cache=True, nogil=True)
@@ -157,33 +161,89 @@ def _push_children(st, st_imp, top, start, pos, end, depth, node, nconst, il, ir
 
 
 @njit(cache=True, nogil=True)
-def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, crit,
-              n_classes, sum_total, sum_left, sum_right, wn, msl, mwl, w_removed, j, skip):
-    """Mark in ``skip`` the features that cannot win at a node that lost point ``j``.
+def _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bound):
+    """How much more than with point ``j`` any split's proxy can score at a node without it.
 
-    Gini's proxy of any split moves by at most ``2 w_j`` when ``j`` (weight ``w_j``) leaves
-    the node (``Sum_c n_c^2 / n`` of the side holding it by at most ``w_j``, the constant
-    ``-n`` by ``w_j``), and removing ``j`` only removes or merges thresholds, unless values
-    within scikit-learn's 1e-7 tie tolerance of ``x_j`` fuse differently.  So a feature
-    whose best proxy with ``j`` plus ``2 w_j`` stays below the new best proxy of the
-    original split's feature ``b`` loses to it whatever the order of the features; every
-    feature is visited (``max_features`` covers them all), ``b`` included.
+    ``j`` (weight ``w_j``) leaves one side of a split, the other is unchanged.  Gini: the
+    side's ``Sum_c n_c^2 / n`` moves by at most ``w_j``, its ``-n`` by ``w_j``: ``2 w_j``.
+    Entropy: ``n H`` of the side falls by at most ``w_j (log2(n / w_j) + 1 / ln 2)``
+    (convexity of ``x log2 x``; ``n`` at most the node's weight with ``j``).  Squared error:
+    ``S^2 / n`` of the side changes by ``w_j (n' / n) (y_j - m')^2 - w_j y_j^2`` (``m'``
+    the side's mean without ``j``, inside the node's target range), so by at most
+    ``w_j (max((y_j - y_min)^2, (y_j - y_max)^2) - y_j^2)`` summed over outputs.  Plus a
+    relative ``1e-9 + 16 n eps`` of the proxies' scale (``n`` the node's samples) for
+    rounding: the cached sums and scikit-learn's may add in another order.  ``j < 0``: no
+    point left the node (its samples came in another order), rounding only.
+    """
+    wj = w_removed
+    rel = 1e-9 + 16.0 * (end - start + 1) * EPSILON
+    if crit != MSE:
+        scale = abs(bound) + wn + wj + 1.0
+        if j < 0:
+            return rel * scale
+        if crit == GINI:
+            return 2.0 * wj + rel * scale
+        return wj * (np.log((wn + wj) / wj) / np.log(2.0) + 1.0 / np.log(2.0)) + rel * scale
+    m = 0.0
+    scale = sq_total + abs(bound) + 1.0
+    if j < 0:
+        return rel * scale
+    for k in range(y.shape[1]):
+        lo = y[samples[start], k]
+        hi = lo
+        for p in range(start + 1, end):
+            v = y[samples[p], k]
+            lo = min(lo, v)
+            hi = max(hi, v)
+        yj = y[j, k]
+        m += wj * (max((yj - lo) ** 2, (yj - hi) ** 2) - yj * yj)
+        scale += wj * yj * yj
+    return m + rel * scale
+
+
+@njit(cache=True, nogil=True)
+def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, crit,
+              n_classes, sum_total, sum_left, sum_right, wn, sq_total, msl, mwl, w_removed, j,
+              skip):
+    """Mark in ``skip`` the features that cannot win against ``b`` at a node that lost ``j``.
+
+    Removing ``j`` only removes or merges a feature's candidate thresholds (counts and
+    weights only fall, so ``min_samples_leaf`` and a fixed ``min_weight_leaf`` admit no new
+    one), unless values within scikit-learn's 1e-7 tie tolerance of ``x_j`` fuse
+    differently, and each kept candidate's proxy rises by at most :func:`_removal_margin`.
+    So a feature whose best proxy with ``j`` (cached) plus that margin stays below the new
+    best proxy of ``b`` (the original split's feature, scored again) loses to ``b``
+    whatever the order of the features, as long as ``b`` is scored (which
+    :func:`~._builder._node_split` checks).
+
+    Returns ``(code, proxy, threshold, ties, marked)``: ``b``'s best split now (see
+    :func:`~._builder.feature_best`), whether two samples share its value of ``b`` (then
+    its sort depends on the order of the samples) and whether a feature was marked.
     """
     scratch[start:end] = samples[start:end]
-    code, bound, _ = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
-                                  sum_total, sum_left, sum_right, wn, msl, mwl)
+    code, bound, thr = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
+                                    sum_total, sum_left, sum_right, wn, msl, mwl)
     if code < 0:
-        return
-    margin = 2.0 * w_removed + 1e-9 * (abs(bound) + 1.0)
+        return code, bound, thr, True, False
+    ties = False
+    for p in range(start + 1, end):
+        if fv[p] == fv[p - 1]:
+            ties = True
+            break
+    margin = _removal_margin(y, samples, start, end, crit, wn, sq_total, w_removed, j, bound)
+    marked = False
     for f in range(X.shape[1]):
         cp = c_pos[orig, f]
         if f == b:
             continue
         if cp == -2:  # constant with j, so without it
             skip[f] = True
-        elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and not near_value(
-                X, samples, start, end, f, X[j, f]):
+            marked = True
+        elif (cp == -1 or c_val[orig, f, 0] + margin < bound) and (
+                j < 0 or not near_value(X, samples, start, end, f, X[j, f])):
             skip[f] = True
+            marked = True
+    return code, bound, thr, ties, marked
 
 
 @njit(cache=True, nogil=True)
@@ -195,7 +255,9 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     splitter, max_features, min_samples_leaf, min_samples_split, max_depth, mode bits),
     ``fprm`` = (min_weight_leaf, min_impurity_decrease); ``seed`` is the splitter's initial
     ``rand_r_state``.  Writes the tree into ``ints``, ``flts``, ``value`` (capacity
-    ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated, n_simulated, cache_ok)``.
+    ``2 n + 1`` nodes) and returns ``(n_nodes, n_evaluated, n_simulated, cache_ok,
+    n_pruned)`` (``n_pruned``: features whose thresholds were not scanned again, see
+    :func:`_prunable`).
 
     ``RECORD``: keep each node's entry state in ``rec`` = (rng, permutation, known
     constants, sample orders (may be empty), their offsets) and, with ``CACHE``, its split
@@ -229,8 +291,14 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     constant_features = np.zeros(d, dtype=np.intp)
     saved = np.empty((2, d), dtype=np.intp)
     skip = np.zeros(d, dtype=np.bool_)
-    prune = (replay and use_cache and crit == GINI and max_features >= d and w_removed > 0
-             and iprm[JROW] >= 0)
+    # bounds on the proxies of the cached statistics decide which features cannot win
+    prune = ((mode & PRUNE) != 0 and replay and c_pos.shape[0] > 0 and splitter == BEST
+             and w_removed > 0 and iprm[JROW] >= 0)
+    keep_order = not exact_sums
+    order = np.empty(n, dtype=np.intp)
+    keep = np.empty(n, dtype=np.intp)
+    pend = np.empty(d, dtype=np.intp)
+    tie_row = np.zeros(d)
     rng = np.empty(1, dtype=np.int64)
     rng[0] = seed
     max_nc = value.shape[2]
@@ -247,6 +315,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     node_count = 0
     n_eval = 0
     n_sim = 0
+    n_pruned = 0
     optr = 0
     cache_ok = True
     while top > 0:
@@ -256,8 +325,10 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
         imp = st_imp[top]
         n_node = end - start
         known = replay and orig >= 0 and not on_path[orig]
-        if known and _same_state(rng[0], features, nconst, samples, start, end, orig, rec,
-                                 exact_sums):
+        # the node's impurity comes from its parent's sums: where those lost j it can round
+        # otherwise (and decide a leaf), though the node's samples are the same
+        if known and imp == o_flts[orig, 1] and _same_state(
+                rng[0], features, nconst, samples, start, end, orig, rec, exact_sums):
             if parent >= 0:
                 ints[parent, 0 if is_left else 1] = node_count
             stop = o_end[orig]
@@ -328,15 +399,48 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
-            if prune and orig >= 0 and on_path[orig] and c_best[orig] >= 0:
-                _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
-                          c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn,
-                          msl, mwl, w_removed, iprm[JROW], skip)
-            pos, feat, thr, il, ir, gain, nconst_child = _node_split(
+            must, m_pos, m_proxy, m_thr, n_tie = -1, -1, -np.inf, 0.0, 0
+            r0 = rng[0]
+            # a node of the original tree: on j's path it lost j, else it has the same
+            # samples (in another order, or entered with another random stream)
+            lost = orig >= 0 and on_path[orig]
+            # with order-dependent sums, only where b's sort can be reused (no ties): the
+            # features skipped are then sorted again only when a tie needs their order
+            if (prune and orig >= 0 and c_best[orig] >= 0
+                    and not (keep_order and c_val[orig, c_best[orig], 2] > 0.0)):
+                m_pos, m_proxy, m_thr, ties, marked = _prunable(
+                    X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val,
+                    c_best[orig], crit, n_classes, sum_total, sum_left, sum_right, wn, sq,
+                    msl, mwl, w_removed if lost else 0.0, iprm[JROW] if lost else -1, skip)
+                if m_pos >= 0:
+                    must = c_best[orig]
+                    tie_row[:] = c_val[orig, :, 2]
+                    n_tie = d
+                # with ties its sort (and sums) depend on the order: scored in place
+                if ties and keep_order:
+                    m_pos = -1
+                if marked:
+                    saved[0, :] = features
+                    saved[1, :] = constant_features
+                    keep[start:end] = samples[start:end]
+            pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
-                sum_right, wn, sq, imp, skip)
+                sum_right, wn, sq, imp, skip, keep_order, order, pend, must, m_pos, m_proxy,
+                m_thr, scratch, tie_row[:n_tie])
+            if valid and must >= 0:
+                n_pruned += np.sum(skip) + (m_pos >= 0)
             skip[:] = False
+            if not valid:  # other draws left b unscored: evaluate without skipping
+                rng[0] = r0
+                features[:] = saved[0]
+                constant_features[:] = saved[1]
+                samples[start:end] = keep[start:end]
+                pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
+                    X, y, w, samples, fv, start, end, features, constant_features, nconst,
+                    rng, splitter, max_features, msl, mwl, crit, n_classes, sum_total,
+                    sum_left, sum_right, wn, sq, imp, skip, keep_order, order, pend, -1, -1,
+                    -np.inf, 0.0, scratch, tie_row[:0])
             is_leaf = pos >= end or (wn / wn_samples) * gain + EPSILON < mid
             if record and use_cache:
                 c_best[node_count] = feat if pos < end else -1
@@ -366,7 +470,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     if record:
         rec[0][node_count] = rng[0]
         rec[1][node_count, :] = features
-    return node_count, n_eval, n_sim, cache_ok
+    return node_count, n_eval, n_sim, cache_ok, n_pruned
 
 
 @njit(cache=True, nogil=True)
@@ -400,7 +504,9 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
     ``w`` is the tree's weight vector (restored on return); ``iprm`` as in :func:`grow`,
     with the mode bits of the replay.  ``diag``: query ``a`` only for ``js[a]`` (its own
     leave-one-out output).  ``changed[a]``: the regrown tree's splits differ from the
-    original's; ``evaluated[a]``: nodes evaluated in full (not copied or picked from cache).
+    original's; ``evaluated[a, 0]``: nodes evaluated in full (not copied or picked from
+    cache), ``evaluated[a, 1]``: features at those nodes whose thresholds were not scanned
+    again (pruned by :func:`_prunable`, or its scan reused).
     """
     n = X.shape[0]
     cap = 2 * n + 1
@@ -426,11 +532,12 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
         fprm[0] = mwl_fraction * (w_total - wj)
         fprm[2] = wj
         iprm[JROW] = j
-        nn, ne, _, _ = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
+        nn, ne, _, _, npr = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
                             orig_tree, on_path, cache)
         w[j] = wj
         changed[a] |= not _same_structure(ints, flts, nn, o_ints, o_flts)
-        evaluated[a] += ne
+        evaluated[a, 0] += ne
+        evaluated[a, 1] += npr
         q_lo = a if diag else 0
         q_hi = a + 1 if diag else Xq.shape[0]
         for q in range(q_lo, q_hi):

@@ -121,7 +121,7 @@ class TreeRecord:
 
 
 def _empty_cache(d):
-    return (np.zeros((0, d), np.intp), np.zeros((0, d, 2)), np.zeros(0, np.intp),
+    return (np.zeros((0, d), np.intp), np.zeros((0, d, 3)), np.zeros(0, np.intp),
             np.zeros((0, 3)))
 
 
@@ -274,16 +274,17 @@ class TreeEnsemble:
         flts = np.empty((cap, 3))
         value = np.empty((cap, self.n_outputs, int(self.n_classes.max())))
         orig = (ints, flts, value, np.zeros(0, np.intp))
-        nn, _, _, cache_ok = K.grow(
+        nn, _, _, cache_ok, _ = K.grow(
             self.X, self.Y, w, self.n_classes, self.iprm(n_rows, mode), fprm, self.seeds[t],
             ints, flts, value, _empty_rec(d) if rec is None else rec, orig,
             np.zeros(0, np.bool_), _empty_cache(d) if cache is None else cache)
         return ints[:nn].copy(), flts[:nn].copy(), value[:nn].copy(), cache_ok
 
-    def _cacheable(self, exact):
-        """Whether unchanged nodes can pick their split from cached statistics."""
+    def _has_stats(self):
+        """Whether each node's split statistics are kept: best splits, and leaf sizes that
+        do not depend on the number of rows (removing a row admits no new threshold)."""
         t = self._tree_params
-        return (exact and self.splitter == B.BEST and self.min_weight_fraction == 0.0
+        return (self.splitter == B.BEST and self.min_weight_fraction == 0.0
                 and isinstance(t.min_samples_leaf, numbers.Integral)
                 and isinstance(t.min_samples_split, numbers.Integral))
 
@@ -295,7 +296,8 @@ class TreeEnsemble:
         if not _same_tree(tree.tree_, ints, flts, value):
             raise ValueError(self._mismatch_message())
         exact = self._exact_sums(w)
-        cacheable = self._cacheable(exact)
+        # statistics bound the proxies (pruning, any sums); they pick splits only when exact
+        cacheable = self._has_stats()
         nn = ints.shape[0]
         order_size = 0 if exact else int(ints[:, 3].sum())
         rec = (np.zeros(2 * n + 2, np.int64), np.zeros((2 * n + 2, d), np.intp),
@@ -303,15 +305,17 @@ class TreeEnsemble:
                np.zeros(2 * n + 1, np.intp))
         cache = _empty_cache(d)
         if cacheable:
-            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 2)),
+            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 3)),
                      np.zeros(nn, np.intp), np.zeros((nn, 3)))
         mode = K.RECORD | (K.CACHE if cacheable else 0) | (K.EXACT_SUMS if exact else 0)
         _, _, _, cache_ok = self.grow(t, w, n, mode=mode, rec=rec, cache=cache)
         rec = (rec[0][:nn + 1].copy(), rec[1][:nn + 1].copy(), rec[2][:nn].copy(), rec[3],
                rec[4][:nn].copy())
         mode = K.REPLAY | (K.EXACT_SUMS if exact else 0)
-        if cacheable and cache_ok:
-            mode |= K.CACHE
+        if cacheable:
+            mode |= K.PRUNE
+            if exact and cache_ok:
+                mode |= K.CACHE
         else:
             cache = _empty_cache(d)
         return TreeRecord((ints, flts, value, K.subtree_ends(ints, nn)), rec, cache, mode)
