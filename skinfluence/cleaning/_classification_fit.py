@@ -109,9 +109,7 @@ class ClassificationCleaning:
             issues = self._top(scores, int(round(self.threshold * n)))
         self.issues_ = issues
         self.n_issues_ = int(issues.sum())
-        other = P.copy()
-        other[np.arange(n), codes] = -np.inf
-        self._alternative_codes = np.argmax(other, axis=1)
+        self._alternative_codes = _best_other_class(P, codes)
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
 
@@ -166,3 +164,14 @@ class ClassificationCleaning:
         if method == "predict_proba":
             return np.asarray(out, dtype=np.float64)
         return scores_to_proba(out, K)
+
+
+def _best_other_class(P, codes, rows=1 << 16):
+    """Each row's most probable class other than its given one, ``codes``; over blocks of
+    ``rows`` rows, so that no copy of the ``(n, K)`` probabilities is made."""
+    best = np.empty(P.shape[0], dtype=np.intp)
+    for start in range(0, P.shape[0], rows):
+        other = P[start:start + rows].copy()
+        other[np.arange(other.shape[0]), codes[start:start + rows]] = -np.inf
+        best[start:start + rows] = np.argmax(other, axis=1)
+    return best

@@ -37,6 +37,7 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
     # memory; a one-column placeholder stands for the features, which stay in their blocks
     labels = np.asarray(y.compute() if is_dask_collection(y) else y)
     _, _, codes, _ = cleaner._check_training(np.zeros((labels.shape[0], 1)), labels, None)
+    del labels  # the client keeps one number per row where it can (codes from here on)
     validate_data(cleaner, frame_meta(X), skip_check_array=True)  # of the real X
     # the frames as they are: the fit counts their rows while it reads them for the Hessian
     glm = DaskGLM.fit(estimator, X, y, sample_weight, damping=cleaner.damping,
@@ -51,6 +52,7 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
             pass
     if P is None:
         P = scores_to_proba(Z_loo, cleaner.classes_.shape[0])
+    del Z_loo
     if not np.all(np.isfinite(P)):
         raise FloatingPointError(
             "the out-of-sample probabilities contain NaN/inf; try damping > 0."
