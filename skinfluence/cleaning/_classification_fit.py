@@ -180,3 +180,4 @@ class ClassificationCleaning:
         if method == "predict_proba":
             return np.asarray(out, dtype=np.float64)
         return scores_to_proba(out, K)
+

@@ -14,7 +14,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _confident as cl
 from ..influence._dask import DaskGLM
-from ..utils._dask import frame_meta, row_blocked
+from ..utils._dask import frame_meta, is_dask_collection
 from ._containers import scores_to_proba
 
 
@@ -33,13 +33,13 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
             "scikit-learn on a sample, by partial_fit, ...): wrap it in "
             "sklearn.frozen.FrozenEstimator."
         )
-    X_in = X  # a dask DataFrame's column names are the feature names
-    X, y, sample_weight = row_blocked(X, y, sample_weight, owner="InfluenceCleaner")
     # the labels come to the client, checked and encoded (classes_) as for arrays in
     # memory; a one-column placeholder stands for the features, which stay in their blocks
-    labels = np.asarray(y.compute())
+    labels = np.asarray(y.compute() if is_dask_collection(y) else y)
     _, _, codes, _ = cleaner._check_training(np.zeros((labels.shape[0], 1)), labels, None)
-    validate_data(cleaner, frame_meta(X_in), skip_check_array=True)  # of the real X
+    del labels  # the client keeps one number per row where it can (codes from here on)
+    validate_data(cleaner, frame_meta(X), skip_check_array=True)  # of the real X
+    # the frames as they are: the fit counts their rows while it reads them for the Hessian
     glm = DaskGLM.fit(estimator, X, y, sample_weight, damping=cleaner.damping,
                       approximation="newton", owner="InfluenceCleaner",
                       stacklevel=4)  # the user's fit, through its positional_deprecated wrapper
@@ -52,6 +52,7 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
             pass
     if P is None:
         P = scores_to_proba(Z_loo, cleaner.classes_.shape[0])
+    del Z_loo
     if not np.all(np.isfinite(P)):
         raise FloatingPointError(
             "the out-of-sample probabilities contain NaN/inf; try damping > 0."

@@ -8,6 +8,8 @@ query is exact at the new outputs under ``"newton"`` and linearised under
 (:meth:`~skinfluence.base.BaseExplainer._run_blocks`).
 """
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,25 @@ from ..objectives._linear import LinearObjective
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from . import _base
 from ._first_order import augmented
+
+
+class _Scratch(threading.local):
+    """Buffers of one thread, reused by the blocks of one call instead of a fresh array each.
+
+    A block of ``explain`` is a few MB: allocated anew per block, glibc may serve each from
+    fresh ``mmap`` pages that are faulted in (zeroed) on first touch and unmapped on free --
+    always so where ``MALLOC_TRIM_THRESHOLD_`` is set, as dask's nanny sets it for its worker
+    processes, which made a block there several times slower than the arithmetic.
+    """
+
+    def get(self, name, shape):
+        """A C-contiguous float64 array of ``shape`` on this thread's buffer ``name``."""
+        size = int(np.prod(shape))
+        buf = getattr(self, name, None)
+        if buf is None or buf.size < size:
+            buf = np.empty(size)
+            setattr(self, name, buf)
+        return buf[:size].reshape(shape)
 
 
 class InfluenceBlocks:
@@ -110,11 +131,18 @@ class InfluenceBlocks:
         obj, removal = self.objective, self.removal
         if y_enc is None or sp.issparse(Xf):
             return lambda cols, out=None: self.block(Xf, Z0, y_enc, cols, out=out)
+        n, scratch = Xf.shape[0], _Scratch()
+
+        def width(cols):
+            return len(range(obj.n_train)[cols])
+
         if removal.approximation == "first_order":
             r, _ = obj.loss_derivatives(Z0, y_enc)
             times = self._times_changes(obj.vjp(Xf, r), absorb)  # query gradients G
 
             def first_order(cols, out=None):
+                if out is None:
+                    out = scratch.get("values", (n, width(cols)))
                 vals = times(cols, out)
                 self._refit_columns(Xf, Z0, y_enc, cols, vals)
                 return vals
@@ -127,8 +155,9 @@ class InfluenceBlocks:
         times = self._times_changes(augmented(obj, Xf), absorb)
 
         def newton(cols, out=None):
-            D = times(cols)
-            out = np.empty_like(D) if out is None else out
+            D = times(cols, scratch.get("changes", (n, width(cols))))
+            if out is None:
+                out = scratch.get("values", D.shape)
             return obj.loss_change(Z0, y_enc, D[:, None, :], out=out)
 
         return newton

@@ -7,7 +7,8 @@ the factorised Hessian only:
 
 * ``fit``: one pass over the blocks sums the ``p x p`` Hessian pieces (and the sums of
   the stationarity check) as a tree of tasks; the sum is factorised once, on the client
-  (:class:`~skinfluence.linalg.FactoredSolver`);
+  (:class:`~skinfluence.linalg.FactoredSolver`).  The rows of dask frames not counted
+  before are counted by the same pass (one read of the data, not two);
 * ``self_influence_``, the leave-one-out outputs: one lazy block per row block;
 * ``transform``: one lazy block per (query block, training block);
 * ``explain``: the top k of each training block, merged by a tree of tasks.
@@ -38,7 +39,14 @@ from ..objectives import (
 )
 from ..objectives._linear import LinearObjective
 from ..objectives.linear import RemovalReweighting
-from ..utils._dask import frame_meta, is_dask_collection, row_blocked, to_dask_array
+from ..utils._dask import (
+    frame_meta,
+    is_dask_collection,
+    remember_lengths,
+    row_blocked,
+    to_dask_array,
+    uncounted_partitions,
+)
 from ..utils._parallel import one_numba_thread
 from ._blocks import InfluenceBlocks
 from ._first_order import FirstOrder
@@ -168,6 +176,45 @@ def _fit_sums(X, y, sample_weight, *, estimator, mean):
     return H, grad, total, np.array([separated])
 
 
+def _head(part, rows=1024):
+    """The first ``rows`` rows of a partition of a dask frame, as in its row block."""
+    return None if part is None else part.iloc[:rows].to_numpy()
+
+
+def _counted_sums_block(X, y, sample_weight, index, n_parts, *, estimator, zero):
+    """:func:`_fit_sums` of one partition of dask frames with its rows counted: ``(3,
+    n_parts)`` counts, zero but for column ``index`` (the rows of X, y and the weights);
+    the sums are ``zero`` if the three do not hold as many rows."""
+    counts = np.zeros((3, n_parts))
+    counts[:, index] = [len(v) for v in (X, y, X if sample_weight is None else sample_weight)]
+    if not counts[0, index] == counts[1, index] == counts[2, index]:
+        return zero + (counts,)
+    w = None if sample_weight is None else sample_weight.to_numpy()
+    return _fit_sums(X.to_numpy(), y.to_numpy(), w, estimator=estimator, mean=None) + (counts,)
+
+
+def _counted_sums(frames, collections, estimator, head):
+    """The sums of :func:`_fit_sums` (per-row weights) over the partitions ``frames`` of
+    dask frames whose rows are not counted yet, counting them in the same pass: one read
+    of the data instead of two.  The counts are kept (:func:`remember_lengths`) for the
+    row blocks built next.  None if a partition of y or of the weights does not hold the
+    rows of X's: the blocks are aligned and the sums taken on them then.
+
+    ``head``: the first rows of the first partitions (the shapes of the sums)."""
+    from dask import compute, delayed
+
+    zero = tuple(np.zeros_like(a) for a in _fit_sums(*head, estimator=estimator, mean=None))
+    block = delayed(_counted_sums_block, pure=True)
+    pieces = [block(*parts, i, len(frames), estimator=estimator, zero=zero)
+              for i, parts in enumerate(frames)]
+    *sums, counts = compute(tree_sum(pieces, _SPLIT_EVERY))[0]
+    for v, c in zip(collections, counts):
+        if v is not None:
+            remember_lengths(v, c)
+    return tuple(sums) if (counts[0] == counts[1]).all() and (
+        counts[0] == counts[2]).all() else None
+
+
 @one_numba_thread
 def _self_side(X, y, *weights, context, what):
     _, removal = context.removal(X, y, weights[0] if weights else None)
@@ -286,18 +333,31 @@ class DaskGLM:
 
         estimator = unwrap_frozen(estimator)
         check_is_fitted(estimator)
+        sums = None
+        frames = uncounted_partitions(X, y, sample_weight, owner)
+        if frames is not None:  # dask frames: their first rows, then maybe one pass for all
+            head = compute(*[delayed(_head, pure=True)(p) for p in frames[0]])
+            rows = min(len(h) for h in head if h is not None)
+            head = [None if h is None else h[:rows] for h in head]
+            template = _objective(estimator, *head)
+            if not _check_supported(template, owner):  # per-row weights
+                sums = _counted_sums(frames, (X, y, sample_weight), estimator, head)
         X, y, sample_weight = row_blocked(X, y, sample_weight, owner=owner)
-        # the query side and the model's checks: a few rows suffice
-        first = slice(0, min(X.chunks[0][0], 1024))
-        first_weights = None if sample_weight is None else sample_weight[first]
-        template = _objective(estimator, *compute(X[first], y[first], first_weights))
+        if sums is None:  # (with the sums, the head was these rows)
+            # the query side and the model's checks: a few rows suffice
+            first = slice(0, min(X.chunks[0][0], 1024))
+            first_weights = None if sample_weight is None else sample_weight[first]
+            template = _objective(estimator, *compute(X[first], y[first], first_weights))
         mean = None
         if _check_supported(template, owner):  # weights are a mean over the whole set
             mean = (_normaliser(template, X.shape[0], sample_weight), None)
-        pieces = [delayed(_fit_sums, pure=True)(*block, estimator=estimator, mean=mean)
-                  for block in _row_block_values(X, y, sample_weight)]
-        H, grad, total, separated = compute(tree_sum(pieces, _SPLIT_EVERY))[0]
-        if separated[0] == len(pieces):
+        n_blocks = len(X.chunks[0])
+        if sums is None:
+            pieces = [delayed(_fit_sums, pure=True)(*block, estimator=estimator, mean=mean)
+                      for block in _row_block_values(X, y, sample_weight)]
+            sums = compute(tree_sum(pieces, _SPLIT_EVERY))[0]
+        H, grad, total, separated = sums
+        if separated[0] == n_blocks:
             raise ValueError(
                 f"{type(template.estimator).__name__} without a penalty has no optimum on "
                 "these training data: the fitted model classifies every row of every block "

@@ -51,6 +51,64 @@ def _frame_length(part):
     return len(part)
 
 
+def _check_numeric(v, owner):
+    import dask.dataframe as dd
+
+    if isinstance(v, dd.DataFrame):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        bad = [str(c) for c, t in v.dtypes.items()
+               if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+        if bad:
+            raise TypeError(
+                f"{owner} takes numeric feature columns; column(s) {', '.join(bad[:5])} of "
+                "the dask DataFrame are not numeric: encode them first (e.g. with "
+                "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
+            )
+
+
+def counted_lengths(v, n_parts):
+    """The rows per partition of the dask frame ``v`` counted so far, or None."""
+    lengths = _COUNTED.get(getattr(v, "_name", None))
+    return lengths if lengths is not None and len(lengths) == n_parts else None
+
+
+def remember_lengths(v, lengths):
+    """Keep the rows per partition of the dask frame ``v`` (by its name, which is a hash of
+    how it is made), so that :func:`to_dask_array` does not count them again."""
+    key = getattr(v, "_name", None)
+    if key is not None:
+        if len(_COUNTED) >= 64:
+            _COUNTED.pop(next(iter(_COUNTED)))
+        _COUNTED[key] = tuple(int(n) for n in lengths)
+
+
+def uncounted_partitions(X, y, sample_weight, owner):
+    """``[(X, y, sample_weight or None) partitions]`` of the dask DataFrame ``X`` and the
+    dask Series ``y`` (and ``sample_weight``), one triple per partition, when none of their
+    rows are counted yet and they have as many partitions: a pass over them can then count the
+    rows while it reads them for something else (see :func:`remember_lengths`; whether the
+    partitions hold the same rows is for that pass to check).  None otherwise."""
+    if not (is_dask_frame(X) and is_dask_frame(y)):
+        return None
+    if sample_weight is not None and not is_dask_frame(sample_weight):
+        return None
+    frames = [v for v in (X, y, sample_weight) if v is not None]
+    if X.ndim != 2 or y.ndim != 1:
+        return None
+    # the partitions of the optimised graphs (those to_dask_array reads): dask may combine
+    # small Parquet partitions where fewer columns are read
+    parts = [v.to_delayed() for v in frames]
+    # a frame counted before keeps its counts, which its blocks are checked against
+    if len({len(p) for p in parts}) != 1 or any(
+            counted_lengths(v, len(p)) is not None for v, p in zip(frames, parts)):
+        return None
+    _check_numeric(X, owner)
+    if sample_weight is None:
+        parts.append([None] * len(parts[0]))
+    return list(zip(*parts))
+
+
 def to_dask_array(v, owner):
     """A dask DataFrame or Series as a dask array, one block per partition, with the
     rows of each partition counted (one pass over them, once per frame: the counts are
@@ -64,29 +122,14 @@ def to_dask_array(v, owner):
     if not is_dask_frame(v):
         return v
     import dask.array as da
-    import dask.dataframe as dd
     from dask import compute, delayed
 
-    if isinstance(v, dd.DataFrame):
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-        bad = [str(c) for c, t in v.dtypes.items()
-               if not (is_numeric_dtype(t) or is_bool_dtype(t))]
-        if bad:
-            raise TypeError(
-                f"{owner} takes numeric feature columns; column(s) {', '.join(bad[:5])} of "
-                "the dask DataFrame are not numeric: encode them first (e.g. with "
-                "dask_ml.preprocessing or DataFrame.categorize() and get_dummies)."
-            )
+    _check_numeric(v, owner)
     parts = v.to_delayed()
-    key = getattr(v, "_name", None)  # a dask collection's name: a hash of how it is made
-    lengths = _COUNTED.get(key)
-    if lengths is None or len(lengths) != len(parts):
+    lengths = counted_lengths(v, len(parts))
+    if lengths is None:
         lengths = compute(*[delayed(_frame_length, pure=True)(p) for p in parts])
-        if key is not None:
-            if len(_COUNTED) >= 64:
-                _COUNTED.pop(next(iter(_COUNTED)))
-            _COUNTED[key] = lengths
+        remember_lengths(v, lengths)
     meta = v._meta.to_numpy()
     tail = meta.shape[1:]
     return da.concatenate([

@@ -383,3 +383,83 @@ def test_dask_leverage_one_warns_once_on_the_client(dask_client, monkeypatch):
     others = np.setdiff1d(np.arange(N), [7, 160])
     _close(cleaner.scores_[others], expected.scores_[others])
     assert np.abs(cleaner.scores_[[7, 160]] - expected.scores_[[7, 160]]).max() > 1e-6
+
+
+_READS = []  # rows of each partition read by a task (the test cluster runs in this process)
+
+
+def _counting_reads(part):
+    _READS.append(len(part))
+    return part
+
+
+def _frames(X, y, npartitions, monkeypatch):
+    """``(features, labels)`` of a dask DataFrame whose partition reads are counted in
+    ``_READS``, with no row counts kept from earlier tests."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    import skinfluence.utils._dask as dask_utils
+
+    monkeypatch.setattr(dask_utils, "_COUNTED", {})
+    columns = [f"x{j}" for j in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=columns).assign(label=y)
+    ddf = dd.from_pandas(frame, npartitions=npartitions).map_partitions(
+        _counting_reads, meta=frame.iloc[:0])
+    _READS.clear()
+    return ddf[columns], ddf["label"]
+
+
+def test_dask_dataframes_are_counted_in_the_pass_of_the_hessian(dask_client, monkeypatch):
+    task, model = _model("multinomial")
+    X, y, _ = _data(task)
+    features, labels = _frames(X, y, 4, monkeypatch)
+    with distributed.get_task_stream(dask_client) as stream:
+        lazy = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(features, labels)
+    names = [str(t["key"]) for t in stream.data]
+    # partition 0 for the first rows, then X and y of each partition read once: counted
+    # while the Hessian is summed (a separate count would read each partition once more)
+    assert len(_READS) == 2 + 2 * 4
+    assert sum("_counted_sums_block" in name for name in names) == 4
+    assert not [name for name in names if "_frame_length" in name]
+    assert list(lazy.objective_.X.chunks[0]) == [175] * 4
+    # the same frames again (counted): the sums over their row blocks, in a pass of their
+    # own, are those summed with the counts, bit for bit
+    _READS.clear()
+    again = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(features, labels)
+    assert len(_READS) == 2 + 2 * 4
+    np.testing.assert_array_equal(again.solver_.inverse(), lazy.solver_.inverse())
+    np.testing.assert_array_equal(lazy.self_influence_.compute(),
+                                  again.self_influence_.compute())
+    memory = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(X, y)
+    _close(lazy.self_influence_, memory.self_influence_)
+    expected = memory.explain(X[:20], y[:20], k=5)
+    got = lazy.explain(X[:20], y[:20], k=5)
+    np.testing.assert_array_equal(got.harmful_indices, expected.harmful_indices)
+    _close(got.harmful_values, expected.harmful_values)
+    # the cleaner on new frames: the labels, the first rows, the counted sums, the
+    # leave-one-out outputs
+    features, labels = _frames(X, y, 5, monkeypatch)
+    cleaner = InfluenceCleaner(FrozenEstimator(model)).fit(features, labels)
+    assert len(_READS) == 5 + 2 + 2 * 5 + 2 * 5
+    expected = InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
+    _close(cleaner.scores_, expected.scores_)
+    np.testing.assert_array_equal(cleaner.issues_, expected.issues_)
+
+
+def test_dask_labels_on_other_partitions_are_aligned_before_the_sums(dask_client, monkeypatch):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    task, model = _model("binary")
+    X, y, sw = _data(task)
+    features, _ = _frames(X, y, 4, monkeypatch)  # partitions of 175 rows
+    cuts = [0, 100, 350, 525, N]  # as many partitions, other rows
+    labels, weights = (dd.concat([
+        dd.from_pandas(pd.Series(v[a:b], index=range(a, b)), npartitions=1)
+        for a, b in zip(cuts[:-1], cuts[1:])]) for v in (y, np.ones(N)))
+    lazy = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(features, labels,
+                                                                    sample_weight=weights)
+    assert list(lazy.objective_.X.chunks[0]) == [175] * 4
+    assert list(lazy.objective_.y.chunks[0]) == [175] * 4
+    memory = InfluenceFunctions(FrozenEstimator(model), refine=0).fit(X, y)
+    _close(lazy.self_influence_, memory.self_influence_)
+    _close(lazy.transform(X[:10], y[:10]), memory.transform(X[:10], y[:10]))
