@@ -27,7 +27,7 @@ import tempfile
 import numba
 from numba.core import caching as _caching
 
-__all__ = ["njit", "cache_dir", "cache_enabled"]
+__all__ = ["njit", "cache_dir", "cache_enabled", "first_use", "mark_used"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -114,6 +114,37 @@ if _LocatorBase is not None and _SourceMixin is not None and _CacheImpl is not N
     _LOCATOR_REGISTERED = True
 else:  # a numba whose private caching layout changed: compile per process, write nothing
     _LOCATOR_REGISTERED = False
+
+
+def _marker(key):
+    # keyed by the installation (its source directory), as the cached kernels are
+    import hashlib
+
+    tag = hashlib.sha1(_PACKAGE_DIR.encode()).hexdigest()[:12]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
+    return os.path.join(cache_dir(), "used", f"{safe}-{tag}")
+
+
+def first_use(key):
+    """Whether the work named ``key`` (e.g. a command line's command and model) has not yet
+    completed with this installation's kernel cache, so its kernels will be compiled now.
+
+    False when nothing is cached at all (every process compiles: no first run to tell).
+    """
+    return cache_enabled() and not os.path.exists(_marker(key))
+
+
+def mark_used(key):
+    """Record that the work named ``key`` completed (its kernels are cached); best effort."""
+    if not cache_enabled():
+        return
+    path = _marker(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError:
+        pass
 
 
 def njit(*args, **kwargs):

@@ -161,3 +161,18 @@ def test_importing_every_module_compiles_no_kernel(tmp_path):
     kernels, compiled = out.stdout.split("\n")[:2]
     assert int(kernels) > 10  # the probe saw the package's kernels
     assert compiled == "", f"compiled at import: {compiled}"
+
+
+def test_first_use_is_remembered_per_key_and_installation(monkeypatch, tmp_path):
+    from skinfluence import _numba
+
+    monkeypatch.setenv("SKINFLUENCE_CACHE_DIR", str(tmp_path))
+    assert _numba.first_use("cli-explain-forest")
+    _numba.mark_used("cli-explain-forest")
+    assert not _numba.first_use("cli-explain-forest")
+    assert _numba.first_use("cli-explain-hgb")
+    assert os.path.dirname(_numba._marker("a/b c")) == str(tmp_path / "used")
+    monkeypatch.setattr(_numba, "cache_enabled", lambda: False)  # compiled in every run
+    assert not _numba.first_use("cli-explain-hgb")
+    _numba.mark_used("cli-explain-hgb")
+    assert not (tmp_path / "used" / "cli-explain-hgb").exists()

@@ -54,6 +54,24 @@ def _check_outputs(args):
             raise UsageError("--plot needs matplotlib: pip install 'skinfluence[plot]'.")
 
 
+def _kernel_key(args):
+    if args.command == "demo":
+        return None
+    return f"cli-{args.command}-{getattr(args, 'model', None) or 'default'}-" \
+           f"{getattr(args, 'method', None) or 'default'}"
+
+
+def _first_run_note(args, key):
+    """Say why the first run of a command is slow: numba compiles its kernels once."""
+    from .._numba import cache_dir, first_use
+
+    if key is None or getattr(args, "quiet", False) or not first_use(key):
+        return
+    print(f"note: the first run of this command and model compiles its numerical kernels "
+          f"(up to a minute);\n      they are cached in {cache_dir()} and later runs start "
+          f"at once.", file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     """Run the command line; returns the exit code.
 
@@ -90,9 +108,16 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     try:
         _check_outputs(args)
+        key = _kernel_key(args)
+        _first_run_note(args, key)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return args.func(args)
+            code = args.func(args)
+        if code in (None, EXIT_OK) and key is not None:
+            from .._numba import mark_used
+
+            mark_used(key)
+        return code
     except (UsageError, DataError) as exc:
         print(f"skinfluence {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

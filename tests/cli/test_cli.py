@@ -757,3 +757,24 @@ def test_label_issues_on_a_continuous_target(fair_csv, tmp_path):
     np.testing.assert_allclose([float(r[7]) for r in rows], y[order], rtol=1e-12)
     # the 20 most suspicious rows are mostly the 20 shifted ones
     assert shifted[order[:20]].mean() >= 0.8
+
+
+def test_first_run_of_a_command_says_its_kernels_compile(shop_csv, tmp_path, monkeypatch,
+                                                         capsys):
+    # the note comes once per command and model, until a run of it has completed; a failed
+    # run and --quiet leave it to the next run
+    from skinfluence import _numba, cli
+
+    monkeypatch.setattr(_numba, "_marker", lambda key: str(tmp_path / "used" / key))
+    monkeypatch.setattr(_numba, "cache_enabled", lambda: True)
+    path, _, _ = shop_csv
+    args = ["label-issues", str(path), "-t", "status", "--method", "loss", "--show", "1"]
+    assert cli.main(args + ["--quiet"]) == 0
+    assert "compiles its numerical kernels" not in capsys.readouterr().err
+    assert cli.main(["label-issues", str(path), "-t", "no_such_column"]) == 2
+    assert cli.main(args) == 0
+    assert "first run of this command and model compiles" in capsys.readouterr().err
+    assert cli.main(args) == 0
+    assert "compiles its numerical kernels" not in capsys.readouterr().err
+    assert cli.main(args + ["--model", "lasso"]) == 0
+    assert "compiles its numerical kernels" in capsys.readouterr().err
