@@ -140,11 +140,13 @@ def njit(*args, **kwargs):
 PARALLEL_MIN_ENTRIES = 1 << 24
 
 
-def parallel_above(min_entries=PARALLEL_MIN_ENTRIES, work=None):
-    """Decorator: run a ``parallel=True`` kernel on one numba thread below ``min_entries``.
+def parallel_above(min_entries=None, work=None):
+    """Decorator: run a ``parallel=True`` kernel on one numba thread below ``min_entries``
+    (default :data:`PARALLEL_MIN_ENTRIES`, read at each call).
 
     ``work(*args)`` measures a call in entries' worth of work; by default the ``size`` of
     the kernel's last argument, its output array.
+
     The kernels wrapped are row-parallel with no reduction across rows, so every entry is
     computed by the same code whatever the thread count: the results are bit-identical.  A
     block loop (``explain``, ``transform``) then runs serial kernels per block, and its
@@ -156,7 +158,8 @@ def parallel_above(min_entries=PARALLEL_MIN_ENTRIES, work=None):
 
     def wrap(kernel):
         def run(*args):
-            if (args[-1].size if work is None else work(*args)) >= min_entries:
+            least = PARALLEL_MIN_ENTRIES if min_entries is None else min_entries
+            if (args[-1].size if work is None else work(*args)) >= least:
                 return kernel(*args)
             threads = numba.get_num_threads()
             if threads == 1:
