@@ -17,6 +17,10 @@ compiled on first use in every process and not cached: slower to start, same res
 
 :func:`njit` is numba's ``njit``, with ``cache=True`` honoured only when that directory is
 usable.  Nothing is compiled at import.
+
+:func:`parallel_above` wraps a ``parallel=True`` kernel so that calls below a work threshold run
+on one numba thread: a parallel region costs a wake-up and a barrier, and on a loaded core a
+descheduled worker thread holds every region up for a scheduler time slice.
 """
 
 import functools
@@ -27,7 +31,8 @@ import tempfile
 import numba
 from numba.core import caching as _caching
 
-__all__ = ["njit", "cache_dir", "cache_enabled", "first_use", "mark_used"]
+__all__ = ["njit", "cache_dir", "cache_enabled", "first_use", "mark_used", "parallel_above",
+           "PARALLEL_MIN_ENTRIES"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -157,3 +162,47 @@ def njit(*args, **kwargs):
         overridden = getattr(numba.config, "CACHE_LOCATOR_CLASSES", None)
         kwargs["cache"] = cache_enabled() and not overridden
     return numba.njit(*args, **kwargs)
+
+
+# Output entries below which a row-parallel kernel runs on the calling thread alone.  One
+# entry of the loss-change kernels costs about a nanosecond; a parallel region costs tens of
+# microseconds on idle cores but several milliseconds (a time slice) when any other process
+# keeps a core busy, so a region pays off only with some 10 ms of work in it.
+PARALLEL_MIN_ENTRIES = 1 << 24
+
+
+def parallel_above(min_entries=None, work=None):
+    """Decorator: run a ``parallel=True`` kernel on one numba thread below ``min_entries``
+    (default :data:`PARALLEL_MIN_ENTRIES`, read at each call).
+
+    ``work(*args)`` measures a call in entries' worth of work; by default the ``size`` of
+    the kernel's last argument, its output array.
+
+    The kernels wrapped are row-parallel with no reduction across rows, so every entry is
+    computed by the same code whatever the thread count: the results are bit-identical.  A
+    block loop (``explain``, ``transform``) then runs serial kernels per block, and its
+    parallelism is over blocks (``n_jobs``) rather than a region per block.  The thread
+    count is only lowered, never raised, so :func:`numba.set_num_threads` and
+    :func:`skinfluence.utils._parallel.one_numba_thread` still bound it.  The wrapped
+    dispatcher is ``.kernel``.
+    """
+
+    def wrap(kernel):
+        def run(*args):
+            least = PARALLEL_MIN_ENTRIES if min_entries is None else min_entries
+            if (args[-1].size if work is None else work(*args)) >= least:
+                return kernel(*args)
+            threads = numba.get_num_threads()
+            if threads == 1:
+                return kernel(*args)
+            numba.set_num_threads(1)  # thread-local: other threads keep their count
+            try:
+                return kernel(*args)
+            finally:
+                numba.set_num_threads(threads)
+
+        functools.update_wrapper(run, kernel, updated=())
+        run.kernel = kernel
+        return run
+
+    return wrap

@@ -8,7 +8,7 @@ accept read-only inputs.
 import numpy as np
 from numba import prange
 
-from .._numba import njit
+from .._numba import njit, parallel_above
 
 
 @njit(cache=True, nogil=True)
@@ -139,6 +139,7 @@ def _softplus(z):
     return np.log1p(np.exp(z))
 
 
+@parallel_above()
 @njit(cache=True, nogil=True, parallel=True)
 def binary_logloss_change(Z0, y, D, out):
     """``out[i, j] = l(z_i + D[i, j], y_i) - l(z_i, y_i)`` for the binary log-loss.
@@ -188,6 +189,7 @@ def binary_logloss_change(Z0, y, D, out):
     return out
 
 
+@parallel_above(work=lambda *args: args[-2].size)  # D: (n, K, m)
 @njit(cache=True, nogil=True, parallel=True)
 def multinomial_logloss_change(Z0, y, D, out):
     """``out[i, j] = l(z_i + D[i, :, j], y_i) - l(z_i, y_i)`` for the softmax log-loss.
@@ -214,6 +216,7 @@ def multinomial_logloss_change(Z0, y, D, out):
     return out
 
 
+@parallel_above(work=lambda data, indices, indptr, B, out: data.size * B.shape[1])
 @njit(cache=True, nogil=True, parallel=True)
 def csr_matmul_dense(data, indices, indptr, B, out):
     """``out = X @ B`` for CSR ``X`` and dense C-ordered ``B`` (rows in parallel).

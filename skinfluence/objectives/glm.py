@@ -35,7 +35,7 @@ from numba import prange
 from sklearn.utils.validation import check_array
 
 
-from .._numba import njit
+from .._numba import njit, parallel_above
 from . import register_objective
 from .linear import RemovalReweighting, _check_xy, linear_parameters
 from ._linear import LinearObjective
@@ -84,6 +84,7 @@ def glm_derivatives(p, log_link, y, z, loss, r, s):
         loss[i], r[i], s[i] = _half_deviance(p, log_link, y[i], z[i])
 
 
+@parallel_above()
 @njit(cache=True, nogil=True, parallel=True)
 def glm_loss_change(p, log_link, y, z0, D, out):
     """``out[i, j] = loss(z_i + D[i, j]) - loss(z_i)``."""

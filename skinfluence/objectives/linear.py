@@ -22,7 +22,7 @@ from numba import prange
 from sklearn.utils.validation import check_array
 
 
-from .._numba import njit
+from .._numba import njit, parallel_above
 from . import register_objective
 from ._linear import LinearObjective, check_features
 from .logistic import encode_classes
@@ -101,6 +101,7 @@ def elementwise_derivatives(code, eps, T, A, Z, loss, R, S):
         loss[i] = acc
 
 
+@parallel_above(work=lambda *args: args[-2].size)  # D: (n, K, m)
 @njit(cache=True, nogil=True, parallel=True)
 def elementwise_loss_change(code, eps, T, A, Z0, D, out):
     """``out[i, j] = loss(z_i + D[i, :, j]) - loss(z_i)`` fused over a block of columns."""
