@@ -298,8 +298,23 @@ def _worker_report(dask_worker):
     return {"peak_mib": rss_mib(), "spilled_bytes": float(spilled), "pid": os.getpid()}
 
 
-def _stages(X, y, Xq, yq, model, k, t):
-    """fit, explain and the cleaner, timed into ``t``."""
+def peak_since_reset_mib(reset=True):
+    """Peak RSS (MiB) of this process since the last reset (Linux ``VmHWM``), then, with
+    ``reset``, start a new peak from the RSS now (``clear_refs`` 5); None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+    except (OSError, StopIteration):
+        return None
+    return hwm / 1024.0
+
+
+def _stages(X, y, Xq, yq, model, k, t, phase=None):
+    """fit, explain and the cleaner, timed into ``t``; ``phase(name)`` is called before the
+    first stage (``None``) and after each."""
     import warnings
 
     from sklearn.frozen import FrozenEstimator
@@ -311,16 +326,21 @@ def _stages(X, y, Xq, yq, model, k, t):
     with warnings.catch_warnings():
         # the model was fitted on a sample: not at the optimum of all rows, as expected
         warnings.simplefilter("ignore", NotStationaryWarning)
+        phase = phase or (lambda name: None)
+        phase(None)
         t0 = time.perf_counter()
         inf = InfluenceFunctions(FrozenEstimator(model)).fit(X, y)
         t["fit"] = time.perf_counter() - t0
+        phase("fit")
         t0 = time.perf_counter()
         inf.explain(Xq, yq, k=k)
         t["explain"] = time.perf_counter() - t0
+        phase("explain")
         del inf
         t0 = time.perf_counter()
         InfluenceCleaner(FrozenEstimator(model)).fit(X, y)
         t["cleaner"] = time.perf_counter() - t0
+        phase("cleaner")
     return t
 
 
@@ -345,21 +365,35 @@ def measure_parquet(directory, n_queries, k, workers, memory_limit):
         client.run(_warm_up)
         before = client.run(_worker_report)
         ddf = dd.read_parquet(directory)
-        t = {}
+        t, phases = {}, {}
+
+        def phase(name):  # each worker's (and the client's) peak RSS in the stage
+            peaks = client.run(peak_since_reset_mib)
+            phases[name] = {"workers": [peaks[a] for a in sorted(peaks)],
+                            "client": peak_since_reset_mib()}
+
         t0 = time.perf_counter()
-        _stages(ddf[columns], ddf["y"], Xq, yq, model, k, t)
+        _stages(ddf[columns], ddf["y"], Xq, yq, model, k, t, phase)
         out["t_total"] = time.perf_counter() - t0
         after = client.run(_worker_report)
         out.update({f"t_{s}": v for s, v in t.items()})
+        start = phases.pop(None)
+        out["phases"] = phases
+        # the peaks of the stages: a worker's ru_maxrss counts from the fork that started it
+        # (as much as the client held then) and is reset with VmHWM; ru_maxrss elsewhere
+        measured = phases and None not in start["workers"]
         out["workers"] = [
-            {"peak_mib": rep["peak_mib"], "spilled_bytes": rep["spilled_bytes"]}
-            for rep in after.values()]
+            {"peak_mib": (max(ph["workers"][i] for ph in phases.values()) if measured
+                          else after[a]["peak_mib"]),
+             "spilled_bytes": after[a]["spilled_bytes"]}
+            for i, a in enumerate(sorted(after))]
         pids_before = sorted(r["pid"] for r in before.values())
         pids_after = sorted(r["pid"] for r in after.values())
         out["killed"] = pids_before != pids_after
         out["rows"] = int(sum(pq.ParquetFile(os.path.join(directory, f)).metadata.num_rows
                               for f in sorted(os.listdir(directory)) if f.endswith(".parquet")))
-    out["client_peak_mib"] = rss_mib()
+    out["client_peak_mib"] = (max([start["client"]] + [ph["client"] for ph in phases.values()])
+                              if measured else rss_mib())
     return out
 
 
@@ -435,8 +469,13 @@ def _print_parquet(cluster, memory, args):
     ratio = rows[1]["rate"] / rows[0]["rate"]
     print(f"\nin-memory rows/s / cluster rows/s: {ratio:.2f} (target <= 2)")
     for i, w in enumerate(cluster["workers"]):
-        print(f"worker {i}: peak RSS {w['peak_mib'] / 1024:.2f} GiB, spilled to disk "
-              f"{w['spilled_bytes'] / 2**20:.0f} MiB")
+        print(f"worker {i}: peak RSS in the stages {w['peak_mib'] / 1024:.2f} GiB, spilled "
+              f"to disk {w['spilled_bytes'] / 2**20:.0f} MiB")
+    for name, ph in cluster.get("phases", {}).items():
+        if None not in ph["workers"]:
+            print(f"{name}: peak RSS in the stage, workers "
+                  + ", ".join(f"{w / 1024:.2f}" for w in ph["workers"])
+                  + f" GiB; client {ph['client'] / 1024:.2f} GiB")
     print(f"any worker killed: {'YES' if cluster['killed'] else 'no'}; client peak RSS "
           f"{cluster['client_peak_mib'] / 1024:.2f} GiB; in-memory peak RSS "
           f"{memory['peak_mib'] / 1024:.2f} GiB")

@@ -14,7 +14,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _confident as cl
 from ..influence._dask import DaskGLM
-from ..utils._dask import frame_meta, is_dask_collection
+from ..utils._dask import compute_values, frame_meta
 from ._containers import scores_to_proba
 
 
@@ -34,8 +34,9 @@ def fit_dask(cleaner, X, y, *, X_val=None, y_val=None, sample_weight=None):
             "sklearn.frozen.FrozenEstimator."
         )
     # the labels come to the client, checked and encoded (classes_) as for arrays in
-    # memory; a one-column placeholder stands for the features, which stay in their blocks
-    labels = np.asarray(y.compute() if is_dask_collection(y) else y)
+    # memory; a one-column placeholder stands for the features, which stay in their blocks.
+    # A dask Series comes partition by partition (not concatenated on one worker)
+    labels = compute_values(y)
     _, _, codes, _ = cleaner._check_training(np.zeros((labels.shape[0], 1)), labels, None)
     del labels  # the client keeps one number per row where it can (codes from here on)
     validate_data(cleaner, frame_meta(X), skip_check_array=True)  # of the real X

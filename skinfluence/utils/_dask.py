@@ -34,6 +34,40 @@ def frame_meta(x):
     return x._meta if is_dask_frame(x) else x
 
 
+def _part_values(part):
+    return np.asarray(part)
+
+
+def compute_values(v):
+    """The values of ``v`` (a dask collection, or anything ``np.asarray`` takes) as one
+    numpy array on the client.
+
+    A dask frame's partitions come as arrays, one by one, and are concatenated here: dask's
+    own ``compute`` of a frame concatenates them in one task on one worker, which then holds
+    every partition, their index and the result at once (several times the column) before
+    sending it -- for the labels of a large set, a worker's memory limit.
+
+    >>> compute_values(np.arange(3))
+    array([0, 1, 2])
+    """
+    if is_dask_frame(v):
+        from dask import compute, delayed
+
+        part = delayed(_part_values, pure=True)
+        parts = list(compute(*[part(p) for p in v.to_delayed()]))
+        # copied into place one by one, each dropped once copied: the values and one
+        # partition at a time, not twice the values as np.concatenate would hold
+        out = np.empty((sum(len(a) for a in parts),) + parts[0].shape[1:],
+                       dtype=np.result_type(*parts))
+        start = 0
+        for i, a in enumerate(parts):
+            out[start:start + len(a)] = a
+            start += len(a)
+            parts[i] = None
+        return out
+    return np.asarray(v.compute() if is_dask_collection(v) else v)
+
+
 # rows per partition of the dask frames counted so far, by name: the same frame passed to
 # several estimators (an explainer, then a cleaner) is counted once
 _COUNTED = {}
