@@ -123,14 +123,10 @@ class BoostingRemoval:
 
     def _prepare_boostin(self):
         m = self.model
-        if self.approximation == "boostin_contribution":
-            direct = kernels.leaf_contributions(
-                self.w, self.leaves, m.fixed_zero, m.learning_rate, m.l2_regularization,
-                self.H, self.g, m.leaf_eps)
-        else:
-            direct = kernels.direct_leaf_changes(
-                self.w, self.leaves, m.leaf_start, m.fixed_zero, m.learning_rate,
-                m.l2_regularization, self.values64, self.H, self.g, self.h, m.leaf_eps)
+        direct = kernels.direct_leaf_changes(
+            self.w, self.leaves, m.fixed_zero, m.learning_rate, m.l2_regularization,
+            self.values64, self.H, self.g, self.h, m.leaf_eps,
+            own_share=self.approximation == "boostin_contribution")
         self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
         leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
         self.coef = direct[m.leaf_tree[leaf_of], self.idx]

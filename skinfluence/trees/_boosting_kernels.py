@@ -399,11 +399,16 @@ def record_fit(loss, y, w, leaves, F, leaf_start, fixed_zero, n_iter, lr, l2, va
 
 # ------------------------------------------------------------ BoostIn-style
 @njit(cache=True, nogil=True)
-def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g, h,
-                        eps=LEAF_EPS):
+def direct_leaf_changes(w, leaves, fixed_zero, lr, l2, values, H, g, h, eps=LEAF_EPS,
+                        own_share=False):
     """Change ``(n_trees, n)`` of each training point's own leaf value in each tree when
     the point is removed, the other points' gradients held at the fit (no propagation
-    to later trees): ``w_j (lr g_j + v h_j) / (H + l2)``."""
+    to later trees): ``w_j (lr g_j + v h_j) / (H + l2)``.
+
+    ``own_share``: the leaf's Hessian sum held fixed as well, so the change is the
+    point's share of its leaf's value, negated, ``w_j lr g_j / (H + l2)`` (a leaf's
+    value ``-lr G / (H + l2)`` is the sum of these shares over its points); ``h`` and
+    ``values`` are then not read."""
     n_iter, n, K = g.shape
     out = np.empty((n_iter * K, n))
     for t in range(n_iter):
@@ -414,30 +419,11 @@ def direct_leaf_changes(w, leaves, leaf_start, fixed_zero, lr, l2, values, H, g,
                 leaf = row[i]
                 if fixed_zero[leaf]:
                     out[s, i] = 0.0
+                elif own_share:
+                    out[s, i] = w[i] * (lr * g[t, i, k]) / (H[leaf] + l2 + eps)
                 else:
                     out[s, i] = w[i] * (lr * g[t, i, k] + values[leaf] * h[t, i, k]) / (
                         H[leaf] + l2 + eps)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def leaf_contributions(w, leaves, fixed_zero, lr, l2, H, g, eps=LEAF_EPS):
-    """Each training point's share ``(n_trees, n)`` of its own leaf's value, negated:
-    ``w_j lr g_j / (H + l2)``.  A leaf's value ``-lr G / (H + l2)`` is the sum of
-    ``-w_j lr g_j / (H + l2)`` over its points; removing the point's gradient from ``G``
-    with the leaf's Hessian sum held fixed moves the value by exactly this."""
-    n_iter, n, K = g.shape
-    out = np.empty((n_iter * K, n))
-    for t in range(n_iter):
-        for k in range(K):
-            s = t * K + k
-            row = leaves[s]
-            for i in range(n):
-                leaf = row[i]
-                if fixed_zero[leaf]:
-                    out[s, i] = 0.0
-                else:
-                    out[s, i] = w[i] * lr * g[t, i, k] / (H[leaf] + l2 + eps)
     return out
 
 
