@@ -331,9 +331,14 @@ class BoostedModel:
         d_avg = (Y - avg[None, :]) / W * inside[None, :]
         if self.loss == kernels.SQUARED_ERROR:
             return d_avg
+
+        def over(scale):  # a baseline clipped at its bound (one class only) does not move
+            return np.divide(d_avg, scale[None, :], out=np.zeros_like(d_avg),
+                             where=inside[None, :])
+
         if self.loss == kernels.BINOMIAL:
-            return d_avg / (avg * (1 - avg))
+            return over(avg * (1 - avg))
         if self.loss in (kernels.POISSON, kernels.GAMMA):
-            return d_avg / avg
-        d_log = d_avg / avg[None, :]  # symmetric multinomial logit: log p - mean(log p)
+            return over(avg)
+        d_log = over(avg)  # symmetric multinomial logit: log p - mean(log p)
         return d_log - d_log.mean(axis=1, keepdims=True)

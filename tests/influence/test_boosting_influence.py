@@ -359,3 +359,21 @@ def test_boostin_contribution_shares_add_up_to_the_outputs():
     expected = model.outputs_from_leaves(q, values=rem.values64)[:, 0] - model.baseline[0]
     np.testing.assert_allclose(-D.sum(axis=1), expected, rtol=1e-10,
                                atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("approximation", ["leaf_refit", "leaf_influence", "boostin"])
+def test_one_class_baseline_at_its_bound_does_not_move(approximation):
+    # a single class clips the baseline at its bound: removing a row changes nothing, as
+    # a refit without it shows, and no 0 / 0 turns into NaN on the way
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(40, 3)), np.zeros(40, dtype=int)
+    model = HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    refit = HistGradientBoostingClassifier(max_iter=5).fit(X[1:], y[1:])
+    np.testing.assert_array_equal(refit.predict_proba(X[:5]), model.predict_proba(X[:5]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        T = InfluenceFunctions(model, approximation=approximation).fit(X, y).transform(
+            X[:5], y[:5])
+    np.testing.assert_array_equal(T, np.zeros((5, 40)))
