@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..objectives._linear import LinearObjective
-from ..utils._parallel import chunk_slices, effective_n_jobs, serial_blas_below
+from ..utils._parallel import chunk_slices, effective_n_jobs
 from . import _base
 from ._first_order import augmented
 
@@ -54,14 +54,6 @@ class InfluenceBlocks:
         self.removal = removal
         self.objective = removal.objective
         self.explainer = explainer
-
-    def _serial_blas(self, n_rows, chunks):
-        """:func:`~skinfluence.utils._parallel.serial_blas_below` for blocks of ``n_rows``
-        query rows over the column ``chunks`` (per-block products below the threshold run
-        BLAS on one thread; a serial loop only)."""
-        width = len(range(self.objective.n_train)[chunks[0]]) if chunks else 0
-        return serial_blas_below(n_rows * self.objective.n_outputs * width, len(chunks),
-                                 getattr(self.explainer, "n_jobs", None))
 
     def _run(self, func, chunks, desc):
         """``func`` over ``chunks`` for its side effects, on the explainer's runner."""
@@ -122,11 +114,9 @@ class InfluenceBlocks:
         entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
         fast = (self._query_block(Xf, Z0, y_enc), self.column_chunks(n, entries, 64),
                 rows_values)
-        chunks = self.column_chunks(n)
-        with self._serial_blas(n, chunks):
-            return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
-                                                  chunks, n, self.objective.n_train, k,
-                                                  fast=fast)
+        return self.explainer._explain_blocks(lambda cols: self.block(Xf, Z0, y_enc, cols),
+                                              self.column_chunks(n), n,
+                                              self.objective.n_train, k, fast=fast)
 
     def _query_block(self, Xf, Z0, y_enc, absorb=False):
         """``(cols, out=None) -> (n, m)`` influence values: the values of :meth:`block`,
@@ -249,10 +239,7 @@ class InfluenceBlocks:
                 y_rows = None if y_enc is None else y_enc[rows]
                 self.block(Xf[rows], Z0[rows], y_rows, all_cols, out=out[rows])
 
-            rows = chunk_slices(n, rows_per_block)
-            with serial_blas_below(rows_per_block * n_train * K, len(rows),
-                                   getattr(self.explainer, "n_jobs", None)):
-                self._run(fill_rows, rows, "influence")
+            self._run(fill_rows, chunk_slices(n, rows_per_block), "influence")
             return out
 
         # chunks of training points, each solved once and written into its columns
@@ -262,9 +249,7 @@ class InfluenceBlocks:
             block(cols, out=out[:, cols])
 
         entries = min(_base.EXPLAIN_BLOCK_ENTRIES, _base.BLOCK_ENTRIES)
-        chunks = self.column_chunks(n, entries, 64)
-        with self._serial_blas(n, chunks):
-            self._run(fill, chunks, "influence")
+        self._run(fill, self.column_chunks(n, entries, 64), "influence")
         return out
 
     def _transform_query_side(self, Xf, Z0, y_enc, out):
@@ -291,10 +276,9 @@ class InfluenceBlocks:
         def sums(cols):
             return cols, self.block(Xf, Z0, y_enc, cols).sum(axis=0)
 
-        chunks = self.column_chunks(Xf.shape[0])
-        with self._serial_blas(Xf.shape[0], chunks):
-            for cols, s in self.explainer._run_blocks(sums, chunks, desc):
-                total[cols] = s
+        for cols, s in self.explainer._run_blocks(sums, self.column_chunks(Xf.shape[0]),
+                                                  desc):
+            total[cols] = s
         return total
 
 

@@ -37,32 +37,6 @@ def blas_and_numba_threads(n_workers):
         yield
 
 
-# Entries of one block's product below which a serial loop over blocks runs BLAS on one
-# thread: every multi-threaded GEMM is a fork and a barrier, and when another process keeps a
-# core busy each waits a scheduler time slice for a descheduled BLAS thread.  Larger products
-# (one GEMM into a whole output, row blocks of ``transform``) keep BLAS's own thread count.
-BLAS_PARALLEL_MIN_ENTRIES = 1 << 24
-
-
-@contextmanager
-def serial_blas_below(block_entries, n_blocks, n_jobs, min_entries=None):
-    """Limit BLAS to one thread around a serial loop of ``n_blocks`` small block products.
-
-    Applies when the loop is serial (``n_jobs`` <= 1; with more workers
-    :func:`blas_and_numba_threads` limits BLAS already), has more than one block, and a block
-    holds fewer than ``min_entries`` (default :data:`BLAS_PARALLEL_MIN_ENTRIES`, read at each
-    call) output entries.  Only lowers the thread count (a caller's tighter limit stays).
-    """
-    least = BLAS_PARALLEL_MIN_ENTRIES if min_entries is None else min_entries
-    if n_blocks <= 1 or block_entries >= least or effective_n_jobs(n_jobs) > 1:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def numba_single_thread():
     """Make numba's parallel kernels run on one thread in the calling thread (thread-local)."""
     import numba

@@ -14,7 +14,6 @@ from skinfluence.utils._parallel import (
     effective_n_jobs,
     imap_ordered,
     numba_single_thread,
-    serial_blas_below,
 )
 
 
@@ -139,23 +138,6 @@ def test_blas_limited_to_one_thread_only_with_several_workers():
         with blas_and_numba_threads(2):
             assert _blas_threads() == [1] * len(before)
         assert _blas_threads() == before  # restored on exit
-
-
-def test_serial_blas_below_limits_only_a_serial_loop_of_small_blocks():
-    if not _blas_threads():
-        pytest.skip("no BLAS library found by threadpoolctl")
-    with threadpool_limits(limits=2, user_api="blas"):
-        before = _blas_threads()
-        if max(before) < 2:
-            pytest.skip("the BLAS library does not allow two threads here")
-        with serial_blas_below(1000, 5, None, min_entries=1001):
-            assert _blas_threads() == [1] * len(before)
-        assert _blas_threads() == before  # restored on exit
-        for entries, blocks, n_jobs in [(1001, 5, None),  # blocks at the threshold
-                                        (1000, 1, None),  # one product: BLAS's own threads
-                                        (1000, 5, 2)]:  # workers: blas_and_numba_threads
-            with serial_blas_below(entries, blocks, n_jobs, min_entries=1001):
-                assert _blas_threads() == before
 
 
 def test_blas_limit_is_restored_after_an_error():
