@@ -16,7 +16,9 @@ one thread throughout.  ``--baseline`` times the skinfluence at that path too::
 left as it starts (``OPENBLAS_NUM_THREADS`` etc. unset), limited to 1 or 2 threads with
 threadpoolctl, and ``OPENBLAS_NUM_THREADS=2`` set in the environment; for ``explain`` (1000
 queries) and ``transform`` (200 queries, a ``--rows`` x 200 output) on ``--rows`` x 50, and
-``transform`` of 1000 queries on 50,000 x 200 (one large GEMM, ``first_order``)::
+``transform`` of 1000 queries on 50,000 x 200 (``first_order``; 201 x 50,000 parameter changes
+are above the cache budget of a linear model, so it runs column blocks of 1000 x 524, each a
+GEMM with p=201)::
 
     python benchmarks/bench_threads.py --blas --repeat 3
 """
