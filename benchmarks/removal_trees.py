@@ -49,6 +49,9 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skinfluence import InfluenceFunctions  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from greedy_boosting import GREEDY, greedy_scores  # noqa: E402
+
 FRACTIONS = (0.001, 0.01, 0.05)
 OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution")
 
@@ -101,9 +104,21 @@ def log_loss(model, X, y):
     return -np.log(p)
 
 
-def rankings(X, y, Xt, yt, model, ti, n_jobs=1):
-    """Influence (n_test, n_train) per method, positive = helpful, and seconds per method."""
+def rankings(X, y, Xt, yt, model, ti, n_jobs=1, greedy=()):
+    """Influence (n_test, n_train) per method, positive = helpful, and seconds per method.
+    ``greedy``: names of the set-aware candidates of ``greedy_boosting.py`` to add (each
+    orders the top 5% of rows; seconds include preparing the fit)."""
     scores, seconds = {}, {}
+    for name in greedy:
+        t = time.perf_counter()
+        inf = InfluenceFunctions(FrozenEstimator(model),
+                                 approximation="boostin_contribution").fit(X, y)
+        removal = inf._removal
+        q_leaves = removal.model.apply(removal.model.features(Xt))
+        k_max = max(1, int(round(max(FRACTIONS) * len(y))))
+        scores[name] = greedy_scores(name, removal, q_leaves,
+                                     removal.model.encode_target(yt), k_max)
+        seconds[name] = time.perf_counter() - t
     for approx in OURS:
         t = time.perf_counter()
         inf = InfluenceFunctions(FrozenEstimator(model), approximation=approx,
@@ -208,10 +223,17 @@ def main(argv=None):
     parser.add_argument("--reference", default="TI BoostIn",
                         help="method the others are paired against")
     parser.add_argument("--save", default="", help="save every rise to this .npz")
+    parser.add_argument("--greedy", default="",
+                        help="comma-separated set-aware candidates of greedy_boosting.py "
+                        f"to add ({', '.join(GREEDY)})")
     args = parser.parse_args(argv)
     ti = {} if args.no_tree_influence else _tree_influence(args.ti)
     n_test = 8 if args.quick else args.n_test
     seeds = [int(s) for s in args.seeds.split(",")]
+    greedy = [g for g in args.greedy.split(",") if g]
+    unknown = set(greedy) - set(GREEDY)
+    if unknown:
+        parser.error(f"unknown --greedy {sorted(unknown)}; choose from {', '.join(GREEDY)}")
     saved = {}
     for dname, (X0, y0) in datasets(args.quick).items():
         if args.only not in dname:
@@ -223,12 +245,12 @@ def main(argv=None):
             Xt = Xt[args.test_start:args.test_start + n_test]
             yt = yt[args.test_start:args.test_start + n_test]
             model = make_model().fit(X, y)
-            rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels, untimed
-            scores, secs = rankings(X, y, Xt, yt, model, ti)
+            rankings(X, y, Xt[:2], yt[:2], model, {}, greedy=greedy)  # compile, untimed
+            scores, secs = rankings(X, y, Xt, yt, model, ti, greedy=greedy)
             for name, sec in secs.items():
                 seconds.setdefault(name, []).append(sec)
             if args.methods:
-                keep = args.methods.split(",")
+                keep = args.methods.split(",") + greedy
                 scores = {name: S for name, S in scores.items() if name in keep}
             rises.append(evaluate(X, y, Xt, yt, scores, FRACTIONS))
         rise = {name: np.concatenate([r[name] for r in rises], axis=1) for name in rises[0]}
