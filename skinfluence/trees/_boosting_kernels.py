@@ -428,6 +428,48 @@ def direct_leaf_changes(w, leaves, fixed_zero, lr, l2, values, H, g, h, eps=LEAF
 
 
 @njit(cache=True, nogil=True)
+def shares_at_weights(loss, y, w, leaves, q_leaf, base, leaf_start, fixed_zero, n_iter, lr,
+                      l2, shares, z_query, eps=LEAF_EPS):
+    """One query's ``boostin_contribution`` shares in the model refit with weights ``w``.
+
+    The leaf values are recomputed iteration by iteration with the structures fixed (as
+    :func:`refit_leaf_values`, from the baseline ``base`` (K,)); ``z_query`` (K,) gets the
+    query's outputs in that refit and ``shares[j, k]`` (n, K) the sum, over the trees of
+    output ``k`` in which row ``j`` shares the query's leaf ``q_leaf[s]``, of
+    ``w_j lr g_j / (H + l2)`` (``g_j`` its gradient at the refit's outputs, ``H`` the
+    leaf's Hessian sum): the change of that leaf's value when ``j``'s gradient leaves the
+    leaf's sum with ``H`` held.  Rows of weight 0 get 0."""
+    n, K = shares.shape
+    L = fixed_zero.shape[0]
+    F = np.empty((n, K))
+    for i in range(n):
+        for k in range(K):
+            F[i, k] = base[k]
+            shares[i, k] = 0.0
+    for k in range(K):
+        z_query[k] = base[k]
+    g = np.empty((n, K))
+    h = np.empty((n, K))
+    G = np.zeros(L)
+    H = np.zeros(L)
+    values = np.zeros(L)
+    for t in range(n_iter):
+        gradients(loss, y, F, w, g, h, False)
+        _iteration_leaves(leaves, t, g, h, F, leaf_start, fixed_zero, lr, l2, values, G, H, eps)
+        for k in range(K):
+            s = t * K + k
+            leaf = q_leaf[s]
+            z_query[k] += values[leaf]
+            if fixed_zero[leaf]:
+                continue
+            d = lr / (H[leaf] + l2 + eps)
+            row = leaves[s]
+            for i in range(n):
+                if row[i] == leaf:
+                    shares[i, k] += d * g[i, k]
+
+
+@njit(cache=True, nogil=True)
 def leaf_members(leaves, n_leaves):
     """CSR ``(ptr, idx)`` of the training points in each global leaf (counting sort)."""
     T, n = leaves.shape
