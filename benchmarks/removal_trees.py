@@ -5,7 +5,8 @@ point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the 
 is refit, and the rise of that test point's loss is recorded (larger is better).  The
 same fitted HistGradientBoostingClassifier is explained by skinfluence
 (``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``,
-``boostin_final``, ``boostin_contribution``) and by
+``boostin_final``, ``boostin_contribution``, ``boostin_contribution_greedy``, the last
+ranked by its removal order) and by
 ``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
 random rows, the rows of lowest training loss, and the nearest rows of the same label
 (Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
@@ -19,6 +20,7 @@ torch only for TREX, which is not run: a stub module stands in).  See README.md.
         [--methods boostin,boostin_final,"TI BoostIn"]   # only these rankings
         [--seeds 0,1,2] [--test-start 0]   # train/test splits; first test point used
         [--reference "TI BoostIn"] [--save rises.npz]
+        [--greedy greedy_refit,greedy_shares,...]   # set-aware candidates, greedy_boosting.py
 
 The reported table is ``--seeds 0 --test-start 0`` (the first 30 test points of split 0).
 With several seeds, each seed is its own stratified 80/20 split and model; the table
@@ -53,7 +55,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from greedy_boosting import GREEDY, greedy_scores  # noqa: E402
 
 FRACTIONS = (0.001, 0.01, 0.05)
-OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution")
+OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution",
+        "boostin_contribution_greedy")
 
 
 def _tree_influence(only=""):
@@ -123,7 +126,12 @@ def rankings(X, y, Xt, yt, model, ti, n_jobs=1, greedy=()):
         t = time.perf_counter()
         inf = InfluenceFunctions(FrozenEstimator(model), approximation=approx,
                                  n_jobs=n_jobs).fit(X, y)
-        scores[approx] = inf.transform(Xt, yt)
+        if approx == "boostin_contribution_greedy":  # a removal order: explain gives it
+            order = inf.explain(Xt, yt, k=len(y)).helpful_indices
+            scores[approx] = np.empty((len(yt), len(y)))
+            np.put_along_axis(scores[approx], order, np.arange(len(y), 0, -1.0), axis=1)
+        else:
+            scores[approx] = inf.transform(Xt, yt)
         seconds[approx] = time.perf_counter() - t
     for name, cls in ti.items():
         t = time.perf_counter()

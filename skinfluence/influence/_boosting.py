@@ -393,7 +393,7 @@ class BoostingRemoval:
                 kernels.shares_at_weights(m.loss, self.y, w, self.leaves, q_leaf,
                                           m.intercept(self.y, w), m.leaf_start, m.fixed_zero,
                                           m.n_iter, m.learning_rate, m.l2_regularization,
-                                          shares, zq, m.leaf_eps)
+                                          self.ptr, self.idx, shares, zq, m.leaf_eps)
                 # the state's outputs: the model's plus the refit's change
                 Z = z0 + (zq - z_ref)
                 D = shares - w[:, None] * m.intercept_derivatives(self.y, w)

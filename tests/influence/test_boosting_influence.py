@@ -490,7 +490,8 @@ def test_boostin_contribution_greedy_state_is_scikit_learns_refit(kind, cells,
     for e, q in enumerate(model.apply(X[:4]).T):
         kernels.shares_at_weights(model.loss, rem.y, w, rem.leaves, np.ascontiguousarray(q),
                                   base, model.leaf_start, model.fixed_zero, model.n_iter,
-                                  model.learning_rate, model.l2_regularization, shares, zq)
+                                  model.learning_rate, model.l2_regularization, rem.ptr,
+                                  rem.idx, shares, zq)
         # float32 gradients in scikit-learn's refit: agreement to their rounding
         np.testing.assert_allclose(zq, expected[e], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(-shares.sum(axis=0), zq - base, rtol=1e-10, atol=1e-12)
