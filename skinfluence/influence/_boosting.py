@@ -533,7 +533,14 @@ class BoostingRemoval:
                                 block.shape[0], self.n_train, k)
         k = res["harmful_indices"].shape[1]
         idle = np.setdiff1d(np.arange(self.n_train), rows)  # grew no tree: influence 0
-        ranked = np.hstack([rows[order], np.tile(idle, (order.shape[0], 1))])[:, :k]
+        # the order's values are positive while rows are removed, then decreasing: the
+        # idle rows go in before the first negative one
+        ranked = np.empty((order.shape[0], self.n_train), dtype=np.int64)
+        for e in range(order.shape[0]):
+            neg = vals[e, order[e]] < 0
+            cut = int(np.argmax(neg)) if neg.any() else neg.size
+            ranked[e] = np.concatenate([rows[order[e, :cut]], idle, rows[order[e, cut:]]])
+        ranked = ranked[:, :k]
         res["helpful_indices"] = ranked
         res["helpful_values"] = np.take_along_axis(block, ranked, axis=1)
         return res

@@ -466,7 +466,7 @@ def test_boostin_contribution_greedy_steps_are_the_best_shares_of_the_refit(kind
         assert stops > 0  # (the stopping rule is exercised)
 
 
-@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
 def test_boostin_contribution_greedy_state_is_scikit_learns_refit(kind, cells,
                                                                    same_partitions):
     # where no refit changes a partition, the state the shares are taken in is
@@ -474,13 +474,14 @@ def test_boostin_contribution_greedy_state_is_scikit_learns_refit(kind, cells,
     # outputs minus its baseline
     X, y = cells(n=200 if kind == "multiclass" else 120, kind=kind)
     params = dict(max_iter=15, max_depth=2, min_samples_leaf=2, learning_rate=0.3)
-    inf = InfluenceFunctions(C(**params), approximation="boostin_contribution_greedy")
+    make = R if kind == "regression" else C
+    inf = InfluenceFunctions(make(**params), approximation="boostin_contribution_greedy")
     inf.fit(X, y)
     model, rem = inf.objective_, inf._removal
     K = model.n_outputs
     S = np.array([3, 10, 11, 40, 57, 90])
     keep = np.setdiff1d(np.arange(len(y)), S)
-    refit = C(**params).fit(X[keep], y[keep])
+    refit = make(**params).fit(X[keep], y[keep])
     assert same_partitions(model.apply(X[keep]), BoostedModel(refit).apply(X[keep]))
     expected = BoostedModel(refit).outputs(X[:4])
     w = rem.w.copy()
@@ -516,3 +517,17 @@ def test_boostin_contribution_greedy_explain_self_influence_and_y():
     np.testing.assert_allclose(inf.self_influence_, ref.self_influence_, rtol=1e-12)
     with pytest.raises(ValueError, match="needs y; without y use 'boostin_contribution'"):
         inf.transform(X[:2])
+    # rows held out by early stopping grew no tree: 0, ranked before the harmful rows
+    est = C(max_iter=8, early_stopping=True, validation_fraction=0.2, n_iter_no_change=2,
+            random_state=0)
+    inf = InfluenceFunctions(est, approximation="boostin_contribution_greedy").fit(X, y)
+    idle = np.setdiff1d(np.arange(150), inf._removal.model.rows)
+    assert idle.size == 30
+    T = inf.transform(X[:3], y[:3])
+    assert np.all(T[:, idle] == 0.0)
+    top = inf.explain(X[:3], y[:3], k=150)
+    for e in range(3):
+        vals = top.helpful_values[e]
+        cut = np.argmax(vals <= 0)
+        assert np.all(vals[:cut] > 0) and np.all(np.diff(vals[cut:]) <= 0)
+        np.testing.assert_array_equal(np.sort(top.helpful_indices[e]), np.arange(150))
