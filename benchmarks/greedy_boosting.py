@@ -103,7 +103,7 @@ def greedy_contribution_order(removal, q_leaves_e, y_e, k_max, doubling=False):
     """Greedy removal order (k_max rows) of one query: at each state the shares of the
     fixed-structure refit without ``S`` (``boostin_contribution`` at that state)."""
     m = removal.model
-    K, n = m.n_outputs, removal.y.size
+    K = m.n_outputs
     w = removal.w.copy()
     mask = removal.leaves == q_leaves_e[:, None]  # (n_trees, n): shares the query's leaf
     order = []
