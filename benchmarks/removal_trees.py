@@ -5,7 +5,8 @@ point (removing them raises its loss); the top 0.1%, 1% and 5% are deleted, the 
 is refit, and the rise of that test point's loss is recorded (larger is better).  The
 same fitted HistGradientBoostingClassifier is explained by skinfluence
 (``InfluenceFunctions`` with ``leaf_influence``, ``leaf_refit``, ``boostin``,
-``boostin_final``, ``boostin_contribution``) and by
+``boostin_final``, ``boostin_contribution``, ``boostin_contribution_greedy``, the last
+ranked by its removal order) and by
 ``tree_influence`` 0.1.7 (BoostIn, LeafInfluence, LeafRefit), next to three baselines:
 random rows, the rows of lowest training loss, and the nearest rows of the same label
 (Euclidean on standardised features, tree_influence's InputSim).  Seconds are the time
@@ -19,6 +20,7 @@ torch only for TREX, which is not run: a stub module stands in).  See README.md.
         [--methods boostin,boostin_final,"TI BoostIn"]   # only these rankings
         [--seeds 0,1,2] [--test-start 0]   # train/test splits; first test point used
         [--reference "TI BoostIn"] [--save rises.npz]
+        [--greedy greedy_refit,greedy_shares,...]   # set-aware candidates, greedy_boosting.py
 
 The reported table is ``--seeds 0 --test-start 0`` (the first 30 test points of split 0).
 With several seeds, each seed is its own stratified 80/20 split and model; the table
@@ -49,8 +51,12 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skinfluence import InfluenceFunctions  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from greedy_boosting import GREEDY, greedy_scores  # noqa: E402
+
 FRACTIONS = (0.001, 0.01, 0.05)
-OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution")
+OURS = ("leaf_influence", "leaf_refit", "boostin", "boostin_final", "boostin_contribution",
+        "boostin_contribution_greedy")
 
 
 def _tree_influence(only=""):
@@ -101,14 +107,31 @@ def log_loss(model, X, y):
     return -np.log(p)
 
 
-def rankings(X, y, Xt, yt, model, ti, n_jobs=1):
-    """Influence (n_test, n_train) per method, positive = helpful, and seconds per method."""
+def rankings(X, y, Xt, yt, model, ti, n_jobs=1, greedy=()):
+    """Influence (n_test, n_train) per method, positive = helpful, and seconds per method.
+    ``greedy``: names of the set-aware candidates of ``greedy_boosting.py`` to add (each
+    orders the top 5% of rows; seconds include preparing the fit)."""
     scores, seconds = {}, {}
+    for name in greedy:
+        t = time.perf_counter()
+        inf = InfluenceFunctions(FrozenEstimator(model),
+                                 approximation="boostin_contribution").fit(X, y)
+        removal = inf._removal
+        q_leaves = removal.model.apply(removal.model.features(Xt))
+        k_max = max(1, int(round(max(FRACTIONS) * len(y))))
+        scores[name] = greedy_scores(name, removal, q_leaves,
+                                     removal.model.encode_target(yt), k_max)
+        seconds[name] = time.perf_counter() - t
     for approx in OURS:
         t = time.perf_counter()
         inf = InfluenceFunctions(FrozenEstimator(model), approximation=approx,
                                  n_jobs=n_jobs).fit(X, y)
-        scores[approx] = inf.transform(Xt, yt)
+        if approx == "boostin_contribution_greedy":  # a removal order: explain gives it
+            order = inf.explain(Xt, yt, k=len(y)).helpful_indices
+            scores[approx] = np.empty((len(yt), len(y)))
+            np.put_along_axis(scores[approx], order, np.arange(len(y), 0, -1.0), axis=1)
+        else:
+            scores[approx] = inf.transform(Xt, yt)
         seconds[approx] = time.perf_counter() - t
     for name, cls in ti.items():
         t = time.perf_counter()
@@ -208,10 +231,17 @@ def main(argv=None):
     parser.add_argument("--reference", default="TI BoostIn",
                         help="method the others are paired against")
     parser.add_argument("--save", default="", help="save every rise to this .npz")
+    parser.add_argument("--greedy", default="",
+                        help="comma-separated set-aware candidates of greedy_boosting.py "
+                        f"to add ({', '.join(GREEDY)})")
     args = parser.parse_args(argv)
     ti = {} if args.no_tree_influence else _tree_influence(args.ti)
     n_test = 8 if args.quick else args.n_test
     seeds = [int(s) for s in args.seeds.split(",")]
+    greedy = [g for g in args.greedy.split(",") if g]
+    unknown = set(greedy) - set(GREEDY)
+    if unknown:
+        parser.error(f"unknown --greedy {sorted(unknown)}; choose from {', '.join(GREEDY)}")
     saved = {}
     for dname, (X0, y0) in datasets(args.quick).items():
         if args.only not in dname:
@@ -223,12 +253,12 @@ def main(argv=None):
             Xt = Xt[args.test_start:args.test_start + n_test]
             yt = yt[args.test_start:args.test_start + n_test]
             model = make_model().fit(X, y)
-            rankings(X, y, Xt[:2], yt[:2], model, {})  # compile our kernels, untimed
-            scores, secs = rankings(X, y, Xt, yt, model, ti)
+            rankings(X, y, Xt[:2], yt[:2], model, {}, greedy=greedy)  # compile, untimed
+            scores, secs = rankings(X, y, Xt, yt, model, ti, greedy=greedy)
             for name, sec in secs.items():
                 seconds.setdefault(name, []).append(sec)
             if args.methods:
-                keep = args.methods.split(",")
+                keep = args.methods.split(",") + greedy
                 scores = {name: S for name, S in scores.items() if name in keep}
             rises.append(evaluate(X, y, Xt, yt, scores, FRACTIONS))
         rise = {name: np.concatenate([r[name] for r in rises], axis=1) for name in rises[0]}

@@ -20,6 +20,19 @@ iteration's gradients move with the outputs of the earlier ones.
   step size), summed into the query's final outputs as in ``"boostin_final"``.  The
   shares of all points add up to the model's outputs minus the baseline, so the
   predicted effect of removing a set is the sum of its members'.
+* ``"boostin_contribution_greedy"``: a removal ORDER per query (set-aware).  Starting
+  from nothing removed, rows are removed in steps of 1, 1, 2, 4, ... (as many as are
+  already out); before each step the model is refit with the removed rows' weights 0
+  (structures fixed, baseline and every leaf re-derived, as ``"leaf_refit"``), the
+  remaining rows' ``"boostin_contribution"`` shares are taken in that refit, and the
+  step removes the rows whose shares raise the query's loss most, while it rises; the
+  rest keep their marginal at the last state, in decreasing order.  ``transform[e, j]``
+  is row ``j``'s marginal predicted rise of query ``e``'s loss at the state where it
+  was ranked (the first state's are ``"boostin_contribution"``'s); ``explain`` lists
+  the helpful rows in removal order (the values need not decrease along it) and the
+  harmful ones by those marginals.  Self-influence is the single removal's, i.e.
+  ``"boostin_contribution"``'s.  Cost: one refit pass per step per query,
+  ``O(n T log n)``.
 
 ``loss_i(model without j) - loss_i(model)`` is evaluated exactly at the predicted
 outputs for all but ``"boostin"``.  Training rows held out by early stopping did not grow
@@ -38,8 +51,10 @@ from ..utils._parallel import chunk_slices
 from ._base import SelfSide
 
 APPROXIMATIONS = ("leaf_refit", "leaf_influence", "boostin", "boostin_final",
-                  "boostin_contribution")
-_BOOSTIN = ("boostin", "boostin_final", "boostin_contribution")
+                  "boostin_contribution", "boostin_contribution_greedy")
+_BOOSTIN = ("boostin", "boostin_final", "boostin_contribution", "boostin_contribution_greedy")
+_SHARES = ("boostin_contribution", "boostin_contribution_greedy")
+_GREEDY = "boostin_contribution_greedy"
 # query-side and training-side blocks hold about this many float64 entries
 _BLOCK_ENTRIES = 1 << 22
 # boostin: a leaf holding more than this share of the (query, training row) pairs of a
@@ -126,7 +141,7 @@ class BoostingRemoval:
         direct = kernels.direct_leaf_changes(
             self.w, self.leaves, m.fixed_zero, m.learning_rate, m.l2_regularization,
             self.values64, self.H, self.g, self.h, m.leaf_eps,
-            own_share=self.approximation == "boostin_contribution")
+            own_share=self.approximation in _SHARES)
         self.ptr, self.idx = kernels.leaf_members(self.leaves, m.n_leaves)
         leaf_of = np.repeat(np.arange(m.n_leaves), np.diff(self.ptr))
         self.coef = direct[m.leaf_tree[leaf_of], self.idx]
@@ -231,6 +246,8 @@ class BoostingRemoval:
             vals = out if every_row else np.empty((Z0.shape[0], rows.size))
             if self.approximation == "boostin":
                 self._boostin_rows(q_leaves, Z0, y_enc, vals)
+            elif self.approximation == _GREEDY:
+                vals[...] = self._greedy_rows(q_leaves, Z0, y_enc)[0]
             else:
                 self._boostin_final_rows(q_leaves, Z0, y_enc, vals)
         else:
@@ -316,6 +333,83 @@ class BoostingRemoval:
             D[:, k] = part
         out[...] = self._effect(Z0, y_enc, D)
         return out
+
+    def _greedy_rows(self, q_leaves, Z0, y_enc):
+        """Marginal predicted rises (n_q, n_rows) and removal orders (n_q, n_rows) of
+        ``boostin_contribution_greedy`` (rows as positions in ``model.rows``)."""
+        if y_enc is None:
+            raise ValueError(
+                "approximation='boostin_contribution_greedy' orders the rows by how much "
+                "their removal raises each query's loss, so it needs y; without y use "
+                "'boostin_contribution'.")
+        m = self.model
+        nq, K, n = Z0.shape[0], m.n_outputs, self.y.size
+        # the first state (nothing removed) is boostin_contribution's, shared by all
+        D0 = np.empty((nq, K, n))
+        part = np.empty((nq, n))
+        for k in range(K):
+            weights = np.repeat((m.tree_output == k).astype(np.float64)[:, None], nq, axis=1)
+            g0 = np.zeros((nq, K))
+            g0[:, k] = 1.0
+            self._shared_sums(q_leaves, weights, g0, part)
+            D0[:, k] = part
+        z_ref = m.outputs_from_leaves(q_leaves, values=self.values64, baseline=self.base64)
+        vals = np.empty((nq, n))
+        order = np.empty((nq, n), dtype=np.int64)
+        for e in range(nq):
+            vals[e], order[e] = self._greedy_query(
+                np.ascontiguousarray(q_leaves[:, e]), Z0[e], y_enc[e], D0[e].T, z_ref[e])
+        return vals, order
+
+    def _greedy_query(self, q_leaf, z0, y_e, D0, z_ref):
+        """One query's removal order and each row's marginal predicted rise.
+
+        Steps of 1, 1, 2, 4, ... rows (as many as already removed): at each state the
+        model is refit with the removed rows' weights 0 (structures fixed, every leaf
+        re-derived), the remaining rows' shares of the query's leaves in that refit (plus
+        the baseline's derivative) move the query's outputs, and the rows whose move
+        raises its loss most are removed next, largest first, as long as it rises.  The
+        rows never removed keep their marginal at the last state, in decreasing order.
+        ``D0`` (n, K) are the output moves in the model itself, ``z_ref`` (K,) its
+        recomputed outputs; ``z0`` (K,) the model's outputs, where the loss is taken."""
+        m = self.model
+        n, K = self.y.size, m.n_outputs
+        w = self.w.copy()
+        vals = np.zeros(n)
+        order = np.empty(n, dtype=np.int64)
+        left = np.ones(n, dtype=bool)
+        shares, zq = np.empty((n, K)), np.empty(K)
+        y1 = np.array([y_e])
+        done = 0
+        while done < n:
+            cand = np.flatnonzero(left)
+            if not (w > 0).any():  # only rows of weight 0 left: removing them is a no-op
+                vals[cand] = 0.0
+                order[done:] = cand
+                break
+            if done == 0:
+                Z, D = z0, D0
+            else:
+                kernels.shares_at_weights(m.loss, self.y, w, self.leaves, q_leaf,
+                                          m.intercept(self.y, w), m.leaf_start, m.fixed_zero,
+                                          m.n_iter, m.learning_rate, m.l2_regularization,
+                                          self.ptr, self.idx, shares, zq, m.leaf_eps)
+                # the state's outputs: the model's plus the refit's change
+                Z = z0 + (zq - z_ref)
+                D = shares - w[:, None] * m.intercept_derivatives(self.y, w)
+            rise = m.loss_change(Z[None, :], y1, D[cand].T[None])[0]
+            ranked = np.argsort(-rise, kind="stable")
+            step = min(max(done, 1), int(np.sum(rise > 0)))
+            vals[cand] = rise
+            if step < max(done, 1) or step == cand.size:  # the last state
+                order[done:] = cand[ranked]
+                break
+            pick = cand[ranked[:step]]
+            order[done:done + step] = pick
+            left[pick] = False
+            w[pick] = 0.0
+            done += step
+        return vals, order
 
     def _dense_leaves(self, q_leaves):
         """Leaves whose pairs (query, training row) are added by a matrix product.
@@ -412,7 +506,10 @@ class BoostingRemoval:
 
         def rows(sl):
             y = None if y_enc is None else y_enc[sl]
-            block = self._row_block(np.ascontiguousarray(q_leaves[:, sl]), Z0[sl], y)
+            ql = np.ascontiguousarray(q_leaves[:, sl])
+            if self.approximation == _GREEDY:
+                return self._greedy_explain(ql, Z0[sl], y, k)
+            block = self._row_block(ql, Z0[sl], y)
             full = slice(0, self.n_train)
             return top_k_over_blocks(lambda _: block, [full], lambda f, c: map(f, c),
                                      block.shape[0], self.n_train, k)
@@ -422,6 +519,31 @@ class BoostingRemoval:
             parts.append(res)
         first = parts[0]
         return type(first)(**{key: np.concatenate([p[key] for p in parts]) for key in first})
+
+    def _greedy_explain(self, q_leaves, Z0, y_enc, k):
+        """``boostin_contribution_greedy``'s explanation: the first ``k`` rows of each
+        query's removal order with their marginal predicted rises (in that order, which
+        need not be decreasing), and the ``k`` most negative marginals."""
+        vals, order = self._greedy_rows(q_leaves, Z0, y_enc)
+        rows = self.model.rows
+        block = np.zeros((Z0.shape[0], self.n_train))
+        block[:, rows] = vals
+        full = slice(0, self.n_train)
+        res = top_k_over_blocks(lambda _: block, [full], lambda f, c: map(f, c),
+                                block.shape[0], self.n_train, k)
+        k = res["harmful_indices"].shape[1]
+        idle = np.setdiff1d(np.arange(self.n_train), rows)  # grew no tree: influence 0
+        # the order's values are positive while rows are removed, then decreasing: the
+        # idle rows go in before the first negative one
+        ranked = np.empty((order.shape[0], self.n_train), dtype=np.int64)
+        for e in range(order.shape[0]):
+            neg = vals[e, order[e]] < 0
+            cut = int(np.argmax(neg)) if neg.any() else neg.size
+            ranked[e] = np.concatenate([rows[order[e, :cut]], idle, rows[order[e, cut:]]])
+        ranked = ranked[:, :k]
+        res["helpful_indices"] = ranked
+        res["helpful_values"] = np.take_along_axis(block, ranked, axis=1)
+        return res
 
     # -------------------------------------------------------- self side
     def self_side(self):

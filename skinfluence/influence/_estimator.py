@@ -77,7 +77,12 @@ class InfluenceFunctions(TrainingColumnsMixin, TransformerMixin, BaseExplainer):
         ``"boostin_final"`` sums its leaf changes into the query's final outputs and
         evaluates the loss there; ``"boostin_contribution"`` does so with the point's
         share of each leaf value (the leaf's Hessian sum held fixed), which ranks sets of
-        helpful rows better (see the user guide's boosting page).
+        helpful rows better (see the user guide's boosting page);
+        ``"boostin_contribution_greedy"`` (needs ``y``) orders each query's rows by
+        removing them in steps of 1, 1, 2, 4, ... rows, recomputing those shares in the
+        fixed-structure refit without the rows removed so far: ``transform`` gives each
+        row's marginal predicted loss rise at the step it was ranked, ``explain``'s
+        helpful rows are in removal order.
     solver : {"auto", "exact", "cg", "lissa"} or HessianSolver, default="auto"
         Inverse-Hessian products: dense Cholesky (``"exact"``), matrix-free conjugate
         gradients (``"cg"``) or the LiSSA recursion.  ``"auto"`` takes ``"exact"`` up

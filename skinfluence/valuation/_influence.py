@@ -125,6 +125,12 @@ class InfluenceValuation(TrainingColumnsMixin, TransformerMixin, BaseValuation):
         self._validate_params()
         if int(self.group_order) not in (1, 2):
             raise ValueError(f"group_order must be 1 or 2, got {self.group_order!r}.")
+        if self.approximation == "boostin_contribution_greedy":
+            # its values are marginals at each query's own removal state: not one row's effect
+            raise ValueError(
+                "approximation='boostin_contribution_greedy' orders rows per query (its "
+                "values are marginals after different removals), so they do not average into "
+                "a row's value; use 'boostin_contribution' or 'leaf_influence'.")
         self.influence_ = InfluenceFunctions(
             self.estimator, approximation=self._approximation(), solver=self.solver,
             damping=self.damping, n_jobs=self.n_jobs, verbose=self.verbose,

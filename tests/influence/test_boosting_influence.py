@@ -377,3 +377,157 @@ def test_one_class_baseline_at_its_bound_does_not_move(approximation):
         T = InfluenceFunctions(model, approximation=approximation).fit(X, y).transform(
             X[:5], y[:5])
     np.testing.assert_array_equal(T, np.zeros((5, 40)))
+
+
+def _hand_state(model, lt, lq, Y, w, lr, lam):
+    """By hand: the fixed-structure refit with weights ``w`` (baseline, then every leaf
+    value from the gradients at the outputs so far) and, for every row, the move of the
+    queries' outputs (n_q, K, n) when its gradient leaves the sums of the leaves it shares
+    with them (Hessian sums held) and its weight leaves the baseline's mean."""
+    n, K = Y.shape
+    W = w.sum()
+    ybar = w @ Y / W
+    if K == 1:
+        base = np.log(ybar / (1 - ybar))
+        dbase = -w[:, None] * (Y - ybar) / (W * ybar * (1 - ybar))
+    else:
+        base = np.log(ybar) - np.log(ybar).mean()
+        d = -w[:, None] * (Y - ybar) / (W * ybar)
+        dbase = d - d.mean(axis=1, keepdims=True)
+    zt = np.tile(base, (n, 1))
+    zq = np.tile(base, (lq.shape[1], 1))
+    move = np.tile(dbase.T[None], (lq.shape[1], 1, 1))
+    for t in range(model.n_iter):
+        if K == 1:
+            p = 1 / (1 + np.exp(-zt))
+        else:
+            p = np.exp(zt - zt.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+        g, h = w[:, None] * (p - Y), w[:, None] * p * (1 - p)
+        for k in range(K):
+            s = t * K + k
+            for leaf in np.unique(lt[s]):
+                inside = lt[s] == leaf
+                if model.fixed_zero[leaf]:
+                    continue
+                Hs = h[inside, k].sum() + lam
+                zt[inside, k] += -lr * g[inside, k].sum() / Hs
+                at = lq[s] == leaf
+                zq[at, k] += -lr * g[inside, k].sum() / Hs
+                move[np.ix_(at, [k], inside)] += lr * g[inside, k] / Hs
+    return zq, move
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_boostin_contribution_greedy_steps_are_the_best_shares_of_the_refit(kind, cells):
+    # every step recomputed by hand: the refit without the rows removed so far, each
+    # remaining row's shares there; the step's rows are the exhaustive argmax of the
+    # loss at the queries' outputs moved by them, and transform holds those marginals
+    X, y = cells(n=60, kind=kind)
+    X = X + np.random.RandomState(0).normal(scale=0.3, size=X.shape)
+    lam, lr = 0.3, 0.5
+    inf = InfluenceFunctions(C(max_iter=5, max_leaf_nodes=4, l2_regularization=lam,
+                               learning_rate=lr), approximation="boostin_contribution_greedy")
+    inf.fit(X, y)
+    model, n = inf.objective_, len(y)
+    K = model.n_outputs
+    lt, lq = model.apply(X), model.apply(X[:6])
+    Y = np.eye(max(K, 2))[y][:, -K:] if K > 1 else y[:, None].astype(float)
+    y_enc = model.encode_target(y[:6])
+    T = inf.transform(X[:6], y[:6])
+    order = inf.explain(X[:6], y[:6], k=n).helpful_indices
+    z_model = model.outputs(model.features(X[:6]))
+    w = np.ones(n)
+    z_ref, _ = _hand_state(model, lt, lq, Y, w, lr, lam)
+    stops = 0
+    for e in range(6):
+        removed = []
+        while len(removed) < 16:
+            w = np.ones(n)
+            w[removed] = 0.0
+            zq, move = _hand_state(model, lt, lq[:, e:e + 1], Y, w, lr, lam)
+            z = z_model[e] + zq[0] - z_ref[e]
+            rise = (model.loss_from_outputs(z + move[0].T, np.full(n, y_enc[e]))
+                    - model.loss_from_outputs(z[None], y_enc[e:e + 1])[0])
+            rise[removed] = -np.inf
+            step = max(len(removed), 1)
+            best = np.argsort(-rise, kind="stable")[:n - len(removed)]
+            done = len(removed)
+            if np.sum(rise > 0) < step:  # no more rows raise the loss: the rest by rise
+                np.testing.assert_array_equal(order[e, done:], best)
+                np.testing.assert_allclose(T[e, best], rise[best], rtol=1e-6, atol=1e-9)
+                stops += 1
+                break
+            best = best[:step]
+            np.testing.assert_array_equal(order[e, done:done + step], best)
+            np.testing.assert_allclose(T[e, best], rise[best], rtol=1e-6, atol=1e-9)
+            removed.extend(best)
+    if kind == "multiclass":
+        assert stops > 0  # (the stopping rule is exercised)
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_boostin_contribution_greedy_state_is_scikit_learns_refit(kind, cells,
+                                                                   same_partitions):
+    # where no refit changes a partition, the state the shares are taken in is
+    # scikit-learn's own refit without the removed rows; the shares add up to its
+    # outputs minus its baseline
+    X, y = cells(n=200 if kind == "multiclass" else 120, kind=kind)
+    params = dict(max_iter=15, max_depth=2, min_samples_leaf=2, learning_rate=0.3)
+    make = R if kind == "regression" else C
+    inf = InfluenceFunctions(make(**params), approximation="boostin_contribution_greedy")
+    inf.fit(X, y)
+    model, rem = inf.objective_, inf._removal
+    K = model.n_outputs
+    S = np.array([3, 10, 11, 40, 57, 90])
+    keep = np.setdiff1d(np.arange(len(y)), S)
+    refit = make(**params).fit(X[keep], y[keep])
+    assert same_partitions(model.apply(X[keep]), BoostedModel(refit).apply(X[keep]))
+    expected = BoostedModel(refit).outputs(X[:4])
+    w = rem.w.copy()
+    w[S] = 0.0
+    base = model.intercept(rem.y, w)
+    shares, zq = np.empty((len(y), K)), np.empty(K)
+    for e, q in enumerate(model.apply(X[:4]).T):
+        kernels.shares_at_weights(model.loss, rem.y, w, rem.leaves, np.ascontiguousarray(q),
+                                  base, model.leaf_start, model.fixed_zero, model.n_iter,
+                                  model.learning_rate, model.l2_regularization, rem.ptr,
+                                  rem.idx, shares, zq)
+        # float32 gradients in scikit-learn's refit: agreement to their rounding
+        np.testing.assert_allclose(zq, expected[e], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(-shares.sum(axis=0), zq - base, rtol=1e-10, atol=1e-12)
+        assert np.all(shares[S] == 0.0)
+
+
+def test_boostin_contribution_greedy_explain_self_influence_and_y():
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:150], y[:150]
+    est = C(max_iter=8, max_leaf_nodes=5)
+    inf = InfluenceFunctions(est, approximation="boostin_contribution_greedy").fit(X, y)
+    ref = InfluenceFunctions(est, approximation="boostin_contribution").fit(X, y)
+    T, Tc = inf.transform(X[:7], y[:7]), ref.transform(X[:7], y[:7])
+    top = inf.explain(X[:7], y[:7], k=9)
+    # the first row removed is boostin_contribution's best, with its value
+    np.testing.assert_array_equal(top.helpful_indices[:, 0], np.argmax(Tc, axis=1))
+    np.testing.assert_allclose(top.helpful_values[:, 0], Tc.max(axis=1), rtol=1e-9)
+    np.testing.assert_array_equal(top.helpful_values,
+                                  np.take_along_axis(T, top.helpful_indices, axis=1))
+    np.testing.assert_array_equal(top.harmful_indices, np.argsort(T, axis=1)[:, :9])
+    # a single removal is boostin_contribution's: so is the self-influence
+    np.testing.assert_allclose(inf.self_influence_, ref.self_influence_, rtol=1e-12)
+    with pytest.raises(ValueError, match="needs y; without y use 'boostin_contribution'"):
+        inf.transform(X[:2])
+    # rows held out by early stopping grew no tree: 0, ranked before the harmful rows
+    est = C(max_iter=8, early_stopping=True, validation_fraction=0.2, n_iter_no_change=2,
+            random_state=0)
+    inf = InfluenceFunctions(est, approximation="boostin_contribution_greedy").fit(X, y)
+    idle = np.setdiff1d(np.arange(150), inf._removal.model.rows)
+    assert idle.size == 30
+    T = inf.transform(X[:3], y[:3])
+    assert np.all(T[:, idle] == 0.0)
+    top = inf.explain(X[:3], y[:3], k=150)
+    for e in range(3):
+        vals = top.helpful_values[e]
+        cut = np.argmax(vals <= 0)
+        assert np.all(vals[:cut] > 0) and np.all(np.diff(vals[cut:]) <= 0)
+        np.testing.assert_array_equal(np.sort(top.helpful_indices[e]), np.arange(150))

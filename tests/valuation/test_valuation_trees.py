@@ -66,6 +66,7 @@ def test_models_with_parameters_keep_newton():
     (_hgb, "first_order", r"for gradient-boosted trees use one of 'leaf_refit'"),
     (lambda: LogisticRegression(), "fixed_structure", r"use 'auto', 'newton' or 'first_order'"),
     (lambda: LogisticRegression(), "leaf_refit", r"applies to gradient-boosted trees"),
+    (_hgb, "boostin_contribution_greedy", r"do not average into a row's value; use 'boostin_"),
 ])
 def test_approximation_of_another_family_is_refused(model, approximation, match):
     with pytest.raises(ValueError, match=match):
