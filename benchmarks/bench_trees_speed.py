@@ -9,13 +9,17 @@ reading the fitted trees, then ``transform``), timed in the same run as the fore
 without each training row) for the forests of ``skinfluence explain --model forest``
 (``RandomForestClassifier(random_state=0)``; ``RandomForestRegressor(min_samples_leaf=5,
 random_state=0)``, bootstrap, float targets) on synthetic rows x 10 continuous features,
-with the bounds that skip features which cannot win (``ForestRemoval.prune``) and without
-them, in the same run (the same numbers, checked equal).  The time is linear in the number
-of trees (``--trees``, default 25; the command line's forests have 100).
+in the same run: ``unpruned`` (every feature re-scanned, bit-exact), ``bit-exact`` (with
+the bounds that skip features which cannot win, ``ForestRemoval.prune``; the same numbers,
+checked equal) and ``default`` (also taking order-robust subtrees as fitted,
+``ForestRemoval.robust``; checked equal to 1e-12).  The time is linear in the number of
+trees (``--trees``, default 25; the command line's forests have 100).
 
-``fair``: the same for statsmodels' ``fair.csv`` (6366 rows, ``affairs`` as a float
-target, the command line's regression forest) on a sample of training rows
-(``--fair-rows``), extrapolated to all rows.
+``fair``: statsmodels' ``fair.csv`` (6366 rows, 8 integer-coded features, ``affairs`` as
+a float target, the command line's regression forest) on a sample of training rows
+(``--fair-rows``), extrapolated to all rows: the bit-exact replay (``ForestRemoval.robust
+= False``, the path before order-robust subtrees) and the default (order-robust subtrees
+taken as fitted), both pruned, in the same run; their largest difference is printed.
 
 Run::
 
@@ -60,17 +64,20 @@ def fixed_structure():
 
 
 def _timed_explain(inf, xq, yq):
-    """(seconds pruned, seconds unpruned) of one query's explain; checks equal results."""
+    """Seconds of one query's influence (default, bit-exact pruned, unpruned); checks the
+    results equal (the default to 1e-12)."""
     rem = inf._removal
     times, results = [], []
-    for prune in (True, False):
-        rem.prune = prune
+    for prune, robust in ((True, None), (True, False), (False, False)):
+        rem.prune, rem.robust = prune, robust
         t0 = time.perf_counter()
         results.append(inf.transform(xq, yq))
         times.append(time.perf_counter() - t0)
-    rem.prune = True
-    if not np.array_equal(results[0], results[1]):
+    rem.prune, rem.robust = True, None
+    if not np.array_equal(results[1], results[2]):
         raise AssertionError("pruned and unpruned exact influence differ")
+    if not np.allclose(results[0], results[1], rtol=0, atol=1e-12):
+        raise AssertionError("robust and bit-exact influence differ")
     return times
 
 
@@ -84,9 +91,11 @@ def _compile():
 
 def exact(sizes, n_trees, tasks=("classification", "regression")):
     _compile()
-    print(f"one query's exact influence, {n_trees} trees, 10 features, seconds "
-          "(same run; pruned = bounds on, unpruned = every feature re-scanned)")
-    print(f"{'task':<15}{'rows':>6}{'fit':>8}{'unpruned':>10}{'pruned':>9}{'speedup':>9}")
+    print(f"one query's exact influence, {n_trees} trees, 10 features, seconds (same run; "
+          "unpruned = every feature re-scanned, bit-exact = pruned, default = pruned + "
+          "robust subtrees)")
+    print(f"{'task':<15}{'rows':>6}{'fit':>8}{'unpruned':>10}{'bit-exact':>10}"
+          f"{'default':>9}{'speedup':>9}")
     for kind in tasks:
         for n in sizes:
             if kind == "classification":
@@ -99,9 +108,9 @@ def exact(sizes, n_trees, tasks=("classification", "regression")):
             t0 = time.perf_counter()
             inf = InfluenceFunctions(model).fit(X[:n], y[:n])
             t_fit = time.perf_counter() - t0
-            pruned, unpruned = _timed_explain(inf, X[n:], y[n:])
-            print(f"{kind:<15}{n:>6}{t_fit:>8.1f}{unpruned:>10.1f}{pruned:>9.1f}"
-                  f"{unpruned / pruned:>8.2f}x", flush=True)
+            default, pruned, unpruned = _timed_explain(inf, X[n:], y[n:])
+            print(f"{kind:<15}{n:>6}{t_fit:>8.1f}{unpruned:>10.1f}{pruned:>10.1f}"
+                  f"{default:>9.1f}{unpruned / default:>8.2f}x", flush=True)
 
 
 def fair(path, n_rows, n_trees=100):
@@ -118,21 +127,25 @@ def fair(path, n_rows, n_trees=100):
     Xf = inf.objective_.features(X[749:750])
     sel = np.zeros((1, 1, 1), dtype=np.intp)
     js = np.linspace(0, len(y) - 1, n_rows).astype(np.intp)
-    times, results = [], []
-    for prune in (True, False):
-        rem.prune = prune
+    rem.deltas(Xf, sel, js[:2])  # compile
+    times, results, nodes = [], [], []
+    for robust in (False, True):
+        rem.robust = robust
         t0 = time.perf_counter()
         results.append(rem.deltas(Xf, sel, js))
         times.append(time.perf_counter() - t0)
-    rem.prune = True
-    assert np.array_equal(results[0], results[1])
+        nodes.append((rem.evaluated.mean(), rem.robust_nodes.mean()))
+    rem.robust = None
     scale = len(y) / n_rows
-    print(f"fair.csv ({len(y)} rows, {X.shape[1]} features, {n_trees} trees): fit "
-          f"{t_fit:.1f} s; exact influence of {n_rows} training rows on row 749: unpruned "
-          f"{times[1]:.1f} s, pruned {times[0]:.1f} s; all rows (x{scale:.0f}): unpruned "
-          f"~{times[1] * scale / 60:.0f} min, pruned ~{times[0] * scale / 60:.0f} min; nodes "
-          f"evaluated per row {rem.evaluated.mean():.0f} of "
-          f"{sum(r.n_nodes for r in rem.ensemble.records)}")
+    total = sum(r.n_nodes for r in rem.ensemble.records)
+    print(f"fair.csv ({len(y)} rows, {X.shape[1]} features, {n_trees} trees, {total} nodes): "
+          f"fit {t_fit:.1f} s; exact influence of {n_rows} training rows on row 749")
+    print(f"{'path':<12}{'seconds':>9}{'all rows':>12}{'evaluated/row':>15}{'robust/row':>12}")
+    for name, t, (ev, rb) in zip(("bit-exact", "robust"), times, nodes):
+        print(f"{name:<12}{t:>9.1f}{t * scale / 60:>9.1f} min{ev:>15.0f}{rb:>12.0f}")
+    print(f"speedup {times[0] / times[1]:.1f}x; largest |robust - bit-exact| "
+          f"{np.abs(results[1] - results[0]).max():.2e} (target range "
+          f"{y.min():.3g}..{y.max():.3g})")
 
 
 def main():
