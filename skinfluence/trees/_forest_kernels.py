@@ -311,6 +311,18 @@ def imp_bound(n, q, t, m2, wc):
 
 
 @njit(cache=True, nogil=True)
+def _all_zero(y, samples, start, end):
+    """Whether every target of samples[start:end] is 0.  A left child's impurity is then
+    ``0 / wl - (S_l / wl)^2 <= 0`` exactly, whatever the rounding of ``S_l``: a leaf in any
+    order (a right child's, ``(sq_total - sq_left) / wr - ...``, is not so bounded)."""
+    for p in range(start, end):
+        for k in range(y.shape[1]):
+            if y[samples[p], k] != 0.0:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _subtree_ok(ints, c_node, n_nodes):
     """``c_node[v, 5]``: every node of ``v``'s subtree is order-robust (``c_node[:, 4]``)."""
     for v in range(n_nodes - 1, -1, -1):
@@ -665,7 +677,8 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                              ir, o_l, o_r)
         if bounds:
             st_eimp[top - 2] = imp_bound(n_node, bq, bt, bm2, wn - wl_b)  # right child
-            st_eimp[top - 1] = imp_bound(n_node, bq, bt, bm2, wl_b)
+            st_eimp[top - 1] = (0.0 if _all_zero(y, samples, start, pos)
+                                else imp_bound(n_node, bq, bt, bm2, wl_b))
     if bounds:
         _subtree_ok(ints, c_node, node_count)
     if record:

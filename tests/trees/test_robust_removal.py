@@ -188,14 +188,15 @@ def _exact_proxy_and_impurities(Y, w, left, right):
     return out, imps
 
 
-def _scan(Y, w, order, n_out):
+def _scan(Y, w, order, n_out, entry):
     """scikit-learn's scan of one feature's thresholds in ``order`` (the replica's own
-    criterion code): the proxy and children impurities at every split position."""
+    criterion code), the node's sums formed in its ``entry`` order: the proxy and children
+    impurities at every split position."""
     samples = np.asarray(order, dtype=np.intp)
     n = len(order)
     st, sl, sr = np.zeros((n_out, 1)), np.zeros((n_out, 1)), np.zeros((n_out, 1))
     nc = np.ones(n_out, dtype=np.intp)
-    wn, sq = _crit_init(Y, w, samples, 0, n, MSE, st)
+    wn, sq = _crit_init(Y, w, np.asarray(entry, dtype=np.intp), 0, n, MSE, st)
     out = {}
     wl, pos = 0.0, 0
     for p in range(1, n):
@@ -231,7 +232,7 @@ def test_rounding_bounds_hold_over_reorderings(case):
             seen = []
             for _ in range(6):
                 order = np.concatenate([rs.permutation(left), rs.permutation(right)])
-                scan, _ = _scan(Y, w, order, n_out)
+                scan, _ = _scan(Y, w, order, n_out, rs.permutation(m))
                 proxy, il, ir = scan[p]
                 seen.append(proxy)
                 worst_proxy = max(worst_proxy, abs(Fraction(proxy) - exact) / Fraction(e_proxy))
@@ -241,3 +242,28 @@ def test_rounding_bounds_hold_over_reorderings(case):
     assert worst_proxy <= 1.0 and worst_imp <= 1.0, (worst_proxy, worst_imp)
     assert spread > 0.0  # the orders did round differently
     assert worst_proxy > 1e-3  # and came within a few hundred times the bound
+
+
+def test_zero_left_child_is_a_leaf_in_any_order():
+    # a left child whose targets are all 0 has impurity 0 / wl - (S_l / wl)^2 <= 0 however
+    # S_l rounds (taken as robust); the right child's, (sq_total - sq_left) / wr - ...,
+    # can round above EPSILON, so it is not
+    rs = np.random.RandomState(7)
+    above = 0
+    for _ in range(300):
+        m = rs.randint(4, 25)
+        Y = np.round(rs.uniform(0.1, 50.0, (m, 1)), 6)
+        zeros = rs.randint(1, m - 1)
+        Y[:zeros] = 0.0
+        w = rs.randint(1, 4, m).astype(float)
+        for left_zero in (True, False):
+            idx = np.arange(m) if left_zero else np.r_[zeros:m, :zeros]
+            p = zeros if left_zero else m - zeros
+            order = np.concatenate([rs.permutation(idx[:p]), rs.permutation(idx[p:])])
+            scan, _ = _scan(Y, w, order, 1, rs.permutation(m))
+            il, ir = scan[p][1:]
+            if left_zero:
+                assert il <= 0.0
+            else:
+                above += ir > np.finfo(float).eps
+    assert above > 0  # scikit-learn's own refit may split such a right child
