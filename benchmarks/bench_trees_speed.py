@@ -12,14 +12,16 @@ random_state=0)``, bootstrap, float targets) on synthetic rows x 10 continuous f
 in the same run: ``unpruned`` (every feature re-scanned, bit-exact), ``bit-exact`` (with
 the bounds that skip features which cannot win, ``ForestRemoval.prune``; the same numbers,
 checked equal) and ``default`` (also taking order-robust subtrees as fitted,
-``ForestRemoval.robust``; checked equal to 1e-12).  The time is linear in the number of
-trees (``--trees``, default 25; the command line's forests have 100).
+``ForestRemoval.robust``; checked equal to 1e-13 of the largest value).  The time is
+linear in the number of trees (``--trees``, default 25; the command line's forests have
+100).
 
 ``fair``: statsmodels' ``fair.csv`` (6366 rows, 8 integer-coded features, ``affairs`` as
 a float target, the command line's regression forest) on a sample of training rows
-(``--fair-rows``), extrapolated to all rows: the bit-exact replay (``ForestRemoval.robust
-= False``, the path before order-robust subtrees) and the default (order-robust subtrees
-taken as fitted), both pruned, in the same run; their largest difference is printed.
+(``--fair-rows``), extrapolated to all rows: the bit-exact replay (``ForestRemoval.robust =
+False``, the path before order-robust subtrees) and the default (order-robust subtrees
+taken as fitted), both pruned, best of three runs alternated in the same run (the load of
+a shared machine drifts); their largest difference is printed.
 
 Run::
 
@@ -76,7 +78,9 @@ def _timed_explain(inf, xq, yq):
     rem.prune, rem.robust = True, None
     if not np.array_equal(results[1], results[2]):
         raise AssertionError("pruned and unpruned exact influence differ")
-    if not np.allclose(results[0], results[1], rtol=0, atol=1e-12):
+    # leaf values to a few ulps: losses (up to 1e4 here) move by as many of their ulps
+    if not np.allclose(results[0], results[1], rtol=0,
+                       atol=1e-13 * np.abs(results[1]).max()):
         raise AssertionError("robust and bit-exact influence differ")
     return times
 
@@ -113,7 +117,7 @@ def exact(sizes, n_trees, tasks=("classification", "regression")):
                   f"{default:>9.1f}{unpruned / default:>8.2f}x", flush=True)
 
 
-def fair(path, n_rows, n_trees=100):
+def fair(path, n_rows, n_trees=100, repeats=3):
     import pandas as pd
 
     df = pd.read_csv(path)
@@ -128,18 +132,20 @@ def fair(path, n_rows, n_trees=100):
     sel = np.zeros((1, 1, 1), dtype=np.intp)
     js = np.linspace(0, len(y) - 1, n_rows).astype(np.intp)
     rem.deltas(Xf, sel, js[:2])  # compile
-    times, results, nodes = [], [], []
-    for robust in (False, True):
-        rem.robust = robust
-        t0 = time.perf_counter()
-        results.append(rem.deltas(Xf, sel, js))
-        times.append(time.perf_counter() - t0)
-        nodes.append((rem.evaluated.mean(), rem.robust_nodes.mean()))
+    times, results, nodes = [np.inf, np.inf], [None, None], [None, None]
+    for _ in range(repeats):  # alternated, best of: the machine's load drifts
+        for a, robust in enumerate((False, True)):
+            rem.robust = robust
+            t0 = time.perf_counter()
+            results[a] = rem.deltas(Xf, sel, js)
+            times[a] = min(times[a], time.perf_counter() - t0)
+            nodes[a] = (rem.evaluated.mean(), rem.robust_nodes.mean())
     rem.robust = None
     scale = len(y) / n_rows
     total = sum(r.n_nodes for r in rem.ensemble.records)
     print(f"fair.csv ({len(y)} rows, {X.shape[1]} features, {n_trees} trees, {total} nodes): "
-          f"fit {t_fit:.1f} s; exact influence of {n_rows} training rows on row 749")
+          f"fit {t_fit:.1f} s; exact influence of {n_rows} training rows on row 749 (best "
+          f"of {repeats}, alternated)")
     print(f"{'path':<12}{'seconds':>9}{'all rows':>12}{'evaluated/row':>15}{'robust/row':>12}")
     for name, t, (ev, rb) in zip(("bit-exact", "robust"), times, nodes):
         print(f"{name:<12}{t:>9.1f}{t * scale / 60:>9.1f} min{ev:>15.0f}{rb:>12.0f}")

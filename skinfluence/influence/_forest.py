@@ -19,7 +19,7 @@ Two approximations of that change, behind the names the estimator uses for its r
   numbers, see ``trees._forest_kernels._prunable``).  In forests, a subtree whose samples
   only came in another order (tied feature values re-sorted) is kept as fitted where every
   decision in it exceeds a proven bound on the rounding of its sums
-  (:attr:`ForestRemoval.robust`): the same splits, leaf values to a few ulps.  When the
+  (``ForestRemoval.robust``): the same splits, leaf values to a few ulps.  When the
   fitted model is a function of the data alone (single trees and ``bootstrap=False``
   forests with best splits over all features) this is scikit-learn's refit without ``j``,
   to rounding.
