@@ -623,6 +623,19 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                     saved[0, :] = features
                     saved[1, :] = constant_features
                     keep[start:end] = samples[start:end]
+            elif (prune and robust and max_features >= d and orig >= 0 and not lost
+                  and c_best[orig] >= 0 and c_node[orig, 4] > 0.0):
+                # same samples, other order, and the node's own pick holds for any order
+                # of its sums (its subtree does not): only its feature is scanned, in
+                # scikit-learn's order; the others' sorts are still replayed for the order
+                must = c_best[orig]
+                for f in range(d):
+                    skip[f] = f != must
+                tie_row[:] = c_val[orig, :, 2]
+                n_tie = d
+                saved[0, :] = features
+                saved[1, :] = constant_features
+                keep[start:end] = samples[start:end]
             pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
