@@ -292,11 +292,11 @@ def node_bounds(y, w, samples, start, end):
             a += w[i] * v
             q += w[i] * v * v
             m = max(m, v)
-        a *= 1.0 + 1e-10  # the sums above round too
+        a *= 1.0 + 2.0 * _gamma(n + 2.0)  # the sums above round too
         e = 5.0 * _gamma(3.0 * n + 2.0) * a
         t += 2.0 * m * e + e * e
         m2 += m * m
-    q *= 1.0 + 1e-10
+    q *= 1.0 + 2.0 * _gamma(n_out * n + 3.0)
     return 2.0 * t + _gamma(n_out + 4.0) * (q + 2.0 * t), q, t, m2
 
 

@@ -260,9 +260,9 @@ class TreeEnsemble:
 
     def _robust_ok(self, w):
         """Whether order-robust subtrees can be taken (:func:`~._forest_kernels.grow`,
-        ``ROBUST``): squared error, and integer weights (exact weight sums, each weight at
-        least 1), on which its rounding bounds rest."""
-        return bool(self.crit == B.MSE and np.all(w == np.round(w))
+        ``ROBUST``): squared error, and non-negative integer weights (exact weight sums,
+        each weight in a node at least 1), on which its rounding bounds rest."""
+        return bool(self.crit == B.MSE and np.all(w == np.round(w)) and np.all(w >= 0)
                     and w.sum() < 2.0 ** 50)
 
     def iprm(self, n_rows, mode):
