@@ -9,19 +9,25 @@ reading the fitted trees, then ``transform``), timed in the same run as the fore
 without each training row) for the forests of ``skinfluence explain --model forest``
 (``RandomForestClassifier(random_state=0)``; ``RandomForestRegressor(min_samples_leaf=5,
 random_state=0)``, bootstrap, float targets) on synthetic rows x 10 continuous features,
-with the bounds that skip features which cannot win (``ForestRemoval.prune``) and without
-them, in the same run (the same numbers, checked equal).  The time is linear in the number
-of trees (``--trees``, default 25; the command line's forests have 100).
+in the same run: ``unpruned`` (every feature re-scanned, bit-exact), ``bit-exact`` (with
+the bounds that skip features which cannot win, ``ForestRemoval.prune``; the same numbers,
+checked equal) and ``default`` (also taking order-robust subtrees as fitted,
+``ForestRemoval.robust``; checked equal to 1e-13 of the largest value).  The time is
+linear in the number of trees (``--trees``, default 25; the command line's forests have
+100).
 
-``fair``: the same for statsmodels' ``fair.csv`` (6366 rows, ``affairs`` as a float
-target, the command line's regression forest) on a sample of training rows
-(``--fair-rows``), extrapolated to all rows.
+``fair``: statsmodels' ``fair.csv`` (6366 rows, 8 integer-coded features, ``affairs`` as
+a float target, the command line's regression forest) on a sample of training rows
+(``--fair-rows``), extrapolated to all rows: the bit-exact replay (``ForestRemoval.robust =
+False``, the path before order-robust subtrees) and the default (order-robust subtrees
+taken as fitted), both pruned, best of three runs alternated in the same run (the load of
+a shared machine drifts); their largest difference is printed.
 
 Run::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_trees_speed.py [fixed] [exact] [fair]
         [--sizes 500,1000,2000] [--trees 25] [--tasks classification,regression]
-        [--fair-csv PATH] [--fair-rows 64]
+        [--fair-csv PATH] [--fair-rows 64] [--repeats 1]
 """
 
 import argparse
@@ -59,18 +65,25 @@ def fixed_structure():
               f"({t_fit / (t_read + t_matrix):.1f}x faster than the fit)")
 
 
-def _timed_explain(inf, xq, yq):
-    """(seconds pruned, seconds unpruned) of one query's explain; checks equal results."""
+def _timed_explain(inf, xq, yq, repeats=1):
+    """Seconds of one query's influence (default, bit-exact pruned, unpruned; best of
+    ``repeats``, alternated); checks the results equal (the default to 1e-13 of the
+    largest)."""
     rem = inf._removal
-    times, results = [], []
-    for prune in (True, False):
-        rem.prune = prune
-        t0 = time.perf_counter()
-        results.append(inf.transform(xq, yq))
-        times.append(time.perf_counter() - t0)
-    rem.prune = True
-    if not np.array_equal(results[0], results[1]):
+    times, results = [np.inf] * 3, [None] * 3
+    for _ in range(repeats):
+        for a, (prune, robust) in enumerate(((True, None), (True, False), (False, False))):
+            rem.prune, rem.robust = prune, robust
+            t0 = time.perf_counter()
+            results[a] = inf.transform(xq, yq)
+            times[a] = min(times[a], time.perf_counter() - t0)
+    rem.prune, rem.robust = True, None
+    if not np.array_equal(results[1], results[2]):
         raise AssertionError("pruned and unpruned exact influence differ")
+    # leaf values to a few ulps: losses (up to 1e4 here) move by as many of their ulps
+    if not np.allclose(results[0], results[1], rtol=0,
+                       atol=1e-13 * np.abs(results[1]).max()):
+        raise AssertionError("robust and bit-exact influence differ")
     return times
 
 
@@ -82,11 +95,13 @@ def _compile():
         _timed_explain(inf, X[50:51], target[50:51])
 
 
-def exact(sizes, n_trees, tasks=("classification", "regression")):
+def exact(sizes, n_trees, tasks=("classification", "regression"), repeats=1):
     _compile()
-    print(f"one query's exact influence, {n_trees} trees, 10 features, seconds "
-          "(same run; pruned = bounds on, unpruned = every feature re-scanned)")
-    print(f"{'task':<15}{'rows':>6}{'fit':>8}{'unpruned':>10}{'pruned':>9}{'speedup':>9}")
+    print(f"one query's exact influence, {n_trees} trees, 10 features, seconds (same run; "
+          "unpruned = every feature re-scanned, bit-exact = pruned, default = pruned + "
+          "robust subtrees)")
+    print(f"{'task':<15}{'rows':>6}{'fit':>8}{'unpruned':>10}{'bit-exact':>10}"
+          f"{'default':>9}{'speedup':>9}")
     for kind in tasks:
         for n in sizes:
             if kind == "classification":
@@ -99,12 +114,12 @@ def exact(sizes, n_trees, tasks=("classification", "regression")):
             t0 = time.perf_counter()
             inf = InfluenceFunctions(model).fit(X[:n], y[:n])
             t_fit = time.perf_counter() - t0
-            pruned, unpruned = _timed_explain(inf, X[n:], y[n:])
-            print(f"{kind:<15}{n:>6}{t_fit:>8.1f}{unpruned:>10.1f}{pruned:>9.1f}"
-                  f"{unpruned / pruned:>8.2f}x", flush=True)
+            default, pruned, unpruned = _timed_explain(inf, X[n:], y[n:], repeats)
+            print(f"{kind:<15}{n:>6}{t_fit:>8.1f}{unpruned:>10.1f}{pruned:>10.1f}"
+                  f"{default:>9.1f}{unpruned / default:>8.2f}x", flush=True)
 
 
-def fair(path, n_rows, n_trees=100):
+def fair(path, n_rows, n_trees=100, repeats=3):
     import pandas as pd
 
     df = pd.read_csv(path)
@@ -118,21 +133,27 @@ def fair(path, n_rows, n_trees=100):
     Xf = inf.objective_.features(X[749:750])
     sel = np.zeros((1, 1, 1), dtype=np.intp)
     js = np.linspace(0, len(y) - 1, n_rows).astype(np.intp)
-    times, results = [], []
-    for prune in (True, False):
-        rem.prune = prune
-        t0 = time.perf_counter()
-        results.append(rem.deltas(Xf, sel, js))
-        times.append(time.perf_counter() - t0)
-    rem.prune = True
-    assert np.array_equal(results[0], results[1])
+    rem.deltas(Xf, sel, js[:2])  # compile
+    times, results, nodes = [np.inf, np.inf], [None, None], [None, None]
+    for _ in range(repeats):  # alternated, best of: the machine's load drifts
+        for a, robust in enumerate((False, True)):
+            rem.robust = robust
+            t0 = time.perf_counter()
+            results[a] = rem.deltas(Xf, sel, js)
+            times[a] = min(times[a], time.perf_counter() - t0)
+            nodes[a] = (rem.evaluated.mean(), rem.robust_nodes.mean())
+    rem.robust = None
     scale = len(y) / n_rows
-    print(f"fair.csv ({len(y)} rows, {X.shape[1]} features, {n_trees} trees): fit "
-          f"{t_fit:.1f} s; exact influence of {n_rows} training rows on row 749: unpruned "
-          f"{times[1]:.1f} s, pruned {times[0]:.1f} s; all rows (x{scale:.0f}): unpruned "
-          f"~{times[1] * scale / 60:.0f} min, pruned ~{times[0] * scale / 60:.0f} min; nodes "
-          f"evaluated per row {rem.evaluated.mean():.0f} of "
-          f"{sum(r.n_nodes for r in rem.ensemble.records)}")
+    total = sum(r.n_nodes for r in rem.ensemble.records)
+    print(f"fair.csv ({len(y)} rows, {X.shape[1]} features, {n_trees} trees, {total} nodes): "
+          f"fit {t_fit:.1f} s; exact influence of {n_rows} training rows on row 749 (best "
+          f"of {repeats}, alternated)")
+    print(f"{'path':<12}{'seconds':>9}{'all rows':>12}{'evaluated/row':>15}{'robust/row':>12}")
+    for name, t, (ev, rb) in zip(("bit-exact", "robust"), times, nodes):
+        print(f"{name:<12}{t:>9.1f}{t * scale / 60:>9.1f} min{ev:>15.0f}{rb:>12.0f}")
+    print(f"speedup {times[0] / times[1]:.1f}x; largest |robust - bit-exact| "
+          f"{np.abs(results[1] - results[0]).max():.2e} (target range "
+          f"{y.min():.3g}..{y.max():.3g})")
 
 
 def main():
@@ -143,11 +164,14 @@ def main():
     parser.add_argument("--tasks", default="classification,regression")
     parser.add_argument("--fair-csv", default=None)
     parser.add_argument("--fair-rows", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="exact: best of this many runs of each path, alternated")
     args = parser.parse_args()
     if "fixed" in args.parts:
         fixed_structure()
     if "exact" in args.parts:
-        exact([int(s) for s in args.sizes.split(",")], args.trees, args.tasks.split(","))
+        exact([int(s) for s in args.sizes.split(",")], args.trees, args.tasks.split(","),
+              args.repeats)
     if "fair" in args.parts:
         if args.fair_csv is None:
             parser.error("fair needs --fair-csv (statsmodels/datasets/fair/fair.csv)")

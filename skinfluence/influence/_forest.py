@@ -16,9 +16,13 @@ Two approximations of that change, behind the names the estimator uses for its r
   of data-removal-enabled forests (Brophy & Lowd, ICML 2021); at a re-evaluated node the
   features whose cached best split, plus a bound on what one row's removal can add to a
   split's score, cannot beat the original split's feature are not scanned (the same
-  numbers, see ``trees._forest_kernels._prunable``).  When the fitted model is a
-  function of the data alone (single trees and ``bootstrap=False`` forests with best
-  splits over all features) this is scikit-learn's refit without ``j``, to rounding.
+  numbers, see ``trees._forest_kernels._prunable``).  In forests, a subtree whose samples
+  only came in another order (tied feature values re-sorted) is kept as fitted where every
+  decision in it exceeds a proven bound on the rounding of its sums
+  (``ForestRemoval.robust``): the same splits, leaf values to a few ulps.  When the
+  fitted model is a function of the data alone (single trees and ``bootstrap=False``
+  forests with best splits over all features) this is scikit-learn's refit without ``j``,
+  to rounding.
   Otherwise it is the refit with the same random draws (bootstrap samples, feature
   subsets, random thresholds) without ``j``: one draw of the random refit, whose
   expectation is the leave-one-out effect (``benchmarks/fidelity_trees.py`` measures both).
@@ -37,7 +41,7 @@ import numpy as np
 from sklearn.utils.validation import check_array
 
 from ..base import run_blocks
-from ..trees._forest_kernels import PRUNE, leaf_deltas, replay_deltas
+from ..trees._forest_kernels import PRUNE, ROBUST, leaf_deltas, replay_deltas
 from ..trees._structure import is_tree_model, read_tree_model
 from ..utils._parallel import chunk_slices, effective_n_jobs
 from ..utils._output import row_labels
@@ -156,6 +160,10 @@ class ForestRemoval:
         After :meth:`deltas` with ``"exact"``: features at those nodes whose thresholds
         were not scanned again for each point (bounded out, or the scan reused), summed
         over the trees.
+    robust_nodes : ndarray of int
+        After :meth:`deltas` with ``"exact"``: nodes taken from the fitted tree because
+        scikit-learn's decisions in their subtree hold whatever order their sums are
+        formed in (see :attr:`robust`), for each point, summed over the trees.
     """
 
     refined = {}
@@ -164,6 +172,16 @@ class ForestRemoval:
     # "exact": skip the features that provably cannot win at a node on the removed point's
     # path (False re-scores every feature: the same numbers, for tests and benchmarks)
     prune = True
+    # "exact", forests with a squared-error criterion, integer weights and a float target:
+    # a subtree whose samples did not change but come in another order (tied feature
+    # values re-sorted) is taken as fitted when every decision in it (split margins,
+    # stopping tests) exceeds a proven bound on the rounding of its sums, instead of being
+    # regrown in scikit-learn's order (``trees._forest_kernels._robust_walk``).  Its splits
+    # are then the refit's and its leaf values the refit's up to that rounding (a few ulps
+    # of the target), as the mean over the trees already is.  None: on for forests, off
+    # for a single tree (which stays equal to its refit to the bit); False: the bit-exact
+    # replay everywhere.
+    robust = None
 
     def __init__(self, ensemble, approximation, n_jobs=None, verbose=0):
         self.ensemble = ensemble
@@ -174,6 +192,7 @@ class ForestRemoval:
         self.changed = None
         self.evaluated = None
         self.pruned = None
+        self.robust_nodes = None
 
     def ensure_cached(self):
         return False
@@ -201,7 +220,8 @@ class ForestRemoval:
         out = np.zeros((m, 1 if diag else Xq.shape[0], ens.n_outputs, sel.shape[2]))
         if changed is None:
             changed = np.zeros((m, ens.n_trees), dtype=np.bool_)
-        evaluated = np.zeros((m, 2), dtype=np.intp)
+        evaluated = np.zeros((m, 3), dtype=np.intp)
+        robust = ens.is_forest if self.robust is None else self.robust
         n_rows = ens.n_train - 1
         for t, r in enumerate(ens.records):
             w = ens.weights[t].copy()  # the replay zeroes w[j] in place
@@ -211,11 +231,13 @@ class ForestRemoval:
                 continue
             flag = np.zeros(m, dtype=np.bool_)
             mode = r.mode if self.prune else r.mode & ~PRUNE
+            mode = mode if robust else mode & ~ROBUST
             replay_deltas(ens.X, ens.Y, w, ens.n_classes, ens.iprm(n_rows, mode),
                           ens.min_weight_fraction, ens.min_impurity_decrease, ens.seeds[t],
                           r.tree, r.rec, r.cache, js, Xq, sel, diag, out, flag, evaluated)
             changed[:, t] |= flag
         self.evaluated, self.pruned = evaluated[:, 0], evaluated[:, 1]
+        self.robust_nodes = evaluated[:, 2]
         out /= ens.n_trees
         return out
 

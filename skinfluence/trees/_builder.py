@@ -417,18 +417,19 @@ def feature_best(X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_to
                  sum_right, wn, msl, mwl):
     """A feature's best split of samples[start:end], as the best splitter scores it.
 
-    Returns ``(code, proxy, threshold)``: ``code`` -2 if the feature is constant here, -1
-    without a valid threshold, else the number of samples going left at its first best
-    threshold.  ``samples`` and ``fv`` are scratch (reordered).  Exact only where the
-    criterion's sums are (integer data): the order of the samples is not kept.
+    Returns ``(code, proxy, threshold, second)``: ``code`` -2 if the feature is constant
+    here, -1 without a valid threshold, else the number of samples going left at its first
+    best threshold; ``second`` the best proxy of its other thresholds (-inf: none).
+    ``samples`` and ``fv`` are scratch (reordered).  Exact only where the criterion's sums
+    are (integer data): the order of the samples is not kept.
     """
     ft = np.float32(1e-7)
     for p in range(start, end):
         fv[p] = X[samples[p], feat]
     _sort(fv, samples, start, end - start)
     if fv[end - 1] <= fv[start] + ft:
-        return -2, -np.inf, 0.0
-    code, best, thr = -1, -np.inf, 0.0
+        return -2, -np.inf, 0.0, -np.inf
+    code, best, thr, second = -1, -np.inf, 0.0, -np.inf
     sum_left[:, :] = 0.0
     sum_right[:, :] = sum_total
     wl = 0.0
@@ -447,17 +448,21 @@ def feature_best(X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_to
             continue
         proxy = _proxy(y, w, samples, crit, n_classes, start, p, sum_left, sum_right, wl, wr)
         if proxy > best:
+            second = best
             code, best, thr = p - start, proxy, fv[p - 1] / 2.0 + fv[p] / 2.0
-    return code, best, thr
+        elif proxy > second:
+            second = proxy
+    return code, best, thr, second
 
 
 @njit(cache=True, nogil=True)
 def feature_stats(X, y, w, samples, fv, start, end, crit, n_classes, sum_total, sum_left,
                   sum_right, wn, msl, mwl, c_pos, c_val):
     """:func:`feature_best` of every feature into ``c_pos[f]``, ``c_val[f]`` = (proxy,
-    threshold, 1.0 if two samples share a value of ``f`` else 0.0)."""
+    threshold, 1.0 if two samples share a value of ``f`` else 0.0, the best proxy of its
+    other thresholds)."""
     for feat in range(X.shape[1]):
-        c_pos[feat], c_val[feat, 0], c_val[feat, 1] = feature_best(
+        c_pos[feat], c_val[feat, 0], c_val[feat, 1], c_val[feat, 3] = feature_best(
             X, y, w, samples, fv, start, end, feat, crit, n_classes, sum_total, sum_left,
             sum_right, wn, msl, mwl)
         c_val[feat, 2] = 1.0 if _has_ties(fv, start, end) else 0.0
@@ -476,7 +481,8 @@ def near_value(X, samples, start, end, feat, x):
 @njit(cache=True, nogil=True)
 def simulate_split(features, constant_features, n_known, rng, max_features, c_pos, c_val):
     """The feature ``node_split_best`` picks from cached statistics (-1: none), drawing the
-    same random numbers and permuting ``features`` as it does; and n_constant_features."""
+    same random numbers and permuting ``features`` as it does; n_constant_features; and the
+    best cached proxy of the other features it scored (the runner-up, -inf: none)."""
     f_i = features.shape[0]
     n_visited = 0
     n_found = 0
@@ -484,6 +490,7 @@ def simulate_split(features, constant_features, n_known, rng, max_features, c_po
     n_total = n_known
     best = -1
     best_proxy = -np.inf
+    runner = -np.inf
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
         f_j = n_drawn + _rand_r(rng) % (f_i - n_found - n_drawn)
@@ -505,11 +512,15 @@ def simulate_split(features, constant_features, n_known, rng, max_features, c_po
         t = features[f_i]
         features[f_i] = features[f_j]
         features[f_j] = t
-        if c_pos[feat] >= 0 and c_val[feat, 0] > best_proxy:
-            best_proxy = c_val[feat, 0]
-            best = feat
+        if c_pos[feat] >= 0:
+            if c_val[feat, 0] > best_proxy:
+                runner = best_proxy
+                best_proxy = c_val[feat, 0]
+                best = feat
+            elif c_val[feat, 0] > runner:
+                runner = c_val[feat, 0]
     for a in range(n_known):
         features[a] = constant_features[a]
     for a in range(n_known, n_known + n_found):
         constant_features[a] = features[a]
-    return best, n_total
+    return best, n_total, runner

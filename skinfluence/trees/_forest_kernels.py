@@ -10,6 +10,13 @@ Growing a tree again without point ``j`` (a replay) evaluates only what can chan
   at fit time (:func:`~._builder.simulate_split`: the same draws, no sorting), where the
   criterion's sums are exact (integer weights and targets); it is evaluated in full when
   the pick differs from the original's;
+* a node whose samples did not change but come in another order (removing ``j`` re-sorted
+  tied values above it: their float sums round otherwise) takes the original subtree as it
+  is when every decision in it holds for any order of its sums (mode bit ``ROBUST``,
+  squared error with integer weights: :func:`_robust_walk`; the margins and stopping tests
+  against the rounding bounds of :func:`node_bounds` and :func:`imp_bound`, recorded at fit
+  time).  Its splits are then scikit-learn's; its values the original leaves', which differ
+  from the refit's only by the rounding of ``sum / weight`` in another order (a few ulps);
 * the nodes on ``j``'s path, and every node below a split that changed, are evaluated;
   at those that are nodes of the original tree (``j``'s path while its splits hold, and
   nodes whose samples came in another order) the features that provably cannot beat the
@@ -51,7 +58,8 @@ from ._builder import (
 # iprm entries of grow (JROW: the removed point of a replay, -1 none)
 CRIT, SPLITTER, MAX_FEATURES, MSL, MSS, MAX_DEPTH, MODE, JROW = range(8)
 # MODE bits
-RECORD, REPLAY, EXACT_SUMS, CACHE, PRUNE = 1, 2, 4, 8, 16
+RECORD, REPLAY, EXACT_SUMS, CACHE, PRUNE, ROBUST = 1, 2, 4, 8, 16, 32
+_U = EPSILON / 2.0  # unit roundoff
 
 
 @njit(cache=True, nogil=True)
@@ -221,8 +229,8 @@ def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, 
     its sort depends on the order of the samples) and whether a feature was marked.
     """
     scratch[start:end] = samples[start:end]
-    code, bound, thr = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
-                                    sum_total, sum_left, sum_right, wn, msl, mwl)
+    code, bound, thr, _ = feature_best(X, y, w, scratch, fv, start, end, b, crit, n_classes,
+                                       sum_total, sum_left, sum_right, wn, msl, mwl)
     if code < 0:
         return code, bound, thr, True, False
     ties = False
@@ -244,6 +252,156 @@ def _prunable(X, y, w, samples, scratch, fv, start, end, orig, c_pos, c_val, b, 
             skip[f] = True
             marked = True
     return code, bound, thr, ties, marked
+
+
+# ----------------------------------------------------------------- order-robust nodes
+@njit(cache=True, nogil=True, inline="always")
+def _gamma(m):
+    """``gamma_m = m u / (1 - m u)``: the relative error bound of ``m`` float operations."""
+    return m * _U / (1.0 - m * _U)
+
+
+@njit(cache=True, nogil=True)
+def node_bounds(y, w, samples, start, end):
+    """Rounding bounds of the squared-error sums at a node, for integer weights (exact
+    ``wl``, ``wr``, ``wn``, each at least 1), whatever order the samples are summed in.
+
+    Returns ``(e_proxy, q, t, m2)``.  A sum ``S_k`` of ``w_i y_ik`` that scikit-learn forms
+    (``sum_total``, and ``sum_left`` / ``sum_right`` by adding and subtracting from the
+    cheaper end: a recursive sum of at most ``3 n`` rounded terms, ``n`` the samples) is
+    within ``e_k = 5 gamma_(3n+2) A_k`` of the exact one (``A_k = Sum |w_i y_ik|``).  A
+    proxy ``Sum_k S_lk^2 / wl + S_rk^2 / wr`` then moves by at most
+    ``Sum_k (2 |S_lk| / wl) e_k + e_k^2 / wl + (right)`` ``<= 2 t`` with
+    ``t = Sum_k (2 M_k e_k + e_k^2)`` (``|S_lk| / wl <= M_k = max |y_ik|``), plus the
+    ``n_out + 4`` roundings of forming it, relative to at most ``q + 2 t``
+    (``q = Sum w_i y_ik^2`` bounds every proxy).  ``m2 = Sum_k M_k^2``.  The bound holds
+    for the cached proxies and for scikit-learn's: two proxies differ by more than twice
+    it only if their order is the same in both.
+    """
+    n_out = y.shape[1]
+    n = end - start
+    q = 0.0
+    t = 0.0
+    m2 = 0.0
+    for k in range(n_out):
+        a = 0.0
+        m = 0.0
+        for p in range(start, end):
+            i = samples[p]
+            v = abs(y[i, k])
+            a += w[i] * v
+            q += w[i] * v * v
+            m = max(m, v)
+        a *= 1.0 + 2.0 * _gamma(n + 2.0)  # the sums above round too
+        e = 5.0 * _gamma(3.0 * n + 2.0) * a
+        t += 2.0 * m * e + e * e
+        m2 += m * m
+    q *= 1.0 + 2.0 * _gamma(n_out * n + 3.0)
+    return 2.0 * t + _gamma(n_out + 4.0) * (q + 2.0 * t), q, t, m2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def imp_bound(n, q, t, m2, wc):
+    """Rounding bound of the squared-error impurity of a child of weight ``wc`` (or of the
+    node itself, ``wc = wn``) as scikit-learn forms it from its parent's sums
+    (``sq_left / wl - Sum_k (S_lk / wl)^2``, right: ``(sq_total - sq_left) / wr - ...``;
+    the sums of squares within ``gamma_(n+1) q`` each), with :func:`node_bounds`' ``q``,
+    ``t``, ``m2`` of the parent (``n`` samples)."""
+    return (4.0 * _gamma(n + 3.0) * q + t) / wc + 8.0 * _U * (q / wc + m2)
+
+
+@njit(cache=True, nogil=True)
+def _all_zero(y, samples, start, end):
+    """Whether every target of samples[start:end] is 0.  A left child's impurity is then
+    ``0 / wl - (S_l / wl)^2 <= 0`` exactly, whatever the rounding of ``S_l``: a leaf in any
+    order (a right child's, ``(sq_total - sq_left) / wr - ...``, is not so bounded)."""
+    for p in range(start, end):
+        for k in range(y.shape[1]):
+            if y[samples[p], k] != 0.0:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _subtree_ok(ints, c_node, n_nodes):
+    """``c_node[v, 5]``: every node of ``v``'s subtree is order-robust (``c_node[:, 4]``)."""
+    for v in range(n_nodes - 1, -1, -1):
+        ok = c_node[v, 4] > 0.0
+        if ints[v, 0] >= 0:
+            ok = ok and c_node[ints[v, 0], 5] > 0.0 and c_node[ints[v, 1], 5] > 0.0
+        c_node[v, 5] = 1.0 if ok else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _robust_walk(o_ints, o_end, orig, rng, features, constant_features, nconst,
+                 max_features, c_pos, c_val, c_best, c_node, nc_walk):
+    """Whether scikit-learn grows the original subtree ``orig`` again from this random
+    state, whatever order its samples come in (their set is the original one).
+
+    Every node of it is order-robust apart from the random draws (``c_node[orig, 5]``):
+    its stopping tests and the margin of its split over the feature's other thresholds
+    exceed their rounding bounds.  The draws are replayed node by node in depth-first
+    order (:func:`~._builder.simulate_split`, advancing ``rng``, ``features`` and
+    ``constant_features`` as scikit-learn does); each must pick the original feature
+    with a cached proxy above every other scored feature's by more than ``c_node[v, 3]``
+    (twice the proxies' rounding bound, with a factor 2 to spare).  On False the state
+    is left advanced part-way: the caller restores it.
+    """
+    nc_walk[orig] = nconst
+    for v in range(orig, o_end[orig]):
+        if c_best[v] == -2:  # a leaf before any search: no draws
+            continue
+        best, n_total, runner = simulate_split(features, constant_features, nc_walk[v], rng,
+                                               max_features, c_pos[v], c_val[v])
+        if best != c_best[v]:
+            return False
+        if best >= 0 and not c_val[v, best, 0] - runner > c_node[v, 3]:
+            return False
+        if o_ints[v, 0] >= 0:
+            nc_walk[o_ints[v, 0]] = n_total
+            nc_walk[o_ints[v, 1]] = n_total
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _robust_flag(c_pos, c_val, c_node, node, feat, split, is_leaf, imp, il, ir, gain, e_imp,
+                 wn, wl, wr, wn_samples, w_max, mid, n, q, t, m2, all_visited):
+    """``c_node[node, 4]``: 1.0 where the decisions of a searched node hold for any order
+    of its samples (see :func:`_robust_walk`), 0.0 else.
+
+    The impurity test (``imp <= EPSILON``) must be more than twice ``e_imp`` (the bound of
+    ``imp``) from the threshold, with a factor 2 to spare; the split's best proxy above
+    the feature's other thresholds by ``c_node[node, 3]``; and the
+    ``min_impurity_decrease`` test must fall the same way for the gain moved by twice its
+    bound (two spare) and every weight of the data without one row
+    (``wn_samples - w_max .. wn_samples``).  ``all_visited`` (``max_features`` covers every
+    feature): every non-constant feature is scored whatever the random draws, so the
+    margin over the other features is checked here too (the walk then cannot fail).
+    """
+    if imp > EPSILON - 4.0 * e_imp and imp <= EPSILON + 4.0 * e_imp:
+        return 0.0
+    if not split:
+        return 1.0
+    if not c_val[node, feat, 0] - c_val[node, feat, 3] > c_node[node, 3]:
+        return 0.0
+    if all_visited:
+        for f in range(c_pos.shape[1]):
+            if f != feat and c_pos[node, f] >= 0 and not (
+                    c_val[node, feat, 0] - c_val[node, f, 0] > c_node[node, 3]):
+                return 0.0
+    e_l = imp_bound(n, q, t, m2, wl)
+    e_r = imp_bound(n, q, t, m2, wr)
+    e_gain = 4.0 * (e_imp + e_l + e_r + 8.0 * _U * (abs(imp) + abs(il) + abs(ir)))
+    if wn_samples - w_max <= 0.0:
+        return 0.0
+    c_lo = wn / wn_samples
+    c_hi = wn / (wn_samples - w_max)
+    lo = min(c_lo * (gain - e_gain), c_hi * (gain - e_gain))
+    hi = max(c_lo * (gain + e_gain), c_hi * (gain + e_gain))
+    slack = 4.0 * _U * (max(abs(lo), abs(hi)) + EPSILON)
+    if is_leaf:
+        return 1.0 if hi + EPSILON + slack < mid else 0.0
+    return 1.0 if lo + EPSILON - slack >= mid else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -295,6 +453,14 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     prune = ((mode & PRUNE) != 0 and replay and c_pos.shape[0] > 0 and splitter == BEST
              and w_removed > 0 and iprm[JROW] >= 0)
     keep_order = not exact_sums
+    # order-robust subtrees (squared error, integer weights, float targets): taken as they
+    # are when scikit-learn's decisions in them cannot depend on the order of the sums
+    robust = (mode & ROBUST) != 0 and replay and c_node.shape[0] > 0
+    bounds = record and use_cache and crit == MSE and c_node.shape[1] > 5
+    nc_walk = np.empty(o_ints.shape[0] if robust else 0, dtype=np.intp)
+    w_max = 0.0
+    for i in range(n):
+        w_max = max(w_max, w[i])
     order = np.empty(n, dtype=np.intp)
     keep = np.empty(n, dtype=np.intp)
     pend = np.empty(d, dtype=np.intp)
@@ -307,6 +473,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     sum_right = np.zeros((n_out, max_nc))
     st = np.empty((n_pos + 2, 7), dtype=np.intp)  # start, end, depth, parent, left, nconst, orig
     st_imp = np.empty(n_pos + 2)
+    st_eimp = np.zeros(n_pos + 2)  # rounding bound of st_imp (bounds)
     st[0, 0], st[0, 1], st[0, 2], st[0, 3] = 0, n_pos, 0, -1
     st[0, 4], st[0, 5], st[0, 6] = 0, 0, 0 if replay else -1
     st_imp[0] = np.inf
@@ -316,6 +483,8 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
     n_eval = 0
     n_sim = 0
     n_pruned = 0
+    n_robust = 0
+    e_prox, bq, bt, bm2, wl_b = 0.0, 0.0, 0.0, 0.0, 0.0
     optr = 0
     cache_ok = True
     while top > 0:
@@ -323,6 +492,7 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
         start, end, depth = st[top, 0], st[top, 1], st[top, 2]
         parent, is_left, nconst, orig = st[top, 3], st[top, 4], st[top, 5], st[top, 6]
         imp = st_imp[top]
+        e_imp = st_eimp[top]
         n_node = end - start
         known = replay and orig >= 0 and not on_path[orig]
         # the node's impurity comes from its parent's sums: where those lost j it can round
@@ -337,6 +507,24 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
             rng[0] = rec[0][stop]
             features[:] = rec[1][stop]
             continue
+        if known and robust and c_node[orig, 5] > 0.0:
+            # same samples in another order (or another random state): the original
+            # subtree again if its decisions hold for any order of the sums
+            r0 = rng[0]
+            saved[0, :] = features
+            saved[1, :] = constant_features
+            if _robust_walk(o_ints, o_end, orig, rng, features, constant_features, nconst,
+                            max_features, c_pos, c_val, c_best, c_node, nc_walk):
+                if parent >= 0:
+                    ints[parent, 0 if is_left else 1] = node_count
+                stop = o_end[orig]
+                node_count += _copy_subtree(ints, flts, value, node_count, orig, o_ints,
+                                            o_flts, o_value, stop)
+                n_robust += stop - orig
+                continue
+            rng[0] = r0
+            features[:] = saved[0]
+            constant_features[:] = saved[1]
         if known and use_cache and imp == o_flts[orig, 1]:
             # same samples, other random stream: pick the split from the cached statistics
             wn = o_flts[orig, 2]
@@ -348,8 +536,9 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 r0 = rng[0]
                 saved[0, :] = features
                 saved[1, :] = constant_features
-                best, nconst_child = simulate_split(features, constant_features, nconst, rng,
-                                                    max_features, c_pos[orig], c_val[orig])
+                best, nconst_child, _ = simulate_split(features, constant_features, nconst,
+                                                       rng, max_features, c_pos[orig],
+                                                       c_val[orig])
                 if best != c_best[orig]:  # another pick: evaluate the node below
                     rng[0] = r0
                     features[:] = saved[0]
@@ -380,10 +569,21 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
         n_eval += 1
         wn, sq = _crit_init(y, w, samples, start, end, crit, sum_total)
         is_leaf = (depth >= max_depth or n_node < mss or n_node < 2 * msl or wn < 2 * mwl)
+        structural = is_leaf
+        if bounds:
+            e_prox, bq, bt, bm2 = node_bounds(y, w, samples, start, end)
+            c_node[node_count, 3] = 4.0 * e_prox
+            c_node[node_count, 4] = 1.0
         if first:
             imp = _node_impurity(crit, n_classes, sum_total, wn, sq)
+            if bounds:
+                e_imp = imp_bound(n_node, bq, bt, bm2, wn)
             first = False
         is_leaf = is_leaf or imp <= EPSILON
+        if bounds and not structural and is_leaf:  # leaf by the impurity test
+            c_node[node_count, 4] = _robust_flag(
+                c_pos, c_val, c_node, node_count, 0, False, True, imp, 0.0, 0.0, 0.0, e_imp,
+                wn, 1.0, 1.0, wn_samples, w_max, mid, n_node, 0.0, 0.0, 0.0, False)
         pos, feat, thr, il, ir, nconst_child = end, 0, 0.0, np.inf, np.inf, nconst
         if not is_leaf:
             if record and use_cache:
@@ -394,8 +594,8 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 r0 = rng[0]
                 saved[0, :] = features
                 saved[1, :] = constant_features
-                sim, _ = simulate_split(features, constant_features, nconst, rng, max_features,
-                                        c_pos[node_count], c_val[node_count])
+                sim, _, _ = simulate_split(features, constant_features, nconst, rng,
+                                           max_features, c_pos[node_count], c_val[node_count])
                 rng[0] = r0
                 features[:] = saved[0]
                 constant_features[:] = saved[1]
@@ -423,6 +623,19 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                     saved[0, :] = features
                     saved[1, :] = constant_features
                     keep[start:end] = samples[start:end]
+            elif (prune and robust and max_features >= d and orig >= 0 and not lost
+                  and c_best[orig] >= 0 and c_node[orig, 4] > 0.0):
+                # same samples, other order, and the node's own pick holds for any order
+                # of its sums (its subtree does not): only its feature is scanned, in
+                # scikit-learn's order; the others' sorts are still replayed for the order
+                must = c_best[orig]
+                for f in range(d):
+                    skip[f] = f != must
+                tie_row[:] = c_val[orig, :, 2]
+                n_tie = d
+                saved[0, :] = features
+                saved[1, :] = constant_features
+                keep[start:end] = samples[start:end]
             pos, feat, thr, il, ir, gain, nconst_child, valid = _node_split(
                 X, y, w, samples, fv, start, end, features, constant_features, nconst, rng,
                 splitter, max_features, msl, mwl, crit, n_classes, sum_total, sum_left,
@@ -448,6 +661,14 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
                 c_node[node_count, 1] = ir
                 c_node[node_count, 2] = gain
                 cache_ok &= sim == c_best[node_count]
+            if bounds:
+                wl_b = 0.0
+                for p in range(start, pos):
+                    wl_b += w[samples[p]]
+                c_node[node_count, 4] = _robust_flag(
+                    c_pos, c_val, c_node, node_count, feat, pos < end, is_leaf, imp, il, ir,
+                    gain, e_imp, wn, wl_b, wn - wl_b, wn_samples, w_max, mid, n_node, bq, bt,
+                    bm2, max_features >= d)
         node = node_count
         node_count += 1
         _write_node(ints, flts, value, node, parent, is_left, n_node, imp, wn, is_leaf, feat,
@@ -467,10 +688,16 @@ def grow(X, y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec, orig_tree
             o_l, o_r = o_ints[orig, 0], o_ints[orig, 1]
         top = _push_children(st, st_imp, top, start, pos, end, depth, node, nconst_child, il,
                              ir, o_l, o_r)
+        if bounds:
+            st_eimp[top - 2] = imp_bound(n_node, bq, bt, bm2, wn - wl_b)  # right child
+            st_eimp[top - 1] = (0.0 if _all_zero(y, samples, start, pos)
+                                else imp_bound(n_node, bq, bt, bm2, wl_b))
+    if bounds:
+        _subtree_ok(ints, c_node, node_count)
     if record:
         rec[0][node_count] = rng[0]
         rec[1][node_count, :] = features
-    return node_count, n_eval, n_sim, cache_ok, n_pruned
+    return node_count, n_eval, n_sim, cache_ok, n_pruned, n_robust
 
 
 @njit(cache=True, nogil=True)
@@ -532,12 +759,13 @@ def replay_deltas(X, Y, w, n_classes, iprm, mwl_fraction, mid, seed, orig_tree, 
         fprm[0] = mwl_fraction * (w_total - wj)
         fprm[2] = wj
         iprm[JROW] = j
-        nn, ne, _, _, npr = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts, value, rec,
-                            orig_tree, on_path, cache)
+        nn, ne, _, _, npr, nrob = grow(X, Y, w, n_classes, iprm, fprm, seed, ints, flts,
+                                       value, rec, orig_tree, on_path, cache)
         w[j] = wj
         changed[a] |= not _same_structure(ints, flts, nn, o_ints, o_flts)
         evaluated[a, 0] += ne
         evaluated[a, 1] += npr
+        evaluated[a, 2] += nrob
         q_lo = a if diag else 0
         q_hi = a + 1 if diag else Xq.shape[0]
         for q in range(q_lo, q_hi):

@@ -121,8 +121,8 @@ class TreeRecord:
 
 
 def _empty_cache(d):
-    return (np.zeros((0, d), np.intp), np.zeros((0, d, 3)), np.zeros(0, np.intp),
-            np.zeros((0, 3)))
+    return (np.zeros((0, d), np.intp), np.zeros((0, d, 4)), np.zeros(0, np.intp),
+            np.zeros((0, 6)))
 
 
 def _empty_rec(d):
@@ -258,6 +258,13 @@ class TreeEnsemble:
         return bool(np.all(Y == np.round(Y)) and
                     np.max(np.abs(Y)) ** 2 * max(w.sum(), 1.0) < 2.0 ** 50)
 
+    def _robust_ok(self, w):
+        """Whether order-robust subtrees can be taken (:func:`~._forest_kernels.grow`,
+        ``ROBUST``): squared error, and non-negative integer weights (exact weight sums,
+        each weight in a node at least 1), on which its rounding bounds rest."""
+        return bool(self.crit == B.MSE and np.all(w == np.round(w)) and np.all(w >= 0)
+                    and w.sum() < 2.0 ** 50)
+
     def iprm(self, n_rows, mode):
         """The integer parameters of :func:`~._forest_kernels.grow` for ``n_rows`` rows."""
         msl, mss = self.min_samples(n_rows)
@@ -274,7 +281,7 @@ class TreeEnsemble:
         flts = np.empty((cap, 3))
         value = np.empty((cap, self.n_outputs, int(self.n_classes.max())))
         orig = (ints, flts, value, np.zeros(0, np.intp))
-        nn, _, _, cache_ok, _ = K.grow(
+        nn, _, _, cache_ok, _, _ = K.grow(
             self.X, self.Y, w, self.n_classes, self.iprm(n_rows, mode), fprm, self.seeds[t],
             ints, flts, value, _empty_rec(d) if rec is None else rec, orig,
             np.zeros(0, np.bool_), _empty_cache(d) if cache is None else cache)
@@ -305,8 +312,8 @@ class TreeEnsemble:
                np.zeros(2 * n + 1, np.intp))
         cache = _empty_cache(d)
         if cacheable:
-            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 3)),
-                     np.zeros(nn, np.intp), np.zeros((nn, 3)))
+            cache = (np.zeros((nn, d), np.intp), np.zeros((nn, d, 4)),
+                     np.zeros(nn, np.intp), np.zeros((nn, 6)))
         mode = K.RECORD | (K.CACHE if cacheable else 0) | (K.EXACT_SUMS if exact else 0)
         _, _, _, cache_ok = self.grow(t, w, n, mode=mode, rec=rec, cache=cache)
         rec = (rec[0][:nn + 1].copy(), rec[1][:nn + 1].copy(), rec[2][:nn].copy(), rec[3],
@@ -316,6 +323,8 @@ class TreeEnsemble:
             mode |= K.PRUNE
             if exact and cache_ok:
                 mode |= K.CACHE
+            if not exact and self._robust_ok(w):
+                mode |= K.ROBUST
         else:
             cache = _empty_cache(d)
         return TreeRecord((ints, flts, value, K.subtree_ends(ints, nn)), rec, cache, mode)
