@@ -15,6 +15,18 @@ metrics), the training labels are flipped and
   out-of-bag probability averages the ~37% of the trees that left it out; ``N = 270``
   gives each row about as many trees as cross-validation's 100.
 
+``--inbag`` tests using the ~63% of the trees that DID see a row too (untimed rows
+``sk:all`` / ``sk:all/rank``, then a table): each such tree's leave-one-out prediction at
+the row, read from the fitted tree: the row's leaf class weights without the row's own
+bootstrap copies, or, where that empties the leaf, its parent's without them.
+``sk:all`` averages those with the out-of-bag trees (all trees) and runs confident
+learning on the result; ``sk:all/rank`` keeps the out-of-bag noise count and flags the
+rows ranked lowest by the all-tree probability of their label.  The table checks the
+per-tree leave-one-out prediction against the tree scikit-learn regrows on the same
+bootstrap weights with the row's set to zero (same ``random_state``; 8 in-bag rows of
+each of 5 trees per seed), by case: leaf not emptied, emptied with the parent pure
+without the row, emptied with it mixed.
+
 ``--decompose`` adds a table that separates the rule from the probabilities, on the same
 draws (untimed): F1 of skinfluence's rule on cleanlab's cross-validated probabilities
 (``sk rule, cv P``) and of cleanlab's rule on the out-of-bag ones (``cl rule, oob P``);
@@ -79,6 +91,85 @@ def run_oob(X, y, spec):
     return (cleaner.scores_, cleaner.issues_), secs
 
 
+def _parents(tree):
+    parent = np.full(tree.node_count, -1)
+    for child in (tree.children_left, tree.children_right):
+        parent[child[child >= 0]] = np.flatnonzero(child >= 0)
+    return parent
+
+
+def inbag_loo(fitted, X, codes, tree_ids=None):
+    """Per tree: ``(P, inbag, case)``: its out-of-bag probabilities (rows it left out) or
+    leave-one-out ones read from its leaves (rows it saw; ``case`` 0: leaf not emptied,
+    1: emptied, parent pure without the row, 2: emptied, parent mixed)."""
+    Xf = X.astype(np.float32)
+    n = len(codes)
+    rows = np.arange(n)
+    samples = fitted.estimators_samples_
+    for t in range(len(fitted.estimators_)) if tree_ids is None else tree_ids:
+        tree = fitted.estimators_[t].tree_
+        w = np.bincount(samples[t], minlength=n).astype(np.float64)  # bootstrap counts
+        leaf = tree.apply(Xf)
+        counts = tree.value[leaf, 0, :] * tree.weighted_n_node_samples[leaf, None]
+        inbag = w > 0
+        counts[rows[inbag], codes[inbag]] -= w[inbag]
+        counts = np.maximum(counts, 0.0)  # rounding of value * weight
+        case = np.zeros(n, dtype=np.intp)
+        empty = inbag & (counts.sum(1) <= 1e-9 * tree.weighted_n_node_samples[leaf])
+        if empty.any():
+            up = _parents(tree)[leaf[empty]]
+            c = tree.value[up, 0, :] * tree.weighted_n_node_samples[up, None]
+            c[np.arange(len(up)), codes[empty]] -= w[empty]
+            counts[empty] = np.maximum(c, 0.0)
+            case[empty] = np.where((counts[empty] > 1e-9).sum(1) == 1, 1, 2)
+        yield counts / counts.sum(1, keepdims=True), inbag, case
+
+
+def run_inbag(X, y, rank_only):
+    from skinfluence.cleaning import find_label_issues
+    from skinfluence.cleaning._confident import _lowest_k, estimate_noise_count
+
+    fitted = forest().fit(X, y)
+    codes = np.searchsorted(fitted.classes_, y)
+    P_oob, P_all = np.zeros((len(y), len(fitted.classes_))), 0.0
+    n_oob = np.zeros(len(y))
+    for P, inbag, _ in inbag_loo(fitted, X, codes):
+        P_oob[~inbag] += P[~inbag]
+        n_oob += ~inbag
+        P_all = P_all + P
+    P_oob /= np.maximum(n_oob, 1)[:, None]
+    P_all /= len(fitted.estimators_)
+    scores = 1.0 - P_all[np.arange(len(y)), codes]
+    if rank_only:  # the out-of-bag noise count, the all-tree ranking
+        return scores, _lowest_k(-scores, estimate_noise_count(codes, P_oob))
+    return scores, find_label_issues(codes, P_all, filter_by="prune_globally")
+
+
+def regrowth_check(X, y, seed):
+    """Per in-bag (tree, row) pair checked: (case, max |LOO - regrown|, LOO and regrown
+    probability of the given label) -- see ``--inbag``.  The regrowth with the tree's own
+    weights is checked to give the fitted tree back."""
+    from sklearn.base import clone
+
+    fitted = forest().fit(X, y)
+    codes = np.searchsorted(fitted.classes_, y)
+    rng = np.random.default_rng(seed)
+    trees = rng.choice(len(fitted.estimators_), 5, replace=False)
+    samples = fitted.estimators_samples_
+    out = []
+    for t, (P, inbag, case) in zip(trees, inbag_loo(fitted, X, codes, trees)):
+        w = np.bincount(samples[t], minlength=len(y)).astype(np.float64)
+        same = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=w).tree_
+        assert np.array_equal(same.threshold, fitted.estimators_[t].tree_.threshold)
+        for j in rng.choice(np.flatnonzero(inbag), 8, replace=False):
+            sw = w.copy()
+            sw[j] = 0.0
+            regrown = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=sw)
+            exact = regrown.predict_proba(X[j:j + 1].astype(np.float32))[0]
+            out.append((case[j], np.abs(P[j] - exact).max(), P[j, codes[j]], exact[codes[j]]))
+    return out
+
+
 def decompose(X, y, flipped, seed):
     """One row of the ``--decompose`` table (see the module docstring)."""
     from cleanlab.filter import find_label_issues as cl_find
@@ -109,11 +200,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="digits,wine,breast_cancer")
     parser.add_argument("--rates", default="0.1,0.2,0.3")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2, help="number of seeds per cell")
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="first seed (seeds seed-start, ..., seed-start + seeds - 1 draw "
+                        "the splits and flips; e.g. 100 for development seeds disjoint from "
+                        "the reported 0-29)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--oob-trees", type=int, default=None,
                         help="also sk:oob on a forest of this many trees")
+    parser.add_argument("--inbag", action="store_true",
+                        help="also the in-bag trees' leave-one-out predictions (see above)")
     parser.add_argument("--decompose", action="store_true",
                         help="also the table separating the rule from the probabilities")
     args = parser.parse_args()
@@ -122,24 +219,33 @@ def main():
     libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted"]
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
-    rows, parts = [], []
+    if args.inbag:
+        libs += ["sk:all", "sk:all/rank"]
+    rows, parts, checks = [], [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)
         for rate in map(float, args.rates.split(",")):
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 X_tr, y_tr, _, _, _, _ = bc.split(X, y, seed)
                 y_noisy, flipped = make_noisy_labels(y_tr, rate, random_state=seed)
                 for lib in libs:
                     if lib == "cleanlab":
                         (scores, issues), secs = run_cleanlab(X_tr, y_noisy, seed)
+                    elif lib.startswith("sk:all"):
+                        (scores, issues), secs = bc.timed(lambda: run_inbag(
+                            X_tr, y_noisy, lib.endswith("rank")))
                     else:
                         (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
                     rows.append(dict(data=data, rate=rate, lib=lib, secs=secs,
                                      **bc.quality(flipped, scores, issues)))
+                if args.inbag:
+                    checks += [(data, rate, *c) for c in regrowth_check(
+                        X_tr, y_noisy, seed)]
                 if args.decompose:
                     parts.append(dict(data=data, rate=rate,
                                       **decompose(X_tr, y_noisy, flipped, seed)))
-    print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds; speedup = "
+    print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds "
+          f"({args.seed_start}-{args.seed_start + args.seeds - 1}); speedup = "
           "cleanlab seconds / row seconds")
     head = ["data", "rate", "lib", "auroc", "p@k", "prec", "rec", "f1", "f1 sd", "dF1 (se)",
             "secs", "speedup"]
@@ -162,6 +268,22 @@ def main():
                     "auroc", "p@k", "prec", "rec", "f1")] + [
                     f"{sd:.3f}", f"{d.mean():+.3f} ({se:.3f})", f"{m['secs']:.2f}",
                     f"{ref_secs / m['secs']:.1f}x"], widths))
+    if checks:
+        print("\nin-bag leave-one-out read from the leaves vs the tree regrown without the row "
+              "(same weights, row's at 0): pairs, share equal (max |diff| < 1e-12), mean "
+              "|diff|, mean probability of the given label: read / regrown")
+        widths = [14, 5, 16, 6, 7, 7, 8, 8]
+        print(bc.fmt_row(["data", "rate", "case", "pairs", "equal", "|diff|", "P read",
+                          "P regrown"], widths))
+        names = ["leaf kept", "emptied, pure", "emptied, mixed"]
+        for data in args.data.split(","):
+            for rate in map(float, args.rates.split(",")):
+                for case, name in enumerate(names):
+                    sel = np.array([c[3:6] for c in checks if c[:3] == (data, rate, case)])
+                    if len(sel):
+                        print(bc.fmt_row([data, f"{rate:.1f}", name, len(sel),
+                                          f"{np.mean(sel[:, 0] < 1e-12):.3f}"] + [
+                            f"{sel[:, k].mean():.3f}" for k in range(3)], widths))
     if parts:
         keys = ["sk rule, cv P", "cl rule, oob P", "dt", "dP", "corr", "true", "n_cv", "n_oob",
                 "xor", "xor_pred"]
