@@ -15,17 +15,21 @@ metrics), the training labels are flipped and
   out-of-bag probability averages the ~37% of the trees that left it out; ``N = 270``
   gives each row about as many trees as cross-validation's 100.
 
-``--inbag`` tests using the ~63% of the trees that DID see a row too (untimed rows
-``sk:all`` / ``sk:all/rank``, then a table): each such tree's leave-one-out prediction at
-the row, read from the fitted tree: the row's leaf class weights without the row's own
-bootstrap copies, or, where that empties the leaf, its parent's without them.
-``sk:all`` averages those with the out-of-bag trees (all trees) and runs confident
-learning on the result; ``sk:all/rank`` keeps the out-of-bag noise count and flags the
-rows ranked lowest by the all-tree probability of their label.  The table checks the
-per-tree leave-one-out prediction against the tree scikit-learn regrows on the same
-bootstrap weights with the row's set to zero (same ``random_state``; 8 in-bag rows of
-each of 5 trees per seed), by case: leaf not emptied, emptied with the parent pure
-without the row, emptied with it mixed.
+``--inbag`` tests using the ~63% of the trees that DID see a row too, through each such
+tree's leave-one-out prediction at the row read from the fitted tree (no regrowth), in
+two readings: ``all`` -- the row's leaf class weights without the row's own bootstrap
+copies, or its parent's where that empties the leaf; ``moved`` -- the row routed as if
+each split's threshold had been placed without it (where the row alone is the nearest to
+a threshold, the threshold moves to the midpoint of the next nearest and the other
+side's nearest, or the split vanishes if the row was alone on its side; a row then on the
+other side takes that subtree's leaf, otherwise its own leaf without its copies).
+``sk:all`` / ``sk:moved`` average those with the out-of-bag trees (every tree) and run
+confident learning on the result; ``/rank`` keeps the out-of-bag noise count and flags
+the rows ranked lowest by the all-tree probability of their label.  These are Python
+loops (a prototype), so their seconds are not measured (``nan``).  The table checks each
+reading against the tree scikit-learn regrows on the same bootstrap weights with the
+row's set to zero (same ``random_state``; 8 in-bag rows of each of 5 trees per seed), by
+case.
 
 ``--decompose`` adds a table that separates the rule from the probabilities, on the same
 draws (untimed): F1 of skinfluence's rule on cleanlab's cross-validated probabilities
@@ -98,10 +102,70 @@ def _parents(tree):
     return parent
 
 
-def inbag_loo(fitted, X, codes, tree_ids=None):
+def _side_extremes(tree, Xf, w):
+    """Per node, among the in-bag rows (``w > 0``) on each side of its split, the value
+    nearest the threshold (left: largest, right: smallest), the row holding it (-1 if
+    several hold it) and the next one (+-inf if none): ``(near, row, next)``, each
+    ``(node_count, 2)``."""
+    L, R, F, T = tree.children_left, tree.children_right, tree.feature, tree.threshold
+    sign = np.array([1.0, -1.0])  # left: largest value, right: smallest (as -value)
+    near = np.full((tree.node_count, 2), -np.inf)
+    nxt = np.full((tree.node_count, 2), -np.inf)
+    row = np.full((tree.node_count, 2), -1)
+    for i in np.flatnonzero(w > 0):
+        node = 0
+        while L[node] >= 0:
+            v = Xf[i, F[node]]
+            side = 0 if v <= T[node] else 1
+            sv = sign[side] * v
+            if sv > near[node, side]:
+                nxt[node, side], near[node, side], row[node, side] = near[node, side], sv, i
+            elif sv == near[node, side]:
+                row[node, side] = -1  # a tie: the threshold does not move without one row
+            elif sv > nxt[node, side]:
+                nxt[node, side] = sv
+            node = L[node] if side == 0 else R[node]
+    return sign * near, row, sign * nxt
+
+
+def _moved_loo(tree, Xf, w, codes, counts, P, case):
+    """In-bag rows of ``P``: each row routed down its tree as if its split thresholds were
+    placed without it, the partitions of the other rows kept.  Where the row is the only
+    nearest one to a threshold, the threshold moves to the midpoint of the next one and
+    the other side's nearest (or the split vanishes if it was alone on its side); a row
+    that then lies on the other side takes that subtree's leaf (``case`` 1; 2: the split
+    vanished), else its own leaf without its copies (``case`` 0)."""
+    L, R, F, T = tree.children_left, tree.children_right, tree.feature, tree.threshold
+    near, row, nxt = _side_extremes(tree, Xf, w)
+    for i in np.flatnonzero(w > 0):
+        node, x = 0, Xf[i]
+        while L[node] >= 0:
+            side = 0 if x[F[node]] <= T[node] else 1
+            child, other = (L[node], R[node]) if side == 0 else (R[node], L[node])
+            if row[node, side] == i:
+                vanished = not np.isfinite(nxt[node, side])
+                moved = 0.5 * nxt[node, side] + 0.5 * near[node, 1 - side]
+                if vanished or (x[F[node]] > moved if side == 0 else x[F[node]] <= moved):
+                    node = other
+                    while L[node] >= 0:
+                        node = L[node] if x[F[node]] <= T[node] else R[node]
+                    P[i] = counts[node] / counts[node].sum()
+                    case[i] = 2 if vanished else 1
+                    break
+            node = child
+        else:
+            c = counts[node].copy()
+            c[codes[i]] -= w[i]
+            P[i] = np.maximum(c, 0.0) / np.maximum(c, 0.0).sum()
+            case[i] = 0
+
+
+def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
     """Per tree: ``(P, inbag, case)``: its out-of-bag probabilities (rows it left out) or
-    leave-one-out ones read from its leaves (rows it saw; ``case`` 0: leaf not emptied,
-    1: emptied, parent pure without the row, 2: emptied, parent mixed)."""
+    leave-one-out ones read from its leaves (rows it saw).  ``moved=False``: the leaf
+    without the row, or its parent's if that empties it (``case`` 0: leaf not emptied,
+    1: emptied, parent pure without the row, 2: emptied, parent mixed); ``moved=True``:
+    :func:`_moved_loo`."""
     Xf = X.astype(np.float32)
     n = len(codes)
     rows = np.arange(n)
@@ -109,23 +173,29 @@ def inbag_loo(fitted, X, codes, tree_ids=None):
     for t in range(len(fitted.estimators_)) if tree_ids is None else tree_ids:
         tree = fitted.estimators_[t].tree_
         w = np.bincount(samples[t], minlength=n).astype(np.float64)  # bootstrap counts
+        node_counts = tree.value[:, 0, :] * tree.weighted_n_node_samples[:, None]
         leaf = tree.apply(Xf)
-        counts = tree.value[leaf, 0, :] * tree.weighted_n_node_samples[leaf, None]
         inbag = w > 0
+        case = np.zeros(n, dtype=np.intp)
+        if moved:
+            P = node_counts[leaf] / node_counts[leaf].sum(1, keepdims=True)
+            _moved_loo(tree, Xf, w, codes, node_counts, P, case)
+            yield P, inbag, case
+            continue
+        counts = node_counts[leaf]
         counts[rows[inbag], codes[inbag]] -= w[inbag]
         counts = np.maximum(counts, 0.0)  # rounding of value * weight
-        case = np.zeros(n, dtype=np.intp)
         empty = inbag & (counts.sum(1) <= 1e-9 * tree.weighted_n_node_samples[leaf])
         if empty.any():
             up = _parents(tree)[leaf[empty]]
-            c = tree.value[up, 0, :] * tree.weighted_n_node_samples[up, None]
+            c = node_counts[up]
             c[np.arange(len(up)), codes[empty]] -= w[empty]
             counts[empty] = np.maximum(c, 0.0)
             case[empty] = np.where((counts[empty] > 1e-9).sum(1) == 1, 1, 2)
         yield counts / counts.sum(1, keepdims=True), inbag, case
 
 
-def run_inbag(X, y, rank_only):
+def run_inbag(X, y, rank_only, moved):
     from skinfluence.cleaning import find_label_issues
     from skinfluence.cleaning._confident import _lowest_k, estimate_noise_count
 
@@ -133,7 +203,7 @@ def run_inbag(X, y, rank_only):
     codes = np.searchsorted(fitted.classes_, y)
     P_oob, P_all = np.zeros((len(y), len(fitted.classes_))), 0.0
     n_oob = np.zeros(len(y))
-    for P, inbag, _ in inbag_loo(fitted, X, codes):
+    for P, inbag, _ in inbag_loo(fitted, X, codes, moved=moved):
         P_oob[~inbag] += P[~inbag]
         n_oob += ~inbag
         P_all = P_all + P
@@ -146,9 +216,10 @@ def run_inbag(X, y, rank_only):
 
 
 def regrowth_check(X, y, seed):
-    """Per in-bag (tree, row) pair checked: (case, max |LOO - regrown|, LOO and regrown
-    probability of the given label) -- see ``--inbag``.  The regrowth with the tree's own
-    weights is checked to give the fitted tree back."""
+    """Per in-bag (tree, row) pair checked and reading (leaves, moved thresholds):
+    (reading, case, max |LOO - regrown|, LOO and regrown probability of the given label)
+    -- see ``--inbag``.  The regrowth with the tree's own weights is checked to give the
+    fitted tree back."""
     from sklearn.base import clone
 
     fitted = forest().fit(X, y)
@@ -157,7 +228,8 @@ def regrowth_check(X, y, seed):
     trees = rng.choice(len(fitted.estimators_), 5, replace=False)
     samples = fitted.estimators_samples_
     out = []
-    for t, (P, inbag, case) in zip(trees, inbag_loo(fitted, X, codes, trees)):
+    for t, (P, inbag, case), (Pm, _, case_m) in zip(
+            trees, inbag_loo(fitted, X, codes, trees), inbag_loo(fitted, X, codes, trees, True)):
         w = np.bincount(samples[t], minlength=len(y)).astype(np.float64)
         same = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=w).tree_
         assert np.array_equal(same.threshold, fitted.estimators_[t].tree_.threshold)
@@ -166,7 +238,9 @@ def regrowth_check(X, y, seed):
             sw[j] = 0.0
             regrown = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=sw)
             exact = regrown.predict_proba(X[j:j + 1].astype(np.float32))[0]
-            out.append((case[j], np.abs(P[j] - exact).max(), P[j, codes[j]], exact[codes[j]]))
+            for reading, Q, c in (("leaves", P, case), ("moved", Pm, case_m)):
+                out.append((reading, c[j], np.abs(Q[j] - exact).max(), Q[j, codes[j]],
+                            exact[codes[j]]))
     return out
 
 
@@ -220,7 +294,7 @@ def main():
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
     if args.inbag:
-        libs += ["sk:all", "sk:all/rank"]
+        libs += ["sk:all", "sk:all/rank", "sk:moved", "sk:moved/rank"]
     rows, parts, checks = [], [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)
@@ -231,9 +305,10 @@ def main():
                 for lib in libs:
                     if lib == "cleanlab":
                         (scores, issues), secs = run_cleanlab(X_tr, y_noisy, seed)
-                    elif lib.startswith("sk:all"):
-                        (scores, issues), secs = bc.timed(lambda: run_inbag(
-                            X_tr, y_noisy, lib.endswith("rank")))
+                    elif lib.startswith(("sk:all", "sk:moved")):  # Python loops: untimed
+                        scores, issues = run_inbag(X_tr, y_noisy, lib.endswith("rank"),
+                                                   lib.startswith("sk:moved"))
+                        secs = np.nan
                     else:
                         (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
                     rows.append(dict(data=data, rate=rate, lib=lib, secs=secs,
@@ -272,16 +347,20 @@ def main():
         print("\nin-bag leave-one-out read from the leaves vs the tree regrown without the row "
               "(same weights, row's at 0): pairs, share equal (max |diff| < 1e-12), mean "
               "|diff|, mean probability of the given label: read / regrown")
-        widths = [14, 5, 16, 6, 7, 7, 8, 8]
-        print(bc.fmt_row(["data", "rate", "case", "pairs", "equal", "|diff|", "P read",
-                          "P regrown"], widths))
-        names = ["leaf kept", "emptied, pure", "emptied, mixed"]
+        widths = [14, 5, 8, 16, 6, 7, 7, 8, 8]
+        print(bc.fmt_row(["data", "rate", "reading", "case", "pairs", "equal", "|diff|",
+                          "P read", "P regrown"], widths))
+        names = {"leaves": ["leaf kept", "emptied, pure", "emptied, mixed", "all"],
+                 "moved": ["own leaf", "moved across", "split vanished", "all"]}
         for data in args.data.split(","):
             for rate in map(float, args.rates.split(",")):
-                for case, name in enumerate(names):
-                    sel = np.array([c[3:6] for c in checks if c[:3] == (data, rate, case)])
-                    if len(sel):
-                        print(bc.fmt_row([data, f"{rate:.1f}", name, len(sel),
+                for reading in names:
+                    for case, name in enumerate(names[reading]):
+                        sel = np.array([c[4:] for c in checks if c[:3] == (
+                            data, rate, reading) and (case == 3 or c[3] == case)])
+                        if not len(sel):
+                            continue
+                        print(bc.fmt_row([data, f"{rate:.1f}", reading, name, len(sel),
                                           f"{np.mean(sel[:, 0] < 1e-12):.3f}"] + [
                             f"{sel[:, k].mean():.3f}" for k in range(3)], widths))
     if parts:
