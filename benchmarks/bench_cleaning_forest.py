@@ -17,19 +17,17 @@ metrics), the training labels are flipped and
 
 ``--inbag`` tests using the ~63% of the trees that DID see a row too, through each such
 tree's leave-one-out prediction at the row read from the fitted tree (no regrowth), in
-two readings: ``all`` -- the row's leaf class weights without the row's own bootstrap
-copies, or its parent's where that empties the leaf; ``moved`` -- the row routed as if
-each split's threshold had been placed without it (where the row alone is the nearest to
-a threshold, the threshold moves to the midpoint of the next nearest and the other
-side's nearest, or the split vanishes if the row was alone on its side; a row then on the
-other side takes that subtree's leaf, otherwise its own leaf without its copies).
-``sk:all`` / ``sk:moved`` average those with the out-of-bag trees (every tree) and run
-confident learning on the result; ``/rank`` keeps the out-of-bag noise count and flags
-the rows ranked lowest by the all-tree probability of their label.  These are Python
-loops (a prototype), so their seconds are not measured (``nan``).  The table checks each
-reading against the tree scikit-learn regrows on the same bootstrap weights with the
-row's set to zero (same ``random_state``; 8 in-bag rows of each of 5 trees per seed), by
-case.
+two readings.  ``leaves``: the row's leaf class weights without the row's own bootstrap
+copies, or its parent's where that empties the leaf; rows ``sk:all`` (every tree
+averaged, confident learning on the result) and ``sk:all/rank`` (the out-of-bag noise
+count, the rows ranked lowest by the all-tree probability of their label), in numpy
+(untimed: ``nan``).  ``moved``: the row routed as if each split's threshold had been
+placed without it (``skinfluence.trees._oob_kernels.tree_loo_counts``); rows
+``sk:trees=all`` and ``sk:trees=all+fitted``: ``InfluenceCleaner(...,
+forest_trees="all")``, which is that reading ranked as ``/rank``, timed as ``sk:oob``.
+The table checks each reading against the tree scikit-learn regrows on the same
+bootstrap weights with the row's set to zero (same ``random_state``; 8 in-bag rows of
+each of 5 trees per seed), by case.
 
 ``--decompose`` adds a table that separates the rule from the probabilities, on the same
 draws (untimed): F1 of skinfluence's rule on cleanlab's cross-validated probabilities
@@ -88,7 +86,10 @@ def run_cleanlab(X, y, seed):
 def run_oob(X, y, spec):
     method, _, filt = spec.partition("/")
     kw = {"filter_by": "prune_by_noise_rate"} if filt == "nr" else {}
-    model = FrozenEstimator(forest().fit(X, y)) if method == "oob+fitted" else forest()
+    if method.startswith("trees=all"):
+        kw["forest_trees"] = "all"
+    fitted = method.endswith("+fitted")
+    model = FrozenEstimator(forest().fit(X, y)) if fitted else forest()
     if method[3:].isdigit():  # oobN: a forest of N trees
         model.set_params(n_estimators=int(method[3:]))
     cleaner, secs = bc.timed(lambda: InfluenceCleaner(model, **kw).fit(X, y))
@@ -102,70 +103,15 @@ def _parents(tree):
     return parent
 
 
-def _side_extremes(tree, Xf, w):
-    """Per node, among the in-bag rows (``w > 0``) on each side of its split, the value
-    nearest the threshold (left: largest, right: smallest), the row holding it (-1 if
-    several hold it) and the next one (+-inf if none): ``(near, row, next)``, each
-    ``(node_count, 2)``."""
-    L, R, F, T = tree.children_left, tree.children_right, tree.feature, tree.threshold
-    sign = np.array([1.0, -1.0])  # left: largest value, right: smallest (as -value)
-    near = np.full((tree.node_count, 2), -np.inf)
-    nxt = np.full((tree.node_count, 2), -np.inf)
-    row = np.full((tree.node_count, 2), -1)
-    for i in np.flatnonzero(w > 0):
-        node = 0
-        while L[node] >= 0:
-            v = Xf[i, F[node]]
-            side = 0 if v <= T[node] else 1
-            sv = sign[side] * v
-            if sv > near[node, side]:
-                nxt[node, side], near[node, side], row[node, side] = near[node, side], sv, i
-            elif sv == near[node, side]:
-                row[node, side] = -1  # a tie: the threshold does not move without one row
-            elif sv > nxt[node, side]:
-                nxt[node, side] = sv
-            node = L[node] if side == 0 else R[node]
-    return sign * near, row, sign * nxt
-
-
-def _moved_loo(tree, Xf, w, codes, counts, P, case):
-    """In-bag rows of ``P``: each row routed down its tree as if its split thresholds were
-    placed without it, the partitions of the other rows kept.  Where the row is the only
-    nearest one to a threshold, the threshold moves to the midpoint of the next one and
-    the other side's nearest (or the split vanishes if it was alone on its side); a row
-    that then lies on the other side takes that subtree's leaf (``case`` 1; 2: the split
-    vanished), else its own leaf without its copies (``case`` 0)."""
-    L, R, F, T = tree.children_left, tree.children_right, tree.feature, tree.threshold
-    near, row, nxt = _side_extremes(tree, Xf, w)
-    for i in np.flatnonzero(w > 0):
-        node, x = 0, Xf[i]
-        while L[node] >= 0:
-            side = 0 if x[F[node]] <= T[node] else 1
-            child, other = (L[node], R[node]) if side == 0 else (R[node], L[node])
-            if row[node, side] == i:
-                vanished = not np.isfinite(nxt[node, side])
-                moved = 0.5 * nxt[node, side] + 0.5 * near[node, 1 - side]
-                if vanished or (x[F[node]] > moved if side == 0 else x[F[node]] <= moved):
-                    node = other
-                    while L[node] >= 0:
-                        node = L[node] if x[F[node]] <= T[node] else R[node]
-                    P[i] = counts[node] / counts[node].sum()
-                    case[i] = 2 if vanished else 1
-                    break
-            node = child
-        else:
-            c = counts[node].copy()
-            c[codes[i]] -= w[i]
-            P[i] = np.maximum(c, 0.0) / np.maximum(c, 0.0).sum()
-            case[i] = 0
-
-
 def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
     """Per tree: ``(P, inbag, case)``: its out-of-bag probabilities (rows it left out) or
     leave-one-out ones read from its leaves (rows it saw).  ``moved=False``: the leaf
     without the row, or its parent's if that empties it (``case`` 0: leaf not emptied,
     1: emptied, parent pure without the row, 2: emptied, parent mixed); ``moved=True``:
-    :func:`_moved_loo`."""
+    skinfluence's ``tree_loo_counts`` (``case`` 0: own leaf, 1: moved across a threshold,
+    2: split vanished)."""
+    from skinfluence.trees._oob_kernels import tree_loo_counts
+
     Xf = X.astype(np.float32)
     n = len(codes)
     rows = np.arange(n)
@@ -178,9 +124,11 @@ def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
         inbag = w > 0
         case = np.zeros(n, dtype=np.intp)
         if moved:
-            P = node_counts[leaf] / node_counts[leaf].sum(1, keepdims=True)
-            _moved_loo(tree, Xf, w, codes, node_counts, P, case)
-            yield P, inbag, case
+            out = np.empty((n, node_counts.shape[1]))
+            tree_loo_counts(tree.children_left, tree.children_right, tree.feature,
+                            tree.threshold, tree.missing_go_to_left, node_counts, Xf, w,
+                            codes.astype(np.intp), out, case)
+            yield out / out.sum(1, keepdims=True), inbag, case
             continue
         counts = node_counts[leaf]
         counts[rows[inbag], codes[inbag]] -= w[inbag]
@@ -195,7 +143,7 @@ def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
         yield counts / counts.sum(1, keepdims=True), inbag, case
 
 
-def run_inbag(X, y, rank_only, moved):
+def run_inbag(X, y, rank_only, moved=False):
     from skinfluence.cleaning import find_label_issues
     from skinfluence.cleaning._confident import _lowest_k, estimate_noise_count
 
@@ -294,7 +242,7 @@ def main():
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
     if args.inbag:
-        libs += ["sk:all", "sk:all/rank", "sk:moved", "sk:moved/rank"]
+        libs += ["sk:all", "sk:all/rank", "sk:trees=all", "sk:trees=all+fitted"]
     rows, parts, checks = [], [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)
@@ -305,9 +253,8 @@ def main():
                 for lib in libs:
                     if lib == "cleanlab":
                         (scores, issues), secs = run_cleanlab(X_tr, y_noisy, seed)
-                    elif lib.startswith(("sk:all", "sk:moved")):  # Python loops: untimed
-                        scores, issues = run_inbag(X_tr, y_noisy, lib.endswith("rank"),
-                                                   lib.startswith("sk:moved"))
+                    elif lib.startswith("sk:all"):  # the leaves' reading in numpy: untimed
+                        scores, issues = run_inbag(X_tr, y_noisy, lib.endswith("rank"))
                         secs = np.nan
                     else:
                         (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
@@ -324,7 +271,7 @@ def main():
           "cleanlab seconds / row seconds")
     head = ["data", "rate", "lib", "auroc", "p@k", "prec", "rec", "f1", "f1 sd", "dF1 (se)",
             "secs", "speedup"]
-    widths = [14, 5, 14, 6, 6, 6, 6, 6, 6, 15, 7, 8]
+    widths = [14, 5, 20, 6, 6, 6, 6, 6, 6, 15, 7, 8]
     print(bc.fmt_row(head, widths))
     for data in args.data.split(","):
         for rate in map(float, args.rates.split(",")):
