@@ -11,6 +11,8 @@ metrics), the training labels are flipped and
   ``prune_by_noise_rate`` as cleanlab);
 * ``sk:oob+fitted``: the same on a forest the user already fitted, passed in
   :class:`~sklearn.frozen.FrozenEstimator` (no fit at all);
+* ``sk:trees=all`` / ``sk:trees=all+fitted``: ``InfluenceCleaner(...,
+  forest_trees="all")``: the same counts, the rows ranked by every tree (see ``--inbag``);
 * ``sk:oobN`` (with ``--oob-trees N``): ``sk:oob`` on a forest of ``N`` trees.  Each row's
   out-of-bag probability averages the ~37% of the trees that left it out; ``N = 270``
   gives each row about as many trees as cross-validation's 100.
@@ -22,9 +24,8 @@ copies, or its parent's where that empties the leaf; rows ``sk:all`` (every tree
 averaged, confident learning on the result) and ``sk:all/rank`` (the out-of-bag noise
 count, the rows ranked lowest by the all-tree probability of their label), in numpy
 (untimed: ``nan``).  ``moved``: the row routed as if each split's threshold had been
-placed without it (``skinfluence.trees._oob_kernels.tree_loo_counts``); rows
-``sk:trees=all`` and ``sk:trees=all+fitted``: ``InfluenceCleaner(...,
-forest_trees="all")``, which is that reading ranked as ``/rank``, timed as ``sk:oob``.
+placed without it (``skinfluence.trees._oob_kernels.tree_loo_counts``), which
+``sk:trees=all`` ranks by as ``/rank`` does.
 The table checks each reading against the tree scikit-learn regrows on the same
 bootstrap weights with the row's set to zero (same ``random_state``; 8 in-bag rows of
 each of 5 trees per seed), by case.
@@ -127,7 +128,7 @@ def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
             out = np.empty((n, node_counts.shape[1]))
             tree_loo_counts(tree.children_left, tree.children_right, tree.feature,
                             tree.threshold, tree.missing_go_to_left, node_counts, Xf, w,
-                            codes.astype(np.intp), out, case)
+                            codes.astype(np.intp), out, case, np.empty(n, np.intp))
             yield out / out.sum(1, keepdims=True), inbag, case
             continue
         counts = node_counts[leaf]
@@ -238,11 +239,12 @@ def main():
     args = parser.parse_args()
     N_ESTIMATORS = args.trees
     bc.REPEAT = args.repeat
-    libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted"]
+    libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted", "sk:trees=all",
+            "sk:trees=all+fitted"]
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
     if args.inbag:
-        libs += ["sk:all", "sk:all/rank", "sk:trees=all", "sk:trees=all+fitted"]
+        libs += ["sk:all", "sk:all/rank"]
     rows, parts, checks = [], [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)

@@ -38,13 +38,14 @@ def bagged_forest(model):
     return None
 
 
-def _oob_masks(forest, n):
-    """(n_trees, n) True where the point is out of the tree's bootstrap sample."""
+def _oob_masks(forest, n, samples=None):
+    """(n_trees, n) True where the point is out of the tree's bootstrap sample
+    (``samples``: ``forest.estimators_samples_``, which scikit-learn redraws on each read)."""
     if getattr(forest, "_n_samples", n) != n:
         raise ValueError(f"X has {n} samples; the forest was fitted on {forest._n_samples}: "
                          "out-of-bag predictions need the training data it was fitted on.")
     masks = np.ones((len(forest.estimators_), n), dtype=bool)
-    for t, idx in enumerate(forest.estimators_samples_):
+    for t, idx in enumerate(forest.estimators_samples_ if samples is None else samples):
         masks[t, idx] = False
     return masks
 
@@ -108,26 +109,27 @@ def all_tree_proba(model, X, codes):
     head, forest = bagged_forest(model)
     Xf = _features(head, X)
     n, K = Xf.shape[0], len(forest.classes_)
-    masks = _oob_masks(forest, n)
+    samples = forest.estimators_samples_
+    masks = _oob_masks(forest, n, samples)
     codes = np.ascontiguousarray(codes, dtype=np.intp)
     P_all, P_oob = np.zeros((n, K)), np.zeros((n, K))
     out, case = np.empty((n, K)), np.empty(n, dtype=np.intp)
-    for tree, indices, oob in zip(forest.estimators_, forest.estimators_samples_, masks):
+    leaves = np.empty(n, dtype=np.intp)
+    for tree, indices, oob in zip(forest.estimators_, samples, masks):
         t = tree.tree_
         counts = t.value[:, 0, :] * t.weighted_n_node_samples[:, None]
         w = _tree_weights(forest, codes, indices)
-        leaves = t.apply(Xf)
-        held = np.zeros((t.node_count, K))
-        np.add.at(held, (leaves, codes), w)
-        is_leaf = t.children_left < 0
-        if not np.allclose(held[is_leaf], counts[is_leaf], rtol=1e-9, atol=1e-9):
+        tree_loo_counts(t.children_left, t.children_right, t.feature, t.threshold,
+                        t.missing_go_to_left, counts, Xf, w, codes, out, case, leaves)
+        # the leaves must hold exactly these rows' weights in their classes
+        held = np.bincount(leaves * K + codes, weights=w, minlength=t.node_count * K)
+        gap = np.abs(held.reshape(-1, K) - counts)[t.children_left < 0]
+        if gap.max() > 1e-9 * max(1.0, t.weighted_n_node_samples[0]):
             warnings.warn(
                 "the forest's leaves do not hold these training rows with these labels and "
                 "weights (was it fitted on this X and y?): the in-bag trees are left out "
                 "and only the out-of-bag probabilities are used.", UserWarning, stacklevel=3)
             return None, oob_proba(model, X)
-        tree_loo_counts(t.children_left, t.children_right, t.feature, t.threshold,
-                        t.missing_go_to_left, counts, Xf, w, codes, out, case)
         P = out / out.sum(axis=1, keepdims=True)
         P_all += P
         P_oob[oob] += P[oob]

@@ -26,7 +26,7 @@ def _leaf(x, node, left, right, feature, threshold, missing_left):
 
 @njit(cache=True, nogil=True)
 def tree_loo_counts(left, right, feature, threshold, missing_left, counts, X, w, codes, out,
-                    case):
+                    case, leaf):
     """Fill ``out[i]`` (``(n, K)``) with class weights of the tree at row ``i``: its leaf's
     for a row it left out (``w[i] == 0``, ``case`` -1), and, for a row it saw, those of
     the tree as if each split's threshold had been placed without the row.
@@ -39,7 +39,8 @@ def tree_loo_counts(left, right, feature, threshold, missing_left, counts, X, w,
     the leaf it reaches through the other child (``case`` 1), and if it was alone on its
     side the split would not exist, so it goes to the other child too (``case`` 2).
     Otherwise its own leaf without its weight (``case`` 0).  The partitions of the other
-    rows and the chosen features are those of the fitted tree.
+    rows and the chosen features are those of the fitted tree.  ``leaf[i]``: the row's
+    leaf in the fitted tree.
     """
     n_nodes = left.shape[0]
     n = X.shape[0]
@@ -67,10 +68,12 @@ def tree_loo_counts(left, right, feature, threshold, missing_left, counts, X, w,
                 elif key > nxt[node, side]:
                     nxt[node, side] = key
             node = left[node] if side == 0 else right[node]
+        leaf[i] = node
     for i in range(n):
         x = X[i]
         if w[i] <= 0.0:
-            out[i] = counts[_leaf(x, 0, left, right, feature, threshold, missing_left)]
+            leaf[i] = _leaf(x, 0, left, right, feature, threshold, missing_left)
+            out[i] = counts[leaf[i]]
             case[i] = -1
             continue
         node = 0

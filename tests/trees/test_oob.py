@@ -116,8 +116,10 @@ def _read_loo(tree, X, w, codes):
     from skinfluence.trees._oob_kernels import tree_loo_counts
 
     out, case = np.zeros((len(codes), tree.value.shape[2])), np.zeros(len(codes), np.intp)
+    leaf = np.empty(len(codes), np.intp)
     tree_loo_counts(tree.children_left, tree.children_right, tree.feature, tree.threshold,
-                    tree.missing_go_to_left, _tree_counts(tree), X, w, codes, out, case)
+                    tree.missing_go_to_left, _tree_counts(tree), X, w, codes, out, case, leaf)
+    np.testing.assert_array_equal(leaf, tree.apply(np.ascontiguousarray(X, np.float32)))
     return out / out.sum(axis=1, keepdims=True), case
 
 
