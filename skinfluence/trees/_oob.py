@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from ._oob_kernels import tree_loo_counts
+from ._oob_kernels import add_tree, tree_loo_counts
 from ._structure import FORESTS
 
 __all__ = ["all_tree_proba", "bagged_forest", "oob_proba", "oob_predict", "oob_scores"]
@@ -115,24 +115,20 @@ def all_tree_proba(model, X, codes):
     P_all, P_oob = np.zeros((n, K)), np.zeros((n, K))
     out, case = np.empty((n, K)), np.empty(n, dtype=np.intp)
     leaves = np.empty(n, dtype=np.intp)
-    for tree, indices, oob in zip(forest.estimators_, samples, masks):
+    for tree, indices in zip(forest.estimators_, samples):
         t = tree.tree_
         counts = t.value[:, 0, :] * t.weighted_n_node_samples[:, None]
         w = _tree_weights(forest, codes, indices)
         tree_loo_counts(t.children_left, t.children_right, t.feature, t.threshold,
                         t.missing_go_to_left, counts, Xf, w, codes, out, case, leaves)
         # the leaves must hold exactly these rows' weights in their classes
-        held = np.bincount(leaves * K + codes, weights=w, minlength=t.node_count * K)
-        gap = np.abs(held.reshape(-1, K) - counts)[t.children_left < 0]
-        if gap.max() > 1e-9 * max(1.0, t.weighted_n_node_samples[0]):
+        gap = add_tree(out, w, codes, leaves, counts, t.children_left, P_all, P_oob)
+        if gap > 1e-9 * max(1.0, t.weighted_n_node_samples[0]):
             warnings.warn(
                 "the forest's leaves do not hold these training rows with these labels and "
                 "weights (was it fitted on this X and y?): the in-bag trees are left out "
                 "and only the out-of-bag probabilities are used.", UserWarning, stacklevel=3)
             return None, oob_proba(model, X)
-        P = out / out.sum(axis=1, keepdims=True)
-        P_all += P
-        P_oob[oob] += P[oob]
     P_all /= len(forest.estimators_)
     count = masks.sum(axis=0)
     never = count == 0

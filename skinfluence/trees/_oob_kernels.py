@@ -101,3 +101,29 @@ def tree_loo_counts(left, right, feature, threshold, missing_left, counts, X, w,
         out[i] = counts[node]
         if case[i] == 0:
             out[i, codes[i]] = max(out[i, codes[i]] - w[i], 0.0)
+
+
+@njit(cache=True, nogil=True)
+def add_tree(out, w, codes, leaf, counts, left, P_all, P_oob):
+    """Add one tree's class fractions ``out / out.sum`` to ``P_all`` (every row) and to
+    ``P_oob`` (the rows it left out), and return the largest gap between the class weights
+    of its leaves and those of the rows ``leaf`` puts there (zero when the tree was fitted
+    on these rows, labels ``codes`` and weights ``w``)."""
+    n, K = out.shape
+    held = np.zeros(counts.shape)
+    for i in range(n):
+        held[leaf[i], codes[i]] += w[i]
+        total = 0.0
+        for k in range(K):
+            total += out[i, k]
+        for k in range(K):
+            p = out[i, k] / total
+            P_all[i, k] += p
+            if w[i] <= 0.0:
+                P_oob[i, k] += p
+    gap = 0.0
+    for node in range(counts.shape[0]):
+        if left[node] < 0:
+            for k in range(K):
+                gap = max(gap, abs(held[node, k] - counts[node, k]))
+    return gap
