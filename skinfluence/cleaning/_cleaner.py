@@ -115,7 +115,8 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         probability of their label (``Q``: calibrated confident joint);
         ``"prune_by_noise_rate"`` is the paper's (and cleanlab's) default.
     forest_trees : {"out_of_bag", "all"}, default="out_of_bag"
-        Bagged forest classifiers with ``method="loo"``: which trees rank the rows.
+        Bagged forest classifiers with ``method="loo"``: which trees rank the rows
+        (``"all"``: random forests, whose thresholds lie midway between rows).
         ``"out_of_bag"``: each row's out-of-bag probabilities (the trees that left it
         out, ~37% of them) do everything.  ``"all"``: confident learning still counts
         the issues on those, but the rows are ranked (``scores_``, and which rows fill

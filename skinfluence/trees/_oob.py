@@ -107,6 +107,12 @@ def all_tree_proba(model, X, codes):
     not hold these rows with these labels and weights (a forest fitted on other data).
     """
     head, forest = bagged_forest(model)
+    if getattr(forest.estimators_[0], "splitter", "best") != "best":
+        raise ValueError(
+            f"{type(forest).__name__} draws its split thresholds at random; the in-bag "
+            "trees' leave-one-out read assumes thresholds placed midway between rows "
+            "(RandomForestClassifier). Use the out-of-bag probabilities "
+            "(InfluenceCleaner(forest_trees='out_of_bag')).")
     Xf = _features(head, X)
     n, K = Xf.shape[0], len(forest.classes_)
     samples = forest.estimators_samples_

@@ -236,6 +236,14 @@ def test_all_tree_proba_against_a_loop_by_loop_reference(data):
     assert np.abs(P_all - P_oob).max() > 0.01  # the trees that saw the rows count
 
 
+def test_all_tree_proba_refuses_random_thresholds():
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    model = ExtraTreesClassifier(5, bootstrap=True, random_state=0)
+    with pytest.raises(ValueError, match="draws its split thresholds at random"):
+        InfluenceCleaner(model, forest_trees="all").fit(X_CLF[:100], Y_CLF[:100])
+
+
 def test_all_tree_proba_of_a_forest_fitted_on_other_labels_warns():
     from skinfluence.trees._oob import all_tree_proba, oob_proba
 
