@@ -11,9 +11,24 @@ metrics), the training labels are flipped and
   ``prune_by_noise_rate`` as cleanlab);
 * ``sk:oob+fitted``: the same on a forest the user already fitted, passed in
   :class:`~sklearn.frozen.FrozenEstimator` (no fit at all);
+* ``sk:trees=all`` / ``sk:trees=all+fitted``: ``InfluenceCleaner(...,
+  forest_trees="all")``: the same counts, the rows ranked by every tree (see ``--inbag``);
 * ``sk:oobN`` (with ``--oob-trees N``): ``sk:oob`` on a forest of ``N`` trees.  Each row's
   out-of-bag probability averages the ~37% of the trees that left it out; ``N = 270``
   gives each row about as many trees as cross-validation's 100.
+
+``--inbag`` tests using the ~63% of the trees that DID see a row too, through each such
+tree's leave-one-out prediction at the row read from the fitted tree (no regrowth), in
+two readings.  ``leaves``: the row's leaf class weights without the row's own bootstrap
+copies, or its parent's where that empties the leaf; rows ``sk:all`` (every tree
+averaged, confident learning on the result) and ``sk:all/rank`` (the out-of-bag noise
+count, the rows ranked lowest by the all-tree probability of their label), in numpy
+(untimed: ``nan``).  ``moved``: the row routed as if each split's threshold had been
+placed without it (``skinfluence.trees._oob_kernels.tree_loo_counts``), which
+``sk:trees=all`` ranks by as ``/rank`` does.
+The table checks each reading against the tree scikit-learn regrows on the same
+bootstrap weights with the row's set to zero (same ``random_state``; 8 in-bag rows of
+each of 5 trees per seed), by case.
 
 ``--decompose`` adds a table that separates the rule from the probabilities, on the same
 draws (untimed): F1 of skinfluence's rule on cleanlab's cross-validated probabilities
@@ -72,11 +87,110 @@ def run_cleanlab(X, y, seed):
 def run_oob(X, y, spec):
     method, _, filt = spec.partition("/")
     kw = {"filter_by": "prune_by_noise_rate"} if filt == "nr" else {}
-    model = FrozenEstimator(forest().fit(X, y)) if method == "oob+fitted" else forest()
+    if method.startswith("trees=all"):
+        kw["forest_trees"] = "all"
+    fitted = method.endswith("+fitted")
+    model = FrozenEstimator(forest().fit(X, y)) if fitted else forest()
     if method[3:].isdigit():  # oobN: a forest of N trees
         model.set_params(n_estimators=int(method[3:]))
     cleaner, secs = bc.timed(lambda: InfluenceCleaner(model, **kw).fit(X, y))
     return (cleaner.scores_, cleaner.issues_), secs
+
+
+def _parents(tree):
+    parent = np.full(tree.node_count, -1)
+    for child in (tree.children_left, tree.children_right):
+        parent[child[child >= 0]] = np.flatnonzero(child >= 0)
+    return parent
+
+
+def inbag_loo(fitted, X, codes, tree_ids=None, moved=False):
+    """Per tree: ``(P, inbag, case)``: its out-of-bag probabilities (rows it left out) or
+    leave-one-out ones read from its leaves (rows it saw).  ``moved=False``: the leaf
+    without the row, or its parent's if that empties it (``case`` 0: leaf not emptied,
+    1: emptied, parent pure without the row, 2: emptied, parent mixed); ``moved=True``:
+    skinfluence's ``tree_loo_counts`` (``case`` 0: own leaf, 1: moved across a threshold,
+    2: split vanished)."""
+    from skinfluence.trees._oob_kernels import tree_loo_counts
+
+    Xf = X.astype(np.float32)
+    n = len(codes)
+    rows = np.arange(n)
+    samples = fitted.estimators_samples_
+    for t in range(len(fitted.estimators_)) if tree_ids is None else tree_ids:
+        tree = fitted.estimators_[t].tree_
+        w = np.bincount(samples[t], minlength=n).astype(np.float64)  # bootstrap counts
+        node_counts = tree.value[:, 0, :] * tree.weighted_n_node_samples[:, None]
+        leaf = tree.apply(Xf)
+        inbag = w > 0
+        case = np.zeros(n, dtype=np.intp)
+        if moved:
+            out = np.empty((n, node_counts.shape[1]))
+            tree_loo_counts(tree.children_left, tree.children_right, tree.feature,
+                            tree.threshold, tree.missing_go_to_left, node_counts, Xf, w,
+                            codes.astype(np.intp), out, case, np.empty(n, np.intp))
+            yield out / out.sum(1, keepdims=True), inbag, case
+            continue
+        counts = node_counts[leaf]
+        counts[rows[inbag], codes[inbag]] -= w[inbag]
+        counts = np.maximum(counts, 0.0)  # rounding of value * weight
+        empty = inbag & (counts.sum(1) <= 1e-9 * tree.weighted_n_node_samples[leaf])
+        if empty.any():
+            up = _parents(tree)[leaf[empty]]
+            c = node_counts[up]
+            c[np.arange(len(up)), codes[empty]] -= w[empty]
+            counts[empty] = np.maximum(c, 0.0)
+            case[empty] = np.where((counts[empty] > 1e-9).sum(1) == 1, 1, 2)
+        yield counts / counts.sum(1, keepdims=True), inbag, case
+
+
+def run_inbag(X, y, rank_only, moved=False):
+    from skinfluence.cleaning import find_label_issues
+    from skinfluence.cleaning._confident import _lowest_k, estimate_noise_count
+
+    fitted = forest().fit(X, y)
+    codes = np.searchsorted(fitted.classes_, y)
+    P_oob, P_all = np.zeros((len(y), len(fitted.classes_))), 0.0
+    n_oob = np.zeros(len(y))
+    for P, inbag, _ in inbag_loo(fitted, X, codes, moved=moved):
+        P_oob[~inbag] += P[~inbag]
+        n_oob += ~inbag
+        P_all = P_all + P
+    P_oob /= np.maximum(n_oob, 1)[:, None]
+    P_all /= len(fitted.estimators_)
+    scores = 1.0 - P_all[np.arange(len(y)), codes]
+    if rank_only:  # the out-of-bag noise count, the all-tree ranking
+        return scores, _lowest_k(-scores, estimate_noise_count(codes, P_oob))
+    return scores, find_label_issues(codes, P_all, filter_by="prune_globally")
+
+
+def regrowth_check(X, y, seed):
+    """Per in-bag (tree, row) pair checked and reading (leaves, moved thresholds):
+    (reading, case, max |LOO - regrown|, LOO and regrown probability of the given label)
+    -- see ``--inbag``.  The regrowth with the tree's own weights is checked to give the
+    fitted tree back."""
+    from sklearn.base import clone
+
+    fitted = forest().fit(X, y)
+    codes = np.searchsorted(fitted.classes_, y)
+    rng = np.random.default_rng(seed)
+    trees = rng.choice(len(fitted.estimators_), 5, replace=False)
+    samples = fitted.estimators_samples_
+    out = []
+    for t, (P, inbag, case), (Pm, _, case_m) in zip(
+            trees, inbag_loo(fitted, X, codes, trees), inbag_loo(fitted, X, codes, trees, True)):
+        w = np.bincount(samples[t], minlength=len(y)).astype(np.float64)
+        same = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=w).tree_
+        assert np.array_equal(same.threshold, fitted.estimators_[t].tree_.threshold)
+        for j in rng.choice(np.flatnonzero(inbag), 8, replace=False):
+            sw = w.copy()
+            sw[j] = 0.0
+            regrown = clone(fitted.estimators_[t]).fit(X, codes, sample_weight=sw)
+            exact = regrown.predict_proba(X[j:j + 1].astype(np.float32))[0]
+            for reading, Q, c in (("leaves", P, case), ("moved", Pm, case_m)):
+                out.append((reading, c[j], np.abs(Q[j] - exact).max(), Q[j, codes[j]],
+                            exact[codes[j]]))
+    return out
 
 
 def decompose(X, y, flipped, seed):
@@ -109,41 +223,57 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="digits,wine,breast_cancer")
     parser.add_argument("--rates", default="0.1,0.2,0.3")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2, help="number of seeds per cell")
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="first seed (seeds seed-start, ..., seed-start + seeds - 1 draw "
+                        "the splits and flips; e.g. 100 for development seeds disjoint from "
+                        "the reported 0-29)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--oob-trees", type=int, default=None,
                         help="also sk:oob on a forest of this many trees")
+    parser.add_argument("--inbag", action="store_true",
+                        help="also the in-bag trees' leave-one-out predictions (see above)")
     parser.add_argument("--decompose", action="store_true",
                         help="also the table separating the rule from the probabilities")
     args = parser.parse_args()
     N_ESTIMATORS = args.trees
     bc.REPEAT = args.repeat
-    libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted"]
+    libs = ["cleanlab", "sk:oob", "sk:oob/nr", "sk:oob+fitted", "sk:trees=all",
+            "sk:trees=all+fitted"]
     if args.oob_trees:
         libs.append(f"sk:oob{args.oob_trees}")
-    rows, parts = [], []
+    if args.inbag:
+        libs += ["sk:all", "sk:all/rank"]
+    rows, parts, checks = [], [], []
     for data in args.data.split(","):
         X, y = bc.load(data, quick=True)
         for rate in map(float, args.rates.split(",")):
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 X_tr, y_tr, _, _, _, _ = bc.split(X, y, seed)
                 y_noisy, flipped = make_noisy_labels(y_tr, rate, random_state=seed)
                 for lib in libs:
                     if lib == "cleanlab":
                         (scores, issues), secs = run_cleanlab(X_tr, y_noisy, seed)
+                    elif lib.startswith("sk:all"):  # the leaves' reading in numpy: untimed
+                        scores, issues = run_inbag(X_tr, y_noisy, lib.endswith("rank"))
+                        secs = np.nan
                     else:
                         (scores, issues), secs = run_oob(X_tr, y_noisy, lib[3:])
                     rows.append(dict(data=data, rate=rate, lib=lib, secs=secs,
                                      **bc.quality(flipped, scores, issues)))
+                if args.inbag:
+                    checks += [(data, rate, *c) for c in regrowth_check(
+                        X_tr, y_noisy, seed)]
                 if args.decompose:
                     parts.append(dict(data=data, rate=rate,
                                       **decompose(X_tr, y_noisy, flipped, seed)))
-    print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds; speedup = "
+    print(f"RandomForestClassifier({N_ESTIMATORS}); mean over {args.seeds} seeds "
+          f"({args.seed_start}-{args.seed_start + args.seeds - 1}); speedup = "
           "cleanlab seconds / row seconds")
     head = ["data", "rate", "lib", "auroc", "p@k", "prec", "rec", "f1", "f1 sd", "dF1 (se)",
             "secs", "speedup"]
-    widths = [14, 5, 14, 6, 6, 6, 6, 6, 6, 15, 7, 8]
+    widths = [14, 5, 20, 6, 6, 6, 6, 6, 6, 15, 7, 8]
     print(bc.fmt_row(head, widths))
     for data in args.data.split(","):
         for rate in map(float, args.rates.split(",")):
@@ -162,6 +292,26 @@ def main():
                     "auroc", "p@k", "prec", "rec", "f1")] + [
                     f"{sd:.3f}", f"{d.mean():+.3f} ({se:.3f})", f"{m['secs']:.2f}",
                     f"{ref_secs / m['secs']:.1f}x"], widths))
+    if checks:
+        print("\nin-bag leave-one-out read from the leaves vs the tree regrown without the row "
+              "(same weights, row's at 0): pairs, share equal (max |diff| < 1e-12), mean "
+              "|diff|, mean probability of the given label: read / regrown")
+        widths = [14, 5, 8, 16, 6, 7, 7, 8, 8]
+        print(bc.fmt_row(["data", "rate", "reading", "case", "pairs", "equal", "|diff|",
+                          "P read", "P regrown"], widths))
+        names = {"leaves": ["leaf kept", "emptied, pure", "emptied, mixed", "all"],
+                 "moved": ["own leaf", "moved across", "split vanished", "all"]}
+        for data in args.data.split(","):
+            for rate in map(float, args.rates.split(",")):
+                for reading in names:
+                    for case, name in enumerate(names[reading]):
+                        sel = np.array([c[4:] for c in checks if c[:3] == (
+                            data, rate, reading) and (case == 3 or c[3] == case)])
+                        if not len(sel):
+                            continue
+                        print(bc.fmt_row([data, f"{rate:.1f}", reading, name, len(sel),
+                                          f"{np.mean(sel[:, 0] < 1e-12):.3f}"] + [
+                            f"{sel[:, k].mean():.3f}" for k in range(3)], widths))
     if parts:
         keys = ["sk rule, cv P", "cl rule, oob P", "dt", "dP", "corr", "true", "n_cv", "n_oob",
                 "xor", "xor_pred"]

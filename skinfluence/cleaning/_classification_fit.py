@@ -15,7 +15,7 @@ from sklearn.utils.validation import _check_sample_weight
 from . import _confident as cl
 from ..influence._boosting import is_boosted
 from ..objectives import unwrap_frozen
-from ..trees._oob import bagged_forest, oob_proba
+from ..trees._oob import all_tree_proba, bagged_forest, oob_proba
 from ..utils._routing import routed_for_cv
 from ._confident_kernels import best_other_class
 from ._containers import scores_to_proba
@@ -54,8 +54,9 @@ class ClassificationCleaning:
         K = self.classes_.shape[0]
         t0 = time.perf_counter()
         self.influence_ = None
+        self._rank_proba = None  # a bagged forest's all-tree probabilities (_fit_influence)
         if self.method in ("loo", "self_influence", "validation"):
-            P = self._fit_influence(X, y, sample_weight, K)
+            P = self._fit_influence(X, y, sample_weight, K, codes)
         else:
             self.estimator_ = self._fit_estimator(X, y, sample_weight)
             if self.method == "loss":
@@ -74,9 +75,10 @@ class ClassificationCleaning:
         elif self.method == "validation":
             scores = self._validation_scores(X_val, y_val, codes.shape[0])
         else:
-            scores = cl.issue_scores(codes, P, "self_confidence")
+            rank = P if self._rank_proba is None else self._rank_proba
+            scores = cl.issue_scores(codes, rank, "self_confidence")
         self.scores_ = scores
-        self._flag(codes, P, scores)
+        self._flag(codes, P, scores, rank=self._rank_proba)
         self._log(f"flagged {self.n_issues_} of {codes.shape[0]} samples")
         return self
 
@@ -108,14 +110,15 @@ class ClassificationCleaning:
             sample_weight = _check_sample_weight(sample_weight, np.empty((codes.shape[0], 0)))
         return X, y, codes.astype(np.intp), sample_weight
 
-    def _flag(self, codes, P, scores):
-        """Set ``noise_joint_``, ``issues_``, ``n_issues_`` and ``suggested_labels_``."""
+    def _flag(self, codes, P, scores, rank=None):
+        """Set ``noise_joint_``, ``issues_``, ``n_issues_`` and ``suggested_labels_``;
+        ``rank``: probabilities that order the rows within confident learning's counts."""
         n, K = P.shape
         joint = cl.confident_joint(codes, P)
         self.noise_joint_ = cl.estimate_joint(joint[0], np.bincount(codes, minlength=K))
         if isinstance(self.threshold, str):  # "auto"
             if self.method in ("loo", "loss", "cross_val"):
-                issues = cl._label_issues(codes, P, self.filter_by, joint=joint)
+                issues = cl._label_issues(codes, P, self.filter_by, joint=joint, rank=rank)
             else:
                 k = int(round(n * (1.0 - np.trace(self.noise_joint_))))
                 issues = self._top(scores, k)
@@ -129,11 +132,22 @@ class ClassificationCleaning:
         self._codes = codes
         self.suggested_labels_ = self.classes_[np.where(issues, self._alternative_codes, codes)]
 
-    def _fit_influence(self, X, y, sample_weight, K):
+    def _fit_influence(self, X, y, sample_weight, K, codes):
         # the influence objective is the final step's weighted loss: the weights must reach it
         self.estimator_ = self._fit_estimator(X, y, sample_weight, final_step=True)
         if self.method == "loo" and bagged_forest(self.estimator_) is not None:
-            return oob_proba(self.estimator_, X)  # a bagged forest: out-of-bag probabilities
+            if self.forest_trees == "out_of_bag":
+                return oob_proba(self.estimator_, X)  # a bagged forest: out-of-bag probabilities
+            # confident learning counts on the out-of-bag probabilities (unbiased) and ranks
+            # by those of every tree (the ones that saw a row through their leave-one-out
+            # read: lower variance, biased towards the given label)
+            forest = bagged_forest(self.estimator_)[1]
+            if not np.array_equal(forest.classes_, self.classes_):
+                raise ValueError(f"the forest was fitted on the classes {forest.classes_!r}; "
+                                 f"y has {self.classes_!r}: pass the labels it was fitted on.")
+            P_all, P_oob = all_tree_proba(self.estimator_, X, codes)
+            self._rank_proba = P_all
+            return P_oob
         if self.method == "loo":
             P = leverage_loo_proba(self.estimator_, X, y, sample_weight, K, self.damping)
             if P is not None:

@@ -114,6 +114,16 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         the ``n (1 - trace Q)`` samples with the lowest out-of-sample
         probability of their label (``Q``: calibrated confident joint);
         ``"prune_by_noise_rate"`` is the paper's (and cleanlab's) default.
+    forest_trees : {"out_of_bag", "all"}, default="out_of_bag"
+        Bagged forest classifiers with ``method="loo"``: which trees rank the rows
+        (``"all"``: random forests, whose thresholds lie midway between rows).
+        ``"out_of_bag"``: each row's out-of-bag probabilities (the trees that left it
+        out, ~37% of them) do everything.  ``"all"``: confident learning still counts
+        the issues on those, but the rows are ranked (``scores_``, and which rows fill
+        the counts) by the average over every tree, those that saw a row contributing
+        their leave-one-out prediction read from the fitted tree (its thresholds moved
+        as if placed without the row, no regrowth): lower variance, biased towards the
+        given label, so not used for the counts.  See the trees user guide.
     validation_data : tuple (X_val, y_val), default=None
         Deprecated since 0.2 (removed in 0.3): pass ``fit(X, y, X_val=X_val,
         y_val=y_val)`` instead.
@@ -230,6 +240,7 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         "threshold": [StrOptions({"auto"}), Interval(numbers.Real, 0, 1, closed="left")],
         "action": [StrOptions(set(ACTIONS))],
         "filter_by": [StrOptions(set(cl.FILTERS))],
+        "forest_trees": [StrOptions({"out_of_bag", "all"})],
         "validation_data": [None, tuple, list],
         "cv": ["cv_object"],
         "z_threshold": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -246,6 +257,7 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         threshold="auto",
         action="remove",
         filter_by="prune_globally",
+        forest_trees="out_of_bag",
         validation_data=None,
         cv=5,
         z_threshold=DEFAULT_Z,
@@ -258,6 +270,7 @@ class InfluenceCleaner(ClassificationCleaning, RegressionCleaning, BaseExplainer
         self.threshold = threshold
         self.action = action
         self.filter_by = filter_by
+        self.forest_trees = forest_trees
         self.validation_data = validation_data
         self.cv = cv
         self.z_threshold = z_threshold

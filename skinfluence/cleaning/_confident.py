@@ -239,8 +239,10 @@ def _cap_if_needed(selected, labels, self_conf, K):
     return out
 
 
-def _label_issues(labels, P, filter_by, frac_noise=1.0, joint=None):
-    """:func:`find_label_issues` on checked input; ``joint`` is a precomputed confident joint."""
+def _label_issues(labels, P, filter_by, frac_noise=1.0, joint=None, rank=None):
+    """:func:`find_label_issues` on checked input; ``joint`` is a precomputed confident joint.
+    ``rank``: other probabilities (same shape) that order the rows within the counts
+    ``P`` gives (self-confidence, PBNR's margins), e.g. lower-variance but biased ones."""
     n, K = P.shape
     if filter_by == "predicted_neq_given":
         return _cap_per_class(np.argmax(P, axis=1) != labels, labels, K)
@@ -248,6 +250,8 @@ def _label_issues(labels, P, filter_by, frac_noise=1.0, joint=None):
     if filter_by == "confident_joint":
         return _cap_per_class((assigned >= 0) & (assigned != labels), labels, K)
     Q = estimate_joint(C, np.bincount(labels, minlength=K))
+    if rank is not None:
+        P = rank
     self_conf = P[np.arange(n), labels]
 
     if filter_by == "prune_globally":
