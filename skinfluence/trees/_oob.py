@@ -69,6 +69,13 @@ def oob_proba(model, X):
     for tree, oob in zip(forest.estimators_, masks):
         if oob.any():
             P[oob] += tree.predict_proba(Xf[oob], check_input=False)
+    return _oob_mean(P, masks, forest, Xf)
+
+
+def _oob_mean(P, masks, forest, Xf):
+    """``P`` (the sums over each row's out-of-bag trees) divided by their counts; rows
+    in every tree's bootstrap sample get the forest's in-sample probabilities, with a
+    warning."""
     count = masks.sum(axis=0)
     never = count == 0
     P[~never] /= count[~never, None]
@@ -76,7 +83,7 @@ def oob_proba(model, X):
         warnings.warn(
             f"{int(never.sum())} training points were in the bootstrap sample of every tree "
             f"of the {len(forest.estimators_)}; their in-sample probabilities stand in for "
-            "out-of-bag ones. Use more trees.", UserWarning, stacklevel=3)
+            "out-of-bag ones. Use more trees.", UserWarning, stacklevel=4)
         P[never] = forest.predict_proba(Xf[never])
     return P
 
@@ -136,16 +143,7 @@ def all_tree_proba(model, X, codes):
                 "and only the out-of-bag probabilities are used.", UserWarning, stacklevel=3)
             return None, oob_proba(model, X)
     P_all /= len(forest.estimators_)
-    count = masks.sum(axis=0)
-    never = count == 0
-    P_oob[~never] /= count[~never, None]
-    if never.any():
-        warnings.warn(
-            f"{int(never.sum())} training points were in the bootstrap sample of every tree "
-            f"of the {len(forest.estimators_)}; their in-sample probabilities stand in for "
-            "out-of-bag ones. Use more trees.", UserWarning, stacklevel=3)
-        P_oob[never] = forest.predict_proba(Xf[never])
-    return P_all, P_oob
+    return P_all, _oob_mean(P_oob, masks, forest, Xf)
 
 
 def oob_predict(model, X):
