@@ -171,7 +171,8 @@ def _check_class_sizes(y, console):
 
 
 # --------------------------------------------------------------------------- label-issues
-def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classification"):
+def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classification",
+                      n_jobs=None):
     """Suspicion score, issue flag and suggested label for every row.
 
     Uses :class:`skinfluence.InfluenceCleaner`.  Returns ``(scores, issues,
@@ -184,7 +185,7 @@ def rank_label_issues(X, y, estimator, *, method="loo", verbose=0, task="classif
     from skinfluence.cleaning import InfluenceCleaner
 
     params = {} if method is None else {"method": method}
-    cleaner = InfluenceCleaner(estimator, verbose=verbose, **params)
+    cleaner = InfluenceCleaner(estimator, verbose=verbose, n_jobs=n_jobs, **params)
     try:
         with warnings.catch_warnings():  # cmd_label_issues words it for --model hgb
             warnings.filterwarnings("ignore", message=".*confident learning \\(threshold")
@@ -225,6 +226,7 @@ def cmd_label_issues(args):
     scores, issues, suggested = rank_label_issues(
         X, y, estimator, method=args.method or (None if regression else "loo"),
         verbose=int(args.verbose and args.output != "-"), task=plan.task,
+        n_jobs=args.n_jobs,
     )
     order = np.lexsort((np.arange(len(scores)), -scores))
     n_issues = int(issues.sum())
@@ -281,7 +283,7 @@ def _plot_label_issues(args, table, scores, issues, n_issues, console):
 
 # --------------------------------------------------------------------------- explain
 def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="classification",
-                verbose=0, approximation="auto"):
+                verbose=0, approximation="auto", n_jobs=None):
     """Fit ``estimator`` on all rows and explain the prediction for ``row``.
 
     Returns ``(kinds, explained, predicted)``: ``kinds`` maps a heading to
@@ -294,7 +296,8 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="class
     """
     from skinfluence import InfluenceFunctions
 
-    inf = InfluenceFunctions(estimator, approximation=approximation, verbose=verbose)
+    inf = InfluenceFunctions(estimator, approximation=approximation, verbose=verbose,
+                             n_jobs=n_jobs)
     inf.fit(X, y)
     x = X[row : row + 1]
     predicted = inf.predict(x)[0]
@@ -307,11 +310,13 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="class
         kinds = {"raises": (up, contribution[up]), "lowers": (down, contribution[down])}
         return kinds, predicted, predicted
     target = predicted if against == "prediction" else y[row]
-    bunch = inf.explain(x, np.asarray([target], dtype=y.dtype), k=k)
-    kinds = {
-        kind: (np.asarray(bunch[f"{kind}_indices"])[0], np.asarray(bunch[f"{kind}_values"])[0])
-        for kind in ("helpful", "harmful")
-    }
+    # one query: its whole row, ordered here so that equal values list by row number
+    # (explain's order of ties follows its blocks, which depend on n_jobs)
+    influence = np.asarray(inf.transform(x, np.asarray([target], dtype=y.dtype))[0])
+    k = min(k, len(influence))
+    helpful = np.argsort(-influence, kind="stable")[:k]
+    harmful = np.argsort(influence, kind="stable")[:k]
+    kinds = {"helpful": (helpful, influence[helpful]), "harmful": (harmful, influence[harmful])}
     return kinds, target, predicted
 
 
@@ -375,7 +380,7 @@ def cmd_explain(args):
     kinds, target, predicted = explain_row(
         X, y, estimator, row, k=k, against=args.against, task=task,
         verbose=int(not args.quiet and args.output != "-"),
-        approximation=influence_approximation(name),
+        approximation=influence_approximation(name), n_jobs=args.n_jobs,
     )
     what = "the model's prediction" if args.against == "prediction" else "the given label"
     console.say(
@@ -445,7 +450,7 @@ def _plot_explanation(path, kinds, y, row, value_name, console):
 
 # --------------------------------------------------------------------------- value
 def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5,
-               random_state=0, verbose=0, task="classification"):
+               random_state=0, verbose=0, task="classification", n_jobs=None):
     """Data value of every row (higher = more helpful) with the given valuation method.
 
     ``estimator`` is unused by ``knn-shapley``, whose utility is that of a KNN
@@ -475,6 +480,8 @@ def value_rows(X, y, method, estimator, *, X_val=None, y_val=None, n_neighbors=5
         valuer.set_params(verbose=verbose)
     if "random_state" in params:
         valuer.set_params(random_state=random_state)
+    if method == "influence":  # threads over blocks of rows; other valuers fit in processes
+        valuer.set_params(n_jobs=n_jobs)
     valuer.fit(X, y, X_val=X_val, y_val=y_val)
     return np.asarray(valuer.values_, dtype=np.float64)
 
@@ -524,7 +531,8 @@ def cmd_value(args):
     console.progress(f"valuing every row with {args.method} ...")
     values = value_rows(X, y, args.method, estimator, X_val=X_val, y_val=y_val,
                         n_neighbors=args.n_neighbors, random_state=args.random_state,
-                        verbose=int(not args.quiet and args.output != "-"), task=task)
+                        verbose=int(not args.quiet and args.output != "-"), task=task,
+                        n_jobs=args.n_jobs)
     order = np.lexsort((np.arange(len(values)), values))  # least valuable first
     console.say(f"valued {table.n_rows} rows with {args.method} (higher = more helpful); "
                 f"median {np.median(values):.4g}, {int((values < 0).sum())} negative.")

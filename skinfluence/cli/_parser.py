@@ -93,6 +93,17 @@ def _nonneg_int(text):
     return value
 
 
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number of threads >= 1, or -1 for all "
+                                         "cores; got 0")
+    return value
+
+
 def _pos_float(text):
     try:
         value = float(text)
@@ -120,6 +131,10 @@ def build_parser():
                         help="say how every column is used")
     common.add_argument("--debug", action="store_true",
                         help="show the full traceback of unexpected errors")
+    common.add_argument("--n-jobs", "-j", type=_n_jobs, default=-1, metavar="N",
+                        help="threads for influence, leave-one-out cleaning and value "
+                        "--method influence (default -1: every core; the numbers do not "
+                        "depend on it)")
 
     parser = argparse.ArgumentParser(
         prog="skinfluence",

@@ -113,6 +113,28 @@ def test_forest_explain_is_the_refit_on_the_same_draws(iris_csv, tmp_path):
     assert float(rows[3][3]) < 0 < float(rows[0][3])
 
 
+def test_forest_explain_same_rows_on_any_number_of_threads(iris_csv, tmp_path):
+    """--n-jobs changes how the rows are split among threads, not the listing: equal
+    influences (iris has many) list by row number, whatever the thread count."""
+    outs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"why{jobs}.csv"
+        proc = run("explain", iris_csv, "-t", "species", "--row", 70, "--model", "forest",
+                   "-k", 12, "-j", jobs, "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    _, rows = read_out(outs[0])
+    for kind in ("helpful", "harmful"):
+        listed = [(float(r[3]), int(r[2])) for r in rows if r[0] == kind]
+        sign = -1 if kind == "helpful" else 1
+        assert listed == sorted(listed, key=lambda vr: (sign * vr[0], vr[1]))
+        values = [v for v, _ in listed]
+        assert len(set(values)) < len(values)  # the order of ties is exercised
+    proc = run("explain", iris_csv, "-t", "species", "--row", 3, "-j", 0)
+    assert proc.returncode != 0 and "-1 for all cores" in proc.stderr
+
+
 def test_forest_label_issues_use_out_of_bag_probabilities(iris_csv):
     proc = run("label-issues", iris_csv, "-t", "species", "--model", "forest", "-o", "-")
     assert proc.returncode == 0, proc.stderr
