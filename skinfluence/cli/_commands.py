@@ -347,7 +347,7 @@ def _forest_cost_note(n):
             f"with the square of the rows): on {n} rows this takes minutes (about 2 minutes at "
             f"2,000 rows on 2 cores), longer when the features repeat values and the\n"
             f"      target is not whole numbers (then the row's removal re-sorts tied "
-            f"values: about\n      20 minutes of one core at 6,366 rows). --model hgb "
+            f"values: about\n      20 minutes of one core at 6,366 rows, 10 on two). --model hgb "
             f"answers in seconds; progress is\n      shown below.")
 
 
