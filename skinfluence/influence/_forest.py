@@ -330,11 +330,10 @@ class ForestBlocks:
         """Chunks of training points whose blocks over ``n_queries`` queries stay small."""
         ens = self.removal.ensemble
         size = max(16, _BLOCK_ENTRIES // max(n_queries * ens.n_outputs, 1))
-        # a point regrows every tree that saw it: small chunks keep the progress moving
+        # a point regrows every tree that saw it: small chunks keep the progress moving and
+        # the threads busy.  The chunks do not depend on n_jobs: explain's order of equal
+        # values follows them, and must not change with the thread count.
         size = min(size, _MAX_CHUNK_POINTS)
-        n_workers = effective_n_jobs(self.explainer.n_jobs)
-        if n_workers > 1:  # enough chunks to keep every worker busy
-            size = min(size, max(1, -(-ens.n_train // (4 * n_workers))))
         return chunk_slices(ens.n_train, size)
 
     def block(self, Xf, Z0, y_enc, cols):

@@ -153,6 +153,19 @@ def test_explain_matches_transform():
                                top.helpful_values)
 
 
+def test_explain_the_same_on_any_number_of_threads():
+    """Forests give many equal influences (rows that share no leaf with the query); their
+    order in explain must not follow the thread count."""
+    X, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0)
+    tops = [InfluenceFunctions(forest, n_jobs=n_jobs).fit(X, y).explain(X[60:80], k=12)
+            for n_jobs in (1, 2)]
+    for key in tops[0]:
+        np.testing.assert_array_equal(tops[0][key], tops[1][key])
+    values = tops[0].harmful_values
+    assert any(len(set(row)) < len(row) for row in values)  # ties are exercised
+
+
 def _leaf_refit(tree, X, y, w, j, Xq):
     """Fixed structure by brute force: the same splits, leaf values recomputed without j."""
     sw = w.copy()
