@@ -22,6 +22,15 @@ from skinfluence.trees._hgb import BoostedModel
 R, C = HistGradientBoostingRegressor, HistGradientBoostingClassifier
 
 
+def _link_proba(z, K):
+    """Probabilities of raw outputs ``z`` (n, K): the sigmoid for one output, else the
+    softmax."""
+    if K == 1:
+        return 1 / (1 + np.exp(-z))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 @pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
 def test_leaf_refit_equals_scikit_learn_refits_when_the_structure_holds(kind, cells,
                                                                         same_partitions):
@@ -203,11 +212,7 @@ def test_boostin_final_is_the_loss_at_the_summed_leaf_changes(kind, cells):
         d = -(Y - ybar) / (len(y) * ybar)
         D += (d - d.mean(axis=1, keepdims=True)).T[None]
     for t in range(model.n_iter):
-        if K == 1:
-            p = 1 / (1 + np.exp(-zt))
-        else:
-            p = np.exp(zt - zt.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
+        p = _link_proba(zt, K)
         g, h = p - Y, p * (1 - p)
         for k in range(K):
             s = t * K + k
@@ -293,11 +298,7 @@ def test_boostin_contribution_is_the_loss_without_the_rows_shares(kind, cells):
     zt = np.tile(model.baseline, (n, 1))
     grads = []
     for t in range(model.n_iter):
-        if K == 1:
-            p = 1 / (1 + np.exp(-zt))
-        else:
-            p = np.exp(zt - zt.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
+        p = _link_proba(zt, K)
         grads.append((p - Y, p * (1 - p)))
         for k in range(K):
             zt[:, k] += rem.values64[lt[t * K + k]]
@@ -398,11 +399,7 @@ def _hand_state(model, lt, lq, Y, w, lr, lam):
     zq = np.tile(base, (lq.shape[1], 1))
     move = np.tile(dbase.T[None], (lq.shape[1], 1, 1))
     for t in range(model.n_iter):
-        if K == 1:
-            p = 1 / (1 + np.exp(-zt))
-        else:
-            p = np.exp(zt - zt.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
+        p = _link_proba(zt, K)
         g, h = w[:, None] * (p - Y), w[:, None] * p * (1 - p)
         for k in range(K):
             s = t * K + k
