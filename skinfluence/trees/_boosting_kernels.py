@@ -478,7 +478,7 @@ def shares_at_weights(loss, y, w, leaves, q_leaf, base, leaf_start, fixed_zero, 
             for i in range(n):
                 z, yi, wi = F[i, 0], y[i], w[i]
                 if z > -37.0:  # scikit-learn's two branches, exp(-z) carried
-                    if E[i] < 0.0:  # back from below -37: recomputed
+                    if E[i] <= 0.0:  # back from below -37 (or underflowed): recomputed
                         E[i] = math.exp(-z)
                     e = E[i]
                     g[i, 0] = wi * (((1.0 - yi) - yi * e) / (1.0 + e))
