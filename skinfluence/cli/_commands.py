@@ -311,7 +311,7 @@ def explain_row(X, y, estimator, row, *, k=10, against="prediction", task="class
         return kinds, predicted, predicted
     target = predicted if against == "prediction" else y[row]
     # one query: its whole row, ordered here so that equal values list by row number
-    # (explain's order of ties follows its blocks, which depend on n_jobs)
+    # (explain orders equal values by its blocks of rows)
     influence = np.asarray(inf.transform(x, np.asarray([target], dtype=y.dtype))[0])
     k = min(k, len(influence))
     helpful = np.argsort(-influence, kind="stable")[:k]
