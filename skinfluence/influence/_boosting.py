@@ -323,16 +323,23 @@ class BoostingRemoval:
             self._shared_sums(q_leaves, np.ones((m.n_trees, nq)), np.ones((nq, 1)), out)
             kernels.scalar_loss_change(m.loss, Z0[:, 0], y_enc, out)
             return out
-        D = np.empty((nq, K, self.y.size))
-        part = np.empty((nq, self.y.size))
+        out[...] = self._effect(Z0, y_enc, self._output_moves(q_leaves))
+        return out
+
+    def _output_moves(self, q_leaves):
+        """``(n_q, K, n)``: each query output's move when each row's shares leave the leaves
+        it shares with the query (the trees of that output only)."""
+        m = self.model
+        nq, K, n = q_leaves.shape[1], m.n_outputs, self.y.size
+        D = np.empty((nq, K, n))
+        part = np.empty((nq, n))
         for k in range(K):
             weights = np.repeat((m.tree_output == k).astype(np.float64)[:, None], nq, axis=1)
             g0 = np.zeros((nq, K))
             g0[:, k] = 1.0
             self._shared_sums(q_leaves, weights, g0, part)
             D[:, k] = part
-        out[...] = self._effect(Z0, y_enc, D)
-        return out
+        return D
 
     def _greedy_rows(self, q_leaves, Z0, y_enc):
         """Marginal predicted rises (n_q, n_rows) and removal orders (n_q, n_rows) of
@@ -343,16 +350,9 @@ class BoostingRemoval:
                 "their removal raises each query's loss, so it needs y; without y use "
                 "'boostin_contribution'.")
         m = self.model
-        nq, K, n = Z0.shape[0], m.n_outputs, self.y.size
+        nq, n = Z0.shape[0], self.y.size
         # the first state (nothing removed) is boostin_contribution's, shared by all
-        D0 = np.empty((nq, K, n))
-        part = np.empty((nq, n))
-        for k in range(K):
-            weights = np.repeat((m.tree_output == k).astype(np.float64)[:, None], nq, axis=1)
-            g0 = np.zeros((nq, K))
-            g0[:, k] = 1.0
-            self._shared_sums(q_leaves, weights, g0, part)
-            D0[:, k] = part
+        D0 = self._output_moves(q_leaves)
         z_ref = m.outputs_from_leaves(q_leaves, values=self.values64, baseline=self.base64)
         vals = np.empty((nq, n))
         order = np.empty((nq, n), dtype=np.int64)
